@@ -1,0 +1,123 @@
+/* Kafka API dispatch: one table {API key, min version, max version, first
+ * flexible version, handler}. ApiVersions answers from the same table.
+ *
+ * Locality: everything here runs on the broker's loop thread.
+ *
+ * Request lifecycle (the contract between broker/net and the handlers):
+ *  1. net reads one whole frame (size already checked against
+ *     socket.request.max.bytes), parses the request header and builds a
+ *     kafka_request_t whose `body` reader starts after the header.
+ *  2. net calls api_dispatch(). Unknown keys and unsupported versions are
+ *     answered or refused by api_dispatch itself, per the table.
+ *  3. The handler decodes req->body, writes the response *body* (no size,
+ *     no correlation id, no header tags: net writes the header) into
+ *     `resp`, and returns:
+ *       API_RESPOND      send resp now (in request order);
+ *       API_NO_RESPONSE  send nothing (Produce acks=0);
+ *       API_DEFERRED     the handler keeps req and resp and later calls
+ *                        api_request_complete() exactly once (long-poll
+ *                        Fetch, Produce waiting on replication, admin
+ *                        requests waiting on ZooKeeper). Responses stay in
+ *                        request order: later responses on the connection
+ *                        wait for this one;
+ *       API_MALFORMED    the request could not be decoded: net logs it with
+ *                        the peer, key and reason, and closes that
+ *                        connection.
+ *  4. A deferred request whose connection closed meanwhile is still
+ *     completed by its owner; net then just frees it. req and resp stay
+ *     valid until api_request_complete() returns.
+ */
+#ifndef VLTAVA_API_H
+#define VLTAVA_API_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "kafka_codec.h"
+
+struct ev_loop;
+struct broker_config;
+struct log_manager;
+struct coordinator;
+struct replica_manager;
+struct fetch_purgatory;
+
+enum kafka_api_key {
+    KAFKA_API_PRODUCE = 0,
+    KAFKA_API_FETCH = 1,
+    KAFKA_API_LIST_OFFSETS = 2,
+    KAFKA_API_METADATA = 3,
+    KAFKA_API_OFFSET_COMMIT = 8,
+    KAFKA_API_OFFSET_FETCH = 9,
+    KAFKA_API_FIND_COORDINATOR = 10,
+    KAFKA_API_JOIN_GROUP = 11,
+    KAFKA_API_HEARTBEAT = 12,
+    KAFKA_API_LEAVE_GROUP = 13,
+    KAFKA_API_SYNC_GROUP = 14,
+    KAFKA_API_DESCRIBE_GROUPS = 15,
+    KAFKA_API_LIST_GROUPS = 16,
+    KAFKA_API_API_VERSIONS = 18,
+    KAFKA_API_CREATE_TOPICS = 19,
+    KAFKA_API_DELETE_TOPICS = 20,
+    KAFKA_API_INIT_PRODUCER_ID = 22,
+    KAFKA_API_DESCRIBE_CONFIGS = 32,
+    KAFKA_API_CREATE_PARTITIONS = 37,
+    KAFKA_API_KEY_COUNT = 68 /* table size; keys at or above are unknown */
+};
+
+/* Everything a handler may touch. One per broker; owned by broker main. */
+typedef struct api_context {
+    struct ev_loop *loop;
+    const struct broker_config *config;
+    struct log_manager *logs;
+    struct coordinator *coord;
+    struct replica_manager *replicas;
+    struct fetch_purgatory *fetches;
+} api_context_t;
+
+typedef struct kafka_request {
+    int16_t api_key;
+    int16_t api_version;
+    int32_t correlation_id;
+    kslice_t client_id; /* nullable */
+    bool flexible;      /* header v2 request; response header v1 */
+    kreader_t body;     /* positioned after the request header */
+    /* The whole frame, owned by net. Mutable: Produce rewrites BaseOffset
+     * and PartitionLeaderEpoch of record batches in place. */
+    uint8_t *frame;
+    size_t frame_len;
+    const char *peer; /* "ip:port", for logs */
+    void *conn;       /* opaque to handlers; net's */
+} kafka_request_t;
+
+typedef enum api_result {
+    API_RESPOND = 0,
+    API_NO_RESPONSE,
+    API_DEFERRED,
+    API_MALFORMED,
+} api_result_t;
+
+typedef api_result_t (*api_handler_fn)(api_context_t *ctx, kafka_request_t *req,
+                                       kafka_response_t *resp);
+
+typedef struct api_entry {
+    int16_t min_version;
+    int16_t max_version;
+    int16_t first_flexible; /* -1: never flexible */
+    api_handler_fn handler; /* NULL: not supported */
+    const char *name;
+} api_entry_t;
+
+/* The table entry for a key, or NULL when unknown/unsupported. */
+const api_entry_t *api_lookup(int16_t api_key);
+/* True when (key, version) uses flexible encoding (request header v2). */
+bool api_is_flexible(int16_t api_key, int16_t api_version);
+
+/* Runs the handler for req; see the lifecycle above. */
+api_result_t api_dispatch(api_context_t *ctx, kafka_request_t *req, kafka_response_t *resp);
+
+/* Completes a deferred request (implemented by broker/net). `result` is
+ * API_RESPOND or API_NO_RESPONSE. Net takes back ownership of req and resp. */
+void api_request_complete(kafka_request_t *req, kafka_response_t *resp, api_result_t result);
+
+#endif

@@ -1,0 +1,57 @@
+/* Broker configuration: a properties file with Kafka's key names where the
+ * meaning is the same, overridden by VLTAVA_* environment variables (key
+ * upper-cased, '.' -> '_': VLTAVA_BROKER_ID), overridden in turn by
+ * command-line flags (--broker.id=1 or --broker.id 1). Unknown keys and bad
+ * values stop the start with a message naming the key. */
+#ifndef VLTAVA_BROKER_CONFIG_H
+#define VLTAVA_BROKER_CONFIG_H
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "partition_log.h"
+
+typedef struct broker_config {
+    int32_t broker_id;               /* broker.id */
+    char *listener_host;             /* listeners=PLAINTEXT://host:port */
+    int32_t listener_port;
+    char *advertised_host;           /* advertised.listeners (default: listeners) */
+    int32_t advertised_port;
+    char *rpc_host;                  /* replication.listener=host:port (inter-broker RPC) */
+    int32_t rpc_port;
+    char *zookeeper_connect;         /* zookeeper.connect */
+    int32_t zk_session_timeout_ms;   /* zookeeper.session.timeout.ms */
+    char *log_dir;                   /* log.dirs (one directory) */
+    char *rack;                      /* broker.rack (NULL: unset) */
+    int32_t num_partitions;          /* num.partitions */
+    int16_t default_replication_factor; /* default.replication.factor */
+    int16_t min_insync_replicas;     /* min.insync.replicas */
+    bool auto_create_topics;         /* auto.create.topics.enable */
+    bool delete_topic_enable;        /* delete.topic.enable */
+    bool unclean_leader_election;    /* unclean.leader.election.enable */
+    bool auto_leader_rebalance;      /* auto.leader.rebalance.enable */
+    int32_t socket_request_max_bytes; /* socket.request.max.bytes */
+    int32_t max_connections;         /* max.connections */
+    int32_t queued_max_requests;     /* queued.max.requests: pipelined requests per connection */
+    int32_t replica_lag_time_max_ms; /* replica.lag.time.max.ms */
+    int64_t retention_check_interval_ms; /* log.retention.check.interval.ms */
+    int64_t flush_scheduler_interval_ms; /* log.flush.scheduler.interval.ms */
+    int log_level;                   /* log.level: error|warn|info|debug (vlog levels) */
+    /* Topic defaults: log.segment.bytes, log.roll.ms, log.retention.ms,
+     * log.retention.bytes, message.max.bytes, log.flush.interval.messages,
+     * log.flush.interval.ms, log.index.interval.bytes,
+     * log.index.size.max.bytes, log.message.timestamp.type. */
+    log_config_t log_defaults;
+} broker_config_t;
+
+/* Fills cfg from defaults, the file named by --config FILE (or a first
+ * positional argument), VLTAVA_* variables and flags. Returns 0; 1 when
+ * --help was printed; -1 with a message naming the key in err. */
+int broker_config_load(broker_config_t *cfg, int argc, char **argv, char *err, size_t err_size);
+void broker_config_free(broker_config_t *cfg);
+/* Prints every option with its default and meaning. */
+void broker_config_usage(FILE *out);
+
+#endif

@@ -1,0 +1,46 @@
+/* The log manager: one log directory holding many partition logs
+ * (<log.dir>/<topic>-<partition>/), plus the per-directory files Kafka
+ * keeps: recovery-point-offset-checkpoint, replication-offset-checkpoint
+ * (high watermarks), log-start-offset-checkpoint and the clean-shutdown
+ * marker (.kafka_cleanshutdown).
+ *
+ * Locality: owned by the broker's loop thread. It owns every
+ * partition_log_t it returns.
+ */
+#ifndef VLTAVA_LOG_MANAGER_H
+#define VLTAVA_LOG_MANAGER_H
+
+#include "partition_log.h"
+
+typedef struct log_manager log_manager_t;
+
+/* Opens the directory (created if absent), reads the checkpoints and the
+ * clean-shutdown marker (then removes the marker: we are running now), and
+ * opens every partition directory in it, recovering those that need it.
+ * Logs open with `defaults`; the broker applies topic overrides later with
+ * partition_log_set_config(). */
+log_err_t log_manager_open(const char *dir, const log_config_t *defaults, log_manager_t **out);
+/* Flushes everything, writes the checkpoints and the clean-shutdown marker,
+ * closes every log and frees the manager. */
+void log_manager_close(log_manager_t *lm);
+
+partition_log_t *log_manager_get(log_manager_t *lm, const char *topic, int32_t partition);
+/* Returns the existing log or creates an empty one with cfg (NULL: the
+ * defaults). */
+log_err_t log_manager_get_or_create(log_manager_t *lm, const char *topic, int32_t partition,
+                                    const log_config_t *cfg, partition_log_t **out);
+/* Deletes the partition's directory and forgets it. */
+log_err_t log_manager_delete(log_manager_t *lm, const char *topic, int32_t partition);
+
+typedef void (*log_manager_visit_fn)(void *arg, const char *topic, int32_t partition,
+                                     partition_log_t *log);
+void log_manager_foreach(log_manager_t *lm, log_manager_visit_fn fn, void *arg);
+
+/* Periodic work for every log (see partition_log_tick) and, every
+ * checkpoint interval, the checkpoint files. */
+void log_manager_tick(log_manager_t *lm, int64_t now_ms);
+/* Writes the three checkpoint files now (write to temp, fsync, rename). */
+log_err_t log_manager_checkpoint(log_manager_t *lm);
+const log_config_t *log_manager_defaults(const log_manager_t *lm);
+
+#endif

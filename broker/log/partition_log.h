@@ -1,0 +1,157 @@
+/* The partition log: one directory of segments per partition, in Kafka's
+ * file names and formats (<20-digit base offset>.log / .index / .timeindex,
+ * leader-epoch-checkpoint).
+ *
+ * Locality: a partition_log_t is owned by one loop thread; nothing here is
+ * thread-safe. Invariants (asserted in debug builds, checked by tests):
+ *  - offsets are dense and strictly increasing; a batch never spans segments;
+ *  - log start offset <= high watermark <= log end offset;
+ *  - the indexes are hints and can always be rebuilt from the .log;
+ *  - after open() every byte below the end is a whole batch with a valid CRC.
+ */
+#ifndef VLTAVA_PARTITION_LOG_H
+#define VLTAVA_PARTITION_LOG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct partition_log partition_log_t;
+
+/* Per-partition settings, Kafka's topic-level keys. */
+typedef struct log_config {
+    int64_t segment_bytes;        /* segment.bytes (1 GiB) */
+    int64_t segment_ms;           /* segment.ms (7 days) */
+    int64_t retention_bytes;      /* retention.bytes (-1: unlimited) */
+    int64_t retention_ms;         /* retention.ms (7 days; -1: unlimited) */
+    int32_t max_message_bytes;    /* max.message.bytes (1048588) */
+    int64_t flush_messages;       /* flush.messages (INT64_MAX: never) */
+    int64_t flush_ms;             /* flush.ms (INT64_MAX: never) */
+    int32_t index_interval_bytes; /* index.interval.bytes (4096) */
+    int32_t segment_index_bytes;  /* segment.index.bytes (10 MiB) */
+    bool log_append_time;         /* message.timestamp.type=LogAppendTime */
+} log_config_t;
+
+void log_config_defaults(log_config_t *cfg);
+/* Sets one topic-level key from its string value. Returns 0, or -1 with a
+ * message in err (unknown key, or a value out of range). */
+int log_config_set(log_config_t *cfg, const char *key, const char *value, char *err,
+                   size_t err_size);
+/* Current value of a key as a string, for DescribeConfigs; NULL if unknown.
+ * `keys` lists every supported key, NULL-terminated. */
+extern const char *const log_config_keys[];
+int log_config_get(const log_config_t *cfg, const char *key, char *out, size_t out_size);
+
+typedef enum log_err {
+    LOG_OK = 0,
+    LOG_ERR_BAD_MAGIC,     /* magic != 2 (UNSUPPORTED_FOR_MESSAGE_FORMAT) */
+    LOG_ERR_BAD_CRC,       /* CRC-32C mismatch (CORRUPT_MESSAGE) */
+    LOG_ERR_BAD_LENGTH,    /* a length field inconsistent with the buffer (CORRUPT_MESSAGE) */
+    LOG_ERR_BAD_COUNT,     /* lastOffsetDelta + 1 != recordCount, or count <= 0 (INVALID_RECORD) */
+    LOG_ERR_TOO_LARGE,     /* a batch larger than max.message.bytes (MESSAGE_TOO_LARGE) */
+    LOG_ERR_CONTROL_BATCH, /* control flag set on a client batch (INVALID_RECORD) */
+    LOG_ERR_GAP,           /* follower append: first offset above the log end */
+    LOG_ERR_OVERLAP,       /* follower append: first offset below the log end */
+    LOG_ERR_OUT_OF_RANGE,  /* read/truncate offset outside [start, end] */
+    LOG_ERR_IO,            /* the OS refused (errno is kept in the message) */
+} log_err_t;
+
+const char *log_err_str(log_err_t err);
+
+/* Opens (creating if needed) the partition directory `dir`.
+ * clean_shutdown: the log dir's clean-shutdown marker was present, so the
+ * segments are trusted and opened without scanning. Otherwise every batch
+ * from recovery_point on is re-validated and a torn or corrupt tail is
+ * truncated (later segments deleted); missing or corrupt indexes are rebuilt
+ * in either case. */
+log_err_t partition_log_open(const char *dir, const log_config_t *cfg, int64_t recovery_point,
+                             bool clean_shutdown, partition_log_t **out);
+/* Flushes and closes; frees log. */
+void partition_log_close(partition_log_t *log);
+/* Closes and removes the directory and all its files; frees log. */
+log_err_t partition_log_delete(partition_log_t *log);
+void partition_log_set_config(partition_log_t *log, const log_config_t *cfg);
+const log_config_t *partition_log_config(const partition_log_t *log);
+const char *partition_log_dir(const partition_log_t *log);
+
+typedef struct log_append_info {
+    int64_t first_offset;
+    int64_t last_offset;
+    int64_t max_timestamp;   /* greatest MaxTimestamp appended */
+    int64_t log_append_time; /* -1 unless LogAppendTime */
+    int32_t batch_count;
+    int32_t record_count;
+} log_append_info_t;
+
+/* Appends client batches: validates every batch (magic, CRC, lengths,
+ * counts, size, no control flag) before writing anything, then rewrites
+ * BaseOffset and PartitionLeaderEpoch in place and writes them all
+ * (all-or-nothing). Rolls the segment first when segment.bytes or
+ * segment.ms says so. */
+log_err_t partition_log_append(partition_log_t *log, uint8_t *batches, size_t len,
+                               int32_t leader_epoch, int64_t now_ms, log_append_info_t *info);
+/* Appends batches whose offsets are already assigned (a follower copying
+ * its leader). The first batch must start exactly at the log end. */
+log_err_t partition_log_append_replica(partition_log_t *log, const uint8_t *batches, size_t len,
+                                       log_append_info_t *info);
+
+/* A read: file ranges to send with sendfile(). Each range's fd is a dup()
+ * owned by the caller (so a segment deleted meanwhile stays readable);
+ * partition_log_read_release() closes whatever the caller did not take. */
+#define LOG_READ_MAX_RANGES 8
+typedef struct log_file_range {
+    int fd;
+    int64_t position;
+    int64_t length;
+} log_file_range_t;
+
+typedef struct log_read {
+    log_file_range_t ranges[LOG_READ_MAX_RANGES];
+    int nranges;
+    int64_t total_bytes;
+    int64_t first_offset; /* base offset of the first batch returned */
+    int64_t next_offset;  /* offset after the last batch returned */
+} log_read_t;
+
+/* Reads whole batches starting at the batch that contains `offset`, up to
+ * max_bytes, but at least one whole batch (when one is below max_offset)
+ * even if it is larger. Only batches whose last offset is below max_offset
+ * (exclusive; pass the high watermark or the log end) are returned.
+ * offset == log end returns zero ranges and LOG_OK; an offset outside
+ * [log start, log end] returns LOG_ERR_OUT_OF_RANGE. */
+log_err_t partition_log_read(partition_log_t *log, int64_t offset, int64_t max_bytes,
+                             int64_t max_offset, log_read_t *out);
+void partition_log_read_release(log_read_t *rd);
+
+int64_t partition_log_start_offset(const partition_log_t *log);
+int64_t partition_log_end_offset(const partition_log_t *log); /* next offset to assign */
+int64_t partition_log_high_watermark(const partition_log_t *log);
+/* Set by the replica layer; clamped to [start, end]. */
+void partition_log_set_high_watermark(partition_log_t *log, int64_t hw);
+int64_t partition_log_recovery_point(const partition_log_t *log);
+
+/* First offset whose timestamp is >= ts, with that batch's max timestamp.
+ * *offset = -1 when no such batch exists. */
+log_err_t partition_log_offset_for_time(partition_log_t *log, int64_t ts, int64_t *offset,
+                                        int64_t *timestamp);
+
+/* Leader epochs (leader-epoch-checkpoint): the largest epoch <= `epoch`
+ * and the offset where the next epoch starts (or the log end for the
+ * latest). *end_offset = -1 when the log has no epoch <= `epoch`. */
+void partition_log_epoch_end_offset(const partition_log_t *log, int32_t epoch,
+                                    int32_t *found_epoch, int64_t *end_offset);
+int32_t partition_log_latest_epoch(const partition_log_t *log); /* -1 if none */
+
+/* Removes every batch at or above offset (offset must be >= log start). */
+log_err_t partition_log_truncate_to(partition_log_t *log, int64_t offset);
+/* Removes everything; the log restarts empty at `offset`. */
+log_err_t partition_log_truncate_fully(partition_log_t *log, int64_t offset);
+
+/* fsync the active segment and indexes; advances the recovery point. */
+log_err_t partition_log_flush(partition_log_t *log);
+/* Periodic work: time-based roll (segment.ms), flush.ms, retention by
+ * retention.ms and retention.bytes (whole segments, never the active one,
+ * never above the high watermark). Returns the segments deleted. */
+int partition_log_tick(partition_log_t *log, int64_t now_ms);
+
+#endif

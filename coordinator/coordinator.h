@@ -1,0 +1,133 @@
+/* The coordinator: this broker's ZooKeeper session, its registration, the
+ * controller (election, topic/partition assignment, leader election) and the
+ * cluster metadata cache every Kafka API answers from.
+ *
+ * Locality: all functions are called on the broker's loop thread, and all
+ * callbacks run there. ZooKeeper client threads only enqueue and signal the
+ * loop (ev_async); they never touch coordinator state.
+ *
+ * ZooKeeper layout (under the chroot): see ../shared/design.md. Payloads are
+ * protobuf messages from proto/.
+ */
+#ifndef VLTAVA_COORDINATOR_H
+#define VLTAVA_COORDINATOR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct ev_loop;
+
+typedef struct coordinator coordinator_t;
+
+typedef struct md_broker {
+    int32_t id;
+    char *host;
+    int32_t port;     /* Kafka listener (advertised) */
+    int32_t rpc_port; /* inter-broker RPC listener */
+    char *rack;       /* NULL when unset */
+} md_broker_t;
+
+typedef struct md_partition {
+    int32_t id;
+    int32_t leader; /* -1: no leader (offline) */
+    int32_t leader_epoch;
+    int32_t *replicas;
+    int32_t nreplicas;
+    int32_t *isr;
+    int32_t nisr;
+    int32_t *offline; /* replicas not on a live broker */
+    int32_t noffline;
+} md_partition_t;
+
+typedef struct md_topic {
+    char *name;
+    uint8_t id[16];
+    md_partition_t *partitions; /* indexed by partition id */
+    int32_t npartitions;
+    char **config_keys; /* topic-level overrides from /config/topics/<t> */
+    char **config_values;
+    size_t nconfigs;
+} md_topic_t;
+
+/* The cluster as this broker knows it. Valid until control returns to the
+ * loop; copy what you keep. */
+typedef struct cluster_metadata {
+    const char *cluster_id;
+    int32_t controller_id; /* -1 when none is known */
+    md_broker_t *brokers;  /* live brokers, sorted by id */
+    size_t nbrokers;
+    md_topic_t *topics; /* sorted by name */
+    size_t ntopics;
+} cluster_metadata_t;
+
+const md_topic_t *cluster_metadata_topic(const cluster_metadata_t *md, const char *name,
+                                         size_t name_len);
+const md_broker_t *cluster_metadata_broker(const cluster_metadata_t *md, int32_t id);
+
+typedef struct coordinator_config {
+    const char *zk_connect; /* "host:port[,host:port...][/chroot]" */
+    int32_t zk_session_timeout_ms;
+    int32_t broker_id;
+    const char *advertised_host;
+    int32_t advertised_port;
+    const char *rpc_host;
+    int32_t rpc_port;
+    const char *rack; /* NULL when unset */
+    int32_t default_partitions;         /* num.partitions */
+    int16_t default_replication_factor; /* default.replication.factor */
+    bool unclean_leader_election;
+    bool auto_leader_rebalance;
+} coordinator_config_t;
+
+/* What this broker must do for its partitions. Both run on the loop. */
+typedef struct coordinator_callbacks {
+    void *arg;
+    /* This broker is a replica of (topic, partition) and its state is now p
+     * (p->leader == own id: lead it; otherwise follow p->leader). Called on
+     * assignment and whenever leader or leader epoch changes. */
+    void (*partition_changed)(void *arg, const md_topic_t *topic, const md_partition_t *p);
+    /* This broker is no longer a replica (the topic was deleted, or the
+     * replica moved): drop the local log. */
+    void (*partition_removed)(void *arg, const char *topic, int32_t partition);
+} coordinator_callbacks_t;
+
+/* Connects (creating the chroot if absent), registers /brokers/ids/<id>,
+ * takes part in controller election and loads the metadata; returns once
+ * this broker is registered, or fails: -1 with a message in err (ZooKeeper
+ * unreachable within the session timeout, or the id already registered by
+ * another live broker). Blocks the calling thread only during start. */
+int coordinator_start(struct ev_loop *loop, const coordinator_config_t *cfg,
+                      const coordinator_callbacks_t *cb, coordinator_t **out, char *err,
+                      size_t err_size);
+/* Deregisters (closes the session, so ephemeral znodes go at once) and
+ * frees. */
+void coordinator_stop(coordinator_t *c);
+
+const cluster_metadata_t *coordinator_metadata(const coordinator_t *c);
+int32_t coordinator_broker_id(const coordinator_t *c);
+bool coordinator_is_controller(const coordinator_t *c);
+
+/* Admin requests; only the controller executes them (others complete with
+ * NOT_CONTROLLER). `done` runs on the loop, exactly once, with a Kafka error
+ * code and a message (NULL when none). */
+typedef void (*coordinator_done_fn)(void *arg, int16_t error_code, const char *message);
+
+typedef struct topic_spec {
+    const char *name;
+    int32_t partitions;         /* -1: num.partitions */
+    int16_t replication_factor; /* -1: default.replication.factor */
+    const char *const *config_keys;
+    const char *const *config_values;
+    size_t nconfigs;
+    bool validate_only;
+} topic_spec_t;
+
+void coordinator_create_topic(coordinator_t *c, const topic_spec_t *spec, coordinator_done_fn done,
+                              void *arg);
+void coordinator_delete_topic(coordinator_t *c, const char *name, coordinator_done_fn done,
+                              void *arg);
+void coordinator_create_partitions(coordinator_t *c, const char *name, int32_t total_count,
+                                   bool validate_only, coordinator_done_fn done, void *arg);
+
+#endif
