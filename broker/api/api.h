@@ -108,6 +108,15 @@ typedef struct api_entry {
     const char *name;
 } api_entry_t;
 
+/* Builds the context (and the fetch purgatory it owns); frees it. */
+void api_context_init(api_context_t *ctx, struct ev_loop *loop, const struct broker_config *config,
+                      struct log_manager *logs, struct coordinator *coord,
+                      struct replica_manager *replicas);
+void api_context_destroy(api_context_t *ctx);
+/* Wakes long-poll fetches waiting on (topic, partition): called after an
+ * append or a high-watermark move. */
+void api_notify_partition(api_context_t *ctx, const char *topic, int32_t partition);
+
 /* The table entry for a key, or NULL when unknown/unsupported. */
 const api_entry_t *api_lookup(int16_t api_key);
 /* True when (key, version) uses flexible encoding (request header v2). */
