@@ -10,7 +10,7 @@ packages=(
   libcunit1-dev librdkafka-dev
   zlib1g-dev liblz4-dev libzstd-dev libsnappy-dev
   zookeeper default-jre-headless
-  kcat python3-kafka python3-confluent-kafka
+  kcat python3-kafka python3-confluent-kafka python3-kazoo
   procps iproute2
 )
 
