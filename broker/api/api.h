@@ -116,6 +116,10 @@ void api_context_destroy(api_context_t *ctx);
 /* Wakes long-poll fetches waiting on (topic, partition): called after an
  * append or a high-watermark move. */
 void api_notify_partition(api_context_t *ctx, const char *topic, int32_t partition);
+/* Net calls this when a connection closes: deferred requests of `conn` that
+ * wait only on time (long-poll Fetch) are completed at once instead of
+ * holding a purgatory slot until max_wait. */
+void api_connection_closed(api_context_t *ctx, void *conn);
 
 /* The table entry for a key, or NULL when unknown/unsupported. */
 const api_entry_t *api_lookup(int16_t api_key);
