@@ -71,6 +71,19 @@ bool kr_tags_v(kreader_t *r, bool flexible);
 char *kslice_strdup(kslice_t s);
 bool kslice_eq(kslice_t s, const char *cstr);
 
+/* The request header fields every version has (v1: ApiKey, ApiVersion,
+ * CorrelationId, ClientId). ClientId is a classic int16 nullable string even
+ * in header v2; the v2 tagged-field section that follows it is read by the
+ * caller with kr_tags_v() once it knows whether (key, version) is flexible. */
+typedef struct kafka_request_header {
+    int16_t api_key;
+    int16_t api_version;
+    int32_t correlation_id;
+    kslice_t client_id; /* nullable */
+} kafka_request_header_t;
+
+bool kafka_request_header_read(kreader_t *r, kafka_request_header_t *h);
+
 /* Growable output buffer. Aborts on OOM; never fails otherwise. */
 typedef struct kwriter {
     uint8_t *buf;
