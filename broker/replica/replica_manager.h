@@ -25,6 +25,8 @@ replica_manager_t *replica_manager_new(struct ev_loop *loop, const struct broker
 void replica_manager_free(replica_manager_t *rm);
 /* The callbacks to hand to coordinator_start(); they route to rm. */
 coordinator_callbacks_t replica_manager_callbacks(replica_manager_t *rm);
+/* Call after coordinator_start() returned (the metadata is loaded): also
+ * removes orphaned logs (replica_manager_remove_orphans). */
 void replica_manager_set_coordinator(replica_manager_t *rm, coordinator_t *coord);
 
 typedef struct replica_partition {
@@ -38,5 +40,22 @@ typedef struct replica_partition {
  * none. Valid until control returns to the loop. */
 const replica_partition_t *replica_manager_get(replica_manager_t *rm, const char *topic,
                                                size_t topic_len, int32_t partition);
+
+/* Called by the Produce path after a leader append to `p`: moves the high
+ * watermark as far as the replicas allow and returns it. Until followers
+ * replicate, the leader's log is the only copy, so the high watermark is
+ * the log end. */
+int64_t replica_manager_leader_appended(replica_manager_t *rm, const replica_partition_t *p);
+
+/* Who hears about role changes and removed partitions (the API layer, so
+ * that it can wake fetches waiting on them). One listener; NULL clears. */
+typedef void (*replica_event_fn)(void *arg, const char *topic, int32_t partition);
+void replica_manager_set_listener(replica_manager_t *rm, replica_event_fn fn, void *arg);
+
+/* Deletes local logs that no topic in the loaded metadata assigns to this
+ * broker (the topic was deleted, or the replica moved, while this broker
+ * was down). Returns how many were removed. Call once the coordinator has
+ * loaded the metadata (replica_manager_set_coordinator() does). */
+int replica_manager_remove_orphans(replica_manager_t *rm);
 
 #endif
