@@ -1,0 +1,811 @@
+"""Integration-test harness: real ZooKeeper, real vltava-broker processes.
+
+Every test gets its own ZooKeeper chroot, free ports and a temporary
+directory, so test files can run in parallel. tests/run.sh starts one
+ZooKeeper for the whole run and exports VLTAVA_TEST_ZK=host:port; without it
+the harness starts its own (once per process) and stops it at exit.
+
+Everything started here is stopped by pid: in Cluster.__exit__/close(), at
+interpreter exit (atexit), and by the kernel if this process dies first
+(PR_SET_PDEATHSIG), so a killed test run leaves no broker behind.
+
+Waits poll with a deadline (wait_for); nothing sleeps and hopes.
+"""
+
+import atexit
+import ctypes
+import itertools
+import os
+import re
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+# Processes started by this module and not yet reaped: killed at exit.
+_live_processes = set()
+_own_zookeeper = None
+
+
+# --------------------------------------------------------------------------
+# Paths and small utilities
+
+
+def build_dir():
+    return os.environ.get("VLTAVA_BUILD_DIR") or os.path.join(REPO_ROOT, "build")
+
+
+def _find_binary(candidates, what):
+    for rel in candidates:
+        path = os.path.join(build_dir(), rel)
+        if os.path.isfile(path) and os.access(path, os.X_OK):
+            return path
+    raise AssertionError("%s not built: looked for %s under %s" % (what, ", ".join(candidates), build_dir()))
+
+
+def broker_bin():
+    return _find_binary(["broker/vltava-broker", "vltava-broker", "bin/vltava-broker"], "vltava-broker")
+
+
+def cli_bin():
+    return _find_binary(["cli/vltava", "vltava", "bin/vltava"], "vltava")
+
+
+def free_port():
+    """A TCP port that was free on 127.0.0.1 a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(predicate, timeout=10, what="condition", interval=0.05):
+    """Polls predicate() until it returns a true value, which is returned.
+    Exceptions from predicate count as 'not yet'; the last one is named in
+    the AssertionError raised at the deadline."""
+    deadline = time.monotonic() + timeout
+    last_error = None
+    while True:
+        try:
+            value = predicate()
+            if value:
+                return value
+        except Exception as e:  # noqa: BLE001 - any failure means "not yet"
+            last_error = e
+        if time.monotonic() >= deadline:
+            detail = " (last error: %r)" % (last_error,) if last_error is not None else ""
+            raise AssertionError("timed out after %.1fs waiting for %s%s" % (timeout, what, detail))
+        time.sleep(interval)
+
+
+def _die_with_parent():
+    """preexec_fn: the child gets SIGKILL when this process exits."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+def _spawn(argv, logfile, env=None, cwd=None):
+    log = open(logfile, "ab")
+    try:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env,
+                                cwd=cwd, preexec_fn=_die_with_parent)
+    finally:
+        log.close()
+    _live_processes.add(proc)
+    return proc
+
+
+def _reap(proc, timeout):
+    try:
+        code = proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return None
+    _live_processes.discard(proc)
+    return code
+
+
+@atexit.register
+def _kill_everything():
+    for proc in list(_live_processes):
+        if proc.poll() is None:
+            try:
+                os.kill(proc.pid, signal.SIGCONT)
+                proc.kill()
+            except ProcessLookupError:
+                pass
+        _reap(proc, 10)
+    if _own_zookeeper is not None:
+        _own_zookeeper.cleanup()
+
+
+def tail(path, lines=60):
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        return "<cannot read %s: %s>" % (path, e)
+    text = data.decode("utf-8", "replace").splitlines()
+    return "\n".join(text[-lines:])
+
+
+# --------------------------------------------------------------------------
+# ZooKeeper
+
+ZOOKEEPER_CLASSPATH = [
+    # zookeeper.jar's manifest Class-Path names its dependencies (jute,
+    # netty, jetty, metrics, slf4j-api, ...); slf4j-simple gives it a logger.
+    "/usr/share/java/zookeeper.jar",
+    "/usr/share/java/slf4j-simple.jar",
+]
+
+
+class ZooKeeperServer:
+    """A standalone ZooKeeper from Debian's package, data in a temp dir."""
+
+    def __init__(self, port=None, datadir=None):
+        self.port = port or free_port()
+        self.tmpdir = datadir or tempfile.mkdtemp(prefix="vltava-zk-")
+        self.proc = None
+
+    @property
+    def connect(self):
+        return "127.0.0.1:%d" % self.port
+
+    def start(self, timeout=60):
+        data = os.path.join(self.tmpdir, "data")
+        os.makedirs(data, exist_ok=True)
+        cfg = os.path.join(self.tmpdir, "zoo.cfg")
+        with open(cfg, "w") as f:
+            f.write("tickTime=500\ninitLimit=10\nsyncLimit=5\n"
+                    "dataDir=%s\nclientPort=%d\nclientPortAddress=127.0.0.1\n"
+                    "admin.enableServer=false\nmaxClientCnxns=0\n"
+                    "minSessionTimeout=1000\nmaxSessionTimeout=60000\n"
+                    "4lw.commands.whitelist=ruok,srvr,stat,mntr\n" % (data, self.port))
+        argv = ["java", "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
+                "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
+                "-Dzookeeper.admin.enableServer=false",
+                "-cp", ":".join(ZOOKEEPER_CLASSPATH),
+                "org.apache.zookeeper.server.quorum.QuorumPeerMain", cfg]
+        self.logfile = os.path.join(self.tmpdir, "zookeeper.log")
+        self.proc = _spawn(argv, self.logfile)
+        wait_for(lambda: self._check_running() and four_letter_word(self.port, "ruok") == b"imok",
+                 timeout=timeout, what="ZooKeeper on port %d to answer ruok" % self.port)
+        return self
+
+    def _check_running(self):
+        if self.proc.poll() is not None:
+            raise AssertionError("ZooKeeper exited with %s:\n%s" % (self.proc.returncode, tail(self.logfile)))
+        return True
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            if _reap(self.proc, 15) is None:
+                self.proc.kill()
+                _reap(self.proc, 15)
+
+    def cleanup(self):
+        self.stop()
+        shutil.rmtree(self.tmpdir, ignore_errors=True)
+
+
+def four_letter_word(port, word, timeout=2):
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(word.encode())
+        chunks = []
+        while True:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def zookeeper():
+    """host:port of the run's ZooKeeper, starting one for this process if
+    tests/run.sh did not export VLTAVA_TEST_ZK."""
+    global _own_zookeeper
+    zk = os.environ.get("VLTAVA_TEST_ZK")
+    if zk:
+        return zk
+    if _own_zookeeper is None:
+        _own_zookeeper = ZooKeeperServer().start()
+        os.environ["VLTAVA_TEST_ZK"] = _own_zookeeper.connect
+    return _own_zookeeper.connect
+
+
+def zk_client(connect):
+    """A started kazoo client; connect may carry a chroot. Caller stops it."""
+    from kazoo.client import KazooClient
+
+    client = KazooClient(hosts=connect, timeout=10)
+    client.start(timeout=15)
+    return client
+
+
+# --------------------------------------------------------------------------
+# Raw Kafka protocol, for tests that need exact control of the bytes.
+
+
+class Writer:
+    """Big-endian Kafka primitive encoder."""
+
+    def __init__(self):
+        self.buf = bytearray()
+
+    def i8(self, v):
+        self.buf += struct.pack(">b", v)
+        return self
+
+    def i16(self, v):
+        self.buf += struct.pack(">h", v)
+        return self
+
+    def i32(self, v):
+        self.buf += struct.pack(">i", v)
+        return self
+
+    def i64(self, v):
+        self.buf += struct.pack(">q", v)
+        return self
+
+    def uvarint(self, v):
+        while v >= 0x80:
+            self.buf.append((v & 0x7F) | 0x80)
+            v >>= 7
+        self.buf.append(v)
+        return self
+
+    def string(self, s):
+        if s is None:
+            return self.i16(-1)
+        b = s.encode() if isinstance(s, str) else s
+        return self.i16(len(b)).raw(b)
+
+    def bytes_(self, b):
+        if b is None:
+            return self.i32(-1)
+        return self.i32(len(b)).raw(b)
+
+    def compact_string(self, s):
+        if s is None:
+            return self.uvarint(0)
+        b = s.encode() if isinstance(s, str) else s
+        return self.uvarint(len(b) + 1).raw(b)
+
+    def array(self, items, encode_item):
+        if items is None:
+            return self.i32(-1)
+        self.i32(len(items))
+        for item in items:
+            encode_item(self, item)
+        return self
+
+    def tags(self):
+        return self.uvarint(0)
+
+    def raw(self, b):
+        self.buf += b
+        return self
+
+    def bytes(self):
+        return bytes(self.buf)
+
+
+class Reader:
+    """Big-endian Kafka primitive decoder; raises ValueError past the end."""
+
+    def __init__(self, data):
+        self.data = data
+        self.pos = 0
+
+    def _take(self, n):
+        if n < 0 or self.pos + n > len(self.data):
+            raise ValueError("read of %d bytes at %d past end %d" % (n, self.pos, len(self.data)))
+        b = self.data[self.pos:self.pos + n]
+        self.pos += n
+        return b
+
+    def i8(self):
+        return struct.unpack(">b", self._take(1))[0]
+
+    def i16(self):
+        return struct.unpack(">h", self._take(2))[0]
+
+    def i32(self):
+        return struct.unpack(">i", self._take(4))[0]
+
+    def i64(self):
+        return struct.unpack(">q", self._take(8))[0]
+
+    def uvarint(self):
+        shift = value = 0
+        while True:
+            b = self._take(1)[0]
+            value |= (b & 0x7F) << shift
+            if not b & 0x80:
+                return value
+            shift += 7
+
+    def string(self):
+        n = self.i16()
+        return None if n < 0 else self._take(n).decode()
+
+    def bytes_(self):
+        n = self.i32()
+        return None if n < 0 else self._take(n)
+
+    def array(self, decode_item):
+        n = self.i32()
+        return None if n < 0 else [decode_item(self) for _ in range(n)]
+
+    def remaining(self):
+        return len(self.data) - self.pos
+
+
+class KafkaConnection:
+    """One TCP connection speaking Kafka frames (request header v1, or v2
+    when flexible=True)."""
+
+    def __init__(self, port, host="127.0.0.1", timeout=10, client_id="vltava-test"):
+        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.client_id = client_id
+        self._correlation = itertools.count(1)
+
+    def close(self):
+        self.sock.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def send(self, api_key, version, body, flexible=False):
+        """Sends one request; returns its correlation id."""
+        cid = next(self._correlation)
+        w = Writer().i16(api_key).i16(version).i32(cid).string(self.client_id)
+        if flexible:
+            w.tags()
+        frame = w.bytes() + body
+        self.sock.sendall(struct.pack(">i", len(frame)) + frame)
+        return cid
+
+    def send_raw(self, data):
+        self.sock.sendall(data)
+
+    def recv_frame(self):
+        """One response frame (without its length), or None on EOF."""
+        head = self._recv_exact(4)
+        if head is None:
+            return None
+        (n,) = struct.unpack(">i", head)
+        if n < 4 or n > 256 * 1024 * 1024:
+            raise ValueError("bad response frame length %d" % n)
+        frame = self._recv_exact(n)
+        if frame is None:
+            raise ValueError("connection closed inside a response frame")
+        return frame
+
+    def recv(self, expect_cid=None, flexible=False):
+        """(correlation id, response body) of the next response."""
+        frame = self.recv_frame()
+        if frame is None:
+            raise ConnectionError("connection closed by the broker")
+        r = Reader(frame)
+        cid = r.i32()
+        if flexible:
+            for _ in range(r.uvarint()):
+                r.uvarint()
+                r._take(r.uvarint())
+        if expect_cid is not None and cid != expect_cid:
+            raise ValueError("correlation id %d, expected %d" % (cid, expect_cid))
+        return cid, frame[r.pos:]
+
+    def request(self, api_key, version, body=b"", flexible=False):
+        """Sends a request and returns the response body. ApiVersions (key 18)
+        always answers with a v0 response header."""
+        cid = self.send(api_key, version, body, flexible=flexible)
+        return self.recv(expect_cid=cid, flexible=flexible and api_key != 18)[1]
+
+    def _recv_exact(self, n):
+        chunks = []
+        while n > 0:
+            chunk = self.sock.recv(n)
+            if not chunk:
+                if chunks:
+                    raise ValueError("connection closed mid-frame")
+                return None
+            chunks.append(chunk)
+            n -= len(chunk)
+        return b"".join(chunks)
+
+
+def api_versions(port, timeout=5):
+    """ApiVersions v0 on a fresh connection: {api_key: (min, max)}."""
+    with KafkaConnection(port, timeout=timeout) as conn:
+        r = Reader(conn.request(18, 0))
+        error = r.i16()
+        if error != 0:
+            raise AssertionError("ApiVersions error %d" % error)
+        return {k: (lo, hi) for k, lo, hi in r.array(lambda x: (x.i16(), x.i16(), x.i16()))}
+
+
+def raw_metadata(port, topics=None, timeout=5):
+    """Metadata v1 on a fresh connection (topics=None: all topics).
+    Returns {"brokers": {id: (host, port, rack)}, "controller_id": int,
+    "topics": {name: {"error": int, "partitions": {p: {"error", "leader",
+    "replicas", "isr"}}}}}."""
+    body = Writer().array(topics, lambda w, t: w.string(t)).bytes()
+    with KafkaConnection(port, timeout=timeout) as conn:
+        r = Reader(conn.request(3, 1, body))
+    brokers = {}
+    for node, host, bport, rack in r.array(lambda x: (x.i32(), x.string(), x.i32(), x.string())):
+        brokers[node] = (host, bport, rack)
+    controller = r.i32()
+
+    def partition(x):
+        err, pid, leader = x.i16(), x.i32(), x.i32()
+        replicas = x.array(lambda y: y.i32())
+        isr = x.array(lambda y: y.i32())
+        return pid, {"error": err, "leader": leader, "replicas": replicas, "isr": isr}
+
+    def topic(x):
+        err, name, _internal = x.i16(), x.string(), x.i8()
+        return name, {"error": err, "partitions": dict(x.array(partition))}
+
+    return {"brokers": brokers, "controller_id": controller, "topics": dict(r.array(topic))}
+
+
+# --------------------------------------------------------------------------
+# Brokers and clusters
+
+_SANITIZER_MARKERS = (b"ERROR: AddressSanitizer", b"runtime error:", b"ERROR: LeakSanitizer")
+
+
+class Broker:
+    """One vltava-broker process. config is the dict written to its
+    properties file on every start(); edit it before start() to change it."""
+
+    def __init__(self, broker_id, tmpdir, zk_connect, extra_config=None):
+        self.id = broker_id
+        self.port = free_port()
+        self.rpc_port = free_port()
+        self.datadir = os.path.join(tmpdir, "data-%d" % broker_id)
+        self.logfile = os.path.join(tmpdir, "broker-%d.log" % broker_id)
+        self.config_file = os.path.join(tmpdir, "broker-%d.properties" % broker_id)
+        self.config = {
+            "broker.id": str(broker_id),
+            "listeners": "PLAINTEXT://127.0.0.1:%d" % self.port,
+            "replication.listener": "127.0.0.1:%d" % self.rpc_port,
+            "zookeeper.connect": zk_connect,
+            "log.dirs": self.datadir,
+            "zookeeper.session.timeout.ms": "6000",
+        }
+        self.config.update({k: str(v) for k, v in (extra_config or {}).items()})
+        self.proc = None
+        self.paused = False
+        self.exit_codes = []  # every exit observed, in order
+
+    @property
+    def pid(self):
+        return self.proc.pid if self.proc is not None else None
+
+    def write_config(self):
+        with open(self.config_file, "w") as f:
+            for key, value in self.config.items():
+                f.write("%s=%s\n" % (key, value))
+
+    def start(self, args=()):
+        """Starts the process (does not wait for it to serve)."""
+        assert not self.alive(), "broker %d already running" % self.id
+        self.write_config()
+        with open(self.logfile, "ab") as f:
+            f.write(b"==== harness: starting broker %d ====\n" % self.id)
+        env = dict(os.environ)
+        env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1")
+        self.proc = _spawn([broker_bin(), "--config", self.config_file] + list(args), self.logfile, env=env)
+        self.paused = False
+        return self
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def _note_exit(self, code):
+        if code is not None:
+            self.exit_codes.append(code)
+        return code
+
+    def stop(self, timeout=30):
+        """SIGTERM, waits for the exit, returns the exit code. A broker that
+        does not exit in time is killed and an AssertionError raised."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is not None:
+            _reap(self.proc, 0)
+            return self.proc.returncode
+        if self.paused:
+            self.resume()
+        self.proc.terminate()
+        code = _reap(self.proc, timeout)
+        if code is None:
+            self.proc.kill()
+            _reap(self.proc, 10)
+            raise AssertionError("broker %d ignored SIGTERM for %ss:\n%s" % (self.id, timeout, tail(self.logfile)))
+        return self._note_exit(code)
+
+    def kill(self, sig=signal.SIGKILL):
+        """Sends sig; for SIGKILL also waits for the process to be gone."""
+        if not self.alive():
+            return None
+        os.kill(self.proc.pid, sig)
+        if sig == signal.SIGKILL:
+            return self._note_exit(_reap(self.proc, 30))
+        return None
+
+    def pause(self):
+        os.kill(self.proc.pid, signal.SIGSTOP)
+        self.paused = True
+
+    def resume(self):
+        os.kill(self.proc.pid, signal.SIGCONT)
+        self.paused = False
+
+    def log_text(self):
+        with open(self.logfile, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def serving(self, expected_ids=None):
+        """True when it answers ApiVersions and Metadata (listing every id in
+        expected_ids)."""
+        if not self.alive():
+            raise AssertionError("broker %d exited with %s:\n%s"
+                                 % (self.id, self.proc.returncode if self.proc else None, tail(self.logfile)))
+        api_versions(self.port, timeout=2)
+        md = raw_metadata(self.port, topics=[], timeout=2)
+        return expected_ids is None or set(expected_ids) <= set(md["brokers"])
+
+    def wait_ready(self, timeout=60, expected_ids=None):
+        wait_for(lambda: self.serving(expected_ids), timeout=timeout,
+                 what="broker %d to serve on port %d" % (self.id, self.port))
+
+    def sanitizer_report(self):
+        try:
+            with open(self.logfile, "rb") as f:
+                data = f.read()
+        except OSError:
+            return None
+        for marker in _SANITIZER_MARKERS:
+            at = data.find(marker)
+            if at >= 0:
+                return data[max(0, at - 200):at + 4000].decode("utf-8", "replace")
+        return None
+
+
+_cluster_counter = itertools.count(1)
+
+
+class Cluster:
+    """brokers vltava-broker processes sharing one fresh ZooKeeper chroot.
+
+    broker_config: extra properties for every broker (a dict), or a function
+    broker_id -> dict. With start=True the brokers are started and
+    wait_ready() has returned when the constructor returns.
+    """
+
+    def __init__(self, brokers=1, name=None, broker_config=None, start=True, ready_timeout=90):
+        self.name = re.sub(r"[^A-Za-z0-9_.-]", "_", name or _caller_test_name())
+        self.tmpdir = tempfile.mkdtemp(prefix="vltava-%s-" % self.name[:40])
+        self.chroot = "/vltava-%s-%d-%d-%s" % (self.name[:60], os.getpid(), next(_cluster_counter), uuid.uuid4().hex[:8])
+        self.zk_root = zookeeper()
+        self.zk_connect = self.zk_root + self.chroot
+        self._zk = None
+        self._closed = False
+        self.brokers = []
+        for i in range(1, brokers + 1):
+            extra = broker_config(i) if callable(broker_config) else broker_config
+            self.brokers.append(Broker(i, self.tmpdir, self.zk_connect, extra))
+        if start:
+            try:
+                for b in self.brokers:
+                    b.start()
+                self.wait_ready(timeout=ready_timeout)
+            except BaseException:
+                self.close(failed=True)
+                raise
+
+    # -- lifecycle
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        self.close(failed=exc_type is not None)
+        return False
+
+    def close(self, failed=False):
+        """Stops every broker by pid. On failure prints each broker log's tail
+        and keeps the temp dir; a sanitizer report in any broker log fails
+        the test."""
+        if self._closed:
+            return
+        self._closed = True
+        problems = []
+        for b in self.brokers:
+            try:
+                if b.alive():
+                    b.stop(timeout=20)
+            except AssertionError as e:
+                problems.append(str(e))
+            finally:
+                if b.alive():
+                    b.kill()
+        if self._zk is not None:
+            try:
+                self._zk.stop()
+                self._zk.close()
+            except Exception:  # noqa: BLE001 - closing is best effort
+                pass
+        reports = [(b.id, b.sanitizer_report()) for b in self.brokers]
+        reports = [(i, r) for i, r in reports if r]
+        if failed or problems or reports:
+            self.print_logs()
+            sys.stderr.write("vltava_test: kept %s\n" % self.tmpdir)
+        elif not os.environ.get("VLTAVA_KEEP_TMP"):
+            shutil.rmtree(self.tmpdir, ignore_errors=True)
+        if not failed:
+            if reports:
+                raise AssertionError("sanitizer report in broker %d log:\n%s" % reports[0])
+            if problems:
+                raise AssertionError("; ".join(problems))
+
+    def print_logs(self, lines=80):
+        for b in self.brokers:
+            sys.stderr.write("\n---- tail of broker %d log (%s) ----\n%s\n" % (b.id, b.logfile, tail(b.logfile, lines)))
+        sys.stderr.flush()
+
+    # -- brokers
+
+    def broker(self, broker_id):
+        for b in self.brokers:
+            if b.id == broker_id:
+                return b
+        raise KeyError("no broker %d" % broker_id)
+
+    @property
+    def bootstrap(self):
+        return ",".join("127.0.0.1:%d" % b.port for b in self.brokers)
+
+    def live_bootstrap(self):
+        return ",".join("127.0.0.1:%d" % b.port for b in self.brokers if b.alive() and not b.paused)
+
+    def _serving_brokers(self):
+        return [b for b in self.brokers if b.alive() and not b.paused]
+
+    def wait_ready(self, timeout=90):
+        """Every started broker answers ApiVersions and Metadata, and its
+        Metadata lists every started broker."""
+        expected = [b.id for b in self._serving_brokers()]
+        for b in self._serving_brokers():
+            b.wait_ready(timeout=timeout, expected_ids=expected)
+
+    def controller_id(self, broker_id=None):
+        """The controller id from Metadata (of broker_id, or any live one)."""
+        candidates = [self.broker(broker_id)] if broker_id else self._serving_brokers()
+        last = None
+        for b in candidates:
+            try:
+                return raw_metadata(b.port, topics=[])["controller_id"]
+            except (OSError, ValueError) as e:
+                last = e
+        raise AssertionError("no broker answered Metadata: %r" % (last,))
+
+    def admin(self):
+        from confluent_kafka.admin import AdminClient
+
+        return AdminClient({"bootstrap.servers": self.live_bootstrap() or self.bootstrap})
+
+    def metadata(self, timeout=10):
+        """list_topics() through a confluent_kafka AdminClient, as a dict:
+        {"cluster_id", "controller_id", "brokers": {id: (host, port)},
+         "topics": {name: {"error": code or None,
+                           "partitions": {p: {"leader", "replicas", "isr", "error"}}}}}"""
+        md = self.admin().list_topics(timeout=timeout)
+        topics = {}
+        for name, t in md.topics.items():
+            parts = {}
+            for pid, p in t.partitions.items():
+                parts[pid] = {"leader": p.leader, "replicas": list(p.replicas), "isr": list(p.isrs),
+                              "error": p.error.code() if p.error is not None else None}
+            topics[name] = {"error": t.error.code() if t.error is not None else None, "partitions": parts}
+        return {"cluster_id": md.cluster_id, "controller_id": md.controller_id,
+                "brokers": {i: (b.host, b.port) for i, b in md.brokers.items()}, "topics": topics}
+
+    def create_topic(self, name, partitions=1, rf=1, config=None, timeout=60):
+        """Creates the topic through a confluent_kafka AdminClient and waits
+        until every live broker's Metadata shows a leader for every partition."""
+        from confluent_kafka.admin import NewTopic
+
+        topic = NewTopic(name, num_partitions=partitions, replication_factor=rf,
+                         config={k: str(v) for k, v in (config or {}).items()})
+        futures = self.admin().create_topics([topic], operation_timeout=30, request_timeout=30)
+        futures[name].result(timeout=timeout)
+        self.wait_topic_leaders(name, partitions, timeout=timeout)
+
+    def wait_topic_leaders(self, name, partitions, timeout=60):
+        def led_everywhere():
+            for b in self._serving_brokers():
+                t = raw_metadata(b.port, topics=[name], timeout=5)["topics"].get(name)
+                if t is None or t["error"] != 0 or len(t["partitions"]) != partitions:
+                    return False
+                if any(p["leader"] < 0 for p in t["partitions"].values()):
+                    return False
+            return True
+
+        wait_for(led_everywhere, timeout=timeout, what="every partition of %s to have a leader" % name)
+
+    # -- ZooKeeper (under the cluster's chroot)
+
+    def zk(self):
+        """A kazoo client on the ZooKeeper root (not chrooted: the chroot may
+        not exist yet); use zk_path() to name a node under the chroot."""
+        if self._zk is None:
+            self._zk = zk_client(self.zk_root)
+        return self._zk
+
+    def zk_path(self, path):
+        return self.chroot if path in ("", "/") else self.chroot + "/" + path.lstrip("/")
+
+    def zk_get(self, path):
+        """The znode's data (bytes), or None when it does not exist."""
+        from kazoo.exceptions import NoNodeError
+
+        try:
+            return self.zk().get(self.zk_path(path))[0]
+        except NoNodeError:
+            return None
+
+    def zk_children(self, path):
+        """Sorted child names, or None when the znode does not exist."""
+        from kazoo.exceptions import NoNodeError
+
+        try:
+            return sorted(self.zk().get_children(self.zk_path(path)))
+        except NoNodeError:
+            return None
+
+    def zk_stat(self, path):
+        """kazoo ZnodeStat (version, czxid, ephemeralOwner, ...) or None."""
+        return self.zk().exists(self.zk_path(path))
+
+
+def _caller_test_name():
+    """The running unittest method's name, for readable temp dirs."""
+    frame = sys._getframe(2)
+    while frame is not None:
+        name = frame.f_code.co_name
+        if name.startswith("test") or name in ("setUp", "setUpClass"):
+            return name
+        frame = frame.f_back
+    return "cluster"
+
+
+def run_cli(*args, timeout=60, input=None, check=False, env=None):
+    """Runs the vltava CLI; returns the CompletedProcess (text mode)."""
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    proc = subprocess.run([cli_bin()] + [str(a) for a in args], input=input, capture_output=True,
+                          text=True, timeout=timeout, env=full_env)
+    if check and proc.returncode != 0:
+        raise AssertionError("vltava %s exited %d:\n%s%s" % (" ".join(map(str, args)), proc.returncode,
+                                                            proc.stdout, proc.stderr))
+    return proc
