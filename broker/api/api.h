@@ -87,6 +87,9 @@ typedef struct kafka_request {
     uint8_t *frame;
     size_t frame_len;
     const char *peer; /* "ip:port", for logs */
+    /* Why the request was refused, for net's log line when dispatch or a
+     * handler returns API_MALFORMED (a static string; NULL: not given). */
+    const char *malformed_reason;
     void *conn;       /* opaque to handlers; net's */
 } kafka_request_t;
 

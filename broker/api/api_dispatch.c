@@ -1,0 +1,153 @@
+/* The dispatch table and ApiVersions, which answers from it.
+ *
+ * Dispatch owns everything that depends on the table: it looks the key up,
+ * checks the version, decides whether the request header is v2 (flexible)
+ * and skips its tagged fields, then runs the handler. An unknown key or an
+ * unsupported version is API_MALFORMED (net closes the connection, as Kafka
+ * and librdkafka's mock broker do), except ApiVersions, which KIP-511 answers
+ * with a v0-format UNSUPPORTED_VERSION response listing itself.
+ */
+#include <assert.h>
+#include <stddef.h>
+
+#include "api.h"
+#include "api_handlers.h"
+#include "kafka_codec.h"
+#include "kafka_errors.h"
+
+static api_result_t api_handle_api_versions(api_context_t *ctx, kafka_request_t *req,
+                                            kafka_response_t *resp);
+
+/* One row per supported API: {min, max, first flexible version, handler,
+ * name}. ApiVersions advertises exactly these ranges, so a row's max must be
+ * a version whose (flexible) encoding the handler really implements. */
+static const api_entry_t api_table[KAFKA_API_KEY_COUNT] = {
+    [KAFKA_API_API_VERSIONS] = {0, 3, 3, api_handle_api_versions, "ApiVersions"},
+};
+
+const api_entry_t *api_lookup(int16_t api_key)
+{
+    if (api_key < 0 || api_key >= KAFKA_API_KEY_COUNT)
+        return NULL;
+    const api_entry_t *e = &api_table[api_key];
+    if (e->handler == NULL)
+        return NULL;
+    assert(e->min_version >= 0 && e->min_version <= e->max_version);
+    assert(e->name != NULL);
+    return e;
+}
+
+bool api_is_flexible(int16_t api_key, int16_t api_version)
+{
+    const api_entry_t *e = api_lookup(api_key);
+    if (e == NULL || e->first_flexible < 0)
+        return false;
+    return api_version >= e->first_flexible;
+}
+
+api_result_t api_dispatch(api_context_t *ctx, kafka_request_t *req, kafka_response_t *resp)
+{
+    assert(req != NULL && resp != NULL);
+    assert(resp->body.len == 0);
+    const api_entry_t *e = api_lookup(req->api_key);
+    if (e == NULL) {
+        req->malformed_reason = "unknown API key";
+        return API_MALFORMED;
+    }
+    if (req->api_version < e->min_version || req->api_version > e->max_version) {
+        if (req->api_key == KAFKA_API_API_VERSIONS)
+            return api_handle_api_versions(ctx, req, resp); /* KIP-511 */
+        req->malformed_reason = "unsupported version";
+        return API_MALFORMED;
+    }
+    req->flexible = e->first_flexible >= 0 && req->api_version >= e->first_flexible;
+    if (!kr_tags_v(&req->body, req->flexible)) {
+        req->malformed_reason = "bad request header tagged fields";
+        return API_MALFORMED;
+    }
+    return e->handler(ctx, req, resp);
+}
+
+/* Kafka's rule for ClientSoftwareName/Version (KIP-511):
+ * [a-zA-Z0-9](?:[a-zA-Z0-9\-.]*[a-zA-Z0-9])? */
+static bool is_alnum(uint8_t c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+
+static bool valid_client_software(kslice_t s)
+{
+    if (s.ptr == NULL || s.len <= 0)
+        return false;
+    if (!is_alnum(s.ptr[0]) || !is_alnum(s.ptr[s.len - 1]))
+        return false;
+    for (int32_t i = 1; i < s.len - 1; i++) {
+        uint8_t c = s.ptr[i];
+        if (!is_alnum(c) && c != '-' && c != '.')
+            return false;
+    }
+    return true;
+}
+
+/* Writes the ApiKeys array: every supported API, or only ApiVersions. */
+static void write_api_keys(kwriter_t *w, bool flexible, bool only_api_versions)
+{
+    int32_t count = 0;
+    for (int16_t key = 0; key < KAFKA_API_KEY_COUNT; key++)
+        if (api_lookup(key) != NULL && (!only_api_versions || key == KAFKA_API_API_VERSIONS))
+            count++;
+    assert(count >= 1);
+    kw_array_v(w, flexible, count);
+    for (int16_t key = 0; key < KAFKA_API_KEY_COUNT; key++) {
+        const api_entry_t *e = api_lookup(key);
+        if (e == NULL || (only_api_versions && key != KAFKA_API_API_VERSIONS))
+            continue;
+        kw_i16(w, key);
+        kw_i16(w, e->min_version);
+        kw_i16(w, e->max_version);
+        kw_tags_v(w, flexible);
+    }
+}
+
+/* ApiVersions v0-3. The response header is always v0 (KIP-511), which net
+ * applies by key. Body: ErrorCode, ApiKeys, ThrottleTimeMs (v1+), tags (v3+).
+ * An unsupported version gets a v0 body: UNSUPPORTED_VERSION and only key 18,
+ * so the client can retry with a version both sides know. */
+static api_result_t api_handle_api_versions(api_context_t *ctx, kafka_request_t *req,
+                                            kafka_response_t *resp)
+{
+    const api_entry_t *self = &api_table[KAFKA_API_API_VERSIONS];
+    kwriter_t *w = &resp->body;
+
+    assert(req->api_key == KAFKA_API_API_VERSIONS);
+    if (req->api_version < self->min_version || req->api_version > self->max_version) {
+        req->flexible = false;
+        kw_i16(w, KAFKA_UNSUPPORTED_VERSION);
+        write_api_keys(w, false, true);
+        return API_RESPOND;
+    }
+
+    bool flexible = req->flexible;
+    int16_t error = KAFKA_NONE;
+    if (req->api_version >= 3) {
+        kslice_t name, version;
+        kr_string_v(&req->body, true, &name);
+        kr_string_v(&req->body, true, &version);
+        kr_tags_v(&req->body, true);
+        if (!kr_ok(&req->body)) {
+            req->malformed_reason = "bad ApiVersions v3 body";
+            return API_MALFORMED;
+        }
+        if (!valid_client_software(name) || !valid_client_software(version))
+            error = KAFKA_INVALID_REQUEST;
+    }
+    kw_i16(w, error);
+    if (error == KAFKA_NONE)
+        write_api_keys(w, flexible, false);
+    else
+        kw_array_v(w, flexible, 0); /* Kafka lists no APIs with INVALID_REQUEST */
+    if (req->api_version >= 1)
+        kw_i32(w, 0); /* ThrottleTimeMs */
+    kw_tags_v(w, flexible);
+    return API_RESPOND;
+}
