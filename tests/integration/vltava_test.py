@@ -466,6 +466,185 @@ def raw_metadata(port, topics=None, timeout=5):
     return {"brokers": brokers, "controller_id": controller, "topics": dict(r.array(topic))}
 
 
+def _crc32c_table():
+    table = []
+    for n in range(256):
+        c = n
+        for _ in range(8):
+            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
+        table.append(c)
+    return table
+
+
+_CRC32C_TABLE = _crc32c_table()
+
+
+def crc32c(data, crc=0):
+    """CRC-32C (Castagnoli), as RecordBatch v2 uses. Slow: for test data only."""
+    crc ^= 0xFFFFFFFF
+    table = _CRC32C_TABLE
+    for b in data:
+        crc = table[(crc ^ b) & 0xFF] ^ (crc >> 8)
+    return crc ^ 0xFFFFFFFF
+
+
+def _zigzag(w, v):
+    return w.uvarint((v << 1) ^ (v >> 63))
+
+
+def _read_zigzag(r):
+    v = r.uvarint()
+    return (v >> 1) ^ -(v & 1)
+
+
+def build_record_batch(records, base_timestamp=None, attributes=0):
+    """An uncompressed RecordBatch v2 (BaseOffset 0) holding records, each
+    (key, value) or (key, value, [(header_key, header_value), ...]); bytes or
+    None. Timestamps are base_timestamp + index (ms)."""
+    if base_timestamp is None:
+        base_timestamp = int(time.time() * 1000)
+    body = Writer()
+    for i, rec in enumerate(records):
+        key, value = rec[0], rec[1]
+        headers = rec[2] if len(rec) > 2 else []
+        r = Writer().i8(0)
+        _zigzag(r, i)  # timestamp delta
+        _zigzag(r, i)  # offset delta
+        for field in (key, value):
+            if field is None:
+                _zigzag(r, -1)
+            else:
+                _zigzag(r, len(field)).raw(field)
+        _zigzag(r, len(headers))
+        for hk, hv in headers:
+            hk = hk.encode() if isinstance(hk, str) else hk
+            _zigzag(r, len(hk)).raw(hk)
+            if hv is None:
+                _zigzag(r, -1)
+            else:
+                _zigzag(r, len(hv)).raw(hv)
+        _zigzag(body, len(r.buf)).raw(bytes(r.buf))
+    n = len(records)
+    covered = (Writer().i16(attributes).i32(n - 1).i64(base_timestamp).i64(base_timestamp + n - 1)
+               .i64(-1).i16(-1).i32(-1).i32(n).raw(body.bytes()).bytes())
+    after_length = Writer().i32(0).i8(2).raw(struct.pack(">I", crc32c(covered))).raw(covered).bytes()
+    return Writer().i64(0).i32(len(after_length)).raw(after_length).bytes()
+
+
+def parse_record_batches(data, check_crc=True):
+    """The RecordBatch v2 headers in data, a list of dicts (base_offset,
+    last_offset, length, leader_epoch, magic, crc, crc_ok, attributes, codec,
+    base_timestamp, max_timestamp, count, payload). A partial batch at the
+    end (allowed in Fetch answers) is dropped and reported as 'partial' in
+    the last dict's place only if nothing else was whole."""
+    batches = []
+    pos = 0
+    while pos + 12 <= len(data):
+        base_offset, length = struct.unpack_from(">qi", data, pos)
+        if length < 49 or pos + 12 + length > len(data):
+            break
+        end = pos + 12 + length
+        epoch, magic = struct.unpack_from(">ib", data, pos + 12)
+        (crc,) = struct.unpack_from(">I", data, pos + 17)
+        attrs, last_delta, base_ts, max_ts, _pid, _pepoch, _seq, count = struct.unpack_from(
+            ">hiqqqhii", data, pos + 21)
+        batches.append({
+            "base_offset": base_offset, "last_offset": base_offset + last_delta, "length": length,
+            "leader_epoch": epoch, "magic": magic, "crc": crc,
+            "crc_ok": (crc32c(data[pos + 21:end]) == crc) if check_crc else None,
+            "attributes": attrs, "codec": attrs & 7, "base_timestamp": base_ts,
+            "max_timestamp": max_ts, "count": count, "payload": data[pos + 61:end],
+        })
+        pos = end
+    return batches
+
+
+def decode_records(batch):
+    """[(offset, timestamp, key, value, headers)] of an uncompressed batch."""
+    if batch["codec"] != 0:
+        raise ValueError("compressed batch (codec %d)" % batch["codec"])
+    r = Reader(batch["payload"])
+    out = []
+    for _ in range(batch["count"]):
+        length = _read_zigzag(r)
+        rec = Reader(r._take(length))
+        rec.i8()
+        ts_delta = _read_zigzag(rec)
+        off_delta = _read_zigzag(rec)
+
+        def field():
+            n = _read_zigzag(rec)
+            return None if n < 0 else rec._take(n)
+
+        key, value = field(), field()
+        headers = [(field(), field()) for _ in range(_read_zigzag(rec))]
+        out.append((batch["base_offset"] + off_delta, batch["base_timestamp"] + ts_delta, key, value, headers))
+    return out
+
+
+def raw_produce(conn, topic, partition, batch, acks=-1, timeout_ms=10000, version=3):
+    """Sends Produce (v3..v8) with one batch; returns the correlation id.
+    Read the answer with read_produce_response (none comes for acks=0)."""
+    body = (Writer().string(None).i16(acks).i32(timeout_ms)
+            .array([topic], lambda w, t: w.string(t).array([partition], lambda w2, p: w2.i32(p).bytes_(batch)))
+            .bytes())
+    return conn.send(0, version, body)
+
+
+def read_produce_response(body):
+    """{(topic, partition): (error, base_offset)} of a Produce v3..v4 answer."""
+    r = Reader(body)
+    out = {}
+    for topic, parts in r.array(lambda x: (x.string(), x.array(lambda y: (y.i32(), y.i16(), y.i64(), y.i64())))):
+        for pid, err, base, _ts in parts:
+            out[(topic, pid)] = (err, base)
+    return out
+
+
+def raw_fetch(port, topic, partition, offset, max_wait_ms=0, min_bytes=1, max_bytes=1 << 20,
+              partition_max_bytes=1 << 20, timeout=30, conn=None):
+    """One Fetch v4; returns {"error", "high_watermark", "last_stable_offset",
+    "records" (bytes)} for the partition."""
+    body = (Writer().i32(-1).i32(max_wait_ms).i32(min_bytes).i32(max_bytes).i8(0)
+            .array([topic], lambda w, t: w.string(t).array(
+                [partition], lambda w2, p: w2.i32(p).i64(offset).i32(partition_max_bytes)))
+            .bytes())
+    own = conn is None
+    if own:
+        conn = KafkaConnection(port, timeout=timeout)
+    try:
+        r = Reader(conn.request(1, 4, body))
+    finally:
+        if own:
+            conn.close()
+    r.i32()  # throttle time
+    for _topic in range(r.i32()):
+        r.string()
+        for _part in range(r.i32()):
+            pid, err, hw, lso = r.i32(), r.i16(), r.i64(), r.i64()
+            r.array(lambda x: (x.i64(), x.i64()))
+            records = r.bytes_() or b""
+            if pid == partition:
+                return {"error": err, "high_watermark": hw, "last_stable_offset": lso, "records": records}
+    raise AssertionError("Fetch answer without %s-%d" % (topic, partition))
+
+
+def raw_list_offsets(port, topic, partition, timestamp, timeout=10):
+    """ListOffsets v1: (error, timestamp, offset). timestamp -2 = earliest,
+    -1 = latest."""
+    body = (Writer().i32(-1).array([topic], lambda w, t: w.string(t).array(
+        [partition], lambda w2, p: w2.i32(p).i64(timestamp))).bytes())
+    with KafkaConnection(port, timeout=timeout) as conn:
+        r = Reader(conn.request(2, 1, body))
+    for _topic in range(r.i32()):
+        r.string()
+        for _part in range(r.i32()):
+            pid, err, ts, off = r.i32(), r.i16(), r.i64(), r.i64()
+            if pid == partition:
+                return err, ts, off
+    raise AssertionError("ListOffsets answer without %s-%d" % (topic, partition))
+
+
 # --------------------------------------------------------------------------
 # Brokers and clusters
 
