@@ -1,0 +1,123 @@
+/* The vltava CLI's module-internal header: exit codes, global options, the
+ * shared argument parser, the librdkafka plumbing every command uses, and the
+ * command entry points. Nothing outside cli/ includes it.
+ *
+ * The CLI is a plain Kafka client: it bootstraps from the brokers given with
+ * -b and never talks to ZooKeeper. */
+#ifndef VLTAVA_CLI_H
+#define VLTAVA_CLI_H
+
+#include <getopt.h>
+#include <librdkafka/rdkafka.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+/* Exit codes; `vltava --help` documents them and scripts rely on them. */
+enum cli_exit {
+    CLI_EXIT_OK = 0,
+    CLI_EXIT_ERROR = 1,         /* anything else; the message says what */
+    CLI_EXIT_USAGE = 2,         /* bad arguments */
+    CLI_EXIT_UNREACHABLE = 3,   /* no broker answered within the timeout */
+    CLI_EXIT_UNKNOWN_TOPIC = 4, /* unknown topic or partition */
+    CLI_EXIT_TOPIC_EXISTS = 5,  /* topic already exists */
+};
+
+enum cli_format { CLI_FORMAT_TEXT, CLI_FORMAT_JSON };
+
+#define CLI_DEFAULT_BROKERS    "127.0.0.1:9092"
+#define CLI_DEFAULT_TIMEOUT_MS 10000
+#define CLI_MAX_TIMEOUT_MS     (3600 * 1000)
+
+/* Options every command accepts, before or after the command words. */
+struct cli_globals {
+    const char *brokers; /* comma-separated host:port list; not owned */
+    int timeout_ms;      /* bound on each wait for the cluster */
+    enum cli_format format;
+    bool verbose; /* pass librdkafka's log through to stderr */
+};
+
+/* ---- Argument parsing ---- */
+
+/* A command's parser: its own options merged with the global ones. */
+#define CLI_MAX_OPTIONS 24
+struct cli_parser {
+    int argc;
+    char **argv; /* argv[0] is the command's name */
+    struct option longopts[CLI_MAX_OPTIONS + 1];
+    char shortopts[2 * CLI_MAX_OPTIONS + 2];
+    struct cli_globals *globals;
+    const char *usage; /* the command's --help text */
+};
+
+enum {
+    CLI_OPT_DONE = -1,  /* no more options; positionals start at optind */
+    CLI_OPT_HELP = -2,  /* --help was printed: return CLI_EXIT_OK */
+    CLI_OPT_ERROR = -3, /* a message was printed: return CLI_EXIT_USAGE */
+};
+
+/* cmd_short is getopt's short option string for the command's own options;
+ * cmd_long its long options (terminated by a zeroed entry), may be NULL. */
+void cli_parser_init(struct cli_parser *p, int argc, char **argv, const char *cmd_short,
+                     const struct option *cmd_long, const char *usage, struct cli_globals *globals);
+/* Returns the next command option's value (as getopt does), or CLI_OPT_*.
+ * Global options are consumed here and never returned. */
+int cli_parser_next(struct cli_parser *p);
+/* Checks that exactly `want` positionals remain; prints a message if not. */
+bool cli_expect_positionals(struct cli_parser *p, int want, const char *what);
+
+/* Parses global options that precede the command; returns the index of the
+ * command word, or CLI_OPT_HELP / CLI_OPT_ERROR. */
+int cli_parse_leading_globals(int argc, char **argv, struct cli_globals *globals);
+
+bool cli_parse_int(const char *text, int64_t min, int64_t max, int64_t *out);
+bool cli_parse_timeout(const char *text, int *timeout_ms);
+bool cli_parse_format(const char *text, enum cli_format *format);
+/* Kafka's rule: 1-249 characters of [a-zA-Z0-9._-], not "." or "..". */
+bool cli_topic_name_valid(const char *name);
+
+/* ---- Messages ---- */
+
+void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void cli_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void cli_usage_error(const char *usage, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ---- Talking to the cluster ---- */
+
+/* Milliseconds on a monotonic clock. */
+int64_t cli_now_ms(void);
+
+/* Opens a TCP connection to the first bootstrap broker that accepts one
+ * before deadline_ms (cli_now_ms() based). Returns the fd (blocking mode,
+ * owned by the caller) or -1 with a reason in errbuf. */
+int cli_connect_bootstrap(const char *brokers, int64_t deadline_ms, char *errbuf, size_t errlen);
+
+/* Fails fast with CLI_EXIT_UNREACHABLE when no bootstrap broker accepts a
+ * TCP connection within the timeout; librdkafka alone would retry until the
+ * deadline without saying why. Returns CLI_EXIT_OK or that code. */
+int cli_check_reachable(const struct cli_globals *g);
+
+/* A librdkafka handle bootstrapped from g->brokers, with topic
+ * auto-creation off (the CLI creates topics only when asked). extra may be
+ * NULL; it is consumed either way. Returns NULL after printing why. */
+rd_kafka_t *cli_kafka_new(const struct cli_globals *g, rd_kafka_type_t type,
+                          rd_kafka_conf_t *extra);
+/* Sets one librdkafka property, printing the error; false on failure. */
+bool cli_conf_set(rd_kafka_conf_t *conf, const char *name, const char *value);
+
+/* Metadata for one topic (topic != NULL) or all topics. On success *md is
+ * owned by the caller (rd_kafka_metadata_destroy). For a single topic an
+ * unknown topic is reported as CLI_EXIT_UNKNOWN_TOPIC. */
+int cli_fetch_metadata(rd_kafka_t *rk, const struct cli_globals *g, const char *topic,
+                       const struct rd_kafka_metadata **md);
+
+/* Maps a Kafka or librdkafka error to an exit code. */
+int cli_exit_for_error(rd_kafka_resp_err_t err);
+
+/* ---- Commands (argv[0] is the last command word) ---- */
+
+int cli_cmd_topic(int argc, char **argv, struct cli_globals *g);
+int cli_cmd_cluster(int argc, char **argv, struct cli_globals *g);
+int cli_cmd_produce(int argc, char **argv, struct cli_globals *g);
+int cli_cmd_consume(int argc, char **argv, struct cli_globals *g);
+
+#endif

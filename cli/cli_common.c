@@ -1,0 +1,499 @@
+/* What every CLI command shares: argument parsing with global options,
+ * messages, reachability, librdkafka handles, metadata and exit codes. */
+#include "cli.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <netdb.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "xalloc.h"
+
+/* ---- Messages ---- */
+
+void cli_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("vltava: error: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+void cli_warn(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("vltava: warning: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+void cli_usage_error(const char *usage, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("vltava: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    /* The usage's first line, not the whole help: the error stays visible. */
+    if (usage != NULL) {
+        const char *eol = strchr(usage, '\n');
+        int len = eol != NULL ? (int)(eol - usage) : (int)strlen(usage);
+        fprintf(stderr, "%.*s\n(--help for more)\n", len, usage);
+    }
+}
+
+/* ---- Parsing values ---- */
+
+bool cli_parse_int(const char *text, int64_t min, int64_t max, int64_t *out)
+{
+    assert(min <= max);
+    if (text == NULL || *text == '\0')
+        return false;
+    errno = 0;
+    char *end = NULL;
+    long long v = strtoll(text, &end, 10);
+    if (errno != 0 || *end != '\0' || v < min || v > max)
+        return false;
+    *out = v;
+    return true;
+}
+
+bool cli_parse_timeout(const char *text, int *timeout_ms)
+{
+    errno = 0;
+    char *end = NULL;
+    double seconds = strtod(text, &end);
+    if (errno != 0 || end == text || *end != '\0' || !isfinite(seconds) || seconds <= 0 ||
+        seconds * 1000.0 > CLI_MAX_TIMEOUT_MS)
+        return false;
+    *timeout_ms = (int)ceil(seconds * 1000.0);
+    assert(*timeout_ms > 0);
+    return true;
+}
+
+bool cli_parse_format(const char *text, enum cli_format *format)
+{
+    if (strcmp(text, "text") == 0)
+        *format = CLI_FORMAT_TEXT;
+    else if (strcmp(text, "json") == 0)
+        *format = CLI_FORMAT_JSON;
+    else
+        return false;
+    return true;
+}
+
+bool cli_topic_name_valid(const char *name)
+{
+    size_t len = strlen(name);
+    if (len == 0 || len > 249 || strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char c = name[i];
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '.' || c == '_' || c == '-';
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+/* ---- Argument parsing ----
+ * Global options are merged into every command's table so that they may be
+ * written anywhere on the line: `vltava -b h:p topic list` and
+ * `vltava topic list -b h:p` mean the same. */
+
+enum { OPT_TIMEOUT = 0x1000, OPT_FORMAT };
+
+static const struct option global_longopts[] = {
+    {"brokers", required_argument, NULL, 'b'},
+    {"timeout", required_argument, NULL, OPT_TIMEOUT},
+    {"format", required_argument, NULL, OPT_FORMAT},
+    {"verbose", no_argument, NULL, 'v'},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+static const char global_shortopts[] = "b:vh";
+
+/* Applies one global option; returns false (after a message) on a bad value. */
+static bool apply_global(struct cli_globals *g, int opt, const char *arg, const char *usage)
+{
+    switch (opt) {
+    case 'b':
+        if (*arg == '\0') {
+            cli_usage_error(usage, "-b needs a host:port list");
+            return false;
+        }
+        g->brokers = arg;
+        return true;
+    case OPT_TIMEOUT:
+        if (!cli_parse_timeout(arg, &g->timeout_ms)) {
+            cli_usage_error(usage, "--timeout wants seconds > 0 (at most %d), got '%s'",
+                            CLI_MAX_TIMEOUT_MS / 1000, arg);
+            return false;
+        }
+        return true;
+    case OPT_FORMAT:
+        if (!cli_parse_format(arg, &g->format)) {
+            cli_usage_error(usage, "--format wants 'text' or 'json', got '%s'", arg);
+            return false;
+        }
+        return true;
+    case 'v':
+        g->verbose = true;
+        return true;
+    default:
+        assert(!"not a global option");
+        return false;
+    }
+}
+
+static bool is_global_opt(int opt)
+{
+    return opt == 'b' || opt == 'v' || opt == OPT_TIMEOUT || opt == OPT_FORMAT;
+}
+
+void cli_parser_init(struct cli_parser *p, int argc, char **argv, const char *cmd_short,
+                     const struct option *cmd_long, const char *usage, struct cli_globals *globals)
+{
+    assert(argc >= 1);
+    assert(strlen(cmd_short) + sizeof(global_shortopts) + 1 <= sizeof(p->shortopts));
+    memset(p, 0, sizeof(*p));
+    p->argc = argc;
+    p->argv = argv;
+    p->usage = usage;
+    p->globals = globals;
+    /* Leading ':' makes getopt report a missing argument as ':'. */
+    snprintf(p->shortopts, sizeof(p->shortopts), ":%s%s", cmd_short, global_shortopts);
+    int n = 0;
+    for (const struct option *o = cmd_long; o != NULL && o->name != NULL; o++) {
+        assert(n < CLI_MAX_OPTIONS);
+        p->longopts[n++] = *o;
+    }
+    for (const struct option *o = global_longopts; o->name != NULL; o++) {
+        assert(n < CLI_MAX_OPTIONS);
+        p->longopts[n++] = *o;
+    }
+    /* Zeroed terminator already in place from memset. */
+    optind = 0; /* GNU getopt: full re-initialisation for this argv */
+    opterr = 0;
+}
+
+int cli_parser_next(struct cli_parser *p)
+{
+    for (;;) {
+        int opt = getopt_long(p->argc, p->argv, p->shortopts, p->longopts, NULL);
+        if (opt == -1)
+            return CLI_OPT_DONE;
+        if (opt == 'h') {
+            fputs(p->usage, stdout);
+            return CLI_OPT_HELP;
+        }
+        if (opt == '?') {
+            if (optopt != 0 && optopt < 0x100)
+                cli_usage_error(p->usage, "unknown option -%c", optopt);
+            else
+                cli_usage_error(p->usage, "unknown option %s", p->argv[optind - 1]);
+            return CLI_OPT_ERROR;
+        }
+        if (opt == ':') {
+            cli_usage_error(p->usage, "option %s needs a value", p->argv[optind - 1]);
+            return CLI_OPT_ERROR;
+        }
+        if (is_global_opt(opt)) {
+            if (!apply_global(p->globals, opt, optarg, p->usage))
+                return CLI_OPT_ERROR;
+            continue;
+        }
+        return opt;
+    }
+}
+
+bool cli_expect_positionals(struct cli_parser *p, int want, const char *what)
+{
+    assert(want >= 0);
+    int have = p->argc - optind;
+    if (have < want) {
+        cli_usage_error(p->usage, "missing %s", what);
+        return false;
+    }
+    if (have > want) {
+        cli_usage_error(p->usage, "unexpected argument '%s'", p->argv[optind + want]);
+        return false;
+    }
+    return true;
+}
+
+int cli_parse_leading_globals(int argc, char **argv, struct cli_globals *globals)
+{
+    char shortopts[sizeof(global_shortopts) + 2];
+    snprintf(shortopts, sizeof(shortopts), "+:%s", global_shortopts);
+    optind = 0;
+    opterr = 0;
+    for (;;) {
+        int opt = getopt_long(argc, argv, shortopts, global_longopts, NULL);
+        if (opt == -1)
+            return optind;
+        if (opt == 'h')
+            return CLI_OPT_HELP;
+        if (opt == '?' || opt == ':') {
+            cli_usage_error(NULL, "%s %s (see vltava --help)",
+                            opt == ':' ? "option needs a value:" : "unknown option",
+                            argv[optind - 1]);
+            return CLI_OPT_ERROR;
+        }
+        if (!apply_global(globals, opt, optarg, NULL))
+            return CLI_OPT_ERROR;
+    }
+}
+
+/* ---- Reachability ---- */
+
+int64_t cli_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Splits "host:port" (or "[v6]:port"); false if malformed. */
+static bool split_host_port(const char *entry, char *host, size_t hostlen, char *port,
+                            size_t portlen)
+{
+    const char *colon = strrchr(entry, ':');
+    if (colon == NULL || colon == entry || colon[1] == '\0')
+        return false;
+    const char *h = entry;
+    size_t hl = (size_t)(colon - entry);
+    if (h[0] == '[' && hl >= 2 && h[hl - 1] == ']') {
+        h++;
+        hl -= 2;
+    }
+    size_t pl = strlen(colon + 1);
+    if (hl == 0 || hl >= hostlen || pl >= portlen)
+        return false;
+    memcpy(host, h, hl);
+    host[hl] = '\0';
+    memcpy(port, colon + 1, pl + 1);
+    return true;
+}
+
+/* Non-blocking connect bounded by deadline_ms; returns a blocking fd or -1. */
+static int connect_one(const struct addrinfo *ai, int64_t deadline_ms, int *err)
+{
+    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
+    if (fd < 0) {
+        *err = errno;
+        return -1;
+    }
+    if (connect(fd, ai->ai_addr, ai->ai_addrlen) < 0 && errno != EINPROGRESS) {
+        *err = errno;
+        goto fail;
+    }
+    for (;;) {
+        int64_t left = deadline_ms - cli_now_ms();
+        if (left <= 0) {
+            *err = ETIMEDOUT;
+            goto fail;
+        }
+        struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+        int n = poll(&pfd, 1, (int)left);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            *err = errno;
+            goto fail;
+        }
+        if (n == 0)
+            continue; /* the deadline check above ends the wait */
+        int soerr = 0;
+        socklen_t len = sizeof(soerr);
+        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) < 0)
+            soerr = errno;
+        if (soerr != 0) {
+            *err = soerr;
+            goto fail;
+        }
+        break;
+    }
+    int flags = fcntl(fd, F_GETFL);
+    if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) < 0) {
+        *err = errno;
+        goto fail;
+    }
+    return fd;
+fail:
+    close(fd);
+    return -1;
+}
+
+int cli_connect_bootstrap(const char *brokers, int64_t deadline_ms, char *errbuf, size_t errlen)
+{
+    assert(brokers != NULL);
+    assert(errlen > 0);
+    char *list = xstrdup(brokers);
+    char *save = NULL;
+    int fd = -1;
+    snprintf(errbuf, errlen, "no broker address in '%s'", brokers);
+    for (char *entry = strtok_r(list, ",", &save); entry != NULL && fd < 0;
+         entry = strtok_r(NULL, ",", &save)) {
+        while (*entry == ' ')
+            entry++;
+        char host[256], port[16];
+        if (!split_host_port(entry, host, sizeof(host), port, sizeof(port))) {
+            snprintf(errbuf, errlen, "'%s' is not host:port", entry);
+            continue;
+        }
+        struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_family = AF_UNSPEC};
+        struct addrinfo *res = NULL;
+        int rc = getaddrinfo(host, port, &hints, &res);
+        if (rc != 0) {
+            snprintf(errbuf, errlen, "%s: %s", entry, gai_strerror(rc));
+            continue;
+        }
+        for (struct addrinfo *ai = res; ai != NULL && fd < 0; ai = ai->ai_next) {
+            int err = 0;
+            fd = connect_one(ai, deadline_ms, &err);
+            if (fd < 0)
+                snprintf(errbuf, errlen, "%s: %s", entry, strerror(err));
+        }
+        freeaddrinfo(res);
+    }
+    free(list);
+    return fd;
+}
+
+int cli_check_reachable(const struct cli_globals *g)
+{
+    char why[512];
+    int fd = cli_connect_bootstrap(g->brokers, cli_now_ms() + g->timeout_ms, why, sizeof(why));
+    if (fd < 0) {
+        cli_error("cannot reach the cluster at %s (%s)", g->brokers, why);
+        return CLI_EXIT_UNREACHABLE;
+    }
+    close(fd);
+    return CLI_EXIT_OK;
+}
+
+/* ---- librdkafka handles ---- */
+
+static void quiet_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    (void)rk;
+    (void)level;
+    (void)fac;
+    (void)buf;
+}
+
+static void verbose_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    (void)rk;
+    fprintf(stderr, "librdkafka %d %s: %s\n", level, fac, buf);
+}
+
+bool cli_conf_set(rd_kafka_conf_t *conf, const char *name, const char *value)
+{
+    char errstr[512];
+    if (rd_kafka_conf_set(conf, name, value, errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK) {
+        cli_error("client setting %s=%s: %s", name, value, errstr);
+        return false;
+    }
+    return true;
+}
+
+rd_kafka_t *cli_kafka_new(const struct cli_globals *g, rd_kafka_type_t type, rd_kafka_conf_t *extra)
+{
+    rd_kafka_conf_t *conf = extra != NULL ? extra : rd_kafka_conf_new();
+    char timeout[32];
+    snprintf(timeout, sizeof(timeout), "%d", g->timeout_ms);
+    /* librdkafka's own logging is noise for a CLI user; failures reach the
+     * user through the error codes the commands map to messages. */
+    rd_kafka_conf_set_log_cb(conf, g->verbose ? verbose_log_cb : quiet_log_cb);
+    if (!cli_conf_set(conf, "bootstrap.servers", g->brokers) ||
+        !cli_conf_set(conf, "client.id", "vltava") ||
+        !cli_conf_set(conf, "allow.auto.create.topics", "false") ||
+        !cli_conf_set(conf, "socket.timeout.ms", timeout) ||
+        !cli_conf_set(conf, "log.connection.close", "false")) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    char errstr[512];
+    rd_kafka_t *rk = rd_kafka_new(type, conf, errstr, sizeof(errstr));
+    if (rk == NULL) {
+        rd_kafka_conf_destroy(conf);
+        cli_error("cannot create the Kafka client: %s", errstr);
+        return NULL;
+    }
+    return rk; /* conf is now owned by rk */
+}
+
+int cli_exit_for_error(rd_kafka_resp_err_t err)
+{
+    switch (err) {
+    case RD_KAFKA_RESP_ERR_NO_ERROR:
+        return CLI_EXIT_OK;
+    case RD_KAFKA_RESP_ERR__TRANSPORT:
+    case RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN:
+    case RD_KAFKA_RESP_ERR__TIMED_OUT:
+    case RD_KAFKA_RESP_ERR__RESOLVE:
+        return CLI_EXIT_UNREACHABLE;
+    case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART:
+    case RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC:
+    case RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION:
+        return CLI_EXIT_UNKNOWN_TOPIC;
+    case RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS:
+        return CLI_EXIT_TOPIC_EXISTS;
+    default:
+        return CLI_EXIT_ERROR;
+    }
+}
+
+int cli_fetch_metadata(rd_kafka_t *rk, const struct cli_globals *g, const char *topic,
+                       const struct rd_kafka_metadata **md)
+{
+    assert(rk != NULL);
+    *md = NULL;
+    rd_kafka_topic_t *rkt = topic != NULL ? rd_kafka_topic_new(rk, topic, NULL) : NULL;
+    if (topic != NULL && rkt == NULL) {
+        cli_error("topic '%s': %s", topic, rd_kafka_err2str(rd_kafka_last_error()));
+        return CLI_EXIT_ERROR;
+    }
+    rd_kafka_resp_err_t err = rd_kafka_metadata(rk, topic == NULL, rkt, md, g->timeout_ms);
+    if (rkt != NULL)
+        rd_kafka_topic_destroy(rkt);
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        *md = NULL;
+        cli_error("metadata request to %s failed: %s", g->brokers, rd_kafka_err2str(err));
+        return cli_exit_for_error(err);
+    }
+    if (topic != NULL) {
+        assert((*md)->topic_cnt <= 1);
+        rd_kafka_resp_err_t terr =
+            (*md)->topic_cnt == 1 ? (*md)->topics[0].err : RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART;
+        /* LEADER_NOT_AVAILABLE: the topic exists, its leaders are being
+         * elected; callers see that per partition. */
+        if (terr != RD_KAFKA_RESP_ERR_NO_ERROR && terr != RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE) {
+            if (cli_exit_for_error(terr) == CLI_EXIT_UNKNOWN_TOPIC)
+                cli_error("unknown topic '%s'", topic);
+            else
+                cli_error("topic '%s': %s", topic, rd_kafka_err2str(terr));
+            rd_kafka_metadata_destroy(*md);
+            *md = NULL;
+            return cli_exit_for_error(terr);
+        }
+    }
+    return CLI_EXIT_OK;
+}
