@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <librdkafka/rdkafka.h>
@@ -40,7 +41,8 @@ static void on_signal(int sig)
 static void usage(FILE *out)
 {
     fprintf(out, "usage: rdkafka_producer -b BROKERS -t TOPIC [-n COUNT] [-a ACKS] [-s SIZE]\n"
-                 "                        [-p PARTITION] [-z CODEC] [-T FLUSH_SECONDS] [-v]\n"
+                 "                        [-p PARTITION] [-z CODEC] [-T FLUSH_SECONDS] [-r "
+                 "PER_SECOND] [-v]\n"
                  "                        [-X key=value ...]\n");
 }
 
@@ -88,6 +90,7 @@ int main(int argc, char **argv)
     size_t size = 100;
     int32_t partition = RD_KAFKA_PARTITION_UA;
     int flush_seconds = 120;
+    long rate = 0; /* records per second; 0: as fast as possible */
     producer_stats_t stats = {0};
     char err[512];
     int opt;
@@ -95,7 +98,7 @@ int main(int argc, char **argv)
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     if (set_conf(conf, "acks", "-1") || set_conf(conf, "linger.ms", "5"))
         goto bad_args;
-    while ((opt = getopt(argc, argv, "b:t:n:a:s:p:z:T:X:vh")) != -1) {
+    while ((opt = getopt(argc, argv, "b:t:n:a:s:p:z:T:r:X:vh")) != -1) {
         switch (opt) {
         case 'b':
             brokers = optarg;
@@ -119,6 +122,9 @@ int main(int argc, char **argv)
         case 'z':
             if (set_conf(conf, "compression.codec", optarg))
                 goto bad_args;
+            break;
+        case 'r':
+            rate = strtol(optarg, NULL, 10);
             break;
         case 'T':
             flush_seconds = atoi(optarg);
@@ -194,6 +200,11 @@ int main(int argc, char **argv)
         }
         produced++;
         rd_kafka_poll(rk, 0);
+        if (rate > 0 && produced % 100 == 0) {
+            long long ns = 100 * 1000000000LL / rate;
+            struct timespec pause = {(time_t)(ns / 1000000000LL), (long)(ns % 1000000000LL)};
+            nanosleep(&pause, NULL);
+        }
     }
 
     rd_kafka_resp_err_t flush_err = RD_KAFKA_RESP_ERR_NO_ERROR;

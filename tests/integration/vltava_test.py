@@ -988,3 +988,56 @@ def run_cli(*args, timeout=60, input=None, check=False, env=None):
         raise AssertionError("vltava %s exited %d:\n%s%s" % (" ".join(map(str, args)), proc.returncode,
                                                             proc.stdout, proc.stderr))
     return proc
+
+
+# --------------------------------------------------------------------------
+# Client programs
+
+
+def program_bin(name):
+    """A C client program built from tests/integration/<name>.c."""
+    return _find_binary(["tests/integration/" + name], name)
+
+
+def run_kcat(args, input=None, timeout=120, check=True):
+    """Runs kcat (stdin from input bytes); returns the CompletedProcess."""
+    proc = subprocess.run(["kcat"] + [str(a) for a in args], input=input if input is not None else b"",
+                          capture_output=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError("kcat %s exited %d:\n%s" % (" ".join(map(str, args)), proc.returncode,
+                                                          proc.stderr.decode("utf-8", "replace")[-4000:]))
+    return proc
+
+
+def kcat_consume(bootstrap, topic, count, partition=0, offset="beginning", timeout=180, extra=()):
+    """Consumes exactly count messages with kcat -J (CRCs checked by
+    librdkafka); returns the decoded JSON objects in order."""
+    import json
+
+    args = ["-C", "-b", bootstrap, "-t", topic, "-p", partition, "-o", offset, "-c", count, "-e", "-J",
+            "-X", "check.crcs=true", "-X", "fetch.wait.max.ms=100"] + list(extra)
+    proc = run_kcat(args, timeout=timeout)
+    lines = [line for line in proc.stdout.split(b"\n") if line.strip()]
+    return [json.loads(line) for line in lines]
+
+
+def kcat_headers(message):
+    """kcat -J headers as a list of (name, value) pairs."""
+    h = message.get("headers") or []
+    if h and not isinstance(h[0], (list, tuple, dict)):
+        return list(zip(h[0::2], h[1::2]))
+    if h and isinstance(h[0], dict):
+        return [(k, v) for d in h for k, v in d.items()]
+    return [tuple(x) for x in h]
+
+
+def test_failed(testcase):
+    """In tearDown: whether the test method failed or errored (Python 3.11+
+    unittest records it in the outcome)."""
+    result = getattr(getattr(testcase, "_outcome", None), "result", None)
+    if result is None:
+        return False
+    return any(test is testcase for test, _ in list(result.errors) + list(result.failures))
+
+
+test_failed.__test__ = False
