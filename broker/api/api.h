@@ -41,6 +41,7 @@ struct log_manager;
 struct coordinator;
 struct replica_manager;
 struct fetch_purgatory;
+struct admin_op;
 
 enum kafka_api_key {
     KAFKA_API_PRODUCE = 0,
@@ -73,6 +74,7 @@ typedef struct api_context {
     struct coordinator *coord;
     struct replica_manager *replicas;
     struct fetch_purgatory *fetches;
+    struct admin_op *admin_ops; /* admin requests waiting on the coordinator */
 } api_context_t;
 
 typedef struct kafka_request {
@@ -90,7 +92,7 @@ typedef struct kafka_request {
     /* Why the request was refused, for net's log line when dispatch or a
      * handler returns API_MALFORMED (a static string; NULL: not given). */
     const char *malformed_reason;
-    void *conn;       /* opaque to handlers; net's */
+    void *conn; /* opaque to handlers; net's */
 } kafka_request_t;
 
 typedef enum api_result {

@@ -1,0 +1,386 @@
+/* Fetch v4-11 (non-flexible) and the fetch purgatory.
+ *
+ * Record data never passes through user space: each partition's records
+ * are file ranges from partition_log_read(), handed to the response as
+ * slices that net sends with sendfile(). Consumers read up to the high
+ * watermark; a follower (replica_id >= 0) reads up to the log end.
+ *
+ * Limits follow Kafka: the response holds at most max_bytes and each
+ * partition at most its partition_max_bytes, except that the first
+ * partition with data returns at least one whole batch even when that
+ * batch is larger, so a consumer can always make progress.
+ *
+ * Long poll: a fetch that finds fewer than min_bytes and may wait
+ * (max_wait_ms > 0, no partition error) is parked in the purgatory. An
+ * append or a role change on one of its partitions (api_notify_partition)
+ * rebuilds its answer and sends it once min_bytes are there; its own
+ * ev_timer sends whatever there is at max_wait. A parked fetch keeps the
+ * request, and re-decodes it from a saved copy of the body reader each
+ * time (the frame is the request's and stays valid until completion), so
+ * the purgatory holds no copy of the partition list. */
+#include <assert.h>
+#include <ev.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api_handlers.h"
+#include "kafka_errors.h"
+#include "vlog.h"
+#include "xalloc.h"
+
+#define KAFKA_FETCH_SESSION_ID_NOT_FOUND 70
+
+typedef struct fetch_waiter {
+    struct fetch_waiter *prev, *next;
+    struct fetch_purgatory *fp;
+    kafka_request_t *req; /* owned by net; ours until api_request_complete */
+    kafka_response_t *resp;
+    kreader_t body; /* the request body, from its start */
+    int32_t min_bytes;
+    ev_timer timer;
+} fetch_waiter_t;
+
+struct fetch_purgatory {
+    api_context_t *ctx;
+    fetch_waiter_t *head;
+    size_t count;
+};
+
+typedef struct fetch_outcome {
+    int64_t bytes; /* record bytes in the answer */
+    int32_t min_bytes;
+    int32_t max_wait_ms;
+    int32_t npartitions;
+    bool has_error; /* a partition (or the request) failed: answer at once */
+} fetch_outcome_t;
+
+/* Per-request state while the answer is built. */
+typedef struct fetch_build {
+    api_context_t *ctx;
+    int16_t version;
+    int32_t replica_id;
+    int8_t isolation_level;
+    int64_t remaining; /* of max_bytes */
+    bool min_one;      /* no partition has returned data yet */
+} fetch_build_t;
+
+static void fetch_partition(fetch_build_t *b, kafka_response_t *resp, kslice_t topic,
+                            int32_t partition, int32_t current_leader_epoch, int64_t fetch_offset,
+                            int32_t partition_max_bytes, fetch_outcome_t *out)
+{
+    kwriter_t *w = &resp->body;
+    const replica_partition_t *rp = NULL;
+    int64_t hw = -1, log_start = -1;
+    log_read_t rd = {.nranges = 0};
+    bool have_data = false;
+
+    int16_t error = api_leader_replica(b->ctx, topic, partition, &rp);
+    if (error == KAFKA_NONE)
+        error = api_check_leader_epoch(current_leader_epoch, rp->leader_epoch);
+    if (error == KAFKA_NONE) {
+        partition_log_t *log = rp->log;
+        hw = partition_log_high_watermark(log);
+        log_start = partition_log_start_offset(log);
+        int64_t max_offset = b->replica_id >= 0 ? partition_log_end_offset(log) : hw;
+        int64_t limit = partition_max_bytes < b->remaining ? partition_max_bytes : b->remaining;
+        if (limit < 0)
+            limit = 0;
+        if (fetch_offset < log_start || fetch_offset > partition_log_end_offset(log)) {
+            error = KAFKA_OFFSET_OUT_OF_RANGE;
+        } else if (limit > 0 || b->min_one) {
+            log_err_t err = partition_log_read(log, fetch_offset, limit, max_offset, &rd);
+            if (err != LOG_OK) {
+                error = api_log_error_code(err);
+            } else if (rd.total_bytes > 0 && (b->min_one || rd.total_bytes <= limit)) {
+                have_data = true;
+            }
+            if (err == LOG_OK && !have_data)
+                partition_log_read_release(&rd);
+        }
+    }
+    if (error != KAFKA_NONE)
+        out->has_error = true;
+
+    kw_i32(w, partition);
+    kw_i16(w, error);
+    kw_i64(w, hw);
+    kw_i64(w, hw); /* last_stable_offset: no transactions, so the high watermark */
+    if (b->version >= 5)
+        kw_i64(w, log_start);
+    /* aborted_transactions: null unless read_committed asked for the list. */
+    kw_array_v(w, false, b->isolation_level == 1 && error == KAFKA_NONE ? 0 : -1);
+    if (b->version >= 11)
+        kw_i32(w, -1); /* preferred_read_replica */
+    if (!have_data) {
+        kw_i32(w, 0); /* empty records */
+        return;
+    }
+    assert(rd.total_bytes <= INT32_MAX);
+    kw_i32(w, (int32_t)rd.total_bytes);
+    for (int i = 0; i < rd.nranges; i++) {
+        kafka_response_add_file(resp, rd.ranges[i].fd, rd.ranges[i].position, rd.ranges[i].length);
+        rd.ranges[i].fd = -1; /* the response owns it now */
+    }
+    partition_log_read_release(&rd);
+    b->remaining -= rd.total_bytes;
+    b->min_one = false;
+    out->bytes += rd.total_bytes;
+}
+
+/* Decodes the request from `body` and writes the whole answer into resp.
+ * Returns false when the request is malformed (resp is then partial). */
+static bool fetch_answer(api_context_t *ctx, const kafka_request_t *req, kreader_t body,
+                         kafka_response_t *resp, fetch_outcome_t *out)
+{
+    kreader_t *r = &body;
+    kwriter_t *w = &resp->body;
+    fetch_build_t b = {.ctx = ctx, .version = req->api_version, .min_one = true};
+    int32_t max_bytes, session_id = 0, session_epoch = -1, ntopics;
+    memset(out, 0, sizeof(*out));
+
+    if (!kr_i32(r, &b.replica_id) || !kr_i32(r, &out->max_wait_ms) || !kr_i32(r, &out->min_bytes) ||
+        !kr_i32(r, &max_bytes) || !kr_i8(r, &b.isolation_level))
+        return false;
+    if (b.version >= 7 && (!kr_i32(r, &session_id) || !kr_i32(r, &session_epoch)))
+        return false;
+    if (!kr_array_v(r, false, 6, &ntopics))
+        return false;
+    b.remaining = max_bytes;
+
+    kw_i32(w, 0); /* throttle_time_ms */
+    if (b.version >= 7) {
+        /* No fetch sessions: session 0 tells the client to send full
+         * fetches. An id we never handed out is an error. */
+        kw_i16(w, session_id != 0 ? KAFKA_FETCH_SESSION_ID_NOT_FOUND : KAFKA_NONE);
+        kw_i32(w, 0);
+        if (session_id != 0) {
+            kw_array_v(w, false, 0);
+            out->has_error = true;
+            return true;
+        }
+    }
+    kw_array_v(w, false, ntopics < 0 ? 0 : ntopics);
+    for (int32_t t = 0; t < ntopics; t++) {
+        kslice_t topic;
+        int32_t nparts;
+        if (!kr_string_v(r, false, &topic) || !kr_array_v(r, false, 16, &nparts))
+            return false;
+        kw_string_v(w, false, (const char *)topic.ptr, topic.len);
+        kw_array_v(w, false, nparts < 0 ? 0 : nparts);
+        for (int32_t p = 0; p < nparts; p++) {
+            int32_t partition, current_leader_epoch = -1, partition_max_bytes;
+            int64_t fetch_offset, log_start_offset = -1;
+            if (!kr_i32(r, &partition) || (b.version >= 9 && !kr_i32(r, &current_leader_epoch)) ||
+                !kr_i64(r, &fetch_offset) || (b.version >= 5 && !kr_i64(r, &log_start_offset)) ||
+                !kr_i32(r, &partition_max_bytes))
+                return false;
+            fetch_partition(&b, resp, topic, partition, current_leader_epoch, fetch_offset,
+                            partition_max_bytes, out);
+            out->npartitions++;
+        }
+    }
+    if (b.version >= 7) {
+        int32_t nforgotten;
+        if (!kr_array_v(r, false, 6, &nforgotten))
+            return false;
+        for (int32_t i = 0; i < nforgotten; i++) {
+            kslice_t topic;
+            int32_t nparts;
+            if (!kr_string_v(r, false, &topic) || !kr_array_v(r, false, 4, &nparts) ||
+                !kr_skip(r, (size_t)(nparts < 0 ? 0 : nparts) * 4))
+                return false;
+        }
+    }
+    if (b.version >= 11) {
+        kslice_t rack_id;
+        if (!kr_string_v(r, false, &rack_id))
+            return false;
+    }
+    return true;
+}
+
+/* Whether a parked request asks for (topic, partition). */
+static bool fetch_mentions(const fetch_waiter_t *fw, const char *topic, int32_t partition)
+{
+    kreader_t r = fw->body;
+    int16_t version = fw->req->api_version;
+    int32_t ntopics;
+    /* replica_id, max_wait, min_bytes, max_bytes, isolation, [session id, epoch] */
+    if (!kr_skip(&r, 17 + (version >= 7 ? 8 : 0)) || !kr_array_v(&r, false, 6, &ntopics))
+        return false;
+    size_t per_partition = 4 + (version >= 9 ? 4 : 0) + 8 + (version >= 5 ? 8 : 0) + 4;
+    for (int32_t t = 0; t < ntopics; t++) {
+        kslice_t name;
+        int32_t nparts;
+        if (!kr_string_v(&r, false, &name) || !kr_array_v(&r, false, 16, &nparts))
+            return false;
+        bool same_topic = kslice_eq(name, topic);
+        for (int32_t p = 0; p < nparts; p++) {
+            int32_t id;
+            if (!kr_i32(&r, &id) || !kr_skip(&r, per_partition - 4))
+                return false;
+            if (same_topic && id == partition)
+                return true;
+        }
+    }
+    return false;
+}
+
+/* ---- purgatory ---- */
+
+static void waiter_unlink(fetch_waiter_t *fw)
+{
+    struct fetch_purgatory *fp = fw->fp;
+    assert(fp->count > 0);
+    if (fw->prev)
+        fw->prev->next = fw->next;
+    else
+        fp->head = fw->next;
+    if (fw->next)
+        fw->next->prev = fw->prev;
+    fw->prev = fw->next = NULL;
+    fp->count--;
+    ev_timer_stop(fp->ctx->loop, &fw->timer);
+}
+
+/* Rebuilds the answer into fw->resp; true when it is worth sending. */
+static bool waiter_ready(fetch_waiter_t *fw)
+{
+    fetch_outcome_t out;
+    kafka_response_free(fw->resp);
+    kafka_response_init(fw->resp);
+    bool ok = fetch_answer(fw->fp->ctx, fw->req, fw->body, fw->resp, &out);
+    assert(ok); /* it decoded when it was parked */
+    (void)ok;
+    return out.has_error || out.bytes >= out.min_bytes;
+}
+
+/* Sends whatever fw->resp holds and frees fw (already unlinked). */
+static void waiter_complete(fetch_waiter_t *fw)
+{
+    kafka_request_t *req = fw->req;
+    kafka_response_t *resp = fw->resp;
+    free(fw);
+    api_request_complete(req, resp, API_RESPOND);
+}
+
+static void waiter_timeout(struct ev_loop *loop, ev_timer *timer, int revents)
+{
+    fetch_waiter_t *fw = timer->data;
+    (void)loop;
+    (void)revents;
+    waiter_unlink(fw);
+    waiter_ready(fw);
+    waiter_complete(fw);
+}
+
+struct fetch_purgatory *fetch_purgatory_new(api_context_t *ctx)
+{
+    struct fetch_purgatory *fp = xcalloc(1, sizeof(*fp));
+    fp->ctx = ctx;
+    return fp;
+}
+
+size_t fetch_purgatory_size(const struct fetch_purgatory *fp)
+{
+    return fp->count;
+}
+
+/* Completes every waiter on `ready`, a list no longer in the purgatory.
+ * Completing may re-enter (net dispatches the connection's next request),
+ * which is why nothing here walks the purgatory's own list meanwhile. */
+static void complete_list(fetch_waiter_t *ready)
+{
+    while (ready) {
+        fetch_waiter_t *next = ready->next;
+        waiter_complete(ready);
+        ready = next;
+    }
+}
+
+void fetch_purgatory_notify(struct fetch_purgatory *fp, const char *topic, int32_t partition)
+{
+    fetch_waiter_t *ready = NULL;
+    fetch_waiter_t *fw = fp->head;
+    while (fw) {
+        fetch_waiter_t *next = fw->next;
+        if (fetch_mentions(fw, topic, partition) && waiter_ready(fw)) {
+            waiter_unlink(fw);
+            fw->next = ready;
+            ready = fw;
+        }
+        fw = next;
+    }
+    complete_list(ready);
+}
+
+static void purgatory_drain(struct fetch_purgatory *fp, void *conn, bool all)
+{
+    fetch_waiter_t *ready = NULL;
+    fetch_waiter_t *fw = fp->head;
+    while (fw) {
+        fetch_waiter_t *next = fw->next;
+        if (all || fw->req->conn == conn) {
+            waiter_unlink(fw);
+            waiter_ready(fw);
+            fw->next = ready;
+            ready = fw;
+        }
+        fw = next;
+    }
+    complete_list(ready);
+}
+
+void fetch_purgatory_connection_closed(struct fetch_purgatory *fp, void *conn)
+{
+    purgatory_drain(fp, conn, false);
+}
+
+void fetch_purgatory_free(struct fetch_purgatory *fp)
+{
+    if (!fp)
+        return;
+    purgatory_drain(fp, NULL, true);
+    assert(fp->count == 0);
+    free(fp);
+}
+
+api_result_t api_handle_fetch(api_context_t *ctx, kafka_request_t *req, kafka_response_t *resp)
+{
+    assert(req->api_version >= 4 && req->api_version <= 11);
+    assert(!req->flexible);
+    struct fetch_purgatory *fp = ctx->fetches;
+    fetch_outcome_t out;
+    kreader_t body = req->body;
+
+    if (!fetch_answer(ctx, req, body, resp, &out))
+        return API_MALFORMED;
+    bool may_wait =
+        out.max_wait_ms > 0 && out.npartitions > 0 && !out.has_error && out.bytes < out.min_bytes;
+    if (!may_wait)
+        return API_RESPOND;
+    if (fp->count >= FETCH_PURGATORY_MAX) {
+        VLOG_DEBUG(API_MODULE, "%s: fetch purgatory full (%zu); answering at once", req->peer,
+                   fp->count);
+        return API_RESPOND;
+    }
+
+    /* Park it: the answer is rebuilt when it is sent. */
+    kafka_response_free(resp);
+    kafka_response_init(resp);
+    fetch_waiter_t *fw = xcalloc(1, sizeof(*fw));
+    fw->fp = fp;
+    fw->req = req;
+    fw->resp = resp;
+    fw->body = body;
+    fw->min_bytes = out.min_bytes;
+    ev_timer_init(&fw->timer, waiter_timeout, out.max_wait_ms / 1000.0, 0.);
+    fw->timer.data = fw;
+    ev_timer_start(ctx->loop, &fw->timer);
+    fw->next = fp->head;
+    if (fp->head)
+        fp->head->prev = fw;
+    fp->head = fw;
+    fp->count++;
+    return API_DEFERRED;
+}

@@ -1,0 +1,98 @@
+/* Module-internal: the Kafka API handlers the dispatch table names, the
+ * fetch purgatory, and helpers shared by the handlers. Locality: the
+ * broker's loop thread, like everything in broker/api. */
+#ifndef VLTAVA_API_HANDLERS_H
+#define VLTAVA_API_HANDLERS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "api.h"
+#include "partition_log.h"
+#include "replica_manager.h"
+
+/* ---- handlers (see api.h for the lifecycle) ---- */
+api_result_t api_handle_produce(api_context_t *ctx, kafka_request_t *req, kafka_response_t *resp);
+api_result_t api_handle_fetch(api_context_t *ctx, kafka_request_t *req, kafka_response_t *resp);
+api_result_t api_handle_list_offsets(api_context_t *ctx, kafka_request_t *req,
+                                     kafka_response_t *resp);
+api_result_t api_handle_metadata(api_context_t *ctx, kafka_request_t *req, kafka_response_t *resp);
+api_result_t api_handle_create_topics(api_context_t *ctx, kafka_request_t *req,
+                                      kafka_response_t *resp);
+api_result_t api_handle_delete_topics(api_context_t *ctx, kafka_request_t *req,
+                                      kafka_response_t *resp);
+api_result_t api_handle_create_partitions(api_context_t *ctx, kafka_request_t *req,
+                                          kafka_response_t *resp);
+api_result_t api_handle_describe_configs(api_context_t *ctx, kafka_request_t *req,
+                                         kafka_response_t *resp);
+
+/* ---- fetch purgatory (api_fetch.c) ---- */
+
+/* Most fetches that may wait at once; beyond it a fetch answers at once
+ * with what it has (a consumer then simply polls again). */
+#define FETCH_PURGATORY_MAX 4096
+
+struct fetch_purgatory *fetch_purgatory_new(api_context_t *ctx);
+/* Completes every waiting fetch with what is available now; frees. */
+void fetch_purgatory_free(struct fetch_purgatory *fp);
+/* Re-evaluates the fetches waiting on (topic, partition). */
+void fetch_purgatory_notify(struct fetch_purgatory *fp, const char *topic, int32_t partition);
+/* Completes the fetches of a closed connection now. */
+void fetch_purgatory_connection_closed(struct fetch_purgatory *fp, void *conn);
+size_t fetch_purgatory_size(const struct fetch_purgatory *fp);
+
+/* ---- admin requests in flight (api_admin.c) ---- */
+
+/* Answers every admin request still waiting on the coordinator with
+ * REQUEST_TIMED_OUT and frees it. Only after coordinator_stop(): the
+ * coordinator must not call their `done` afterwards. */
+void api_admin_abort_all(api_context_t *ctx);
+
+/* ---- helpers (api_util.c) ---- */
+
+#define API_MODULE "api"
+
+/* Kafka's ErrorCode for a refused append or read. */
+int16_t api_log_error_code(log_err_t err);
+
+/* Kafka's topic name rule: 1..249 characters of [a-zA-Z0-9._-], and not
+ * "." or "..". Returns KAFKA_NONE or KAFKA_INVALID_TOPIC_EXCEPTION with the
+ * reason in msg. */
+#define API_TOPIC_NAME_MAX 249
+int16_t api_validate_topic_name(const char *name, size_t len, char *msg, size_t msg_size);
+
+/* Checks one topic-level config entry: the log's keys (log_config_set) and
+ * the few that other layers own (min.insync.replicas, cleanup.policy,
+ * unclean.leader.election.enable). Returns KAFKA_NONE or
+ * KAFKA_INVALID_CONFIG with the reason in msg. */
+int16_t api_validate_topic_config(const char *key, const char *value, char *msg, size_t msg_size);
+/* The keys api_validate_topic_config accepts beyond the log's, with their
+ * defaults as DescribeConfigs shows them (value NULL: from the broker). */
+typedef struct api_extra_config {
+    const char *key;
+    const char *default_value;
+} api_extra_config_t;
+extern const api_extra_config_t api_extra_topic_configs[];
+
+/* A request's current_leader_epoch against the partition's: NONE when the
+ * client sent none (-1) or they match; FENCED_LEADER_EPOCH when the client's
+ * is older; UNKNOWN_LEADER_EPOCH when it is newer. */
+int16_t api_check_leader_epoch(int32_t requested, int32_t current);
+
+/* The local replica of (topic, partition) that this broker leads, or the
+ * error to answer: UNKNOWN_TOPIC_OR_PARTITION when the cluster has no such
+ * partition, NOT_LEADER_OR_FOLLOWER when another broker leads it (or this
+ * broker has not taken it over yet). */
+int16_t api_leader_replica(api_context_t *ctx, kslice_t topic, int32_t partition,
+                           const replica_partition_t **out);
+
+/* The topic's min.insync.replicas: its override, else the broker's. */
+int32_t api_topic_min_insync(api_context_t *ctx, kslice_t topic);
+
+/* Wall-clock milliseconds (record timestamps are wall clock). */
+int64_t api_now_ms(void);
+
+/* Kafka's "no authorized operations" marker (INT32_MIN). */
+#define API_AUTHORIZED_OPS_OMITTED ((int32_t)(-2147483647 - 1))
+
+#endif

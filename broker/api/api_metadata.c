@@ -1,0 +1,169 @@
+/* Metadata v0-8 (non-flexible), answered from the coordinator's cache.
+ *
+ * A requested topic that does not exist is created when
+ * auto.create.topics.enable is set and the client allows it (always for
+ * v0-3, the AllowAutoTopicCreation flag from v4): the coordinator is asked
+ * to create it with the broker defaults, and this answer says
+ * LEADER_NOT_AVAILABLE for it, as Kafka does; the client asks again. */
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api_handlers.h"
+#include "config.h"
+#include "coordinator.h"
+#include "kafka_errors.h"
+#include "vlog.h"
+#include "xalloc.h"
+
+static void auto_create_done(void *arg, int16_t error_code, const char *message)
+{
+    char *name = arg; /* owned by this callback */
+    if (error_code == KAFKA_NONE)
+        VLOG_INFO(API_MODULE, "auto-created topic %s", name);
+    else if (error_code != KAFKA_TOPIC_ALREADY_EXISTS)
+        VLOG_WARN(API_MODULE, "auto-creating topic %s failed: %s%s%s", name,
+                  kafka_error_name(error_code), message ? ": " : "", message ? message : "");
+    free(name);
+}
+
+static void auto_create(api_context_t *ctx, kslice_t name)
+{
+    char *owned = kslice_strdup(name);
+    topic_spec_t spec = {
+        .name = owned,
+        .partitions = -1,
+        .replication_factor = -1,
+    };
+    coordinator_create_topic(ctx->coord, &spec, auto_create_done, owned);
+}
+
+static void write_int32_array(kwriter_t *w, const int32_t *v, int32_t n)
+{
+    kw_array_v(w, false, n);
+    for (int32_t i = 0; i < n; i++)
+        kw_i32(w, v[i]);
+}
+
+static void write_topic(kwriter_t *w, int16_t version, const md_topic_t *t)
+{
+    kw_i16(w, KAFKA_NONE);
+    kw_string_v(w, false, t->name, -1);
+    if (version >= 1)
+        kw_bool(w, strcmp(t->name, "__consumer_offsets") == 0 ||
+                       strcmp(t->name, "__transaction_state") == 0);
+    kw_array_v(w, false, t->npartitions);
+    for (int32_t i = 0; i < t->npartitions; i++) {
+        const md_partition_t *p = &t->partitions[i];
+        kw_i16(w, p->leader < 0 ? KAFKA_LEADER_NOT_AVAILABLE : KAFKA_NONE);
+        kw_i32(w, p->id);
+        kw_i32(w, p->leader);
+        if (version >= 7)
+            kw_i32(w, p->leader_epoch);
+        write_int32_array(w, p->replicas, p->nreplicas);
+        write_int32_array(w, p->isr, p->nisr);
+        if (version >= 5)
+            write_int32_array(w, p->offline, p->noffline);
+    }
+    if (version >= 8)
+        kw_i32(w, API_AUTHORIZED_OPS_OMITTED);
+}
+
+/* A topic answered without partitions: unknown, being created, or named
+ * illegally. */
+static void write_missing_topic(kwriter_t *w, int16_t version, int16_t error, kslice_t name)
+{
+    kw_i16(w, error);
+    kw_string_v(w, false, (const char *)name.ptr, name.len);
+    if (version >= 1)
+        kw_bool(w, false);
+    kw_array_v(w, false, 0);
+    if (version >= 8)
+        kw_i32(w, API_AUTHORIZED_OPS_OMITTED);
+}
+
+api_result_t api_handle_metadata(api_context_t *ctx, kafka_request_t *req, kafka_response_t *resp)
+{
+    kreader_t *r = &req->body;
+    const int16_t version = req->api_version;
+    assert(version >= 0 && version <= 8);
+    assert(!req->flexible);
+
+    int32_t ntopics;
+    if (!kr_array_v(r, false, 2, &ntopics))
+        return API_MALFORMED;
+    /* v0 asks for every topic with an empty list, v1+ with a null one. */
+    bool all_topics = version == 0 ? ntopics <= 0 : ntopics < 0;
+    kreader_t topics_at = *r;
+    for (int32_t i = 0; i < ntopics; i++) {
+        kslice_t name;
+        if (!kr_string_v(r, false, &name))
+            return API_MALFORMED;
+    }
+    bool allow_auto_create = true;
+    if (version >= 4 && !kr_bool(r, &allow_auto_create))
+        return API_MALFORMED;
+    if (version >= 8) {
+        bool cluster_ops, topic_ops;
+        if (!kr_bool(r, &cluster_ops) || !kr_bool(r, &topic_ops))
+            return API_MALFORMED;
+    }
+
+    const cluster_metadata_t *md = coordinator_metadata(ctx->coord);
+    kwriter_t *w = &resp->body;
+    kslice_t *to_create = NULL; /* topics to auto-create, at most ntopics */
+    int32_t ncreate = 0;
+    if (version >= 3)
+        kw_i32(w, 0); /* throttle_time_ms */
+    kw_array_v(w, false, (int32_t)md->nbrokers);
+    for (size_t i = 0; i < md->nbrokers; i++) {
+        const md_broker_t *b = &md->brokers[i];
+        kw_i32(w, b->id);
+        kw_string_v(w, false, b->host, -1);
+        kw_i32(w, b->port);
+        if (version >= 1)
+            kw_string_v(w, false, b->rack, -1);
+    }
+    if (version >= 2)
+        kw_string_v(w, false, md->cluster_id, -1);
+    if (version >= 1)
+        kw_i32(w, md->controller_id);
+
+    if (all_topics) {
+        kw_array_v(w, false, (int32_t)md->ntopics);
+        for (size_t i = 0; i < md->ntopics; i++)
+            write_topic(w, version, &md->topics[i]);
+    } else {
+        bool may_create = ctx->config->auto_create_topics && (version < 4 || allow_auto_create);
+        to_create = xcalloc((size_t)ntopics, sizeof(*to_create));
+        kw_array_v(w, false, ntopics);
+        for (int32_t i = 0; i < ntopics; i++) {
+            kslice_t name;
+            kr_string_v(&topics_at, false, &name); /* validated above */
+            const md_topic_t *t =
+                cluster_metadata_topic(md, (const char *)name.ptr, (size_t)name.len);
+            if (t) {
+                write_topic(w, version, t);
+                continue;
+            }
+            char msg[256];
+            if (api_validate_topic_name((const char *)name.ptr, (size_t)name.len, msg,
+                                        sizeof(msg)) != KAFKA_NONE) {
+                write_missing_topic(w, version, KAFKA_INVALID_TOPIC_EXCEPTION, name);
+            } else if (may_create) {
+                to_create[ncreate++] = name;
+                write_missing_topic(w, version, KAFKA_LEADER_NOT_AVAILABLE, name);
+            } else {
+                write_missing_topic(w, version, KAFKA_UNKNOWN_TOPIC_OR_PARTITION, name);
+            }
+        }
+    }
+    if (version >= 8)
+        kw_i32(w, API_AUTHORIZED_OPS_OMITTED); /* cluster_authorized_operations */
+    /* Only now: asking the coordinator may change the cache md points into. */
+    for (int32_t i = 0; i < ncreate; i++)
+        auto_create(ctx, to_create[i]);
+    free(to_create);
+    return API_RESPOND;
+}
