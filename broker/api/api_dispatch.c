@@ -22,7 +22,15 @@ static api_result_t api_handle_api_versions(api_context_t *ctx, kafka_request_t 
  * name}. ApiVersions advertises exactly these ranges, so a row's max must be
  * a version whose (flexible) encoding the handler really implements. */
 static const api_entry_t api_table[KAFKA_API_KEY_COUNT] = {
+    [KAFKA_API_PRODUCE] = {0, 8, 9, api_handle_produce, "Produce"},
+    [KAFKA_API_FETCH] = {4, 11, 12, api_handle_fetch, "Fetch"},
+    [KAFKA_API_LIST_OFFSETS] = {0, 5, 6, api_handle_list_offsets, "ListOffsets"},
+    [KAFKA_API_METADATA] = {0, 8, 9, api_handle_metadata, "Metadata"},
     [KAFKA_API_API_VERSIONS] = {0, 3, 3, api_handle_api_versions, "ApiVersions"},
+    [KAFKA_API_CREATE_TOPICS] = {0, 4, 5, api_handle_create_topics, "CreateTopics"},
+    [KAFKA_API_DELETE_TOPICS] = {0, 3, 4, api_handle_delete_topics, "DeleteTopics"},
+    [KAFKA_API_DESCRIBE_CONFIGS] = {0, 2, 4, api_handle_describe_configs, "DescribeConfigs"},
+    [KAFKA_API_CREATE_PARTITIONS] = {0, 1, 2, api_handle_create_partitions, "CreatePartitions"},
 };
 
 const api_entry_t *api_lookup(int16_t api_key)

@@ -81,6 +81,7 @@ static produce_result_t produce_partition(api_context_t *ctx, kafka_request_t *r
     }
     int64_t hw = replica_manager_leader_appended(ctx->replicas, rp);
     assert(hw > info.last_offset);
+    (void)hw;
     assert(topic.len <= API_TOPIC_NAME_MAX); /* a local replica's name is valid */
     char name[API_TOPIC_NAME_MAX + 1];
     memcpy(name, topic.ptr, (size_t)topic.len);
