@@ -269,14 +269,13 @@ void api_admin_abort_all(api_context_t *ctx)
     }
 }
 
-/* Checks the name and the controller role common to every admin item.
- * Returns false when the item already failed. */
-static bool item_check_common(api_context_t *ctx, admin_item_t *it, kslice_t name)
+/* Checks the name (already in it->name) and the controller role, common
+ * to every admin item. Returns false when the item failed. */
+static bool item_check_common(api_context_t *ctx, admin_item_t *it)
 {
     char msg[400];
-    it->name = kslice_strdup(name);
-    if (api_validate_topic_name((const char *)name.ptr, (size_t)name.len, msg, sizeof(msg)) !=
-        KAFKA_NONE) {
+    assert(it->name != NULL);
+    if (api_validate_topic_name(it->name, strlen(it->name), msg, sizeof(msg)) != KAFKA_NONE) {
         item_fail(it, KAFKA_INVALID_TOPIC_EXCEPTION, msg);
         return false;
     }
@@ -341,7 +340,7 @@ api_result_t api_handle_create_topics(api_context_t *ctx, kafka_request_t *req,
     bool validate_only = false;
 
     if (!kr_array_v(r, false, 16, &ntopics))
-        return API_MALFORMED;
+        return API_REFUSE(req, "malformed CreateTopics request");
     int32_t n = ntopics < 0 ? 0 : ntopics;
     admin_item_t *items = xcalloc((size_t)n + 1, sizeof(*items));
     for (int32_t i = 0; i < n; i++) {
@@ -376,22 +375,15 @@ api_result_t api_handle_create_topics(api_context_t *ctx, kafka_request_t *req,
     if (!kr_i32(r, &timeout_ms) || (req->api_version >= 1 && !kr_bool(r, &validate_only)))
         goto malformed;
 
-    for (int32_t i = 0; i < n; i++) {
-        admin_item_t *it = &items[i];
-        kslice_t name = {.ptr = (const uint8_t *)it->name, .len = (int32_t)strlen(it->name)};
-        char *owned = it->name;
-        it->name = NULL;
-        bool ok = item_check_common(ctx, it, name);
-        free(owned);
-        if (ok)
-            create_topic_validate(ctx, it);
-    }
+    for (int32_t i = 0; i < n; i++)
+        if (item_check_common(ctx, &items[i]))
+            create_topic_validate(ctx, &items[i]);
     fail_duplicates(items, n);
     return op_run(ctx, req, resp, ADMIN_CREATE_TOPICS, items, n, timeout_ms, validate_only);
 
 malformed:
     items_free(items, n);
-    return API_MALFORMED;
+    return API_REFUSE(req, "malformed CreateTopics request");
 }
 
 /* ---- DeleteTopics ---- */
@@ -405,7 +397,7 @@ api_result_t api_handle_delete_topics(api_context_t *ctx, kafka_request_t *req,
     int32_t ntopics, timeout_ms;
 
     if (!kr_array_v(r, false, 2, &ntopics))
-        return API_MALFORMED;
+        return API_REFUSE(req, "malformed DeleteTopics request");
     int32_t n = ntopics < 0 ? 0 : ntopics;
     admin_item_t *items = xcalloc((size_t)n + 1, sizeof(*items));
     kreader_t names_at = *r;
@@ -422,7 +414,8 @@ api_result_t api_handle_delete_topics(api_context_t *ctx, kafka_request_t *req,
         admin_item_t *it = &items[i];
         kslice_t name;
         kr_string_v(&names_at, false, &name); /* validated above */
-        if (!item_check_common(ctx, it, name))
+        it->name = kslice_strdup(name);
+        if (!item_check_common(ctx, it))
             continue;
         if (!ctx->config->delete_topic_enable)
             item_fail(it, KAFKA_TOPIC_DELETION_DISABLED, "Topic deletion is disabled.");
@@ -435,7 +428,7 @@ api_result_t api_handle_delete_topics(api_context_t *ctx, kafka_request_t *req,
 
 malformed:
     items_free(items, n);
-    return API_MALFORMED;
+    return API_REFUSE(req, "malformed DeleteTopics request");
 }
 
 /* ---- CreatePartitions ---- */
@@ -450,7 +443,7 @@ api_result_t api_handle_create_partitions(api_context_t *ctx, kafka_request_t *r
     bool validate_only;
 
     if (!kr_array_v(r, false, 10, &ntopics))
-        return API_MALFORMED;
+        return API_REFUSE(req, "malformed CreatePartitions request");
     int32_t n = ntopics < 0 ? 0 : ntopics;
     admin_item_t *items = xcalloc((size_t)n + 1, sizeof(*items));
     kslice_t *names = xcalloc((size_t)n + 1, sizeof(*names));
@@ -474,7 +467,8 @@ api_result_t api_handle_create_partitions(api_context_t *ctx, kafka_request_t *r
     for (int32_t i = 0; i < n; i++) {
         admin_item_t *it = &items[i];
         char msg[300];
-        if (!item_check_common(ctx, it, names[i]))
+        it->name = kslice_strdup(names[i]);
+        if (!item_check_common(ctx, it))
             continue;
         const md_topic_t *t = cluster_metadata_topic(md, it->name, strlen(it->name));
         if (!t) {
@@ -500,7 +494,7 @@ api_result_t api_handle_create_partitions(api_context_t *ctx, kafka_request_t *r
 malformed:
     free(names);
     items_free(items, n);
-    return API_MALFORMED;
+    return API_REFUSE(req, "malformed CreatePartitions request");
 }
 
 /* ---- DescribeConfigs ---- */
@@ -522,8 +516,8 @@ typedef struct config_entry {
 
 static bool wanted(kreader_t keys, int32_t nkeys, const char *name)
 {
-    if (nkeys < 0)
-        return true; /* null: every key */
+    if (nkeys <= 0)
+        return true; /* null or empty: every key, as Kafka answers */
     for (int32_t i = 0; i < nkeys; i++) {
         kslice_t k;
         kr_string_v(&keys, false, &k); /* validated by the caller */
@@ -694,7 +688,7 @@ api_result_t api_handle_describe_configs(api_context_t *ctx, kafka_request_t *re
     int32_t nresources;
 
     if (!kr_array_v(r, false, 7, &nresources))
-        return API_MALFORMED;
+        return API_REFUSE(req, "malformed DescribeConfigs request");
     /* include_synonyms follows the resources: find it first. */
     kreader_t resources_at = *r;
     for (int32_t i = 0; i < nresources; i++) {
@@ -702,14 +696,14 @@ api_result_t api_handle_describe_configs(api_context_t *ctx, kafka_request_t *re
         kslice_t name, key;
         int32_t nkeys;
         if (!kr_i8(r, &type) || !kr_string_v(r, false, &name) || !kr_array_v(r, false, 2, &nkeys))
-            return API_MALFORMED;
+            return API_REFUSE(req, "malformed DescribeConfigs request");
         for (int32_t k = 0; k < nkeys; k++)
             if (!kr_string_v(r, false, &key))
-                return API_MALFORMED;
+                return API_REFUSE(req, "malformed DescribeConfigs request");
     }
     bool synonyms = false;
     if (version >= 1 && !kr_bool(r, &synonyms))
-        return API_MALFORMED;
+        return API_REFUSE(req, "malformed DescribeConfigs request");
 
     const cluster_metadata_t *md = coordinator_metadata(ctx->coord);
     kw_i32(w, 0); /* throttle_time_ms */

@@ -354,7 +354,7 @@ api_result_t api_handle_fetch(api_context_t *ctx, kafka_request_t *req, kafka_re
     kreader_t body = req->body;
 
     if (!fetch_answer(ctx, req, body, resp, &out))
-        return API_MALFORMED;
+        return API_REFUSE(req, "malformed Fetch request");
     bool may_wait =
         out.max_wait_ms > 0 && out.npartitions > 0 && !out.has_error && out.bytes < out.min_bytes;
     if (!may_wait)

@@ -92,6 +92,9 @@ int32_t api_topic_min_insync(api_context_t *ctx, kslice_t topic);
 /* Wall-clock milliseconds (record timestamps are wall clock). */
 int64_t api_now_ms(void);
 
+/* Refuses a request that does not decode; net logs `why` with the peer. */
+#define API_REFUSE(req, why) ((req)->malformed_reason = (why), API_MALFORMED)
+
 /* Kafka's "no authorized operations" marker (INT32_MIN). */
 #define API_AUTHORIZED_OPS_OMITTED ((int32_t)(-2147483647 - 1))
 

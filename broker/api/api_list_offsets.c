@@ -84,7 +84,7 @@ api_result_t api_handle_list_offsets(api_context_t *ctx, kafka_request_t *req,
     int8_t isolation_level = 0;
     if (!kr_i32(r, &replica_id) || (version >= 2 && !kr_i8(r, &isolation_level)) ||
         !kr_array_v(r, false, 6, &ntopics))
-        return API_MALFORMED;
+        return API_REFUSE(req, "malformed ListOffsets request");
 
     if (version >= 2)
         kw_i32(w, 0); /* throttle_time_ms */
@@ -93,7 +93,7 @@ api_result_t api_handle_list_offsets(api_context_t *ctx, kafka_request_t *req,
         kslice_t topic;
         int32_t nparts;
         if (!kr_string_v(r, false, &topic) || !kr_array_v(r, false, 12, &nparts))
-            return API_MALFORMED;
+            return API_REFUSE(req, "malformed ListOffsets request");
         kw_string_v(w, false, (const char *)topic.ptr, topic.len);
         kw_array_v(w, false, nparts < 0 ? 0 : nparts);
         for (int32_t p = 0; p < nparts; p++) {
@@ -101,7 +101,7 @@ api_result_t api_handle_list_offsets(api_context_t *ctx, kafka_request_t *req,
             int64_t timestamp;
             if (!kr_i32(r, &partition) || (version >= 4 && !kr_i32(r, &current_leader_epoch)) ||
                 !kr_i64(r, &timestamp) || (version == 0 && !kr_i32(r, &max_num_offsets)))
-                return API_MALFORMED;
+                return API_REFUSE(req, "malformed ListOffsets request");
             offset_answer_t a =
                 lookup_offset(ctx, replica_id, topic, partition, current_leader_epoch, timestamp);
             kw_i32(w, partition);

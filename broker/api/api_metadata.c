@@ -92,22 +92,22 @@ api_result_t api_handle_metadata(api_context_t *ctx, kafka_request_t *req, kafka
 
     int32_t ntopics;
     if (!kr_array_v(r, false, 2, &ntopics))
-        return API_MALFORMED;
+        return API_REFUSE(req, "malformed Metadata request");
     /* v0 asks for every topic with an empty list, v1+ with a null one. */
     bool all_topics = version == 0 ? ntopics <= 0 : ntopics < 0;
     kreader_t topics_at = *r;
     for (int32_t i = 0; i < ntopics; i++) {
         kslice_t name;
         if (!kr_string_v(r, false, &name))
-            return API_MALFORMED;
+            return API_REFUSE(req, "malformed Metadata request");
     }
     bool allow_auto_create = true;
     if (version >= 4 && !kr_bool(r, &allow_auto_create))
-        return API_MALFORMED;
+        return API_REFUSE(req, "malformed Metadata request");
     if (version >= 8) {
         bool cluster_ops, topic_ops;
         if (!kr_bool(r, &cluster_ops) || !kr_bool(r, &topic_ops))
-            return API_MALFORMED;
+            return API_REFUSE(req, "malformed Metadata request");
     }
 
     const cluster_metadata_t *md = coordinator_metadata(ctx->coord);

@@ -104,12 +104,12 @@ api_result_t api_handle_produce(api_context_t *ctx, kafka_request_t *req, kafka_
     if (version >= 3) {
         kslice_t transactional_id;
         if (!kr_nullable_string_v(r, false, &transactional_id))
-            return API_MALFORMED;
+            return API_REFUSE(req, "malformed Produce request");
     }
     int16_t acks;
     int32_t timeout_ms, ntopics;
     if (!kr_i16(r, &acks) || !kr_i32(r, &timeout_ms) || !kr_array_v(r, false, 6, &ntopics))
-        return API_MALFORMED;
+        return API_REFUSE(req, "malformed Produce request");
     bool acks_valid = acks == 0 || acks == 1 || acks == -1;
 
     kwriter_t *w = &resp->body;
@@ -118,14 +118,14 @@ api_result_t api_handle_produce(api_context_t *ctx, kafka_request_t *req, kafka_
         kslice_t topic;
         int32_t nparts;
         if (!kr_string_v(r, false, &topic) || !kr_array_v(r, false, 8, &nparts))
-            return API_MALFORMED;
+            return API_REFUSE(req, "malformed Produce request");
         kw_string_v(w, false, (const char *)topic.ptr, topic.len);
         kw_array_v(w, false, nparts < 0 ? 0 : nparts);
         for (int32_t p = 0; p < nparts; p++) {
             int32_t partition;
             kslice_t records;
             if (!kr_i32(r, &partition) || !kr_bytes_v(r, false, &records))
-                return API_MALFORMED;
+                return API_REFUSE(req, "malformed Produce request");
             produce_result_t res = produce_failed;
             if (acks_valid)
                 res = produce_partition(ctx, req, acks, topic, partition, records);
