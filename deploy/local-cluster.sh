@@ -1,0 +1,248 @@
+#!/usr/bin/env bash
+# A Vltava cluster of local processes: one ZooKeeper (Debian's package) and N
+# brokers, broker i listening for Kafka clients on 127.0.0.1:(9091+i).
+#
+#   deploy/local-cluster.sh up [--brokers N]   start (default 1 broker)
+#   deploy/local-cluster.sh status             what runs, and the bootstrap address
+#   deploy/local-cluster.sh down [--clean]     stop what "up" started (--clean: delete data)
+#
+# Everything lives under $VLTAVA_LOCAL_DIR (default <repo>/.vltava-local/):
+# zookeeper/ (zoo.cfg, data, log, pid) and broker-<i>/ (properties, data,
+# log, pid). Broker configs are deploy/broker.properties with the per-broker
+# keys replaced. Binaries come from $VLTAVA_BUILD_DIR (default <repo>/build),
+# built there first if missing. ZooKeeper listens on $VLTAVA_ZK_PORT (2181).
+set -euo pipefail
+
+repo="$(cd "$(dirname "$0")/.." && pwd)"
+state="${VLTAVA_LOCAL_DIR:-$repo/.vltava-local}"
+build="${VLTAVA_BUILD_DIR:-$repo/build}"
+zk_port="${VLTAVA_ZK_PORT:-2181}"
+template="$repo/deploy/broker.properties"
+chroot=/vltava
+
+die() { printf 'local-cluster: %s\n' "$*" >&2; exit 1; }
+say() { printf '%s\n' "$*"; }
+
+# pid_alive FILE PATTERN: the pid in FILE runs and its command line matches
+# PATTERN (so a recycled pid is never signalled).
+pid_alive() {
+    local pid
+    [ -f "$1" ] || return 1
+    pid="$(cat "$1")"
+    [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] || return 1
+    tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q -- "$2"
+}
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# wait_until SECONDS WHAT COMMAND...: polls COMMAND until it succeeds.
+wait_until() {
+    local limit=$1 what=$2
+    shift 2
+    local deadline=$(($(date +%s) + limit))
+    until "$@"; do
+        [ "$(date +%s)" -lt "$deadline" ] || return 1
+        sleep 0.2
+    done
+}
+
+broker_bin() {
+    local b
+    for b in "$build/broker/vltava-broker" "$build/vltava-broker"; do
+        [ -x "$b" ] && { echo "$b"; return; }
+    done
+    return 1
+}
+
+ensure_built() {
+    if ! broker_bin >/dev/null; then
+        say "building vltava-broker and vltava in $build"
+        bash "$repo/deploy/install-deps.sh"
+        [ -f "$build/CMakeCache.txt" ] || cmake -S "$repo" -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
+        cmake --build "$build" --target vltava-broker vltava -j2 >/dev/null
+    fi
+    broker_bin >/dev/null || die "vltava-broker not found in $build"
+}
+
+zk_ok() {
+    local reply
+    reply="$(timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$zk_port && printf ruok >&3 && cat <&3" 2>/dev/null)" || return 1
+    [ "$reply" = imok ]
+}
+
+start_zookeeper() {
+    local dir="$state/zookeeper"
+    if pid_alive "$dir/pid" QuorumPeerMain; then
+        say "zookeeper already running (pid $(cat "$dir/pid"))"
+        return
+    fi
+    port_open "$zk_port" && die "port $zk_port is taken; set VLTAVA_ZK_PORT"
+    mkdir -p "$dir/data"
+    cat >"$dir/zoo.cfg" <<EOF
+tickTime=2000
+dataDir=$dir/data
+clientPort=$zk_port
+clientPortAddress=127.0.0.1
+admin.enableServer=false
+maxClientCnxns=0
+4lw.commands.whitelist=ruok,srvr,stat
+EOF
+    # zookeeper.jar's manifest Class-Path names its dependencies.
+    setsid java -Xmx256m -XX:+UseSerialGC -Dorg.slf4j.simpleLogger.defaultLogLevel=warn \
+        -cp /usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar \
+        org.apache.zookeeper.server.quorum.QuorumPeerMain "$dir/zoo.cfg" \
+        >>"$dir/zookeeper.log" 2>&1 </dev/null &
+    echo $! >"$dir/pid"
+    wait_until 60 zookeeper zk_ok || die "zookeeper did not start; see $dir/zookeeper.log"
+    say "zookeeper 127.0.0.1:$zk_port (pid $(cat "$dir/pid"))"
+}
+
+# write_config I: the template with broker I's keys replaced.
+write_config() {
+    local i=$1 dir="$state/broker-$1"
+    local -A own=(
+        [broker.id]="$i"
+        [listeners]="PLAINTEXT://127.0.0.1:$((9091 + i))"
+        [replication.listener]="127.0.0.1:$((19091 + i))"
+        [zookeeper.connect]="127.0.0.1:$zk_port$chroot"
+        [log.dirs]="$dir/data"
+    )
+    local key
+    {
+        printf '# written by deploy/local-cluster.sh from deploy/broker.properties\n'
+        while IFS= read -r line; do
+            key="${line%%=*}"
+            if [[ "$line" != \#* && "$line" == *=* && -n "${own[$key]+x}" ]]; then
+                continue
+            fi
+            printf '%s\n' "$line"
+        done <"$template"
+        for key in broker.id listeners replication.listener zookeeper.connect log.dirs; do
+            printf '%s=%s\n' "$key" "${own[$key]}"
+        done
+    } >"$dir/broker.properties"
+}
+
+start_broker() {
+    local i=$1 dir="$state/broker-$1" bin
+    bin="$(broker_bin)"
+    if pid_alive "$dir/pid" vltava-broker; then
+        say "broker $i already running (pid $(cat "$dir/pid"))"
+        return
+    fi
+    port_open $((9091 + i)) && die "port $((9091 + i)) is taken"
+    mkdir -p "$dir/data"
+    write_config "$i"
+    setsid "$bin" --config "$dir/broker.properties" >>"$dir/broker.log" 2>&1 </dev/null &
+    echo $! >"$dir/pid"
+}
+
+broker_dirs() {
+    local d
+    for d in "$state"/broker-*; do
+        [ -d "$d" ] && echo "$d"
+    done | sort -t- -k2 -n
+}
+
+# Metadata as seen by broker PORT lists COUNT brokers.
+cluster_formed() {
+    PYTHONPATH="$repo/tests/integration" /usr/bin/python3 -c '
+import sys, vltava_test as vt
+md = vt.raw_metadata(int(sys.argv[1]), topics=[], timeout=2)
+sys.exit(0 if len(md["brokers"]) >= int(sys.argv[2]) else 1)' "$1" "$2" 2>/dev/null
+}
+
+bootstrap() {
+    local d list=""
+    for d in $(broker_dirs); do
+        pid_alive "$d/pid" vltava-broker || continue
+        list="$list${list:+,}127.0.0.1:$((9091 + ${d##*-}))"
+    done
+    echo "$list"
+}
+
+cmd_up() {
+    local n=1
+    while [ $# -gt 0 ]; do
+        case "$1" in
+        --brokers) n="${2:?--brokers needs a number}"; shift 2 ;;
+        --brokers=*) n="${1#*=}"; shift ;;
+        *) die "unknown option $1 (usage: up [--brokers N])" ;;
+        esac
+    done
+    [[ "$n" =~ ^[1-9][0-9]*$ ]] || die "--brokers must be a positive number"
+    ensure_built
+    mkdir -p "$state"
+    start_zookeeper
+    local i
+    for i in $(seq 1 "$n"); do
+        start_broker "$i"
+    done
+    for i in $(seq 1 "$n"); do
+        local dir="$state/broker-$i"
+        if ! wait_until 90 "broker $i" cluster_formed $((9091 + i)) "$n"; then
+            tail -30 "$dir/broker.log" >&2 || true
+            die "broker $i did not join a cluster of $n; see $dir/broker.log"
+        fi
+        say "broker $i 127.0.0.1:$((9091 + i)) (pid $(cat "$dir/pid"))"
+    done
+    say "bootstrap: $(bootstrap)"
+}
+
+stop_pid() {
+    local file=$1 pattern=$2 what=$3
+    if pid_alive "$file" "$pattern"; then
+        local pid
+        pid="$(cat "$file")"
+        kill -TERM "$pid" 2>/dev/null || true
+        if ! wait_until 30 "$what" bash -c "! kill -0 $pid 2>/dev/null"; then
+            say "$what (pid $pid) ignored SIGTERM; killing"
+            kill -KILL "$pid" 2>/dev/null || true
+        fi
+        say "stopped $what (pid $pid)"
+    fi
+    rm -f "$file"
+}
+
+cmd_down() {
+    local clean=0
+    [ "${1:-}" = "--clean" ] && clean=1
+    [ -d "$state" ] || { say "nothing to stop"; return; }
+    local d
+    for d in $(broker_dirs); do
+        stop_pid "$d/pid" vltava-broker "broker ${d##*-}"
+    done
+    stop_pid "$state/zookeeper/pid" QuorumPeerMain zookeeper
+    if [ "$clean" -eq 1 ]; then
+        rm -rf "$state"
+        say "removed $state"
+    fi
+}
+
+cmd_status() {
+    local up=0 d
+    if pid_alive "$state/zookeeper/pid" QuorumPeerMain; then
+        say "zookeeper  127.0.0.1:$zk_port  pid $(cat "$state/zookeeper/pid")  $(zk_ok && echo ok || echo 'not answering')"
+        up=1
+    else
+        say "zookeeper  stopped"
+    fi
+    for d in $(broker_dirs); do
+        local i=${d##*-}
+        if pid_alive "$d/pid" vltava-broker; then
+            say "broker $i   127.0.0.1:$((9091 + i))  pid $(cat "$d/pid")  $(port_open $((9091 + i)) && echo listening || echo 'not listening')"
+            up=1
+        else
+            say "broker $i   stopped"
+        fi
+    done
+    [ "$up" -eq 1 ] && say "bootstrap: $(bootstrap)"
+    [ "$up" -eq 1 ]
+}
+
+case "${1:-}" in
+up) shift; cmd_up "$@" ;;
+down) shift; cmd_down "$@" ;;
+status) cmd_status ;;
+*) die "usage: $0 up [--brokers N] | down [--clean] | status" ;;
+esac
