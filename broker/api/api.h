@@ -8,7 +8,9 @@
  *     socket.request.max.bytes), parses the request header and builds a
  *     kafka_request_t whose `body` reader starts after the header.
  *  2. net calls api_dispatch(). Unknown keys and unsupported versions are
- *     answered or refused by api_dispatch itself, per the table.
+ *     answered or refused by api_dispatch itself, per the table; for
+ *     flexible versions it sets req->flexible and skips the header's
+ *     tagged fields, so handlers see `body` at the first body field.
  *  3. The handler decodes req->body, writes the response *body* (no size,
  *     no correlation id, no header tags: net writes the header) into
  *     `resp`, and returns:

@@ -4,12 +4,14 @@
 #include <stdlib.h>
 
 void kafka_codec_suite(void);
+void kafka_net_suite(void);
 
 int main(void)
 {
     if (CU_initialize_registry() != CUE_SUCCESS)
         return EXIT_FAILURE;
     kafka_codec_suite();
+    kafka_net_suite();
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
     unsigned failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
