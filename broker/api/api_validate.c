@@ -1,0 +1,146 @@
+/* The handlers' pure helpers: error mapping, topic name and topic config
+ * validation, leader epoch checks. No broker state; unit-tested alone. */
+#include <assert.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api_handlers.h"
+#include "kafka_errors.h"
+
+int16_t api_log_error_code(log_err_t err)
+{
+    switch (err) {
+    case LOG_OK:
+        return KAFKA_NONE;
+    case LOG_ERR_BAD_MAGIC:
+        return KAFKA_UNSUPPORTED_FOR_MESSAGE_FORMAT;
+    case LOG_ERR_BAD_CRC:
+    case LOG_ERR_BAD_LENGTH:
+        return KAFKA_CORRUPT_MESSAGE;
+    case LOG_ERR_BAD_COUNT:
+    case LOG_ERR_CONTROL_BATCH:
+        return KAFKA_INVALID_RECORD;
+    case LOG_ERR_TOO_LARGE:
+        return KAFKA_MESSAGE_TOO_LARGE;
+    case LOG_ERR_OUT_OF_RANGE:
+        return KAFKA_OFFSET_OUT_OF_RANGE;
+    case LOG_ERR_IO:
+        return KAFKA_KAFKA_STORAGE_ERROR;
+    case LOG_ERR_GAP:
+    case LOG_ERR_OVERLAP:
+        break;
+    }
+    return KAFKA_UNKNOWN_SERVER_ERROR;
+}
+
+int16_t api_validate_topic_name(const char *name, size_t len, char *msg, size_t msg_size)
+{
+    if (len == 0) {
+        snprintf(msg, msg_size, "Topic name is illegal, it can't be empty");
+        return KAFKA_INVALID_TOPIC_EXCEPTION;
+    }
+    if ((len == 1 && name[0] == '.') || (len == 2 && name[0] == '.' && name[1] == '.')) {
+        snprintf(msg, msg_size, "Topic name cannot be \".\" or \"..\"");
+        return KAFKA_INVALID_TOPIC_EXCEPTION;
+    }
+    if (len > API_TOPIC_NAME_MAX) {
+        snprintf(msg, msg_size, "Topic name is illegal, it can't be longer than %d characters",
+                 API_TOPIC_NAME_MAX);
+        return KAFKA_INVALID_TOPIC_EXCEPTION;
+    }
+    for (size_t i = 0; i < len; i++) {
+        char c = name[i];
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '.' || c == '_' || c == '-';
+        if (!ok) {
+            snprintf(msg, msg_size,
+                     "Topic name \"%.*s\" is illegal, it contains a character other than ASCII "
+                     "alphanumerics, '.', '_' and '-'",
+                     (int)len, name);
+            return KAFKA_INVALID_TOPIC_EXCEPTION;
+        }
+    }
+    return KAFKA_NONE;
+}
+
+const api_extra_config_t api_extra_topic_configs[] = {
+    {"min.insync.replicas", NULL},
+    {"cleanup.policy", "delete"},
+    {"compression.type", "producer"},
+    {"unclean.leader.election.enable", NULL},
+    {NULL, NULL},
+};
+
+static bool parse_long(const char *s, long long *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0')
+        return false;
+    *out = v;
+    return true;
+}
+
+int16_t api_validate_topic_config(const char *key, const char *value, char *msg, size_t msg_size)
+{
+    assert(key != NULL);
+    if (value == NULL) {
+        snprintf(msg, msg_size, "Null value not supported for topic config %s", key);
+        return KAFKA_INVALID_CONFIG;
+    }
+    if (strcmp(key, "min.insync.replicas") == 0) {
+        long long v;
+        if (!parse_long(value, &v) || v < 1 || v > 32767) {
+            snprintf(msg, msg_size, "Invalid value %s for configuration %s: must be at least 1",
+                     value, key);
+            return KAFKA_INVALID_CONFIG;
+        }
+        return KAFKA_NONE;
+    }
+    if (strcmp(key, "cleanup.policy") == 0) {
+        if (strcmp(value, "delete") != 0) {
+            snprintf(msg, msg_size,
+                     "Invalid value %s for configuration %s: only \"delete\" is supported", value,
+                     key);
+            return KAFKA_INVALID_CONFIG;
+        }
+        return KAFKA_NONE;
+    }
+    if (strcmp(key, "compression.type") == 0) {
+        /* Batches are stored as the producer sent them; recompression is
+         * not implemented. */
+        if (strcmp(value, "producer") != 0) {
+            snprintf(msg, msg_size,
+                     "Invalid value %s for configuration %s: only \"producer\" is supported", value,
+                     key);
+            return KAFKA_INVALID_CONFIG;
+        }
+        return KAFKA_NONE;
+    }
+    if (strcmp(key, "unclean.leader.election.enable") == 0) {
+        if (strcmp(value, "true") != 0 && strcmp(value, "false") != 0) {
+            snprintf(msg, msg_size, "Invalid value %s for configuration %s: must be true or false",
+                     value, key);
+            return KAFKA_INVALID_CONFIG;
+        }
+        return KAFKA_NONE;
+    }
+    log_config_t scratch;
+    log_config_defaults(&scratch);
+    char err[160];
+    if (log_config_set(&scratch, key, value, err, sizeof(err)) != 0) {
+        snprintf(msg, msg_size, "Invalid config %s=%s: %s", key, value, err);
+        return KAFKA_INVALID_CONFIG;
+    }
+    return KAFKA_NONE;
+}
+
+int16_t api_check_leader_epoch(int32_t requested, int32_t current)
+{
+    if (requested < 0 || requested == current)
+        return KAFKA_NONE;
+    return requested < current ? KAFKA_FENCED_LEADER_EPOCH : KAFKA_UNKNOWN_LEADER_EPOCH;
+}
