@@ -11,7 +11,7 @@ packages=(
   zlib1g-dev liblz4-dev libzstd-dev libsnappy-dev
   zookeeper default-jre-headless
   kcat python3-kafka python3-confluent-kafka python3-kazoo
-  procps iproute2
+  procps iproute2 debootstrap
 )
 
 missing=()
