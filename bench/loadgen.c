@@ -1,0 +1,609 @@
+/* loadgen: producer/consumer load against a Kafka-compatible cluster, on
+ * librdkafka.
+ *
+ * One run:
+ *   1. creates the topic (if absent) and waits for its leaders;
+ *   2. measures the hardware reference: the same number of bytes through a
+ *      plain TCP socket pair over 127.0.0.1;
+ *   3. produces N records of S bytes as fast as librdkafka takes them, while
+ *      a concurrent consumer reads them back and measures end-to-end
+ *      latency from the send timestamp each record carries;
+ *   4. consumes the N records again from the start with a fresh consumer.
+ * It prints records/s and MB/s for both phases (with the ratio to the
+ * loopback figure), latency percentiles, and one RESULT line for scripts.
+ *
+ * MB here is 10^6 bytes; payload bytes only (no keys, no protocol framing). */
+#include <assert.h>
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <librdkafka/rdkafka.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_RECORDS     100000000LL
+#define MAX_RECORD_SIZE (1000 * 1000)
+#define MIN_RECORD_SIZE 8 /* the send timestamp */
+#define MAX_PARTITIONS  1024
+#define CONSUME_BATCH   4096
+#define LOOPBACK_CHUNK  (64 * 1024)
+
+struct options {
+    const char *bootstrap;
+    char topic[256];
+    int64_t records;
+    int size;
+    const char *acks;
+    const char *linger_ms;
+    const char *batch_size;
+    const char *batch_num;
+    const char *compression;
+    int partitions;
+    int timeout_s; /* bound on each phase */
+    bool latency;  /* run the concurrent latency consumer */
+};
+
+static const char usage[] =
+    "Usage: loadgen [OPTIONS]\n"
+    "  -b, --bootstrap HOST:PORT   brokers (default $VLTAVA_BROKERS or 127.0.0.1:9092)\n"
+    "  -t, --topic NAME            topic (default loadgen-<pid>-<time>, created)\n"
+    "  -n, --records N             records to produce (default 1000000)\n"
+    "  -s, --size BYTES            record value size, >= 8 (default 100)\n"
+    "      --acks 0|1|all          (default 1)\n"
+    "      --linger-ms MS          producer linger.ms (default 5)\n"
+    "      --batch-size BYTES      producer batch.size (default 1000000)\n"
+    "      --batch-num N           producer batch.num.messages (default 10000)\n"
+    "      --compression CODEC     none|gzip|snappy|lz4|zstd (default none)\n"
+    "  -P, --partitions N          partitions when creating the topic (default 1)\n"
+    "      --timeout SECONDS       bound on each phase (default 300)\n"
+    "      --no-latency            skip the concurrent latency consumer\n";
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+static void die(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("loadgen: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    exit(1);
+}
+
+static void *xcalloc_or_die(size_t n, size_t size)
+{
+    void *p = calloc(n, size);
+    if (p == NULL)
+        die("out of memory (%zu x %zu bytes)", n, size);
+    return p;
+}
+
+static void conf_set(rd_kafka_conf_t *conf, const char *name, const char *value)
+{
+    char errstr[512];
+    if (rd_kafka_conf_set(conf, name, value, errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK)
+        die("%s=%s: %s", name, value, errstr);
+}
+
+static void quiet_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    (void)rk;
+    if (level <= 3) /* errors only: the run's figures are the output */
+        fprintf(stderr, "librdkafka %s: %s\n", fac, buf);
+}
+
+static rd_kafka_t *client_new(const struct options *o, rd_kafka_type_t type, rd_kafka_conf_t *conf)
+{
+    char errstr[512];
+    conf_set(conf, "bootstrap.servers", o->bootstrap);
+    conf_set(conf, "client.id", "vltava-loadgen");
+    rd_kafka_conf_set_log_cb(conf, quiet_log);
+    rd_kafka_t *rk = rd_kafka_new(type, conf, errstr, sizeof(errstr));
+    if (rk == NULL)
+        die("rd_kafka_new: %s", errstr);
+    return rk;
+}
+
+/* ---- Topic setup ---- */
+
+/* Creates the topic unless it exists, then waits until every partition has
+ * a leader; returns the partition count. */
+static int topic_prepare(const struct options *o)
+{
+    rd_kafka_t *rk = client_new(o, RD_KAFKA_PRODUCER, rd_kafka_conf_new());
+    char errstr[512];
+    rd_kafka_NewTopic_t *nt =
+        rd_kafka_NewTopic_new(o->topic, o->partitions, 1, errstr, sizeof(errstr));
+    if (nt == NULL)
+        die("topic %s: %s", o->topic, errstr);
+    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+    rd_kafka_CreateTopics(rk, &nt, 1, NULL, q);
+    rd_kafka_NewTopic_destroy(nt);
+    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, o->timeout_s * 1000);
+    if (ev == NULL)
+        die("CreateTopics: no answer in %d s", o->timeout_s);
+    size_t n = 0;
+    const rd_kafka_topic_result_t **res =
+        rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev), &n);
+    rd_kafka_resp_err_t err = rd_kafka_event_error(ev);
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR && n == 1)
+        err = rd_kafka_topic_result_error(res[0]);
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR && err != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS)
+        die("CreateTopics %s: %s", o->topic, rd_kafka_err2str(err));
+    rd_kafka_event_destroy(ev);
+    rd_kafka_queue_destroy(q);
+
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, o->topic, NULL);
+    int64_t deadline = now_ns() + (int64_t)o->timeout_s * 1000000000LL;
+    int partitions = 0;
+    while (partitions == 0) {
+        if (now_ns() > deadline)
+            die("topic %s: partitions without a leader after %d s", o->topic, o->timeout_s);
+        const struct rd_kafka_metadata *md = NULL;
+        if (rd_kafka_metadata(rk, 0, rkt, &md, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            const rd_kafka_metadata_topic_t *t = &md->topics[0];
+            bool led =
+                md->topic_cnt == 1 && t->err == RD_KAFKA_RESP_ERR_NO_ERROR && t->partition_cnt > 0;
+            for (int i = 0; led && i < t->partition_cnt; i++)
+                led = t->partitions[i].leader >= 0;
+            if (led)
+                partitions = t->partition_cnt;
+            rd_kafka_metadata_destroy(md);
+        }
+        if (partitions == 0)
+            usleep(100 * 1000);
+    }
+    rd_kafka_topic_destroy(rkt);
+    rd_kafka_destroy(rk);
+    if (partitions > MAX_PARTITIONS)
+        die("topic %s has %d partitions, more than %d", o->topic, partitions, MAX_PARTITIONS);
+    return partitions;
+}
+
+/* High watermark of every partition: where this run's records start. */
+static void start_offsets(const struct options *o, int partitions, int64_t *offsets)
+{
+    rd_kafka_t *rk = client_new(o, RD_KAFKA_CONSUMER, rd_kafka_conf_new());
+    for (int p = 0; p < partitions; p++) {
+        int64_t lo, hi;
+        rd_kafka_resp_err_t err =
+            rd_kafka_query_watermark_offsets(rk, o->topic, p, &lo, &hi, o->timeout_s * 1000);
+        if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+            die("watermarks of %s [%d]: %s", o->topic, p, rd_kafka_err2str(err));
+        offsets[p] = hi;
+    }
+    rd_kafka_destroy(rk);
+}
+
+/* ---- Hardware reference: loopback TCP ---- */
+
+struct loopback_sink {
+    int listen_fd;
+    int64_t expect;
+    int64_t received;
+};
+
+static void *loopback_sink_run(void *arg)
+{
+    struct loopback_sink *s = arg;
+    int fd = accept(s->listen_fd, NULL, NULL);
+    if (fd < 0)
+        return NULL;
+    char *buf = xcalloc_or_die(1, 4 * LOOPBACK_CHUNK);
+    while (s->received < s->expect) {
+        ssize_t n = read(fd, buf, 4 * LOOPBACK_CHUNK);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        s->received += n;
+    }
+    free(buf);
+    close(fd);
+    return NULL;
+}
+
+/* Sends total bytes through a TCP connection over 127.0.0.1 to a reader
+ * thread; returns MB/s. */
+static double loopback_mbps(int64_t total)
+{
+    assert(total > 0);
+    struct loopback_sink sink = {.expect = total};
+    sink.listen_fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(addr);
+    if (sink.listen_fd < 0 || bind(sink.listen_fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 ||
+        listen(sink.listen_fd, 1) < 0 ||
+        getsockname(sink.listen_fd, (struct sockaddr *)&addr, &len) < 0)
+        die("loopback listener: %s", strerror(errno));
+    pthread_t reader;
+    if (pthread_create(&reader, NULL, loopback_sink_run, &sink) != 0)
+        die("pthread_create failed");
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0)
+        die("loopback connect: %s", strerror(errno));
+    char *chunk = xcalloc_or_die(1, LOOPBACK_CHUNK);
+    memset(chunk, 'x', LOOPBACK_CHUNK);
+    int64_t start = now_ns();
+    int64_t sent = 0;
+    while (sent < total) {
+        size_t want = (size_t)(total - sent < LOOPBACK_CHUNK ? total - sent : LOOPBACK_CHUNK);
+        ssize_t n = write(fd, chunk, want);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            die("loopback write: %s", strerror(errno));
+        sent += n;
+    }
+    shutdown(fd, SHUT_WR);
+    pthread_join(reader, NULL);
+    int64_t elapsed = now_ns() - start;
+    close(fd);
+    close(sink.listen_fd);
+    free(chunk);
+    if (sink.received != total)
+        die("loopback: received %" PRId64 " of %" PRId64 " bytes", sink.received, total);
+    return (double)total / 1e6 / ((double)elapsed / 1e9);
+}
+
+/* ---- Consumers ---- */
+
+struct consumer_run {
+    const struct options *o;
+    int partitions;
+    const int64_t *offsets; /* where this run's records start, per partition */
+    int64_t want;           /* records to read */
+    int64_t deadline_ns;
+    /* results */
+    int64_t got;
+    int64_t bytes;
+    int64_t first_ns, last_ns;
+    int32_t *latency_us; /* NULL: no latency sampling; else `want` slots */
+    int64_t samples;
+    int64_t errors;
+};
+
+static void consumer_run(struct consumer_run *c)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    conf_set(conf, "fetch.wait.max.ms", "10");
+    conf_set(conf, "queued.min.messages", "1000000");
+    rd_kafka_t *rk = client_new(c->o, RD_KAFKA_CONSUMER, conf);
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, c->o->topic, NULL);
+    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+    for (int p = 0; p < c->partitions; p++)
+        if (rd_kafka_consume_start_queue(rkt, p, c->offsets[p], q) < 0)
+            die("consume_start %d: %s", p, rd_kafka_err2str(rd_kafka_last_error()));
+    rd_kafka_message_t **batch = xcalloc_or_die(CONSUME_BATCH, sizeof(*batch));
+    while (c->got < c->want && now_ns() < c->deadline_ns) {
+        ssize_t n = rd_kafka_consume_batch_queue(q, 100, batch, CONSUME_BATCH);
+        int64_t now = now_ns();
+        for (ssize_t i = 0; i < n; i++) {
+            rd_kafka_message_t *m = batch[i];
+            if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+                if (c->got == 0)
+                    c->first_ns = now;
+                c->got++;
+                c->bytes += (int64_t)m->len;
+                if (c->latency_us != NULL && m->len >= MIN_RECORD_SIZE && c->samples < c->want) {
+                    int64_t sent;
+                    memcpy(&sent, m->payload, sizeof(sent));
+                    int64_t us = (now - sent) / 1000;
+                    c->latency_us[c->samples++] = (int32_t)(us > INT32_MAX ? INT32_MAX : us);
+                }
+            } else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+                if (c->errors++ == 0)
+                    fprintf(stderr, "loadgen: consume: %s\n", rd_kafka_message_errstr(m));
+            }
+            rd_kafka_message_destroy(m);
+        }
+        if (n > 0)
+            c->last_ns = now;
+    }
+    free(batch);
+    for (int p = 0; p < c->partitions; p++)
+        rd_kafka_consume_stop(rkt, p);
+    rd_kafka_queue_destroy(q);
+    rd_kafka_topic_destroy(rkt);
+    rd_kafka_destroy(rk);
+}
+
+static void *consumer_thread(void *arg)
+{
+    consumer_run(arg);
+    return NULL;
+}
+
+/* ---- Producer ---- */
+
+struct produce_stats {
+    atomic_llong delivered;
+    atomic_llong failed;
+    rd_kafka_resp_err_t first_error;
+};
+
+static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+    (void)rk;
+    struct produce_stats *st = opaque;
+    if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        atomic_fetch_add(&st->delivered, 1);
+    } else {
+        if (atomic_fetch_add(&st->failed, 1) == 0)
+            st->first_error = m->err;
+    }
+}
+
+/* Produces o->records records; returns the elapsed ns from the first send
+ * to the last acknowledgement. */
+static int64_t produce_all(const struct options *o, struct produce_stats *st)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    conf_set(conf, "acks", o->acks);
+    conf_set(conf, "linger.ms", o->linger_ms);
+    conf_set(conf, "batch.size", o->batch_size);
+    conf_set(conf, "batch.num.messages", o->batch_num);
+    conf_set(conf, "compression.codec", o->compression);
+    conf_set(conf, "queue.buffering.max.messages", "2000000");
+    conf_set(conf, "queue.buffering.max.kbytes", "2097152");
+    rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
+    rd_kafka_conf_set_opaque(conf, st);
+    rd_kafka_t *rk = client_new(o, RD_KAFKA_PRODUCER, conf);
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, o->topic, NULL);
+    char *payload = xcalloc_or_die(1, (size_t)o->size);
+    memset(payload, 'v', (size_t)o->size);
+
+    int64_t start = now_ns();
+    for (int64_t i = 0; i < o->records; i++) {
+        int64_t sent = now_ns();
+        memcpy(payload, &sent, sizeof(sent));
+        while (rd_kafka_produce(rkt, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY, payload,
+                                (size_t)o->size, NULL, 0, NULL) != 0) {
+            rd_kafka_resp_err_t err = rd_kafka_last_error();
+            if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
+                die("produce: %s", rd_kafka_err2str(err));
+            rd_kafka_poll(rk, 1);
+        }
+        if ((i & 1023) == 0)
+            rd_kafka_poll(rk, 0);
+    }
+    rd_kafka_resp_err_t err = rd_kafka_flush(rk, o->timeout_s * 1000);
+    int64_t elapsed = now_ns() - start;
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+        die("flush: %s (%d records unacknowledged)", rd_kafka_err2str(err), rd_kafka_outq_len(rk));
+    free(payload);
+    rd_kafka_topic_destroy(rkt);
+    rd_kafka_destroy(rk);
+    return elapsed;
+}
+
+/* ---- Reporting ---- */
+
+static int cmp_i32(const void *a, const void *b)
+{
+    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* The q-quantile (0..1) of sorted samples, in ms. */
+static double quantile_ms(const int32_t *sorted, int64_t n, double q)
+{
+    assert(n > 0);
+    int64_t idx = (int64_t)(q * (double)(n - 1) + 0.5);
+    return sorted[idx] / 1000.0;
+}
+
+static void parse_options(int argc, char **argv, struct options *o)
+{
+    enum {
+        OPT_ACKS = 0x100,
+        OPT_LINGER,
+        OPT_BATCH,
+        OPT_BATCH_NUM,
+        OPT_COMPRESSION,
+        OPT_TIMEOUT,
+        OPT_NO_LATENCY
+    };
+    static const struct option longopts[] = {
+        {"bootstrap", required_argument, NULL, 'b'},
+        {"topic", required_argument, NULL, 't'},
+        {"records", required_argument, NULL, 'n'},
+        {"size", required_argument, NULL, 's'},
+        {"partitions", required_argument, NULL, 'P'},
+        {"acks", required_argument, NULL, OPT_ACKS},
+        {"linger-ms", required_argument, NULL, OPT_LINGER},
+        {"batch-size", required_argument, NULL, OPT_BATCH},
+        {"batch-num", required_argument, NULL, OPT_BATCH_NUM},
+        {"compression", required_argument, NULL, OPT_COMPRESSION},
+        {"timeout", required_argument, NULL, OPT_TIMEOUT},
+        {"no-latency", no_argument, NULL, OPT_NO_LATENCY},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *env = getenv("VLTAVA_BROKERS");
+    *o = (struct options){
+        .bootstrap = env != NULL && *env ? env : "127.0.0.1:9092",
+        .records = 1000000,
+        .size = 100,
+        .acks = "1",
+        .linger_ms = "5",
+        .batch_size = "1000000",
+        .batch_num = "10000",
+        .compression = "none",
+        .partitions = 1,
+        .timeout_s = 300,
+        .latency = true,
+    };
+    snprintf(o->topic, sizeof(o->topic), "loadgen-%d-%lld", (int)getpid(), (long long)time(NULL));
+    int opt;
+    char *end;
+    while ((opt = getopt_long(argc, argv, "b:t:n:s:P:h", longopts, NULL)) != -1) {
+        switch (opt) {
+        case 'b':
+            o->bootstrap = optarg;
+            break;
+        case 't':
+            if (snprintf(o->topic, sizeof(o->topic), "%s", optarg) >= (int)sizeof(o->topic))
+                die("topic name too long");
+            break;
+        case 'n':
+            o->records = strtoll(optarg, &end, 10);
+            if (*end != '\0' || o->records <= 0 || o->records > MAX_RECORDS)
+                die("--records wants 1..%lld", MAX_RECORDS);
+            break;
+        case 's':
+            o->size = (int)strtol(optarg, &end, 10);
+            if (*end != '\0' || o->size < MIN_RECORD_SIZE || o->size > MAX_RECORD_SIZE)
+                die("--size wants %d..%d", MIN_RECORD_SIZE, MAX_RECORD_SIZE);
+            break;
+        case 'P':
+            o->partitions = (int)strtol(optarg, &end, 10);
+            if (*end != '\0' || o->partitions < 1 || o->partitions > MAX_PARTITIONS)
+                die("--partitions wants 1..%d", MAX_PARTITIONS);
+            break;
+        case OPT_ACKS:
+            o->acks = strcmp(optarg, "-1") == 0 ? "all" : optarg;
+            break;
+        case OPT_LINGER:
+            o->linger_ms = optarg;
+            break;
+        case OPT_BATCH:
+            o->batch_size = optarg;
+            break;
+        case OPT_BATCH_NUM:
+            o->batch_num = optarg;
+            break;
+        case OPT_COMPRESSION:
+            o->compression = optarg;
+            break;
+        case OPT_TIMEOUT:
+            o->timeout_s = (int)strtol(optarg, &end, 10);
+            if (*end != '\0' || o->timeout_s < 1 || o->timeout_s > 86400)
+                die("--timeout wants 1..86400 seconds");
+            break;
+        case OPT_NO_LATENCY:
+            o->latency = false;
+            break;
+        case 'h':
+            fputs(usage, stdout);
+            exit(0);
+        default:
+            fputs(usage, stderr);
+            exit(2);
+        }
+    }
+    if (optind != argc) {
+        fputs(usage, stderr);
+        exit(2);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    struct options o;
+    parse_options(argc, argv, &o);
+    int64_t total_bytes = o.records * o.size;
+    printf("loadgen: %s topic %s: %" PRId64 " records x %d bytes, acks=%s linger.ms=%s "
+           "batch.size=%s batch.num.messages=%s compression=%s\n",
+           o.bootstrap, o.topic, o.records, o.size, o.acks, o.linger_ms, o.batch_size, o.batch_num,
+           o.compression);
+    fflush(stdout);
+
+    int partitions = topic_prepare(&o);
+    int64_t offsets[MAX_PARTITIONS];
+    start_offsets(&o, partitions, offsets);
+
+    double loop_mbps = loopback_mbps(total_bytes);
+    printf("loopback TCP     %10.1f MB/s  (%" PRId64 " bytes through 127.0.0.1, one socket)\n",
+           loop_mbps, total_bytes);
+    fflush(stdout);
+
+    /* Phase 1: produce, with the latency consumer running alongside. */
+    struct consumer_run lat = {
+        .o = &o,
+        .partitions = partitions,
+        .offsets = offsets,
+        .want = o.records,
+        .deadline_ns = now_ns() + 2LL * o.timeout_s * 1000000000LL,
+    };
+    pthread_t lat_thread;
+    if (o.latency) {
+        lat.latency_us = xcalloc_or_die((size_t)o.records, sizeof(int32_t));
+        if (pthread_create(&lat_thread, NULL, consumer_thread, &lat) != 0)
+            die("pthread_create failed");
+        /* Let it connect and start fetching before the first record. */
+        usleep(500 * 1000);
+    }
+    struct produce_stats st = {0};
+    int64_t produce_ns = produce_all(&o, &st);
+    if (o.latency)
+        pthread_join(lat_thread, NULL);
+    long long failed = atomic_load(&st.failed);
+    if (failed > 0)
+        die("%lld records failed; first error: %s", failed, rd_kafka_err2str(st.first_error));
+    double produce_s = (double)produce_ns / 1e9;
+    double produce_rps = (double)o.records / produce_s;
+    double produce_mbps = (double)total_bytes / 1e6 / produce_s;
+    printf("produce          %10.0f records/s  %8.1f MB/s  (%.2fx loopback)  %.2f s\n", produce_rps,
+           produce_mbps, produce_mbps / loop_mbps, produce_s);
+
+    double p50 = -1, p99 = -1, p999 = -1, pmax = -1;
+    if (o.latency) {
+        if (lat.samples == 0)
+            die("the latency consumer saw no records");
+        qsort(lat.latency_us, (size_t)lat.samples, sizeof(int32_t), cmp_i32);
+        p50 = quantile_ms(lat.latency_us, lat.samples, 0.50);
+        p99 = quantile_ms(lat.latency_us, lat.samples, 0.99);
+        p999 = quantile_ms(lat.latency_us, lat.samples, 0.999);
+        pmax = lat.latency_us[lat.samples - 1] / 1000.0;
+        printf("latency e2e      p50 %.2f ms  p99 %.2f ms  p99.9 %.2f ms  max %.2f ms  "
+               "(%" PRId64 " samples, consumer concurrent with the producer)\n",
+               p50, p99, p999, pmax, lat.samples);
+        if (lat.got != o.records)
+            die("the latency consumer read %" PRId64 " of %" PRId64 " records", lat.got, o.records);
+        free(lat.latency_us);
+    }
+    fflush(stdout);
+
+    /* Phase 2: read everything back with a fresh consumer. */
+    struct consumer_run cons = {
+        .o = &o,
+        .partitions = partitions,
+        .offsets = offsets,
+        .want = o.records,
+        .deadline_ns = now_ns() + (int64_t)o.timeout_s * 1000000000LL,
+    };
+    int64_t cstart = now_ns();
+    consumer_run(&cons);
+    if (cons.got != o.records)
+        die("consumed %" PRId64 " of %" PRId64 " records within %d s", cons.got, o.records,
+            o.timeout_s);
+    double consume_s = (double)(cons.last_ns - cstart) / 1e9;
+    double consume_rps = (double)cons.got / consume_s;
+    double consume_mbps = (double)cons.bytes / 1e6 / consume_s;
+    printf("consume          %10.0f records/s  %8.1f MB/s  (%.2fx loopback)  %.2f s\n", consume_rps,
+           consume_mbps, consume_mbps / loop_mbps, consume_s);
+    printf("RESULT size=%d acks=%s records=%" PRId64 " produce_rps=%.0f produce_mbps=%.1f "
+           "consume_rps=%.0f consume_mbps=%.1f p50_ms=%.2f p99_ms=%.2f p999_ms=%.2f "
+           "loopback_mbps=%.1f\n",
+           o.size, o.acks, o.records, produce_rps, produce_mbps, consume_rps, consume_mbps, p50,
+           p99, p999, loop_mbps);
+    return 0;
+}
