@@ -1,0 +1,306 @@
+/* CUnit tests for the broker configuration: defaults, precedence (file <
+ * environment < flags), file syntax, and refusals that name the key. */
+#include <CUnit/Basic.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+
+static char conf_path[64];
+
+/* Writes the properties file used by load(). */
+static void write_conf(const char *text)
+{
+    FILE *f = fopen(conf_path, "w");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* Loads with argv = {"vltava-broker", args...}; NULL-terminated args. */
+static int load(broker_config_t *cfg, char *err, size_t err_size, ...)
+{
+    char *argv[32] = {"vltava-broker"};
+    int argc = 1;
+    va_list ap;
+    va_start(ap, err_size);
+    for (char *a; (a = va_arg(ap, char *)) != NULL && argc < 31;)
+        argv[argc++] = a;
+    va_end(ap);
+    err[0] = '\0';
+    return broker_config_load(cfg, argc, argv, err, err_size);
+}
+
+/* The error names the key first. */
+static void expect_refused(const char *conf, const char *key, const char *reason_part)
+{
+    broker_config_t cfg;
+    char err[512];
+    write_conf(conf);
+    CU_ASSERT_EQUAL(load(&cfg, err, sizeof(err), "--config", conf_path, NULL), -1);
+    size_t n = strlen(key);
+    bool named = strncmp(err, key, n) == 0 && err[n] == ':';
+    CU_ASSERT_TRUE(named);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, reason_part));
+    if (!named || strstr(err, reason_part) == NULL)
+        fprintf(stderr, "\n    got '%s' for %s\n", err, key);
+}
+
+#define REQUIRED "broker.id=3\nzookeeper.connect=127.0.0.1:2181/vltava\n"
+
+static void test_defaults(void)
+{
+    broker_config_t cfg;
+    char err[256];
+    write_conf(REQUIRED);
+    CU_ASSERT_EQUAL_FATAL(load(&cfg, err, sizeof(err), conf_path, NULL), 0);
+    CU_ASSERT_EQUAL(cfg.broker_id, 3);
+    CU_ASSERT_STRING_EQUAL(cfg.zookeeper_connect, "127.0.0.1:2181/vltava");
+    CU_ASSERT_STRING_EQUAL(cfg.listener_host, "");
+    CU_ASSERT_EQUAL(cfg.listener_port, 9092);
+    char host[256];
+    gethostname(host, sizeof(host));
+    CU_ASSERT_STRING_EQUAL(cfg.advertised_host, host);
+    CU_ASSERT_EQUAL(cfg.advertised_port, 9092);
+    CU_ASSERT_STRING_EQUAL(cfg.rpc_host, host);
+    CU_ASSERT_EQUAL(cfg.rpc_port, 9093);
+    CU_ASSERT_EQUAL(cfg.zk_session_timeout_ms, 18000);
+    CU_ASSERT_STRING_EQUAL(cfg.log_dir, "/tmp/kafka-logs");
+    CU_ASSERT_PTR_NULL(cfg.rack);
+    CU_ASSERT_EQUAL(cfg.num_partitions, 1);
+    CU_ASSERT_EQUAL(cfg.default_replication_factor, 1);
+    CU_ASSERT_EQUAL(cfg.min_insync_replicas, 1);
+    CU_ASSERT_TRUE(cfg.auto_create_topics);
+    CU_ASSERT_TRUE(cfg.delete_topic_enable);
+    CU_ASSERT_FALSE(cfg.unclean_leader_election);
+    CU_ASSERT_TRUE(cfg.auto_leader_rebalance);
+    CU_ASSERT_EQUAL(cfg.socket_request_max_bytes, 104857600);
+    CU_ASSERT_EQUAL(cfg.max_connections, INT32_MAX);
+    CU_ASSERT_EQUAL(cfg.queued_max_requests, 500);
+    CU_ASSERT_EQUAL(cfg.replica_lag_time_max_ms, 30000);
+    CU_ASSERT_EQUAL(cfg.retention_check_interval_ms, 300000);
+    CU_ASSERT_EQUAL(cfg.log_level, 2); /* info */
+    CU_ASSERT_EQUAL(cfg.log_defaults.segment_bytes, 1073741824);
+    CU_ASSERT_EQUAL(cfg.log_defaults.max_message_bytes, 1048588);
+    CU_ASSERT_EQUAL(cfg.log_defaults.retention_ms, 7LL * 24 * 3600 * 1000);
+    CU_ASSERT_EQUAL(cfg.log_defaults.retention_bytes, -1);
+    broker_config_free(&cfg);
+}
+
+static void test_every_key(void)
+{
+    broker_config_t cfg;
+    char err[256];
+    write_conf("# a comment\n"
+               "! another comment\n"
+               "\n"
+               "broker.id = 7\n"
+               "listeners=PLAINTEXT://127.0.0.1:19092\n"
+               "advertised.listeners=PLAINTEXT://broker7.example:29092\n"
+               "replication.listener=[::1]:39092\n"
+               "zookeeper.connect: zk1:2181,zk2:2181/x\n"
+               "zookeeper.session.timeout.ms 6000\n"
+               "log.dirs=/data/v\n"
+               "broker.rack=r1\n"
+               "num.partitions=12\n"
+               "default.replication.factor=3\n"
+               "min.insync.replicas=2\n"
+               "auto.create.topics.enable=FALSE\n"
+               "delete.topic.enable=false\n"
+               "unclean.leader.election.enable=true\n"
+               "auto.leader.rebalance.enable=false\n"
+               "socket.request.max.bytes=1000\n"
+               "max.connections=10\n"
+               "queued.max.requests=4\n"
+               "replica.lag.time.max.ms=1234\n"
+               "log.retention.check.interval.ms=100\n"
+               "log.flush.scheduler.interval.ms=200\n"
+               "log.level=debug\n"
+               "log.segment.bytes=1048576\n"
+               "log.roll.ms=60000\n"
+               "log.retention.ms=-1\n"
+               "log.retention.bytes=5000000\n"
+               "message.max.bytes=2000000\n"
+               "log.flush.interval.messages=10\n"
+               "log.flush.interval.ms=50\n"
+               "log.index.interval.bytes=8192\n"
+               "log.index.size.max.bytes=65536\n"
+               "log.message.timestamp.type=LogAppendTime\n");
+    CU_ASSERT_EQUAL_FATAL(load(&cfg, err, sizeof(err), "--config", conf_path, NULL), 0);
+    CU_ASSERT_EQUAL(cfg.broker_id, 7);
+    CU_ASSERT_STRING_EQUAL(cfg.listener_host, "127.0.0.1");
+    CU_ASSERT_EQUAL(cfg.listener_port, 19092);
+    CU_ASSERT_STRING_EQUAL(cfg.advertised_host, "broker7.example");
+    CU_ASSERT_EQUAL(cfg.advertised_port, 29092);
+    CU_ASSERT_STRING_EQUAL(cfg.rpc_host, "::1");
+    CU_ASSERT_EQUAL(cfg.rpc_port, 39092);
+    CU_ASSERT_STRING_EQUAL(cfg.zookeeper_connect, "zk1:2181,zk2:2181/x");
+    CU_ASSERT_EQUAL(cfg.zk_session_timeout_ms, 6000);
+    CU_ASSERT_STRING_EQUAL(cfg.log_dir, "/data/v");
+    CU_ASSERT_STRING_EQUAL(cfg.rack, "r1");
+    CU_ASSERT_EQUAL(cfg.num_partitions, 12);
+    CU_ASSERT_EQUAL(cfg.default_replication_factor, 3);
+    CU_ASSERT_EQUAL(cfg.min_insync_replicas, 2);
+    CU_ASSERT_FALSE(cfg.auto_create_topics);
+    CU_ASSERT_FALSE(cfg.delete_topic_enable);
+    CU_ASSERT_TRUE(cfg.unclean_leader_election);
+    CU_ASSERT_FALSE(cfg.auto_leader_rebalance);
+    CU_ASSERT_EQUAL(cfg.socket_request_max_bytes, 1000);
+    CU_ASSERT_EQUAL(cfg.max_connections, 10);
+    CU_ASSERT_EQUAL(cfg.queued_max_requests, 4);
+    CU_ASSERT_EQUAL(cfg.replica_lag_time_max_ms, 1234);
+    CU_ASSERT_EQUAL(cfg.retention_check_interval_ms, 100);
+    CU_ASSERT_EQUAL(cfg.flush_scheduler_interval_ms, 200);
+    CU_ASSERT_EQUAL(cfg.log_level, 3);
+    CU_ASSERT_EQUAL(cfg.log_defaults.segment_bytes, 1048576);
+    CU_ASSERT_EQUAL(cfg.log_defaults.segment_ms, 60000);
+    CU_ASSERT_EQUAL(cfg.log_defaults.retention_ms, -1);
+    CU_ASSERT_EQUAL(cfg.log_defaults.retention_bytes, 5000000);
+    CU_ASSERT_EQUAL(cfg.log_defaults.max_message_bytes, 2000000);
+    CU_ASSERT_EQUAL(cfg.log_defaults.flush_messages, 10);
+    CU_ASSERT_EQUAL(cfg.log_defaults.flush_ms, 50);
+    CU_ASSERT_EQUAL(cfg.log_defaults.index_interval_bytes, 8192);
+    CU_ASSERT_EQUAL(cfg.log_defaults.segment_index_bytes, 65536);
+    CU_ASSERT_TRUE(cfg.log_defaults.log_append_time);
+    broker_config_free(&cfg);
+}
+
+static void test_precedence(void)
+{
+    broker_config_t cfg;
+    char err[256];
+    write_conf(REQUIRED "num.partitions=2\nlog.level=warn\n");
+    CU_ASSERT_EQUAL_FATAL(load(&cfg, err, sizeof(err), conf_path, NULL), 0);
+    CU_ASSERT_EQUAL(cfg.num_partitions, 2);
+    broker_config_free(&cfg);
+
+    setenv("VLTAVA_NUM_PARTITIONS", "3", 1);
+    setenv("VLTAVA_TEST_ZK", "not a broker key: ignored", 1);
+    CU_ASSERT_EQUAL_FATAL(load(&cfg, err, sizeof(err), conf_path, NULL), 0);
+    CU_ASSERT_EQUAL(cfg.num_partitions, 3);
+    CU_ASSERT_EQUAL(cfg.log_level, 1); /* file value where nothing overrides */
+    broker_config_free(&cfg);
+
+    CU_ASSERT_EQUAL_FATAL(load(&cfg, err, sizeof(err), conf_path, "--num.partitions=4", NULL), 0);
+    CU_ASSERT_EQUAL(cfg.num_partitions, 4);
+    broker_config_free(&cfg);
+    CU_ASSERT_EQUAL_FATAL(
+        load(&cfg, err, sizeof(err), "--num.partitions", "5", "--config", conf_path, NULL), 0);
+    CU_ASSERT_EQUAL(cfg.num_partitions, 5);
+    broker_config_free(&cfg);
+
+    /* The environment alone can supply everything required. */
+    setenv("VLTAVA_BROKER_ID", "9", 1);
+    setenv("VLTAVA_ZOOKEEPER_CONNECT", "zk:2181", 1);
+    CU_ASSERT_EQUAL_FATAL(load(&cfg, err, sizeof(err), NULL), 0);
+    CU_ASSERT_EQUAL(cfg.broker_id, 9);
+    CU_ASSERT_EQUAL(cfg.num_partitions, 3);
+    broker_config_free(&cfg);
+    /* A bad value in the environment is named too. */
+    setenv("VLTAVA_MAX_CONNECTIONS", "many", 1);
+    CU_ASSERT_EQUAL(load(&cfg, err, sizeof(err), NULL), -1);
+    CU_ASSERT_EQUAL(strncmp(err, "max.connections: ", 17), 0);
+    unsetenv("VLTAVA_MAX_CONNECTIONS");
+    unsetenv("VLTAVA_BROKER_ID");
+    unsetenv("VLTAVA_ZOOKEEPER_CONNECT");
+    unsetenv("VLTAVA_NUM_PARTITIONS");
+    unsetenv("VLTAVA_TEST_ZK");
+}
+
+static void test_refusals(void)
+{
+    expect_refused(REQUIRED "no.such.key=1\n", "no.such.key", "unknown");
+    expect_refused(REQUIRED "broker.id=abc\n", "broker.id", "invalid value 'abc'");
+    expect_refused("zookeeper.connect=z:1\n", "broker.id", "required");
+    expect_refused("broker.id=-1\nzookeeper.connect=z:1\n", "broker.id", "invalid value '-1'");
+    expect_refused("broker.id=1\n", "zookeeper.connect", "required");
+    expect_refused(REQUIRED "broker.id=99999999999\n", "broker.id", "invalid value");
+    expect_refused(REQUIRED "listeners=SSL://:9093\n", "listeners", "PLAINTEXT://host:port");
+    expect_refused(REQUIRED "listeners=PLAINTEXT://a:1,PLAINTEXT://b:2\n", "listeners",
+                   "only one listener");
+    expect_refused(REQUIRED "listeners=PLAINTEXT://host:70000\n", "listeners", "invalid port");
+    expect_refused(REQUIRED "listeners=PLAINTEXT://host\n", "listeners", "host:port");
+    expect_refused(REQUIRED "replication.listener=h:x\n", "replication.listener", "invalid port");
+    expect_refused(REQUIRED "log.dirs=/a,/b\n", "log.dirs", "only one log directory");
+    expect_refused(REQUIRED "auto.create.topics.enable=yes\n", "auto.create.topics.enable",
+                   "true or false");
+    expect_refused(REQUIRED "log.level=loud\n", "log.level", "invalid value 'loud'");
+    expect_refused(REQUIRED "log.segment.bytes=5\n", "log.segment.bytes", "invalid value '5'");
+    expect_refused(REQUIRED "log.message.timestamp.type=Now\n", "log.message.timestamp.type",
+                   "invalid value 'Now'");
+    expect_refused(REQUIRED "socket.request.max.bytes=0\n", "socket.request.max.bytes",
+                   "invalid value '0'");
+    expect_refused(REQUIRED "num.partitions=\n", "num.partitions", "invalid value ''");
+
+    broker_config_t cfg;
+    char err[256];
+    write_conf(REQUIRED);
+    CU_ASSERT_EQUAL(load(&cfg, err, sizeof(err), conf_path, "--bogus=1", NULL), -1);
+    CU_ASSERT_EQUAL(strncmp(err, "bogus: unknown", 14), 0);
+    CU_ASSERT_EQUAL(load(&cfg, err, sizeof(err), conf_path, "--num.partitions", NULL), -1);
+    CU_ASSERT_EQUAL(strncmp(err, "num.partitions: needs a value", 29), 0);
+    CU_ASSERT_EQUAL(load(&cfg, err, sizeof(err), "--config", "/nonexistent/x.properties", NULL),
+                    -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "/nonexistent/x.properties"));
+    CU_ASSERT_EQUAL(load(&cfg, err, sizeof(err), conf_path, "stray", NULL), -1);
+    CU_ASSERT_EQUAL(strncmp(err, "stray: ", 7), 0);
+}
+
+static void test_help_lists_every_key(void)
+{
+    broker_config_t cfg;
+    char err[64];
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+    broker_config_usage(out);
+    fclose(out);
+    const char *keys[] = {"broker.id",
+                          "listeners",
+                          "advertised.listeners",
+                          "replication.listener",
+                          "zookeeper.connect",
+                          "log.dirs",
+                          "socket.request.max.bytes",
+                          "queued.max.requests",
+                          "max.connections",
+                          "log.segment.bytes",
+                          "message.max.bytes",
+                          "log.level",
+                          "log.message.timestamp.type"};
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+        CU_ASSERT_PTR_NOT_NULL(strstr(text, keys[i]));
+    /* Defaults are shown, including the log's. */
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "[104857600]"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "[1073741824]"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "[PLAINTEXT://:9092]"));
+    free(text);
+    /* --help stops the load with 1 (after printing to stdout). */
+    FILE *saved = stdout;
+    stdout = fopen("/dev/null", "w");
+    CU_ASSERT_EQUAL(load(&cfg, err, sizeof(err), "--help", NULL), 1);
+    fclose(stdout);
+    stdout = saved;
+}
+
+int main(void)
+{
+    snprintf(conf_path, sizeof(conf_path), "/tmp/vltava-config-test-%d.properties", (int)getpid());
+    if (CU_initialize_registry() != CUE_SUCCESS)
+        return EXIT_FAILURE;
+    CU_pSuite s = CU_add_suite("config", NULL, NULL);
+    CU_add_test(s, "defaults", test_defaults);
+    CU_add_test(s, "every key", test_every_key);
+    CU_add_test(s, "precedence file < env < flag", test_precedence);
+    CU_add_test(s, "refusals name the key", test_refusals);
+    CU_add_test(s, "--help lists every key", test_help_lists_every_key);
+    CU_basic_set_mode(CU_BRM_VERBOSE);
+    CU_basic_run_tests();
+    unsigned failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
+    CU_cleanup_registry();
+    unlink(conf_path);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
