@@ -27,7 +27,8 @@ import tempfile
 import time
 import uuid
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO_ROOT = os.path.dirname(os.path.dirname(HERE))
 
 # Processes started by this module and not yet reaped: killed at exit.
 _live_processes = set()
@@ -692,6 +693,7 @@ class Broker:
             f.write(b"==== harness: starting broker %d ====\n" % self.id)
         env = dict(os.environ)
         env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1")
+        env.setdefault("LSAN_OPTIONS", "suppressions=%s" % os.path.join(HERE, "lsan.supp"))
         self.proc = _spawn([broker_bin(), "--config", self.config_file] + list(args), self.logfile, env=env)
         self.paused = False
         return self
