@@ -1,0 +1,218 @@
+/* vltava-broker: wires the modules together on one libev loop, in the order
+ * of the design's control flow, and takes them down again on SIGTERM/SIGINT.
+ *
+ * Start: configuration -> log level -> logs (recovery) -> replica manager ->
+ * coordinator (ZooKeeper: register, controller election, metadata) -> API
+ * context -> Kafka listener -> periodic log work -> run.
+ *
+ * Stop: stop accepting and answer in-flight requests (bounded) -> leave
+ * ZooKeeper (ephemeral registration gone at once) -> release what the API
+ * layer still holds -> close connections -> flush logs, write checkpoints
+ * and the clean-shutdown marker -> exit 0. The coordinator stops before the
+ * logs close so that no partition callback can reach a closed log.
+ *
+ * Exit codes: 0 clean stop or --help, 1 start failed, 2 bad configuration.
+ */
+#include <assert.h>
+#include <ev.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "api.h"
+#include "config.h"
+#include "coordinator.h"
+#include "log_manager.h"
+#include "net.h"
+#include "replica_manager.h"
+#include "vlog.h"
+
+#define MAIN_MODULE "broker"
+/* Longest wait for in-flight requests at shutdown (long polls, admin). */
+#define SHUTDOWN_DRAIN_MS 5000
+/* The periodic log work runs at least this often. */
+#define TICK_MAX_MS 1000
+
+typedef struct broker {
+    struct ev_loop *loop;
+    broker_config_t cfg;
+    log_manager_t *logs;
+    replica_manager_t *replicas;
+    coordinator_t *coord;
+    api_context_t api;
+    bool api_ready;
+    net_server_t *net;
+    ev_timer tick;
+    ev_signal sigterm;
+    ev_signal sigint;
+    int stop_signal;
+} broker_t;
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    broker_t *b = w->data;
+    assert(b->logs != NULL);
+    log_manager_tick(b->logs, wall_ms());
+}
+
+static void signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    broker_t *b = w->data;
+    if (b->stop_signal == 0)
+        VLOG_INFO(MAIN_MODULE, "signal %d: shutting down", w->signum);
+    b->stop_signal = w->signum;
+    ev_break(loop, EVBREAK_ALL);
+}
+
+/* Starts everything; on failure prints the reason and tears down what did
+ * start. Returns 0 or the exit code. */
+static int broker_start(broker_t *b)
+{
+    const broker_config_t *cfg = &b->cfg;
+    char err[512];
+
+    log_err_t lerr = log_manager_open(cfg->log_dir, &cfg->log_defaults, &b->logs);
+    if (lerr != LOG_OK) {
+        fprintf(stderr, "vltava-broker: log.dirs %s: %s\n", cfg->log_dir, log_err_str(lerr));
+        return 1;
+    }
+    b->replicas = replica_manager_new(b->loop, cfg, b->logs);
+
+    coordinator_config_t cc = {
+        .zk_connect = cfg->zookeeper_connect,
+        .zk_session_timeout_ms = cfg->zk_session_timeout_ms,
+        .broker_id = cfg->broker_id,
+        .advertised_host = cfg->advertised_host,
+        .advertised_port = cfg->advertised_port,
+        .rpc_host = cfg->rpc_host,
+        .rpc_port = cfg->rpc_port,
+        .rack = cfg->rack,
+        .default_partitions = cfg->num_partitions,
+        .default_replication_factor = cfg->default_replication_factor,
+        .unclean_leader_election = cfg->unclean_leader_election,
+        .auto_leader_rebalance = cfg->auto_leader_rebalance,
+    };
+    coordinator_callbacks_t cb = replica_manager_callbacks(b->replicas);
+    if (coordinator_start(b->loop, &cc, &cb, &b->coord, err, sizeof(err)) != 0) {
+        fprintf(stderr, "vltava-broker: %s\n", err);
+        VLOG_ERR(MAIN_MODULE, "could not join the cluster: %s", err);
+        b->coord = NULL;
+        return 1;
+    }
+    replica_manager_set_coordinator(b->replicas, b->coord);
+    api_context_init(&b->api, b->loop, cfg, b->logs, b->coord, b->replicas);
+    b->api_ready = true;
+
+    net_config_t nc = {
+        .host = cfg->listener_host,
+        .port = cfg->listener_port,
+        .max_request_bytes = cfg->socket_request_max_bytes,
+        .max_connections = cfg->max_connections,
+        .max_inflight_requests = cfg->queued_max_requests,
+        .ctx = &b->api,
+        .dispatch = api_dispatch,
+        .connection_closed = api_connection_closed,
+    };
+    b->net = net_server_new(b->loop, &nc, err, sizeof(err));
+    if (b->net == NULL) {
+        fprintf(stderr, "vltava-broker: %s\n", err);
+        VLOG_ERR(MAIN_MODULE, "%s", err);
+        return 1;
+    }
+
+    int64_t tick_ms = cfg->retention_check_interval_ms;
+    if (cfg->flush_scheduler_interval_ms < tick_ms)
+        tick_ms = cfg->flush_scheduler_interval_ms;
+    if (tick_ms > TICK_MAX_MS)
+        tick_ms = TICK_MAX_MS;
+    assert(tick_ms >= 1);
+    ev_timer_init(&b->tick, tick_cb, (double)tick_ms / 1000.0, (double)tick_ms / 1000.0);
+    b->tick.data = b;
+    ev_timer_start(b->loop, &b->tick);
+    VLOG_INFO(MAIN_MODULE, "broker %d serving Kafka on %s:%d (advertised %s:%d)", cfg->broker_id,
+              cfg->listener_host[0] ? cfg->listener_host : "0.0.0.0", net_server_port(b->net),
+              cfg->advertised_host, cfg->advertised_port);
+    return 0;
+}
+
+/* Takes down whatever broker_start brought up, in the order the header
+ * comment gives. */
+static void broker_stop(broker_t *b)
+{
+    if (b->net != NULL) {
+        net_server_stop_accepting(b->net);
+        net_server_drain(b->net, SHUTDOWN_DRAIN_MS);
+    }
+    ev_timer_stop(b->loop, &b->tick);
+    if (b->coord != NULL) {
+        coordinator_stop(b->coord);
+        b->coord = NULL;
+    }
+    if (b->api_ready) {
+        api_context_destroy(&b->api);
+        b->api_ready = false;
+    }
+    net_server_free(b->net);
+    b->net = NULL;
+    if (b->replicas != NULL) {
+        replica_manager_free(b->replicas);
+        b->replicas = NULL;
+    }
+    if (b->logs != NULL) {
+        log_manager_close(b->logs);
+        b->logs = NULL;
+    }
+}
+
+int main(int argc, char **argv)
+{
+    broker_t b;
+    char err[512];
+
+    memset(&b, 0, sizeof(b));
+    int rc = broker_config_load(&b.cfg, argc, argv, err, sizeof(err));
+    if (rc == 1)
+        return 0; /* --help */
+    if (rc != 0) {
+        fprintf(stderr, "config: %s\n", err);
+        return 2;
+    }
+    vlog_set_level((enum vlog_level)b.cfg.log_level);
+    /* A peer that disappears mid-write is an EPIPE error, not a kill. */
+    signal(SIGPIPE, SIG_IGN);
+
+    b.loop = ev_default_loop(EVFLAG_AUTO);
+    if (b.loop == NULL) {
+        fprintf(stderr, "vltava-broker: cannot create the event loop\n");
+        broker_config_free(&b.cfg);
+        return 1;
+    }
+    ev_signal_init(&b.sigterm, signal_cb, SIGTERM);
+    ev_signal_init(&b.sigint, signal_cb, SIGINT);
+    b.sigterm.data = b.sigint.data = &b;
+    ev_signal_start(b.loop, &b.sigterm);
+    ev_signal_start(b.loop, &b.sigint);
+
+    int exit_code = broker_start(&b);
+    if (exit_code == 0) {
+        ev_run(b.loop, 0);
+        VLOG_INFO(MAIN_MODULE, "stopping");
+    }
+    broker_stop(&b);
+    ev_signal_stop(b.loop, &b.sigterm);
+    ev_signal_stop(b.loop, &b.sigint);
+    ev_loop_destroy(b.loop);
+    if (exit_code == 0)
+        VLOG_INFO(MAIN_MODULE, "broker %d stopped cleanly", b.cfg.broker_id);
+    broker_config_free(&b.cfg);
+    return exit_code;
+}
