@@ -73,7 +73,7 @@ typedef struct coordinator_config {
     int32_t advertised_port;
     const char *rpc_host;
     int32_t rpc_port;
-    const char *rack; /* NULL when unset */
+    const char *rack;                   /* NULL when unset */
     int32_t default_partitions;         /* num.partitions */
     int16_t default_replication_factor; /* default.replication.factor */
     bool unclean_leader_election;

@@ -1,0 +1,725 @@
+/* The controller: election, and every write the controller makes to
+ * ZooKeeper (topic creation and deletion, partition addition, leader
+ * election on broker loss and return).
+ *
+ * Fencing: each controller write is one multi-op whose first op checks the
+ * version of /controller_epoch that this controller's election produced. A
+ * deposed controller (another won and bumped the epoch) fails that check
+ * and writes nothing. Partition state writes also carry the state znode's
+ * version, so a decision made on a stale read fails and is made again after
+ * the next reload. */
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "coord_state.h"
+#include "kafka_errors.h"
+#include "partition_log.h"
+#include "vlog.h"
+#include "xalloc.h"
+
+#define ADMIN_TIMEOUT_MS 30000
+#define TOPIC_NAME_MAX   249
+
+typedef enum { WAIT_TOPIC_PRESENT, WAIT_TOPIC_GONE } wait_kind_t;
+
+/* An admin request whose ZooKeeper write succeeded, waiting until this
+ * broker's cache shows the result (so that the client's next Metadata, sent
+ * to us, agrees with the answer). */
+struct admin_waiter {
+    admin_waiter_t *next;
+    wait_kind_t kind;
+    char *name;
+    uint8_t topic_id[16];
+    int32_t npartitions;
+    int64_t deadline_ms;
+    coordinator_done_fn done;
+    void *arg;
+};
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void add_waiter(coordinator_t *c, wait_kind_t kind, const char *name, const uint8_t id[16],
+                       int32_t npartitions, coordinator_done_fn done, void *arg)
+{
+    admin_waiter_t *w = xcalloc(1, sizeof(*w));
+    w->kind = kind;
+    w->name = xstrdup(name);
+    memcpy(w->topic_id, id, 16);
+    w->npartitions = npartitions;
+    w->deadline_ms = coord_now_ms() + ADMIN_TIMEOUT_MS;
+    w->done = done;
+    w->arg = arg;
+    w->next = c->waiters;
+    c->waiters = w;
+}
+
+static bool waiter_satisfied(const coordinator_t *c, const admin_waiter_t *w)
+{
+    const md_topic_t *t = cluster_metadata_topic(c->md, w->name, strlen(w->name));
+    bool same = t && memcmp(t->id, w->topic_id, 16) == 0;
+    if (w->kind == WAIT_TOPIC_GONE)
+        return !same;
+    if (!same || t->npartitions < w->npartitions)
+        return false;
+    return true;
+}
+
+void controller_check_waiters(coordinator_t *c, bool stopping)
+{
+    admin_waiter_t *finished = NULL, **pp = &c->waiters;
+    const int64_t now = coord_now_ms();
+    while (*pp) {
+        admin_waiter_t *w = *pp;
+        bool ok = !stopping && c->md && waiter_satisfied(c, w);
+        if (ok || stopping || now >= w->deadline_ms) {
+            *pp = w->next;
+            w->npartitions = ok ? 0 : -1; /* reused as the outcome */
+            w->next = finished;
+            finished = w;
+        } else {
+            pp = &w->next;
+        }
+    }
+    /* Callbacks run after the list is consistent: they may add waiters. */
+    while (finished) {
+        admin_waiter_t *w = finished;
+        finished = w->next;
+        if (w->npartitions == 0)
+            w->done(w->arg, KAFKA_NONE, NULL);
+        else
+            w->done(w->arg, KAFKA_REQUEST_TIMED_OUT,
+                    stopping ? "the broker is shutting down"
+                             : "timed out waiting for the change to reach the metadata");
+        free(w->name);
+        free(w);
+    }
+}
+
+/* ---- election ---- */
+
+void controller_resign(coordinator_t *c, const char *why)
+{
+    if (!c->is_controller)
+        return;
+    VLOG_WARN("coord", "broker %d is no longer the controller (epoch %d): %s", c->cfg.broker_id,
+              c->my_controller_epoch, why);
+    c->is_controller = false;
+    c->my_controller_epoch = -1;
+    c->my_epoch_version = -1;
+}
+
+static void on_election(coordinator_t *c, zk_call_t *call)
+{
+    c->electing = false;
+    if (call->rc == ZOK) {
+        c->is_controller = true;
+        c->my_controller_epoch = call->i1;
+        c->my_epoch_version = call->stats[1].version;
+        if (call->i1 > c->controller_epoch_seen)
+            c->controller_epoch_seen = call->i1;
+        c->push_pending = true;
+        VLOG_INFO("coord", "broker %d is now the controller (controller epoch %d)",
+                  c->cfg.broker_id, c->my_controller_epoch);
+    } else {
+        int op = zk_multi_failed_op(call);
+        VLOG_DEBUG("coord", "election lost (%s at op %d)", zerror(call->rc), op);
+    }
+    coord_request_reload(c);
+}
+
+static void on_epoch_created(coordinator_t *c, zk_call_t *call)
+{
+    c->electing = false;
+    if (call->rc != ZOK && call->rc != ZNODEEXISTS)
+        VLOG_WARN("coord", "creating /controller_epoch: %s", zerror(call->rc));
+    coord_request_reload(c);
+}
+
+static void start_election(coordinator_t *c)
+{
+    if (c->electing || !c->registered)
+        return;
+    c->electing = true;
+    if (c->zk_controller_epoch < 0) {
+        /* First controller of this cluster: the epoch znode comes first. */
+        size_t len;
+        uint8_t *buf = znode_encode_controller_epoch(0, &len);
+        zk_create(c, zk_call_new(c, on_epoch_created, NULL, "/controller_epoch"), buf, len,
+                  ZOO_PERSISTENT);
+        free(buf);
+        return;
+    }
+    int32_t epoch = c->zk_controller_epoch + 1;
+    VLOG_INFO("coord", "broker %d runs for controller (epoch %d)", c->cfg.broker_id, epoch);
+    zk_call_t *call = zk_call_new(c, on_election, NULL, NULL);
+    call->i1 = epoch;
+    size_t len;
+    uint8_t *buf = znode_encode_controller(c->cfg.broker_id, wall_ms(), &len);
+    zk_multi_create(call, "/controller", buf, len, ZOO_EPHEMERAL);
+    free(buf);
+    buf = znode_encode_controller_epoch(epoch, &len);
+    zk_multi_set(call, "/controller_epoch", buf, len, c->zk_controller_epoch_version);
+    free(buf);
+    zk_multi_submit(c, call);
+}
+
+/* ---- fenced writes ---- */
+
+static zk_call_t *fenced_call(coordinator_t *c, zk_done_fn done, void *arg)
+{
+    assert(c->is_controller && c->my_epoch_version >= 0);
+    zk_call_t *call = zk_call_new(c, done, arg, NULL);
+    zk_multi_check(call, "/controller_epoch", c->my_epoch_version);
+    return call;
+}
+
+/* True when a fenced multi failed on its epoch check: we were deposed. */
+static bool fenced_out(coordinator_t *c, const zk_call_t *call)
+{
+    if (call->rc == ZOK || zk_multi_failed_op(call) != 0)
+        return false;
+    controller_resign(c, "the controller epoch moved on (another broker was elected)");
+    return true;
+}
+
+static void on_controller_write(coordinator_t *c, zk_call_t *call)
+{
+    assert(c->controller_writes_inflight > 0);
+    c->controller_writes_inflight--;
+    if (call->rc != ZOK && !fenced_out(c, call)) {
+        int op = zk_multi_failed_op(call);
+        VLOG_INFO("coord", "controller write refused (%s at op %d); re-reading the state",
+                  zerror(call->rc), op);
+    }
+    if (call->path) { /* a deletion: forget it is in flight */
+        for (size_t i = 0; i < c->ndeleting; i++) {
+            if (strcmp(c->deleting[i], call->path) == 0) {
+                free(c->deleting[i]);
+                c->deleting[i] = c->deleting[--c->ndeleting];
+                break;
+            }
+        }
+        if (call->rc == ZOK)
+            VLOG_INFO("coord", "deleted topic %s", call->path);
+    }
+    coord_request_reload(c);
+}
+
+static void submit_controller_write(coordinator_t *c, zk_call_t *call)
+{
+    c->controller_writes_inflight++;
+    zk_multi_submit(c, call);
+}
+
+static const topic_zk_t *topic_zk_of(const coordinator_t *c, const md_topic_t *t)
+{
+    size_t i = (size_t)(t - c->md->topics);
+    assert(i < c->md->ntopics);
+    return &c->md_zk[i];
+}
+
+static bool being_deleted(const coordinator_t *c, const char *name)
+{
+    for (size_t i = 0; i < c->ndelete_requests; i++)
+        if (strcmp(c->delete_requests[i], name) == 0)
+            return true;
+    return false;
+}
+
+static void delete_topic_znodes(coordinator_t *c, const char *name)
+{
+    for (size_t i = 0; i < c->ndeleting; i++)
+        if (strcmp(c->deleting[i], name) == 0)
+            return; /* in flight */
+    zk_call_t *call = fenced_call(c, on_controller_write, NULL);
+    call->path = xstrdup(name);
+    char path[700];
+    const md_topic_t *t = cluster_metadata_topic(c->md, name, strlen(name));
+    if (t) {
+        const topic_zk_t *z = topic_zk_of(c, t);
+        for (int32_t p = 0; p < t->npartitions; p++) {
+            if (z->state_version[p] >= 0) {
+                snprintf(path, sizeof(path), "/brokers/topics/%s/partitions/%d/state", name, p);
+                zk_multi_delete(call, path, -1);
+            }
+            snprintf(path, sizeof(path), "/brokers/topics/%s/partitions/%d", name, p);
+            zk_multi_delete(call, path, -1);
+        }
+        snprintf(path, sizeof(path), "/brokers/topics/%s/partitions", name);
+        zk_multi_delete(call, path, -1);
+        snprintf(path, sizeof(path), "/brokers/topics/%s", name);
+        zk_multi_delete(call, path, -1);
+        if (z->has_config) {
+            snprintf(path, sizeof(path), "/config/topics/%s", name);
+            zk_multi_delete(call, path, -1);
+        }
+    }
+    snprintf(path, sizeof(path), "/admin/delete_topics/%s", name);
+    zk_multi_delete(call, path, -1);
+    c->deleting = xrealloc(c->deleting, (c->ndeleting + 1) * sizeof(char *));
+    c->deleting[c->ndeleting++] = xstrdup(name);
+    VLOG_INFO("coord", "controller deletes topic %s", name);
+    submit_controller_write(c, call);
+}
+
+/* Decides the partition's next state; false when it stays as it is. */
+static bool next_partition_state(coordinator_t *c, const md_partition_t *p,
+                                 zk_partition_state_t *next)
+{
+    const int32_t leader = p->leader;
+    bool leader_ok = leader >= 0 && coord_broker_live(c, leader) &&
+                     coord_contains(p->replicas, p->nreplicas, leader);
+    int32_t new_leader;
+    int32_t *isr = xmalloc((size_t)(p->nreplicas + 1) * sizeof(int32_t));
+    int32_t nisr = 0;
+    if (!leader_ok) {
+        bool unclean;
+        new_leader =
+            coord_elect_leader(p->replicas, p->nreplicas, p->isr, p->nisr, coord_broker_live, c,
+                               c->cfg.unclean_leader_election, &unclean);
+        if (new_leader == leader) {
+            free(isr);
+            return false; /* still offline */
+        }
+        if (new_leader < 0) {
+            /* Offline: keep the last ISR, so that its members (and only
+             * they) can lead again cleanly when they return. */
+            for (int32_t i = 0; i < p->nisr; i++)
+                isr[nisr++] = p->isr[i];
+        } else if (unclean) {
+            VLOG_WARN("coord", "unclean leader election: broker %d was not in the ISR", new_leader);
+            isr[nisr++] = new_leader;
+        } else {
+            for (int32_t i = 0; i < p->nisr; i++)
+                if (coord_broker_live(c, p->isr[i]) || p->isr[i] == new_leader)
+                    isr[nisr++] = p->isr[i];
+        }
+    } else if (c->cfg.auto_leader_rebalance && p->nreplicas > 0 && p->replicas[0] != leader &&
+               coord_broker_live(c, p->replicas[0]) &&
+               coord_contains(p->isr, p->nisr, p->replicas[0])) {
+        new_leader = p->replicas[0]; /* the preferred replica is back */
+        for (int32_t i = 0; i < p->nisr; i++)
+            isr[nisr++] = p->isr[i];
+    } else {
+        free(isr);
+        return false;
+    }
+    assert(nisr <= p->nreplicas + 1);
+    next->leader = new_leader;
+    next->leader_epoch = p->leader_epoch + 1;
+    next->controller_epoch = c->my_controller_epoch;
+    next->isr = isr;
+    next->nisr = nisr;
+    return true;
+}
+
+static void elect_leaders(coordinator_t *c)
+{
+    for (size_t i = 0; i < c->md->ntopics; i++) {
+        const md_topic_t *t = &c->md->topics[i];
+        const topic_zk_t *z = &c->md_zk[i];
+        if (being_deleted(c, t->name))
+            continue;
+        for (int32_t p = 0; p < t->npartitions; p++) {
+            const md_partition_t *mp = &t->partitions[p];
+            zk_partition_state_t next;
+            char path[700];
+            snprintf(path, sizeof(path), "/brokers/topics/%s/partitions/%d/state", t->name, p);
+            zk_call_t *call;
+            size_t len;
+            uint8_t *buf;
+            if (z->state_version[p] < 0) {
+                /* A state znode lost to a partial write: recreate it. */
+                bool unclean;
+                next.leader =
+                    coord_elect_leader(mp->replicas, mp->nreplicas, mp->replicas, mp->nreplicas,
+                                       coord_broker_live, c, false, &unclean);
+                next.leader_epoch = 0;
+                next.controller_epoch = c->my_controller_epoch;
+                next.isr = mp->replicas;
+                next.nisr = mp->nreplicas;
+                buf = znode_encode_partition_state(&next, &len);
+                call = fenced_call(c, on_controller_write, NULL);
+                zk_multi_create(call, path, buf, len, ZOO_PERSISTENT);
+                free(buf);
+                submit_controller_write(c, call);
+                continue;
+            }
+            if (!next_partition_state(c, mp, &next))
+                continue;
+            VLOG_INFO("coord", "%s-%d: leader %d -> %d, leader epoch %d", t->name, p, mp->leader,
+                      next.leader, next.leader_epoch);
+            buf = znode_encode_partition_state(&next, &len);
+            zk_partition_state_clear(&next);
+            call = fenced_call(c, on_controller_write, NULL);
+            zk_multi_set(call, path, buf, len, z->state_version[p]);
+            free(buf);
+            submit_controller_write(c, call);
+        }
+    }
+}
+
+static void controller_act(coordinator_t *c)
+{
+    assert(c->is_controller);
+    if (c->controller_writes_inflight > 0)
+        return; /* their completion reloads and brings us back here */
+    for (size_t i = 0; i < c->ndelete_requests; i++)
+        delete_topic_znodes(c, c->delete_requests[i]);
+    elect_leaders(c);
+    if (c->push_pending) {
+        c->push_pending = false;
+        controller_push_metadata(c);
+    }
+}
+
+void controller_after_reload(coordinator_t *c, bool controller_exists, int32_t controller_id,
+                             int64_t controller_owner)
+{
+    if (!controller_exists) {
+        controller_resign(c, "/controller is gone");
+        start_election(c);
+        return;
+    }
+    bool mine = controller_id == c->cfg.broker_id && controller_owner == c->session_id;
+    if (!mine)
+        controller_resign(c, "another broker holds /controller");
+    else if (c->is_controller)
+        controller_act(c);
+}
+
+/* ---- admin requests ---- */
+
+static bool topic_name_valid(const char *name, char *why, size_t why_size)
+{
+    size_t n = strlen(name);
+    if (n == 0 || n > TOPIC_NAME_MAX) {
+        snprintf(why, why_size, "topic name must have 1 to %d characters", TOPIC_NAME_MAX);
+        return false;
+    }
+    if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0) {
+        snprintf(why, why_size, "topic name cannot be '.' or '..'");
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char ch = name[i];
+        bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                  (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' || ch == '-';
+        if (!ok) {
+            snprintf(why, why_size,
+                     "topic name has an illegal character '%c' (legal: a-z A-Z 0-9 . _ -)", ch);
+            return false;
+        }
+    }
+    return true;
+}
+
+static assign_broker_t *live_brokers(const coordinator_t *c, size_t *n)
+{
+    *n = c->md->nbrokers;
+    assign_broker_t *out = xcalloc(*n + 1, sizeof(*out));
+    for (size_t i = 0; i < *n; i++) {
+        out[i].id = c->md->brokers[i].id;
+        out[i].rack = c->md->brokers[i].rack;
+    }
+    return out;
+}
+
+typedef struct admin_op {
+    coordinator_done_fn done;
+    void *arg;
+    wait_kind_t kind;
+    char *name;
+    uint8_t topic_id[16];
+    int32_t npartitions;
+} admin_op_t;
+
+static void on_admin_write(coordinator_t *c, zk_call_t *call)
+{
+    admin_op_t *op = call->arg;
+    if (call->rc == ZOK) {
+        add_waiter(c, op->kind, op->name, op->topic_id, op->npartitions, op->done, op->arg);
+        coord_request_reload(c);
+    } else if (fenced_out(c, call)) {
+        op->done(op->arg, KAFKA_NOT_CONTROLLER, "this broker is no longer the controller");
+        coord_request_reload(c);
+    } else if (call->rc == ZNODEEXISTS ||
+               (zk_multi_failed_op(call) >= 0 &&
+                call->results[zk_multi_failed_op(call)].err == ZNODEEXISTS)) {
+        op->done(op->arg, KAFKA_TOPIC_ALREADY_EXISTS,
+                 "a topic of that name exists (or is still being deleted)");
+    } else if (call->rc == ZBADVERSION ||
+               (zk_multi_failed_op(call) >= 0 &&
+                call->results[zk_multi_failed_op(call)].err == ZBADVERSION)) {
+        op->done(op->arg, KAFKA_INVALID_REQUEST, "the topic changed meanwhile; retry");
+        coord_request_reload(c);
+    } else {
+        char msg[200];
+        snprintf(msg, sizeof(msg), "ZooKeeper write failed: %s", zerror(call->rc));
+        op->done(op->arg, KAFKA_REQUEST_TIMED_OUT, msg);
+    }
+    free(op->name);
+    free(op);
+}
+
+static admin_op_t *admin_op_new(wait_kind_t kind, const char *name, const uint8_t id[16],
+                                int32_t npartitions, coordinator_done_fn done, void *arg)
+{
+    admin_op_t *op = xcalloc(1, sizeof(*op));
+    op->done = done;
+    op->arg = arg;
+    op->kind = kind;
+    op->name = xstrdup(name);
+    memcpy(op->topic_id, id, 16);
+    op->npartitions = npartitions;
+    return op;
+}
+
+/* Adds the creation of partitions [from, to) with their state znodes. */
+static void add_partition_znodes(coordinator_t *c, zk_call_t *call, const char *name,
+                                 const int32_t *replicas, int32_t rf, int32_t from, int32_t to)
+{
+    char path[700];
+    for (int32_t p = from; p < to; p++) {
+        const int32_t *r = replicas + (size_t)(p - from) * (size_t)rf;
+        zk_partition_state_t st = {
+            .leader = r[0],
+            .leader_epoch = 0,
+            .controller_epoch = c->my_controller_epoch,
+            .isr = (int32_t *)r,
+            .nisr = rf,
+        };
+        size_t len;
+        uint8_t *buf = znode_encode_partition_state(&st, &len);
+        snprintf(path, sizeof(path), "/brokers/topics/%s/partitions/%d", name, p);
+        zk_multi_create(call, path, NULL, 0, ZOO_PERSISTENT);
+        snprintf(path, sizeof(path), "/brokers/topics/%s/partitions/%d/state", name, p);
+        zk_multi_create(call, path, buf, len, ZOO_PERSISTENT);
+        free(buf);
+    }
+}
+
+void coordinator_create_topic(coordinator_t *c, const topic_spec_t *spec, coordinator_done_fn done,
+                              void *arg)
+{
+    assert(spec && spec->name && done);
+    char msg[300];
+    if (!c->is_controller) {
+        done(arg, KAFKA_NOT_CONTROLLER, "this broker is not the controller");
+        return;
+    }
+    if (!topic_name_valid(spec->name, msg, sizeof(msg))) {
+        done(arg, KAFKA_INVALID_TOPIC_EXCEPTION, msg);
+        return;
+    }
+    if (cluster_metadata_topic(c->md, spec->name, strlen(spec->name)) ||
+        being_deleted(c, spec->name)) {
+        snprintf(msg, sizeof(msg), "topic '%s' already exists", spec->name);
+        done(arg, KAFKA_TOPIC_ALREADY_EXISTS, msg);
+        return;
+    }
+    int32_t partitions = spec->partitions == -1 ? c->cfg.default_partitions : spec->partitions;
+    int32_t rf = spec->replication_factor == -1 ? c->cfg.default_replication_factor
+                                                : spec->replication_factor;
+    if (partitions <= 0 || partitions > COORD_MAX_PARTITIONS) {
+        snprintf(msg, sizeof(msg), "number of partitions must be 1..%d (got %d)",
+                 COORD_MAX_PARTITIONS, partitions);
+        done(arg, KAFKA_INVALID_PARTITIONS, msg);
+        return;
+    }
+    if (rf <= 0 || (size_t)rf > c->md->nbrokers || rf > COORD_MAX_REPLICAS) {
+        snprintf(msg, sizeof(msg), "replication factor %d is larger than the %zu live brokers", rf,
+                 c->md->nbrokers);
+        if (rf <= 0)
+            snprintf(msg, sizeof(msg), "replication factor must be positive (got %d)", rf);
+        done(arg, KAFKA_INVALID_REPLICATION_FACTOR, msg);
+        return;
+    }
+    if (spec->nconfigs > COORD_MAX_CONFIGS) {
+        done(arg, KAFKA_INVALID_CONFIG, "too many configs");
+        return;
+    }
+    log_config_t lc;
+    log_config_defaults(&lc);
+    for (size_t i = 0; i < spec->nconfigs; i++) {
+        char err[200];
+        if (!spec->config_values[i] ||
+            log_config_set(&lc, spec->config_keys[i], spec->config_values[i], err, sizeof(err)) !=
+                0) {
+            snprintf(msg, sizeof(msg), "%s", spec->config_values[i] ? err : "null config value");
+            done(arg, KAFKA_INVALID_CONFIG, msg);
+            return;
+        }
+    }
+    size_t nb;
+    assign_broker_t *brokers = live_brokers(c, &nb);
+    int32_t *replicas = xmalloc((size_t)partitions * (size_t)rf * sizeof(int32_t));
+    int rc =
+        coord_assign_replicas(brokers, nb, 0, partitions, rf, (int32_t)c->md->ntopics, replicas);
+    free(brokers);
+    if (rc != 0) { /* rf was checked against the same broker list */
+        free(replicas);
+        done(arg, KAFKA_INVALID_REPLICATION_FACTOR, "invalid replication factor");
+        return;
+    }
+    if (spec->validate_only) {
+        free(replicas);
+        done(arg, KAFKA_NONE, NULL);
+        return;
+    }
+    zk_assignment_t a = {.npartitions = partitions};
+    coord_random_topic_id(a.topic_id);
+    a.replicas = xcalloc((size_t)partitions, sizeof(int32_t *));
+    a.nreplicas = xcalloc((size_t)partitions, sizeof(int32_t));
+    for (int32_t p = 0; p < partitions; p++) {
+        a.replicas[p] = replicas + (size_t)p * (size_t)rf;
+        a.nreplicas[p] = rf;
+    }
+    zk_call_t *call = fenced_call(c, on_admin_write, NULL);
+    char path[700];
+    size_t len;
+    uint8_t *buf =
+        znode_encode_topic_config(spec->config_keys, spec->config_values, spec->nconfigs, &len);
+    snprintf(path, sizeof(path), "/config/topics/%s", spec->name);
+    zk_multi_create(call, path, buf, len, ZOO_PERSISTENT);
+    free(buf);
+    buf = znode_encode_assignment(&a, &len);
+    snprintf(path, sizeof(path), "/brokers/topics/%s", spec->name);
+    zk_multi_create(call, path, buf, len, ZOO_PERSISTENT);
+    free(buf);
+    snprintf(path, sizeof(path), "/brokers/topics/%s/partitions", spec->name);
+    zk_multi_create(call, path, NULL, 0, ZOO_PERSISTENT);
+    add_partition_znodes(c, call, spec->name, replicas, rf, 0, partitions);
+    call->arg = admin_op_new(WAIT_TOPIC_PRESENT, spec->name, a.topic_id, partitions, done, arg);
+    VLOG_INFO("coord", "controller creates topic %s: %d partitions, replication factor %d",
+              spec->name, partitions, rf);
+    free(a.replicas);
+    free(a.nreplicas);
+    free(replicas);
+    zk_multi_submit(c, call);
+}
+
+void coordinator_delete_topic(coordinator_t *c, const char *name, coordinator_done_fn done,
+                              void *arg)
+{
+    assert(name && done);
+    if (!c->is_controller) {
+        done(arg, KAFKA_NOT_CONTROLLER, "this broker is not the controller");
+        return;
+    }
+    const md_topic_t *t = cluster_metadata_topic(c->md, name, strlen(name));
+    if (!t) {
+        done(arg, KAFKA_UNKNOWN_TOPIC_OR_PARTITION, "no such topic");
+        return;
+    }
+    /* The request znode is what the controller (possibly a later one)
+     * acts on; the fence only keeps a deposed controller from answering. */
+    zk_call_t *call = fenced_call(c, on_admin_write, NULL);
+    char path[700];
+    size_t len;
+    uint8_t *buf = znode_encode_delete_request(name, c->cfg.broker_id, &len);
+    snprintf(path, sizeof(path), "/admin/delete_topics/%s", name);
+    if (being_deleted(c, name))
+        zk_multi_set(call, path, buf, len, -1);
+    else
+        zk_multi_create(call, path, buf, len, ZOO_PERSISTENT);
+    free(buf);
+    call->arg = admin_op_new(WAIT_TOPIC_GONE, name, t->id, 0, done, arg);
+    zk_multi_submit(c, call);
+}
+
+void coordinator_create_partitions(coordinator_t *c, const char *name, int32_t total_count,
+                                   bool validate_only, coordinator_done_fn done, void *arg)
+{
+    assert(name && done);
+    char msg[300];
+    if (!c->is_controller) {
+        done(arg, KAFKA_NOT_CONTROLLER, "this broker is not the controller");
+        return;
+    }
+    const md_topic_t *t = cluster_metadata_topic(c->md, name, strlen(name));
+    if (!t || being_deleted(c, name)) {
+        done(arg, KAFKA_UNKNOWN_TOPIC_OR_PARTITION, "no such topic");
+        return;
+    }
+    if (total_count <= t->npartitions || total_count > COORD_MAX_PARTITIONS) {
+        if (total_count == t->npartitions)
+            snprintf(msg, sizeof(msg), "topic already has %d partitions", t->npartitions);
+        else
+            snprintf(msg, sizeof(msg),
+                     "topic currently has %d partitions, which is higher than the requested %d",
+                     t->npartitions, total_count);
+        if (total_count > COORD_MAX_PARTITIONS)
+            snprintf(msg, sizeof(msg), "at most %d partitions", COORD_MAX_PARTITIONS);
+        done(arg, KAFKA_INVALID_PARTITIONS, msg);
+        return;
+    }
+    int32_t rf = t->partitions[0].nreplicas;
+    if ((size_t)rf > c->md->nbrokers) {
+        snprintf(msg, sizeof(msg), "replication factor %d is larger than the %zu live brokers", rf,
+                 c->md->nbrokers);
+        done(arg, KAFKA_INVALID_REPLICATION_FACTOR, msg);
+        return;
+    }
+    if (validate_only) {
+        done(arg, KAFKA_NONE, NULL);
+        return;
+    }
+    size_t nb;
+    assign_broker_t *brokers = live_brokers(c, &nb);
+    /* Continue the rotation where partition 0's leader put it. */
+    int32_t start = 0;
+    for (size_t i = 0; i < nb; i++)
+        if (brokers[i].id == t->partitions[0].replicas[0])
+            start = (int32_t)i;
+    int32_t add = total_count - t->npartitions;
+    int32_t *replicas = xmalloc((size_t)add * (size_t)rf * sizeof(int32_t));
+    int rc = coord_assign_replicas(brokers, nb, t->npartitions, add, rf, start, replicas);
+    free(brokers);
+    if (rc != 0) {
+        free(replicas);
+        done(arg, KAFKA_INVALID_REPLICATION_FACTOR, "invalid replication factor");
+        return;
+    }
+    zk_assignment_t a = {.npartitions = total_count};
+    memcpy(a.topic_id, t->id, 16);
+    a.replicas = xcalloc((size_t)total_count, sizeof(int32_t *));
+    a.nreplicas = xcalloc((size_t)total_count, sizeof(int32_t));
+    for (int32_t p = 0; p < total_count; p++) {
+        if (p < t->npartitions) {
+            a.replicas[p] = t->partitions[p].replicas;
+            a.nreplicas[p] = t->partitions[p].nreplicas;
+        } else {
+            a.replicas[p] = replicas + (size_t)(p - t->npartitions) * (size_t)rf;
+            a.nreplicas[p] = rf;
+        }
+    }
+    zk_call_t *call = fenced_call(c, on_admin_write, NULL);
+    char path[700];
+    size_t len;
+    uint8_t *buf = znode_encode_assignment(&a, &len);
+    snprintf(path, sizeof(path), "/brokers/topics/%s", name);
+    zk_multi_set(call, path, buf, len, topic_zk_of(c, t)->assignment_version);
+    free(buf);
+    add_partition_znodes(c, call, name, replicas, rf, t->npartitions, total_count);
+    call->arg = admin_op_new(WAIT_TOPIC_PRESENT, name, t->id, total_count, done, arg);
+    VLOG_INFO("coord", "controller adds partitions to %s: %d -> %d", name, t->npartitions,
+              total_count);
+    free(a.replicas);
+    free(a.nreplicas);
+    free(replicas);
+    zk_multi_submit(c, call);
+}
+
+void controller_push_metadata(coordinator_t *c)
+{
+    (void)c; /* brokers follow ZooKeeper watches; the RPC push is added with broker/rpc */
+}

@@ -1,0 +1,115 @@
+/* Coordinator internals shared by its .c files and its unit tests: znode
+ * payload codecs, replica assignment and leader election. Everything here is
+ * pure (no ZooKeeper, no loop), so it is tested without a cluster. */
+#ifndef VLTAVA_COORD_INTERNAL_H
+#define VLTAVA_COORD_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "coordinator.h"
+
+/* Bounds on what a znode may describe; larger payloads are corrupt. */
+#define COORD_MAX_PARTITIONS  100000
+#define COORD_MAX_REPLICAS    64
+#define COORD_MAX_CONFIGS     256
+#define COORD_MAX_ZNODE_BYTES (1024 * 1024)
+
+/* ---- znode payloads -------------------------------------------------- */
+
+/* Decoded /brokers/topics/<t>/partitions/<p>/state. isr is owned. */
+typedef struct zk_partition_state {
+    int32_t leader; /* -1: offline */
+    int32_t leader_epoch;
+    int32_t controller_epoch;
+    int32_t *isr;
+    int32_t nisr;
+} zk_partition_state_t;
+
+/* Decoded /brokers/topics/<t>: partition i's replicas at replicas[i]. */
+typedef struct zk_assignment {
+    uint8_t topic_id[16];
+    int32_t npartitions;
+    int32_t **replicas;
+    int32_t *nreplicas;
+} zk_assignment_t;
+
+/* Encoders return an xmalloc'd buffer the caller frees; *len is its size.
+ * Decoders return 0, or -1 with the reason in err for a payload that is not
+ * a well-formed message of that kind (never an assert: it came from the
+ * network). Decoded values are owned by the out struct. */
+uint8_t *znode_encode_broker(const md_broker_t *b, size_t *len);
+int znode_decode_broker(const uint8_t *buf, size_t len, md_broker_t *out, char *err,
+                        size_t err_size);
+void md_broker_clear(md_broker_t *b);
+
+uint8_t *znode_encode_assignment(const zk_assignment_t *a, size_t *len);
+int znode_decode_assignment(const uint8_t *buf, size_t len, zk_assignment_t *out, char *err,
+                            size_t err_size);
+void zk_assignment_clear(zk_assignment_t *a);
+
+uint8_t *znode_encode_partition_state(const zk_partition_state_t *s, size_t *len);
+int znode_decode_partition_state(const uint8_t *buf, size_t len, zk_partition_state_t *out,
+                                 char *err, size_t err_size);
+void zk_partition_state_clear(zk_partition_state_t *s);
+
+uint8_t *znode_encode_controller(int32_t broker_id, int64_t timestamp_ms, size_t *len);
+int znode_decode_controller(const uint8_t *buf, size_t len, int32_t *broker_id, char *err,
+                            size_t err_size);
+
+uint8_t *znode_encode_controller_epoch(int32_t epoch, size_t *len);
+int znode_decode_controller_epoch(const uint8_t *buf, size_t len, int32_t *epoch, char *err,
+                                  size_t err_size);
+
+uint8_t *znode_encode_cluster_id(const char *id, size_t *len);
+/* *id is xmalloc'd. */
+int znode_decode_cluster_id(const uint8_t *buf, size_t len, char **id, char *err, size_t err_size);
+
+uint8_t *znode_encode_topic_config(const char *const *keys, const char *const *values, size_t n,
+                                   size_t *len);
+/* *keys and *values are xmalloc'd arrays of xmalloc'd strings. */
+int znode_decode_topic_config(const uint8_t *buf, size_t len, char ***keys, char ***values,
+                              size_t *n, char *err, size_t err_size);
+
+uint8_t *znode_encode_delete_request(const char *topic, int32_t requested_by, size_t *len);
+
+/* A random cluster id: 16 random bytes in URL-safe base64 without padding
+ * (22 characters), as Kafka's. out must hold 23 bytes. */
+void coord_random_cluster_id(char out[23]);
+/* 16 random bytes (a version-4 UUID) for a topic id. */
+void coord_random_topic_id(uint8_t out[16]);
+
+/* ---- replica assignment ------------------------------------------------ */
+
+typedef struct assign_broker {
+    int32_t id;
+    const char *rack; /* NULL: unset */
+} assign_broker_t;
+
+/* Assigns replicas for partitions [first_partition, first_partition +
+ * count) over the live brokers (any order; sorted by id inside). Leaders
+ * rotate from start_index so that they spread evenly; followers are shifted
+ * as Kafka does so that a broker's followers do not all sit on one peer.
+ * When any broker has a rack, replicas of a partition go to distinct racks
+ * while racks remain. Writes rf ids per partition into out (count * rf).
+ * Returns 0, or -1 when rf < 1 or rf > nbrokers (INVALID_REPLICATION_FACTOR). */
+int coord_assign_replicas(const assign_broker_t *brokers, size_t nbrokers, int32_t first_partition,
+                          int32_t count, int32_t rf, int32_t start_index, int32_t *out);
+
+/* ---- leader election ---------------------------------------------------- */
+
+typedef bool (*broker_live_fn)(void *arg, int32_t broker_id);
+
+/* Chooses a leader for a partition whose leader must be (re)chosen: the first
+ * replica, in preferred order, that is live and in the ISR. With none and
+ * `unclean`, the first live replica (which then forms the ISR alone). Else
+ * -1: offline. *unclean_used tells whether the unclean path chose. */
+int32_t coord_elect_leader(const int32_t *replicas, int32_t nreplicas, const int32_t *isr,
+                           int32_t nisr, broker_live_fn live, void *live_arg, bool unclean,
+                           bool *unclean_used);
+
+/* True when id is among ids[0..n). */
+bool coord_contains(const int32_t *ids, int32_t n, int32_t id);
+
+#endif

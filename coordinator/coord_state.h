@@ -1,0 +1,175 @@
+/* The coordinator's state and the ZooKeeper bridge, shared by
+ * coordinator.c (session, registration, metadata loading), controller.c
+ * (election and the controller's writes) and zk_bridge.c. Module-internal.
+ *
+ * Threading: ZooKeeper's threads run zk_bridge.c's watcher and completion
+ * functions, which only copy their arguments into a zk_call_t / watch event,
+ * append it to the queue under `mu` and ev_async_send() the loop. Every
+ * other function here runs on the loop thread. */
+#ifndef VLTAVA_COORD_STATE_H
+#define VLTAVA_COORD_STATE_H
+
+#include <ev.h>
+#include <pthread.h>
+#include <zookeeper/zookeeper.h>
+
+#include "coord_internal.h"
+
+struct rpc;
+
+/* One asynchronous ZooKeeper call. Owned by the bridge: created on the loop,
+ * handed to ZooKeeper, queued back, given to `done` on the loop and freed by
+ * the bridge after `done` returns. */
+typedef struct zk_call zk_call_t;
+typedef void (*zk_done_fn)(coordinator_t *c, zk_call_t *call);
+
+struct zk_call {
+    zk_call_t *next; /* queue link */
+    coordinator_t *c;
+    uint64_t session_gen; /* the handle it was issued on */
+    zk_done_fn done;
+    void *arg;
+    int32_t i1, i2; /* caller's indices (topic, partition, ...) */
+    char *path;     /* owned */
+    /* result, filled on ZooKeeper's thread */
+    int rc;
+    char *data; /* owned copy; NULL when none */
+    int data_len;
+    struct Stat stat;
+    char **children; /* owned */
+    int nchildren;
+    /* multi */
+    int nops;
+    zoo_op_t *ops;
+    zoo_op_result_t *results;
+    struct Stat *stats; /* per op, for set ops */
+    char **bufs;        /* owned paths and payloads of the ops */
+    int nbufs;
+};
+
+/* A watch or session event, queued from ZooKeeper's thread. */
+typedef struct zk_watch_event {
+    struct zk_watch_event *next;
+    uint64_t session_gen;
+    int type;
+    int state;
+    char *path; /* owned */
+} zk_watch_event_t;
+
+/* Per-topic ZooKeeper facts the controller needs beside the public
+ * metadata: znode versions for conditional writes. */
+typedef struct topic_zk {
+    int32_t assignment_version;
+    int32_t *state_version; /* per partition; -1: state znode missing */
+    bool has_config;
+} topic_zk_t;
+
+typedef struct loader loader_t;
+typedef struct admin_waiter admin_waiter_t;
+
+struct coordinator {
+    struct ev_loop *loop;
+    coordinator_config_t cfg; /* strings owned (copied at start) */
+    char *zk_hosts;           /* connect string without the chroot */
+    char *chroot;             /* "/vltava", or NULL */
+    coordinator_callbacks_t cb;
+    char *cluster_id;
+
+    /* ZooKeeper bridge. Fields under `mu` are the only ones ZooKeeper's
+     * threads touch. */
+    zhandle_t *zh;
+    uint64_t session_gen;
+    void *zh_ctx; /* context handed to zookeeper_init, freed on close */
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    zk_call_t *calls_head, *calls_tail;          /* under mu */
+    zk_watch_event_t *events_head, *events_tail; /* under mu */
+    int session_state;                           /* under mu */
+    ev_async wake;
+    ev_timer retry_timer;
+    ev_timer tick_timer;
+    bool stopping;
+
+    /* session */
+    bool registered;
+    bool registering;
+    int64_t session_id;
+
+    /* metadata: current snapshot, owned; zk parallels md->topics. */
+    cluster_metadata_t *md;
+    topic_zk_t *md_zk;
+    int32_t controller_epoch_seen; /* newest controller epoch seen anywhere */
+    char **delete_requests;        /* /admin/delete_topics children */
+    size_t ndelete_requests;
+    int32_t zk_controller_epoch; /* /controller_epoch as last loaded, -1: none */
+    int32_t zk_controller_epoch_version;
+    uint64_t reloads_done;
+
+    loader_t *load; /* the reload in flight, or NULL */
+    bool reload_dirty;
+
+    /* controller */
+    bool is_controller;
+    bool electing;
+    int32_t my_controller_epoch;
+    int32_t my_epoch_version; /* /controller_epoch's version after my bump */
+    int controller_writes_inflight;
+    char **deleting; /* topics whose deletion multi is in flight */
+    size_t ndeleting;
+    admin_waiter_t *waiters;
+    bool push_pending; /* metadata must be pushed to brokers over RPC */
+
+    struct rpc *rpc;
+};
+
+/* ---- bridge (zk_bridge.c) ---- */
+int zk_bridge_init(coordinator_t *c);
+void zk_bridge_destroy(coordinator_t *c);
+/* Opens a new session handle (closing any previous one). Non-blocking. */
+int zk_open_session(coordinator_t *c, const char *connect);
+void zk_close_session(coordinator_t *c);
+int zk_session_state(coordinator_t *c);
+/* Start-up only: waits until the session is connected or the deadline. */
+bool zk_wait_connected(coordinator_t *c, int64_t deadline_ms);
+/* Start-up only: runs queued events on this thread until *flag or the
+ * deadline. */
+void zk_pump_until(coordinator_t *c, const bool *flag, int64_t deadline_ms);
+/* Runs queued events (bounded per call). */
+void zk_drain(coordinator_t *c);
+
+zk_call_t *zk_call_new(coordinator_t *c, zk_done_fn done, void *arg, const char *path);
+void zk_get(coordinator_t *c, zk_call_t *call, bool watch);
+void zk_exists(coordinator_t *c, zk_call_t *call, bool watch);
+void zk_children(coordinator_t *c, zk_call_t *call, bool watch);
+void zk_create(coordinator_t *c, zk_call_t *call, const uint8_t *data, size_t len, int flags);
+void zk_delete(coordinator_t *c, zk_call_t *call, int version);
+/* Multi-op builder. Takes copies of paths and data. */
+void zk_multi_check(zk_call_t *call, const char *path, int version);
+void zk_multi_create(zk_call_t *call, const char *path, const uint8_t *data, size_t len, int flags);
+void zk_multi_set(zk_call_t *call, const char *path, const uint8_t *data, size_t len, int version);
+void zk_multi_delete(zk_call_t *call, const char *path, int version);
+void zk_multi_submit(coordinator_t *c, zk_call_t *call);
+/* Index of the first failed op of a finished multi, or -1. */
+int zk_multi_failed_op(const zk_call_t *call);
+
+int64_t coord_now_ms(void);
+
+/* ---- coordinator.c, called by the bridge and the controller ---- */
+void coord_on_watch(coordinator_t *c, const zk_watch_event_t *ev);
+void coord_request_reload(coordinator_t *c);
+bool coord_broker_live(void *arg, int32_t id);
+/* Replaces one partition's state in the cache when leader_epoch is newer
+ * (or equal with a new ISR); fires partition_changed when it concerns this
+ * broker. Used by LeaderAndIsr/UpdateMetadata. */
+void coord_apply_partition(coordinator_t *c, const char *topic, const uint8_t topic_id[16],
+                           int32_t partition, int32_t leader, int32_t leader_epoch,
+                           const int32_t *isr, int32_t nisr);
+
+/* ---- controller.c ---- */
+void controller_after_reload(coordinator_t *c, bool controller_exists, int32_t controller_id,
+                             int64_t controller_owner);
+void controller_resign(coordinator_t *c, const char *why);
+void controller_check_waiters(coordinator_t *c, bool stopping);
+void controller_push_metadata(coordinator_t *c);
+
+#endif

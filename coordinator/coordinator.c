@@ -1,0 +1,1077 @@
+/* The coordinator: ZooKeeper session and registration, the metadata cache
+ * and its loading from ZooKeeper, and the callbacks that tell the replica
+ * manager about this broker's partitions. The controller's half lives in
+ * controller.c; the thread bridge in zk_bridge.c.
+ *
+ * The cache is rebuilt by a reload: a fan-out of asynchronous reads of
+ * /brokers/ids, /brokers/topics/<t> (+ partition states), /config/topics/<t>,
+ * /controller, /controller_epoch and /admin/delete_topics, all arming
+ * watches. Any watch event asks for another reload; at most one runs at a
+ * time, and events during one mark it dirty so it runs again once. */
+#include <arpa/inet.h>
+#include <assert.h>
+#include <errno.h>
+#include <netdb.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "coord_state.h"
+#include "vlog.h"
+#include "xalloc.h"
+
+#define RETRY_DELAY_S 0.5
+
+/* ---- metadata snapshots ---- */
+
+typedef struct ltopic {
+    char *name;
+    bool have_assignment;
+    zk_assignment_t a;
+    int32_t assignment_version;
+    zk_partition_state_t *states; /* per partition */
+    int32_t *state_versions;      /* -1: missing */
+    char **ckeys, **cvalues;
+    size_t nconfigs;
+    bool has_config;
+} ltopic_t;
+
+struct loader {
+    int pending;
+    bool failed;
+    md_broker_t *brokers;
+    size_t nbrokers;
+    ltopic_t *topics;
+    size_t ntopics;
+    bool controller_exists;
+    int32_t controller_id;
+    int64_t controller_owner;
+    int32_t epoch, epoch_version;
+    char **deletes;
+    size_t ndeletes;
+};
+
+static void md_partition_free(md_partition_t *p)
+{
+    free(p->replicas);
+    free(p->isr);
+    free(p->offline);
+}
+
+static void md_topic_free(md_topic_t *t)
+{
+    for (int32_t i = 0; i < t->npartitions; i++)
+        md_partition_free(&t->partitions[i]);
+    free(t->partitions);
+    for (size_t i = 0; i < t->nconfigs; i++) {
+        free(t->config_keys[i]);
+        free(t->config_values[i]);
+    }
+    free(t->config_keys);
+    free(t->config_values);
+    free(t->name);
+}
+
+static void metadata_free(cluster_metadata_t *md, topic_zk_t *zk)
+{
+    if (!md)
+        return;
+    for (size_t i = 0; i < md->nbrokers; i++)
+        md_broker_clear(&md->brokers[i]);
+    free(md->brokers);
+    for (size_t i = 0; i < md->ntopics; i++) {
+        md_topic_free(&md->topics[i]);
+        if (zk)
+            free(zk[i].state_version);
+    }
+    free(md->topics);
+    free(zk);
+    free(md);
+}
+
+const md_topic_t *cluster_metadata_topic(const cluster_metadata_t *md, const char *name,
+                                         size_t name_len)
+{
+    size_t lo = 0, hi = md->ntopics;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        const char *t = md->topics[mid].name;
+        int cmp = strncmp(t, name, name_len);
+        if (cmp == 0)
+            cmp = t[name_len] == '\0' ? 0 : 1;
+        if (cmp == 0)
+            return &md->topics[mid];
+        if (cmp < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
+
+const md_broker_t *cluster_metadata_broker(const cluster_metadata_t *md, int32_t id)
+{
+    for (size_t i = 0; i < md->nbrokers; i++)
+        if (md->brokers[i].id == id)
+            return &md->brokers[i];
+    return NULL;
+}
+
+bool coord_broker_live(void *arg, int32_t id)
+{
+    const coordinator_t *c = arg;
+    return cluster_metadata_broker(c->md, id) != NULL;
+}
+
+static int32_t *copy_ids(const int32_t *ids, int32_t n)
+{
+    int32_t *out = xmalloc((size_t)(n > 0 ? n : 1) * sizeof(*out));
+    if (n > 0)
+        memcpy(out, ids, (size_t)n * sizeof(*out));
+    return out;
+}
+
+static void partition_set_offline(md_partition_t *p, const cluster_metadata_t *md)
+{
+    free(p->offline);
+    p->offline = xmalloc((size_t)(p->nreplicas > 0 ? p->nreplicas : 1) * sizeof(int32_t));
+    p->noffline = 0;
+    for (int32_t r = 0; r < p->nreplicas; r++)
+        if (!cluster_metadata_broker(md, p->replicas[r]))
+            p->offline[p->noffline++] = p->replicas[r];
+    assert(p->noffline <= p->nreplicas);
+}
+
+static int cmp_broker(const void *a, const void *b)
+{
+    const md_broker_t *x = a, *y = b;
+    return (x->id > y->id) - (x->id < y->id);
+}
+
+typedef struct topic_pair {
+    md_topic_t t;
+    topic_zk_t z;
+} topic_pair_t;
+
+static int cmp_topic_pair(const void *a, const void *b)
+{
+    return strcmp(((const topic_pair_t *)a)->t.name, ((const topic_pair_t *)b)->t.name);
+}
+
+/* Moves the loader's findings into a new snapshot. */
+static cluster_metadata_t *metadata_build(coordinator_t *c, loader_t *l, topic_zk_t **zk_out)
+{
+    cluster_metadata_t *md = xcalloc(1, sizeof(*md));
+    md->cluster_id = c->cluster_id;
+    md->controller_id = l->controller_exists ? l->controller_id : -1;
+    md->brokers = l->brokers;
+    md->nbrokers = l->nbrokers;
+    l->brokers = NULL;
+    l->nbrokers = 0;
+    if (md->nbrokers)
+        qsort(md->brokers, md->nbrokers, sizeof(*md->brokers), cmp_broker);
+
+    topic_pair_t *pairs = xcalloc(l->ntopics + 1, sizeof(*pairs));
+    size_t n = 0;
+    for (size_t i = 0; i < l->ntopics; i++) {
+        ltopic_t *lt = &l->topics[i];
+        if (!lt->have_assignment)
+            continue;
+        topic_pair_t *tp = &pairs[n++];
+        tp->t.name = lt->name;
+        lt->name = NULL;
+        memcpy(tp->t.id, lt->a.topic_id, 16);
+        tp->t.npartitions = lt->a.npartitions;
+        tp->t.partitions = xcalloc((size_t)lt->a.npartitions, sizeof(md_partition_t));
+        tp->z.assignment_version = lt->assignment_version;
+        tp->z.has_config = lt->has_config;
+        tp->z.state_version = xcalloc((size_t)lt->a.npartitions, sizeof(int32_t));
+        for (int32_t p = 0; p < lt->a.npartitions; p++) {
+            md_partition_t *mp = &tp->t.partitions[p];
+            mp->id = p;
+            mp->replicas = copy_ids(lt->a.replicas[p], lt->a.nreplicas[p]);
+            mp->nreplicas = lt->a.nreplicas[p];
+            tp->z.state_version[p] = lt->state_versions[p];
+            if (lt->state_versions[p] >= 0) {
+                mp->leader = lt->states[p].leader;
+                mp->leader_epoch = lt->states[p].leader_epoch;
+                mp->isr = copy_ids(lt->states[p].isr, lt->states[p].nisr);
+                mp->nisr = lt->states[p].nisr;
+            } else {
+                mp->leader = -1;
+                mp->isr = copy_ids(NULL, 0);
+            }
+            partition_set_offline(mp, md);
+        }
+        tp->t.config_keys = lt->ckeys;
+        tp->t.config_values = lt->cvalues;
+        tp->t.nconfigs = lt->nconfigs;
+        lt->ckeys = lt->cvalues = NULL;
+        lt->nconfigs = 0;
+    }
+    if (n)
+        qsort(pairs, n, sizeof(*pairs), cmp_topic_pair);
+    md->topics = xcalloc(n + 1, sizeof(md_topic_t));
+    topic_zk_t *zk = xcalloc(n + 1, sizeof(topic_zk_t));
+    for (size_t i = 0; i < n; i++) {
+        md->topics[i] = pairs[i].t;
+        zk[i] = pairs[i].z;
+    }
+    md->ntopics = n;
+    free(pairs);
+    *zk_out = zk;
+    return md;
+}
+
+static bool is_replica(const md_partition_t *p, int32_t id)
+{
+    return coord_contains(p->replicas, p->nreplicas, id);
+}
+
+static const md_topic_t *same_topic(const cluster_metadata_t *md, const md_topic_t *t)
+{
+    if (!md)
+        return NULL;
+    const md_topic_t *o = cluster_metadata_topic(md, t->name, strlen(t->name));
+    return o && memcmp(o->id, t->id, 16) == 0 ? o : NULL;
+}
+
+/* Leader epochs never go back: a reload that read a partition state before
+ * a newer one arrived over RPC keeps the newer one until ZooKeeper shows it. */
+static void keep_newer_epochs(const cluster_metadata_t *old, cluster_metadata_t *md)
+{
+    for (size_t i = 0; i < md->ntopics; i++) {
+        md_topic_t *t = &md->topics[i];
+        const md_topic_t *o = same_topic(old, t);
+        if (!o)
+            continue;
+        for (int32_t p = 0; p < t->npartitions && p < o->npartitions; p++) {
+            md_partition_t *np = &t->partitions[p];
+            const md_partition_t *op = &o->partitions[p];
+            if (op->leader_epoch <= np->leader_epoch)
+                continue;
+            np->leader = op->leader;
+            np->leader_epoch = op->leader_epoch;
+            free(np->isr);
+            np->isr = copy_ids(op->isr, op->nisr);
+            np->nisr = op->nisr;
+        }
+    }
+}
+
+/* Tells the replica manager what changed for this broker's replicas. */
+static void fire_callbacks(coordinator_t *c, const cluster_metadata_t *old,
+                           const cluster_metadata_t *md)
+{
+    const int32_t me = c->cfg.broker_id;
+    for (size_t i = 0; old && i < old->ntopics; i++) {
+        const md_topic_t *ot = &old->topics[i];
+        const md_topic_t *nt = same_topic(md, ot);
+        for (int32_t p = 0; p < ot->npartitions; p++) {
+            if (!is_replica(&ot->partitions[p], me))
+                continue;
+            if (!nt || p >= nt->npartitions || !is_replica(&nt->partitions[p], me)) {
+                VLOG_INFO("coord", "no longer a replica of %s-%d", ot->name, p);
+                if (c->cb.partition_removed)
+                    c->cb.partition_removed(c->cb.arg, ot->name, p);
+            }
+        }
+    }
+    for (size_t i = 0; i < md->ntopics; i++) {
+        const md_topic_t *nt = &md->topics[i];
+        const md_topic_t *ot = same_topic(old, nt);
+        for (int32_t p = 0; p < nt->npartitions; p++) {
+            const md_partition_t *np = &nt->partitions[p];
+            if (!is_replica(np, me))
+                continue;
+            const md_partition_t *op =
+                ot && p < ot->npartitions && is_replica(&ot->partitions[p], me) ? &ot->partitions[p]
+                                                                                : NULL;
+            if (op && op->leader == np->leader && op->leader_epoch == np->leader_epoch)
+                continue;
+            VLOG_INFO("coord", "%s-%d: leader %d, leader epoch %d (%s)", nt->name, p, np->leader,
+                      np->leader_epoch, np->leader == me ? "leading" : "following");
+            if (c->cb.partition_changed)
+                c->cb.partition_changed(c->cb.arg, nt, np);
+        }
+    }
+}
+
+static void install_metadata(coordinator_t *c, cluster_metadata_t *md, topic_zk_t *zk)
+{
+    cluster_metadata_t *old = c->md;
+    topic_zk_t *old_zk = c->md_zk;
+    keep_newer_epochs(old, md);
+    c->md = md;
+    c->md_zk = zk;
+    fire_callbacks(c, old, md);
+    metadata_free(old, old_zk);
+}
+
+void coord_apply_partition(coordinator_t *c, const char *topic, const uint8_t topic_id[16],
+                           int32_t partition, int32_t leader, int32_t leader_epoch,
+                           const int32_t *isr, int32_t nisr)
+{
+    assert(c->md);
+    md_topic_t *t = (md_topic_t *)cluster_metadata_topic(c->md, topic, strlen(topic));
+    if (!t || memcmp(t->id, topic_id, 16) != 0 || partition < 0 || partition >= t->npartitions)
+        return; /* not known yet: the reload this triggers will bring it */
+    md_partition_t *p = &t->partitions[partition];
+    if (leader_epoch < p->leader_epoch)
+        return;
+    bool changed = leader_epoch > p->leader_epoch || leader != p->leader;
+    if (leader_epoch == p->leader_epoch && leader != p->leader) {
+        VLOG_WARN("coord", "%s-%d: leader %d at epoch %d conflicts with %d; ignored", topic,
+                  partition, leader, leader_epoch, p->leader);
+        return;
+    }
+    p->leader = leader;
+    p->leader_epoch = leader_epoch;
+    free(p->isr);
+    p->isr = copy_ids(isr, nisr);
+    p->nisr = nisr;
+    partition_set_offline(p, c->md);
+    if (changed && is_replica(p, c->cfg.broker_id) && c->cb.partition_changed) {
+        VLOG_INFO("coord", "%s-%d: leader %d, leader epoch %d (from controller)", topic, partition,
+                  leader, leader_epoch);
+        c->cb.partition_changed(c->cb.arg, t, p);
+    }
+}
+
+/* ---- reload ---- */
+
+static void loader_free(loader_t *l)
+{
+    for (size_t i = 0; i < l->nbrokers; i++)
+        md_broker_clear(&l->brokers[i]);
+    free(l->brokers);
+    for (size_t i = 0; i < l->ntopics; i++) {
+        ltopic_t *t = &l->topics[i];
+        free(t->name);
+        if (t->have_assignment) {
+            for (int32_t p = 0; p < t->a.npartitions; p++)
+                zk_partition_state_clear(&t->states[p]);
+            zk_assignment_clear(&t->a);
+        }
+        free(t->states);
+        free(t->state_versions);
+        for (size_t k = 0; k < t->nconfigs; k++) {
+            free(t->ckeys[k]);
+            free(t->cvalues[k]);
+        }
+        free(t->ckeys);
+        free(t->cvalues);
+    }
+    free(l->topics);
+    for (size_t i = 0; i < l->ndeletes; i++)
+        free(l->deletes[i]);
+    free(l->deletes);
+    free(l);
+}
+
+static void reload_start(coordinator_t *c);
+
+static void schedule_retry(coordinator_t *c)
+{
+    if (c->stopping || ev_is_active(&c->retry_timer))
+        return;
+    ev_timer_set(&c->retry_timer, RETRY_DELAY_S, 0.);
+    ev_timer_start(c->loop, &c->retry_timer);
+}
+
+static void reload_finish(coordinator_t *c, loader_t *l)
+{
+    assert(c->load == l && l->pending == 0);
+    c->load = NULL;
+    if (l->failed) {
+        loader_free(l);
+        VLOG_DEBUG("coord", "metadata reload failed; retrying");
+        schedule_retry(c);
+        return;
+    }
+    topic_zk_t *zk;
+    cluster_metadata_t *md = metadata_build(c, l, &zk);
+    c->zk_controller_epoch = l->epoch;
+    c->zk_controller_epoch_version = l->epoch_version;
+    if (l->epoch > c->controller_epoch_seen)
+        c->controller_epoch_seen = l->epoch;
+    for (size_t i = 0; i < c->ndelete_requests; i++)
+        free(c->delete_requests[i]);
+    free(c->delete_requests);
+    c->delete_requests = l->deletes;
+    c->ndelete_requests = l->ndeletes;
+    l->deletes = NULL;
+    l->ndeletes = 0;
+    bool exists = l->controller_exists;
+    int32_t controller_id = l->controller_id;
+    int64_t owner = l->controller_owner;
+    loader_free(l);
+
+    install_metadata(c, md, zk);
+    c->reloads_done++;
+    controller_after_reload(c, exists, controller_id, owner);
+    controller_check_waiters(c, false);
+    if (c->reload_dirty) {
+        c->reload_dirty = false;
+        reload_start(c);
+    }
+}
+
+static void load_done_one(coordinator_t *c, loader_t *l)
+{
+    assert(l->pending > 0);
+    if (--l->pending == 0)
+        reload_finish(c, l);
+}
+
+/* True when rc means "go on"; ZNONODE (a znode that vanished between the
+ * listing and the read) is fine: its watch brings another reload. */
+static bool load_rc_ok(loader_t *l, const zk_call_t *call)
+{
+    if (call->rc == ZOK)
+        return true;
+    if (call->rc != ZNONODE) {
+        VLOG_DEBUG("coord", "reading %s: %s", call->path ? call->path : "?", zerror(call->rc));
+        l->failed = true;
+    }
+    return false;
+}
+
+static void load_issue(coordinator_t *c, loader_t *l, const char *path, zk_done_fn done, int32_t i1,
+                       int32_t i2, int kind, bool watch)
+{
+    zk_call_t *call = zk_call_new(c, done, l, path);
+    call->i1 = i1;
+    call->i2 = i2;
+    l->pending++;
+    if (kind == 0)
+        zk_get(c, call, watch);
+    else if (kind == 1)
+        zk_children(c, call, watch);
+    else
+        zk_exists(c, call, watch);
+}
+
+static void on_broker(coordinator_t *c, zk_call_t *call)
+{
+    loader_t *l = call->arg;
+    if (load_rc_ok(l, call)) {
+        md_broker_t b;
+        char err[160];
+        if (znode_decode_broker((const uint8_t *)call->data, (size_t)call->data_len, &b, err,
+                                sizeof(err)) == 0) {
+            l->brokers = xrealloc(l->brokers, (l->nbrokers + 1) * sizeof(*l->brokers));
+            l->brokers[l->nbrokers++] = b;
+        } else {
+            VLOG_ERR("coord", "%s: %s; broker ignored", call->path, err);
+        }
+    }
+    load_done_one(c, l);
+}
+
+static void on_broker_ids(coordinator_t *c, zk_call_t *call)
+{
+    loader_t *l = call->arg;
+    if (load_rc_ok(l, call)) {
+        for (int i = 0; i < call->nchildren; i++) {
+            char path[300];
+            snprintf(path, sizeof(path), "/brokers/ids/%s", call->children[i]);
+            load_issue(c, l, path, on_broker, 0, 0, 0, false);
+        }
+    }
+    load_done_one(c, l);
+}
+
+static void on_state(coordinator_t *c, zk_call_t *call)
+{
+    loader_t *l = call->arg;
+    ltopic_t *t = &l->topics[call->i1];
+    int32_t p = call->i2;
+    assert(t->have_assignment && p < t->a.npartitions);
+    if (load_rc_ok(l, call)) {
+        char err[160];
+        if (znode_decode_partition_state((const uint8_t *)call->data, (size_t)call->data_len,
+                                         &t->states[p], err, sizeof(err)) == 0)
+            t->state_versions[p] = call->stat.version;
+        else
+            VLOG_ERR("coord", "%s: %s; partition treated as offline", call->path, err);
+    }
+    load_done_one(c, l);
+}
+
+static void on_topic(coordinator_t *c, zk_call_t *call)
+{
+    loader_t *l = call->arg;
+    ltopic_t *t = &l->topics[call->i1];
+    if (load_rc_ok(l, call)) {
+        char err[160];
+        if (znode_decode_assignment((const uint8_t *)call->data, (size_t)call->data_len, &t->a, err,
+                                    sizeof(err)) == 0) {
+            t->have_assignment = true;
+            t->assignment_version = call->stat.version;
+            t->states = xcalloc((size_t)t->a.npartitions, sizeof(*t->states));
+            t->state_versions = xmalloc((size_t)t->a.npartitions * sizeof(int32_t));
+            for (int32_t p = 0; p < t->a.npartitions; p++) {
+                char path[600];
+                t->state_versions[p] = -1;
+                snprintf(path, sizeof(path), "/brokers/topics/%s/partitions/%d/state", t->name, p);
+                load_issue(c, l, path, on_state, call->i1, p, 0, true);
+            }
+        } else {
+            VLOG_ERR("coord", "%s: %s; topic ignored", call->path, err);
+        }
+    }
+    load_done_one(c, l);
+}
+
+static void on_topic_config(coordinator_t *c, zk_call_t *call)
+{
+    loader_t *l = call->arg;
+    ltopic_t *t = &l->topics[call->i1];
+    if (load_rc_ok(l, call)) {
+        char err[160];
+        t->has_config = true;
+        if (znode_decode_topic_config((const uint8_t *)call->data, (size_t)call->data_len,
+                                      &t->ckeys, &t->cvalues, &t->nconfigs, err, sizeof(err)) != 0)
+            VLOG_ERR("coord", "%s: %s; defaults used", call->path, err);
+    }
+    load_done_one(c, l);
+}
+
+static void on_topics(coordinator_t *c, zk_call_t *call)
+{
+    loader_t *l = call->arg;
+    if (load_rc_ok(l, call) && call->nchildren > 0) {
+        l->topics = xcalloc((size_t)call->nchildren, sizeof(*l->topics));
+        l->ntopics = (size_t)call->nchildren;
+        for (int i = 0; i < call->nchildren; i++) {
+            char path[600];
+            l->topics[i].name = xstrdup(call->children[i]);
+            snprintf(path, sizeof(path), "/brokers/topics/%s", call->children[i]);
+            load_issue(c, l, path, on_topic, i, 0, 0, true);
+            snprintf(path, sizeof(path), "/config/topics/%s", call->children[i]);
+            load_issue(c, l, path, on_topic_config, i, 0, 0, true);
+        }
+    }
+    load_done_one(c, l);
+}
+
+static void on_controller_data(coordinator_t *c, zk_call_t *call)
+{
+    loader_t *l = call->arg;
+    if (load_rc_ok(l, call)) {
+        char err[160];
+        int32_t id;
+        if (znode_decode_controller((const uint8_t *)call->data, (size_t)call->data_len, &id, err,
+                                    sizeof(err)) == 0) {
+            l->controller_exists = true;
+            l->controller_id = id;
+            l->controller_owner = call->stat.ephemeralOwner;
+        } else {
+            VLOG_ERR("coord", "/controller: %s", err);
+            /* An unreadable controller znode still holds the office. */
+            l->controller_exists = true;
+            l->controller_id = -1;
+        }
+    }
+    load_done_one(c, l);
+}
+
+static void on_controller_exists(coordinator_t *c, zk_call_t *call)
+{
+    loader_t *l = call->arg;
+    if (load_rc_ok(l, call))
+        load_issue(c, l, "/controller", on_controller_data, 0, 0, 0, false);
+    load_done_one(c, l);
+}
+
+static void on_epoch(coordinator_t *c, zk_call_t *call)
+{
+    loader_t *l = call->arg;
+    if (load_rc_ok(l, call)) {
+        char err[160];
+        int32_t epoch;
+        if (znode_decode_controller_epoch((const uint8_t *)call->data, (size_t)call->data_len,
+                                          &epoch, err, sizeof(err)) == 0) {
+            l->epoch = epoch;
+            l->epoch_version = call->stat.version;
+        } else {
+            VLOG_ERR("coord", "/controller_epoch: %s", err);
+        }
+    }
+    load_done_one(c, l);
+}
+
+static void on_deletes(coordinator_t *c, zk_call_t *call)
+{
+    loader_t *l = call->arg;
+    if (load_rc_ok(l, call) && call->nchildren > 0) {
+        l->deletes = call->children;
+        l->ndeletes = (size_t)call->nchildren;
+        call->children = NULL;
+        call->nchildren = 0;
+    }
+    load_done_one(c, l);
+}
+
+static void reload_start(coordinator_t *c)
+{
+    assert(!c->load);
+    if (!c->zh || !c->registered)
+        return; /* the (re-)registration reloads */
+    loader_t *l = xcalloc(1, sizeof(*l));
+    l->controller_id = -1;
+    l->epoch = -1;
+    l->epoch_version = -1;
+    c->load = l;
+    /* A guard count so that completions cannot finish the load while it
+     * is still being issued. */
+    l->pending = 1;
+    load_issue(c, l, "/brokers/ids", on_broker_ids, 0, 0, 1, true);
+    load_issue(c, l, "/brokers/topics", on_topics, 0, 0, 1, true);
+    load_issue(c, l, "/controller", on_controller_exists, 0, 0, 2, true);
+    load_issue(c, l, "/controller_epoch", on_epoch, 0, 0, 0, false);
+    load_issue(c, l, "/admin/delete_topics", on_deletes, 0, 0, 1, true);
+    load_done_one(c, l);
+}
+
+void coord_request_reload(coordinator_t *c)
+{
+    if (c->stopping)
+        return;
+    if (c->load) {
+        c->reload_dirty = true;
+        return;
+    }
+    reload_start(c);
+}
+
+/* ---- registration and session ---- */
+
+static void registration_payload(const coordinator_t *c, uint8_t **buf, size_t *len)
+{
+    md_broker_t me = {
+        .id = c->cfg.broker_id,
+        .host = (char *)c->cfg.advertised_host,
+        .port = c->cfg.advertised_port,
+        .rpc_port = c->cfg.rpc_port,
+        .rack = (char *)c->cfg.rack,
+    };
+    *buf = znode_encode_broker(&me, len);
+}
+
+static void on_registered(coordinator_t *c, zk_call_t *call)
+{
+    c->registering = false;
+    if (call->session_gen != c->session_gen)
+        return;
+    if (call->rc == ZOK) {
+        c->registered = true;
+        c->session_id = zoo_client_id(c->zh)->client_id;
+        VLOG_INFO("coord", "re-registered broker %d in a new ZooKeeper session 0x%llx",
+                  c->cfg.broker_id, (unsigned long long)c->session_id);
+        coord_request_reload(c);
+        return;
+    }
+    VLOG_ERR("coord", "re-registering broker %d: %s; retrying", c->cfg.broker_id, zerror(call->rc));
+    schedule_retry(c);
+}
+
+static void register_async(coordinator_t *c)
+{
+    if (c->registering || c->registered || !c->zh)
+        return;
+    char path[64];
+    snprintf(path, sizeof(path), "/brokers/ids/%d", c->cfg.broker_id);
+    uint8_t *buf;
+    size_t len;
+    registration_payload(c, &buf, &len);
+    c->registering = true;
+    zk_create(c, zk_call_new(c, on_registered, NULL, path), buf, len, ZOO_EPHEMERAL);
+    free(buf);
+}
+
+static char *connect_string(const coordinator_t *c)
+{
+    return c->chroot ? xasprintf("%s%s", c->zk_hosts, c->chroot) : xstrdup(c->zk_hosts);
+}
+
+static void on_retry(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    coordinator_t *c = w->data;
+    if (!c->registered)
+        register_async(c);
+    else
+        coord_request_reload(c);
+}
+
+static void on_tick(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    controller_check_waiters(w->data, false);
+}
+
+void coord_on_watch(coordinator_t *c, const zk_watch_event_t *ev)
+{
+    if (ev->session_gen != c->session_gen)
+        return; /* an event of a handle we closed */
+    if (ev->type != ZOO_SESSION_EVENT) {
+        coord_request_reload(c);
+        return;
+    }
+    if (ev->state == ZOO_CONNECTED_STATE) {
+        VLOG_INFO("coord", "ZooKeeper session connected");
+        if (!c->registered)
+            register_async(c);
+        else
+            coord_request_reload(c);
+    } else if (ev->state == ZOO_CONNECTING_STATE) {
+        VLOG_WARN("coord", "lost the ZooKeeper connection; reconnecting");
+    } else if (ev->state == ZOO_EXPIRED_SESSION_STATE) {
+        VLOG_WARN("coord", "ZooKeeper session expired; opening a new one and re-registering");
+        controller_resign(c, "session expired");
+        c->registered = false;
+        c->registering = false;
+        zk_close_session(c);
+        char *connect = connect_string(c);
+        if (zk_open_session(c, connect) != 0)
+            schedule_retry(c);
+        free(connect);
+    }
+}
+
+/* ---- start-up (blocking) ---- */
+
+static int sync_create_path(zhandle_t *zh, const char *path, char *err, size_t err_size)
+{
+    int rc = zoo_create(zh, path, NULL, -1, &ZOO_OPEN_ACL_UNSAFE, ZOO_PERSISTENT, NULL, 0);
+    if (rc != ZOK && rc != ZNODEEXISTS) {
+        snprintf(err, err_size, "cannot create %s in ZooKeeper: %s", path, zerror(rc));
+        return -1;
+    }
+    return 0;
+}
+
+static int sync_create_recursive(zhandle_t *zh, const char *path, char *err, size_t err_size)
+{
+    char buf[512];
+    snprintf(buf, sizeof(buf), "%s", path);
+    for (char *s = buf + 1; *s; s++) {
+        if (*s != '/')
+            continue;
+        *s = '\0';
+        if (sync_create_path(zh, buf, err, err_size) != 0)
+            return -1;
+        *s = '/';
+    }
+    return sync_create_path(zh, buf, err, err_size);
+}
+
+static int start_session(coordinator_t *c, const char *connect, int64_t deadline, char *err,
+                         size_t err_size)
+{
+    if (zk_open_session(c, connect) != 0) {
+        snprintf(err, err_size, "invalid zookeeper.connect '%s'", c->cfg.zk_connect);
+        return -1;
+    }
+    if (!zk_wait_connected(c, deadline)) {
+        snprintf(err, err_size, "ZooKeeper at %s unreachable within %d ms", c->zk_hosts,
+                 c->cfg.zk_session_timeout_ms);
+        return -1;
+    }
+    return 0;
+}
+
+static int load_cluster_id(coordinator_t *c, char *err, size_t err_size)
+{
+    for (int attempt = 0; attempt < 3; attempt++) {
+        char buf[256];
+        int len = sizeof(buf);
+        struct Stat st;
+        int rc = zoo_get(c->zh, "/cluster/id", 0, buf, &len, &st);
+        if (rc == ZOK) {
+            char derr[160];
+            if (len < 0 || znode_decode_cluster_id((const uint8_t *)buf, (size_t)len,
+                                                   &c->cluster_id, derr, sizeof(derr)) != 0) {
+                snprintf(err, err_size, "/cluster/id is corrupt: %s", len < 0 ? "empty" : derr);
+                return -1;
+            }
+            return 0;
+        }
+        if (rc != ZNONODE) {
+            snprintf(err, err_size, "reading /cluster/id: %s", zerror(rc));
+            return -1;
+        }
+        char id[23];
+        coord_random_cluster_id(id);
+        size_t plen;
+        uint8_t *payload = znode_encode_cluster_id(id, &plen);
+        rc = zoo_create(c->zh, "/cluster/id", (const char *)payload, (int)plen,
+                        &ZOO_OPEN_ACL_UNSAFE, ZOO_PERSISTENT, NULL, 0);
+        free(payload);
+        if (rc == ZOK)
+            VLOG_INFO("coord", "created cluster id %s", id);
+        else if (rc != ZNODEEXISTS) {
+            snprintf(err, err_size, "creating /cluster/id: %s", zerror(rc));
+            return -1;
+        }
+    }
+    snprintf(err, err_size, "/cluster/id keeps disappearing");
+    return -1;
+}
+
+/* True when something accepts TCP connections at host:port. */
+static bool endpoint_accepts(const char *host, int32_t port)
+{
+    char service[16];
+    snprintf(service, sizeof(service), "%d", port);
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai = NULL;
+    if (getaddrinfo(host, service, &hints, &ai) != 0 || !ai)
+        return false;
+    bool ok = false;
+    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd >= 0) {
+        int rc = connect(fd, ai->ai_addr, ai->ai_addrlen);
+        if (rc == 0) {
+            ok = true;
+        } else if (errno == EINPROGRESS) {
+            struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+            int soerr = 0;
+            socklen_t sl = sizeof(soerr);
+            if (poll(&pfd, 1, 500) == 1 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) == 0 &&
+                soerr == 0)
+                ok = true;
+        }
+        close(fd);
+    }
+    freeaddrinfo(ai);
+    return ok;
+}
+
+/* Creates /brokers/ids/<id>. A znode left by this broker's previous,
+ * killed process is waited out (its session expires within the session
+ * timeout); a live broker holding the id is an error. */
+static int register_sync(coordinator_t *c, char *err, size_t err_size)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/brokers/ids/%d", c->cfg.broker_id);
+    uint8_t *payload;
+    size_t plen;
+    registration_payload(c, &payload, &plen);
+    int64_t wait_deadline = -1;
+    int result = -1;
+    for (;;) {
+        int rc = zoo_create(c->zh, path, (const char *)payload, (int)plen, &ZOO_OPEN_ACL_UNSAFE,
+                            ZOO_EPHEMERAL, NULL, 0);
+        if (rc == ZOK) {
+            result = 0;
+            break;
+        }
+        if (rc != ZNODEEXISTS) {
+            snprintf(err, err_size, "registering %s: %s", path, zerror(rc));
+            break;
+        }
+        char buf[1024];
+        int len = sizeof(buf);
+        struct Stat st;
+        rc = zoo_get(c->zh, path, 0, buf, &len, &st);
+        if (rc == ZNONODE)
+            continue;
+        if (rc != ZOK) {
+            snprintf(err, err_size, "reading %s: %s", path, zerror(rc));
+            break;
+        }
+        md_broker_t other = {0};
+        char derr[160];
+        bool decoded = len > 0 && znode_decode_broker((const uint8_t *)buf, (size_t)len, &other,
+                                                      derr, sizeof(derr)) == 0;
+        char where[300];
+        snprintf(where, sizeof(where), "%s:%d", decoded ? other.host : "?",
+                 decoded ? other.port : -1);
+        /* Our own RPC endpoint is ours now, so an entry naming it is stale;
+         * anyone else answering on theirs is alive. */
+        bool mine = decoded && c->cfg.rpc_port > 0 && other.rpc_port == c->cfg.rpc_port &&
+                    strcmp(other.host, c->cfg.advertised_host) == 0;
+        bool live =
+            decoded && !mine && other.rpc_port > 0 && endpoint_accepts(other.host, other.rpc_port);
+        md_broker_clear(&other);
+        if (live) {
+            snprintf(err, err_size, "broker id %d is already registered by a live broker at %s",
+                     c->cfg.broker_id, where);
+            break;
+        }
+        if (wait_deadline < 0) {
+            int timeout = zoo_recv_timeout(c->zh);
+            wait_deadline = coord_now_ms() + (timeout > 0 ? timeout : 6000) * 3 / 2 + 1000;
+            VLOG_WARN("coord",
+                      "broker id %d is registered by session 0x%llx (%s), probably this broker's "
+                      "previous process; waiting up to %lld ms for it to expire",
+                      c->cfg.broker_id, (unsigned long long)st.ephemeralOwner, where,
+                      (long long)(wait_deadline - coord_now_ms()));
+        }
+        if (coord_now_ms() >= wait_deadline) {
+            snprintf(err, err_size, "broker id %d is already registered by a live broker at %s",
+                     c->cfg.broker_id, where);
+            break;
+        }
+        usleep(200 * 1000);
+    }
+    free(payload);
+    return result;
+}
+
+static void coordinator_free(coordinator_t *c)
+{
+    c->stopping = true;
+    ev_timer_stop(c->loop, &c->retry_timer);
+    ev_timer_stop(c->loop, &c->tick_timer);
+    controller_check_waiters(c, true);
+    zk_close_session(c);
+    zk_bridge_destroy(c);
+    if (c->load)
+        loader_free(c->load);
+    metadata_free(c->md, c->md_zk);
+    for (size_t i = 0; i < c->ndelete_requests; i++)
+        free(c->delete_requests[i]);
+    free(c->delete_requests);
+    for (size_t i = 0; i < c->ndeleting; i++)
+        free(c->deleting[i]);
+    free(c->deleting);
+    free(c->cluster_id);
+    free(c->zk_hosts);
+    free(c->chroot);
+    free((char *)c->cfg.zk_connect);
+    free((char *)c->cfg.advertised_host);
+    free((char *)c->cfg.rpc_host);
+    free((char *)c->cfg.rack);
+    free(c);
+}
+
+int coordinator_start(struct ev_loop *loop, const coordinator_config_t *cfg,
+                      const coordinator_callbacks_t *cb, coordinator_t **out, char *err,
+                      size_t err_size)
+{
+    assert(loop && cfg && out);
+    assert(cfg->zk_connect && cfg->advertised_host);
+    *out = NULL;
+    coordinator_t *c = xcalloc(1, sizeof(*c));
+    c->loop = loop;
+    c->cfg = *cfg;
+    c->cfg.zk_connect = xstrdup(cfg->zk_connect);
+    c->cfg.advertised_host = xstrdup(cfg->advertised_host);
+    c->cfg.rpc_host = xstrdup(cfg->rpc_host ? cfg->rpc_host : cfg->advertised_host);
+    c->cfg.rack = cfg->rack && cfg->rack[0] ? xstrdup(cfg->rack) : NULL;
+    if (c->cfg.zk_session_timeout_ms <= 0)
+        c->cfg.zk_session_timeout_ms = 18000;
+    if (cb)
+        c->cb = *cb;
+    c->controller_epoch_seen = -1;
+    c->zk_controller_epoch = -1;
+    c->my_controller_epoch = -1;
+    const char *slash = strchr(cfg->zk_connect, '/');
+    if (slash) {
+        c->zk_hosts = xstrndup(cfg->zk_connect, (size_t)(slash - cfg->zk_connect));
+        size_t n = strlen(slash);
+        while (n > 1 && slash[n - 1] == '/')
+            n--;
+        c->chroot = n > 1 ? xstrndup(slash, n) : NULL;
+    } else {
+        c->zk_hosts = xstrdup(cfg->zk_connect);
+    }
+    ev_timer_init(&c->retry_timer, on_retry, RETRY_DELAY_S, 0.);
+    c->retry_timer.data = c;
+    ev_timer_init(&c->tick_timer, on_tick, 1., 1.);
+    c->tick_timer.data = c;
+    zk_bridge_init(c);
+
+    const int64_t deadline = coord_now_ms() + c->cfg.zk_session_timeout_ms;
+    if (c->chroot) {
+        if (start_session(c, c->zk_hosts, deadline, err, err_size) != 0 ||
+            sync_create_recursive(c->zh, c->chroot, err, err_size) != 0)
+            goto fail;
+        zk_close_session(c);
+        zk_drain(c);
+    }
+    char *connect = connect_string(c);
+    int rc = start_session(c, connect, deadline, err, err_size);
+    free(connect);
+    if (rc != 0)
+        goto fail;
+    static const char *const base_paths[] = {
+        "/brokers",       "/brokers/ids", "/brokers/topics",      "/config",
+        "/config/topics", "/admin",       "/admin/delete_topics", "/cluster",
+    };
+    for (size_t i = 0; i < sizeof(base_paths) / sizeof(base_paths[0]); i++)
+        if (sync_create_path(c->zh, base_paths[i], err, err_size) != 0)
+            goto fail;
+    if (load_cluster_id(c, err, err_size) != 0 || register_sync(c, err, err_size) != 0)
+        goto fail;
+    c->registered = true;
+    c->session_id = zoo_client_id(c->zh)->client_id;
+    VLOG_INFO("coord", "registered broker %d (%s:%d, rpc %d) in cluster %s, session 0x%llx",
+              c->cfg.broker_id, c->cfg.advertised_host, c->cfg.advertised_port, c->cfg.rpc_port,
+              c->cluster_id, (unsigned long long)c->session_id);
+
+    /* The first load runs the same asynchronous path, pumped here. */
+    coord_request_reload(c);
+    const int64_t load_deadline = coord_now_ms() + c->cfg.zk_session_timeout_ms;
+    bool loaded = false;
+    while (!loaded && coord_now_ms() < load_deadline) {
+        zk_pump_until(c, &loaded, coord_now_ms() + 50);
+        loaded = c->reloads_done > 0;
+        if (!loaded && !c->load && !ev_is_active(&c->retry_timer))
+            coord_request_reload(c);
+        if (!loaded && ev_is_active(&c->retry_timer)) {
+            ev_timer_stop(c->loop, &c->retry_timer);
+            usleep(100 * 1000);
+            coord_request_reload(c);
+        }
+    }
+    if (!loaded) {
+        snprintf(err, err_size, "could not load the cluster state from ZooKeeper within %d ms",
+                 c->cfg.zk_session_timeout_ms);
+        goto fail;
+    }
+    /* Let a first election settle, so a cluster of one can take admin
+     * requests as soon as start returns. */
+    bool settled = false;
+    while (c->electing && coord_now_ms() < load_deadline) {
+        zk_pump_until(c, &settled, coord_now_ms() + 50);
+    }
+    ev_timer_start(loop, &c->tick_timer);
+    *out = c;
+    return 0;
+fail:
+    coordinator_free(c);
+    return -1;
+}
+
+void coordinator_stop(coordinator_t *c)
+{
+    if (!c)
+        return;
+    VLOG_INFO("coord", "closing the ZooKeeper session of broker %d", c->cfg.broker_id);
+    coordinator_free(c);
+}
+
+const cluster_metadata_t *coordinator_metadata(const coordinator_t *c)
+{
+    assert(c->md);
+    return c->md;
+}
+
+int32_t coordinator_broker_id(const coordinator_t *c)
+{
+    return c->cfg.broker_id;
+}
+
+bool coordinator_is_controller(const coordinator_t *c)
+{
+    return c->is_controller;
+}

@@ -1,0 +1,440 @@
+/* Znode payload codecs: protobuf messages from proto/znodes.proto to the
+ * coordinator's structs and back. Decoders treat every payload as untrusted:
+ * sizes are bounded before anything is allocated and every field that the
+ * rest of the coordinator relies on is range-checked here. */
+#include <assert.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "coord_internal.h"
+#include "xalloc.h"
+#include "znodes.pb-c.h"
+
+static uint8_t *pack_message(const ProtobufCMessage *m, size_t *len)
+{
+    size_t size = protobuf_c_message_get_packed_size(m);
+    /* A zero-length znode payload is legal protobuf; keep one byte so the
+     * buffer is never NULL. */
+    uint8_t *buf = xmalloc(size ? size : 1);
+    size_t written = protobuf_c_message_pack(m, buf);
+    if (written != size)
+        abort(); /* protobuf-c broke its own size contract */
+    *len = size;
+    return buf;
+}
+
+static ProtobufCMessage *unpack_message(const ProtobufCMessageDescriptor *d, const uint8_t *buf,
+                                        size_t len, char *err, size_t err_size)
+{
+    if (len > COORD_MAX_ZNODE_BYTES) {
+        snprintf(err, err_size, "%s payload of %zu bytes exceeds %d", d->short_name, len,
+                 COORD_MAX_ZNODE_BYTES);
+        return NULL;
+    }
+    ProtobufCMessage *m = protobuf_c_message_unpack(d, NULL, len, buf);
+    if (!m)
+        snprintf(err, err_size, "%s payload is not a valid protobuf message", d->short_name);
+    return m;
+}
+
+static bool ids_valid(const int32_t *ids, size_t n, char *err, size_t err_size, const char *what)
+{
+    if (n > COORD_MAX_REPLICAS) {
+        snprintf(err, err_size, "%s lists %zu brokers (max %d)", what, n, COORD_MAX_REPLICAS);
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (ids[i] < 0) {
+            snprintf(err, err_size, "%s has negative broker id %d", what, ids[i]);
+            return false;
+        }
+        for (size_t j = 0; j < i; j++) {
+            if (ids[j] == ids[i]) {
+                snprintf(err, err_size, "%s lists broker %d twice", what, ids[i]);
+                return false;
+            }
+        }
+    }
+    return true;
+}
+
+static int32_t *copy_ids(const int32_t *ids, size_t n)
+{
+    int32_t *out = xmalloc((n ? n : 1) * sizeof(*out));
+    if (n)
+        memcpy(out, ids, n * sizeof(*out));
+    return out;
+}
+
+/* ---- /brokers/ids/<id> ---- */
+
+uint8_t *znode_encode_broker(const md_broker_t *b, size_t *len)
+{
+    assert(b->host && b->id >= 0);
+    Vltava__BrokerRegistration m = VLTAVA__BROKER_REGISTRATION__INIT;
+    m.id = b->id;
+    m.host = b->host;
+    m.port = b->port;
+    m.rpc_port = b->rpc_port;
+    m.rpc_host = b->host;
+    m.rack = b->rack ? b->rack : "";
+    return pack_message(&m.base, len);
+}
+
+int znode_decode_broker(const uint8_t *buf, size_t len, md_broker_t *out, char *err,
+                        size_t err_size)
+{
+    memset(out, 0, sizeof(*out));
+    Vltava__BrokerRegistration *m = (Vltava__BrokerRegistration *)unpack_message(
+        &vltava__broker_registration__descriptor, buf, len, err, err_size);
+    if (!m)
+        return -1;
+    int rc = -1;
+    if (m->id < 0 || !m->host[0] || m->port <= 0 || m->port > 65535 || m->rpc_port < 0 ||
+        m->rpc_port > 65535) {
+        snprintf(err, err_size, "broker registration has an invalid id, host or port");
+        goto out;
+    }
+    out->id = m->id;
+    out->host = xstrdup(m->host);
+    out->port = m->port;
+    out->rpc_port = m->rpc_port;
+    out->rack = m->rack[0] ? xstrdup(m->rack) : NULL;
+    rc = 0;
+out:
+    protobuf_c_message_free_unpacked(&m->base, NULL);
+    return rc;
+}
+
+void md_broker_clear(md_broker_t *b)
+{
+    free(b->host);
+    free(b->rack);
+    b->host = b->rack = NULL;
+}
+
+/* ---- /brokers/topics/<t> ---- */
+
+uint8_t *znode_encode_assignment(const zk_assignment_t *a, size_t *len)
+{
+    assert(a->npartitions >= 0 && a->npartitions <= COORD_MAX_PARTITIONS);
+    Vltava__TopicAssignment m = VLTAVA__TOPIC_ASSIGNMENT__INIT;
+    m.topic_id.data = (uint8_t *)a->topic_id;
+    m.topic_id.len = 16;
+    Vltava__PartitionReplicas *parts = xcalloc((size_t)a->npartitions + 1, sizeof(*parts));
+    Vltava__PartitionReplicas **ptrs = xcalloc((size_t)a->npartitions + 1, sizeof(*ptrs));
+    for (int32_t i = 0; i < a->npartitions; i++) {
+        vltava__partition_replicas__init(&parts[i]);
+        parts[i].partition = i;
+        parts[i].n_replicas = (size_t)a->nreplicas[i];
+        parts[i].replicas = a->replicas[i];
+        ptrs[i] = &parts[i];
+    }
+    m.n_partitions = (size_t)a->npartitions;
+    m.partitions = ptrs;
+    uint8_t *buf = pack_message(&m.base, len);
+    free(ptrs);
+    free(parts);
+    return buf;
+}
+
+int znode_decode_assignment(const uint8_t *buf, size_t len, zk_assignment_t *out, char *err,
+                            size_t err_size)
+{
+    memset(out, 0, sizeof(*out));
+    Vltava__TopicAssignment *m = (Vltava__TopicAssignment *)unpack_message(
+        &vltava__topic_assignment__descriptor, buf, len, err, err_size);
+    if (!m)
+        return -1;
+    int rc = -1;
+    if (m->topic_id.len != 16) {
+        snprintf(err, err_size, "topic id has %zu bytes, not 16", m->topic_id.len);
+        goto out;
+    }
+    if (m->n_partitions == 0 || m->n_partitions > COORD_MAX_PARTITIONS) {
+        snprintf(err, err_size, "topic assignment has %zu partitions", m->n_partitions);
+        goto out;
+    }
+    /* Partitions may be listed in any order but must be exactly 0..n-1. */
+    size_t n = m->n_partitions;
+    int32_t **replicas = xcalloc(n, sizeof(*replicas));
+    int32_t *nreplicas = xcalloc(n, sizeof(*nreplicas));
+    out->replicas = replicas;
+    out->nreplicas = nreplicas;
+    out->npartitions = (int32_t)n;
+    for (size_t i = 0; i < n; i++) {
+        const Vltava__PartitionReplicas *p = m->partitions[i];
+        if (p->partition < 0 || (size_t)p->partition >= n || replicas[p->partition]) {
+            snprintf(err, err_size, "partition %d is out of range or listed twice", p->partition);
+            goto fail;
+        }
+        if (p->n_replicas == 0) {
+            snprintf(err, err_size, "partition %d has no replicas", p->partition);
+            goto fail;
+        }
+        if (!ids_valid(p->replicas, p->n_replicas, err, err_size, "replica list"))
+            goto fail;
+        replicas[p->partition] = copy_ids(p->replicas, p->n_replicas);
+        nreplicas[p->partition] = (int32_t)p->n_replicas;
+    }
+    memcpy(out->topic_id, m->topic_id.data, 16);
+    rc = 0;
+    goto out;
+fail:
+    zk_assignment_clear(out);
+out:
+    protobuf_c_message_free_unpacked(&m->base, NULL);
+    return rc;
+}
+
+void zk_assignment_clear(zk_assignment_t *a)
+{
+    for (int32_t i = 0; i < a->npartitions && a->replicas; i++)
+        free(a->replicas[i]);
+    free(a->replicas);
+    free(a->nreplicas);
+    memset(a, 0, sizeof(*a));
+}
+
+/* ---- partition state ---- */
+
+uint8_t *znode_encode_partition_state(const zk_partition_state_t *s, size_t *len)
+{
+    assert(s->leader >= -1 && s->leader_epoch >= 0);
+    Vltava__PartitionState m = VLTAVA__PARTITION_STATE__INIT;
+    m.leader = s->leader;
+    m.leader_epoch = s->leader_epoch;
+    m.controller_epoch = s->controller_epoch;
+    m.n_isr = (size_t)s->nisr;
+    m.isr = s->isr;
+    return pack_message(&m.base, len);
+}
+
+int znode_decode_partition_state(const uint8_t *buf, size_t len, zk_partition_state_t *out,
+                                 char *err, size_t err_size)
+{
+    memset(out, 0, sizeof(*out));
+    Vltava__PartitionState *m = (Vltava__PartitionState *)unpack_message(
+        &vltava__partition_state__descriptor, buf, len, err, err_size);
+    if (!m)
+        return -1;
+    int rc = -1;
+    if (m->leader < -1 || m->leader_epoch < 0 || m->controller_epoch < 0) {
+        snprintf(err, err_size, "partition state has leader %d, leader epoch %d", m->leader,
+                 m->leader_epoch);
+        goto out;
+    }
+    if (!ids_valid(m->isr, m->n_isr, err, err_size, "isr"))
+        goto out;
+    out->leader = m->leader;
+    out->leader_epoch = m->leader_epoch;
+    out->controller_epoch = m->controller_epoch;
+    out->isr = copy_ids(m->isr, m->n_isr);
+    out->nisr = (int32_t)m->n_isr;
+    rc = 0;
+out:
+    protobuf_c_message_free_unpacked(&m->base, NULL);
+    return rc;
+}
+
+void zk_partition_state_clear(zk_partition_state_t *s)
+{
+    free(s->isr);
+    memset(s, 0, sizeof(*s));
+}
+
+/* ---- controller, epoch, cluster id ---- */
+
+uint8_t *znode_encode_controller(int32_t broker_id, int64_t timestamp_ms, size_t *len)
+{
+    assert(broker_id >= 0);
+    Vltava__ControllerRegistration m = VLTAVA__CONTROLLER_REGISTRATION__INIT;
+    m.broker_id = broker_id;
+    m.timestamp_ms = timestamp_ms;
+    return pack_message(&m.base, len);
+}
+
+int znode_decode_controller(const uint8_t *buf, size_t len, int32_t *broker_id, char *err,
+                            size_t err_size)
+{
+    Vltava__ControllerRegistration *m = (Vltava__ControllerRegistration *)unpack_message(
+        &vltava__controller_registration__descriptor, buf, len, err, err_size);
+    if (!m)
+        return -1;
+    int rc = 0;
+    if (m->broker_id < 0) {
+        snprintf(err, err_size, "controller registration names broker %d", m->broker_id);
+        rc = -1;
+    }
+    *broker_id = m->broker_id;
+    protobuf_c_message_free_unpacked(&m->base, NULL);
+    return rc;
+}
+
+uint8_t *znode_encode_controller_epoch(int32_t epoch, size_t *len)
+{
+    assert(epoch >= 0);
+    Vltava__ControllerEpoch m = VLTAVA__CONTROLLER_EPOCH__INIT;
+    m.epoch = epoch;
+    return pack_message(&m.base, len);
+}
+
+int znode_decode_controller_epoch(const uint8_t *buf, size_t len, int32_t *epoch, char *err,
+                                  size_t err_size)
+{
+    Vltava__ControllerEpoch *m = (Vltava__ControllerEpoch *)unpack_message(
+        &vltava__controller_epoch__descriptor, buf, len, err, err_size);
+    if (!m)
+        return -1;
+    int rc = 0;
+    if (m->epoch < 0) {
+        snprintf(err, err_size, "controller epoch %d is negative", m->epoch);
+        rc = -1;
+    }
+    *epoch = m->epoch;
+    protobuf_c_message_free_unpacked(&m->base, NULL);
+    return rc;
+}
+
+uint8_t *znode_encode_cluster_id(const char *id, size_t *len)
+{
+    assert(id && id[0]);
+    Vltava__ClusterId m = VLTAVA__CLUSTER_ID__INIT;
+    m.id = (char *)id;
+    return pack_message(&m.base, len);
+}
+
+int znode_decode_cluster_id(const uint8_t *buf, size_t len, char **id, char *err, size_t err_size)
+{
+    *id = NULL;
+    Vltava__ClusterId *m = (Vltava__ClusterId *)unpack_message(&vltava__cluster_id__descriptor, buf,
+                                                               len, err, err_size);
+    if (!m)
+        return -1;
+    int rc = 0;
+    if (!m->id[0] || strlen(m->id) > 64) {
+        snprintf(err, err_size, "cluster id is empty or longer than 64 characters");
+        rc = -1;
+    } else {
+        *id = xstrdup(m->id);
+    }
+    protobuf_c_message_free_unpacked(&m->base, NULL);
+    return rc;
+}
+
+/* ---- topic config, delete request ---- */
+
+uint8_t *znode_encode_topic_config(const char *const *keys, const char *const *values, size_t n,
+                                   size_t *len)
+{
+    assert(n <= COORD_MAX_CONFIGS);
+    Vltava__TopicConfig m = VLTAVA__TOPIC_CONFIG__INIT;
+    Vltava__ConfigEntry *entries = xcalloc(n + 1, sizeof(*entries));
+    Vltava__ConfigEntry **ptrs = xcalloc(n + 1, sizeof(*ptrs));
+    for (size_t i = 0; i < n; i++) {
+        vltava__config_entry__init(&entries[i]);
+        entries[i].key = (char *)keys[i];
+        entries[i].value = (char *)values[i];
+        ptrs[i] = &entries[i];
+    }
+    m.n_entries = n;
+    m.entries = ptrs;
+    uint8_t *buf = pack_message(&m.base, len);
+    free(ptrs);
+    free(entries);
+    return buf;
+}
+
+int znode_decode_topic_config(const uint8_t *buf, size_t len, char ***keys, char ***values,
+                              size_t *n, char *err, size_t err_size)
+{
+    *keys = *values = NULL;
+    *n = 0;
+    Vltava__TopicConfig *m = (Vltava__TopicConfig *)unpack_message(
+        &vltava__topic_config__descriptor, buf, len, err, err_size);
+    if (!m)
+        return -1;
+    int rc = -1;
+    if (m->n_entries > COORD_MAX_CONFIGS) {
+        snprintf(err, err_size, "topic config has %zu entries (max %d)", m->n_entries,
+                 COORD_MAX_CONFIGS);
+        goto out;
+    }
+    for (size_t i = 0; i < m->n_entries; i++) {
+        if (!m->entries[i]->key[0]) {
+            snprintf(err, err_size, "topic config has an empty key");
+            goto out;
+        }
+    }
+    *keys = xcalloc(m->n_entries + 1, sizeof(char *));
+    *values = xcalloc(m->n_entries + 1, sizeof(char *));
+    for (size_t i = 0; i < m->n_entries; i++) {
+        (*keys)[i] = xstrdup(m->entries[i]->key);
+        (*values)[i] = xstrdup(m->entries[i]->value);
+    }
+    *n = m->n_entries;
+    rc = 0;
+out:
+    protobuf_c_message_free_unpacked(&m->base, NULL);
+    return rc;
+}
+
+uint8_t *znode_encode_delete_request(const char *topic, int32_t requested_by, size_t *len)
+{
+    assert(topic && topic[0]);
+    Vltava__DeleteTopicRequest m = VLTAVA__DELETE_TOPIC_REQUEST__INIT;
+    m.topic = (char *)topic;
+    m.requested_by = requested_by;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    m.requested_at_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return pack_message(&m.base, len);
+}
+
+/* ---- random ids ---- */
+
+static void random_bytes(uint8_t *out, size_t n)
+{
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = getrandom(out + got, n - got, 0);
+        if (r > 0)
+            got += (size_t)r;
+    }
+    assert(got == n);
+}
+
+void coord_random_topic_id(uint8_t out[16])
+{
+    random_bytes(out, 16);
+    out[6] = (uint8_t)((out[6] & 0x0f) | 0x40); /* version 4 */
+    out[8] = (uint8_t)((out[8] & 0x3f) | 0x80); /* IETF variant */
+}
+
+void coord_random_cluster_id(char out[23])
+{
+    static const char alphabet[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    uint8_t raw[16];
+    coord_random_topic_id(raw);
+    /* 128 bits -> 22 six-bit digits; the last digit carries 2 bits. */
+    uint32_t acc = 0;
+    int bits = 0, o = 0;
+    for (int i = 0; i < 16; i++) {
+        acc = (acc << 8) | raw[i];
+        bits += 8;
+        while (bits >= 6) {
+            out[o++] = alphabet[(acc >> (bits - 6)) & 63];
+            bits -= 6;
+        }
+    }
+    if (bits > 0)
+        out[o++] = alphabet[(acc << (6 - bits)) & 63];
+    assert(o == 22);
+    out[o] = '\0';
+}

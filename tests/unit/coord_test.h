@@ -1,0 +1,5 @@
+#ifndef VLTAVA_COORD_TEST_H
+#define VLTAVA_COORD_TEST_H
+void coord_add_pure_suite(void);
+void coord_add_zk_suite(void);
+#endif
