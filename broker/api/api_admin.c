@@ -555,29 +555,19 @@ static const char *topic_override(const md_topic_t *t, const char *key)
     return NULL;
 }
 
-static bool is_log_key(const char *key)
-{
-    for (size_t i = 0; log_config_keys[i]; i++)
-        if (strcmp(log_config_keys[i], key) == 0)
-            return true;
-    return false;
-}
-
 /* One topic's configs: the log's keys with the topic's overrides applied
- * over the broker defaults, then the keys other layers own. */
+ * over the broker defaults. min.insync.replicas defaults to the broker's
+ * setting, which the log defaults do not carry. */
 static void describe_topic(api_context_t *ctx, kwriter_t *w, int16_t version, bool synonyms,
                            const md_topic_t *t, kreader_t keys, int32_t nkeys)
 {
     log_config_t cfg = ctx->config->log_defaults;
     for (size_t i = 0; i < t->nconfigs; i++) {
         char err[128];
-        if (is_log_key(t->config_keys[i]))
-            log_config_set(&cfg, t->config_keys[i], t->config_values[i], err, sizeof(err));
+        log_config_set(&cfg, t->config_keys[i], t->config_values[i], err, sizeof(err));
     }
     size_t cap = 0;
     while (log_config_keys[cap])
-        cap++;
-    for (size_t i = 0; api_extra_topic_configs[i].key; i++)
         cap++;
     config_entry_t *entries = xcalloc(cap, sizeof(*entries));
     size_t n = 0;
@@ -591,18 +581,6 @@ static void describe_topic(api_context_t *ctx, kwriter_t *w, int16_t version, bo
         if (log_config_get(&cfg, key, e->value, sizeof(e->value)) != 0)
             continue;
         n++;
-    }
-    for (size_t i = 0; api_extra_topic_configs[i].key; i++) {
-        const api_extra_config_t *x = &api_extra_topic_configs[i];
-        if (is_log_key(x->key) || !wanted(keys, nkeys, x->key))
-            continue;
-        config_entry_t *e = &entries[n++];
-        e->name = x->key;
-        if (x->default_value)
-            snprintf(e->value, sizeof(e->value), "%s", x->default_value);
-        else if (strcmp(x->key, "unclean.leader.election.enable") == 0)
-            snprintf(e->value, sizeof(e->value), "%s",
-                     ctx->config->unclean_leader_election ? "true" : "false");
     }
     for (size_t i = 0; i < n; i++) {
         config_entry_t *e = &entries[i];

@@ -61,18 +61,11 @@ int16_t api_log_error_code(log_err_t err);
 #define API_TOPIC_NAME_MAX 249
 int16_t api_validate_topic_name(const char *name, size_t len, char *msg, size_t msg_size);
 
-/* Checks one topic-level config entry: the log's keys (log_config_set) and
- * the few that other layers own (min.insync.replicas, cleanup.policy,
- * unclean.leader.election.enable). Returns KAFKA_NONE or
- * KAFKA_INVALID_CONFIG with the reason in msg. */
+/* Checks one topic-level config entry as the log will apply it
+ * (log_config_set; the log also owns min.insync.replicas and
+ * cleanup.policy). Returns KAFKA_NONE or KAFKA_INVALID_CONFIG with the
+ * reason, naming the key, in msg. */
 int16_t api_validate_topic_config(const char *key, const char *value, char *msg, size_t msg_size);
-/* The keys api_validate_topic_config accepts beyond the log's, with their
- * defaults as DescribeConfigs shows them (value NULL: from the broker). */
-typedef struct api_extra_config {
-    const char *key;
-    const char *default_value;
-} api_extra_config_t;
-extern const api_extra_config_t api_extra_topic_configs[];
 
 /* A request's current_leader_epoch against the partition's: NONE when the
  * client sent none (-1) or they match; FENCED_LEADER_EPOCH when the client's

@@ -1,9 +1,7 @@
 /* The handlers' pure helpers: error mapping, topic name and topic config
  * validation, leader epoch checks. No broker state; unit-tested alone. */
 #include <assert.h>
-#include <errno.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "api_handlers.h"
@@ -65,68 +63,12 @@ int16_t api_validate_topic_name(const char *name, size_t len, char *msg, size_t 
     return KAFKA_NONE;
 }
 
-const api_extra_config_t api_extra_topic_configs[] = {
-    {"min.insync.replicas", NULL},
-    {"cleanup.policy", "delete"},
-    {"compression.type", "producer"},
-    {"unclean.leader.election.enable", NULL},
-    {NULL, NULL},
-};
-
-static bool parse_long(const char *s, long long *out)
-{
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (errno != 0 || end == s || *end != '\0')
-        return false;
-    *out = v;
-    return true;
-}
-
 int16_t api_validate_topic_config(const char *key, const char *value, char *msg, size_t msg_size)
 {
     assert(key != NULL);
     if (value == NULL) {
         snprintf(msg, msg_size, "Null value not supported for topic config %s", key);
         return KAFKA_INVALID_CONFIG;
-    }
-    if (strcmp(key, "min.insync.replicas") == 0) {
-        long long v;
-        if (!parse_long(value, &v) || v < 1 || v > 32767) {
-            snprintf(msg, msg_size, "Invalid value %s for configuration %s: must be at least 1",
-                     value, key);
-            return KAFKA_INVALID_CONFIG;
-        }
-        return KAFKA_NONE;
-    }
-    if (strcmp(key, "cleanup.policy") == 0) {
-        if (strcmp(value, "delete") != 0) {
-            snprintf(msg, msg_size,
-                     "Invalid value %s for configuration %s: only \"delete\" is supported", value,
-                     key);
-            return KAFKA_INVALID_CONFIG;
-        }
-        return KAFKA_NONE;
-    }
-    if (strcmp(key, "compression.type") == 0) {
-        /* Batches are stored as the producer sent them; recompression is
-         * not implemented. */
-        if (strcmp(value, "producer") != 0) {
-            snprintf(msg, msg_size,
-                     "Invalid value %s for configuration %s: only \"producer\" is supported", value,
-                     key);
-            return KAFKA_INVALID_CONFIG;
-        }
-        return KAFKA_NONE;
-    }
-    if (strcmp(key, "unclean.leader.election.enable") == 0) {
-        if (strcmp(value, "true") != 0 && strcmp(value, "false") != 0) {
-            snprintf(msg, msg_size, "Invalid value %s for configuration %s: must be true or false",
-                     value, key);
-            return KAFKA_INVALID_CONFIG;
-        }
-        return KAFKA_NONE;
     }
     log_config_t scratch;
     log_config_defaults(&scratch);
