@@ -22,7 +22,9 @@ static void auto_create_done(void *arg, int16_t error_code, const char *message)
     char *name = arg; /* owned by this callback */
     if (error_code == KAFKA_NONE)
         VLOG_INFO(API_MODULE, "auto-created topic %s", name);
-    else if (error_code != KAFKA_TOPIC_ALREADY_EXISTS)
+    else if (error_code == KAFKA_TOPIC_ALREADY_EXISTS || error_code == KAFKA_NOT_CONTROLLER)
+        VLOG_DEBUG(API_MODULE, "auto-creating topic %s: %s", name, kafka_error_name(error_code));
+    else
         VLOG_WARN(API_MODULE, "auto-creating topic %s failed: %s%s%s", name,
                   kafka_error_name(error_code), message ? ": " : "", message ? message : "");
     free(name);
