@@ -381,16 +381,32 @@ static void conn_write_cb(struct ev_loop *loop, ev_io *w, int revents)
 
 /* ---- input ---- */
 
-/* Logs a refused request once (the connection closes right after). */
-static void conn_refuse(net_conn_t *c, int api_key, int api_version, const char *reason)
+/* Logs a refused request once, with the header when one was parsed. */
+static void conn_refuse(net_conn_t *c, const kafka_request_header_t *h, const char *reason)
 {
-    if (api_key < 0)
+    if (h == NULL)
         VLOG_WARN(NET_MODULE, "refused request from %s: %s; closing the connection", c->peer,
                   reason);
     else
         VLOG_WARN(NET_MODULE,
                   "refused request from %s: api_key %d version %d: %s; closing the connection",
-                  c->peer, api_key, api_version, reason);
+                  c->peer, h->api_key, h->api_version, reason);
+}
+
+/* After a refused request: read nothing more, answer the requests before
+ * it (as Kafka would have, reading one at a time), then close. */
+static void conn_end(net_conn_t *c)
+{
+    assert(c->state != CONN_CLOSED);
+    if (c->head == NULL) {
+        conn_close(c);
+        return;
+    }
+    ev_io_stop(c->loop, &c->read_watcher);
+    c->in_pos = c->in_len = 0;
+    free(c->frame);
+    c->frame = NULL;
+    conn_set_state(c, CONN_DRAINING);
 }
 
 /* Parses the header of a complete frame (ownership passes here) and runs
@@ -405,9 +421,9 @@ static bool conn_handle_frame(net_conn_t *c, uint8_t *frame, size_t len)
     assert(len >= NET_MIN_FRAME_BYTES && len <= (size_t)srv->cfg.max_request_bytes);
     kr_init(&r, frame, len);
     if (!kafka_request_header_read(&r, &h)) {
-        conn_refuse(c, -1, -1, "bad request header");
+        conn_refuse(c, NULL, "bad request header");
         free(frame);
-        conn_close(c);
+        conn_end(c);
         return false;
     }
 
@@ -438,7 +454,7 @@ static bool conn_handle_frame(net_conn_t *c, uint8_t *frame, size_t len)
     switch (result) {
     case API_RESPOND:
         if (!request_ready(nr)) {
-            conn_refuse(c, h.api_key, h.api_version, "response larger than 2 GiB");
+            conn_refuse(c, &h, "response larger than 2 GiB");
             conn_close(c);
             return false;
         }
@@ -450,11 +466,12 @@ static bool conn_handle_frame(net_conn_t *c, uint8_t *frame, size_t len)
         break; /* the handler completes it, perhaps already has */
     case API_MALFORMED:
     default:
-        conn_refuse(c, h.api_key, h.api_version,
+        conn_refuse(c, &h,
                     nr->req.malformed_reason ? nr->req.malformed_reason
                                              : "could not decode the request");
-        nr->status = REQ_SILENT; /* net owns it again */
-        conn_close(c);
+        assert(nr == c->tail);
+        request_unlink_free(nr); /* net owns it again */
+        conn_end(c);
         return false;
     }
     return true;
@@ -539,8 +556,8 @@ static bool conn_read_step(net_conn_t *c, bool *would_block)
         char reason[96];
         snprintf(reason, sizeof(reason), "frame size %d outside [%d, %d]", size,
                  NET_MIN_FRAME_BYTES, srv->cfg.max_request_bytes);
-        conn_refuse(c, -1, -1, reason);
-        conn_close(c);
+        conn_refuse(c, NULL, reason);
+        conn_end(c);
         return false;
     }
     size_t len = (size_t)size;
@@ -875,7 +892,9 @@ void api_request_complete(kafka_request_t *req, kafka_response_t *resp, api_resu
         nr->status = REQ_SILENT;
         conn_flush(c);
     } else if (!request_ready(nr)) {
-        conn_refuse(c, req->api_key, req->api_version, "response larger than 2 GiB");
+        kafka_request_header_t h = {req->api_key, req->api_version, req->correlation_id,
+                                    req->client_id};
+        conn_refuse(c, &h, "response larger than 2 GiB");
         conn_close(c);
     } else {
         conn_flush(c);

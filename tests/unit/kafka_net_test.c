@@ -449,6 +449,25 @@ static void test_malformed_closes_only_that_connection(void)
     send_request(fd, 3, 0, 2, "bad", 3);
     CU_ASSERT_TRUE(wait_closed(fd, 2000));
     close(fd);
+    /* Pipelined: the requests before the bad one are answered, in order,
+     * then the connection closes; nothing after it is dispatched. */
+    fd = client_connect();
+    kwriter_t w;
+    kw_init(&w, 128);
+    frame_request(&w, 0, 0, 10, "p1", 2);
+    frame_request(&w, 1, 0, 11, "p2", 2);
+    frame_request(&w, 3, 0, 12, "bad", 3);
+    frame_request(&w, 0, 0, 13, "never", 5);
+    int before = T.dispatched;
+    send_all(fd, w.buf, w.len);
+    kw_free(&w);
+    PUMP_UNTIL(T.ndeferred == 1);
+    complete(0, API_RESPOND);
+    expect_response(fd, false, 10, "p1");
+    expect_response(fd, false, 11, "p2");
+    CU_ASSERT_TRUE(wait_closed(fd, 2000));
+    CU_ASSERT_EQUAL(T.dispatched - before, 3);
+    close(fd);
     /* A header whose client id runs past the frame. */
     fd = client_connect();
     uint8_t bad_hdr[] = {0, 0, 0, 10, 0, 0, 0, 0, 0, 0, 0, 1, 0, 9};
