@@ -30,6 +30,7 @@ typedef struct log_config {
     int32_t index_interval_bytes; /* index.interval.bytes (4096) */
     int32_t segment_index_bytes;  /* segment.index.bytes (10 MiB) */
     bool log_append_time;         /* message.timestamp.type=LogAppendTime */
+    int32_t min_insync_replicas;  /* min.insync.replicas (1); stored for the replica layer */
 } log_config_t;
 
 void log_config_defaults(log_config_t *cfg);
@@ -37,8 +38,9 @@ void log_config_defaults(log_config_t *cfg);
  * message in err (unknown key, or a value out of range). */
 int log_config_set(log_config_t *cfg, const char *key, const char *value, char *err,
                    size_t err_size);
-/* Current value of a key as a string, for DescribeConfigs; NULL if unknown.
- * `keys` lists every supported key, NULL-terminated. */
+/* Current value of a key as a string, for DescribeConfigs: 0, or -1 if the
+ * key is unknown. `log_config_keys` lists every supported key,
+ * NULL-terminated. cleanup.policy accepts only "delete". */
 extern const char *const log_config_keys[];
 int log_config_get(const log_config_t *cfg, const char *key, char *out, size_t out_size);
 
@@ -129,17 +131,21 @@ int64_t partition_log_high_watermark(const partition_log_t *log);
 /* Set by the replica layer; clamped to [start, end]. */
 void partition_log_set_high_watermark(partition_log_t *log, int64_t hw);
 int64_t partition_log_recovery_point(const partition_log_t *log);
+/* Bytes of all segments (for retention.bytes and DescribeLogDirs). */
+int64_t partition_log_size_bytes(const partition_log_t *log);
 
-/* First offset whose timestamp is >= ts, with that batch's max timestamp.
- * *offset = -1 when no such batch exists. */
+/* First offset whose timestamp is >= ts (found through the time index), with
+ * that record's timestamp; for compressed or LogAppendTime batches, the
+ * batch's base offset and max timestamp. *offset = -1 when no such batch
+ * exists. */
 log_err_t partition_log_offset_for_time(partition_log_t *log, int64_t ts, int64_t *offset,
                                         int64_t *timestamp);
 
 /* Leader epochs (leader-epoch-checkpoint): the largest epoch <= `epoch`
  * and the offset where the next epoch starts (or the log end for the
  * latest). *end_offset = -1 when the log has no epoch <= `epoch`. */
-void partition_log_epoch_end_offset(const partition_log_t *log, int32_t epoch,
-                                    int32_t *found_epoch, int64_t *end_offset);
+void partition_log_epoch_end_offset(const partition_log_t *log, int32_t epoch, int32_t *found_epoch,
+                                    int64_t *end_offset);
 int32_t partition_log_latest_epoch(const partition_log_t *log); /* -1 if none */
 
 /* Removes every batch at or above offset (offset must be >= log start). */

@@ -1,0 +1,202 @@
+/* Module-internal: RecordBatch v2 header access and the segment (a .log
+ * file with its .index and .timeindex). Only broker/log and its unit tests
+ * include this.
+ *
+ * Locality: whoever owns the partition_log_t (one loop thread). */
+#ifndef VLTAVA_LOG_INTERNAL_H
+#define VLTAVA_LOG_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "partition_log.h"
+
+/* RecordBatch v2 field offsets (all big-endian). */
+enum {
+    BATCH_BASE_OFFSET = 0,
+    BATCH_LENGTH = 8,
+    BATCH_LEADER_EPOCH = 12,
+    BATCH_MAGIC = 16,
+    BATCH_CRC = 17,
+    BATCH_ATTRIBUTES = 21,
+    BATCH_LAST_OFFSET_DELTA = 23,
+    BATCH_BASE_TIMESTAMP = 27,
+    BATCH_MAX_TIMESTAMP = 35,
+    BATCH_PRODUCER_ID = 43,
+    BATCH_PRODUCER_EPOCH = 51,
+    BATCH_BASE_SEQUENCE = 53,
+    BATCH_RECORDS_COUNT = 57,
+    BATCH_HEADER_SIZE = 61,
+    /* Bytes before the Length field's coverage starts. */
+    BATCH_LOG_OVERHEAD = 12,
+};
+
+#define BATCH_ATTR_CODEC_MASK      0x07
+#define BATCH_ATTR_LOG_APPEND_TIME 0x08
+#define BATCH_ATTR_TRANSACTIONAL   0x10
+#define BATCH_ATTR_CONTROL         0x20
+
+#define OFFSET_INDEX_ENTRY_SIZE 8
+#define TIME_INDEX_ENTRY_SIZE   12
+
+static inline uint32_t log_be32(const uint8_t *p)
+{
+    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+}
+
+static inline uint64_t log_be64(const uint8_t *p)
+{
+    return ((uint64_t)log_be32(p) << 32) | log_be32(p + 4);
+}
+
+static inline void log_put_be32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+static inline void log_put_be64(uint8_t *p, uint64_t v)
+{
+    log_put_be32(p, (uint32_t)(v >> 32));
+    log_put_be32(p + 4, (uint32_t)v);
+}
+
+typedef struct batch_header {
+    int64_t base_offset;
+    int32_t length; /* bytes after the Length field */
+    int32_t leader_epoch;
+    int8_t magic;
+    uint32_t crc;
+    int16_t attributes;
+    int32_t last_offset_delta;
+    int64_t base_timestamp;
+    int64_t max_timestamp;
+    int32_t records_count;
+} batch_header_t;
+
+/* Decodes the fixed 61-byte header; p must hold BATCH_HEADER_SIZE bytes. */
+void batch_header_decode(const uint8_t *p, batch_header_t *h);
+
+static inline int64_t batch_size(const batch_header_t *h)
+{
+    return (int64_t)BATCH_LOG_OVERHEAD + h->length;
+}
+
+static inline int64_t batch_last_offset(const batch_header_t *h)
+{
+    return h->base_offset + h->last_offset_delta;
+}
+
+/* Checks one batch at the front of p[0..avail): header present, magic 2,
+ * Length consistent with avail, size within max_bytes (max_bytes < 0: no
+ * limit), CRC-32C, lastOffsetDelta + 1 == recordsCount > 0, and, when
+ * uncompressed, that the records' own lengths tile the payload exactly and
+ * number recordsCount. A client batch must not be a control batch. On
+ * LOG_OK fills *h and returns the batch size in *size. */
+log_err_t batch_validate(const uint8_t *p, size_t avail, int64_t max_bytes, bool client,
+                         batch_header_t *h, size_t *size);
+
+/* Walks an uncompressed batch's records for the first one whose timestamp is
+ * >= ts; returns its offset and timestamp, or -1 if the payload does not
+ * parse. */
+int batch_find_timestamp(const uint8_t *batch, size_t size, int64_t ts, int64_t *offset,
+                         int64_t *timestamp);
+
+typedef struct offset_index_entry {
+    uint32_t rel_offset; /* the last offset of the batch at `position`, minus the base */
+    uint32_t position;
+} offset_index_entry_t;
+
+typedef struct time_index_entry {
+    int64_t timestamp;   /* greatest batch MaxTimestamp so far in the segment */
+    uint32_t rel_offset; /* last offset of the batch that first reached it, minus the base */
+} time_index_entry_t;
+
+/* One segment. The index entries live in memory (at most
+ * segment.index.bytes worth) and reach the files in chunks: the files are
+ * hints, rebuilt whenever recovery cannot trust them. */
+typedef struct segment {
+    int64_t base_offset;
+    int64_t next_offset; /* offset after the last batch; == base when empty */
+    int64_t size;        /* bytes of valid batches in the .log */
+    int log_fd;          /* always open (reads dup it) */
+    int index_fd;        /* -1 unless this is the active segment */
+    int time_index_fd;   /* -1 unless this is the active segment */
+
+    offset_index_entry_t *index;
+    uint32_t index_count, index_cap, index_written;
+    time_index_entry_t *time_index;
+    uint32_t time_index_count, time_index_cap, time_index_written;
+    /* Truncating below what a file holds needs an ftruncate before the next
+     * write; these say how many entries the files really hold. */
+    uint32_t index_file_entries, time_index_file_entries;
+
+    int64_t bytes_since_index;
+    int64_t max_timestamp;        /* greatest batch MaxTimestamp, -1 when none */
+    int64_t max_timestamp_offset; /* last offset of the batch that first reached it */
+    int64_t roll_base_ms;         /* when the first append landed; -1: unknown */
+    bool dirty;                   /* bytes or index entries not yet fsync'd */
+} segment_t;
+
+/* "<dir>/<20-digit base><ext>", caller frees. */
+char *segment_path(const char *dir, int64_t base_offset, const char *ext);
+
+/* Creates an empty active segment (truncating any stale files). */
+log_err_t segment_create(const char *dir, int64_t base_offset, segment_t **out);
+/* Opens an existing segment. recover: re-validate every batch, truncate at
+ * the first torn or corrupt one (*truncated set) and rebuild the indexes;
+ * otherwise trust the .log, load the index files and rebuild them only if
+ * missing or inconsistent. */
+log_err_t segment_open(const char *dir, int64_t base_offset, int32_t index_interval, bool recover,
+                       segment_t **out, bool *truncated);
+/* Makes seg the active segment: opens its index files for appending. */
+log_err_t segment_activate(const char *dir, segment_t *seg);
+/* Writes out pending index entries; with final, first adds the closing
+ * time-index entry (so the last entry carries the segment's max timestamp)
+ * and closes the index files. */
+log_err_t segment_finish(const char *dir, segment_t *seg, bool final);
+log_err_t segment_write_pending_index(segment_t *seg);
+/* fsync the .log and (through their paths if closed) the index files. */
+log_err_t segment_sync(const char *dir, segment_t *seg);
+void segment_close(segment_t *seg);
+/* Closes and unlinks the segment's files. */
+void segment_delete(const char *dir, segment_t *seg);
+
+/* Records the index entries Kafka's rule asks for after a batch of `size`
+ * bytes at `position` was appended. */
+void segment_index_batch(segment_t *seg, int32_t index_interval, int64_t position,
+                         int64_t last_offset, int64_t max_timestamp, int64_t size);
+
+/* Reads and sanity-checks the batch header at position (which must be a
+ * batch boundary below seg->size). */
+log_err_t segment_read_header(const segment_t *seg, int64_t position, batch_header_t *h);
+/* Position of the batch containing offset (base <= offset < next), or
+ * seg->size if offset >= next_offset. */
+log_err_t segment_find_batch(const segment_t *seg, int64_t offset, int64_t *position,
+                             batch_header_t *h);
+/* Largest index position whose entry's offset is <= offset (0 if none). */
+int64_t segment_floor_by_offset(const segment_t *seg, int64_t offset);
+/* Largest index position <= position (0 if none). */
+int64_t segment_floor_by_position(const segment_t *seg, int64_t position);
+/* Largest indexed position for time <= ts (0 if none). */
+int64_t segment_floor_by_time(const segment_t *seg, int64_t ts);
+/* Cuts the segment at position (a batch boundary) whose first offset is
+ * offset; drops index entries at or beyond it and recomputes the max
+ * timestamp. */
+log_err_t segment_truncate(segment_t *seg, int64_t position, int64_t offset);
+
+/* Writes content to path atomically: temp file, fsync, rename, fsync dir. */
+log_err_t log_write_file_atomic(const char *path, const char *content, size_t len, char *err,
+                                size_t err_size);
+/* fsync a directory so that created, renamed or unlinked names persist. */
+int log_fsync_dir(const char *dir);
+
+/* Simulates a crash for tests: releases everything without flushing,
+ * finishing indexes or writing anything. */
+void partition_log_abandon(partition_log_t *log);
+
+#endif

@@ -1,0 +1,442 @@
+/* The log manager: the partition logs of one log directory and the
+ * directory-level files (three offset checkpoints in Kafka's text format,
+ * "0\n<count>\n<topic> <partition> <offset>\n...", and the clean-shutdown
+ * marker). */
+#include <assert.h>
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log_internal.h"
+#include "log_manager.h"
+#include "vlog.h"
+#include "xalloc.h"
+
+#define LM_CLEAN_SHUTDOWN_FILE    ".kafka_cleanshutdown"
+#define LM_RECOVERY_CHECKPOINT    "recovery-point-offset-checkpoint"
+#define LM_HW_CHECKPOINT          "replication-offset-checkpoint"
+#define LM_START_CHECKPOINT       "log-start-offset-checkpoint"
+#define LM_CHECKPOINT_INTERVAL_MS 5000
+/* Kafka's limit on topic names; also bounds what checkpoint parsing reads. */
+#define LM_TOPIC_MAX              249
+#define LM_CHECKPOINT_MAX_ENTRIES 1000000
+
+typedef struct lm_entry {
+    char *topic; /* owned */
+    int32_t partition;
+    partition_log_t *log; /* owned */
+    struct lm_entry *next;
+} lm_entry_t;
+
+struct log_manager {
+    char *dir; /* owned */
+    log_config_t defaults;
+    lm_entry_t **buckets;
+    size_t nbuckets, count;
+    int64_t last_checkpoint_ms; /* -1 until the first tick */
+};
+
+/* One checkpoint file's contents. */
+typedef struct lm_checkpoint {
+    char (*topics)[LM_TOPIC_MAX + 1];
+    int32_t *partitions;
+    int64_t *offsets;
+    size_t count;
+} lm_checkpoint_t;
+
+static uint64_t lm_hash(const char *topic, int32_t partition)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (const char *p = topic; *p; p++)
+        h = (h ^ (uint8_t)*p) * 1099511628211ull;
+    return (h ^ (uint32_t)partition) * 1099511628211ull;
+}
+
+static lm_entry_t **lm_slot(log_manager_t *lm, const char *topic, int32_t partition)
+{
+    lm_entry_t **slot = &lm->buckets[lm_hash(topic, partition) & (lm->nbuckets - 1)];
+    while (*slot != NULL && ((*slot)->partition != partition || strcmp((*slot)->topic, topic) != 0))
+        slot = &(*slot)->next;
+    return slot;
+}
+
+static void lm_grow(log_manager_t *lm)
+{
+    size_t nb = lm->nbuckets * 2;
+    lm_entry_t **buckets = xcalloc(nb, sizeof(*buckets));
+    for (size_t i = 0; i < lm->nbuckets; i++) {
+        for (lm_entry_t *e = lm->buckets[i], *next; e != NULL; e = next) {
+            next = e->next;
+            size_t b = lm_hash(e->topic, e->partition) & (nb - 1);
+            e->next = buckets[b];
+            buckets[b] = e;
+        }
+    }
+    free(lm->buckets);
+    lm->buckets = buckets;
+    lm->nbuckets = nb;
+}
+
+static void lm_insert(log_manager_t *lm, const char *topic, int32_t partition, partition_log_t *log)
+{
+    assert(*lm_slot(lm, topic, partition) == NULL);
+    if (lm->count >= lm->nbuckets)
+        lm_grow(lm);
+    lm_entry_t *e = xcalloc(1, sizeof(*e));
+    e->topic = xstrdup(topic);
+    e->partition = partition;
+    e->log = log;
+    lm_entry_t **slot = lm_slot(lm, topic, partition);
+    *slot = e;
+    lm->count++;
+}
+
+static bool lm_valid_topic(const char *topic)
+{
+    size_t len = strlen(topic);
+    if (len == 0 || len > LM_TOPIC_MAX || strcmp(topic, ".") == 0 || strcmp(topic, "..") == 0)
+        return false;
+    for (const char *p = topic; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '.' || *p == '_' || *p == '-'))
+            return false;
+    return true;
+}
+
+/* "<topic>-<partition>" -> topic, partition. */
+static bool lm_parse_dir_name(const char *name, char *topic, int32_t *partition)
+{
+    const char *dash = strrchr(name, '-');
+    if (dash == NULL || dash == name || dash[1] == '\0' || (size_t)(dash - name) > LM_TOPIC_MAX)
+        return false;
+    int64_t v = 0;
+    for (const char *p = dash + 1; *p; p++) {
+        if (*p < '0' || *p > '9' || v > INT32_MAX / 10)
+            return false;
+        v = v * 10 + (*p - '0');
+    }
+    if (v > INT32_MAX)
+        return false;
+    memcpy(topic, name, (size_t)(dash - name));
+    topic[dash - name] = '\0';
+    *partition = (int32_t)v;
+    return lm_valid_topic(topic);
+}
+
+static void lm_checkpoint_free(lm_checkpoint_t *cp)
+{
+    free(cp->topics);
+    free(cp->partitions);
+    free(cp->offsets);
+    memset(cp, 0, sizeof(*cp));
+}
+
+/* Reads a checkpoint file; a missing or malformed one reads as empty. */
+static void lm_checkpoint_read(const char *dir, const char *name, lm_checkpoint_t *cp)
+{
+    memset(cp, 0, sizeof(*cp));
+    char *path = xasprintf("%s/%s", dir, name);
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        free(path);
+        return;
+    }
+    long version = -1, count = -1;
+    bool ok = fscanf(f, "%ld %ld", &version, &count) == 2 && version == 0 && count >= 0 &&
+              count <= LM_CHECKPOINT_MAX_ENTRIES;
+    if (ok && count > 0) {
+        cp->topics = xcalloc((size_t)count, sizeof(*cp->topics));
+        cp->partitions = xcalloc((size_t)count, sizeof(*cp->partitions));
+        cp->offsets = xcalloc((size_t)count, sizeof(*cp->offsets));
+    }
+    for (long i = 0; ok && i < count; i++) {
+        char fmt[32];
+        snprintf(fmt, sizeof(fmt), "%%%ds %%" SCNd32 " %%" SCNd64, LM_TOPIC_MAX);
+        if (fscanf(f, fmt, cp->topics[i], &cp->partitions[i], &cp->offsets[i]) != 3 ||
+            cp->partitions[i] < 0 || cp->offsets[i] < 0)
+            ok = false;
+        else
+            cp->count++;
+    }
+    fclose(f);
+    if (!ok) {
+        VLOG_WARN("log", "%s: malformed, ignored", path);
+        lm_checkpoint_free(cp);
+    }
+    free(path);
+}
+
+static int64_t lm_checkpoint_find(const lm_checkpoint_t *cp, const char *topic, int32_t partition,
+                                  int64_t missing)
+{
+    for (size_t i = 0; i < cp->count; i++)
+        if (cp->partitions[i] == partition && strcmp(cp->topics[i], topic) == 0)
+            return cp->offsets[i];
+    return missing;
+}
+
+static bool lm_file_exists(const char *dir, const char *name)
+{
+    char *path = xasprintf("%s/%s", dir, name);
+    struct stat st;
+    bool exists = stat(path, &st) == 0;
+    free(path);
+    return exists;
+}
+
+static int lm_mkdirs(const char *dir)
+{
+    char *path = xstrdup(dir);
+    for (char *p = path + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(path, 0755) != 0 && errno != EEXIST) {
+            free(path);
+            return -1;
+        }
+        *p = '/';
+    }
+    int rc = mkdir(path, 0755) != 0 && errno != EEXIST ? -1 : 0;
+    free(path);
+    return rc;
+}
+
+static void lm_free(log_manager_t *lm, bool close_logs)
+{
+    for (size_t i = 0; i < lm->nbuckets; i++) {
+        for (lm_entry_t *e = lm->buckets[i], *next; e != NULL; e = next) {
+            next = e->next;
+            if (close_logs)
+                partition_log_close(e->log);
+            free(e->topic);
+            free(e);
+        }
+    }
+    free(lm->buckets);
+    free(lm->dir);
+    free(lm);
+}
+
+log_err_t log_manager_open(const char *dir, const log_config_t *defaults, log_manager_t **out)
+{
+    assert(dir != NULL && defaults != NULL && out != NULL);
+    if (lm_mkdirs(dir) != 0) {
+        VLOG_ERR("log", "mkdir %s: %s", dir, strerror(errno));
+        return LOG_ERR_IO;
+    }
+    DIR *d = opendir(dir);
+    if (d == NULL) {
+        VLOG_ERR("log", "opendir %s: %s", dir, strerror(errno));
+        return LOG_ERR_IO;
+    }
+    log_manager_t *lm = xcalloc(1, sizeof(*lm));
+    lm->dir = xstrdup(dir);
+    lm->defaults = *defaults;
+    lm->nbuckets = 64;
+    lm->buckets = xcalloc(lm->nbuckets, sizeof(*lm->buckets));
+    lm->last_checkpoint_ms = -1;
+
+    bool clean = lm_file_exists(dir, LM_CLEAN_SHUTDOWN_FILE);
+    lm_checkpoint_t recovery, hw;
+    lm_checkpoint_read(dir, LM_RECOVERY_CHECKPOINT, &recovery);
+    lm_checkpoint_read(dir, LM_HW_CHECKPOINT, &hw);
+    log_err_t err = LOG_OK;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        char topic[LM_TOPIC_MAX + 1];
+        int32_t partition;
+        if (!lm_parse_dir_name(de->d_name, topic, &partition))
+            continue;
+        char *path = xasprintf("%s/%s", dir, de->d_name);
+        struct stat st;
+        if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) {
+            free(path);
+            continue;
+        }
+        /* Without a checkpointed recovery point, everything is re-validated. */
+        int64_t rp = lm_checkpoint_find(&recovery, topic, partition, 0);
+        partition_log_t *log = NULL;
+        err = partition_log_open(path, defaults, rp, clean, &log);
+        free(path);
+        if (err != LOG_OK) {
+            VLOG_ERR("log", "%s/%s: cannot open: %s", dir, de->d_name, log_err_str(err));
+            break;
+        }
+        partition_log_set_high_watermark(log, lm_checkpoint_find(&hw, topic, partition, 0));
+        lm_insert(lm, topic, partition, log);
+    }
+    closedir(d);
+    lm_checkpoint_free(&recovery);
+    lm_checkpoint_free(&hw);
+    if (err != LOG_OK) {
+        lm_free(lm, true);
+        return err;
+    }
+    VLOG_INFO("log", "%s: opened %zu partition log(s) after %s shutdown", dir, lm->count,
+              clean ? "a clean" : "an unclean");
+    if (clean) {
+        /* Running now: a crash from here on must not look clean. */
+        char *marker = xasprintf("%s/%s", dir, LM_CLEAN_SHUTDOWN_FILE);
+        if (unlink(marker) != 0 || log_fsync_dir(dir) != 0)
+            VLOG_ERR("log", "remove %s: %s", marker, strerror(errno));
+        free(marker);
+    }
+    *out = lm;
+    return LOG_OK;
+}
+
+typedef struct lm_text {
+    char *buf;
+    size_t len, cap;
+} lm_text_t;
+
+static void lm_text_append(lm_text_t *t, const char *topic, int32_t partition, int64_t offset)
+{
+    size_t need = strlen(topic) + 48;
+    if (t->len + need > t->cap) {
+        t->cap = (t->cap + need) * 2;
+        t->buf = xrealloc(t->buf, t->cap);
+    }
+    t->len += (size_t)snprintf(t->buf + t->len, t->cap - t->len, "%s %" PRId32 " %" PRId64 "\n",
+                               topic, partition, offset);
+}
+
+log_err_t log_manager_checkpoint(log_manager_t *lm)
+{
+    assert(lm != NULL);
+    static const char *const names[3] = {LM_RECOVERY_CHECKPOINT, LM_HW_CHECKPOINT,
+                                         LM_START_CHECKPOINT};
+    lm_text_t text[3];
+    for (int k = 0; k < 3; k++) {
+        text[k] = (lm_text_t){NULL, 0, 0};
+        char head[32];
+        int n = snprintf(head, sizeof(head), "0\n%zu\n", lm->count);
+        text[k].cap = (size_t)n + 1 + lm->count * 64;
+        text[k].buf = xmalloc(text[k].cap);
+        memcpy(text[k].buf, head, (size_t)n + 1);
+        text[k].len = (size_t)n;
+    }
+    for (size_t i = 0; i < lm->nbuckets; i++) {
+        for (lm_entry_t *e = lm->buckets[i]; e != NULL; e = e->next) {
+            lm_text_append(&text[0], e->topic, e->partition, partition_log_recovery_point(e->log));
+            lm_text_append(&text[1], e->topic, e->partition, partition_log_high_watermark(e->log));
+            lm_text_append(&text[2], e->topic, e->partition, partition_log_start_offset(e->log));
+        }
+    }
+    log_err_t rc = LOG_OK;
+    for (int k = 0; k < 3; k++) {
+        char *path = xasprintf("%s/%s", lm->dir, names[k]);
+        char err[512];
+        if (log_write_file_atomic(path, text[k].buf, text[k].len, err, sizeof(err)) != LOG_OK) {
+            VLOG_ERR("log", "checkpoint: %s", err);
+            rc = LOG_ERR_IO;
+        }
+        free(path);
+        free(text[k].buf);
+    }
+    return rc;
+}
+
+void log_manager_close(log_manager_t *lm)
+{
+    if (lm == NULL)
+        return;
+    bool ok = true;
+    for (size_t i = 0; i < lm->nbuckets; i++)
+        for (lm_entry_t *e = lm->buckets[i]; e != NULL; e = e->next)
+            ok = partition_log_flush(e->log) == LOG_OK && ok;
+    ok = log_manager_checkpoint(lm) == LOG_OK && ok;
+    char *dir = xstrdup(lm->dir);
+    lm_free(lm, true);
+    if (ok) {
+        char *marker = xasprintf("%s/%s", dir, LM_CLEAN_SHUTDOWN_FILE);
+        char err[512];
+        if (log_write_file_atomic(marker, "", 0, err, sizeof(err)) != LOG_OK)
+            VLOG_ERR("log", "clean-shutdown marker: %s", err);
+        free(marker);
+    } else {
+        VLOG_ERR("log", "%s: flush failed; no clean-shutdown marker, recovery will run", dir);
+    }
+    free(dir);
+}
+
+partition_log_t *log_manager_get(log_manager_t *lm, const char *topic, int32_t partition)
+{
+    assert(lm != NULL && topic != NULL);
+    lm_entry_t *e = *lm_slot(lm, topic, partition);
+    return e != NULL ? e->log : NULL;
+}
+
+log_err_t log_manager_get_or_create(log_manager_t *lm, const char *topic, int32_t partition,
+                                    const log_config_t *cfg, partition_log_t **out)
+{
+    assert(lm != NULL && topic != NULL && out != NULL);
+    partition_log_t *log = log_manager_get(lm, topic, partition);
+    if (log != NULL) {
+        *out = log;
+        return LOG_OK;
+    }
+    if (!lm_valid_topic(topic) || partition < 0) {
+        VLOG_ERR("log", "refusing partition log for '%s'-%" PRId32, topic, partition);
+        return LOG_ERR_IO;
+    }
+    char *path = xasprintf("%s/%s-%" PRId32, lm->dir, topic, partition);
+    log_err_t err = partition_log_open(path, cfg != NULL ? cfg : &lm->defaults, 0, true, &log);
+    free(path);
+    if (err != LOG_OK)
+        return err;
+    lm_insert(lm, topic, partition, log);
+    *out = log;
+    return LOG_OK;
+}
+
+log_err_t log_manager_delete(log_manager_t *lm, const char *topic, int32_t partition)
+{
+    assert(lm != NULL && topic != NULL);
+    lm_entry_t **slot = lm_slot(lm, topic, partition);
+    lm_entry_t *e = *slot;
+    if (e == NULL)
+        return LOG_OK;
+    *slot = e->next;
+    lm->count--;
+    log_err_t err = partition_log_delete(e->log);
+    free(e->topic);
+    free(e);
+    return err;
+}
+
+void log_manager_foreach(log_manager_t *lm, log_manager_visit_fn fn, void *arg)
+{
+    assert(lm != NULL && fn != NULL);
+    for (size_t i = 0; i < lm->nbuckets; i++) {
+        for (lm_entry_t *e = lm->buckets[i], *next; e != NULL; e = next) {
+            next = e->next; /* fn may delete e */
+            fn(arg, e->topic, e->partition, e->log);
+        }
+    }
+}
+
+void log_manager_tick(log_manager_t *lm, int64_t now_ms)
+{
+    assert(lm != NULL);
+    for (size_t i = 0; i < lm->nbuckets; i++)
+        for (lm_entry_t *e = lm->buckets[i]; e != NULL; e = e->next)
+            partition_log_tick(e->log, now_ms);
+    if (lm->last_checkpoint_ms < 0)
+        lm->last_checkpoint_ms = now_ms;
+    if (now_ms - lm->last_checkpoint_ms >= LM_CHECKPOINT_INTERVAL_MS) {
+        log_manager_checkpoint(lm);
+        lm->last_checkpoint_ms = now_ms;
+    }
+}
+
+const log_config_t *log_manager_defaults(const log_manager_t *lm)
+{
+    return &lm->defaults;
+}

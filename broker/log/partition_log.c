@@ -1,0 +1,1056 @@
+/* The partition log: an ordered array of segments, the last one active,
+ * plus the offsets the replica layer steers (high watermark) and the ones
+ * durability steers (recovery point), and the leader-epoch cache. */
+#include <assert.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "crc32c.h"
+#include "log_internal.h"
+#include "vlog.h"
+#include "xalloc.h"
+
+#define LEADER_EPOCH_FILE "leader-epoch-checkpoint"
+/* Bounds what the epoch checkpoint parser accepts from disk. */
+#define LEADER_EPOCH_MAX_ENTRIES 100000
+
+typedef struct epoch_entry {
+    int32_t epoch;
+    int64_t start_offset;
+} epoch_entry_t;
+
+struct partition_log {
+    char *dir; /* owned */
+    log_config_t cfg;
+    segment_t **segs; /* owned, sorted by base offset; segs[nsegs - 1] is active */
+    int nsegs, segs_cap;
+    int64_t start_offset;
+    int64_t high_watermark;
+    int64_t recovery_point;
+    int64_t unflushed_messages;
+    int64_t last_flush_ms; /* -1 until the first tick */
+    bool dir_dirty;        /* names created or removed since the last flush */
+    epoch_entry_t *epochs; /* owned, epochs and start offsets increasing */
+    int nepochs, epochs_cap;
+};
+
+const char *log_err_str(log_err_t err)
+{
+    switch (err) {
+    case LOG_OK:
+        return "ok";
+    case LOG_ERR_BAD_MAGIC:
+        return "unsupported magic (not RecordBatch v2)";
+    case LOG_ERR_BAD_CRC:
+        return "CRC-32C mismatch";
+    case LOG_ERR_BAD_LENGTH:
+        return "length field inconsistent with the data";
+    case LOG_ERR_BAD_COUNT:
+        return "record count mismatch";
+    case LOG_ERR_TOO_LARGE:
+        return "batch larger than max.message.bytes";
+    case LOG_ERR_CONTROL_BATCH:
+        return "control batch from a client";
+    case LOG_ERR_GAP:
+        return "offset gap";
+    case LOG_ERR_OVERLAP:
+        return "offset overlap";
+    case LOG_ERR_OUT_OF_RANGE:
+        return "offset out of range";
+    case LOG_ERR_IO:
+        return "I/O error";
+    }
+    return "unknown log error";
+}
+
+static inline segment_t *log_active(const partition_log_t *log)
+{
+    assert(log->nsegs > 0);
+    return log->segs[log->nsegs - 1];
+}
+
+static int64_t log_wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void log_check_invariants(const partition_log_t *log)
+{
+    int64_t end = log_active(log)->next_offset;
+    assert(log->start_offset == log->segs[0]->base_offset);
+    assert(log->start_offset <= log->high_watermark);
+    assert(log->high_watermark <= end);
+    assert(log->recovery_point <= end);
+    (void)end;
+#ifndef NDEBUG
+    for (int i = 1; i < log->nsegs; i++)
+        assert(log->segs[i - 1]->next_offset == log->segs[i]->base_offset);
+#endif
+}
+
+/* ---- leader-epoch cache ---- */
+
+static log_err_t log_write_epochs(partition_log_t *log)
+{
+    size_t cap = 32 + (size_t)log->nepochs * 34;
+    char *text = xmalloc(cap);
+    size_t len = (size_t)snprintf(text, cap, "0\n%d\n", log->nepochs);
+    for (int i = 0; i < log->nepochs; i++)
+        len += (size_t)snprintf(text + len, cap - len, "%" PRId32 " %" PRId64 "\n",
+                                log->epochs[i].epoch, log->epochs[i].start_offset);
+    assert(len < cap);
+    char *path = xasprintf("%s/%s", log->dir, LEADER_EPOCH_FILE);
+    char err[256];
+    log_err_t rc = log_write_file_atomic(path, text, len, err, sizeof(err));
+    if (rc != LOG_OK)
+        VLOG_ERR("log", "%s", err);
+    free(path);
+    free(text);
+    return rc;
+}
+
+static void log_load_epochs(partition_log_t *log)
+{
+    char *path = xasprintf("%s/%s", log->dir, LEADER_EPOCH_FILE);
+    FILE *f = fopen(path, "r");
+    free(path);
+    if (f == NULL)
+        return;
+    int version = -1, count = -1;
+    bool ok = fscanf(f, "%d %d", &version, &count) == 2 && version == 0 && count >= 0 &&
+              count <= LEADER_EPOCH_MAX_ENTRIES;
+    for (int i = 0; ok && i < count; i++) {
+        int32_t epoch;
+        int64_t start;
+        if (fscanf(f, "%" SCNd32 " %" SCNd64, &epoch, &start) != 2 || epoch < 0 || start < 0 ||
+            (log->nepochs > 0 && (log->epochs[log->nepochs - 1].epoch >= epoch ||
+                                  log->epochs[log->nepochs - 1].start_offset > start))) {
+            ok = false;
+            break;
+        }
+        if (log->nepochs == log->epochs_cap) {
+            log->epochs_cap = log->epochs_cap ? log->epochs_cap * 2 : 8;
+            log->epochs = xrealloc(log->epochs, (size_t)log->epochs_cap * sizeof(*log->epochs));
+        }
+        log->epochs[log->nepochs++] = (epoch_entry_t){epoch, start};
+    }
+    fclose(f);
+    if (!ok) {
+        VLOG_WARN("log", "%s: unreadable %s, starting an empty epoch cache", log->dir,
+                  LEADER_EPOCH_FILE);
+        log->nepochs = 0;
+    }
+}
+
+/* Records that `epoch` starts at start_offset, if it is newer than the last. */
+static void log_assign_epoch(partition_log_t *log, int32_t epoch, int64_t start_offset)
+{
+    if (epoch < 0 || (log->nepochs > 0 && log->epochs[log->nepochs - 1].epoch >= epoch))
+        return;
+    assert(log->nepochs == 0 || log->epochs[log->nepochs - 1].start_offset <= start_offset);
+    if (log->nepochs == log->epochs_cap) {
+        log->epochs_cap = log->epochs_cap ? log->epochs_cap * 2 : 8;
+        log->epochs = xrealloc(log->epochs, (size_t)log->epochs_cap * sizeof(*log->epochs));
+    }
+    log->epochs[log->nepochs++] = (epoch_entry_t){epoch, start_offset};
+    log_write_epochs(log);
+}
+
+/* Drops the epochs that start at or after end_offset. */
+static void log_epochs_truncate_end(partition_log_t *log, int64_t end_offset)
+{
+    int n = log->nepochs;
+    while (n > 0 && log->epochs[n - 1].start_offset >= end_offset)
+        n--;
+    if (n != log->nepochs) {
+        log->nepochs = n;
+        log_write_epochs(log);
+    }
+}
+
+/* The log now starts at start_offset: the epoch in force there is kept,
+ * moved to start there; older ones go. */
+static void log_epochs_truncate_start(partition_log_t *log, int64_t start_offset)
+{
+    int keep = -1;
+    for (int i = 0; i < log->nepochs && log->epochs[i].start_offset <= start_offset; i++)
+        keep = i;
+    if (keep < 0 || (keep == 0 && log->epochs[0].start_offset == start_offset))
+        return;
+    memmove(log->epochs, log->epochs + keep, (size_t)(log->nepochs - keep) * sizeof(*log->epochs));
+    log->nepochs -= keep;
+    log->epochs[0].start_offset = start_offset;
+    log_write_epochs(log);
+}
+
+void partition_log_epoch_end_offset(const partition_log_t *log, int32_t epoch, int32_t *found_epoch,
+                                    int64_t *end_offset)
+{
+    assert(found_epoch != NULL && end_offset != NULL);
+    *found_epoch = -1;
+    *end_offset = -1;
+    for (int i = log->nepochs - 1; i >= 0; i--) {
+        if (log->epochs[i].epoch <= epoch) {
+            *found_epoch = log->epochs[i].epoch;
+            *end_offset = i + 1 < log->nepochs ? log->epochs[i + 1].start_offset
+                                               : log_active(log)->next_offset;
+            return;
+        }
+    }
+}
+
+int32_t partition_log_latest_epoch(const partition_log_t *log)
+{
+    return log->nepochs > 0 ? log->epochs[log->nepochs - 1].epoch : -1;
+}
+
+/* ---- segments array ---- */
+
+static void log_push_segment(partition_log_t *log, segment_t *seg)
+{
+    assert(log->nsegs == 0 || log_active(log)->next_offset == seg->base_offset);
+    if (log->nsegs == log->segs_cap) {
+        log->segs_cap = log->segs_cap ? log->segs_cap * 2 : 8;
+        log->segs = xrealloc(log->segs, (size_t)log->segs_cap * sizeof(*log->segs));
+    }
+    log->segs[log->nsegs++] = seg;
+}
+
+/* Index of the segment holding offset (the last with base <= offset). */
+static int log_find_segment(const partition_log_t *log, int64_t offset)
+{
+    int lo = 0, hi = log->nsegs;
+    while (lo < hi) {
+        int mid = lo + (hi - lo) / 2;
+        if (log->segs[mid]->base_offset <= offset)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    assert(lo > 0);
+    return lo - 1;
+}
+
+/* Deletes segments [from, nsegs). */
+static void log_drop_segments_from(partition_log_t *log, int from)
+{
+    while (log->nsegs > from) {
+        segment_delete(log->dir, log->segs[log->nsegs - 1]);
+        log->nsegs--;
+        log->dir_dirty = true;
+    }
+}
+
+static int log_compare_base(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Parses "<20 digits><ext>"; true with *base on a match. */
+static bool log_parse_segment_name(const char *name, const char *ext, int64_t *base)
+{
+    size_t len = strlen(name), ext_len = strlen(ext);
+    if (len != 20 + ext_len || strcmp(name + 20, ext) != 0)
+        return false;
+    int64_t v = 0;
+    for (int i = 0; i < 20; i++) {
+        if (name[i] < '0' || name[i] > '9' || v > (INT64_MAX - 9) / 10)
+            return false;
+        v = v * 10 + (name[i] - '0');
+    }
+    *base = v;
+    return true;
+}
+
+/* Lists the .log base offsets, sorted; removes leftovers of interrupted
+ * work (temp files, Kafka's .deleted/.cleaned/.swap, indexes without a
+ * .log). */
+static log_err_t log_list_segments(const char *dir, int64_t **bases_out, int *count_out)
+{
+    DIR *d = opendir(dir);
+    if (d == NULL) {
+        VLOG_ERR("log", "opendir %s: %s", dir, strerror(errno));
+        return LOG_ERR_IO;
+    }
+    int64_t *bases = NULL;
+    int count = 0, cap = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        int64_t base;
+        const char *name = de->d_name;
+        const char *dot = strrchr(name, '.');
+        if (log_parse_segment_name(name, ".log", &base)) {
+            if (count == cap) {
+                cap = cap ? cap * 2 : 16;
+                bases = xrealloc(bases, (size_t)cap * sizeof(*bases));
+            }
+            bases[count++] = base;
+        } else if (dot != NULL && (strcmp(dot, ".tmp") == 0 || strcmp(dot, ".deleted") == 0 ||
+                                   strcmp(dot, ".cleaned") == 0 || strcmp(dot, ".swap") == 0)) {
+            char *path = xasprintf("%s/%s", dir, name);
+            unlink(path);
+            free(path);
+        }
+    }
+    closedir(d);
+    if (count > 0)
+        qsort(bases, (size_t)count, sizeof(*bases), log_compare_base);
+    *bases_out = bases;
+    *count_out = count;
+    return LOG_OK;
+}
+
+static void log_remove_orphan_indexes(const partition_log_t *log)
+{
+    DIR *d = opendir(log->dir);
+    if (d == NULL)
+        return;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        int64_t base;
+        if (!log_parse_segment_name(de->d_name, ".index", &base) &&
+            !log_parse_segment_name(de->d_name, ".timeindex", &base))
+            continue;
+        bool found = false;
+        for (int i = 0; i < log->nsegs && !found; i++)
+            found = log->segs[i]->base_offset == base;
+        if (!found) {
+            char *path = xasprintf("%s/%s", log->dir, de->d_name);
+            unlink(path);
+            free(path);
+        }
+    }
+    closedir(d);
+}
+
+static void log_unlink_segment(const char *dir, int64_t base_offset)
+{
+    segment_t *seg = xcalloc(1, sizeof(*seg));
+    seg->base_offset = base_offset;
+    seg->log_fd = seg->index_fd = seg->time_index_fd = -1;
+    segment_delete(dir, seg);
+}
+
+static void log_free(partition_log_t *log)
+{
+    for (int i = 0; i < log->nsegs; i++)
+        segment_close(log->segs[i]);
+    free(log->segs);
+    free(log->epochs);
+    free(log->dir);
+    free(log);
+}
+
+/* ---- open / close ---- */
+
+log_err_t partition_log_open(const char *dir, const log_config_t *cfg, int64_t recovery_point,
+                             bool clean_shutdown, partition_log_t **out)
+{
+    assert(dir != NULL && cfg != NULL && out != NULL);
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+        VLOG_ERR("log", "mkdir %s: %s", dir, strerror(errno));
+        return LOG_ERR_IO;
+    }
+    partition_log_t *log = xcalloc(1, sizeof(*log));
+    log->dir = xstrdup(dir);
+    log->cfg = *cfg;
+    log->last_flush_ms = -1;
+    int64_t *bases = NULL;
+    int nbases = 0;
+    log_err_t err = log_list_segments(dir, &bases, &nbases);
+    if (err != LOG_OK)
+        goto fail;
+
+    /* Unclean: segments from the one holding the recovery point on are
+     * re-validated; earlier ones were fsync'd before the point moved past
+     * them. */
+    int recover_from = clean_shutdown ? nbases : 0;
+    for (int i = 0; i < nbases && !clean_shutdown; i++)
+        if (bases[i] <= recovery_point)
+            recover_from = i;
+    bool recovered_any = false;
+    for (int i = 0; i < nbases; i++) {
+        bool recover = i >= recover_from, truncated = false;
+        segment_t *seg = NULL;
+        if (log->nsegs > 0 && log_active(log)->next_offset != bases[i]) {
+            VLOG_WARN("log",
+                      "%s: segment %" PRId64 " does not follow offset %" PRId64
+                      "; dropping it and later segments",
+                      dir, bases[i], log_active(log)->next_offset);
+            for (int j = i; j < nbases; j++)
+                log_unlink_segment(dir, bases[j]);
+            log->dir_dirty = true;
+            break;
+        }
+        err = segment_open(dir, bases[i], log->cfg.index_interval_bytes, recover, &seg, &truncated);
+        if (err != LOG_OK)
+            goto fail;
+        recovered_any = recovered_any || recover || seg->dirty;
+        log_push_segment(log, seg);
+        if (truncated && i + 1 < nbases) {
+            VLOG_WARN("log", "%s: deleting %d segment(s) after the truncated one", dir,
+                      nbases - i - 1);
+            for (int j = i + 1; j < nbases; j++)
+                log_unlink_segment(dir, bases[j]);
+            log->dir_dirty = true;
+            break;
+        }
+    }
+    free(bases);
+    bases = NULL;
+    if (log->nsegs == 0) {
+        segment_t *seg = NULL;
+        err = segment_create(dir, 0, &seg);
+        if (err != LOG_OK)
+            goto fail;
+        log_push_segment(log, seg);
+        log->dir_dirty = true;
+    }
+    /* A non-empty trailing segment may be followed by an empty active one
+     * only if it was rolled; never keep an empty segment in the middle. */
+    err = segment_activate(dir, log_active(log));
+    if (err != LOG_OK)
+        goto fail;
+    log_remove_orphan_indexes(log);
+
+    int64_t end = log_active(log)->next_offset;
+    log->start_offset = log->segs[0]->base_offset;
+    log->high_watermark = log->start_offset;
+    log->recovery_point = recovery_point < log->start_offset ? log->start_offset : recovery_point;
+    if (log->recovery_point > end)
+        log->recovery_point = end;
+    if (clean_shutdown || recovered_any) {
+        /* Recovered bytes may still sit only in the page cache. */
+        err = partition_log_flush(log);
+        if (err != LOG_OK)
+            goto fail;
+    }
+    log_load_epochs(log);
+    log_epochs_truncate_end(log, end);
+    log_epochs_truncate_start(log, log->start_offset);
+    log_check_invariants(log);
+    *out = log;
+    return LOG_OK;
+fail:
+    free(bases);
+    log_free(log);
+    return err;
+}
+
+void partition_log_close(partition_log_t *log)
+{
+    if (log == NULL)
+        return;
+    if (segment_finish(log->dir, log_active(log), true) != LOG_OK ||
+        partition_log_flush(log) != LOG_OK)
+        VLOG_ERR("log", "%s: flush on close failed; recovery will re-validate", log->dir);
+    log_free(log);
+}
+
+void partition_log_abandon(partition_log_t *log)
+{
+    log_free(log);
+}
+
+log_err_t partition_log_delete(partition_log_t *log)
+{
+    assert(log != NULL);
+    log_err_t rc = LOG_OK;
+    char *dir = xstrdup(log->dir);
+    for (int i = 0; i < log->nsegs; i++) {
+        segment_delete(dir, log->segs[i]);
+        log->segs[i] = NULL;
+    }
+    log->nsegs = 0;
+    DIR *d = opendir(dir);
+    if (d != NULL) {
+        struct dirent *de;
+        while ((de = readdir(d)) != NULL) {
+            if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+                continue;
+            char *path = xasprintf("%s/%s", dir, de->d_name);
+            if (unlink(path) != 0)
+                VLOG_WARN("log", "unlink %s: %s", path, strerror(errno));
+            free(path);
+        }
+        closedir(d);
+    }
+    if (rmdir(dir) != 0) {
+        VLOG_ERR("log", "rmdir %s: %s", dir, strerror(errno));
+        rc = LOG_ERR_IO;
+    }
+    free(dir);
+    log_free(log);
+    return rc;
+}
+
+void partition_log_set_config(partition_log_t *log, const log_config_t *cfg)
+{
+    assert(log != NULL && cfg != NULL);
+    log->cfg = *cfg;
+}
+
+const log_config_t *partition_log_config(const partition_log_t *log)
+{
+    return &log->cfg;
+}
+
+const char *partition_log_dir(const partition_log_t *log)
+{
+    return log->dir;
+}
+
+int64_t partition_log_start_offset(const partition_log_t *log)
+{
+    return log->start_offset;
+}
+
+int64_t partition_log_end_offset(const partition_log_t *log)
+{
+    return log_active(log)->next_offset;
+}
+
+int64_t partition_log_high_watermark(const partition_log_t *log)
+{
+    return log->high_watermark;
+}
+
+void partition_log_set_high_watermark(partition_log_t *log, int64_t hw)
+{
+    int64_t end = log_active(log)->next_offset;
+    log->high_watermark = hw < log->start_offset ? log->start_offset : hw > end ? end : hw;
+    assert(log->high_watermark >= log->start_offset && log->high_watermark <= end);
+}
+
+int64_t partition_log_recovery_point(const partition_log_t *log)
+{
+    return log->recovery_point;
+}
+
+int64_t partition_log_size_bytes(const partition_log_t *log)
+{
+    int64_t total = 0;
+    for (int i = 0; i < log->nsegs; i++)
+        total += log->segs[i]->size;
+    return total;
+}
+
+/* ---- append ---- */
+
+static log_err_t log_roll(partition_log_t *log)
+{
+    segment_t *old = log_active(log);
+    assert(old->size > 0);
+    log_err_t err = segment_finish(log->dir, old, true);
+    if (err != LOG_OK)
+        return err;
+    segment_t *seg = NULL;
+    err = segment_create(log->dir, old->next_offset, &seg);
+    if (err != LOG_OK) {
+        segment_activate(log->dir, old);
+        return err;
+    }
+    log_push_segment(log, seg);
+    log->dir_dirty = true;
+    VLOG_DEBUG("log", "%s: rolled to segment %" PRId64, log->dir, seg->base_offset);
+    return LOG_OK;
+}
+
+/* Rolls before an append of len bytes and `records` offsets if the active
+ * segment is full, too old, or could not index the new offsets. */
+static log_err_t log_maybe_roll(partition_log_t *log, size_t len, int64_t records, int64_t now_ms)
+{
+    segment_t *seg = log_active(log);
+    if (seg->size == 0)
+        return LOG_OK;
+    bool full =
+        seg->size + (int64_t)len > log->cfg.segment_bytes || seg->size + (int64_t)len > INT32_MAX;
+    bool old = seg->roll_base_ms >= 0 && now_ms - seg->roll_base_ms >= log->cfg.segment_ms;
+    bool offsets = seg->next_offset + records - 1 - seg->base_offset > INT32_MAX;
+    bool index_full =
+        (int64_t)seg->index_count >= log->cfg.segment_index_bytes / OFFSET_INDEX_ENTRY_SIZE ||
+        (int64_t)seg->time_index_count >= log->cfg.segment_index_bytes / TIME_INDEX_ENTRY_SIZE;
+    if (full || old || offsets || index_full)
+        return log_roll(log);
+    return LOG_OK;
+}
+
+/* Writes validated batches to the active segment and indexes them. */
+static log_err_t log_write_batches(partition_log_t *log, const uint8_t *batches, size_t len,
+                                   int64_t now_ms)
+{
+    segment_t *seg = log_active(log);
+    int64_t position = seg->size;
+    const uint8_t *p = batches;
+    size_t done = 0;
+    while (done < len) {
+        ssize_t n =
+            pwrite(seg->log_fd, batches + done, len - done, (off_t)(position + (int64_t)done));
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            VLOG_ERR("log", "%s: write segment %" PRId64 ": %s", log->dir, seg->base_offset,
+                     strerror(errno));
+            /* All-or-nothing: cut whatever part did land. */
+            if (ftruncate(seg->log_fd, (off_t)position) != 0)
+                VLOG_ERR("log", "%s: truncate after failed write: %s", log->dir, strerror(errno));
+            return LOG_ERR_IO;
+        }
+        done += (size_t)n;
+    }
+    while (p < batches + len) {
+        batch_header_t h;
+        batch_header_decode(p, &h);
+        assert(h.base_offset == seg->next_offset);
+        segment_index_batch(seg, log->cfg.index_interval_bytes, position, batch_last_offset(&h),
+                            h.max_timestamp, batch_size(&h));
+        seg->next_offset = batch_last_offset(&h) + 1;
+        position += batch_size(&h);
+        p += batch_size(&h);
+    }
+    seg->size = position;
+    if (seg->roll_base_ms < 0)
+        seg->roll_base_ms = now_ms;
+    if (seg->index_count - seg->index_written >= 128 ||
+        seg->time_index_count - seg->time_index_written >= 128)
+        return segment_write_pending_index(seg);
+    return LOG_OK;
+}
+
+static log_err_t log_after_append(partition_log_t *log, int64_t records)
+{
+    log->unflushed_messages += records;
+    if (log->unflushed_messages >= log->cfg.flush_messages)
+        return partition_log_flush(log);
+    return LOG_OK;
+}
+
+log_err_t partition_log_append(partition_log_t *log, uint8_t *batches, size_t len,
+                               int32_t leader_epoch, int64_t now_ms, log_append_info_t *info)
+{
+    assert(log != NULL && info != NULL);
+    memset(info, 0, sizeof(*info));
+    info->first_offset = info->last_offset = -1;
+    info->max_timestamp = -1;
+    info->log_append_time = -1;
+    if (len == 0 || len > INT32_MAX)
+        return LOG_ERR_BAD_LENGTH;
+    int64_t records = 0;
+    int32_t nbatches = 0;
+    for (size_t pos = 0; pos < len;) {
+        batch_header_t h;
+        size_t size;
+        log_err_t err =
+            batch_validate(batches + pos, len - pos, log->cfg.max_message_bytes, true, &h, &size);
+        if (err != LOG_OK)
+            return err;
+        records += h.records_count;
+        nbatches++;
+        pos += size;
+    }
+    log_err_t err = log_maybe_roll(log, len, records, now_ms);
+    if (err != LOG_OK)
+        return err;
+
+    int64_t first = log_active(log)->next_offset, next = first;
+    for (size_t pos = 0; pos < len;) {
+        uint8_t *p = batches + pos;
+        batch_header_t h;
+        batch_header_decode(p, &h);
+        log_put_be64(p + BATCH_BASE_OFFSET, (uint64_t)next);
+        log_put_be32(p + BATCH_LEADER_EPOCH, (uint32_t)leader_epoch);
+        if (log->cfg.log_append_time) {
+            /* Attributes and MaxTimestamp are under the CRC. */
+            uint16_t attrs = (uint16_t)h.attributes | BATCH_ATTR_LOG_APPEND_TIME;
+            p[BATCH_ATTRIBUTES] = (uint8_t)(attrs >> 8);
+            p[BATCH_ATTRIBUTES + 1] = (uint8_t)attrs;
+            log_put_be64(p + BATCH_MAX_TIMESTAMP, (uint64_t)now_ms);
+            h.max_timestamp = now_ms;
+            log_put_be32(p + BATCH_CRC, crc32c(0, p + BATCH_ATTRIBUTES,
+                                               (size_t)batch_size(&h) - BATCH_ATTRIBUTES));
+        }
+        if (h.max_timestamp > info->max_timestamp)
+            info->max_timestamp = h.max_timestamp;
+        next += h.records_count;
+        pos += (size_t)batch_size(&h);
+    }
+    err = log_write_batches(log, batches, len, now_ms);
+    if (err != LOG_OK)
+        return err;
+    assert(log_active(log)->next_offset == next);
+    log_assign_epoch(log, leader_epoch, first);
+    info->first_offset = first;
+    info->last_offset = next - 1;
+    info->log_append_time = log->cfg.log_append_time ? now_ms : -1;
+    info->batch_count = nbatches;
+    info->record_count = (int32_t)records;
+    log_check_invariants(log);
+    return log_after_append(log, records);
+}
+
+log_err_t partition_log_append_replica(partition_log_t *log, const uint8_t *batches, size_t len,
+                                       log_append_info_t *info)
+{
+    assert(log != NULL && info != NULL);
+    memset(info, 0, sizeof(*info));
+    info->first_offset = info->last_offset = -1;
+    info->max_timestamp = -1;
+    info->log_append_time = -1;
+    if (len == 0 || len > INT32_MAX)
+        return LOG_ERR_BAD_LENGTH;
+    int64_t expected = log_active(log)->next_offset, records = 0;
+    int32_t nbatches = 0;
+    for (size_t pos = 0; pos < len;) {
+        batch_header_t h;
+        size_t size;
+        log_err_t err = batch_validate(batches + pos, len - pos, -1, false, &h, &size);
+        if (err != LOG_OK)
+            return err;
+        if (h.base_offset > expected)
+            return LOG_ERR_GAP;
+        if (h.base_offset < expected)
+            return LOG_ERR_OVERLAP;
+        if (h.max_timestamp > info->max_timestamp)
+            info->max_timestamp = h.max_timestamp;
+        expected = batch_last_offset(&h) + 1;
+        records += h.records_count;
+        nbatches++;
+        pos += size;
+    }
+    log_err_t err = log_maybe_roll(log, len, records, log_wall_ms());
+    if (err != LOG_OK)
+        return err;
+    int64_t first = log_active(log)->next_offset;
+    err = log_write_batches(log, batches, len, log_wall_ms());
+    if (err != LOG_OK)
+        return err;
+    for (size_t pos = 0; pos < len;) {
+        batch_header_t h;
+        batch_header_decode(batches + pos, &h);
+        log_assign_epoch(log, h.leader_epoch, h.base_offset);
+        pos += (size_t)batch_size(&h);
+    }
+    info->first_offset = first;
+    info->last_offset = expected - 1;
+    info->batch_count = nbatches;
+    info->record_count = (int32_t)records;
+    log_check_invariants(log);
+    return log_after_append(log, records);
+}
+
+/* ---- read ---- */
+
+/* Where to stop reading seg from position `from` (a batch boundary): before
+ * the first batch that would end past from + budget (unless it is the very
+ * first one and force_first) or whose last offset is >= max_offset. */
+static log_err_t log_segment_cut(const segment_t *seg, int64_t from, int64_t budget,
+                                 int64_t max_offset, bool force_first, int64_t *cut,
+                                 int64_t *cut_offset)
+{
+    int64_t limit = from + (budget > 0 ? budget : 0);
+    if (seg->next_offset <= max_offset && seg->size <= limit) {
+        *cut = seg->size;
+        *cut_offset = seg->next_offset;
+        return LOG_OK;
+    }
+    /* Every batch before either floor satisfies both bounds. */
+    int64_t by_bytes = segment_floor_by_position(seg, limit);
+    int64_t by_offset = segment_floor_by_offset(seg, max_offset);
+    int64_t pos = by_bytes < by_offset ? by_bytes : by_offset;
+    if (pos < from)
+        pos = from;
+    int64_t next = -1;
+    while (pos < seg->size) {
+        batch_header_t h;
+        log_err_t err = segment_read_header(seg, pos, &h);
+        if (err != LOG_OK)
+            return err;
+        if (next < 0)
+            next = h.base_offset;
+        if (batch_last_offset(&h) >= max_offset)
+            break;
+        if (pos + batch_size(&h) > limit && !(force_first && pos == from))
+            break;
+        pos += batch_size(&h);
+        next = batch_last_offset(&h) + 1;
+    }
+    *cut = pos;
+    *cut_offset = pos == seg->size ? seg->next_offset : next;
+    assert(*cut >= from && *cut <= seg->size);
+    return LOG_OK;
+}
+
+void partition_log_read_release(log_read_t *rd)
+{
+    for (int i = 0; i < rd->nranges; i++) {
+        if (rd->ranges[i].fd >= 0)
+            close(rd->ranges[i].fd);
+        rd->ranges[i].fd = -1;
+    }
+    rd->nranges = 0;
+}
+
+log_err_t partition_log_read(partition_log_t *log, int64_t offset, int64_t max_bytes,
+                             int64_t max_offset, log_read_t *out)
+{
+    assert(log != NULL && out != NULL);
+    memset(out, 0, sizeof(*out));
+    for (int i = 0; i < LOG_READ_MAX_RANGES; i++)
+        out->ranges[i].fd = -1;
+    out->first_offset = out->next_offset = offset;
+    int64_t end = log_active(log)->next_offset;
+    if (offset < log->start_offset || offset > end)
+        return LOG_ERR_OUT_OF_RANGE;
+    if (offset == end || offset >= max_offset)
+        return LOG_OK;
+    int i = log_find_segment(log, offset);
+    int64_t pos;
+    batch_header_t h;
+    log_err_t err = segment_find_batch(log->segs[i], offset, &pos, &h);
+    if (err != LOG_OK)
+        return err;
+    assert(pos < log->segs[i]->size);
+    out->first_offset = h.base_offset;
+    int64_t budget = max_bytes;
+    for (; i < log->nsegs && out->nranges < LOG_READ_MAX_RANGES; i++, pos = 0) {
+        const segment_t *seg = log->segs[i];
+        int64_t cut, cut_offset;
+        err = log_segment_cut(seg, pos, budget, max_offset, out->nranges == 0, &cut, &cut_offset);
+        if (err != LOG_OK)
+            break;
+        if (cut > pos) {
+            int fd = fcntl(seg->log_fd, F_DUPFD_CLOEXEC, 0);
+            if (fd < 0) {
+                VLOG_ERR("log", "%s: dup: %s", log->dir, strerror(errno));
+                err = LOG_ERR_IO;
+                break;
+            }
+            out->ranges[out->nranges++] = (log_file_range_t){fd, pos, cut - pos};
+            out->total_bytes += cut - pos;
+            budget -= cut - pos;
+            out->next_offset = cut_offset;
+        }
+        if (cut < seg->size || budget <= 0)
+            break;
+    }
+    if (err != LOG_OK) {
+        partition_log_read_release(out);
+        out->total_bytes = 0;
+        out->next_offset = offset;
+        return err;
+    }
+    assert(out->next_offset <= end && out->next_offset <= (max_offset > end ? end : max_offset));
+    return LOG_OK;
+}
+
+/* ---- offsets for timestamps ---- */
+
+static ssize_t log_pread_all(int fd, void *buf, size_t len, off_t offset)
+{
+    size_t done = 0;
+    while (done < len) {
+        ssize_t n = pread(fd, (uint8_t *)buf + done, len - done, offset + (off_t)done);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return n < 0 ? -1 : (ssize_t)done;
+        done += (size_t)n;
+    }
+    return (ssize_t)done;
+}
+
+log_err_t partition_log_offset_for_time(partition_log_t *log, int64_t ts, int64_t *offset,
+                                        int64_t *timestamp)
+{
+    assert(offset != NULL && timestamp != NULL);
+    *offset = -1;
+    *timestamp = -1;
+    for (int i = 0; i < log->nsegs; i++) {
+        const segment_t *seg = log->segs[i];
+        if (seg->size == 0 || seg->max_timestamp < ts)
+            continue;
+        for (int64_t pos = segment_floor_by_time(seg, ts); pos < seg->size;) {
+            batch_header_t h;
+            log_err_t err = segment_read_header(seg, pos, &h);
+            if (err != LOG_OK)
+                return err;
+            if (h.max_timestamp < ts) {
+                pos += batch_size(&h);
+                continue;
+            }
+            *offset = h.base_offset;
+            *timestamp = h.max_timestamp;
+            /* CreateTime, uncompressed: the first record at or after ts. */
+            if ((h.attributes & (BATCH_ATTR_CODEC_MASK | BATCH_ATTR_LOG_APPEND_TIME)) == 0) {
+                size_t size = (size_t)batch_size(&h);
+                uint8_t *buf = xmalloc(size);
+                int64_t rec_offset, rec_ts;
+                if (log_pread_all(seg->log_fd, buf, size, (off_t)pos) == (ssize_t)size &&
+                    batch_find_timestamp(buf, size, ts, &rec_offset, &rec_ts) == 0) {
+                    *offset = rec_offset;
+                    *timestamp = rec_ts;
+                }
+                free(buf);
+            }
+            assert(*offset >= log->start_offset);
+            return LOG_OK;
+        }
+    }
+    return LOG_OK;
+}
+
+/* ---- truncation ---- */
+
+log_err_t partition_log_truncate_to(partition_log_t *log, int64_t offset)
+{
+    assert(log != NULL);
+    if (offset < log->start_offset)
+        return LOG_ERR_OUT_OF_RANGE;
+    if (offset >= log_active(log)->next_offset)
+        return LOG_OK;
+    int i = log_find_segment(log, offset);
+    segment_t *seg = log->segs[i];
+    int64_t pos;
+    batch_header_t h;
+    log_err_t err = segment_find_batch(seg, offset, &pos, &h);
+    if (err != LOG_OK)
+        return err;
+    /* A batch is kept or dropped whole: truncating inside one drops it. */
+    int64_t new_end = pos < seg->size ? h.base_offset : seg->next_offset;
+    if (i + 1 < log->nsegs)
+        segment_finish(log->dir, log_active(log), true);
+    log_drop_segments_from(log, i + 1);
+    err = segment_activate(log->dir, seg);
+    if (err == LOG_OK)
+        err = segment_truncate(seg, pos, new_end);
+    if (err == LOG_OK)
+        err = segment_write_pending_index(seg);
+    if (err != LOG_OK)
+        return err;
+    log_epochs_truncate_end(log, new_end);
+    if (log->high_watermark > new_end)
+        log->high_watermark = new_end;
+    if (log->recovery_point > new_end)
+        log->recovery_point = new_end;
+    log_check_invariants(log);
+    return LOG_OK;
+}
+
+log_err_t partition_log_truncate_fully(partition_log_t *log, int64_t offset)
+{
+    assert(log != NULL);
+    if (offset < 0)
+        return LOG_ERR_OUT_OF_RANGE;
+    log_drop_segments_from(log, 0);
+    segment_t *seg = NULL;
+    log_err_t err = segment_create(log->dir, offset, &seg);
+    if (err != LOG_OK) {
+        /* No segment to fall back on: the log is unusable until reopened. */
+        VLOG_ERR("log", "%s: cannot recreate segment at %" PRId64, log->dir, offset);
+        abort();
+    }
+    log_push_segment(log, seg);
+    log->dir_dirty = true;
+    log->start_offset = log->high_watermark = log->recovery_point = offset;
+    log->unflushed_messages = 0;
+    log->nepochs = 0;
+    log_write_epochs(log);
+    log_check_invariants(log);
+    return LOG_OK;
+}
+
+/* ---- flush, retention, periodic work ---- */
+
+log_err_t partition_log_flush(partition_log_t *log)
+{
+    assert(log != NULL);
+    for (int i = 0; i < log->nsegs; i++) {
+        log_err_t err = segment_sync(log->dir, log->segs[i]);
+        if (err != LOG_OK)
+            return err;
+    }
+    if (log->dir_dirty) {
+        if (log_fsync_dir(log->dir) != 0) {
+            VLOG_ERR("log", "fsync %s: %s", log->dir, strerror(errno));
+            return LOG_ERR_IO;
+        }
+        log->dir_dirty = false;
+    }
+    log->recovery_point = log_active(log)->next_offset;
+    log->unflushed_messages = 0;
+    return LOG_OK;
+}
+
+/* A segment's age for retention.ms: its greatest timestamp, or its file's
+ * mtime when no batch carried one. */
+static int64_t log_segment_time(const segment_t *seg)
+{
+    if (seg->max_timestamp >= 0)
+        return seg->max_timestamp;
+    struct stat st;
+    if (fstat(seg->log_fd, &st) != 0)
+        return INT64_MAX;
+    return (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
+}
+
+static int log_apply_retention(partition_log_t *log, int64_t now_ms)
+{
+    int drop = 0;
+    int64_t total = partition_log_size_bytes(log);
+    /* Whole segments from the front, never the active one, never data the
+     * high watermark has not passed. */
+    while (drop < log->nsegs - 1 && log->segs[drop]->next_offset <= log->high_watermark) {
+        const segment_t *seg = log->segs[drop];
+        bool expired =
+            log->cfg.retention_ms >= 0 && now_ms - log_segment_time(seg) > log->cfg.retention_ms;
+        bool oversize =
+            log->cfg.retention_bytes >= 0 && total - seg->size >= log->cfg.retention_bytes;
+        if (!expired && !oversize)
+            break;
+        total -= seg->size;
+        drop++;
+    }
+    if (drop == 0)
+        return 0;
+    for (int i = 0; i < drop; i++) {
+        VLOG_INFO("log", "%s: retention deletes segment %" PRId64, log->dir,
+                  log->segs[i]->base_offset);
+        segment_delete(log->dir, log->segs[i]);
+    }
+    memmove(log->segs, log->segs + drop, (size_t)(log->nsegs - drop) * sizeof(*log->segs));
+    log->nsegs -= drop;
+    log->dir_dirty = true;
+    log->start_offset = log->segs[0]->base_offset;
+    if (log->recovery_point < log->start_offset)
+        log->recovery_point = log->start_offset;
+    log_epochs_truncate_start(log, log->start_offset);
+    log_check_invariants(log);
+    return drop;
+}
+
+int partition_log_tick(partition_log_t *log, int64_t now_ms)
+{
+    assert(log != NULL);
+    segment_t *active = log_active(log);
+    if (active->size > 0 && active->roll_base_ms >= 0 &&
+        now_ms - active->roll_base_ms >= log->cfg.segment_ms)
+        log_roll(log);
+    if (log->last_flush_ms < 0)
+        log->last_flush_ms = now_ms;
+    if (log->unflushed_messages > 0 && now_ms - log->last_flush_ms >= log->cfg.flush_ms) {
+        if (partition_log_flush(log) == LOG_OK)
+            log->last_flush_ms = now_ms;
+    }
+    return log_apply_retention(log, now_ms);
+}
