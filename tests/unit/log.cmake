@@ -1,0 +1,11 @@
+# The partition log's CUnit suites (crc32c, partition log, recovery,
+# randomized model, log manager).
+vltava_unit_test(test_log
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/log_test_main.c
+          ${CMAKE_CURRENT_LIST_DIR}/log_test_batch.c
+          ${CMAKE_CURRENT_LIST_DIR}/log_crc_test.c
+          ${CMAKE_CURRENT_LIST_DIR}/log_partition_test.c
+          ${CMAKE_CURRENT_LIST_DIR}/log_recovery_test.c
+          ${CMAKE_CURRENT_LIST_DIR}/log_model_test.c
+          ${CMAKE_CURRENT_LIST_DIR}/log_manager_test.c
+  LIBS vltava_log vltava_util)
