@@ -10,13 +10,16 @@
 # zookeeper/ (zoo.cfg, data, log, pid) and broker-<i>/ (properties, data,
 # log, pid). Broker configs are deploy/broker.properties with the per-broker
 # keys replaced. Binaries come from $VLTAVA_BUILD_DIR (default <repo>/build),
-# built there first if missing. ZooKeeper listens on $VLTAVA_ZK_PORT (2181).
+# built there first if missing. ZooKeeper listens on $VLTAVA_ZK_PORT (2181);
+# $VLTAVA_BASE_PORT (9091) moves the brokers: broker i on BASE+i, its
+# replication listener on BASE+10000+i.
 set -euo pipefail
 
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 state="${VLTAVA_LOCAL_DIR:-$repo/.vltava-local}"
 build="${VLTAVA_BUILD_DIR:-$repo/build}"
 zk_port="${VLTAVA_ZK_PORT:-2181}"
+base_port="${VLTAVA_BASE_PORT:-9091}"
 template="$repo/deploy/broker.properties"
 chroot=/vltava
 
@@ -102,8 +105,8 @@ write_config() {
     local i=$1 dir="$state/broker-$1"
     local -A own=(
         [broker.id]="$i"
-        [listeners]="PLAINTEXT://127.0.0.1:$((9091 + i))"
-        [replication.listener]="127.0.0.1:$((19091 + i))"
+        [listeners]="PLAINTEXT://127.0.0.1:$((base_port + i))"
+        [replication.listener]="127.0.0.1:$((base_port + 10000 + i))"
         [zookeeper.connect]="127.0.0.1:$zk_port$chroot"
         [log.dirs]="$dir/data"
     )
@@ -130,7 +133,7 @@ start_broker() {
         say "broker $i already running (pid $(cat "$dir/pid"))"
         return
     fi
-    port_open $((9091 + i)) && die "port $((9091 + i)) is taken"
+    port_open $((base_port + i)) && die "port $((base_port + i)) is taken"
     mkdir -p "$dir/data"
     write_config "$i"
     setsid "$bin" --config "$dir/broker.properties" >>"$dir/broker.log" 2>&1 </dev/null &
@@ -156,7 +159,7 @@ bootstrap() {
     local d list=""
     for d in $(broker_dirs); do
         pid_alive "$d/pid" vltava-broker || continue
-        list="$list${list:+,}127.0.0.1:$((9091 + ${d##*-}))"
+        list="$list${list:+,}127.0.0.1:$((base_port + ${d##*-}))"
     done
     echo "$list"
 }
@@ -173,6 +176,7 @@ cmd_up() {
     [[ "$n" =~ ^[1-9][0-9]*$ ]] || die "--brokers must be a positive number"
     ensure_built
     mkdir -p "$state"
+    printf 'zk_port=%s\nbase_port=%s\n' "$zk_port" "$base_port" >"$state/ports"
     start_zookeeper
     local i
     for i in $(seq 1 "$n"); do
@@ -180,11 +184,11 @@ cmd_up() {
     done
     for i in $(seq 1 "$n"); do
         local dir="$state/broker-$i"
-        if ! wait_until 90 "broker $i" cluster_formed $((9091 + i)) "$n"; then
+        if ! wait_until 90 "broker $i" cluster_formed $((base_port + i)) "$n"; then
             tail -30 "$dir/broker.log" >&2 || true
             die "broker $i did not join a cluster of $n; see $dir/broker.log"
         fi
-        say "broker $i 127.0.0.1:$((9091 + i)) (pid $(cat "$dir/pid"))"
+        say "broker $i 127.0.0.1:$((base_port + i)) (pid $(cat "$dir/pid"))"
     done
     say "bootstrap: $(bootstrap)"
 }
@@ -230,7 +234,7 @@ cmd_status() {
     for d in $(broker_dirs); do
         local i=${d##*-}
         if pid_alive "$d/pid" vltava-broker; then
-            say "broker $i   127.0.0.1:$((9091 + i))  pid $(cat "$d/pid")  $(port_open $((9091 + i)) && echo listening || echo 'not listening')"
+            say "broker $i   127.0.0.1:$((base_port + i))  pid $(cat "$d/pid")  $(port_open $((base_port + i)) && echo listening || echo 'not listening')"
             up=1
         else
             say "broker $i   stopped"
@@ -239,6 +243,12 @@ cmd_status() {
     [ "$up" -eq 1 ] && say "bootstrap: $(bootstrap)"
     [ "$up" -eq 1 ]
 }
+
+# status and down use the ports "up" used.
+if [ "${1:-}" != up ] && [ -f "$state/ports" ]; then
+    # shellcheck disable=SC1091
+    . "$state/ports"
+fi
 
 case "${1:-}" in
 up) shift; cmd_up "$@" ;;

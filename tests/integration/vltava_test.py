@@ -900,7 +900,8 @@ class Cluster:
         {"cluster_id", "controller_id", "brokers": {id: (host, port)},
          "topics": {name: {"error": code or None,
                            "partitions": {p: {"leader", "replicas", "isr", "error"}}}}}"""
-        md = self.admin().list_topics(timeout=timeout)
+        admin = self.admin()
+        md = admin.list_topics(timeout=timeout)
         topics = {}
         for name, t in md.topics.items():
             parts = {}
@@ -918,8 +919,10 @@ class Cluster:
 
         topic = NewTopic(name, num_partitions=partitions, replication_factor=rf,
                          config={k: str(v) for k, v in (config or {}).items()})
-        futures = self.admin().create_topics([topic], operation_timeout=30, request_timeout=30)
+        admin = self.admin()  # must outlive the future: destroying it fails the request
+        futures = admin.create_topics([topic], operation_timeout=30, request_timeout=30)
         futures[name].result(timeout=timeout)
+        del admin
         self.wait_topic_leaders(name, partitions, timeout=timeout)
 
     def wait_topic_leaders(self, name, partitions, timeout=60):
