@@ -1,0 +1,213 @@
+/* CUnit tests for the replica manager over a real log manager in a
+ * temporary directory: logs created on assignment with the topic's config
+ * overrides, leadership and leader epochs recorded, older epochs ignored,
+ * removal deleting the log, the listener hearing every change, and the
+ * high watermark following appends. The coordinator's callbacks are
+ * invoked directly, with the metadata structures the coordinator passes. */
+#include <CUnit/Basic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "crc32c.h"
+#include "log_manager.h"
+#include "replica_manager.h"
+
+void api_replica_suite(void);
+
+static char tmpdir[64];
+static log_manager_t *logs;
+static broker_config_t cfg;
+static replica_manager_t *rm;
+static coordinator_callbacks_t cb;
+static int events;
+static char last_event_topic[64];
+static int32_t last_event_partition;
+
+static void on_event(void *arg, const char *topic, int32_t partition)
+{
+    CU_ASSERT_PTR_EQUAL(arg, &events);
+    events++;
+    snprintf(last_event_topic, sizeof(last_event_topic), "%s", topic);
+    last_event_partition = partition;
+}
+
+static int setup(void)
+{
+    snprintf(tmpdir, sizeof(tmpdir), "/tmp/vltava-api-replica-XXXXXX");
+    if (!mkdtemp(tmpdir))
+        return -1;
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.broker_id = 1;
+    cfg.min_insync_replicas = 1;
+    log_config_defaults(&cfg.log_defaults);
+    if (log_manager_open(tmpdir, &cfg.log_defaults, &logs) != LOG_OK)
+        return -1;
+    rm = replica_manager_new(NULL, &cfg, logs);
+    cb = replica_manager_callbacks(rm);
+    replica_manager_set_listener(rm, on_event, &events);
+    return 0;
+}
+
+static int teardown(void)
+{
+    replica_manager_free(rm);
+    log_manager_close(logs);
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static bool dir_exists(const char *name)
+{
+    char path[256];
+    struct stat st;
+    snprintf(path, sizeof(path), "%s/%s", tmpdir, name);
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* A topic as the coordinator hands it over: one partition's state. */
+typedef struct topic_fixture {
+    char *keys[1];
+    char *values[1];
+    int32_t replicas[1];
+    md_partition_t part;
+    md_topic_t topic;
+} topic_fixture_t;
+
+static void fixture(topic_fixture_t *f, const char *name, int32_t partition, int32_t leader,
+                    int32_t epoch)
+{
+    memset(f, 0, sizeof(*f));
+    f->keys[0] = "max.message.bytes";
+    f->values[0] = "5000";
+    f->replicas[0] = 1;
+    f->part = (md_partition_t){.id = partition,
+                               .leader = leader,
+                               .leader_epoch = epoch,
+                               .replicas = f->replicas,
+                               .nreplicas = 1,
+                               .isr = f->replicas,
+                               .nisr = 1};
+    f->topic = (md_topic_t){.name = (char *)name,
+                            .npartitions = partition + 1,
+                            .config_keys = f->keys,
+                            .config_values = f->values,
+                            .nconfigs = 1};
+}
+
+static void test_assignment_and_fencing(void)
+{
+    topic_fixture_t f;
+    events = 0;
+    CU_ASSERT_PTR_NULL(replica_manager_get(rm, "orders", 6, 2));
+
+    fixture(&f, "orders", 2, 1, 3);
+    cb.partition_changed(cb.arg, &f.topic, &f.part);
+    const replica_partition_t *rp = replica_manager_get(rm, "orders", 6, 2);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(rp);
+    CU_ASSERT_TRUE(rp->is_leader);
+    CU_ASSERT_EQUAL(rp->leader_id, 1);
+    CU_ASSERT_EQUAL(rp->leader_epoch, 3);
+    CU_ASSERT_PTR_EQUAL(rp->log, log_manager_get(logs, "orders", 2));
+    CU_ASSERT_EQUAL(partition_log_config(rp->log)->max_message_bytes, 5000);
+    CU_ASSERT_TRUE(dir_exists("orders-2"));
+    CU_ASSERT_EQUAL(events, 1);
+    CU_ASSERT_STRING_EQUAL(last_event_topic, "orders");
+    CU_ASSERT_EQUAL(last_event_partition, 2);
+    /* The name is matched by length: a frame's topic is not NUL-terminated. */
+    CU_ASSERT_PTR_EQUAL(replica_manager_get(rm, "orders-x", 6, 2), rp);
+    CU_ASSERT_PTR_NULL(replica_manager_get(rm, "orders", 5, 2));
+    CU_ASSERT_PTR_NULL(replica_manager_get(rm, "orders", 6, 1));
+
+    /* An older leader epoch is a stale instruction: ignored. */
+    fixture(&f, "orders", 2, 2, 2);
+    cb.partition_changed(cb.arg, &f.topic, &f.part);
+    rp = replica_manager_get(rm, "orders", 6, 2);
+    CU_ASSERT_TRUE(rp->is_leader);
+    CU_ASSERT_EQUAL(rp->leader_epoch, 3);
+    CU_ASSERT_EQUAL(events, 1);
+
+    /* A newer one moves leadership away: this broker follows. */
+    fixture(&f, "orders", 2, 2, 4);
+    cb.partition_changed(cb.arg, &f.topic, &f.part);
+    rp = replica_manager_get(rm, "orders", 6, 2);
+    CU_ASSERT_FALSE(rp->is_leader);
+    CU_ASSERT_EQUAL(rp->leader_id, 2);
+    CU_ASSERT_EQUAL(rp->leader_epoch, 4);
+    CU_ASSERT_EQUAL(events, 2);
+
+    cb.partition_removed(cb.arg, "orders", 2);
+    CU_ASSERT_PTR_NULL(replica_manager_get(rm, "orders", 6, 2));
+    CU_ASSERT_PTR_NULL(log_manager_get(logs, "orders", 2));
+    CU_ASSERT_FALSE(dir_exists("orders-2"));
+    CU_ASSERT_EQUAL(events, 3);
+}
+
+/* One uncompressed RecordBatch v2 of `count` empty records, CRC filled. */
+static size_t make_batch(uint8_t *buf, int32_t count)
+{
+    size_t len = 61;
+    for (int32_t i = 0; i < count; i++) {
+        /* length 6 (zigzag 12): attributes 0, timestamp delta 0, offset
+         * delta i, key -1, value -1, no headers; varints zigzag-encoded. */
+        uint8_t rec[] = {12, 0, 0, (uint8_t)(i * 2), 1, 1, 0};
+        memcpy(buf + len, rec, sizeof(rec));
+        len += sizeof(rec);
+    }
+    memset(buf, 0, 61);
+    uint32_t length = (uint32_t)len - 12;
+    buf[8] = (uint8_t)(length >> 24);
+    buf[9] = (uint8_t)(length >> 16);
+    buf[10] = (uint8_t)(length >> 8);
+    buf[11] = (uint8_t)length;
+    buf[16] = 2;
+    int32_t last_delta = count - 1;
+    for (int i = 0; i < 4; i++) {
+        buf[23 + i] = (uint8_t)(last_delta >> (24 - 8 * i));
+        buf[57 + i] = (uint8_t)(count >> (24 - 8 * i));
+    }
+    memset(buf + 43, 0xff, 14); /* producer id, epoch, base sequence: -1 */
+    uint32_t crc = crc32c(0, buf + 21, len - 21);
+    for (int i = 0; i < 4; i++)
+        buf[17 + i] = (uint8_t)(crc >> (24 - 8 * i));
+    return len;
+}
+
+static void test_high_watermark_follows_appends(void)
+{
+    topic_fixture_t f;
+    fixture(&f, "hw", 0, 1, 7);
+    cb.partition_changed(cb.arg, &f.topic, &f.part);
+    const replica_partition_t *rp = replica_manager_get(rm, "hw", 2, 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(rp);
+    CU_ASSERT_EQUAL(partition_log_high_watermark(rp->log), 0);
+
+    uint8_t buf[256];
+    size_t len = make_batch(buf, 5);
+    log_append_info_t info;
+    CU_ASSERT_EQUAL_FATAL(
+        partition_log_append(rp->log, buf, len, rp->leader_epoch, 1700000000000, &info), LOG_OK);
+    CU_ASSERT_EQUAL(partition_log_high_watermark(rp->log), 0);
+    CU_ASSERT_EQUAL(replica_manager_leader_appended(rm, rp), 5);
+    CU_ASSERT_EQUAL(partition_log_high_watermark(rp->log), 5);
+    CU_ASSERT_EQUAL(partition_log_latest_epoch(rp->log), 7);
+    cb.partition_removed(cb.arg, "hw", 0);
+}
+
+static void test_remove_unknown_is_harmless(void)
+{
+    int before = events;
+    cb.partition_removed(cb.arg, "never-seen", 0);
+    CU_ASSERT_EQUAL(events, before + 1);
+}
+
+void api_replica_suite(void)
+{
+    CU_pSuite s = CU_add_suite("api_replica", setup, teardown);
+    CU_add_test(s, "assignment and epoch fencing", test_assignment_and_fencing);
+    CU_add_test(s, "high watermark follows appends", test_high_watermark_follows_appends);
+    CU_add_test(s, "removing an unknown partition", test_remove_unknown_is_harmless);
+}
