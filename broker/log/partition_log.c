@@ -40,6 +40,12 @@ struct partition_log {
     bool dir_dirty;        /* names created or removed since the last flush */
     epoch_entry_t *epochs; /* owned, epochs and start offsets increasing */
     int nepochs, epochs_cap;
+    /* Where the last read stopped: consumers read on from next_offset, so
+     * the next read usually starts here without an index lookup or a
+     * header scan. Reset by anything that rewrites the middle of the log. */
+    int64_t hint_offset; /* -1: none */
+    int64_t hint_base;
+    int64_t hint_position;
 };
 
 const char *log_err_str(log_err_t err)
@@ -366,6 +372,7 @@ log_err_t partition_log_open(const char *dir, const log_config_t *cfg, int64_t r
     log->dir = xstrdup(dir);
     log->cfg = *cfg;
     log->last_flush_ms = -1;
+    log->hint_offset = -1;
     int64_t *bases = NULL;
     int nbases = 0;
     log_err_t err = log_list_segments(dir, &bases, &nbases);
@@ -784,6 +791,8 @@ static log_err_t log_segment_cut(const segment_t *seg, int64_t from, int64_t bud
             break;
         pos += batch_size(&h);
         next = batch_last_offset(&h) + 1;
+        if (pos >= limit)
+            break; /* any further batch would pass the byte limit */
     }
     *cut = pos;
     *cut_offset = pos == seg->size ? seg->next_offset : next;
@@ -816,12 +825,18 @@ log_err_t partition_log_read(partition_log_t *log, int64_t offset, int64_t max_b
         return LOG_OK;
     int i = log_find_segment(log, offset);
     int64_t pos;
-    batch_header_t h;
-    log_err_t err = segment_find_batch(log->segs[i], offset, &pos, &h);
-    if (err != LOG_OK)
-        return err;
+    log_err_t err = LOG_OK;
+    if (offset == log->hint_offset && log->segs[i]->base_offset == log->hint_base) {
+        pos = log->hint_position;
+        out->first_offset = offset;
+    } else {
+        batch_header_t h;
+        err = segment_find_batch(log->segs[i], offset, &pos, &h);
+        if (err != LOG_OK)
+            return err;
+        out->first_offset = h.base_offset;
+    }
     assert(pos < log->segs[i]->size);
-    out->first_offset = h.base_offset;
     int64_t budget = max_bytes;
     for (; i < log->nsegs && out->nranges < LOG_READ_MAX_RANGES; i++, pos = 0) {
         const segment_t *seg = log->segs[i];
@@ -840,6 +855,9 @@ log_err_t partition_log_read(partition_log_t *log, int64_t offset, int64_t max_b
             out->total_bytes += cut - pos;
             budget -= cut - pos;
             out->next_offset = cut_offset;
+            log->hint_offset = cut_offset;
+            log->hint_base = seg->base_offset;
+            log->hint_position = cut;
         }
         if (cut < seg->size || budget <= 0)
             break;
@@ -938,6 +956,7 @@ log_err_t partition_log_truncate_to(partition_log_t *log, int64_t offset)
         err = segment_write_pending_index(seg);
     if (err != LOG_OK)
         return err;
+    log->hint_offset = -1;
     log_epochs_truncate_end(log, new_end);
     if (log->high_watermark > new_end)
         log->high_watermark = new_end;
@@ -964,6 +983,7 @@ log_err_t partition_log_truncate_fully(partition_log_t *log, int64_t offset)
     log->dir_dirty = true;
     log->start_offset = log->high_watermark = log->recovery_point = offset;
     log->unflushed_messages = 0;
+    log->hint_offset = -1;
     log->nepochs = 0;
     log_write_epochs(log);
     log_check_invariants(log);
@@ -1031,6 +1051,7 @@ static int log_apply_retention(partition_log_t *log, int64_t now_ms)
     memmove(log->segs, log->segs + drop, (size_t)(log->nsegs - drop) * sizeof(*log->segs));
     log->nsegs -= drop;
     log->dir_dirty = true;
+    log->hint_offset = -1;
     log->start_offset = log->segs[0]->base_offset;
     if (log->recovery_point < log->start_offset)
         log->recovery_point = log->start_offset;
