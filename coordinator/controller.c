@@ -390,10 +390,12 @@ void controller_after_reload(coordinator_t *c, bool controller_exists, int32_t c
         return;
     }
     bool mine = controller_id == c->cfg.broker_id && controller_owner == c->session_id;
-    if (!mine)
+    if (!mine) {
         controller_resign(c, "another broker holds /controller");
-    else if (c->is_controller)
+    } else if (c->is_controller) {
+        c->push_pending = true; /* every reload follows a change: tell the brokers */
         controller_act(c);
+    }
 }
 
 /* ---- admin requests ---- */
@@ -717,9 +719,4 @@ void coordinator_create_partitions(coordinator_t *c, const char *name, int32_t t
     free(a.nreplicas);
     free(replicas);
     zk_multi_submit(c, call);
-}
-
-void controller_push_metadata(coordinator_t *c)
-{
-    (void)c; /* brokers follow ZooKeeper watches; the RPC push is added with broker/rpc */
 }

@@ -24,7 +24,9 @@ typedef struct zk_call zk_call_t;
 typedef void (*zk_done_fn)(coordinator_t *c, zk_call_t *call);
 
 struct zk_call {
-    zk_call_t *next; /* queue link */
+    zk_call_t *next;                    /* queue link */
+    zk_call_t *track_prev, *track_next; /* in-flight list (under mu) */
+    bool tracked;
     coordinator_t *c;
     uint64_t session_gen; /* the handle it was issued on */
     zk_done_fn done;
@@ -83,6 +85,7 @@ struct coordinator {
     pthread_mutex_t mu;
     pthread_cond_t cond;
     zk_call_t *calls_head, *calls_tail;          /* under mu */
+    zk_call_t *inflight;                         /* under mu: handed to ZooKeeper */
     zk_watch_event_t *events_head, *events_tail; /* under mu */
     int session_state;                           /* under mu */
     ev_async wake;
@@ -164,6 +167,11 @@ bool coord_broker_live(void *arg, int32_t id);
 void coord_apply_partition(coordinator_t *c, const char *topic, const uint8_t topic_id[16],
                            int32_t partition, int32_t leader, int32_t leader_epoch,
                            const int32_t *isr, int32_t nisr);
+
+/* ---- rpc_glue.c ---- */
+int rpc_glue_start(coordinator_t *c, char *err, size_t err_size);
+void rpc_glue_stop(coordinator_t *c);
+void rpc_glue_sync_peers(coordinator_t *c, const cluster_metadata_t *old);
 
 /* ---- controller.c ---- */
 void controller_after_reload(coordinator_t *c, bool controller_exists, int32_t controller_id,

@@ -307,6 +307,7 @@ static void install_metadata(coordinator_t *c, cluster_metadata_t *md, topic_zk_
     keep_newer_epochs(old, md);
     c->md = md;
     c->md_zk = zk;
+    rpc_glue_sync_peers(c, old);
     fire_callbacks(c, old, md);
     metadata_free(old, old_zk);
 }
@@ -932,6 +933,7 @@ static void coordinator_free(coordinator_t *c)
     ev_timer_stop(c->loop, &c->retry_timer);
     ev_timer_stop(c->loop, &c->tick_timer);
     controller_check_waiters(c, true);
+    rpc_glue_stop(c);
     zk_close_session(c);
     zk_bridge_destroy(c);
     if (c->load)
@@ -991,6 +993,10 @@ int coordinator_start(struct ev_loop *loop, const coordinator_config_t *cfg,
     zk_bridge_init(c);
 
     const int64_t deadline = coord_now_ms() + c->cfg.zk_session_timeout_ms;
+    /* The RPC listener first: the registration names its port, and a
+     * stale registration is recognised by it. */
+    if (rpc_glue_start(c, err, err_size) != 0)
+        goto fail;
     if (c->chroot) {
         if (start_session(c, c->zk_hosts, deadline, err, err_size) != 0 ||
             sync_create_recursive(c->zh, c->chroot, err, err_size) != 0)

@@ -72,7 +72,7 @@ typedef struct coordinator_config {
     const char *advertised_host;
     int32_t advertised_port;
     const char *rpc_host;
-    int32_t rpc_port;
+    int32_t rpc_port;                   /* 0: any free port; -1: no RPC listener */
     const char *rack;                   /* NULL when unset */
     int32_t default_partitions;         /* num.partitions */
     int16_t default_replication_factor; /* default.replication.factor */
@@ -105,6 +105,11 @@ int coordinator_start(struct ev_loop *loop, const coordinator_config_t *cfg,
 void coordinator_stop(coordinator_t *c);
 
 const cluster_metadata_t *coordinator_metadata(const coordinator_t *c);
+/* The inter-broker RPC channel (broker/rpc/rpc.h) the coordinator listens
+ * on at rpc_host:rpc_port; its peer table follows the live brokers.
+ * Replication registers its handlers and sends on it. NULL when
+ * rpc_port < 0 (no listener). */
+struct rpc *coordinator_rpc(coordinator_t *c);
 int32_t coordinator_broker_id(const coordinator_t *c);
 bool coordinator_is_controller(const coordinator_t *c);
 

@@ -48,16 +48,38 @@ static void zk_client_log(const char *message)
     VLOG_WARN("zookeeper", "%s", message);
 }
 
-static void enqueue_call(zk_call_t *call)
+/* Under mu. */
+static void untrack(coordinator_t *c, zk_call_t *call)
 {
-    coordinator_t *c = call->c;
-    pthread_mutex_lock(&c->mu);
+    if (!call->tracked)
+        return;
+    if (call->track_prev)
+        call->track_prev->track_next = call->track_next;
+    else
+        c->inflight = call->track_next;
+    if (call->track_next)
+        call->track_next->track_prev = call->track_prev;
+    call->track_prev = call->track_next = NULL;
+    call->tracked = false;
+}
+
+/* Under mu. */
+static void append_call(coordinator_t *c, zk_call_t *call)
+{
+    untrack(c, call);
     call->next = NULL;
     if (c->calls_tail)
         c->calls_tail->next = call;
     else
         c->calls_head = call;
     c->calls_tail = call;
+}
+
+static void enqueue_call(zk_call_t *call)
+{
+    coordinator_t *c = call->c;
+    pthread_mutex_lock(&c->mu);
+    append_call(c, call);
     pthread_cond_broadcast(&c->cond);
     pthread_mutex_unlock(&c->mu);
     ev_async_send(c->loop, &c->wake);
@@ -266,6 +288,13 @@ void zk_close_session(coordinator_t *c)
     c->zh = NULL;
     pthread_mutex_lock(&c->mu);
     c->session_gen++; /* late events of the old handle are now stale */
+    /* ZooKeeper's threads are gone: calls it never completed never will.
+     * They complete now with ZCLOSING, so every call ends exactly once. */
+    while (c->inflight) {
+        zk_call_t *call = c->inflight;
+        call->rc = ZCLOSING;
+        append_call(c, call);
+    }
     pthread_mutex_unlock(&c->mu);
     free(c->zh_ctx);
     c->zh_ctx = NULL;
@@ -331,44 +360,58 @@ static void submitted(zk_call_t *call, int rc)
     enqueue_call(call);
 }
 
-static zhandle_t *handle(coordinator_t *c)
+/* Records the call as handed to ZooKeeper (before it is: its completion
+ * may run at once); returns the handle, or NULL when there is none. */
+static zhandle_t *handle(coordinator_t *c, zk_call_t *call)
 {
+    if (!c->zh)
+        return NULL;
+    pthread_mutex_lock(&c->mu);
+    assert(!call->tracked);
+    call->tracked = true;
+    call->track_prev = NULL;
+    call->track_next = c->inflight;
+    if (c->inflight)
+        c->inflight->track_prev = call;
+    c->inflight = call;
+    pthread_mutex_unlock(&c->mu);
     return c->zh;
 }
 
 void zk_get(coordinator_t *c, zk_call_t *call, bool watch)
 {
     assert(call->path);
-    submitted(call, handle(c) ? zoo_aget(c->zh, call->path, watch, on_data, call) : ZINVALIDSTATE);
+    submitted(call,
+              handle(c, call) ? zoo_aget(c->zh, call->path, watch, on_data, call) : ZINVALIDSTATE);
 }
 
 void zk_exists(coordinator_t *c, zk_call_t *call, bool watch)
 {
     assert(call->path);
-    submitted(call,
-              handle(c) ? zoo_aexists(c->zh, call->path, watch, on_stat, call) : ZINVALIDSTATE);
+    submitted(call, handle(c, call) ? zoo_aexists(c->zh, call->path, watch, on_stat, call)
+                                    : ZINVALIDSTATE);
 }
 
 void zk_children(coordinator_t *c, zk_call_t *call, bool watch)
 {
     assert(call->path);
-    submitted(call, handle(c) ? zoo_aget_children(c->zh, call->path, watch, on_strings, call)
-                              : ZINVALIDSTATE);
+    submitted(call, handle(c, call) ? zoo_aget_children(c->zh, call->path, watch, on_strings, call)
+                                    : ZINVALIDSTATE);
 }
 
 void zk_create(coordinator_t *c, zk_call_t *call, const uint8_t *data, size_t len, int flags)
 {
     assert(call->path && len <= COORD_MAX_ZNODE_BYTES);
-    submitted(call, handle(c) ? zoo_acreate(c->zh, call->path, (const char *)data, (int)len,
-                                            &ZOO_OPEN_ACL_UNSAFE, flags, on_string, call)
-                              : ZINVALIDSTATE);
+    submitted(call, handle(c, call) ? zoo_acreate(c->zh, call->path, (const char *)data, (int)len,
+                                                  &ZOO_OPEN_ACL_UNSAFE, flags, on_string, call)
+                                    : ZINVALIDSTATE);
 }
 
 void zk_delete(coordinator_t *c, zk_call_t *call, int version)
 {
     assert(call->path);
-    submitted(call,
-              handle(c) ? zoo_adelete(c->zh, call->path, version, on_void, call) : ZINVALIDSTATE);
+    submitted(call, handle(c, call) ? zoo_adelete(c->zh, call->path, version, on_void, call)
+                                    : ZINVALIDSTATE);
 }
 
 static char *keep(zk_call_t *call, const void *data, size_t len, bool nul)
@@ -425,7 +468,7 @@ void zk_multi_submit(coordinator_t *c, zk_call_t *call)
     for (int i = 0; i < call->nops; i++)
         if (call->ops[i].type == ZOO_SETDATA_OP)
             call->ops[i].set_op.stat = &call->stats[i];
-    submitted(call, handle(c)
+    submitted(call, handle(c, call)
                         ? zoo_amulti(c->zh, call->nops, call->ops, call->results, on_void, call)
                         : ZINVALIDSTATE);
 }

@@ -2,6 +2,8 @@
 # coordinator against a real ZooKeeper (VLTAVA_TEST_ZK, or its own).
 vltava_unit_test(test_coord
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/coord_main.c ${CMAKE_CURRENT_LIST_DIR}/coord_pure_test.c
-          ${CMAKE_CURRENT_LIST_DIR}/coord_zk_test.c
-  LIBS vltava_coordinator vltava_log vltava_kafka vltava_proto vltava_util)
+          ${CMAKE_CURRENT_LIST_DIR}/coord_zk_test.c ${CMAKE_CURRENT_LIST_DIR}/coord_rpc_test.c
+  LIBS vltava_coordinator vltava_rpc vltava_log vltava_kafka vltava_proto vltava_util)
 target_compile_definitions(test_coord PRIVATE THREADED)
+set_tests_properties(test_coord PROPERTIES
+  ENVIRONMENT "LSAN_OPTIONS=suppressions=${CMAKE_CURRENT_LIST_DIR}/coord_lsan.supp")

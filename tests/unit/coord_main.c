@@ -7,6 +7,7 @@ int main(void)
     if (CU_initialize_registry() != CUE_SUCCESS)
         return 2;
     coord_add_pure_suite();
+    coord_add_rpc_suite();
     coord_add_zk_suite();
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();

@@ -2,4 +2,5 @@
 #define VLTAVA_COORD_TEST_H
 void coord_add_pure_suite(void);
 void coord_add_zk_suite(void);
+void coord_add_rpc_suite(void);
 #endif

@@ -18,6 +18,8 @@
 #include "coord_state.h"
 #include "coord_test.h"
 #include "kafka_errors.h"
+#include "rpc.h"
+#include "rpc.pb-c.h"
 #include "xalloc.h"
 
 static struct ev_loop *loop;
@@ -561,6 +563,108 @@ static void test_unreachable_zookeeper(void)
     CU_ASSERT(coord_now_ms() - t0 < 5000);
 }
 
+typedef struct rpc_answer {
+    int calls;
+    rpc_status_t status;
+    int32_t error_code;
+} rpc_answer_t;
+
+static void on_rpc_answer(void *arg, rpc_status_t status, int32_t error_code,
+                          const uint8_t *payload, size_t len)
+{
+    (void)payload;
+    (void)len;
+    rpc_answer_t *a = arg;
+    a->calls++;
+    a->status = status;
+    a->error_code = error_code;
+}
+
+static bool answered(void *arg)
+{
+    return ((rpc_answer_t *)arg)->calls > 0;
+}
+
+/* Sends a LeaderAndIsr for (topic, partition) as controller `epoch`. */
+static rpc_answer_t send_leader_and_isr(rpc_t *client, const md_topic_t *t, int32_t partition,
+                                        int32_t epoch, int32_t leader, int32_t leader_epoch)
+{
+    Vltava__PartitionStateInfo pi = VLTAVA__PARTITION_STATE_INFO__INIT;
+    pi.topic = t->name;
+    pi.topic_id.data = (uint8_t *)t->id;
+    pi.topic_id.len = 16;
+    pi.partition = partition;
+    pi.leader = leader;
+    pi.leader_epoch = leader_epoch;
+    pi.isr = &leader;
+    pi.n_isr = 1;
+    pi.replicas = t->partitions[partition].replicas;
+    pi.n_replicas = (size_t)t->partitions[partition].nreplicas;
+    Vltava__PartitionStateInfo *pp = &pi;
+    Vltava__LeaderAndIsrRequest m = VLTAVA__LEADER_AND_ISR_REQUEST__INIT;
+    m.controller_id = 9;
+    m.controller_epoch = epoch;
+    m.partitions = &pp;
+    m.n_partitions = 1;
+    uint8_t buf[512];
+    size_t len = vltava__leader_and_isr_request__pack(&m, buf);
+    rpc_answer_t a = {0};
+    CU_ASSERT_EQUAL(rpc_send(client, 2, VLTAVA__RPC_TYPE__RPC_LEADER_AND_ISR, buf, len, 5000,
+                             on_rpc_answer, &a),
+                    0);
+    CU_ASSERT_TRUE(run_until(answered, &a, 5000));
+    return a;
+}
+
+static void test_stale_controller_rpcs_ignored(void)
+{
+    char connect[256], err[256];
+    new_chroot(connect, sizeof(connect));
+    broker_rec_t r1 = {0}, r2 = {0};
+    coordinator_t *c1 = start_broker(connect, 1, &r1, err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c1);
+    coordinator_t *c2 = start_broker(connect, 2, &r2, err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c2);
+    for (int i = 0; i < 100 && coordinator_metadata(c1)->nbrokers < 2; i++)
+        run_until(is_controller, c2, 20);
+    CU_ASSERT_EQUAL(create_topic(c1, "f", 2, 2, NULL, NULL, false), KAFKA_NONE);
+    wait_topic_t seen = {c2, "f", 2};
+    CU_ASSERT_TRUE_FATAL(run_until(topic_as_expected, &seen, 5000));
+    /* Controller epochs so far: 1 (c1's election). Pretend a controller of
+     * epoch 0 speaks: ignored, partition unchanged. */
+    rpc_config_t rc = {.self_id = 9};
+    rpc_t *client = rpc_new(loop, &rc, err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(client);
+    rpc_set_peer(client, 2, "127.0.0.1", c2->cfg.rpc_port);
+    const md_topic_t *t = topic(c2, "f");
+    int32_t leader = t->partitions[0].leader, epoch0 = t->partitions[0].leader_epoch;
+    int32_t other = leader == 1 ? 2 : 1;
+    int changed_before = r2.changed;
+    rpc_answer_t a = send_leader_and_isr(client, t, 0, 0, other, epoch0 + 5);
+    CU_ASSERT_EQUAL(a.status, RPC_OK);
+    CU_ASSERT_EQUAL(a.error_code, KAFKA_STALE_CONTROLLER_EPOCH);
+    t = topic(c2, "f");
+    CU_ASSERT_EQUAL(t->partitions[0].leader, leader);
+    CU_ASSERT_EQUAL(t->partitions[0].leader_epoch, epoch0);
+    CU_ASSERT_EQUAL(r2.changed, changed_before);
+    /* The current controller epoch with an older leader epoch: no change. */
+    a = send_leader_and_isr(client, t, 0, 1, other, epoch0 > 0 ? epoch0 - 1 : 0);
+    CU_ASSERT_EQUAL(a.error_code, KAFKA_NONE);
+    t = topic(c2, "f");
+    CU_ASSERT_EQUAL(t->partitions[0].leader, leader);
+    CU_ASSERT_EQUAL(r2.changed, changed_before);
+    /* The current controller epoch and a newer leader epoch: applied. */
+    a = send_leader_and_isr(client, t, 0, 1, other, epoch0 + 1);
+    CU_ASSERT_EQUAL(a.error_code, KAFKA_NONE);
+    t = topic(c2, "f");
+    CU_ASSERT_EQUAL(t->partitions[0].leader, other);
+    CU_ASSERT_EQUAL(t->partitions[0].leader_epoch, epoch0 + 1);
+    CU_ASSERT_EQUAL(r2.changed, changed_before + 1);
+    rpc_free(client);
+    coordinator_stop(c2);
+    coordinator_stop(c1);
+}
+
 void coord_add_zk_suite(void)
 {
     CU_pSuite s = CU_add_suite("coord_zookeeper", suite_init, suite_clean);
@@ -568,6 +672,7 @@ void coord_add_zk_suite(void)
                 test_single_broker_topics);
     CU_add_test(s, "two brokers: controller failover, offline, return", test_two_brokers_failover);
     CU_add_test(s, "deposed controller cannot write", test_deposed_controller_cannot_write);
+    CU_add_test(s, "stale controller RPCs ignored", test_stale_controller_rpcs_ignored);
     CU_add_test(s, "duplicate broker id refused", test_duplicate_broker_id_refused);
     CU_add_test(s, "unreachable ZooKeeper fails within the session timeout",
                 test_unreachable_zookeeper);

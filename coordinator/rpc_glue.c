@@ -1,0 +1,257 @@
+/* The coordinator on the inter-broker RPC channel: the controller pushes
+ * LeaderAndIsr and UpdateMetadata to every live broker after each change it
+ * sees; every broker serves them, fenced by the controller epoch (an older
+ * epoch than one already seen is ignored) and, per partition, by the leader
+ * epoch (coord_apply_partition applies only newer ones). ZooKeeper stays
+ * the source of truth: a push also triggers a reload from it. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "coord_state.h"
+#include "kafka_errors.h"
+#include "rpc.h"
+#include "rpc.pb-c.h"
+#include "vlog.h"
+#include "xalloc.h"
+
+#define PUSH_TIMEOUT_MS 10000
+
+/* ---- serving ---- */
+
+/* True (and the newest epoch noted) when a message of this controller
+ * epoch may be applied. */
+static bool epoch_current(coordinator_t *c, const char *what, int32_t sender, int32_t epoch)
+{
+    if (epoch < c->controller_epoch_seen) {
+        VLOG_WARN("coord", "ignoring %s from broker %d: stale controller epoch %d (newest seen %d)",
+                  what, sender, epoch, c->controller_epoch_seen);
+        return false;
+    }
+    c->controller_epoch_seen = epoch;
+    return true;
+}
+
+static void apply_partitions(coordinator_t *c, Vltava__PartitionStateInfo **parts, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const Vltava__PartitionStateInfo *p = parts[i];
+        if (p->topic_id.len != 16 || p->leader < -1 || p->leader_epoch < 0 ||
+            p->n_isr > COORD_MAX_REPLICAS)
+            continue; /* malformed entry: the reload brings the truth */
+        coord_apply_partition(c, p->topic, p->topic_id.data, p->partition, p->leader,
+                              p->leader_epoch, p->isr, (int32_t)p->n_isr);
+    }
+}
+
+static void on_leader_and_isr(void *arg, rpc_request_t *req, int32_t sender, const uint8_t *payload,
+                              size_t len)
+{
+    coordinator_t *c = arg;
+    Vltava__LeaderAndIsrRequest *m = vltava__leader_and_isr_request__unpack(NULL, len, payload);
+    if (!m) {
+        VLOG_WARN("coord", "undecodable LeaderAndIsr from broker %d", sender);
+        rpc_respond(req, KAFKA_INVALID_REQUEST, NULL, 0);
+        return;
+    }
+    int16_t error = KAFKA_STALE_CONTROLLER_EPOCH;
+    if (epoch_current(c, "LeaderAndIsr", sender, m->controller_epoch)) {
+        VLOG_DEBUG("coord", "LeaderAndIsr from controller %d (epoch %d): %zu partitions",
+                   m->controller_id, m->controller_epoch, m->n_partitions);
+        apply_partitions(c, m->partitions, m->n_partitions);
+        coord_request_reload(c);
+        error = KAFKA_NONE;
+    }
+    vltava__leader_and_isr_request__free_unpacked(m, NULL);
+    rpc_respond(req, error, NULL, 0);
+}
+
+static void on_update_metadata(void *arg, rpc_request_t *req, int32_t sender,
+                               const uint8_t *payload, size_t len)
+{
+    coordinator_t *c = arg;
+    Vltava__UpdateMetadataRequest *m = vltava__update_metadata_request__unpack(NULL, len, payload);
+    if (!m) {
+        VLOG_WARN("coord", "undecodable UpdateMetadata from broker %d", sender);
+        rpc_respond(req, KAFKA_INVALID_REQUEST, NULL, 0);
+        return;
+    }
+    int16_t error = KAFKA_STALE_CONTROLLER_EPOCH;
+    if (epoch_current(c, "UpdateMetadata", sender, m->controller_epoch)) {
+        apply_partitions(c, m->partitions, m->n_partitions);
+        coord_request_reload(c);
+        error = KAFKA_NONE;
+    }
+    vltava__update_metadata_request__free_unpacked(m, NULL);
+    rpc_respond(req, error, NULL, 0);
+}
+
+int rpc_glue_start(coordinator_t *c, char *err, size_t err_size)
+{
+    if (c->cfg.rpc_port < 0)
+        return 0;
+    rpc_config_t rc = {
+        .host = c->cfg.rpc_host,
+        .port = c->cfg.rpc_port,
+        .self_id = c->cfg.broker_id,
+    };
+    c->rpc = rpc_new(c->loop, &rc, err, err_size);
+    if (!c->rpc)
+        return -1;
+    c->cfg.rpc_port = rpc_listen_port(c->rpc);
+    rpc_set_handler(c->rpc, VLTAVA__RPC_TYPE__RPC_LEADER_AND_ISR, on_leader_and_isr, c);
+    rpc_set_handler(c->rpc, VLTAVA__RPC_TYPE__RPC_UPDATE_METADATA, on_update_metadata, c);
+    return 0;
+}
+
+void rpc_glue_stop(coordinator_t *c)
+{
+    rpc_free(c->rpc);
+    c->rpc = NULL;
+}
+
+struct rpc *coordinator_rpc(coordinator_t *c)
+{
+    return c->rpc;
+}
+
+/* Keeps the RPC peer table equal to the live brokers. */
+void rpc_glue_sync_peers(coordinator_t *c, const cluster_metadata_t *old)
+{
+    if (!c->rpc)
+        return;
+    for (size_t i = 0; i < c->md->nbrokers; i++) {
+        const md_broker_t *b = &c->md->brokers[i];
+        if (b->id != c->cfg.broker_id && b->rpc_port > 0)
+            rpc_set_peer(c->rpc, b->id, b->host, b->rpc_port);
+    }
+    for (size_t i = 0; old && i < old->nbrokers; i++)
+        if (!cluster_metadata_broker(c->md, old->brokers[i].id))
+            rpc_remove_peer(c->rpc, old->brokers[i].id);
+}
+
+/* ---- pushing (controller) ---- */
+
+typedef struct push_ctx {
+    coordinator_t *c;
+    int32_t broker_id;
+    const char *what;
+} push_ctx_t;
+
+static void on_push_answer(void *arg, rpc_status_t status, int32_t error_code,
+                           const uint8_t *payload, size_t len)
+{
+    (void)payload;
+    (void)len;
+    push_ctx_t *p = arg;
+    if (status == RPC_OK && error_code == KAFKA_STALE_CONTROLLER_EPOCH) {
+        /* A broker knows a newer controller: we may be deposed. */
+        VLOG_WARN("coord", "broker %d refused %s: stale controller epoch", p->broker_id, p->what);
+        if (status != RPC_SHUTDOWN)
+            coord_request_reload(p->c);
+    } else if (status != RPC_OK) {
+        VLOG_DEBUG("coord", "%s to broker %d not delivered (status %d)", p->what, p->broker_id,
+                   (int)status);
+    }
+    free(p);
+}
+
+static void fill_partition(Vltava__PartitionStateInfo *pi, const md_topic_t *t,
+                           const md_partition_t *p)
+{
+    vltava__partition_state_info__init(pi);
+    pi->topic = t->name;
+    pi->topic_id.data = (uint8_t *)t->id;
+    pi->topic_id.len = 16;
+    pi->partition = p->id;
+    pi->leader = p->leader;
+    pi->leader_epoch = p->leader_epoch;
+    pi->isr = p->isr;
+    pi->n_isr = (size_t)p->nisr;
+    pi->replicas = p->replicas;
+    pi->n_replicas = (size_t)p->nreplicas;
+}
+
+static void send_push(coordinator_t *c, int32_t broker_id, uint32_t type, const char *what,
+                      const ProtobufCMessage *m)
+{
+    size_t len = protobuf_c_message_get_packed_size(m);
+    uint8_t *buf = xmalloc(len ? len : 1);
+    protobuf_c_message_pack(m, buf);
+    push_ctx_t *p = xcalloc(1, sizeof(*p));
+    p->c = c;
+    p->broker_id = broker_id;
+    p->what = what;
+    if (rpc_send(c->rpc, broker_id, type, buf, len, PUSH_TIMEOUT_MS, on_push_answer, p) != 0) {
+        VLOG_DEBUG("coord", "%s to broker %d refused by the RPC layer", what, broker_id);
+        free(p);
+    }
+    free(buf);
+}
+
+void controller_push_metadata(coordinator_t *c)
+{
+    if (!c->rpc || !c->is_controller)
+        return;
+    const cluster_metadata_t *md = c->md;
+    size_t total = 0;
+    for (size_t i = 0; i < md->ntopics; i++)
+        total += (size_t)md->topics[i].npartitions;
+    Vltava__PartitionStateInfo *infos = xcalloc(total + 1, sizeof(*infos));
+    Vltava__PartitionStateInfo **all = xcalloc(total + 1, sizeof(*all));
+    Vltava__PartitionStateInfo **mine = xcalloc(total + 1, sizeof(*mine));
+    const md_partition_t **parts = xcalloc(total + 1, sizeof(*parts));
+    size_t k = 0;
+    for (size_t i = 0; i < md->ntopics; i++) {
+        for (int32_t p = 0; p < md->topics[i].npartitions; p++) {
+            fill_partition(&infos[k], &md->topics[i], &md->topics[i].partitions[p]);
+            parts[k] = &md->topics[i].partitions[p];
+            all[k] = &infos[k];
+            k++;
+        }
+    }
+    Vltava__BrokerRegistration *regs = xcalloc(md->nbrokers + 1, sizeof(*regs));
+    Vltava__BrokerRegistration **reg_ptrs = xcalloc(md->nbrokers + 1, sizeof(*reg_ptrs));
+    for (size_t i = 0; i < md->nbrokers; i++) {
+        vltava__broker_registration__init(&regs[i]);
+        regs[i].id = md->brokers[i].id;
+        regs[i].host = md->brokers[i].host;
+        regs[i].rpc_host = md->brokers[i].host;
+        regs[i].port = md->brokers[i].port;
+        regs[i].rpc_port = md->brokers[i].rpc_port;
+        regs[i].rack = md->brokers[i].rack ? md->brokers[i].rack : "";
+        reg_ptrs[i] = &regs[i];
+    }
+    for (size_t b = 0; b < md->nbrokers; b++) {
+        int32_t id = md->brokers[b].id;
+        if (id == c->cfg.broker_id)
+            continue; /* our own cache is what was just loaded */
+        Vltava__UpdateMetadataRequest um = VLTAVA__UPDATE_METADATA_REQUEST__INIT;
+        um.controller_id = c->cfg.broker_id;
+        um.controller_epoch = c->my_controller_epoch;
+        um.brokers = reg_ptrs;
+        um.n_brokers = md->nbrokers;
+        um.partitions = all;
+        um.n_partitions = k;
+        um.cluster_id = (char *)md->cluster_id;
+        send_push(c, id, VLTAVA__RPC_TYPE__RPC_UPDATE_METADATA, "UpdateMetadata", &um.base);
+        size_t n = 0;
+        for (size_t i = 0; i < k; i++)
+            if (coord_contains(parts[i]->replicas, parts[i]->nreplicas, id))
+                mine[n++] = all[i];
+        if (n == 0)
+            continue;
+        Vltava__LeaderAndIsrRequest la = VLTAVA__LEADER_AND_ISR_REQUEST__INIT;
+        la.controller_id = c->cfg.broker_id;
+        la.controller_epoch = c->my_controller_epoch;
+        la.partitions = mine;
+        la.n_partitions = n;
+        send_push(c, id, VLTAVA__RPC_TYPE__RPC_LEADER_AND_ISR, "LeaderAndIsr", &la.base);
+    }
+    free(regs);
+    free(reg_ptrs);
+    free(parts);
+    free(mine);
+    free(all);
+    free(infos);
+}
