@@ -255,13 +255,19 @@ static bool waiter_ready(fetch_waiter_t *fw)
     return out.has_error || out.bytes >= out.min_bytes;
 }
 
-/* Sends whatever fw->resp holds and frees fw (already unlinked). */
-static void waiter_complete(fetch_waiter_t *fw)
+/* Hands fw's request back to net with `result` and frees fw (already
+ * unlinked). */
+static void waiter_finish(fetch_waiter_t *fw, api_result_t result)
 {
     kafka_request_t *req = fw->req;
     kafka_response_t *resp = fw->resp;
     free(fw);
-    api_request_complete(req, resp, API_RESPOND);
+    api_request_complete(req, resp, result);
+}
+
+static void waiter_complete(fetch_waiter_t *fw)
+{
+    waiter_finish(fw, API_RESPOND);
 }
 
 static void waiter_timeout(struct ev_loop *loop, ev_timer *timer, int revents)
@@ -289,11 +295,11 @@ size_t fetch_purgatory_size(const struct fetch_purgatory *fp)
 /* Completes every waiter on `ready`, a list no longer in the purgatory.
  * Completing may re-enter (net dispatches the connection's next request),
  * which is why nothing here walks the purgatory's own list meanwhile. */
-static void complete_list(fetch_waiter_t *ready)
+static void complete_list(fetch_waiter_t *ready, api_result_t result)
 {
     while (ready) {
         fetch_waiter_t *next = ready->next;
-        waiter_complete(ready);
+        waiter_finish(ready, result);
         ready = next;
     }
 }
@@ -311,9 +317,12 @@ void fetch_purgatory_notify(struct fetch_purgatory *fp, const char *topic, int32
         }
         fw = next;
     }
-    complete_list(ready);
+    complete_list(ready, API_RESPOND);
 }
 
+/* Gives back the waiters of `conn` (all of them when `all`) without an
+ * answer: their connection is gone, or the broker is stopping and the
+ * state an answer is built from may already be torn down. */
 static void purgatory_drain(struct fetch_purgatory *fp, void *conn, bool all)
 {
     fetch_waiter_t *ready = NULL;
@@ -322,13 +331,12 @@ static void purgatory_drain(struct fetch_purgatory *fp, void *conn, bool all)
         fetch_waiter_t *next = fw->next;
         if (all || fw->req->conn == conn) {
             waiter_unlink(fw);
-            waiter_ready(fw);
             fw->next = ready;
             ready = fw;
         }
         fw = next;
     }
-    complete_list(ready);
+    complete_list(ready, API_NO_RESPONSE);
 }
 
 void fetch_purgatory_connection_closed(struct fetch_purgatory *fp, void *conn)

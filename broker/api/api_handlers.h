@@ -33,11 +33,12 @@ api_result_t api_handle_describe_configs(api_context_t *ctx, kafka_request_t *re
 #define FETCH_PURGATORY_MAX 4096
 
 struct fetch_purgatory *fetch_purgatory_new(api_context_t *ctx);
-/* Completes every waiting fetch with what is available now; frees. */
+/* Gives every waiting fetch back to net unanswered (the broker is
+ * stopping); frees. */
 void fetch_purgatory_free(struct fetch_purgatory *fp);
 /* Re-evaluates the fetches waiting on (topic, partition). */
 void fetch_purgatory_notify(struct fetch_purgatory *fp, const char *topic, int32_t partition);
-/* Completes the fetches of a closed connection now. */
+/* Gives the fetches of a closed connection back to net now, unanswered. */
 void fetch_purgatory_connection_closed(struct fetch_purgatory *fp, void *conn);
 size_t fetch_purgatory_size(const struct fetch_purgatory *fp);
 
