@@ -405,12 +405,21 @@ class FetchTest(unittest.TestCase):
         self.assertLess(elapsed, 5)
 
     def test_long_poll_woken_by_append(self):
+        # Every version: the purgatory re-reads each parked request to see
+        # which partitions it waits on, and the layout differs by version.
+        for version in (4, 5, 7, 9, 11):
+            with self.subTest(version=version):
+                self.woken_by_append(version)
+
+    def woken_by_append(self, version):
         end = latest_offset(self.port, "f-wait", 0)
         result = {}
 
         def waiter():
             t0 = time.monotonic()
-            result["answer"] = fetch(self.port, 4, [("f-wait", 0, end, 1 << 20)], max_wait_ms=20000)
+            # f, which gets no data, comes first: the wake-up must find f-wait.
+            result["answer"] = fetch(self.port, version, [("f", 1, 20, 1 << 20), ("f-wait", 0, end, 1 << 20)],
+                                     max_wait_ms=20000)
             result["elapsed"] = time.monotonic() - t0
 
         thread = threading.Thread(target=waiter)
@@ -422,9 +431,31 @@ class FetchTest(unittest.TestCase):
         self.assertFalse(thread.is_alive())
         p = result["answer"]["partitions"][("f-wait", 0)]
         self.assertEqual([b["base_offset"] for b in p["batches"]], [end])
+        self.assertEqual(result["answer"]["partitions"][("f", 1)]["records"], b"")
         # Answered promptly after the append, far before max_wait.
         self.assertLess(result["elapsed"], 10)
         self.assertLess(time.monotonic() - t_append, 5)
+
+    def test_waiting_fetch_answered_when_partition_removed(self):
+        self.cluster.create_topic("f-doomed", partitions=1, rf=1)
+        result = {}
+
+        def waiter():
+            t0 = time.monotonic()
+            result["answer"] = fetch(self.port, 4, [("f-doomed", 0, 0, 1 << 20)], max_wait_ms=30000)
+            result["elapsed"] = time.monotonic() - t0
+
+        thread = threading.Thread(target=waiter)
+        thread.start()
+        time.sleep(0.5)
+        admin = self.cluster.admin()  # kept alive until its future is done
+        fs = admin.delete_topics(["f-doomed"], operation_timeout=30)
+        fs["f-doomed"].result(timeout=60)
+        thread.join(40)
+        self.assertFalse(thread.is_alive())
+        p = result["answer"]["partitions"][("f-doomed", 0)]
+        self.assertIn(p["error"], (UNKNOWN_TOPIC_OR_PARTITION, 6))  # or NOT_LEADER_OR_FOLLOWER
+        self.assertLess(result["elapsed"], 20)
 
     def test_min_bytes_waits_for_enough(self):
         end = latest_offset(self.port, "f-wait", 0)
