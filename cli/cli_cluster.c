@@ -204,8 +204,10 @@ static bool raw_metadata_fetch(const struct cli_globals *g, struct raw_metadata 
     uint8_t *resp = NULL;
     bool ok = false;
     uint8_t hdr[4];
+    errno = 0;
     if (!write_all(fd, req, len) || !read_all(fd, hdr, sizeof(hdr))) {
-        snprintf(why, whylen, "no Metadata answer: %s", errno ? strerror(errno) : "closed");
+        snprintf(why, whylen, "no Metadata answer: %s",
+                 errno != 0 ? strerror(errno) : "connection closed");
         goto out;
     }
     memcpy(&u32, hdr, 4);
