@@ -102,7 +102,6 @@ class LocalClusterTest(unittest.TestCase):
 
         out = self.sh(cli).stdout
         self.assertIn("orders", out)
-        self.assertIn("6 -> 12", out)
         self.assertIn("1 apple", out)
         self.assertIn("2 pears", out)
 
