@@ -26,6 +26,7 @@ static const api_entry_t api_table[KAFKA_API_KEY_COUNT] = {
     [KAFKA_API_FETCH] = {4, 11, 12, api_handle_fetch, "Fetch"},
     [KAFKA_API_LIST_OFFSETS] = {0, 5, 6, api_handle_list_offsets, "ListOffsets"},
     [KAFKA_API_METADATA] = {0, 8, 9, api_handle_metadata, "Metadata"},
+    [KAFKA_API_FIND_COORDINATOR] = {0, 2, 3, api_handle_find_coordinator, "FindCoordinator"},
     [KAFKA_API_API_VERSIONS] = {0, 3, 3, api_handle_api_versions, "ApiVersions"},
     [KAFKA_API_CREATE_TOPICS] = {0, 4, 5, api_handle_create_topics, "CreateTopics"},
     [KAFKA_API_DELETE_TOPICS] = {0, 3, 4, api_handle_delete_topics, "DeleteTopics"},

@@ -23,6 +23,8 @@ api_result_t api_handle_delete_topics(api_context_t *ctx, kafka_request_t *req,
                                       kafka_response_t *resp);
 api_result_t api_handle_create_partitions(api_context_t *ctx, kafka_request_t *req,
                                           kafka_response_t *resp);
+api_result_t api_handle_find_coordinator(api_context_t *ctx, kafka_request_t *req,
+                                         kafka_response_t *resp);
 api_result_t api_handle_describe_configs(api_context_t *ctx, kafka_request_t *req,
                                          kafka_response_t *resp);
 

@@ -172,6 +172,26 @@ class AutoCreateDisabledTest(unittest.TestCase):
             self.assertIsNone(c.zk_get("/brokers/topics/md-never"))
 
 
+class FindCoordinatorTest(unittest.TestCase):
+    def test_no_coordinator_yet(self):
+        """No group coordinator exists: COORDINATOR_NOT_AVAILABLE, node -1,
+        in the layout of each version; advertised so that librdkafka enables
+        lz4 (test_clients_kcat checks that side)."""
+        with vt.Cluster(brokers=1) as c:
+            port = c.brokers[0].port
+            self.assertEqual(vt.api_versions(port)[10], (0, 2))
+            with KafkaConnection(port) as conn:
+                r = Reader(conn.request(10, 0, Writer().string("group-a").bytes()))
+                self.assertEqual((r.i16(), r.i32(), r.string(), r.i32(), r.remaining()), (15, -1, "", -1, 0))
+                for version in (1, 2):
+                    for key_type in (0, 1):
+                        r = Reader(conn.request(10, version, Writer().string("k").i8(key_type).bytes()))
+                        throttle, err, msg = r.i32(), r.i16(), r.string()
+                        self.assertEqual((throttle, err), (0, 15))
+                        self.assertTrue(msg)
+                        self.assertEqual((r.i32(), r.string(), r.i32(), r.remaining()), (-1, "", -1, 0))
+
+
 def list_offsets_answer(port, version, topic, partition, timestamp, max_num_offsets=1, current_leader_epoch=-1):
     """ListOffsets at `version` for one partition: a dict of its fields."""
     w = Writer().i32(-1)
