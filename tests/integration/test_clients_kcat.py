@@ -124,5 +124,19 @@ class KcatTest(unittest.TestCase):
         self.assertTrue(all(p["leader"] == 1 for p in parts))
 
 
+class KcatAutoCreateTest(unittest.TestCase):
+    def test_produce_auto_creates_through_any_broker(self):
+        """kcat -P to a topic that does not exist, bootstrapped from a broker
+        that is not the controller: auto.create.topics.enable creates it."""
+        with vt.Cluster(brokers=2, name="kcat-autocreate") as c:
+            not_controller = [b for b in c.brokers if b.id != c.controller_id()][0]
+            bootstrap = "127.0.0.1:%d" % not_controller.port
+            vt.run_kcat(["-P", "-b", bootstrap, "-t", "auto-made", "-K", ":", "-X", "message.timeout.ms=30000"],
+                        input=b"a:1\nb:2\n", timeout=60)
+            msgs = vt.kcat_consume(bootstrap, "auto-made", 2, timeout=60)
+            self.assertEqual([(m["key"], m["payload"]) for m in msgs], [("a", "1"), ("b", "2")])
+            self.assertIsNotNone(c.zk_get("/brokers/topics/auto-made"))
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -6,6 +6,7 @@ acknowledged offset, with nothing corrupt served."""
 import os
 import signal
 import subprocess
+import sys
 import time
 import unittest
 
@@ -179,6 +180,9 @@ class CrashTest(_ClusterPerTest):
             key, value = served[off]
             self.assertEqual(key, b"key-%d" % index, "acknowledged record %d moved from offset %d" % (index, off))
             self.assertEqual(value.decode(), record_value(index, self.SIZE))
+
+        print("crash test: %d acknowledged (last offset %d), %d served after restart"
+              % (len(by_offset), last_acked, end), file=sys.stderr)
 
         # A real client agrees (librdkafka checks every CRC).
         msgs = vt.kcat_consume(c.bootstrap, "crash", end, timeout=240)
