@@ -210,7 +210,12 @@ static void on_controller_write(coordinator_t *c, zk_call_t *call)
         if (call->rc == ZOK)
             VLOG_INFO("coord", "deleted topic %s", call->path);
     }
-    coord_request_reload(c);
+    /* A refused write is decided again on fresh state, but not at once: a
+     * write that keeps failing must not spin against ZooKeeper. */
+    if (call->rc == ZOK)
+        coord_request_reload(c);
+    else
+        coord_schedule_retry(c);
 }
 
 static void submit_controller_write(coordinator_t *c, zk_call_t *call)

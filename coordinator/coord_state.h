@@ -160,6 +160,9 @@ int64_t coord_now_ms(void);
 /* ---- coordinator.c, called by the bridge and the controller ---- */
 void coord_on_watch(coordinator_t *c, const zk_watch_event_t *ev);
 void coord_request_reload(coordinator_t *c);
+/* A reload (or re-registration) after a short delay: for failures that an
+ * immediate retry would only repeat. */
+void coord_schedule_retry(coordinator_t *c);
 bool coord_broker_live(void *arg, int32_t id);
 /* Replaces one partition's state in the cache when leader_epoch is newer
  * (or equal with a new ISR); fires partition_changed when it concerns this

@@ -375,7 +375,7 @@ static void loader_free(loader_t *l)
 
 static void reload_start(coordinator_t *c);
 
-static void schedule_retry(coordinator_t *c)
+void coord_schedule_retry(coordinator_t *c)
 {
     if (c->stopping || ev_is_active(&c->retry_timer))
         return;
@@ -390,7 +390,7 @@ static void reload_finish(coordinator_t *c, loader_t *l)
     if (l->failed) {
         loader_free(l);
         VLOG_DEBUG("coord", "metadata reload failed; retrying");
-        schedule_retry(c);
+        coord_schedule_retry(c);
         return;
     }
     topic_zk_t *zk;
@@ -678,7 +678,7 @@ static void on_registered(coordinator_t *c, zk_call_t *call)
         return;
     }
     VLOG_ERR("coord", "re-registering broker %d: %s; retrying", c->cfg.broker_id, zerror(call->rc));
-    schedule_retry(c);
+    coord_schedule_retry(c);
 }
 
 static void register_async(coordinator_t *c)
@@ -742,7 +742,7 @@ void coord_on_watch(coordinator_t *c, const zk_watch_event_t *ev)
         zk_close_session(c);
         char *connect = connect_string(c);
         if (zk_open_session(c, connect) != 0)
-            schedule_retry(c);
+            coord_schedule_retry(c);
         free(connect);
     }
 }
