@@ -192,7 +192,7 @@ static int config_set(broker_config_t *cfg, const char *key, const char *value, 
     if (opt == NULL)
         return config_fail(err, err_size, key, "unknown configuration key");
     char *base = (char *)cfg;
-    int64_t v;
+    int64_t v = 0;
     switch (opt->type) {
     case OPT_INT16:
     case OPT_INT32:
