@@ -971,14 +971,30 @@ log_err_t partition_log_truncate_fully(partition_log_t *log, int64_t offset)
     assert(log != NULL);
     if (offset < 0)
         return LOG_ERR_OUT_OF_RANGE;
-    log_drop_segments_from(log, 0);
+    /* The new segment exists before the last old one goes, so that a
+     * refusal by the OS leaves a consistent, if shorter, log. */
+    log->hint_offset = -1;
+    log_drop_segments_from(log, 1);
+    segment_t *old = log->segs[0];
     segment_t *seg = NULL;
     log_err_t err = segment_create(log->dir, offset, &seg);
     if (err != LOG_OK) {
-        /* No segment to fall back on: the log is unusable until reopened. */
-        VLOG_ERR("log", "%s: cannot recreate segment at %" PRId64, log->dir, offset);
-        abort();
+        VLOG_ERR("log", "%s: cannot start a segment at %" PRId64, log->dir, offset);
+        int64_t end = old->next_offset;
+        log_epochs_truncate_end(log, end);
+        if (log->high_watermark > end)
+            log->high_watermark = end;
+        if (log->recovery_point > end)
+            log->recovery_point = end;
+        log_check_invariants(log);
+        return err;
     }
+    /* Same base: segment_create already emptied these very files. */
+    if (old->base_offset == offset)
+        segment_close(old);
+    else
+        segment_delete(log->dir, old);
+    log->nsegs = 0;
     log_push_segment(log, seg);
     log->dir_dirty = true;
     log->start_offset = log->high_watermark = log->recovery_point = offset;

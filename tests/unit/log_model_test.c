@@ -79,7 +79,8 @@ static void model_drop_front(model_t *m, int64_t start)
         k++;
     }
     CU_ASSERT(k == m->n ? start == m->end : m->b[k].base == start);
-    memmove(m->b, m->b + k, (size_t)(m->n - k) * sizeof(*m->b));
+    if (m->n > k)
+        memmove(m->b, m->b + k, (size_t)(m->n - k) * sizeof(*m->b));
     m->n -= k;
     m->start = start;
 }

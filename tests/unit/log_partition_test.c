@@ -460,6 +460,13 @@ static void test_epochs_and_truncation(void)
     CU_ASSERT_EQUAL(partition_log_read(log, 499, 100, 600, &rd), LOG_ERR_OUT_OF_RANGE);
     CU_ASSERT_EQUAL(append_one(log, 1, 10, 1, 1, 10, NULL, NULL), 500);
     CU_ASSERT_EQUAL(partition_log_truncate_to(log, 499), LOG_ERR_OUT_OF_RANGE);
+    /* Again at the same base offset: the segment file is reused, emptied. */
+    CU_ASSERT_EQUAL(partition_log_truncate_fully(log, 500), LOG_OK);
+    CU_ASSERT_EQUAL(partition_log_end_offset(log), 500);
+    char *seg500 = test_seg_path(d, 500, ".log");
+    CU_ASSERT_EQUAL(test_file_size(seg500), 0);
+    free(seg500);
+    CU_ASSERT_EQUAL(append_one(log, 1, 10, 1, 1, 10, NULL, NULL), 500);
     partition_log_close(log);
     CU_ASSERT_EQUAL_FATAL(partition_log_open(d, &c, 0, false, &log), LOG_OK);
     CU_ASSERT_EQUAL(partition_log_start_offset(log), 500);
