@@ -48,6 +48,9 @@ struct options {
     const char *batch_size;
     const char *batch_num;
     const char *compression;
+    const char *queue_kbytes;   /* queue.buffering.max.kbytes */
+    const char *queue_messages; /* queue.buffering.max.messages */
+    int64_t rate;               /* records/s to pace the producer at; 0: flat out */
     int partitions;
     int timeout_s; /* bound on each phase */
     bool latency;  /* run the concurrent latency consumer */
@@ -64,6 +67,10 @@ static const char usage[] =
     "      --batch-size BYTES      producer batch.size (default 1000000)\n"
     "      --batch-num N           producer batch.num.messages (default 10000)\n"
     "      --compression CODEC     none|gzip|snappy|lz4|zstd (default none)\n"
+    "      --queue-kbytes KB       producer buffer, queue.buffering.max.kbytes\n"
+    "                              (default 32768: Java's buffer.memory of 32 MB)\n"
+    "      --queue-messages N      queue.buffering.max.messages (default 100000)\n"
+    "      --rate R                pace the producer at R records/s (default: flat out)\n"
     "  -P, --partitions N          partitions when creating the topic (default 1)\n"
     "      --timeout SECONDS       bound on each phase (default 300)\n"
     "      --no-latency            skip the concurrent latency consumer\n";
@@ -278,6 +285,7 @@ struct consumer_run {
     int32_t *latency_us; /* NULL: no latency sampling; else `want` slots */
     int64_t samples;
     int64_t errors;
+    atomic_llong progress; /* `got`, published per batch for other threads */
 };
 
 static void consumer_run(struct consumer_run *c)
@@ -293,7 +301,9 @@ static void consumer_run(struct consumer_run *c)
             die("consume_start %d: %s", p, rd_kafka_err2str(rd_kafka_last_error()));
     rd_kafka_message_t **batch = xcalloc_or_die(CONSUME_BATCH, sizeof(*batch));
     while (c->got < c->want && now_ns() < c->deadline_ns) {
-        ssize_t n = rd_kafka_consume_batch_queue(q, 100, batch, CONSUME_BATCH);
+        /* A batch call waits until the batch is full or the timeout ends:
+         * 1 ms keeps that wait out of both the latency and the timing. */
+        ssize_t n = rd_kafka_consume_batch_queue(q, 1, batch, CONSUME_BATCH);
         int64_t now = now_ns();
         for (ssize_t i = 0; i < n; i++) {
             rd_kafka_message_t *m = batch[i];
@@ -314,8 +324,10 @@ static void consumer_run(struct consumer_run *c)
             }
             rd_kafka_message_destroy(m);
         }
-        if (n > 0)
+        if (n > 0) {
             c->last_ns = now;
+            atomic_store_explicit(&c->progress, c->got, memory_order_relaxed);
+        }
     }
     free(batch);
     for (int p = 0; p < c->partitions; p++)
@@ -353,7 +365,7 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
 
 /* Produces o->records records; returns the elapsed ns from the first send
  * to the last acknowledgement. */
-static int64_t produce_all(const struct options *o, struct produce_stats *st)
+static int64_t produce_all(const struct options *o, struct produce_stats *st, int64_t *start_ns)
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     conf_set(conf, "acks", o->acks);
@@ -361,8 +373,10 @@ static int64_t produce_all(const struct options *o, struct produce_stats *st)
     conf_set(conf, "batch.size", o->batch_size);
     conf_set(conf, "batch.num.messages", o->batch_num);
     conf_set(conf, "compression.codec", o->compression);
-    conf_set(conf, "queue.buffering.max.messages", "2000000");
-    conf_set(conf, "queue.buffering.max.kbytes", "2097152");
+    /* The buffer bounds how long a record can wait inside the producer
+     * when it outruns the broker, and so the latency measured flat out. */
+    conf_set(conf, "queue.buffering.max.messages", o->queue_messages);
+    conf_set(conf, "queue.buffering.max.kbytes", o->queue_kbytes);
     rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
     rd_kafka_conf_set_opaque(conf, st);
     rd_kafka_t *rk = client_new(o, RD_KAFKA_PRODUCER, conf);
@@ -371,7 +385,21 @@ static int64_t produce_all(const struct options *o, struct produce_stats *st)
     memset(payload, 'v', (size_t)o->size);
 
     int64_t start = now_ns();
+    *start_ns = start;
     for (int64_t i = 0; i < o->records; i++) {
+        if (o->rate > 0 && (i % 64) == 0) {
+            /* Paced: record i is due at start + i / rate. */
+            int64_t due = start + (int64_t)((double)i * 1e9 / (double)o->rate);
+            while (now_ns() < due) {
+                rd_kafka_poll(rk, 0);
+                int64_t wait = due - now_ns();
+                if (wait > 0) {
+                    struct timespec ts = {.tv_sec = wait / 1000000000LL,
+                                          .tv_nsec = wait % 1000000000LL};
+                    nanosleep(&ts, NULL);
+                }
+            }
+        }
         int64_t sent = now_ns();
         memcpy(payload, &sent, sizeof(sent));
         while (rd_kafka_produce(rkt, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY, payload,
@@ -419,7 +447,10 @@ static void parse_options(int argc, char **argv, struct options *o)
         OPT_BATCH_NUM,
         OPT_COMPRESSION,
         OPT_TIMEOUT,
-        OPT_NO_LATENCY
+        OPT_NO_LATENCY,
+        OPT_QUEUE_KB,
+        OPT_QUEUE_MSGS,
+        OPT_RATE
     };
     static const struct option longopts[] = {
         {"bootstrap", required_argument, NULL, 'b'},
@@ -434,6 +465,9 @@ static void parse_options(int argc, char **argv, struct options *o)
         {"compression", required_argument, NULL, OPT_COMPRESSION},
         {"timeout", required_argument, NULL, OPT_TIMEOUT},
         {"no-latency", no_argument, NULL, OPT_NO_LATENCY},
+        {"queue-kbytes", required_argument, NULL, OPT_QUEUE_KB},
+        {"queue-messages", required_argument, NULL, OPT_QUEUE_MSGS},
+        {"rate", required_argument, NULL, OPT_RATE},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -447,6 +481,8 @@ static void parse_options(int argc, char **argv, struct options *o)
         .batch_size = "1000000",
         .batch_num = "10000",
         .compression = "none",
+        .queue_kbytes = "32768",
+        .queue_messages = "100000",
         .partitions = 1,
         .timeout_s = 300,
         .latency = true,
@@ -501,6 +537,17 @@ static void parse_options(int argc, char **argv, struct options *o)
         case OPT_NO_LATENCY:
             o->latency = false;
             break;
+        case OPT_QUEUE_KB:
+            o->queue_kbytes = optarg;
+            break;
+        case OPT_QUEUE_MSGS:
+            o->queue_messages = optarg;
+            break;
+        case OPT_RATE:
+            o->rate = strtoll(optarg, &end, 10);
+            if (*end != '\0' || o->rate < 1 || o->rate > 100000000)
+                die("--rate wants 1..100000000 records/s");
+            break;
         case 'h':
             fputs(usage, stdout);
             exit(0);
@@ -520,10 +567,13 @@ int main(int argc, char **argv)
     struct options o;
     parse_options(argc, argv, &o);
     int64_t total_bytes = o.records * o.size;
+    char rate_text[32] = "max";
+    if (o.rate > 0)
+        snprintf(rate_text, sizeof(rate_text), "%" PRId64 "/s", o.rate);
     printf("loadgen: %s topic %s: %" PRId64 " records x %d bytes, acks=%s linger.ms=%s "
-           "batch.size=%s batch.num.messages=%s compression=%s\n",
+           "batch.size=%s batch.num.messages=%s compression=%s queue=%s msgs/%s KB rate=%s\n",
            o.bootstrap, o.topic, o.records, o.size, o.acks, o.linger_ms, o.batch_size, o.batch_num,
-           o.compression);
+           o.compression, o.queue_messages, o.queue_kbytes, rate_text);
     fflush(stdout);
 
     int partitions = topic_prepare(&o);
@@ -552,7 +602,9 @@ int main(int argc, char **argv)
         usleep(500 * 1000);
     }
     struct produce_stats st = {0};
-    int64_t produce_ns = produce_all(&o, &st);
+    int64_t produce_start_ns = 0;
+    int64_t produce_ns = produce_all(&o, &st, &produce_start_ns);
+    int64_t lag_read = atomic_load_explicit(&lat.progress, memory_order_relaxed);
     if (o.latency)
         pthread_join(lat_thread, NULL);
     long long failed = atomic_load(&st.failed);
@@ -576,6 +628,10 @@ int main(int argc, char **argv)
         printf("latency e2e      p50 %.2f ms  p99 %.2f ms  p99.9 %.2f ms  max %.2f ms  "
                "(%" PRId64 " samples, consumer concurrent with the producer)\n",
                p50, p99, p999, pmax, lat.samples);
+        printf("                 the latency consumer had read %.1f%% of the records when the "
+               "last one was acknowledged, and all %.2f s after the first was sent\n",
+               100.0 * (double)lag_read / (double)o.records,
+               (double)(lat.last_ns - produce_start_ns) / 1e9);
         if (lat.got != o.records)
             die("the latency consumer read %" PRId64 " of %" PRId64 " records", lat.got, o.records);
         free(lat.latency_us);
@@ -602,8 +658,8 @@ int main(int argc, char **argv)
            consume_mbps, consume_mbps / loop_mbps, consume_s);
     printf("RESULT size=%d acks=%s records=%" PRId64 " produce_rps=%.0f produce_mbps=%.1f "
            "consume_rps=%.0f consume_mbps=%.1f p50_ms=%.2f p99_ms=%.2f p999_ms=%.2f "
-           "loopback_mbps=%.1f\n",
+           "loopback_mbps=%.1f rate=%s\n",
            o.size, o.acks, o.records, produce_rps, produce_mbps, consume_rps, consume_mbps, p50,
-           p99, p999, loop_mbps);
+           p99, p999, loop_mbps, rate_text);
     return 0;
 }

@@ -3,7 +3,8 @@
 # build-release, starts ZooKeeper + one broker with deploy/local-cluster.sh
 # (in a temporary state dir, ZooKeeper on a free port, the broker on
 # 127.0.0.1:9092), runs loadgen with 100-byte and 1 KiB records at acks=1 and
-# acks=all, prints a summary table, and stops everything it started.
+# acks=all flat out, then 100-byte records paced at RATE records/s (latency
+# below saturation), prints a summary table, and stops everything it started.
 #
 #   bench/run-loadgen.sh                  the standard runs
 #   RECORDS_100=N RECORDS_1K=N bench/run-loadgen.sh   other record counts
@@ -16,6 +17,7 @@ repo="$(cd "$(dirname "$0")/.." && pwd)"
 build="${VLTAVA_BUILD_DIR:-$repo/build-release}"
 records_100="${RECORDS_100:-3000000}"
 records_1k="${RECORDS_1K:-1000000}"
+rate="${RATE:-100000}"
 extra_args=(${LOADGEN_ARGS:-})
 
 bash "$repo/deploy/install-deps.sh"
@@ -55,13 +57,16 @@ for size in 100 1024; do
             "${extra_args[@]}" 2>&1 | tee -a "$out"
     done
 done
+echo "## size=100 acks=all paced at $rate records/s" | tee -a "$out"
+"$build/bench/loadgen" -b "$bootstrap" -n $((rate * 10)) -s 100 --acks all --rate "$rate" \
+    "${extra_args[@]}" 2>&1 | tee -a "$out"
 
 echo
 echo "Summary (records/s; MB/s = 10^6 payload bytes/s; latency: concurrent consumer during produce)"
-printf '%-6s %-5s %12s %9s %12s %9s %9s %9s %9s %12s\n' size acks produce/s MB/s consume/s MB/s \
-    p50_ms p99_ms p99.9_ms loopback_MB/s
-grep '^RESULT' "$out" | sed 's/[a-z_0-9]*=//g' | while read -r _ size acks _ prps pmb crps cmb p50 p99 p999 loop; do
-    printf '%-6s %-5s %12s %9s %12s %9s %9s %9s %9s %12s\n' "$size" "$acks" "$prps" "$pmb" "$crps" \
-        "$cmb" "$p50" "$p99" "$p999" "$loop"
+printf '%-6s %-5s %-8s %12s %9s %12s %9s %9s %9s %9s %12s\n' size acks rate produce/s MB/s \
+    consume/s MB/s p50_ms p99_ms p99.9_ms loopback_MB/s
+grep '^RESULT' "$out" | sed 's/[a-z_0-9]*=//g' | while read -r _ size acks _ prps pmb crps cmb p50 p99 p999 loop prate; do
+    printf '%-6s %-5s %-8s %12s %9s %12s %9s %9s %9s %9s %12s\n' "$size" "$acks" "$prate" "$prps" \
+        "$pmb" "$crps" "$cmb" "$p50" "$p99" "$p999" "$loop"
 done | tee -a "$out"
 echo "full output: $out"
