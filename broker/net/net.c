@@ -451,6 +451,12 @@ static bool conn_handle_frame(net_conn_t *c, uint8_t *frame, size_t len)
     c->inflight_frame_bytes += len;
 
     api_result_t result = srv->cfg.dispatch(srv->cfg.ctx, &nr->req, &nr->resp);
+    if (c->state == CONN_CLOSED) {
+        /* The handler completed an earlier request whose write failed. */
+        if (result != API_DEFERRED)
+            request_unlink_free(nr);
+        return false;
+    }
     switch (result) {
     case API_RESPOND:
         if (!request_ready(nr)) {
