@@ -3,7 +3,8 @@
 # build-release, starts ZooKeeper + one broker with deploy/local-cluster.sh
 # (in a temporary state dir, ZooKeeper on a free port, the broker on
 # 127.0.0.1:9092), runs loadgen with 100-byte and 1 KiB records at acks=1 and
-# acks=all flat out, then 100-byte records paced at RATE records/s (latency
+# acks=all flat out, 100-byte records with the producer alone (no latency
+# consumer beside it), 100-byte records paced at RATE records/s (latency
 # below saturation), prints a summary table, and stops everything it started.
 #
 #   bench/run-loadgen.sh                  the standard runs
@@ -57,6 +58,9 @@ for size in 100 1024; do
             "${extra_args[@]}" 2>&1 | tee -a "$out"
     done
 done
+echo "## size=100 acks=1 producer alone (no concurrent latency consumer)" | tee -a "$out"
+"$build/bench/loadgen" -b "$bootstrap" -n "$records_100" -s 100 --acks 1 --no-latency \
+    "${extra_args[@]}" 2>&1 | tee -a "$out"
 echo "## size=100 acks=all paced at $rate records/s" | tee -a "$out"
 "$build/bench/loadgen" -b "$bootstrap" -n $((rate * 10)) -s 100 --acks all --rate "$rate" \
     "${extra_args[@]}" 2>&1 | tee -a "$out"
