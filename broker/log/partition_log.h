@@ -65,7 +65,9 @@ const char *log_err_str(log_err_t err);
  * segments are trusted and opened without scanning. Otherwise every batch
  * from recovery_point on is re-validated and a torn or corrupt tail is
  * truncated (later segments deleted); missing or corrupt indexes are rebuilt
- * in either case. */
+ * in either case. The high watermark starts at the log start offset (the
+ * log manager restores it from its checkpoint); the recovery point is the
+ * log end once open returns. */
 log_err_t partition_log_open(const char *dir, const log_config_t *cfg, int64_t recovery_point,
                              bool clean_shutdown, partition_log_t **out);
 /* Flushes and closes; frees log. */
