@@ -319,8 +319,8 @@ int cli_cmd_cluster(int argc, char **argv, struct cli_globals *g)
         json_end_object(&w);
         json_finish(&w);
     } else {
-        printf("CLUSTER      %s\nCONTROLLER   %d\n\nBROKERS\n", cluster_id ? cluster_id : "-",
-               controller);
+        printf("CLUSTER      %s\nCONTROLLER   %d\n\nBROKERS (* controller)\n",
+               cluster_id ? cluster_id : "-", controller);
         static const char *const headers[] = {"ID", "HOST", "PORT", "RACK"};
         struct cli_table *t = table_new(4, headers);
         for (int i = 0; i < md->broker_cnt; i++) {
