@@ -514,80 +514,68 @@ static void add_partition_znodes(coordinator_t *c, zk_call_t *call, const char *
     }
 }
 
-void coordinator_create_topic(coordinator_t *c, const topic_spec_t *spec, coordinator_done_fn done,
-                              void *arg)
+/* Checks a creation request against the cluster; KAFKA_NONE with the
+ * effective partition count and replication factor, or an error code with
+ * the reason in msg. */
+static int16_t validate_topic_spec(const coordinator_t *c, const topic_spec_t *spec,
+                                   int32_t *partitions_out, int32_t *rf_out, char *msg,
+                                   size_t msg_size)
 {
-    assert(spec && spec->name && done);
-    char msg[300];
-    if (!c->is_controller) {
-        done(arg, KAFKA_NOT_CONTROLLER, "this broker is not the controller");
-        return;
-    }
-    if (!topic_name_valid(spec->name, msg, sizeof(msg))) {
-        done(arg, KAFKA_INVALID_TOPIC_EXCEPTION, msg);
-        return;
-    }
+    if (!topic_name_valid(spec->name, msg, msg_size))
+        return KAFKA_INVALID_TOPIC_EXCEPTION;
     if (cluster_metadata_topic(c->md, spec->name, strlen(spec->name)) ||
         being_deleted(c, spec->name)) {
-        snprintf(msg, sizeof(msg), "topic '%s' already exists", spec->name);
-        done(arg, KAFKA_TOPIC_ALREADY_EXISTS, msg);
-        return;
+        snprintf(msg, msg_size, "topic '%s' already exists", spec->name);
+        return KAFKA_TOPIC_ALREADY_EXISTS;
     }
     int32_t partitions = spec->partitions == -1 ? c->cfg.default_partitions : spec->partitions;
     int32_t rf = spec->replication_factor == -1 ? c->cfg.default_replication_factor
                                                 : spec->replication_factor;
     if (partitions <= 0 || partitions > COORD_MAX_PARTITIONS) {
-        snprintf(msg, sizeof(msg), "number of partitions must be 1..%d (got %d)",
-                 COORD_MAX_PARTITIONS, partitions);
-        done(arg, KAFKA_INVALID_PARTITIONS, msg);
-        return;
+        snprintf(msg, msg_size, "number of partitions must be 1..%d (got %d)", COORD_MAX_PARTITIONS,
+                 partitions);
+        return KAFKA_INVALID_PARTITIONS;
     }
-    if (rf <= 0 || (size_t)rf > c->md->nbrokers || rf > COORD_MAX_REPLICAS) {
-        snprintf(msg, sizeof(msg), "replication factor %d is larger than the %zu live brokers", rf,
+    if (rf <= 0) {
+        snprintf(msg, msg_size, "replication factor must be positive (got %d)", rf);
+        return KAFKA_INVALID_REPLICATION_FACTOR;
+    }
+    if ((size_t)rf > c->md->nbrokers || rf > COORD_MAX_REPLICAS) {
+        snprintf(msg, msg_size, "replication factor %d is larger than the %zu live brokers", rf,
                  c->md->nbrokers);
-        if (rf <= 0)
-            snprintf(msg, sizeof(msg), "replication factor must be positive (got %d)", rf);
-        done(arg, KAFKA_INVALID_REPLICATION_FACTOR, msg);
-        return;
+        return KAFKA_INVALID_REPLICATION_FACTOR;
     }
     if (spec->nconfigs > COORD_MAX_CONFIGS) {
-        done(arg, KAFKA_INVALID_CONFIG, "too many configs");
-        return;
+        snprintf(msg, msg_size, "%zu configs (at most %d)", spec->nconfigs, COORD_MAX_CONFIGS);
+        return KAFKA_INVALID_CONFIG;
     }
     log_config_t lc;
     log_config_defaults(&lc);
     for (size_t i = 0; i < spec->nconfigs; i++) {
-        char err[200];
-        if (!spec->config_values[i] ||
-            log_config_set(&lc, spec->config_keys[i], spec->config_values[i], err, sizeof(err)) !=
-                0) {
-            snprintf(msg, sizeof(msg), "%s", spec->config_values[i] ? err : "null config value");
-            done(arg, KAFKA_INVALID_CONFIG, msg);
-            return;
+        if (!spec->config_values[i]) {
+            snprintf(msg, msg_size, "config %s has a null value", spec->config_keys[i]);
+            return KAFKA_INVALID_CONFIG;
         }
+        if (log_config_set(&lc, spec->config_keys[i], spec->config_values[i], msg, msg_size) != 0)
+            return KAFKA_INVALID_CONFIG;
     }
-    size_t nb;
-    assign_broker_t *brokers = live_brokers(c, &nb);
-    int32_t *replicas = xmalloc((size_t)partitions * (size_t)rf * sizeof(int32_t));
-    int rc =
-        coord_assign_replicas(brokers, nb, 0, partitions, rf, (int32_t)c->md->ntopics, replicas);
-    free(brokers);
-    if (rc != 0) { /* rf was checked against the same broker list */
-        free(replicas);
-        done(arg, KAFKA_INVALID_REPLICATION_FACTOR, "invalid replication factor");
-        return;
-    }
-    if (spec->validate_only) {
-        free(replicas);
-        done(arg, KAFKA_NONE, NULL);
-        return;
-    }
+    *partitions_out = partitions;
+    *rf_out = rf;
+    return KAFKA_NONE;
+}
+
+/* The fenced multi creating a topic: its config, assignment and every
+ * partition's state, all or nothing. */
+static void write_new_topic(coordinator_t *c, const topic_spec_t *spec, const int32_t *replicas,
+                            int32_t partitions, int32_t rf, coordinator_done_fn done, void *arg)
+{
+    assert(partitions > 0 && rf > 0);
     zk_assignment_t a = {.npartitions = partitions};
     coord_random_topic_id(a.topic_id);
     a.replicas = xcalloc((size_t)partitions, sizeof(int32_t *));
     a.nreplicas = xcalloc((size_t)partitions, sizeof(int32_t));
     for (int32_t p = 0; p < partitions; p++) {
-        a.replicas[p] = replicas + (size_t)p * (size_t)rf;
+        a.replicas[p] = (int32_t *)replicas + (size_t)p * (size_t)rf;
         a.nreplicas[p] = rf;
     }
     zk_call_t *call = fenced_call(c, on_admin_write, NULL);
@@ -610,8 +598,40 @@ void coordinator_create_topic(coordinator_t *c, const topic_spec_t *spec, coordi
               spec->name, partitions, rf);
     free(a.replicas);
     free(a.nreplicas);
-    free(replicas);
     zk_multi_submit(c, call);
+}
+
+void coordinator_create_topic(coordinator_t *c, const topic_spec_t *spec, coordinator_done_fn done,
+                              void *arg)
+{
+    assert(spec && spec->name && done);
+    assert(c->md);
+    char msg[300];
+    if (!c->is_controller) {
+        done(arg, KAFKA_NOT_CONTROLLER, "this broker is not the controller");
+        return;
+    }
+    int32_t partitions = 0, rf = 0;
+    int16_t error = validate_topic_spec(c, spec, &partitions, &rf, msg, sizeof(msg));
+    if (error != KAFKA_NONE) {
+        done(arg, error, msg);
+        return;
+    }
+    size_t nb;
+    assign_broker_t *brokers = live_brokers(c, &nb);
+    int32_t *replicas = xmalloc((size_t)partitions * (size_t)rf * sizeof(int32_t));
+    /* The start rotates with the topic count, so that the first partitions
+     * of successive topics do not all land on the same broker. */
+    int rc =
+        coord_assign_replicas(brokers, nb, 0, partitions, rf, (int32_t)c->md->ntopics, replicas);
+    free(brokers);
+    if (rc != 0) /* rf was checked against the same broker list */
+        done(arg, KAFKA_INVALID_REPLICATION_FACTOR, "invalid replication factor");
+    else if (spec->validate_only)
+        done(arg, KAFKA_NONE, NULL);
+    else
+        write_new_topic(c, spec, replicas, partitions, rf, done, arg);
+    free(replicas);
 }
 
 void coordinator_delete_topic(coordinator_t *c, const char *name, coordinator_done_fn done,
@@ -643,6 +663,38 @@ void coordinator_delete_topic(coordinator_t *c, const char *name, coordinator_do
     zk_multi_submit(c, call);
 }
 
+/* Checks a partition addition; KAFKA_NONE, or an error with msg. */
+static int16_t validate_new_partitions(const coordinator_t *c, const char *name,
+                                       const md_topic_t *t, int32_t total_count, char *msg,
+                                       size_t msg_size)
+{
+    if (!t || being_deleted(c, name)) {
+        snprintf(msg, msg_size, "no such topic");
+        return KAFKA_UNKNOWN_TOPIC_OR_PARTITION;
+    }
+    if (total_count > COORD_MAX_PARTITIONS) {
+        snprintf(msg, msg_size, "at most %d partitions", COORD_MAX_PARTITIONS);
+        return KAFKA_INVALID_PARTITIONS;
+    }
+    if (total_count == t->npartitions) {
+        snprintf(msg, msg_size, "topic already has %d partitions", t->npartitions);
+        return KAFKA_INVALID_PARTITIONS;
+    }
+    if (total_count < t->npartitions) {
+        snprintf(msg, msg_size,
+                 "topic currently has %d partitions, which is higher than the requested %d",
+                 t->npartitions, total_count);
+        return KAFKA_INVALID_PARTITIONS;
+    }
+    int32_t rf = t->partitions[0].nreplicas;
+    if ((size_t)rf > c->md->nbrokers) {
+        snprintf(msg, msg_size, "replication factor %d is larger than the %zu live brokers", rf,
+                 c->md->nbrokers);
+        return KAFKA_INVALID_REPLICATION_FACTOR;
+    }
+    return KAFKA_NONE;
+}
+
 void coordinator_create_partitions(coordinator_t *c, const char *name, int32_t total_count,
                                    bool validate_only, coordinator_done_fn done, void *arg)
 {
@@ -653,33 +705,13 @@ void coordinator_create_partitions(coordinator_t *c, const char *name, int32_t t
         return;
     }
     const md_topic_t *t = cluster_metadata_topic(c->md, name, strlen(name));
-    if (!t || being_deleted(c, name)) {
-        done(arg, KAFKA_UNKNOWN_TOPIC_OR_PARTITION, "no such topic");
+    int16_t error = validate_new_partitions(c, name, t, total_count, msg, sizeof(msg));
+    if (error != KAFKA_NONE || validate_only) {
+        done(arg, error, error != KAFKA_NONE ? msg : NULL);
         return;
     }
-    if (total_count <= t->npartitions || total_count > COORD_MAX_PARTITIONS) {
-        if (total_count == t->npartitions)
-            snprintf(msg, sizeof(msg), "topic already has %d partitions", t->npartitions);
-        else
-            snprintf(msg, sizeof(msg),
-                     "topic currently has %d partitions, which is higher than the requested %d",
-                     t->npartitions, total_count);
-        if (total_count > COORD_MAX_PARTITIONS)
-            snprintf(msg, sizeof(msg), "at most %d partitions", COORD_MAX_PARTITIONS);
-        done(arg, KAFKA_INVALID_PARTITIONS, msg);
-        return;
-    }
-    int32_t rf = t->partitions[0].nreplicas;
-    if ((size_t)rf > c->md->nbrokers) {
-        snprintf(msg, sizeof(msg), "replication factor %d is larger than the %zu live brokers", rf,
-                 c->md->nbrokers);
-        done(arg, KAFKA_INVALID_REPLICATION_FACTOR, msg);
-        return;
-    }
-    if (validate_only) {
-        done(arg, KAFKA_NONE, NULL);
-        return;
-    }
+    assert(t && total_count > t->npartitions);
+    const int32_t rf = t->partitions[0].nreplicas;
     size_t nb;
     assign_broker_t *brokers = live_brokers(c, &nb);
     /* Continue the rotation where partition 0's leader put it. */
@@ -687,7 +719,7 @@ void coordinator_create_partitions(coordinator_t *c, const char *name, int32_t t
     for (size_t i = 0; i < nb; i++)
         if (brokers[i].id == t->partitions[0].replicas[0])
             start = (int32_t)i;
-    int32_t add = total_count - t->npartitions;
+    const int32_t add = total_count - t->npartitions;
     int32_t *replicas = xmalloc((size_t)add * (size_t)rf * sizeof(int32_t));
     int rc = coord_assign_replicas(brokers, nb, t->npartitions, add, rf, start, replicas);
     free(brokers);
@@ -701,13 +733,10 @@ void coordinator_create_partitions(coordinator_t *c, const char *name, int32_t t
     a.replicas = xcalloc((size_t)total_count, sizeof(int32_t *));
     a.nreplicas = xcalloc((size_t)total_count, sizeof(int32_t));
     for (int32_t p = 0; p < total_count; p++) {
-        if (p < t->npartitions) {
-            a.replicas[p] = t->partitions[p].replicas;
-            a.nreplicas[p] = t->partitions[p].nreplicas;
-        } else {
-            a.replicas[p] = replicas + (size_t)(p - t->npartitions) * (size_t)rf;
-            a.nreplicas[p] = rf;
-        }
+        bool old = p < t->npartitions;
+        a.replicas[p] =
+            old ? t->partitions[p].replicas : replicas + (size_t)(p - t->npartitions) * (size_t)rf;
+        a.nreplicas[p] = old ? t->partitions[p].nreplicas : rf;
     }
     zk_call_t *call = fenced_call(c, on_admin_write, NULL);
     char path[700];

@@ -955,13 +955,11 @@ static void coordinator_free(coordinator_t *c)
     free(c);
 }
 
-int coordinator_start(struct ev_loop *loop, const coordinator_config_t *cfg,
-                      const coordinator_callbacks_t *cb, coordinator_t **out, char *err,
-                      size_t err_size)
+/* The coordinator with its configuration copied; nothing started. */
+static coordinator_t *coordinator_new(struct ev_loop *loop, const coordinator_config_t *cfg,
+                                      const coordinator_callbacks_t *cb)
 {
-    assert(loop && cfg && out);
     assert(cfg->zk_connect && cfg->advertised_host);
-    *out = NULL;
     coordinator_t *c = xcalloc(1, sizeof(*c));
     c->loop = loop;
     c->cfg = *cfg;
@@ -976,6 +974,7 @@ int coordinator_start(struct ev_loop *loop, const coordinator_config_t *cfg,
     c->controller_epoch_seen = -1;
     c->zk_controller_epoch = -1;
     c->my_controller_epoch = -1;
+    /* "host:port,host:port/chroot": the chroot starts at the first '/'. */
     const char *slash = strchr(cfg->zk_connect, '/');
     if (slash) {
         c->zk_hosts = xstrndup(cfg->zk_connect, (size_t)(slash - cfg->zk_connect));
@@ -991,16 +990,22 @@ int coordinator_start(struct ev_loop *loop, const coordinator_config_t *cfg,
     ev_timer_init(&c->tick_timer, on_tick, 1., 1.);
     c->tick_timer.data = c;
     zk_bridge_init(c);
+    return c;
+}
 
+/* Start-up, blocking: the RPC listener, the session (creating the chroot
+ * first), the base znodes, the cluster id and the registration. */
+static int connect_and_register(coordinator_t *c, char *err, size_t err_size)
+{
     const int64_t deadline = coord_now_ms() + c->cfg.zk_session_timeout_ms;
     /* The RPC listener first: the registration names its port, and a
      * stale registration is recognised by it. */
     if (rpc_glue_start(c, err, err_size) != 0)
-        goto fail;
+        return -1;
     if (c->chroot) {
         if (start_session(c, c->zk_hosts, deadline, err, err_size) != 0 ||
             sync_create_recursive(c->zh, c->chroot, err, err_size) != 0)
-            goto fail;
+            return -1;
         zk_close_session(c);
         zk_drain(c);
     }
@@ -1008,54 +1013,70 @@ int coordinator_start(struct ev_loop *loop, const coordinator_config_t *cfg,
     int rc = start_session(c, connect, deadline, err, err_size);
     free(connect);
     if (rc != 0)
-        goto fail;
+        return -1;
     static const char *const base_paths[] = {
         "/brokers",       "/brokers/ids", "/brokers/topics",      "/config",
         "/config/topics", "/admin",       "/admin/delete_topics", "/cluster",
     };
     for (size_t i = 0; i < sizeof(base_paths) / sizeof(base_paths[0]); i++)
         if (sync_create_path(c->zh, base_paths[i], err, err_size) != 0)
-            goto fail;
+            return -1;
     if (load_cluster_id(c, err, err_size) != 0 || register_sync(c, err, err_size) != 0)
-        goto fail;
+        return -1;
     c->registered = true;
     c->session_id = zoo_client_id(c->zh)->client_id;
     VLOG_INFO("coord", "registered broker %d (%s:%d, rpc %d) in cluster %s, session 0x%llx",
               c->cfg.broker_id, c->cfg.advertised_host, c->cfg.advertised_port, c->cfg.rpc_port,
               c->cluster_id, (unsigned long long)c->session_id);
+    return 0;
+}
 
-    /* The first load runs the same asynchronous path, pumped here. */
+/* Start-up, blocking: the first metadata load, through the same
+ * asynchronous path as every later one, pumped on this thread; then the
+ * first election, so that a cluster of one takes admin requests at once. */
+static int first_load(coordinator_t *c, char *err, size_t err_size)
+{
+    assert(c->registered && c->reloads_done == 0);
     coord_request_reload(c);
-    const int64_t load_deadline = coord_now_ms() + c->cfg.zk_session_timeout_ms;
+    const int64_t deadline = coord_now_ms() + c->cfg.zk_session_timeout_ms;
     bool loaded = false;
-    while (!loaded && coord_now_ms() < load_deadline) {
+    while (!loaded && coord_now_ms() < deadline) {
         zk_pump_until(c, &loaded, coord_now_ms() + 50);
         loaded = c->reloads_done > 0;
-        if (!loaded && !c->load && !ev_is_active(&c->retry_timer))
-            coord_request_reload(c);
-        if (!loaded && ev_is_active(&c->retry_timer)) {
+        if (loaded || c->load)
+            continue;
+        /* A failed load armed the retry timer, which only the loop runs. */
+        if (ev_is_active(&c->retry_timer)) {
             ev_timer_stop(c->loop, &c->retry_timer);
             usleep(100 * 1000);
-            coord_request_reload(c);
         }
+        coord_request_reload(c);
     }
     if (!loaded) {
         snprintf(err, err_size, "could not load the cluster state from ZooKeeper within %d ms",
                  c->cfg.zk_session_timeout_ms);
-        goto fail;
+        return -1;
     }
-    /* Let a first election settle, so a cluster of one can take admin
-     * requests as soon as start returns. */
-    bool settled = false;
-    while (c->electing && coord_now_ms() < load_deadline) {
-        zk_pump_until(c, &settled, coord_now_ms() + 50);
+    bool never = false;
+    while (c->electing && coord_now_ms() < deadline)
+        zk_pump_until(c, &never, coord_now_ms() + 50);
+    return 0;
+}
+
+int coordinator_start(struct ev_loop *loop, const coordinator_config_t *cfg,
+                      const coordinator_callbacks_t *cb, coordinator_t **out, char *err,
+                      size_t err_size)
+{
+    assert(loop && cfg && out);
+    *out = NULL;
+    coordinator_t *c = coordinator_new(loop, cfg, cb);
+    if (connect_and_register(c, err, err_size) != 0 || first_load(c, err, err_size) != 0) {
+        coordinator_free(c);
+        return -1;
     }
     ev_timer_start(loop, &c->tick_timer);
     *out = c;
     return 0;
-fail:
-    coordinator_free(c);
-    return -1;
 }
 
 void coordinator_stop(coordinator_t *c)
