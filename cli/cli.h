@@ -113,6 +113,27 @@ int cli_fetch_metadata(rd_kafka_t *rk, const struct cli_globals *g, const char *
 /* Maps a Kafka or librdkafka error to an exit code. */
 int cli_exit_for_error(rd_kafka_resp_err_t err);
 
+/* ---- Raw Metadata v1 (racks; librdkafka 2.0.2 does not expose them) ---- */
+
+struct cli_raw_broker {
+    int32_t id;
+    char *rack; /* NULL when the broker has none; owned */
+};
+
+struct cli_raw_metadata {
+    struct cli_raw_broker *brokers; /* owned */
+    int32_t nbrokers;
+    int32_t controller_id;
+};
+
+/* Decodes a Metadata v1 response frame (after its size prefix) answering a
+ * request with correlation_id and no topics. Every length is checked
+ * against the bytes left before anything is allocated; a malformed frame
+ * returns false and leaves md empty. On success md owns its brokers. */
+bool cli_decode_metadata_v1(const uint8_t *frame, size_t len, int32_t correlation_id,
+                            struct cli_raw_metadata *md);
+void cli_raw_metadata_free(struct cli_raw_metadata *md);
+
 /* ---- Commands (argv[0] is the last command word) ---- */
 
 int cli_cmd_topic(int argc, char **argv, struct cli_globals *g);

@@ -33,17 +33,6 @@ static const char info_usage[] =
 #define RAW_MAX_BROKERS    10000
 #define RAW_CORRELATION_ID 0x766c7476 /* "vltv" */
 
-struct raw_broker {
-    int32_t id;
-    char *rack; /* NULL when the broker has none; owned */
-};
-
-struct raw_metadata {
-    struct raw_broker *brokers; /* owned */
-    int32_t nbrokers;
-    int32_t controller_id;
-};
-
 /* ---- Bounded reader over one response frame ---- */
 
 struct reader {
@@ -92,7 +81,7 @@ static bool read_string(struct reader *r, char **out)
     return true;
 }
 
-static void raw_metadata_free(struct raw_metadata *md)
+void cli_raw_metadata_free(struct cli_raw_metadata *md)
 {
     for (int32_t i = 0; i < md->nbrokers; i++)
         free(md->brokers[i].rack);
@@ -103,10 +92,9 @@ static void raw_metadata_free(struct raw_metadata *md)
 
 /* Decodes a Metadata v1 response body (after the correlation id). Topics
  * are not read: the request asked for none. */
-static bool decode_metadata_v1(struct reader *r, struct raw_metadata *md)
+static bool decode_metadata_v1(struct reader *r, struct cli_raw_metadata *md)
 {
     int32_t n;
-    memset(md, 0, sizeof(*md));
     if (!read_i32(r, &n) || n < 0 || n > RAW_MAX_BROKERS)
         goto err;
     /* Each broker entry is at least 4+2+4+2 bytes: bound n by the frame. */
@@ -114,7 +102,7 @@ static bool decode_metadata_v1(struct reader *r, struct raw_metadata *md)
         goto err;
     md->brokers = xcalloc((size_t)n + 1, sizeof(*md->brokers));
     for (int32_t i = 0; i < n; i++) {
-        struct raw_broker *b = &md->brokers[i];
+        struct cli_raw_broker *b = &md->brokers[i];
         char *host = NULL;
         int32_t port;
         if (!read_i32(r, &b->id))
@@ -129,8 +117,22 @@ static bool decode_metadata_v1(struct reader *r, struct raw_metadata *md)
         goto err;
     return true;
 err:
-    raw_metadata_free(md);
+    cli_raw_metadata_free(md);
     return false;
+}
+
+bool cli_decode_metadata_v1(const uint8_t *frame, size_t len, int32_t correlation_id,
+                            struct cli_raw_metadata *md)
+{
+    assert(frame != NULL || len == 0);
+    memset(md, 0, sizeof(*md));
+    struct reader r = {.p = frame, .left = len};
+    int32_t correlation;
+    if (!read_i32(&r, &correlation) || correlation != correlation_id)
+        return false;
+    bool ok = decode_metadata_v1(&r, md);
+    assert(ok || (md->brokers == NULL && md->nbrokers == 0));
+    return ok;
 }
 
 static bool write_all(int fd, const uint8_t *buf, size_t len)
@@ -163,7 +165,7 @@ static bool read_all(int fd, uint8_t *buf, size_t len)
 
 /* Sends Metadata v1 with an empty topic list to the first reachable
  * bootstrap broker and decodes the brokers' racks and the controller. */
-static bool raw_metadata_fetch(const struct cli_globals *g, struct raw_metadata *md, char *why,
+static bool raw_metadata_fetch(const struct cli_globals *g, struct cli_raw_metadata *md, char *why,
                                size_t whylen)
 {
     memset(md, 0, sizeof(*md));
@@ -221,13 +223,7 @@ static bool raw_metadata_fetch(const struct cli_globals *g, struct raw_metadata 
         snprintf(why, whylen, "truncated Metadata answer");
         goto out;
     }
-    struct reader r = {.p = resp, .left = size};
-    int32_t correlation;
-    if (!read_i32(&r, &correlation) || correlation != RAW_CORRELATION_ID) {
-        snprintf(why, whylen, "Metadata answer with a wrong correlation id");
-        goto out;
-    }
-    if (!decode_metadata_v1(&r, md)) {
+    if (!cli_decode_metadata_v1(resp, size, RAW_CORRELATION_ID, md)) {
         snprintf(why, whylen, "malformed Metadata v1 answer");
         goto out;
     }
@@ -239,7 +235,7 @@ out:
 }
 
 /* The rack the raw answer gives for broker id, or NULL. */
-static const char *rack_of(const struct raw_metadata *raw, int32_t id)
+static const char *rack_of(const struct cli_raw_metadata *raw, int32_t id)
 {
     for (int32_t i = 0; i < raw->nbrokers; i++)
         if (raw->brokers[i].id == id)
@@ -279,7 +275,7 @@ int cli_cmd_cluster(int argc, char **argv, struct cli_globals *g)
     char *cluster_id = rd_kafka_clusterid(rk, g->timeout_ms);
     int32_t controller = rd_kafka_controllerid(rk, g->timeout_ms);
 
-    struct raw_metadata raw;
+    struct cli_raw_metadata raw;
     char why[256] = "";
     bool racks_known = raw_metadata_fetch(g, &raw, why, sizeof(why));
     if (!racks_known)
@@ -337,7 +333,7 @@ int cli_cmd_cluster(int argc, char **argv, struct cli_globals *g)
 
     free(brokers);
     if (racks_known)
-        raw_metadata_free(&raw);
+        cli_raw_metadata_free(&raw);
     if (cluster_id != NULL)
         rd_kafka_mem_free(rk, cluster_id);
     rd_kafka_metadata_destroy(md);

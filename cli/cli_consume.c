@@ -39,198 +39,7 @@ static const char consume_usage[] =
     "when absent). Exits 4 if the topic or partition is unknown.\n"
     "Global options: see vltava --help.\n";
 
-#define MAX_FORMAT_PIECES 128
-#define CONSUME_BATCH     512
-
-/* A compiled -f FORMAT: literal text and placeholders, in order. */
-enum piece_kind {
-    PIECE_LITERAL,
-    PIECE_TOPIC,
-    PIECE_PARTITION,
-    PIECE_OFFSET,
-    PIECE_TIMESTAMP,
-    PIECE_KEY,
-    PIECE_KEY_LEN,
-    PIECE_VALUE,
-    PIECE_VALUE_LEN,
-};
-
-struct piece {
-    enum piece_kind kind;
-    char *text; /* PIECE_LITERAL only; owned */
-    size_t len;
-};
-
-struct record_format {
-    struct piece pieces[MAX_FORMAT_PIECES];
-    int count;
-};
-
-static void format_free(struct record_format *f)
-{
-    for (int i = 0; i < f->count; i++)
-        free(f->pieces[i].text);
-    f->count = 0;
-}
-
-static bool format_push(struct record_format *f, enum piece_kind kind, char *text, size_t len)
-{
-    if (f->count == MAX_FORMAT_PIECES) {
-        free(text);
-        return false;
-    }
-    f->pieces[f->count++] = (struct piece){.kind = kind, .text = text, .len = len};
-    return true;
-}
-
-/* Compiles FORMAT; false (after a message) on an unknown placeholder or
- * escape, or too many pieces. */
-static bool format_compile(const char *spec, struct record_format *f)
-{
-    memset(f, 0, sizeof(*f));
-    size_t n = strlen(spec);
-    char *lit = xmalloc(n + 1);
-    size_t litlen = 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = spec[i];
-        if (c == '\\' && i + 1 < n) {
-            char e = spec[++i];
-            if (e == 'n')
-                lit[litlen++] = '\n';
-            else if (e == 't')
-                lit[litlen++] = '\t';
-            else if (e == 'r')
-                lit[litlen++] = '\r';
-            else if (e == '\\')
-                lit[litlen++] = '\\';
-            else {
-                cli_usage_error(consume_usage, "-f: unknown escape \\%c", e);
-                goto err;
-            }
-            continue;
-        }
-        if (c != '%') {
-            lit[litlen++] = c;
-            continue;
-        }
-        if (i + 1 == n) {
-            cli_usage_error(consume_usage, "-f: lone %% at the end");
-            goto err;
-        }
-        char ph = spec[++i];
-        if (ph == '%') {
-            lit[litlen++] = '%';
-            continue;
-        }
-        enum piece_kind kind;
-        switch (ph) {
-        case 't':
-            kind = PIECE_TOPIC;
-            break;
-        case 'p':
-            kind = PIECE_PARTITION;
-            break;
-        case 'o':
-            kind = PIECE_OFFSET;
-            break;
-        case 'T':
-            kind = PIECE_TIMESTAMP;
-            break;
-        case 'k':
-            kind = PIECE_KEY;
-            break;
-        case 'K':
-            kind = PIECE_KEY_LEN;
-            break;
-        case 's':
-            kind = PIECE_VALUE;
-            break;
-        case 'S':
-            kind = PIECE_VALUE_LEN;
-            break;
-        default:
-            cli_usage_error(consume_usage, "-f: unknown placeholder %%%c", ph);
-            goto err;
-        }
-        if (litlen > 0 && !format_push(f, PIECE_LITERAL, xstrndup(lit, litlen), litlen))
-            goto too_long;
-        litlen = 0;
-        if (!format_push(f, kind, NULL, 0))
-            goto too_long;
-    }
-    if (litlen > 0 && !format_push(f, PIECE_LITERAL, xstrndup(lit, litlen), litlen))
-        goto too_long;
-    free(lit);
-    return true;
-too_long:
-    cli_usage_error(consume_usage, "-f: more than %d pieces", MAX_FORMAT_PIECES);
-err:
-    free(lit);
-    format_free(f);
-    return false;
-}
-
-static void print_record_text(const struct record_format *f, const rd_kafka_message_t *m,
-                              const char *topic)
-{
-    rd_kafka_timestamp_type_t tstype;
-    for (int i = 0; i < f->count; i++) {
-        const struct piece *pc = &f->pieces[i];
-        switch (pc->kind) {
-        case PIECE_LITERAL:
-            fwrite(pc->text, 1, pc->len, stdout);
-            break;
-        case PIECE_TOPIC:
-            fputs(topic, stdout);
-            break;
-        case PIECE_PARTITION:
-            printf("%" PRId32, m->partition);
-            break;
-        case PIECE_OFFSET:
-            printf("%" PRId64, m->offset);
-            break;
-        case PIECE_TIMESTAMP:
-            printf("%" PRId64, rd_kafka_message_timestamp(m, &tstype));
-            break;
-        case PIECE_KEY:
-            if (m->key != NULL)
-                fwrite(m->key, 1, m->key_len, stdout);
-            break;
-        case PIECE_KEY_LEN:
-            printf("%lld", m->key != NULL ? (long long)m->key_len : -1LL);
-            break;
-        case PIECE_VALUE:
-            if (m->payload != NULL)
-                fwrite(m->payload, 1, m->len, stdout);
-            break;
-        case PIECE_VALUE_LEN:
-            printf("%lld", m->payload != NULL ? (long long)m->len : -1LL);
-            break;
-        }
-    }
-}
-
-static void print_record_json(const rd_kafka_message_t *m, const char *topic)
-{
-    rd_kafka_timestamp_type_t tstype;
-    struct json_writer w;
-    json_init(&w, stdout);
-    json_begin_object(&w);
-    json_key(&w, "topic");
-    json_string(&w, topic);
-    json_key(&w, "partition");
-    json_int(&w, m->partition);
-    json_key(&w, "offset");
-    json_int(&w, m->offset);
-    json_key(&w, "timestamp");
-    json_int(&w, rd_kafka_message_timestamp(m, &tstype));
-    json_key(&w, "key");
-    json_bytes(&w, m->key, m->key_len);
-    json_key(&w, "value");
-    json_bytes(&w, m->payload, m->len);
-    json_end_object(&w);
-    json_finish(&w);
-}
+#define CONSUME_BATCH 512
 
 static volatile sig_atomic_t consume_stop;
 
@@ -310,9 +119,9 @@ static int consume_loop(rd_kafka_t *rk, rd_kafka_topic_t *rkt, const char *topic
                                : CLI_EXIT_ERROR;
             } else if (code == CLI_EXIT_OK && (o->count == 0 || printed < o->count)) {
                 if (g->format == CLI_FORMAT_JSON)
-                    print_record_json(m, topic);
+                    record_print_json(stdout, m, topic);
                 else
-                    print_record_text(&o->fmt, m, topic);
+                    record_print_text(stdout, &o->fmt, m, topic);
                 printed++;
             }
             rd_kafka_message_destroy(m);
@@ -390,12 +199,16 @@ int cli_cmd_consume(int argc, char **argv, struct cli_globals *g)
         cli_usage_error(consume_usage, "-f FORMAT and --format json exclude each other");
         return CLI_EXIT_USAGE;
     }
-    if (!format_compile(fmt_spec != NULL ? fmt_spec : "%s\\n", &o.fmt))
+    char fmt_err[128];
+    if (!record_format_compile(fmt_spec != NULL ? fmt_spec : "%s\\n", &o.fmt, fmt_err,
+                               sizeof(fmt_err))) {
+        cli_usage_error(consume_usage, "-f: %s", fmt_err);
         return CLI_EXIT_USAGE;
+    }
 
     int code = cli_check_reachable(g);
     if (code != CLI_EXIT_OK) {
-        format_free(&o.fmt);
+        record_format_free(&o.fmt);
         return code;
     }
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
@@ -405,14 +218,14 @@ int cli_cmd_consume(int argc, char **argv, struct cli_globals *g)
     else
         rd_kafka_conf_destroy(conf);
     if (rk == NULL) {
-        format_free(&o.fmt);
+        record_format_free(&o.fmt);
         return CLI_EXIT_ERROR;
     }
     const struct rd_kafka_metadata *md = NULL;
     code = cli_fetch_metadata(rk, g, topic, &md);
     if (code != CLI_EXIT_OK) {
         rd_kafka_destroy(rk);
-        format_free(&o.fmt);
+        record_format_free(&o.fmt);
         return code;
     }
     const rd_kafka_metadata_topic_t *mt = &md->topics[0];
@@ -439,7 +252,7 @@ int cli_cmd_consume(int argc, char **argv, struct cli_globals *g)
         rd_kafka_topic_destroy(rkt);
     }
     free(parts);
-    format_free(&o.fmt);
+    record_format_free(&o.fmt);
     rd_kafka_destroy(rk);
     return code;
 }

@@ -8,6 +8,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include <librdkafka/rdkafka.h>
+
 /* ---- JSON writer ----
  * Streams one JSON value to a FILE. Keys and commas are tracked per nesting
  * level, so a caller only states structure. Strings are escaped; bytes that
@@ -50,5 +52,43 @@ void table_row(struct cli_table *t);
 void table_cell(struct cli_table *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void table_print(const struct cli_table *t, FILE *out);
 void table_free(struct cli_table *t);
+
+/* ---- Record format (vltava consume -f) ----
+ * A compiled FORMAT: literal text and placeholders, in order. */
+#define MAX_FORMAT_PIECES 128
+
+enum piece_kind {
+    PIECE_LITERAL,
+    PIECE_TOPIC,
+    PIECE_PARTITION,
+    PIECE_OFFSET,
+    PIECE_TIMESTAMP,
+    PIECE_KEY,
+    PIECE_KEY_LEN,
+    PIECE_VALUE,
+    PIECE_VALUE_LEN,
+};
+
+struct piece {
+    enum piece_kind kind;
+    char *text; /* PIECE_LITERAL only; owned */
+    size_t len;
+};
+
+struct record_format {
+    struct piece pieces[MAX_FORMAT_PIECES];
+    int count;
+};
+
+/* Compiles spec (%t %p %o %T %k %K %s %S %%, escapes \n \t \r \\).
+ * False, with the reason in err, on an unknown placeholder or escape or
+ * more than MAX_FORMAT_PIECES pieces; f then owns nothing. */
+bool record_format_compile(const char *spec, struct record_format *f, char *err, size_t errlen);
+void record_format_free(struct record_format *f);
+void record_print_text(FILE *out, const struct record_format *f, const rd_kafka_message_t *m,
+                       const char *topic);
+/* One JSON object and a newline: topic, partition, offset, timestamp, key,
+ * value (key and value null when absent). */
+void record_print_json(FILE *out, const rd_kafka_message_t *m, const char *topic);
 
 #endif

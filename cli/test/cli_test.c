@@ -1,0 +1,420 @@
+/* CUnit suite for the CLI's pure parts: the JSON writer and table, the
+ * consume -f record format, the raw Metadata v1 decoder (with every
+ * truncation and bad length), and the argument value parsers. The commands
+ * themselves run against real brokers in tests/integration/test_cli.py. */
+#include <CUnit/Basic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "cli_output.h"
+
+/* ---- helpers ---- */
+
+struct capture {
+    FILE *f;
+    char *buf;
+    size_t len;
+};
+
+static void capture_open(struct capture *c)
+{
+    c->buf = NULL;
+    c->len = 0;
+    c->f = open_memstream(&c->buf, &c->len);
+    CU_ASSERT_FATAL(c->f != NULL);
+}
+
+/* Closes the stream; returns its text (owned by c until capture_free). */
+static const char *capture_text(struct capture *c)
+{
+    fclose(c->f);
+    c->f = NULL;
+    return c->buf;
+}
+
+static void capture_free(struct capture *c)
+{
+    free(c->buf);
+}
+
+/* ---- JSON ---- */
+
+static void test_json_structure(void)
+{
+    struct capture c;
+    capture_open(&c);
+    struct json_writer w;
+    json_init(&w, c.f);
+    json_begin_object(&w);
+    json_key(&w, "a");
+    json_int(&w, -5);
+    json_key(&w, "list");
+    json_begin_array(&w);
+    json_bool(&w, true);
+    json_null(&w);
+    json_string(&w, NULL);
+    json_begin_object(&w);
+    json_end_object(&w);
+    json_begin_array(&w);
+    json_end_array(&w);
+    json_end_array(&w);
+    json_key(&w, "s");
+    json_string(&w, "x");
+    json_end_object(&w);
+    json_finish(&w);
+    CU_ASSERT_STRING_EQUAL(capture_text(&c),
+                           "{\"a\":-5,\"list\":[true,null,null,{},[]],\"s\":\"x\"}\n");
+    capture_free(&c);
+}
+
+static void test_json_escapes(void)
+{
+    static const struct {
+        const char *in;
+        size_t len;
+        const char *out;
+    } cases[] = {
+        {"plain", 5, "plain"},
+        {"q\"b\\", 4, "q\\\"b\\\\"},
+        {"\n\t\r\x01\x1f\x7f", 6, "\\n\\t\\r\\u0001\\u001f\\u007f"},
+        {"\0", 1, "\\u0000"},
+        {"\xc3\xa9", 2, "\xc3\xa9"},                             /* é passes through */
+        {"\xe2\x82\xac", 3, "\xe2\x82\xac"},                     /* € */
+        {"\xf0\x9f\x98\x80", 4, "\xf0\x9f\x98\x80"},             /* 4-byte sequence */
+        {"\xff", 1, "\\u00ff"},                                  /* never valid */
+        {"a\xc3", 2, "a\\u00c3"},                                /* truncated at the end */
+        {"\xc3(", 2, "\\u00c3("},                                /* bad continuation */
+        {"\xc0\x80", 2, "\\u00c0\\u0080"},                       /* overlong NUL */
+        {"\xed\xa0\x80", 3, "\\u00ed\\u00a0\\u0080"},            /* surrogate */
+        {"\xf4\x90\x80\x80", 4, "\\u00f4\\u0090\\u0080\\u0080"}, /* > U+10FFFF */
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct capture c;
+        capture_open(&c);
+        json_write_escaped(c.f, cases[i].in, cases[i].len);
+        const char *got = capture_text(&c);
+        CU_ASSERT_STRING_EQUAL(got, cases[i].out);
+        if (strcmp(got, cases[i].out) != 0)
+            fprintf(stderr, "case %zu: got '%s'\n", i, got);
+        capture_free(&c);
+    }
+}
+
+/* ---- table ---- */
+
+static void test_table_alignment(void)
+{
+    static const char *const headers[] = {"ID", "NAME", "X"};
+    struct cli_table *t = table_new(3, headers);
+    table_row(t);
+    table_cell(t, "%d", 1);
+    table_cell(t, "%s", "longer-name");
+    table_cell(t, "a");
+    table_row(t);
+    table_cell(t, "%d", 100);
+    table_cell(t, "n");
+    table_cell(t, "b");
+    struct capture c;
+    capture_open(&c);
+    table_print(t, c.f);
+    CU_ASSERT_STRING_EQUAL(capture_text(&c), "ID   NAME         X\n"
+                                             "1    longer-name  a\n"
+                                             "100  n            b\n");
+    capture_free(&c);
+    table_free(t);
+
+    /* No rows: the header alone. */
+    t = table_new(3, headers);
+    capture_open(&c);
+    table_print(t, c.f);
+    CU_ASSERT_STRING_EQUAL(capture_text(&c), "ID  NAME  X\n");
+    capture_free(&c);
+    table_free(t);
+}
+
+/* ---- record format ---- */
+
+static void test_record_format(void)
+{
+    struct record_format f;
+    char err[128];
+    CU_ASSERT_FATAL(
+        record_format_compile("%t %p/%o %K %k=%s|%S %%\\n\\t\\\\", &f, err, sizeof(err)));
+    char key[] = "key", value[] = "value\nwith newline";
+    rd_kafka_message_t m = {
+        .partition = 3,
+        .offset = 42,
+        .key = key,
+        .key_len = 3,
+        .payload = value,
+        .len = strlen(value),
+    };
+    struct capture c;
+    capture_open(&c);
+    record_print_text(c.f, &f, &m, "topic");
+    CU_ASSERT_STRING_EQUAL(capture_text(&c), "topic 3/42 3 key=value\nwith newline|18 %\n\t\\");
+    capture_free(&c);
+
+    /* A record without key or value. */
+    rd_kafka_message_t empty = {.partition = 0, .offset = 0};
+    capture_open(&c);
+    record_print_text(c.f, &f, &empty, "t");
+    CU_ASSERT_STRING_EQUAL(capture_text(&c), "t 0/0 -1 =|-1 %\n\t\\");
+    capture_free(&c);
+    record_format_free(&f);
+    CU_ASSERT_EQUAL(f.count, 0);
+}
+
+static void test_record_format_errors(void)
+{
+    struct record_format f;
+    char err[128];
+    CU_ASSERT_FALSE(record_format_compile("%q", &f, err, sizeof(err)));
+    CU_ASSERT_STRING_EQUAL(err, "unknown placeholder %q");
+    CU_ASSERT_EQUAL(f.count, 0);
+    CU_ASSERT_FALSE(record_format_compile("ab\\x", &f, err, sizeof(err)));
+    CU_ASSERT_STRING_EQUAL(err, "unknown escape \\x");
+    CU_ASSERT_FALSE(record_format_compile("abc%", &f, err, sizeof(err)));
+    CU_ASSERT_STRING_EQUAL(err, "lone % at the end");
+
+    char many[3 * MAX_FORMAT_PIECES + 1];
+    size_t n = 0;
+    for (int i = 0; i < MAX_FORMAT_PIECES; i++) {
+        many[n++] = 'x';
+        many[n++] = '%';
+        many[n++] = 's';
+    }
+    many[n] = '\0';
+    CU_ASSERT_FALSE(record_format_compile(many, &f, err, sizeof(err)));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "more than"));
+    CU_ASSERT_EQUAL(f.count, 0);
+
+    /* Exactly the limit is fine; a trailing lone backslash is literal. */
+    CU_ASSERT_TRUE(record_format_compile(many + 3 * (MAX_FORMAT_PIECES / 2), &f, err, sizeof(err)));
+    CU_ASSERT_EQUAL(f.count, MAX_FORMAT_PIECES);
+    record_format_free(&f);
+    CU_ASSERT_TRUE(record_format_compile("a\\", &f, err, sizeof(err)));
+    CU_ASSERT_EQUAL(f.count, 1);
+    CU_ASSERT_EQUAL(f.pieces[0].len, 2);
+    record_format_free(&f);
+}
+
+/* ---- raw Metadata v1 decoder ---- */
+
+struct frame {
+    uint8_t b[512];
+    size_t len;
+};
+
+static void put_i32(struct frame *f, int32_t v)
+{
+    uint32_t u = (uint32_t)v;
+    f->b[f->len++] = (uint8_t)(u >> 24);
+    f->b[f->len++] = (uint8_t)(u >> 16);
+    f->b[f->len++] = (uint8_t)(u >> 8);
+    f->b[f->len++] = (uint8_t)u;
+}
+
+static void put_i16(struct frame *f, int16_t v)
+{
+    uint16_t u = (uint16_t)v;
+    f->b[f->len++] = (uint8_t)(u >> 8);
+    f->b[f->len++] = (uint8_t)u;
+}
+
+static void put_str(struct frame *f, const char *s)
+{
+    if (s == NULL) {
+        put_i16(f, -1);
+        return;
+    }
+    put_i16(f, (int16_t)strlen(s));
+    memcpy(f->b + f->len, s, strlen(s));
+    f->len += strlen(s);
+}
+
+#define CID 77
+
+/* A valid answer: brokers 1 (rack r1) and 2 (no rack), controller 2, no
+ * topics. *decoded_len is where the decoder stops reading. */
+static void valid_frame(struct frame *f, size_t *decoded_len)
+{
+    f->len = 0;
+    put_i32(f, CID);
+    put_i32(f, 2);
+    put_i32(f, 1);
+    put_str(f, "host-one");
+    put_i32(f, 9092);
+    put_str(f, "r1");
+    put_i32(f, 2);
+    put_str(f, "h2");
+    put_i32(f, 9093);
+    put_str(f, NULL);
+    put_i32(f, 2);
+    *decoded_len = f->len;
+    put_i32(f, 0); /* topics */
+}
+
+static void test_metadata_valid(void)
+{
+    struct frame f;
+    size_t end;
+    valid_frame(&f, &end);
+    struct cli_raw_metadata md;
+    CU_ASSERT_FATAL(cli_decode_metadata_v1(f.b, f.len, CID, &md));
+    CU_ASSERT_EQUAL(md.nbrokers, 2);
+    CU_ASSERT_EQUAL(md.controller_id, 2);
+    CU_ASSERT_EQUAL(md.brokers[0].id, 1);
+    CU_ASSERT_STRING_EQUAL(md.brokers[0].rack, "r1");
+    CU_ASSERT_EQUAL(md.brokers[1].id, 2);
+    CU_ASSERT_PTR_NULL(md.brokers[1].rack);
+    cli_raw_metadata_free(&md);
+    CU_ASSERT_EQUAL(md.nbrokers, 0);
+    CU_ASSERT_PTR_NULL(md.brokers);
+}
+
+static void test_metadata_every_truncation(void)
+{
+    struct frame f;
+    size_t end;
+    valid_frame(&f, &end);
+    for (size_t len = 0; len < end; len++) {
+        /* A heap copy of exactly len bytes, so ASan sees any over-read. */
+        uint8_t *copy = malloc(len ? len : 1);
+        memcpy(copy, f.b, len);
+        struct cli_raw_metadata md;
+        CU_ASSERT_FALSE(cli_decode_metadata_v1(copy, len, CID, &md));
+        CU_ASSERT_EQUAL(md.nbrokers, 0);
+        CU_ASSERT_PTR_NULL(md.brokers);
+        free(copy);
+    }
+}
+
+static void test_metadata_bad_fields(void)
+{
+    struct cli_raw_metadata md;
+    struct frame f;
+    size_t end;
+
+    valid_frame(&f, &end);
+    CU_ASSERT_FALSE(cli_decode_metadata_v1(f.b, f.len, CID + 1, &md)); /* wrong correlation */
+
+    f.len = 0;
+    put_i32(&f, CID);
+    put_i32(&f, -1); /* negative broker count */
+    put_i32(&f, 0);
+    CU_ASSERT_FALSE(cli_decode_metadata_v1(f.b, f.len, CID, &md));
+
+    f.len = 0;
+    put_i32(&f, CID);
+    put_i32(&f, 1000000); /* count far beyond the bytes present */
+    put_i32(&f, 0);
+    CU_ASSERT_FALSE(cli_decode_metadata_v1(f.b, f.len, CID, &md));
+
+    f.len = 0;
+    put_i32(&f, CID);
+    put_i32(&f, 1);
+    put_i32(&f, 1);
+    put_i16(&f, 300); /* host length past the end of the frame */
+    put_i32(&f, 9092);
+    put_i16(&f, -1);
+    put_i32(&f, 1);
+    CU_ASSERT_FALSE(cli_decode_metadata_v1(f.b, f.len, CID, &md));
+
+    f.len = 0;
+    put_i32(&f, CID);
+    put_i32(&f, 1);
+    put_i32(&f, 1);
+    put_str(&f, "h");
+    put_i32(&f, 9092);
+    put_i16(&f, -2); /* string lengths below -1 are invalid */
+    put_i32(&f, 1);
+    put_i32(&f, 1);
+    CU_ASSERT_FALSE(cli_decode_metadata_v1(f.b, f.len, CID, &md));
+
+    /* Second broker's rack runs past the end: the first broker's rack,
+     * already allocated, is freed on the error path (ASan checks). */
+    f.len = 0;
+    put_i32(&f, CID);
+    put_i32(&f, 2);
+    put_i32(&f, 1);
+    put_str(&f, "h");
+    put_i32(&f, 1);
+    put_str(&f, "rack-one");
+    put_i32(&f, 2);
+    put_str(&f, "h");
+    put_i32(&f, 2);
+    put_i16(&f, 50);
+    put_i32(&f, 0);
+    CU_ASSERT_FALSE(cli_decode_metadata_v1(f.b, f.len, CID, &md));
+    CU_ASSERT_EQUAL(md.nbrokers, 0);
+    CU_ASSERT_PTR_NULL(md.brokers);
+}
+
+/* ---- value parsers ---- */
+
+static void test_parsers(void)
+{
+    int64_t v;
+    CU_ASSERT_TRUE(cli_parse_int("12", 1, 12, &v));
+    CU_ASSERT_EQUAL(v, 12);
+    CU_ASSERT_FALSE(cli_parse_int("13", 1, 12, &v));
+    CU_ASSERT_FALSE(cli_parse_int("0", 1, 12, &v));
+    CU_ASSERT_FALSE(cli_parse_int("", 1, 12, &v));
+    CU_ASSERT_FALSE(cli_parse_int("3x", 1, 12, &v));
+    CU_ASSERT_FALSE(cli_parse_int("99999999999999999999", 0, INT64_MAX, &v));
+
+    int ms;
+    CU_ASSERT_TRUE(cli_parse_timeout("0.5", &ms));
+    CU_ASSERT_EQUAL(ms, 500);
+    CU_ASSERT_TRUE(cli_parse_timeout("10", &ms));
+    CU_ASSERT_EQUAL(ms, 10000);
+    CU_ASSERT_TRUE(cli_parse_timeout("0.0001", &ms));
+    CU_ASSERT_EQUAL(ms, 1);
+    CU_ASSERT_FALSE(cli_parse_timeout("0", &ms));
+    CU_ASSERT_FALSE(cli_parse_timeout("-1", &ms));
+    CU_ASSERT_FALSE(cli_parse_timeout("soon", &ms));
+    CU_ASSERT_FALSE(cli_parse_timeout("1e9", &ms));
+    CU_ASSERT_FALSE(cli_parse_timeout("nan", &ms));
+
+    enum cli_format fmt;
+    CU_ASSERT_TRUE(cli_parse_format("json", &fmt));
+    CU_ASSERT_EQUAL(fmt, CLI_FORMAT_JSON);
+    CU_ASSERT_FALSE(cli_parse_format("JSON", &fmt));
+
+    CU_ASSERT_TRUE(cli_topic_name_valid("orders.v1_x-2"));
+    CU_ASSERT_FALSE(cli_topic_name_valid(""));
+    CU_ASSERT_FALSE(cli_topic_name_valid("."));
+    CU_ASSERT_FALSE(cli_topic_name_valid(".."));
+    CU_ASSERT_FALSE(cli_topic_name_valid("a b"));
+    CU_ASSERT_FALSE(cli_topic_name_valid("a/b"));
+    char name[251];
+    memset(name, 'a', 250);
+    name[250] = '\0';
+    CU_ASSERT_FALSE(cli_topic_name_valid(name));
+    name[249] = '\0';
+    CU_ASSERT_TRUE(cli_topic_name_valid(name));
+}
+
+int main(void)
+{
+    if (CU_initialize_registry() != CUE_SUCCESS)
+        return 1;
+    CU_pSuite s = CU_add_suite("cli", NULL, NULL);
+    CU_add_test(s, "json structure", test_json_structure);
+    CU_add_test(s, "json escapes and UTF-8", test_json_escapes);
+    CU_add_test(s, "table alignment", test_table_alignment);
+    CU_add_test(s, "record format", test_record_format);
+    CU_add_test(s, "record format errors", test_record_format_errors);
+    CU_add_test(s, "metadata v1 valid", test_metadata_valid);
+    CU_add_test(s, "metadata v1 every truncation", test_metadata_every_truncation);
+    CU_add_test(s, "metadata v1 bad fields", test_metadata_bad_fields);
+    CU_add_test(s, "value parsers", test_parsers);
+    CU_basic_set_mode(CU_BRM_VERBOSE);
+    CU_basic_run_tests();
+    unsigned failed = CU_get_number_of_failures();
+    CU_cleanup_registry();
+    return failed == 0 ? 0 : 1;
+}
