@@ -175,6 +175,10 @@ void coord_apply_partition(coordinator_t *c, const char *topic, const uint8_t to
 int rpc_glue_start(coordinator_t *c, char *err, size_t err_size);
 void rpc_glue_stop(coordinator_t *c);
 void rpc_glue_sync_peers(coordinator_t *c, const cluster_metadata_t *old);
+/* Sends a topic creation to the controller; done runs with its answer.
+ * -1 (done not called) when there is no controller to send it to. */
+int rpc_glue_forward_create(coordinator_t *c, const topic_spec_t *spec, coordinator_done_fn done,
+                            void *arg);
 
 /* ---- controller.c ---- */
 void controller_after_reload(coordinator_t *c, bool controller_exists, int32_t controller_id,

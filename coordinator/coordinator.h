@@ -126,6 +126,11 @@ typedef struct topic_spec {
     const char *const *config_values;
     size_t nconfigs;
     bool validate_only;
+    /* On a broker that is not the controller: false answers NOT_CONTROLLER
+     * (CreateTopics); true forwards the request to the controller over the
+     * inter-broker RPC and answers with its result (auto topic creation,
+     * which any broker may start). */
+    bool forward_to_controller;
 } topic_spec_t;
 
 void coordinator_create_topic(coordinator_t *c, const topic_spec_t *spec, coordinator_done_fn done,

@@ -86,6 +86,117 @@ static void on_update_metadata(void *arg, rpc_request_t *req, int32_t sender,
     rpc_respond(req, error, NULL, 0);
 }
 
+/* ---- forwarded topic creation ---- */
+
+#define FORWARD_TIMEOUT_MS 30000
+
+static void on_forwarded_create_done(void *arg, int16_t error_code, const char *message)
+{
+    rpc_request_t *req = arg;
+    Vltava__CreateTopicResponse r = VLTAVA__CREATE_TOPIC_RESPONSE__INIT;
+    r.message = (char *)(message ? message : "");
+    uint8_t buf[512];
+    size_t len = 0;
+    if (vltava__create_topic_response__get_packed_size(&r) <= sizeof(buf))
+        len = vltava__create_topic_response__pack(&r, buf);
+    rpc_respond(req, error_code, buf, len);
+}
+
+/* The controller's side: the request runs as if it came from a client. */
+static void on_create_topic(void *arg, rpc_request_t *req, int32_t sender, const uint8_t *payload,
+                            size_t len)
+{
+    coordinator_t *c = arg;
+    Vltava__CreateTopicRequest *m = vltava__create_topic_request__unpack(NULL, len, payload);
+    if (!m || m->n_configs > COORD_MAX_CONFIGS || m->replication_factor > INT16_MAX ||
+        m->replication_factor < -1) {
+        VLOG_WARN("coord", "undecodable or invalid CreateTopic from broker %d", sender);
+        if (m)
+            vltava__create_topic_request__free_unpacked(m, NULL);
+        rpc_respond(req, KAFKA_INVALID_REQUEST, NULL, 0);
+        return;
+    }
+    const char **keys = xcalloc(m->n_configs + 1, sizeof(char *));
+    const char **values = xcalloc(m->n_configs + 1, sizeof(char *));
+    for (size_t i = 0; i < m->n_configs; i++) {
+        keys[i] = m->configs[i]->key;
+        values[i] = m->configs[i]->value;
+    }
+    topic_spec_t spec = {
+        .name = m->name,
+        .partitions = m->partitions,
+        .replication_factor = (int16_t)m->replication_factor,
+        .config_keys = keys,
+        .config_values = values,
+        .nconfigs = m->n_configs,
+    };
+    VLOG_INFO("coord", "broker %d asks the controller to create topic %s", sender, m->name);
+    coordinator_create_topic(c, &spec, on_forwarded_create_done, req);
+    free(keys);
+    free(values);
+    vltava__create_topic_request__free_unpacked(m, NULL);
+}
+
+typedef struct forward_ctx {
+    coordinator_done_fn done;
+    void *arg;
+} forward_ctx_t;
+
+static void on_forward_answer(void *arg, rpc_status_t status, int32_t error_code,
+                              const uint8_t *payload, size_t len)
+{
+    forward_ctx_t *f = arg;
+    if (status != RPC_OK) {
+        f->done(f->arg, status == RPC_TIMEOUT ? KAFKA_REQUEST_TIMED_OUT : KAFKA_NOT_CONTROLLER,
+                "the controller could not be reached");
+    } else {
+        Vltava__CreateTopicResponse *r =
+            len ? vltava__create_topic_response__unpack(NULL, len, payload) : NULL;
+        const char *message = r && r->message[0] ? r->message : NULL;
+        f->done(f->arg, (int16_t)error_code, message);
+        if (r)
+            vltava__create_topic_response__free_unpacked(r, NULL);
+    }
+    free(f);
+}
+
+int rpc_glue_forward_create(coordinator_t *c, const topic_spec_t *spec, coordinator_done_fn done,
+                            void *arg)
+{
+    int32_t controller = c->md->controller_id;
+    if (!c->rpc || controller < 0 || controller == c->cfg.broker_id ||
+        spec->nconfigs > COORD_MAX_CONFIGS)
+        return -1;
+    Vltava__ConfigEntry *entries = xcalloc(spec->nconfigs + 1, sizeof(*entries));
+    Vltava__ConfigEntry **ptrs = xcalloc(spec->nconfigs + 1, sizeof(*ptrs));
+    for (size_t i = 0; i < spec->nconfigs; i++) {
+        vltava__config_entry__init(&entries[i]);
+        entries[i].key = (char *)spec->config_keys[i];
+        entries[i].value = (char *)(spec->config_values[i] ? spec->config_values[i] : "");
+        ptrs[i] = &entries[i];
+    }
+    Vltava__CreateTopicRequest m = VLTAVA__CREATE_TOPIC_REQUEST__INIT;
+    m.name = (char *)spec->name;
+    m.partitions = spec->partitions;
+    m.replication_factor = spec->replication_factor;
+    m.configs = ptrs;
+    m.n_configs = spec->nconfigs;
+    size_t len = vltava__create_topic_request__get_packed_size(&m);
+    uint8_t *buf = xmalloc(len ? len : 1);
+    vltava__create_topic_request__pack(&m, buf);
+    forward_ctx_t *f = xcalloc(1, sizeof(*f));
+    f->done = done;
+    f->arg = arg;
+    int rc = rpc_send(c->rpc, controller, VLTAVA__RPC_TYPE__RPC_CREATE_TOPIC, buf, len,
+                      FORWARD_TIMEOUT_MS, on_forward_answer, f);
+    if (rc != 0)
+        free(f);
+    free(buf);
+    free(ptrs);
+    free(entries);
+    return rc;
+}
+
 int rpc_glue_start(coordinator_t *c, char *err, size_t err_size)
 {
     if (c->cfg.rpc_port < 0)
@@ -101,6 +212,7 @@ int rpc_glue_start(coordinator_t *c, char *err, size_t err_size)
     c->cfg.rpc_port = rpc_listen_port(c->rpc);
     rpc_set_handler(c->rpc, VLTAVA__RPC_TYPE__RPC_LEADER_AND_ISR, on_leader_and_isr, c);
     rpc_set_handler(c->rpc, VLTAVA__RPC_TYPE__RPC_UPDATE_METADATA, on_update_metadata, c);
+    rpc_set_handler(c->rpc, VLTAVA__RPC_TYPE__RPC_CREATE_TOPIC, on_create_topic, c);
     return 0;
 }
 

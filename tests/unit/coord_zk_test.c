@@ -420,6 +420,27 @@ static void test_two_brokers_failover(void)
     CU_ASSERT_TRUE_FATAL(run_until(topic_as_expected, &seen_r, 5000));
     CU_ASSERT_EQUAL(r2.changed, 2 + 2); /* 2 of t, both of r */
 
+    /* Auto-creation style: a non-controller forwards to the controller. */
+    topic_spec_t fw = {
+        .name = "fw", .partitions = 3, .replication_factor = 1, .forward_to_controller = true};
+    admin_result_t fr = {0};
+    coordinator_create_topic(c2, &fw, admin_done, &fr);
+    CU_ASSERT_TRUE(run_until(admin_finished, &fr, 10000));
+    CU_ASSERT_EQUAL(fr.code, KAFKA_NONE);
+    wait_topic_t seen_fw = {c2, "fw", 3};
+    CU_ASSERT_TRUE(run_until(topic_as_expected, &seen_fw, 5000));
+    memset(&fr, 0, sizeof(fr));
+    coordinator_create_topic(c2, &fw, admin_done, &fr);
+    CU_ASSERT_TRUE(run_until(admin_finished, &fr, 10000));
+    CU_ASSERT_EQUAL(fr.code, KAFKA_TOPIC_ALREADY_EXISTS);
+    CU_ASSERT_PTR_NOT_NULL(strstr(fr.msg, "already exists"));
+    fw.name = "fw-bad";
+    fw.replication_factor = 5;
+    memset(&fr, 0, sizeof(fr));
+    coordinator_create_topic(c2, &fw, admin_done, &fr);
+    CU_ASSERT_TRUE(run_until(admin_finished, &fr, 10000));
+    CU_ASSERT_EQUAL(fr.code, KAFKA_INVALID_REPLICATION_FACTOR);
+
     /* The controller leaves: c2 takes over; 1's rf-1 partitions go offline
      * with a new epoch; r's partitions move to 2 (it is in their ISR). */
     int64_t t0 = coord_now_ms();
