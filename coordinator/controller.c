@@ -531,9 +531,9 @@ static int16_t validate_topic_spec(const coordinator_t *c, const topic_spec_t *s
     int32_t partitions = spec->partitions == -1 ? c->cfg.default_partitions : spec->partitions;
     int32_t rf = spec->replication_factor == -1 ? c->cfg.default_replication_factor
                                                 : spec->replication_factor;
-    if (partitions <= 0 || partitions > COORD_MAX_PARTITIONS) {
-        snprintf(msg, msg_size, "number of partitions must be 1..%d (got %d)", COORD_MAX_PARTITIONS,
-                 partitions);
+    if (partitions <= 0 || partitions > COORD_MAX_TOPIC_PARTITIONS) {
+        snprintf(msg, msg_size, "number of partitions must be 1..%d (got %d)",
+                 COORD_MAX_TOPIC_PARTITIONS, partitions);
         return KAFKA_INVALID_PARTITIONS;
     }
     if (rf <= 0) {
@@ -675,8 +675,8 @@ static int16_t validate_new_partitions(const coordinator_t *c, const char *name,
         snprintf(msg, msg_size, "no such topic");
         return KAFKA_UNKNOWN_TOPIC_OR_PARTITION;
     }
-    if (total_count > COORD_MAX_PARTITIONS) {
-        snprintf(msg, msg_size, "at most %d partitions", COORD_MAX_PARTITIONS);
+    if (total_count > COORD_MAX_TOPIC_PARTITIONS) {
+        snprintf(msg, msg_size, "a topic has at most %d partitions", COORD_MAX_TOPIC_PARTITIONS);
         return KAFKA_INVALID_PARTITIONS;
     }
     if (total_count == t->npartitions) {

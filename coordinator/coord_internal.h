@@ -11,10 +11,15 @@
 #include "coordinator.h"
 
 /* Bounds on what a znode may describe; larger payloads are corrupt. */
-#define COORD_MAX_PARTITIONS  100000
-#define COORD_MAX_REPLICAS    64
-#define COORD_MAX_CONFIGS     256
-#define COORD_MAX_ZNODE_BYTES (1024 * 1024)
+#define COORD_MAX_PARTITIONS 100000
+/* Partitions a topic may have: creating or deleting a topic is one
+ * multi-op with two znodes per partition, and ZooKeeper refuses requests
+ * over jute.maxbuffer (1 MiB); with 249-character names this stays under
+ * it. */
+#define COORD_MAX_TOPIC_PARTITIONS 1000
+#define COORD_MAX_REPLICAS         64
+#define COORD_MAX_CONFIGS          256
+#define COORD_MAX_ZNODE_BYTES      (1024 * 1024)
 
 /* ---- znode payloads -------------------------------------------------- */
 

@@ -350,6 +350,23 @@ static void test_single_broker_topics(void)
     CU_ASSERT_NOT_EQUAL(memcmp(topic(c, "t1")->id, first_id, 16), 0);
     CU_ASSERT_EQUAL(topic(c, "t1")->nconfigs, 0);
 
+    /* The largest topic (with a long name) fits in one ZooKeeper multi to
+     * create and to delete; one more partition is refused. */
+    char big[230];
+    memset(big, 'b', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    CU_ASSERT_EQUAL(create_topic(c, big, COORD_MAX_TOPIC_PARTITIONS + 1, 1, NULL, NULL, false),
+                    KAFKA_INVALID_PARTITIONS);
+    CU_ASSERT_EQUAL(create_topic(c, big, COORD_MAX_TOPIC_PARTITIONS, 1, NULL, NULL, false),
+                    KAFKA_NONE);
+    CU_ASSERT_EQUAL(topic(c, big)->npartitions, COORD_MAX_TOPIC_PARTITIONS);
+    CU_ASSERT_EQUAL(add_partitions(c, big, COORD_MAX_TOPIC_PARTITIONS + 1),
+                    KAFKA_INVALID_PARTITIONS);
+    CU_ASSERT_EQUAL(delete_topic(c, big), KAFKA_NONE);
+    CU_ASSERT_PTR_NULL(topic(c, big));
+    rec.changed -= COORD_MAX_TOPIC_PARTITIONS;
+    rec.removed -= COORD_MAX_TOPIC_PARTITIONS;
+
     /* Restart: the same cluster id, the topics loaded from ZooKeeper. */
     coordinator_stop(c);
     CU_ASSERT_EQUAL(zoo_exists(zh, "/brokers/ids/1", 0, &st), ZNONODE);
