@@ -8,7 +8,9 @@ with exit code 2 and names the key. ApiVersions v0-v3 answer from the
 dispatch table; v4 gets the KIP-511 answer; librdkafka (kcat) negotiates v3.
 """
 
+import os
 import random
+import signal
 import socket
 import struct
 import subprocess
@@ -271,6 +273,76 @@ class BadInputTest(unittest.TestCase):
         self.assertRegex(out.stderr, r"Sent ApiVersionRequest \(v3")
         self.assertRegex(out.stderr, r"Received ApiVersionResponse \(v3")
         self.assertNotIn("retrying", out.stderr.lower())
+
+
+class GracefulStopTest(unittest.TestCase):
+    """SIGTERM/SIGINT: the listener closes at once, requests in flight are
+    still answered, the logs get their clean-shutdown marker, the broker
+    leaves ZooKeeper, and the exit code is 0."""
+
+    def fetch_body(self, topic, max_wait_ms):
+        return (Writer().i32(-1).i32(max_wait_ms).i32(1).i32(1 << 20).i8(0)
+                .array([topic], lambda w, t: w.string(t).array(
+                    [0], lambda w2, p: w2.i32(p).i64(0).i32(1 << 20)))
+                .bytes())
+
+    def stop_with_request_in_flight(self, sig):
+        with vt.Cluster(brokers=1, name="graceful_stop") as c:
+            b = c.brokers[0]
+            c.create_topic("parked", partitions=1, rf=1)
+            self.assertIsNotNone(c.zk_get("/brokers/ids/1"))
+            conn = KafkaConnection(b.port, timeout=30)
+            # An empty long poll: it waits 1.5 s in the broker.
+            cid = conn.send(1, 4, self.fetch_body("parked", 1500))
+            idle = KafkaConnection(b.port, timeout=30)
+            self.assert_version_ok(idle)
+            time.sleep(0.3)  # the fetch is parked by now (it waits 1.5 s)
+            started = time.monotonic()
+            b.proc.send_signal(sig)
+            # New connections are refused while the fetch is still waiting.
+            vt.wait_for(lambda: self.refused(b.port), timeout=5, what="the listener to close")
+            # The idle connection is closed without an answer.
+            idle.sock.settimeout(5)
+            self.assertEqual(idle.sock.recv(1), b"")
+            # The fetch in flight is answered, then its connection closes.
+            got_cid, body = conn.recv()
+            self.assertEqual(got_cid, cid)
+            r = Reader(body)
+            r.i32()  # throttle
+            self.assertEqual(r.i32(), 1)
+            self.assertEqual(r.string(), "parked")
+            self.assertEqual(r.i32(), 1)
+            self.assertEqual((r.i32(), r.i16()), (0, 0))
+            self.assertEqual(conn.recv_frame(), None)
+            conn.close()
+            idle.close()
+            code = vt.wait_for(lambda: b.proc.poll() is not None and b.proc.returncode is not None,
+                               timeout=20, what="the broker to exit")
+            self.assertTrue(code)
+            self.assertEqual(b.stop(), 0)
+            self.assertGreater(time.monotonic() - started, 0.5)
+            self.assertTrue(os.path.exists(os.path.join(b.datadir, ".kafka_cleanshutdown")))
+            self.assertIsNone(c.zk_get("/brokers/ids/1"))
+            self.assertIn("stopped cleanly", b.log_text())
+
+    @staticmethod
+    def refused(port):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        except ConnectionRefusedError:
+            return True
+        return False
+
+    @staticmethod
+    def assert_version_ok(conn):
+        error, _, _ = decode_api_versions(conn.request(API_VERSIONS, 0), 0)
+        assert error == 0
+
+    def test_sigterm(self):
+        self.stop_with_request_in_flight(signal.SIGTERM)
+
+    def test_sigint(self):
+        self.stop_with_request_in_flight(signal.SIGINT)
 
 
 class BadConfigRestartTest(unittest.TestCase):
