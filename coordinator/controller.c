@@ -119,7 +119,7 @@ void controller_resign(coordinator_t *c, const char *why)
 static void on_election(coordinator_t *c, zk_call_t *call)
 {
     c->electing = false;
-    if (call->rc == ZOK) {
+    if (call->rc == ZOK && call->session_gen == c->session_gen) {
         c->is_controller = true;
         c->my_controller_epoch = call->i1;
         c->my_epoch_version = call->stats[1].version;
@@ -395,6 +395,16 @@ void controller_after_reload(coordinator_t *c, bool controller_exists, int32_t c
         return;
     }
     bool mine = controller_id == c->cfg.broker_id && controller_owner == c->session_id;
+    if (mine && !c->is_controller && !c->electing && c->zk_controller_epoch >= 0) {
+        /* Our election multi succeeded but its answer was lost (connection
+         * loss). Holding /controller, nobody else can have bumped the epoch
+         * since, so the epoch just read is ours. */
+        c->is_controller = true;
+        c->my_controller_epoch = c->zk_controller_epoch;
+        c->my_epoch_version = c->zk_controller_epoch_version;
+        VLOG_INFO("coord", "broker %d holds /controller: controller with epoch %d",
+                  c->cfg.broker_id, c->my_controller_epoch);
+    }
     if (!mine) {
         controller_resign(c, "another broker holds /controller");
     } else if (c->is_controller) {
