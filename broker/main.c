@@ -82,7 +82,7 @@ static int broker_start(broker_t *b)
 
     log_err_t lerr = log_manager_open(cfg->log_dir, &cfg->log_defaults, &b->logs);
     if (lerr != LOG_OK) {
-        fprintf(stderr, "vltava-broker: log.dirs %s: %s\n", cfg->log_dir, log_err_str(lerr));
+        VLOG_ERR(MAIN_MODULE, "log.dirs %s: %s", cfg->log_dir, log_err_str(lerr));
         return 1;
     }
     b->replicas = replica_manager_new(b->loop, cfg, b->logs);
@@ -103,7 +103,6 @@ static int broker_start(broker_t *b)
     };
     coordinator_callbacks_t cb = replica_manager_callbacks(b->replicas);
     if (coordinator_start(b->loop, &cc, &cb, &b->coord, err, sizeof(err)) != 0) {
-        fprintf(stderr, "vltava-broker: %s\n", err);
         VLOG_ERR(MAIN_MODULE, "could not join the cluster: %s", err);
         b->coord = NULL;
         return 1;
@@ -124,7 +123,6 @@ static int broker_start(broker_t *b)
     };
     b->net = net_server_new(b->loop, &nc, err, sizeof(err));
     if (b->net == NULL) {
-        fprintf(stderr, "vltava-broker: %s\n", err);
         VLOG_ERR(MAIN_MODULE, "%s", err);
         return 1;
     }
