@@ -462,7 +462,9 @@ typedef struct admin_op {
 static void on_admin_write(coordinator_t *c, zk_call_t *call)
 {
     admin_op_t *op = call->arg;
-    if (call->rc == ZOK) {
+    if (c->stopping) {
+        op->done(op->arg, KAFKA_REQUEST_TIMED_OUT, "the broker is shutting down");
+    } else if (call->rc == ZOK) {
         add_waiter(c, op->kind, op->name, op->topic_id, op->npartitions, op->done, op->arg);
         coord_request_reload(c);
     } else if (fenced_out(c, call)) {
@@ -603,6 +605,7 @@ static void write_new_topic(coordinator_t *c, const topic_spec_t *spec, const in
     snprintf(path, sizeof(path), "/brokers/topics/%s/partitions", spec->name);
     zk_multi_create(call, path, NULL, 0, ZOO_PERSISTENT);
     add_partition_znodes(c, call, spec->name, replicas, rf, 0, partitions);
+    call->always_complete = true;
     call->arg = admin_op_new(WAIT_TOPIC_PRESENT, spec->name, a.topic_id, partitions, done, arg);
     VLOG_INFO("coord", "controller creates topic %s: %d partitions, replication factor %d",
               spec->name, partitions, rf);
@@ -672,6 +675,7 @@ void coordinator_delete_topic(coordinator_t *c, const char *name, coordinator_do
     else
         zk_multi_create(call, path, buf, len, ZOO_PERSISTENT);
     free(buf);
+    call->always_complete = true;
     call->arg = admin_op_new(WAIT_TOPIC_GONE, name, t->id, 0, done, arg);
     zk_multi_submit(c, call);
 }
@@ -759,6 +763,7 @@ void coordinator_create_partitions(coordinator_t *c, const char *name, int32_t t
     zk_multi_set(call, path, buf, len, topic_zk_of(c, t)->assignment_version);
     free(buf);
     add_partition_znodes(c, call, name, replicas, rf, t->npartitions, total_count);
+    call->always_complete = true;
     call->arg = admin_op_new(WAIT_TOPIC_PRESENT, name, t->id, total_count, done, arg);
     VLOG_INFO("coord", "controller adds partitions to %s: %d -> %d", name, t->npartitions,
               total_count);

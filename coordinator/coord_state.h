@@ -27,6 +27,7 @@ struct zk_call {
     zk_call_t *next;                    /* queue link */
     zk_call_t *track_prev, *track_next; /* in-flight list (under mu) */
     bool tracked;
+    bool always_complete; /* run `done` even while stopping (admin requests) */
     coordinator_t *c;
     uint64_t session_gen; /* the handle it was issued on */
     zk_done_fn done;

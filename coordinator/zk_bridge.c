@@ -179,7 +179,7 @@ static void call_free(zk_call_t *call)
 
 static void run_call(coordinator_t *c, zk_call_t *call)
 {
-    if (!c->stopping && call->done)
+    if (call->done && (!c->stopping || call->always_complete))
         call->done(c, call);
     call_free(call);
 }
@@ -243,14 +243,17 @@ void zk_bridge_destroy(coordinator_t *c)
 {
     assert(c->zh == NULL);
     c->stopping = true;
-    zk_drain(c);
-    /* Anything left (more than one drain's worth) is freed unrun. */
-    while (c->calls_head) {
-        zk_call_t *call = c->calls_head;
-        c->calls_head = call->next;
-        call_free(call);
+    /* ZooKeeper's threads are gone: the queue only shrinks now. Calls are
+     * freed, their continuations skipped except for admin requests, which
+     * still answer their callers. */
+    for (;;) {
+        pthread_mutex_lock(&c->mu);
+        bool empty = !c->calls_head && !c->events_head;
+        pthread_mutex_unlock(&c->mu);
+        if (empty)
+            break;
+        zk_drain(c);
     }
-    c->calls_tail = NULL;
     ev_async_stop(c->loop, &c->wake);
     pthread_cond_destroy(&c->cond);
     pthread_mutex_destroy(&c->mu);

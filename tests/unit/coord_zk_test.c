@@ -703,6 +703,29 @@ static void test_stale_controller_rpcs_ignored(void)
     coordinator_stop(c1);
 }
 
+static void test_stop_answers_admin_requests_in_flight(void)
+{
+    char connect[256], err[256];
+    new_chroot(connect, sizeof(connect));
+    broker_rec_t rec = {0};
+    coordinator_t *c = start_broker(connect, 1, &rec, err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_TRUE_FATAL(coordinator_is_controller(c));
+    CU_ASSERT_EQUAL(create_topic(c, "d", 1, 1, NULL, NULL, false), KAFKA_NONE);
+    topic_spec_t spec = {.name = "inflight", .partitions = 2, .replication_factor = 1};
+    admin_result_t created = {0}, deleted = {0};
+    coordinator_create_topic(c, &spec, admin_done, &created);
+    coordinator_delete_topic(c, "d", admin_done, &deleted);
+    CU_ASSERT_FALSE(created.done); /* their ZooKeeper writes are in flight */
+    CU_ASSERT_FALSE(deleted.done);
+    coordinator_stop(c);
+    /* exactly once each (admin_done asserts it), success or a timeout */
+    CU_ASSERT_TRUE(created.done);
+    CU_ASSERT_TRUE(deleted.done);
+    CU_ASSERT(created.code == KAFKA_NONE || created.code == KAFKA_REQUEST_TIMED_OUT);
+    CU_ASSERT(deleted.code == KAFKA_NONE || deleted.code == KAFKA_REQUEST_TIMED_OUT);
+}
+
 void coord_add_zk_suite(void)
 {
     CU_pSuite s = CU_add_suite("coord_zookeeper", suite_init, suite_clean);
@@ -711,6 +734,8 @@ void coord_add_zk_suite(void)
     CU_add_test(s, "two brokers: controller failover, offline, return", test_two_brokers_failover);
     CU_add_test(s, "deposed controller cannot write", test_deposed_controller_cannot_write);
     CU_add_test(s, "stale controller RPCs ignored", test_stale_controller_rpcs_ignored);
+    CU_add_test(s, "stop answers admin requests in flight",
+                test_stop_answers_admin_requests_in_flight);
     CU_add_test(s, "duplicate broker id refused", test_duplicate_broker_id_refused);
     CU_add_test(s, "unreachable ZooKeeper fails within the session timeout",
                 test_unreachable_zookeeper);
