@@ -22,7 +22,7 @@ SCRIPT = os.path.join(vt.REPO_ROOT, "deploy", "local-cluster.sh")
 def quickstart_blocks():
     with open(README) as f:
         text = f.read()
-    section = re.search(r"^## Quickstart\n(.*?)(?=^## )", text, re.S | re.M)
+    section = re.search(r"^## Quickstart\n(.*?)(?=^##)", text, re.S | re.M)
     assert section, "README has no Quickstart section"
     return re.findall(r"```sh\n(.*?)```", section.group(1), re.S)
 
