@@ -213,6 +213,23 @@ class CliClusterTest(CliTestCase):
                                             brokers="127.0.0.1:%d" % b.port))
             self.assertEqual([x["id"] for x in doc["brokers"]], [1, 2, 3])
 
+    def test_admin_through_any_bootstrap_broker(self):
+        # Admin requests must reach the controller whichever broker the CLI
+        # bootstraps from (the others answer NOT_CONTROLLER).
+        controller = self.cluster.controller_id()
+        for b in self.cluster.brokers:
+            only = "127.0.0.1:%d" % b.port
+            name = "cli-via-%d" % b.id
+            p = self.run_cli("topic", "create", name, "-p", "3", "-r", "1", "--format", "json", brokers=only)
+            self.assertEqual(self.json_of(p)["partitions"], 3, "via broker %d (controller %d)" % (b.id, controller))
+            doc = self.json_of(self.run_cli("topic", "add-partitions", name, "-n", "1", "--format", "json",
+                                            brokers=only))
+            self.assertEqual(doc["partitions"], 4)
+            d = self.json_of(self.run_cli("topic", "describe", name, "--format", "json", brokers=only))
+            self.assertEqual(len(d["partitions"]), 4)
+            self.assertIsNotNone(d["configs"])
+            self.assertExit(self.run_cli("topic", "delete", name, brokers=only), EXIT_OK)
+
     # -- topics
 
     def test_create_list_describe_delete(self):
