@@ -8,6 +8,8 @@ cluster, 4 unknown topic or partition, 5 topic exists.
 
 import json
 import os
+import select
+import signal
 import socket
 import subprocess
 import time
@@ -450,6 +452,28 @@ class CliClusterTest(CliTestCase):
             out, err = proc.communicate(timeout=10)
             self.assertEqual(proc.returncode, 0, err)
             self.assertEqual(out, b"live\nlive\n")
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+
+    def test_consume_runs_until_sigterm(self):
+        name = "cli-sigterm"
+        self.create(name, "-p", "1", "-r", "1")
+        self.assertExit(self.run_cli("produce", name, stdin=b"before\n"), EXIT_OK)
+        proc = subprocess.Popen([vltava_test.cli_bin(), "-b", self.cluster.bootstrap, "consume", name],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            # Each record is flushed as it arrives: the line shows up while
+            # the consumer keeps running.
+            ready, _, _ = select.select([proc.stdout], [], [], 30)
+            self.assertTrue(ready, "no output from a running consumer")
+            self.assertEqual(proc.stdout.readline(), b"before\n")
+            self.assertIsNone(proc.poll())
+            proc.send_signal(signal.SIGTERM)
+            out, err = proc.communicate(timeout=20)
+            self.assertEqual(proc.returncode, 0, err)
+            self.assertEqual(out, b"")
         finally:
             if proc.poll() is None:
                 proc.kill()
