@@ -418,7 +418,11 @@ rd_kafka_t *cli_kafka_new(const struct cli_globals *g, rd_kafka_type_t type, rd_
 {
     rd_kafka_conf_t *conf = extra != NULL ? extra : rd_kafka_conf_new();
     char timeout[32];
-    snprintf(timeout, sizeof(timeout), "%d", g->timeout_ms);
+    /* librdkafka accepts socket.timeout.ms in 10..300000 only. */
+    int socket_timeout_ms = g->timeout_ms < 10       ? 10
+                            : g->timeout_ms > 300000 ? 300000
+                                                     : g->timeout_ms;
+    snprintf(timeout, sizeof(timeout), "%d", socket_timeout_ms);
     /* librdkafka's own logging is noise for a CLI user; failures reach the
      * user through the error codes the commands map to messages. */
     rd_kafka_conf_set_log_cb(conf, g->verbose ? verbose_log_cb : quiet_log_cb);

@@ -495,6 +495,13 @@ class CliClusterTest(CliTestCase):
                               env={"VLTAVA_BROKERS": self.cluster.bootstrap})
         after = vltava("topic", "list", "-b", self.cluster.bootstrap, "--format", "json")
         self.assertEqual(self.json_of(before), self.json_of(after))
+        # The extremes of --timeout are usable (librdkafka has narrower
+        # ranges for some of its own timeouts).
+        for t in ("3600", "1"):
+            p = self.run_cli("cluster", "info", "--timeout", t)
+            self.assertExit(p, EXIT_OK)
+            p = self.run_cli("produce", "cli-timeouts-%s" % t.replace(".", "_"), "--timeout", t, stdin=b"x\n")
+            self.assertExit(p, EXIT_UNKNOWN_TOPIC)
 
 
 if __name__ == "__main__":
