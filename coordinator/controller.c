@@ -772,3 +772,81 @@ void coordinator_create_partitions(coordinator_t *c, const char *name, int32_t t
     free(replicas);
     zk_multi_submit(c, call);
 }
+
+/* ---- ISR changes from partition leaders ---- */
+
+typedef struct isr_op {
+    coordinator_done_fn done;
+    void *arg;
+} isr_op_t;
+
+static void on_isr_written(coordinator_t *c, zk_call_t *call)
+{
+    isr_op_t *op = call->arg;
+    if (c->stopping)
+        op->done(op->arg, KAFKA_REQUEST_TIMED_OUT, "the broker is shutting down");
+    else if (call->rc == ZOK)
+        op->done(op->arg, KAFKA_NONE, NULL);
+    else
+        op->done(op->arg, KAFKA_REQUEST_TIMED_OUT,
+                 call->rc == ZBADVERSION ? "the partition state changed meanwhile"
+                                         : "ZooKeeper write failed");
+    free(op);
+    if (!c->stopping)
+        coord_request_reload(c);
+}
+
+void coordinator_alter_isr(coordinator_t *c, const char *topic, int32_t partition,
+                           int32_t leader_epoch, const int32_t *isr, int32_t nisr,
+                           coordinator_done_fn done, void *arg)
+{
+    assert(topic && done);
+    assert(nisr >= 0);
+    const md_topic_t *t = cluster_metadata_topic(c->md, topic, strlen(topic));
+    if (!t || partition < 0 || partition >= t->npartitions) {
+        done(arg, KAFKA_UNKNOWN_TOPIC_OR_PARTITION, "no such partition");
+        return;
+    }
+    const md_partition_t *p = &t->partitions[partition];
+    const int32_t me = c->cfg.broker_id;
+    if (p->leader != me) {
+        done(arg, KAFKA_NOT_LEADER_OR_FOLLOWER, "this broker does not lead the partition");
+        return;
+    }
+    if (leader_epoch != p->leader_epoch) {
+        done(arg, KAFKA_FENCED_LEADER_EPOCH, "the leader epoch is not the current one");
+        return;
+    }
+    bool valid = nisr > 0 && nisr <= p->nreplicas && coord_contains(isr, nisr, me);
+    for (int32_t i = 0; valid && i < nisr; i++)
+        valid =
+            coord_contains(p->replicas, p->nreplicas, isr[i]) && !coord_contains(isr, i, isr[i]);
+    if (!valid) {
+        done(arg, KAFKA_INVALID_REQUEST, "the ISR must hold the leader and only replicas, once");
+        return;
+    }
+    const topic_zk_t *z = topic_zk_of(c, t);
+    zk_partition_state_t st = {
+        .leader = me,
+        .leader_epoch = leader_epoch,
+        .controller_epoch = c->zk_controller_epoch > 0 ? c->zk_controller_epoch : 0,
+        .isr = (int32_t *)isr,
+        .nisr = nisr,
+    };
+    size_t len;
+    uint8_t *buf = znode_encode_partition_state(&st, &len);
+    char path[700];
+    snprintf(path, sizeof(path), "/brokers/topics/%s/partitions/%d/state", topic, partition);
+    isr_op_t *op = xcalloc(1, sizeof(*op));
+    op->done = done;
+    op->arg = arg;
+    zk_call_t *call = zk_call_new(c, on_isr_written, op, NULL);
+    call->always_complete = true;
+    /* Not fenced by the controller epoch: the leader writes, fenced by the
+     * state znode's version (the controller's writes bump it too). */
+    zk_multi_set(call, path, buf, len, z->state_version[partition]);
+    free(buf);
+    VLOG_INFO("coord", "%s-%d: ISR -> %d broker(s) at leader epoch %d", topic, partition, nisr,
+              leader_epoch);
+    zk_multi_submit(c, call);
+}

@@ -140,4 +140,18 @@ void coordinator_delete_topic(coordinator_t *c, const char *name, coordinator_do
 void coordinator_create_partitions(coordinator_t *c, const char *name, int32_t total_count,
                                    bool validate_only, coordinator_done_fn done, void *arg);
 
+/* The partition leader's ISR change (replication: a follower fell behind
+ * for replica.lag.time.max.ms, or caught up): a write of the partition's
+ * state znode conditional on its version, so it is valid only while this
+ * broker leads the partition at leader_epoch and nobody wrote since. isr
+ * must contain this broker and only replicas. done: NONE once written;
+ * NOT_LEADER_OR_FOLLOWER when this broker does not lead it;
+ * FENCED_LEADER_EPOCH when leader_epoch is not the current one;
+ * UNKNOWN_TOPIC_OR_PARTITION; INVALID_REQUEST for a bad ISR;
+ * REQUEST_TIMED_OUT when the state moved meanwhile or ZooKeeper failed
+ * (re-read the metadata and decide again). */
+void coordinator_alter_isr(coordinator_t *c, const char *topic, int32_t partition,
+                           int32_t leader_epoch, const int32_t *isr, int32_t nisr,
+                           coordinator_done_fn done, void *arg);
+
 #endif

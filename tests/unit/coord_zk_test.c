@@ -369,7 +369,12 @@ static void test_single_broker_topics(void)
 
     /* Restart: the same cluster id, the topics loaded from ZooKeeper. */
     coordinator_stop(c);
-    CU_ASSERT_EQUAL(zoo_exists(zh, "/brokers/ids/1", 0, &st), ZNONODE);
+    /* zookeeper_close() waits until the close is sent, not answered: the
+     * ephemeral znode goes a moment later. */
+    int rc = ZOK;
+    for (int i = 0; i < 100 && (rc = zoo_exists(zh, "/brokers/ids/1", 0, &st)) == ZOK; i++)
+        usleep(20 * 1000);
+    CU_ASSERT_EQUAL(rc, ZNONODE);
     memset(&rec, 0, sizeof(rec));
     c = start_broker(connect, 1, &rec, err, sizeof(err));
     CU_ASSERT_PTR_NOT_NULL_FATAL(c);
@@ -726,6 +731,62 @@ static void test_stop_answers_admin_requests_in_flight(void)
     CU_ASSERT(deleted.code == KAFKA_NONE || deleted.code == KAFKA_REQUEST_TIMED_OUT);
 }
 
+typedef struct isr_wait {
+    coordinator_t *c;
+    int32_t nisr;
+} isr_wait_t;
+
+static bool isr_is(void *arg)
+{
+    isr_wait_t *w = arg;
+    const md_topic_t *t = topic(w->c, "i");
+    return t && t->partitions[0].nisr == w->nisr;
+}
+
+static int16_t alter_isr(coordinator_t *c, int32_t epoch, const int32_t *isr, int32_t n)
+{
+    admin_result_t r = {0};
+    coordinator_alter_isr(c, "i", 0, epoch, isr, n, admin_done, &r);
+    CU_ASSERT_TRUE(run_until(admin_finished, &r, 10000));
+    return r.code;
+}
+
+static void test_leader_alters_isr(void)
+{
+    char connect[256], err[256];
+    new_chroot(connect, sizeof(connect));
+    broker_rec_t r1 = {0}, r2 = {0};
+    coordinator_t *c1 = start_broker(connect, 1, &r1, err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c1);
+    coordinator_t *c2 = start_broker(connect, 2, &r2, err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c2);
+    for (int i = 0; i < 100 && coordinator_metadata(c1)->nbrokers < 2; i++)
+        run_until(is_controller, c2, 20);
+    CU_ASSERT_EQUAL(create_topic(c1, "i", 1, 2, NULL, NULL, false), KAFKA_NONE);
+    wait_topic_t seen = {c2, "i", 1};
+    CU_ASSERT_TRUE_FATAL(run_until(topic_as_expected, &seen, 5000));
+    const md_partition_t *p = &topic(c1, "i")->partitions[0];
+    coordinator_t *leader = p->leader == 1 ? c1 : c2, *follower = p->leader == 1 ? c2 : c1;
+    int32_t lid = p->leader, fid = p->leader == 1 ? 2 : 1, epoch = p->leader_epoch;
+    int32_t alone[] = {lid}, both[] = {lid, fid}, without_leader[] = {fid}, twice[] = {lid, lid};
+    CU_ASSERT_EQUAL(alter_isr(follower, epoch, alone, 1), KAFKA_NOT_LEADER_OR_FOLLOWER);
+    CU_ASSERT_EQUAL(alter_isr(leader, epoch + 1, alone, 1), KAFKA_FENCED_LEADER_EPOCH);
+    CU_ASSERT_EQUAL(alter_isr(leader, epoch, without_leader, 1), KAFKA_INVALID_REQUEST);
+    CU_ASSERT_EQUAL(alter_isr(leader, epoch, twice, 2), KAFKA_INVALID_REQUEST);
+    CU_ASSERT_EQUAL(alter_isr(leader, epoch, alone, 1), KAFKA_NONE);
+    isr_wait_t shrunk1 = {c1, 1}, shrunk2 = {c2, 1};
+    CU_ASSERT_TRUE(run_until(isr_is, &shrunk1, 5000));
+    CU_ASSERT_TRUE(run_until(isr_is, &shrunk2, 5000));
+    /* The ISR changes; leadership and its epoch do not. */
+    CU_ASSERT_EQUAL(topic(c2, "i")->partitions[0].leader, lid);
+    CU_ASSERT_EQUAL(topic(c2, "i")->partitions[0].leader_epoch, epoch);
+    CU_ASSERT_EQUAL(alter_isr(leader, epoch, both, 2), KAFKA_NONE);
+    isr_wait_t grown = {c2, 2};
+    CU_ASSERT_TRUE(run_until(isr_is, &grown, 5000));
+    coordinator_stop(c2);
+    coordinator_stop(c1);
+}
+
 void coord_add_zk_suite(void)
 {
     CU_pSuite s = CU_add_suite("coord_zookeeper", suite_init, suite_clean);
@@ -734,6 +795,7 @@ void coord_add_zk_suite(void)
     CU_add_test(s, "two brokers: controller failover, offline, return", test_two_brokers_failover);
     CU_add_test(s, "deposed controller cannot write", test_deposed_controller_cannot_write);
     CU_add_test(s, "stale controller RPCs ignored", test_stale_controller_rpcs_ignored);
+    CU_add_test(s, "the leader alters the ISR", test_leader_alters_isr);
     CU_add_test(s, "stop answers admin requests in flight",
                 test_stop_answers_admin_requests_in_flight);
     CU_add_test(s, "duplicate broker id refused", test_duplicate_broker_id_refused);
