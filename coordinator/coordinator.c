@@ -927,6 +927,29 @@ static int register_sync(coordinator_t *c, char *err, size_t err_size)
     return result;
 }
 
+/* Deletes an ephemeral znode of this session now. */
+static void delete_own_ephemeral(coordinator_t *c, const char *path)
+{
+    struct Stat st;
+    if (zoo_exists(c->zh, path, 0, &st) == ZOK && st.ephemeralOwner == c->session_id)
+        zoo_delete(c->zh, path, st.version);
+}
+
+/* Stop: ZooKeeper drops a closed session's ephemeral znodes, but
+ * zookeeper_close() returns once the close is sent, and a close stuck
+ * behind a long queue may never be: remove ours explicitly first, so that
+ * the controller office and the registration are free at once. */
+static void deregister(coordinator_t *c)
+{
+    if (!c->zh || !c->registered || zk_session_state(c) != ZOO_CONNECTED_STATE)
+        return;
+    if (c->is_controller)
+        delete_own_ephemeral(c, "/controller");
+    char path[64];
+    snprintf(path, sizeof(path), "/brokers/ids/%d", c->cfg.broker_id);
+    delete_own_ephemeral(c, path);
+}
+
 static void coordinator_free(coordinator_t *c)
 {
     c->stopping = true;
@@ -934,6 +957,7 @@ static void coordinator_free(coordinator_t *c)
     ev_timer_stop(c->loop, &c->tick_timer);
     controller_check_waiters(c, true);
     rpc_glue_stop(c);
+    deregister(c);
     zk_close_session(c);
     zk_bridge_destroy(c);
     if (c->load)
