@@ -113,26 +113,48 @@ int cli_fetch_metadata(rd_kafka_t *rk, const struct cli_globals *g, const char *
 /* Maps a Kafka or librdkafka error to an exit code. */
 int cli_exit_for_error(rd_kafka_resp_err_t err);
 
-/* ---- Raw Metadata v1 (racks; librdkafka 2.0.2 does not expose them) ---- */
+/* ---- Raw Metadata v7 (cli_rawmeta.c) ----
+ * What librdkafka 2.0.2's metadata API does not expose: broker racks,
+ * partition leader epochs and offline replicas. */
 
 struct cli_raw_broker {
     int32_t id;
     char *rack; /* NULL when the broker has none; owned */
 };
 
+struct cli_raw_partition {
+    int32_t id;
+    int16_t error;
+    int32_t leader;
+    int32_t leader_epoch;
+    int32_t *offline; /* offline replica ids, noffline of them; owned */
+    int32_t noffline;
+};
+
 struct cli_raw_metadata {
     struct cli_raw_broker *brokers; /* owned */
     int32_t nbrokers;
+    char *cluster_id; /* owned; NULL when the cluster has none */
     int32_t controller_id;
+    bool has_topic; /* the answer held the one topic asked for */
+    int16_t topic_error;
+    struct cli_raw_partition *partitions; /* owned */
+    int32_t npartitions;
 };
 
-/* Decodes a Metadata v1 response frame (after its size prefix) answering a
- * request with correlation_id and no topics. Every length is checked
- * against the bytes left before anything is allocated; a malformed frame
- * returns false and leaves md empty. On success md owns its brokers. */
-bool cli_decode_metadata_v1(const uint8_t *frame, size_t len, int32_t correlation_id,
+/* Decodes a Metadata v7 response frame (after its size prefix) answering a
+ * request with correlation_id for at most one topic. Every count and length
+ * is checked against the bytes left before anything is allocated; a
+ * malformed frame returns false and leaves md empty. On success md owns
+ * what it points to (cli_raw_metadata_free). */
+bool cli_decode_metadata_v7(const uint8_t *frame, size_t len, int32_t correlation_id,
                             struct cli_raw_metadata *md);
 void cli_raw_metadata_free(struct cli_raw_metadata *md);
+/* Asks the first reachable bootstrap broker for the brokers and, when
+ * topic != NULL, that topic (never auto-created). False with the reason in
+ * why on any failure, within g->timeout_ms per step. */
+bool cli_raw_metadata_fetch(const struct cli_globals *g, const char *topic,
+                            struct cli_raw_metadata *md, char *why, size_t whylen);
 
 /* ---- Commands (argv[0] is the last command word) ---- */
 

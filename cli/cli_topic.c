@@ -53,7 +53,8 @@ static const char describe_usage[] =
     "Usage: vltava topic describe NAME\n"
     "\n"
     "Shows a topic's configuration (DescribeConfigs) and its partitions: leader,\n"
-    "replicas, in-sync replicas, log start and high watermark offsets.\n"
+    "leader epoch, replicas, in-sync replicas, offline replicas, log start and\n"
+    "high watermark offsets.\n"
     "Exits 4 if the topic is unknown. Global options: see vltava --help.\n";
 
 static const char delete_usage[] = "Usage: vltava topic delete NAME\n"
@@ -483,14 +484,24 @@ static int cmp_config_entry(const void *a, const void *b)
                   rd_kafka_ConfigEntry_name(*(const rd_kafka_ConfigEntry_t *const *)b));
 }
 
-struct watermarks {
-    int64_t low, high; /* -1 when the query failed */
+/* What describe shows beyond librdkafka's metadata, per partition. */
+struct partition_extra {
+    int64_t low, high;                   /* -1 when the query failed */
+    const struct cli_raw_partition *raw; /* epoch, offline; NULL if unknown */
 };
+
+static const struct cli_raw_partition *raw_partition(const struct cli_raw_metadata *raw, int32_t id)
+{
+    for (int32_t i = 0; i < raw->npartitions; i++)
+        if (raw->partitions[i].id == id)
+            return &raw->partitions[i];
+    return NULL;
+}
 
 static void print_describe_json(const rd_kafka_metadata_topic_t *t,
                                 const rd_kafka_metadata_partition_t **parts,
-                                const struct watermarks *wm, const rd_kafka_ConfigEntry_t **cfg,
-                                size_t ncfg, bool have_cfg)
+                                const struct partition_extra *wm,
+                                const rd_kafka_ConfigEntry_t **cfg, size_t ncfg, bool have_cfg)
 {
     struct json_writer w;
     json_init(&w, stdout);
@@ -510,8 +521,18 @@ static void print_describe_json(const rd_kafka_metadata_topic_t *t,
         json_int(&w, pm->leader);
         json_key(&w, "replicas");
         json_id_list(&w, pm->replicas, pm->replica_cnt);
+        json_key(&w, "leader_epoch");
+        if (wm[i].raw == NULL)
+            json_null(&w);
+        else
+            json_int(&w, wm[i].raw->leader_epoch);
         json_key(&w, "isr");
         json_id_list(&w, pm->isrs, pm->isr_cnt);
+        json_key(&w, "offline_replicas");
+        if (wm[i].raw == NULL)
+            json_null(&w);
+        else
+            json_id_list(&w, wm[i].raw->offline, wm[i].raw->noffline);
         json_key(&w, "error");
         if (pm->err == RD_KAFKA_RESP_ERR_NO_ERROR)
             json_null(&w);
@@ -559,8 +580,8 @@ static void print_describe_json(const rd_kafka_metadata_topic_t *t,
 
 static void print_describe_text(const rd_kafka_metadata_topic_t *t,
                                 const rd_kafka_metadata_partition_t **parts,
-                                const struct watermarks *wm, const rd_kafka_ConfigEntry_t **cfg,
-                                size_t ncfg, bool have_cfg)
+                                const struct partition_extra *wm,
+                                const rd_kafka_ConfigEntry_t **cfg, size_t ncfg, bool have_cfg)
 {
     printf("NAME         %s\nPARTITIONS   %d\nREPLICAS     %d\n\n", t->topic, t->partition_cnt,
            replication_factor(t));
@@ -580,22 +601,30 @@ static void print_describe_text(const rd_kafka_metadata_topic_t *t,
         printf("\n");
     }
     printf("PARTITIONS\n");
-    static const char *const headers[] = {"PARTITION", "LEADER",         "REPLICAS", "ISR",
-                                          "LOG-START", "HIGH-WATERMARK", "ERROR"};
-    struct cli_table *pt = table_new(7, headers);
+    static const char *const headers[] = {"PARTITION", "LEADER",  "EPOCH",     "REPLICAS",
+                                          "ISR",       "OFFLINE", "LOG-START", "HIGH-WATERMARK",
+                                          "ERROR"};
+    struct cli_table *pt = table_new(9, headers);
     for (int i = 0; i < t->partition_cnt; i++) {
         const rd_kafka_metadata_partition_t *pm = parts[i];
-        char replicas[512], isr[512];
+        char replicas[512], isr[512], offline[512] = "?";
         format_id_list(replicas, sizeof(replicas), pm->replicas, pm->replica_cnt);
         format_id_list(isr, sizeof(isr), pm->isrs, pm->isr_cnt);
+        if (wm[i].raw != NULL)
+            format_id_list(offline, sizeof(offline), wm[i].raw->offline, wm[i].raw->noffline);
         table_row(pt);
         table_cell(pt, "%d", pm->id);
         if (pm->leader < 0)
             table_cell(pt, "none");
         else
             table_cell(pt, "%d", pm->leader);
+        if (wm[i].raw == NULL)
+            table_cell(pt, "?");
+        else
+            table_cell(pt, "%d", wm[i].raw->leader_epoch);
         table_cell(pt, "[%s]", replicas);
         table_cell(pt, "[%s]", isr);
+        table_cell(pt, "[%s]", offline);
         if (wm[i].low < 0)
             table_cell(pt, "-");
         else
@@ -638,7 +667,7 @@ static int topic_describe(int argc, char **argv, struct cli_globals *g)
     const rd_kafka_metadata_partition_t **parts = sorted_partitions(t);
 
     /* Offsets are informative; a partition without a leader has none. */
-    struct watermarks *wm = xcalloc((size_t)t->partition_cnt + 1, sizeof(*wm));
+    struct partition_extra *wm = xcalloc((size_t)t->partition_cnt + 1, sizeof(*wm));
     for (int i = 0; i < t->partition_cnt; i++) {
         wm[i].low = wm[i].high = -1;
         if (parts[i]->leader < 0)
@@ -649,6 +678,17 @@ static int topic_describe(int argc, char **argv, struct cli_globals *g)
             wm[i].low = lo;
             wm[i].high = hi;
         }
+    }
+
+    /* Leader epochs and offline replicas: informative too. */
+    struct cli_raw_metadata raw;
+    char why[256] = "";
+    if (cli_raw_metadata_fetch(g, name, &raw, why, sizeof(why)) && raw.has_topic) {
+        for (int i = 0; i < t->partition_cnt; i++)
+            wm[i].raw = raw_partition(&raw, parts[i]->id);
+    } else {
+        cli_warn("leader epochs and offline replicas unknown: %s",
+                 why[0] != '\0' ? why : "the topic is missing from the answer");
     }
 
     rd_kafka_event_t *cfg_ev = NULL;
@@ -670,6 +710,7 @@ static int topic_describe(int argc, char **argv, struct cli_globals *g)
     if (cfg_ev != NULL)
         rd_kafka_event_destroy(cfg_ev);
     free(wm);
+    cli_raw_metadata_free(&raw);
     free(parts);
     rd_kafka_metadata_destroy(md);
     rd_kafka_destroy(rk);

@@ -1,5 +1,5 @@
 /* CUnit suite for the CLI's pure parts: the JSON writer and table, the
- * consume -f record format, the raw Metadata v1 decoder (with every
+ * consume -f record format, the raw Metadata v7 decoder (with every
  * truncation and bad length), and the argument value parsers. The commands
  * themselves run against real brokers in tests/integration/test_cli.py. */
 #include <CUnit/Basic.h>
@@ -237,120 +237,248 @@ static void put_str(struct frame *f, const char *s)
 
 #define CID 77
 
-/* A valid answer: brokers 1 (rack r1) and 2 (no rack), controller 2, no
- * topics. *decoded_len is where the decoder stops reading. */
-static void valid_frame(struct frame *f, size_t *decoded_len)
+/* Frame head up to the broker count: correlation id and throttle time. */
+static void head(struct frame *f, int32_t nbrokers)
 {
     f->len = 0;
     put_i32(f, CID);
-    put_i32(f, 2);
-    put_i32(f, 1);
-    put_str(f, "host-one");
+    put_i32(f, 0);
+    put_i32(f, nbrokers);
+}
+
+static void broker(struct frame *f, int32_t id, const char *rack)
+{
+    put_i32(f, id);
+    put_str(f, "host");
     put_i32(f, 9092);
-    put_str(f, "r1");
+    put_str(f, rack);
+}
+
+static void partition(struct frame *f, int32_t id, int32_t leader, int32_t epoch, int32_t noffline)
+{
+    put_i16(f, 0);
+    put_i32(f, id);
+    put_i32(f, leader);
+    put_i32(f, epoch);
+    put_i32(f, 2); /* replicas */
+    put_i32(f, 1);
     put_i32(f, 2);
-    put_str(f, "h2");
-    put_i32(f, 9093);
-    put_str(f, NULL);
+    put_i32(f, 1); /* isr */
+    put_i32(f, leader);
+    put_i32(f, noffline);
+    for (int32_t i = 0; i < noffline; i++)
+        put_i32(f, 2);
+}
+
+/* A valid answer: brokers 1 (rack r1) and 2 (no rack), cluster "cid",
+ * controller 2, topic "t" with partitions 1 (leader 1, epoch 5) and 0
+ * (leader 2, epoch 7, broker 2 offline). */
+static void valid_frame(struct frame *f)
+{
+    head(f, 2);
+    broker(f, 1, "r1");
+    broker(f, 2, NULL);
+    put_str(f, "cid");
     put_i32(f, 2);
-    *decoded_len = f->len;
-    put_i32(f, 0); /* topics */
+    put_i32(f, 1); /* topics */
+    put_i16(f, 0);
+    put_str(f, "t");
+    f->b[f->len++] = 0; /* is_internal */
+    put_i32(f, 2);
+    partition(f, 1, 1, 5, 0);
+    partition(f, 0, 2, 7, 1);
 }
 
 static void test_metadata_valid(void)
 {
     struct frame f;
-    size_t end;
-    valid_frame(&f, &end);
+    valid_frame(&f);
     struct cli_raw_metadata md;
-    CU_ASSERT_FATAL(cli_decode_metadata_v1(f.b, f.len, CID, &md));
+    CU_ASSERT_FATAL(cli_decode_metadata_v7(f.b, f.len, CID, &md));
     CU_ASSERT_EQUAL(md.nbrokers, 2);
     CU_ASSERT_EQUAL(md.controller_id, 2);
+    CU_ASSERT_STRING_EQUAL(md.cluster_id, "cid");
     CU_ASSERT_EQUAL(md.brokers[0].id, 1);
     CU_ASSERT_STRING_EQUAL(md.brokers[0].rack, "r1");
     CU_ASSERT_EQUAL(md.brokers[1].id, 2);
     CU_ASSERT_PTR_NULL(md.brokers[1].rack);
+    CU_ASSERT_TRUE(md.has_topic);
+    CU_ASSERT_EQUAL(md.topic_error, 0);
+    CU_ASSERT_EQUAL_FATAL(md.npartitions, 2);
+    CU_ASSERT_EQUAL(md.partitions[0].id, 1);
+    CU_ASSERT_EQUAL(md.partitions[0].leader_epoch, 5);
+    CU_ASSERT_EQUAL(md.partitions[0].noffline, 0);
+    CU_ASSERT_PTR_NULL(md.partitions[0].offline);
+    CU_ASSERT_EQUAL(md.partitions[1].id, 0);
+    CU_ASSERT_EQUAL(md.partitions[1].leader, 2);
+    CU_ASSERT_EQUAL(md.partitions[1].leader_epoch, 7);
+    CU_ASSERT_EQUAL_FATAL(md.partitions[1].noffline, 1);
+    CU_ASSERT_EQUAL(md.partitions[1].offline[0], 2);
     cli_raw_metadata_free(&md);
     CU_ASSERT_EQUAL(md.nbrokers, 0);
     CU_ASSERT_PTR_NULL(md.brokers);
+    CU_ASSERT_PTR_NULL(md.partitions);
+
+    /* No topic asked, none answered. */
+    head(&f, 1);
+    broker(&f, 3, NULL);
+    put_str(&f, NULL);
+    put_i32(&f, -1);
+    put_i32(&f, 0);
+    CU_ASSERT_FATAL(cli_decode_metadata_v7(f.b, f.len, CID, &md));
+    CU_ASSERT_FALSE(md.has_topic);
+    CU_ASSERT_PTR_NULL(md.cluster_id);
+    CU_ASSERT_EQUAL(md.controller_id, -1);
+    cli_raw_metadata_free(&md);
 }
 
 static void test_metadata_every_truncation(void)
 {
     struct frame f;
-    size_t end;
-    valid_frame(&f, &end);
-    for (size_t len = 0; len < end; len++) {
+    valid_frame(&f);
+    for (size_t len = 0; len < f.len; len++) {
         /* A heap copy of exactly len bytes, so ASan sees any over-read. */
         uint8_t *copy = malloc(len ? len : 1);
         memcpy(copy, f.b, len);
         struct cli_raw_metadata md;
-        CU_ASSERT_FALSE(cli_decode_metadata_v1(copy, len, CID, &md));
+        CU_ASSERT_FALSE(cli_decode_metadata_v7(copy, len, CID, &md));
         CU_ASSERT_EQUAL(md.nbrokers, 0);
         CU_ASSERT_PTR_NULL(md.brokers);
+        CU_ASSERT_PTR_NULL(md.partitions);
+        CU_ASSERT_PTR_NULL(md.cluster_id);
         free(copy);
     }
+}
+
+/* Every frame here must be refused, and nothing may leak (ASan checks). */
+static void refuse(struct frame *f, const char *what)
+{
+    struct cli_raw_metadata md;
+    bool ok = cli_decode_metadata_v7(f->b, f->len, CID, &md);
+    CU_ASSERT_FALSE(ok);
+    if (ok) {
+        fprintf(stderr, "accepted: %s\n", what);
+        cli_raw_metadata_free(&md);
+    }
+    CU_ASSERT_PTR_NULL(md.brokers);
+    CU_ASSERT_PTR_NULL(md.partitions);
 }
 
 static void test_metadata_bad_fields(void)
 {
     struct cli_raw_metadata md;
     struct frame f;
-    size_t end;
 
-    valid_frame(&f, &end);
-    CU_ASSERT_FALSE(cli_decode_metadata_v1(f.b, f.len, CID + 1, &md)); /* wrong correlation */
+    valid_frame(&f);
+    CU_ASSERT_FALSE(cli_decode_metadata_v7(f.b, f.len, CID + 1, &md));
 
-    f.len = 0;
-    put_i32(&f, CID);
-    put_i32(&f, -1); /* negative broker count */
+    head(&f, -1);
+    put_str(&f, NULL);
     put_i32(&f, 0);
-    CU_ASSERT_FALSE(cli_decode_metadata_v1(f.b, f.len, CID, &md));
-
-    f.len = 0;
-    put_i32(&f, CID);
-    put_i32(&f, 1000000); /* count far beyond the bytes present */
     put_i32(&f, 0);
-    CU_ASSERT_FALSE(cli_decode_metadata_v1(f.b, f.len, CID, &md));
+    refuse(&f, "negative broker count");
 
-    f.len = 0;
-    put_i32(&f, CID);
+    head(&f, 1000000);
+    put_str(&f, NULL);
+    put_i32(&f, 0);
+    put_i32(&f, 0);
+    refuse(&f, "broker count beyond the frame");
+
+    head(&f, 1);
     put_i32(&f, 1);
-    put_i32(&f, 1);
-    put_i16(&f, 300); /* host length past the end of the frame */
+    put_i16(&f, 300); /* host length past the end */
     put_i32(&f, 9092);
     put_i16(&f, -1);
+    put_str(&f, NULL);
     put_i32(&f, 1);
-    CU_ASSERT_FALSE(cli_decode_metadata_v1(f.b, f.len, CID, &md));
+    put_i32(&f, 0);
+    refuse(&f, "host past the end");
 
-    f.len = 0;
-    put_i32(&f, CID);
-    put_i32(&f, 1);
+    head(&f, 1);
     put_i32(&f, 1);
     put_str(&f, "h");
     put_i32(&f, 9092);
-    put_i16(&f, -2); /* string lengths below -1 are invalid */
+    put_i16(&f, -2); /* below -1 */
+    put_str(&f, NULL);
     put_i32(&f, 1);
-    put_i32(&f, 1);
-    CU_ASSERT_FALSE(cli_decode_metadata_v1(f.b, f.len, CID, &md));
+    put_i32(&f, 0);
+    refuse(&f, "string length -2");
 
-    /* Second broker's rack runs past the end: the first broker's rack,
-     * already allocated, is freed on the error path (ASan checks). */
-    f.len = 0;
-    put_i32(&f, CID);
-    put_i32(&f, 2);
-    put_i32(&f, 1);
-    put_str(&f, "h");
-    put_i32(&f, 1);
-    put_str(&f, "rack-one");
+    /* The second broker's rack runs past the end: the first broker's rack,
+     * already allocated, is freed on the error path. */
+    head(&f, 2);
+    broker(&f, 1, "rack-one");
     put_i32(&f, 2);
     put_str(&f, "h");
     put_i32(&f, 2);
     put_i16(&f, 50);
+    refuse(&f, "second rack past the end");
+
+    /* Two topics although at most one was asked for. */
+    head(&f, 0);
+    put_str(&f, "cid");
+    put_i32(&f, 1);
+    put_i32(&f, 2);
+    for (int i = 0; i < 2; i++) {
+        put_i16(&f, 0);
+        put_str(&f, "t");
+        f.b[f.len++] = 0;
+        put_i32(&f, 0);
+    }
+    refuse(&f, "two topics");
+
+    /* Partition count beyond the frame; negative partition count. */
+    for (int32_t n = 0; n < 2; n++) {
+        head(&f, 0);
+        put_str(&f, "cid");
+        put_i32(&f, 1);
+        put_i32(&f, 1);
+        put_i16(&f, 0);
+        put_str(&f, "t");
+        f.b[f.len++] = 0;
+        put_i32(&f, n == 0 ? 100000 : -1);
+        partition(&f, 0, 1, 1, 0);
+        refuse(&f, "partition count");
+    }
+
+    /* Offline replica count past the end, after a good partition whose
+     * offline list was allocated. */
+    head(&f, 0);
+    put_str(&f, "cid");
+    put_i32(&f, 1);
+    put_i32(&f, 1);
+    put_i16(&f, 0);
+    put_str(&f, "t");
+    f.b[f.len++] = 0;
+    put_i32(&f, 2);
+    partition(&f, 0, 1, 1, 1);
+    put_i16(&f, 0);
+    put_i32(&f, 1);
+    put_i32(&f, 1);
+    put_i32(&f, 1);
     put_i32(&f, 0);
-    CU_ASSERT_FALSE(cli_decode_metadata_v1(f.b, f.len, CID, &md));
-    CU_ASSERT_EQUAL(md.nbrokers, 0);
-    CU_ASSERT_PTR_NULL(md.brokers);
+    put_i32(&f, 0);
+    put_i32(&f, 1000); /* offline count */
+    put_i32(&f, 2);
+    refuse(&f, "offline replicas past the end");
+
+    /* A replica array with a count below -1. */
+    head(&f, 0);
+    put_str(&f, "cid");
+    put_i32(&f, 1);
+    put_i32(&f, 1);
+    put_i16(&f, 0);
+    put_str(&f, "t");
+    f.b[f.len++] = 0;
+    put_i32(&f, 1);
+    put_i16(&f, 0);
+    put_i32(&f, 0);
+    put_i32(&f, 1);
+    put_i32(&f, 1);
+    put_i32(&f, -5);
+    put_i32(&f, 0);
+    put_i32(&f, 0);
+    refuse(&f, "replica count -5");
 }
 
 /* ---- value parsers ---- */
@@ -408,9 +536,9 @@ int main(void)
     CU_add_test(s, "table alignment", test_table_alignment);
     CU_add_test(s, "record format", test_record_format);
     CU_add_test(s, "record format errors", test_record_format_errors);
-    CU_add_test(s, "metadata v1 valid", test_metadata_valid);
-    CU_add_test(s, "metadata v1 every truncation", test_metadata_every_truncation);
-    CU_add_test(s, "metadata v1 bad fields", test_metadata_bad_fields);
+    CU_add_test(s, "metadata v7 valid", test_metadata_valid);
+    CU_add_test(s, "metadata v7 every truncation", test_metadata_every_truncation);
+    CU_add_test(s, "metadata v7 bad fields", test_metadata_bad_fields);
     CU_add_test(s, "value parsers", test_parsers);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();

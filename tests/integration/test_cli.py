@@ -279,6 +279,9 @@ class CliClusterTest(CliTestCase):
             self.assertEqual(p["replicas"], want["replicas"])
             self.assertEqual(p["isr"], want["isr"])
             self.assertIsNone(p["error"])
+            self.assertIsInstance(p["leader_epoch"], int)
+            self.assertGreaterEqual(p["leader_epoch"], 0)
+            self.assertEqual(p["offline_replicas"], [])
             self.assertEqual(p["log_start_offset"], 0)
             self.assertEqual(p["high_watermark"], 0)
         configs = {c["name"]: c for c in d["configs"]}
@@ -290,7 +293,7 @@ class CliClusterTest(CliTestCase):
         out = text.stdout.decode()
         self.assertIn("retention.ms", out)
         self.assertIn("123456", out)
-        self.assertRegex(out, r"(?m)^11\s+[123]\s+\[[123]\]\s+\[[123]\]")
+        self.assertRegex(out, r"(?m)^11\s+[123]\s+\d+\s+\[[123]\]\s+\[[123]\]\s+\[\]\s+0\s+0\s+-\s*$")
 
         deleted = self.json_of(self.run_cli("topic", "delete", name, "--format", "json"))
         self.assertEqual(deleted, {"name": name, "deleted": True})
