@@ -511,5 +511,40 @@ class CliClusterTest(CliTestCase):
             self.assertExit(p, EXIT_UNKNOWN_TOPIC)
 
 
+class CliFailoverTest(CliTestCase):
+    """What describe and cluster info show when a broker stops."""
+
+    def test_describe_after_a_broker_stops(self):
+        with vltava_test.Cluster(brokers=3, name="cli-failover") as cluster:
+            def cli(*args):
+                return vltava(*args, "--format", "json", brokers=cluster.bootstrap)
+
+            self.json_of(cli("topic", "create", "fo", "-p", "3", "-r", "3"))
+            before = {p["partition"]: p for p in self.json_of(cli("topic", "describe", "fo"))["partitions"]}
+            victim = before[0]["leader"]
+            cluster.broker(victim).stop()
+
+            def moved():
+                d = self.json_of(vltava("topic", "describe", "fo", "--format", "json",
+                                        brokers=cluster.live_bootstrap()))
+                parts = {p["partition"]: p for p in d["partitions"]}
+                led_by_victim = [pid for pid, p in before.items() if p["leader"] == victim]
+                if any(parts[pid]["leader"] in (victim, -1) for pid in led_by_victim):
+                    return None
+                return parts
+
+            after = vltava_test.wait_for(moved, timeout=60, what="the partitions %d led to get new leaders" % victim)
+            for pid, p in after.items():
+                self.assertNotEqual(p["leader"], victim)
+                self.assertEqual(p["offline_replicas"], [victim])
+                if before[pid]["leader"] == victim:
+                    self.assertGreater(p["leader_epoch"], before[pid]["leader_epoch"])
+                else:
+                    self.assertEqual(p["leader"], before[pid]["leader"])
+
+            info = self.json_of(vltava("cluster", "info", "--format", "json", brokers=cluster.live_bootstrap()))
+            self.assertEqual(sorted(b["id"] for b in info["brokers"]), sorted({1, 2, 3} - {victim}))
+
+
 if __name__ == "__main__":
     unittest.main()
