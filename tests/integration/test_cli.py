@@ -417,6 +417,20 @@ class CliClusterTest(CliTestCase):
             self.assertIn("0/0 %d %s=%s|%d" % (len(r["key"]), r["key"], r["value"],
                                                len(r["value"].encode("utf-8"))), out)
 
+    def test_bulk_produce_and_consume(self):
+        # More lines than librdkafka's default queue holds (100,000), so the
+        # producer must wait for room; every line arrives once, in order.
+        name = "cli-bulk"
+        self.create(name, "-p", "1", "-r", "1")
+        count = 250000
+        data = b"".join(b"line-%06d\n" % i for i in range(count))
+        doc = self.json_of(self.run_cli("produce", name, "--acks", "1", "--format", "json", stdin=data,
+                                        timeout=300))
+        self.assertEqual(doc, {"topic": name, "produced": count, "failed": 0})
+        p = self.run_cli("consume", name, "-e", timeout=300)
+        self.assertExit(p, EXIT_OK)
+        self.assertEqual(p.stdout, data)
+
     def test_consume_offsets_and_partition(self):
         name = "cli-offsets"
         self.create(name, "-p", "2", "-r", "1")
