@@ -37,6 +37,7 @@
 #define MAX_PARTITIONS  1024
 #define CONSUME_BATCH   4096
 #define LOOPBACK_CHUNK  (64 * 1024)
+#define LOOPBACK_ROUNDS 3
 
 struct options {
     const char *bootstrap;
@@ -580,9 +581,17 @@ int main(int argc, char **argv)
     int64_t offsets[MAX_PARTITIONS];
     start_offsets(&o, partitions, offsets);
 
-    double loop_mbps = loopback_mbps(total_bytes);
-    printf("loopback TCP     %10.1f MB/s  (%" PRId64 " bytes through 127.0.0.1, one socket)\n",
-           loop_mbps, total_bytes);
+    /* Best of a few: the reference is what the hardware can do, and on a
+     * shared machine single runs swing with whatever else runs. */
+    double loop_mbps = 0;
+    for (int i = 0; i < LOOPBACK_ROUNDS; i++) {
+        double mbps = loopback_mbps(total_bytes);
+        if (mbps > loop_mbps)
+            loop_mbps = mbps;
+    }
+    printf("loopback TCP     %10.1f MB/s  (%" PRId64 " bytes through 127.0.0.1, one socket, "
+           "best of %d)\n",
+           loop_mbps, total_bytes, LOOPBACK_ROUNDS);
     fflush(stdout);
 
     /* Phase 1: produce, with the latency consumer running alongside. */
