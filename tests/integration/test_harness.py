@@ -91,6 +91,22 @@ class HarnessTest(unittest.TestCase):
         vt.wait_for(gone, timeout=10, what="orphaned sleeper %d to die" % child)
         vt.shutil.rmtree(tmp, ignore_errors=True)
 
+    def test_broker_crash_fails_the_test(self):
+        """A broker ended by a signal the harness did not send (an abort, a
+        segfault) fails the test at close; harness kills and a normal exit
+        do not."""
+        c = vt.Cluster(brokers=2)
+        try:
+            c.broker(1).kill()  # the harness's own SIGKILL: expected
+            os.kill(c.broker(2).pid, signal.SIGABRT)
+            vt.wait_for(lambda: not c.broker(2).alive(), timeout=30, what="broker 2 to die")
+        except BaseException:
+            c.close(failed=True)
+            raise
+        with self.assertRaisesRegex(AssertionError, r"broker 2 \(pid \d+\) died of signal 6"):
+            c.close()
+        vt.shutil.rmtree(c.tmpdir, ignore_errors=True)
+
 
 if __name__ == "__main__":
     unittest.main()

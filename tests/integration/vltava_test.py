@@ -675,6 +675,8 @@ class Broker:
         self.proc = None
         self.paused = False
         self.exit_codes = []  # every exit observed, in order
+        self._signalled = False  # the harness sent the current process a signal
+        self.crashes = []  # (pid, signal) of processes killed by a signal the harness did not send
 
     @property
     def pid(self):
@@ -688,6 +690,7 @@ class Broker:
     def start(self, args=()):
         """Starts the process (does not wait for it to serve)."""
         assert not self.alive(), "broker %d already running" % self.id
+        self.check_crash()
         self.write_config()
         with open(self.logfile, "ab") as f:
             f.write(b"==== harness: starting broker %d ====\n" % self.id)
@@ -696,7 +699,17 @@ class Broker:
         env.setdefault("LSAN_OPTIONS", "suppressions=%s" % os.path.join(HERE, "lsan.supp"))
         self.proc = _spawn([broker_bin(), "--config", self.config_file] + list(args), self.logfile, env=env)
         self.paused = False
+        self._signalled = False
         return self
+
+    def check_crash(self):
+        """Records the current process if a signal the harness did not send
+        ended it (abort, segfault): Cluster.close() fails the test for it.
+        A plain non-zero exit (a refused config, say) is not a crash."""
+        if self.proc is None or self.proc.poll() is None or self._signalled:
+            return
+        if self.proc.returncode < 0 and (self.proc.pid, self.proc.returncode) not in self.crashes:
+            self.crashes.append((self.proc.pid, self.proc.returncode))
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
@@ -716,6 +729,7 @@ class Broker:
             return self.proc.returncode
         if self.paused:
             self.resume()
+        self._signalled = True
         self.proc.terminate()
         code = _reap(self.proc, timeout)
         if code is None:
@@ -728,6 +742,7 @@ class Broker:
         """Sends sig; for SIGKILL also waits for the process to be gone."""
         if not self.alive():
             return None
+        self._signalled = True
         os.kill(self.proc.pid, sig)
         if sig == signal.SIGKILL:
             return self._note_exit(_reap(self.proc, 30))
@@ -822,6 +837,9 @@ class Cluster:
         self._closed = True
         problems = []
         for b in self.brokers:
+            b.check_crash()
+            for pid, code in b.crashes:
+                problems.append("broker %d (pid %d) died of signal %d" % (b.id, pid, -code))
             try:
                 if b.alive():
                     b.stop(timeout=20)
