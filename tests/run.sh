@@ -66,7 +66,8 @@ maxSessionTimeout=60000
 4lw.commands.whitelist=ruok,srvr,stat,mntr
 EOF
 log "ZooKeeper on 127.0.0.1:$zk_port (data in $zk_dir)"
-java -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 \
+# --pdeathsig: ZooKeeper dies with this script even when the trap cannot run.
+setpriv --pdeathsig KILL java -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 \
     -Dorg.slf4j.simpleLogger.defaultLogLevel=warn -Dzookeeper.admin.enableServer=false \
     -cp /usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar \
     org.apache.zookeeper.server.quorum.QuorumPeerMain "$zk_dir/zoo.cfg" \
