@@ -340,6 +340,16 @@ static void conn_frame(conn_t *c, const uint8_t *data, size_t len)
     vltava__rpc_envelope__free_unpacked(env, NULL);
 }
 
+static bool frame_complete(const byte_buf_t *in)
+{
+    size_t avail = in->len - in->off;
+    if (avail < RPC_FRAME_HEADER)
+        return false;
+    uint32_t be;
+    memcpy(&be, in->data + in->off, RPC_FRAME_HEADER);
+    return avail >= RPC_FRAME_HEADER + (size_t)ntohl(be);
+}
+
 static void conn_read(conn_t *c)
 {
     const uint32_t max = c->rpc->cfg.max_frame_bytes;
@@ -386,7 +396,9 @@ static void conn_read(conn_t *c)
         c->in.off += RPC_FRAME_HEADER + (size_t)size;
         conn_frame(c, frame, size);
     }
-    bool more = !c->closed && c->in.len - c->in.off >= RPC_FRAME_HEADER;
+    /* Whole frames left over (the per-wakeup bound was reached) are handled
+     * next turn; a partial frame waits for the socket. */
+    bool more = !c->closed && frame_complete(&c->in);
     if (!c->closed)
         conn_watch(c);
     if (more)

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -259,6 +260,57 @@ static void test_reconnect_with_backoff(void)
     rpc_free(s);
 }
 
+static int64_t cpu_ms(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (int64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000 +
+           (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000;
+}
+
+static void test_partial_and_many_frames(void)
+{
+    rpc_t *s = server(0), *c = client(256);
+    int port = rpc_listen_port(s);
+    /* Half a frame: the server waits for the rest without spinning. */
+    int raw = raw_connect(port);
+    uint8_t head[6] = {0, 0, 0, 100, 0x08, 0x01};
+    CU_ASSERT_EQUAL(write(raw, head, sizeof(head)), (ssize_t)sizeof(head));
+    int64_t cpu0 = cpu_ms();
+    int never = 0;
+    spin_until(&never, 1, 300);
+    CU_ASSERT(cpu_ms() - cpu0 < 150);
+    close(raw);
+    /* Many requests at once (more than one wakeup's worth of frames) and a
+     * payload near the frame limit: all answered, each once. */
+    rpc_set_peer(c, 2, "127.0.0.1", port);
+    enum { N = 200 };
+    static answer_t answers[N];
+    memset(answers, 0, sizeof(answers));
+    int total = 0;
+    uint8_t big[3000];
+    memset(big, 'x', sizeof(big));
+    for (int i = 0; i < N; i++) {
+        const uint8_t *payload = i == N / 2 ? big : (const uint8_t *)"small";
+        size_t len = i == N / 2 ? sizeof(big) : 5;
+        CU_ASSERT_EQUAL(rpc_send(c, 2, 3, payload, len, 10000, on_answer, &answers[i]), 0);
+    }
+    int64_t deadline = ms() + 10000;
+    while (total < N && ms() < deadline) {
+        spin_until(&never, 1, 20);
+        total = 0;
+        for (int i = 0; i < N; i++)
+            total += answers[i].calls;
+    }
+    CU_ASSERT_EQUAL(total, N);
+    for (int i = 0; i < N; i++) {
+        CU_ASSERT_EQUAL(answers[i].calls, 1);
+        CU_ASSERT_EQUAL(answers[i].status, RPC_OK);
+    }
+    rpc_free(c);
+    rpc_free(s);
+}
+
 static int rpc_suite_init(void)
 {
     loop = ev_loop_new(EVFLAG_AUTO);
@@ -279,4 +331,5 @@ void coord_add_rpc_suite(void)
     CU_add_test(s, "bad frames close only that connection",
                 test_bad_frames_close_only_that_connection);
     CU_add_test(s, "reconnect with backoff", test_reconnect_with_backoff);
+    CU_add_test(s, "partial frames wait, many frames all answered", test_partial_and_many_frames);
 }
