@@ -176,8 +176,11 @@ static void conn_watch(conn_t *c)
 {
     if (c->closed)
         return;
-    int events = EV_READ;
-    if (c->connecting || c->out.len > c->out.off)
+    /* Backpressure: a peer that does not read its answers is not read
+     * from until they drain, so its output stays bounded. */
+    size_t unsent = c->out.len - c->out.off;
+    int events = unsent > 2 * (size_t)c->rpc->cfg.max_frame_bytes ? 0 : EV_READ;
+    if (c->connecting || unsent > 0)
         events |= EV_WRITE;
     if (c->connecting)
         events = EV_WRITE;
