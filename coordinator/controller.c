@@ -621,8 +621,7 @@ void coordinator_create_topic(coordinator_t *c, const topic_spec_t *spec, coordi
     assert(c->md);
     char msg[300];
     if (!c->is_controller) {
-        if (spec->forward_to_controller && !spec->validate_only &&
-            rpc_glue_forward_create(c, spec, done, arg) == 0)
+        if (!spec->validate_only && rpc_glue_forward_create(c, spec, done, arg) == 0)
             return;
         done(arg, KAFKA_NOT_CONTROLLER, "this broker is not the controller");
         return;

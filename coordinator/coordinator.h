@@ -113,9 +113,13 @@ struct rpc *coordinator_rpc(coordinator_t *c);
 int32_t coordinator_broker_id(const coordinator_t *c);
 bool coordinator_is_controller(const coordinator_t *c);
 
-/* Admin requests; only the controller executes them (others complete with
- * NOT_CONTROLLER). `done` runs on the loop, exactly once, with a Kafka error
- * code and a message (NULL when none). */
+/* Admin requests; only the controller executes them. `done` runs on the
+ * loop, exactly once, with a Kafka error code and a message (NULL when
+ * none). On a broker that is not the controller, delete and partition
+ * addition complete with NOT_CONTROLLER; a topic creation (not
+ * validate-only) is forwarded to the controller over the inter-broker RPC
+ * and completes with its answer, so that auto topic creation works through
+ * any broker (CreateTopics itself answers NOT_CONTROLLER before asking). */
 typedef void (*coordinator_done_fn)(void *arg, int16_t error_code, const char *message);
 
 typedef struct topic_spec {
@@ -126,11 +130,6 @@ typedef struct topic_spec {
     const char *const *config_values;
     size_t nconfigs;
     bool validate_only;
-    /* On a broker that is not the controller: false answers NOT_CONTROLLER
-     * (CreateTopics); true forwards the request to the controller over the
-     * inter-broker RPC and answers with its result (auto topic creation,
-     * which any broker may start). */
-    bool forward_to_controller;
 } topic_spec_t;
 
 void coordinator_create_topic(coordinator_t *c, const topic_spec_t *spec, coordinator_done_fn done,

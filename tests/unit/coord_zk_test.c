@@ -421,7 +421,7 @@ static void test_two_brokers_failover(void)
     /* c1 must see c2 before it can spread replicas over both. */
     wait_topic_t none = {c1, "x", 0};
     (void)none;
-    CU_ASSERT_EQUAL(create_topic(c2, "t", 4, 1, NULL, NULL, false), KAFKA_NOT_CONTROLLER);
+    CU_ASSERT_EQUAL(create_topic(c2, "t", 4, 1, NULL, NULL, true), KAFKA_NOT_CONTROLLER);
     admin_result_t dr = {0};
     coordinator_delete_topic(c2, "t", admin_done, &dr);
     CU_ASSERT_TRUE(dr.done && dr.code == KAFKA_NOT_CONTROLLER);
@@ -444,7 +444,7 @@ static void test_two_brokers_failover(void)
 
     /* Auto-creation style: a non-controller forwards to the controller. */
     topic_spec_t fw = {
-        .name = "fw", .partitions = 3, .replication_factor = 1, .forward_to_controller = true};
+        .name = "fw", .partitions = 3, .replication_factor = 1, .validate_only = false};
     admin_result_t fr = {0};
     coordinator_create_topic(c2, &fw, admin_done, &fr);
     CU_ASSERT_TRUE(run_until(admin_finished, &fr, 10000));
