@@ -75,6 +75,7 @@ struct coordinator {
     coordinator_config_t cfg; /* strings owned (copied at start) */
     char *zk_hosts;           /* connect string without the chroot */
     char *chroot;             /* "/vltava", or NULL */
+    char *rpc_bind_host;      /* where the RPC listener binds (cfg.rpc_host: where peers connect) */
     coordinator_callbacks_t cb;
     char *cluster_id;
 

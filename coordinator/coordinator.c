@@ -657,6 +657,7 @@ static void registration_payload(const coordinator_t *c, uint8_t **buf, size_t *
     md_broker_t me = {
         .id = c->cfg.broker_id,
         .host = (char *)c->cfg.advertised_host,
+        .rpc_host = (char *)c->cfg.rpc_host,
         .port = c->cfg.advertised_port,
         .rpc_port = c->cfg.rpc_port,
         .rack = (char *)c->cfg.rack,
@@ -898,9 +899,9 @@ static int register_sync(coordinator_t *c, char *err, size_t err_size)
         /* Our own RPC endpoint is ours now, so an entry naming it is stale;
          * anyone else answering on theirs is alive. */
         bool mine = decoded && c->cfg.rpc_port > 0 && other.rpc_port == c->cfg.rpc_port &&
-                    strcmp(other.host, c->cfg.advertised_host) == 0;
-        bool live =
-            decoded && !mine && other.rpc_port > 0 && endpoint_accepts(other.host, other.rpc_port);
+                    strcmp(other.rpc_host, c->cfg.rpc_host) == 0;
+        bool live = decoded && !mine && other.rpc_port > 0 &&
+                    endpoint_accepts(other.rpc_host, other.rpc_port);
         md_broker_clear(&other);
         if (live) {
             snprintf(err, err_size, "broker id %d is already registered by a live broker at %s",
@@ -975,6 +976,7 @@ static void coordinator_free(coordinator_t *c)
     free((char *)c->cfg.zk_connect);
     free((char *)c->cfg.advertised_host);
     free((char *)c->cfg.rpc_host);
+    free(c->rpc_bind_host);
     free((char *)c->cfg.rack);
     free(c);
 }
@@ -989,7 +991,14 @@ static coordinator_t *coordinator_new(struct ev_loop *loop, const coordinator_co
     c->cfg = *cfg;
     c->cfg.zk_connect = xstrdup(cfg->zk_connect);
     c->cfg.advertised_host = xstrdup(cfg->advertised_host);
-    c->cfg.rpc_host = xstrdup(cfg->rpc_host ? cfg->rpc_host : cfg->advertised_host);
+    /* Peers connect to the RPC listener's host, unless it is a wildcard
+     * address, which only the advertised host can stand for. */
+    const char *rpc_host = cfg->rpc_host;
+    if (!rpc_host || !rpc_host[0] || strcmp(rpc_host, "0.0.0.0") == 0 ||
+        strcmp(rpc_host, "::") == 0 || strcmp(rpc_host, "*") == 0)
+        rpc_host = cfg->advertised_host;
+    c->cfg.rpc_host = xstrdup(rpc_host);
+    c->rpc_bind_host = xstrdup(cfg->rpc_host && cfg->rpc_host[0] ? cfg->rpc_host : rpc_host);
     c->cfg.rack = cfg->rack && cfg->rack[0] ? xstrdup(cfg->rack) : NULL;
     if (c->cfg.zk_session_timeout_ms <= 0)
         c->cfg.zk_session_timeout_ms = 18000;

@@ -26,6 +26,7 @@ typedef struct md_broker {
     int32_t port;     /* Kafka listener (advertised) */
     int32_t rpc_port; /* inter-broker RPC listener */
     char *rack;       /* NULL when unset */
+    char *rpc_host;   /* host of the RPC listener (other brokers connect there) */
 } md_broker_t;
 
 typedef struct md_partition {

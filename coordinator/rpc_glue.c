@@ -202,7 +202,7 @@ int rpc_glue_start(coordinator_t *c, char *err, size_t err_size)
     if (c->cfg.rpc_port < 0)
         return 0;
     rpc_config_t rc = {
-        .host = c->cfg.rpc_host,
+        .host = c->rpc_bind_host,
         .port = c->cfg.rpc_port,
         .self_id = c->cfg.broker_id,
     };
@@ -235,7 +235,7 @@ void rpc_glue_sync_peers(coordinator_t *c, const cluster_metadata_t *old)
     for (size_t i = 0; i < c->md->nbrokers; i++) {
         const md_broker_t *b = &c->md->brokers[i];
         if (b->id != c->cfg.broker_id && b->rpc_port > 0)
-            rpc_set_peer(c->rpc, b->id, b->host, b->rpc_port);
+            rpc_set_peer(c->rpc, b->id, b->rpc_host, b->rpc_port);
     }
     for (size_t i = 0; old && i < old->nbrokers; i++)
         if (!cluster_metadata_broker(c->md, old->brokers[i].id))
@@ -328,7 +328,7 @@ void controller_push_metadata(coordinator_t *c)
         vltava__broker_registration__init(&regs[i]);
         regs[i].id = md->brokers[i].id;
         regs[i].host = md->brokers[i].host;
-        regs[i].rpc_host = md->brokers[i].host;
+        regs[i].rpc_host = md->brokers[i].rpc_host;
         regs[i].port = md->brokers[i].port;
         regs[i].rpc_port = md->brokers[i].rpc_port;
         regs[i].rack = md->brokers[i].rack ? md->brokers[i].rack : "";

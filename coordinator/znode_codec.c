@@ -81,7 +81,7 @@ uint8_t *znode_encode_broker(const md_broker_t *b, size_t *len)
     m.host = b->host;
     m.port = b->port;
     m.rpc_port = b->rpc_port;
-    m.rpc_host = b->host;
+    m.rpc_host = b->rpc_host ? b->rpc_host : b->host;
     m.rack = b->rack ? b->rack : "";
     return pack_message(&m.base, len);
 }
@@ -105,6 +105,7 @@ int znode_decode_broker(const uint8_t *buf, size_t len, md_broker_t *out, char *
     out->port = m->port;
     out->rpc_port = m->rpc_port;
     out->rack = m->rack[0] ? xstrdup(m->rack) : NULL;
+    out->rpc_host = xstrdup(m->rpc_host[0] ? m->rpc_host : m->host);
     rc = 0;
 out:
     protobuf_c_message_free_unpacked(&m->base, NULL);
@@ -115,7 +116,8 @@ void md_broker_clear(md_broker_t *b)
 {
     free(b->host);
     free(b->rack);
-    b->host = b->rack = NULL;
+    free(b->rpc_host);
+    b->host = b->rack = b->rpc_host = NULL;
 }
 
 /* ---- /brokers/topics/<t> ---- */

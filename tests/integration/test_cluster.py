@@ -152,12 +152,12 @@ def topic_id(cluster, topic):
     return pb_parse(cluster.zk_get("/brokers/topics/%s" % topic))[1][0]
 
 
-def rpc_call(port, msg_type, payload, request_id=77, sender_id=99, timeout=10):
+def rpc_call(port, msg_type, payload, request_id=77, sender_id=99, timeout=10, host="127.0.0.1"):
     """One request on the inter-broker RPC channel; returns the response
     envelope's fields."""
     env = (pb_field_varint(1, request_id) + pb_field_varint(2, msg_type) +
            pb_field_bytes(5, payload) + pb_field_varint(6, sender_id))
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+    with socket.create_connection((host, port), timeout=timeout) as s:
         s.sendall(struct.pack(">I", len(env)) + env)
         head = b""
         while len(head) < 4:

@@ -12,7 +12,8 @@ import time
 import unittest
 
 import vltava_test as vt
-from test_cluster import consume_all, metadata_v7, partition_state, produce
+from test_cluster import (consume_all, leader_and_isr, metadata_v7, partition_state, pb_parse, produce,
+                          rpc_call, topic_id)
 
 
 class PrivateZooKeeperCluster:
@@ -140,6 +141,30 @@ class ZooKeeperSessionTest(unittest.TestCase):
                 self.assertEqual(partition_state(c, "u", p)[2], [first] if unclean else [second])
                 leader = metadata_v7(c.broker(first).port, ["u"])["topics"]["u"]["partitions"][p]
                 self.assertEqual(leader["leader"], expected)
+
+    def test_replication_listener_host_is_registered(self):
+        """Peers reach a broker's RPC listener at its replication.listener
+        host, which need not be the advertised Kafka host."""
+        def config(i):
+            return {"replication.listener": "127.0.0.%d:%d" % (i + 1, vt.free_port())}
+
+        with vt.Cluster(brokers=2, broker_config=config) as c:
+            for b in c.brokers:
+                host, port = b.config["replication.listener"].split(":")
+                reg = pb_parse(c.zk_get("/brokers/ids/%d" % b.id))
+                self.assertEqual(reg[2][0], b"127.0.0.1")  # Kafka host (advertised)
+                self.assertEqual(reg[5][0], host.encode())  # RPC host
+                self.assertEqual(reg[4][0], int(port))
+                b.rpc_port = int(port)
+                b.rpc_host = host
+            c.create_topic("h", partitions=2, rf=2)
+            # the RPC listener answers there (a stale epoch, so it is refused)
+            tid = topic_id(c, "h")
+            for b in c.brokers:
+                md = metadata_v7(b.port, ["h"])["topics"]["h"]["partitions"][0]
+                answer = rpc_call(b.rpc_port, 1, leader_and_isr(9, 0, "h", tid, 0, md["leader"], 99,
+                                                                md["replicas"]), host=b.rpc_host)
+                self.assertEqual(answer.get(4, [0])[0], 11)
 
     def test_racks_spread_replicas(self):
         racks = {1: "r1", 2: "r1", 3: "r2", 4: "r2"}

@@ -159,8 +159,17 @@ static void test_codec_broker_round_trip(void)
     CU_ASSERT_EQUAL(out.port, 9092);
     CU_ASSERT_EQUAL(out.rpc_port, 9192);
     CU_ASSERT_STRING_EQUAL(out.rack, "r1");
+    CU_ASSERT_STRING_EQUAL(out.rpc_host, "h.example"); /* unset: the Kafka host */
     md_broker_clear(&out);
     free(buf);
+    b.rpc_host = "replication.example";
+    buf = znode_encode_broker(&b, &len);
+    CU_ASSERT_EQUAL_FATAL(znode_decode_broker(buf, len, &out, err, sizeof(err)), 0);
+    CU_ASSERT_STRING_EQUAL(out.host, "h.example");
+    CU_ASSERT_STRING_EQUAL(out.rpc_host, "replication.example");
+    md_broker_clear(&out);
+    free(buf);
+    b.rpc_host = NULL;
     b.rack = NULL;
     buf = znode_encode_broker(&b, &len);
     CU_ASSERT_EQUAL_FATAL(znode_decode_broker(buf, len, &out, err, sizeof(err)), 0);
