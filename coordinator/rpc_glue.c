@@ -4,6 +4,7 @@
  * epoch than one already seen is ignored) and, per partition, by the leader
  * epoch (coord_apply_partition applies only newer ones). ZooKeeper stays
  * the source of truth: a push also triggers a reload from it. */
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,7 @@
  * epoch may be applied. */
 static bool epoch_current(coordinator_t *c, const char *what, int32_t sender, int32_t epoch)
 {
+    assert(what);
     if (epoch < c->controller_epoch_seen) {
         VLOG_WARN("coord", "ignoring %s from broker %d: stale controller epoch %d (newest seen %d)",
                   what, sender, epoch, c->controller_epoch_seen);
@@ -163,6 +165,7 @@ static void on_forward_answer(void *arg, rpc_status_t status, int32_t error_code
 int rpc_glue_forward_create(coordinator_t *c, const topic_spec_t *spec, coordinator_done_fn done,
                             void *arg)
 {
+    assert(spec->name && done);
     int32_t controller = c->md->controller_id;
     if (!c->rpc || controller < 0 || controller == c->cfg.broker_id ||
         spec->nconfigs > COORD_MAX_CONFIGS)
@@ -305,6 +308,7 @@ void controller_push_metadata(coordinator_t *c)
 {
     if (!c->rpc || !c->is_controller)
         return;
+    assert(c->my_controller_epoch >= 0);
     const cluster_metadata_t *md = c->md;
     size_t total = 0;
     for (size_t i = 0; i < md->ntopics; i++)
@@ -322,6 +326,7 @@ void controller_push_metadata(coordinator_t *c)
             k++;
         }
     }
+    assert(k == total);
     Vltava__BrokerRegistration *regs = xcalloc(md->nbrokers + 1, sizeof(*regs));
     Vltava__BrokerRegistration **reg_ptrs = xcalloc(md->nbrokers + 1, sizeof(*reg_ptrs));
     for (size_t i = 0; i < md->nbrokers; i++) {

@@ -159,6 +159,7 @@ static void buf_free(byte_buf_t *b)
 static void frame_append(byte_buf_t *out, const Vltava__RpcEnvelope *env)
 {
     size_t size = vltava__rpc_envelope__get_packed_size(env);
+    assert(size <= UINT32_MAX);
     buf_reserve(out, RPC_FRAME_HEADER + size);
     uint32_t be = htonl((uint32_t)size);
     memcpy(out->data + out->len, &be, RPC_FRAME_HEADER);
@@ -566,6 +567,7 @@ int rpc_send(rpc_t *rpc, int32_t peer_id, uint32_t type, const uint8_t *payload,
              int32_t timeout_ms, rpc_response_fn cb, void *arg)
 {
     assert(cb);
+    assert(payload || len == 0);
     peer_t *p = find_peer(rpc, peer_id);
     if (rpc->stopping || !p || p->removed)
         return -1;
@@ -644,6 +646,8 @@ void rpc_set_handler(rpc_t *rpc, uint32_t type, rpc_handler_fn fn, void *arg)
 void rpc_respond(rpc_request_t *req, int32_t error_code, const uint8_t *payload, size_t len)
 {
     conn_t *c = req->conn;
+    assert(c->refs > 0);
+    assert(payload || len == 0);
     if (!c->closed) {
         Vltava__RpcEnvelope env = VLTAVA__RPC_ENVELOPE__INIT;
         env.request_id = req->id;
