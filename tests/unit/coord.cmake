@@ -1,5 +1,6 @@
-# The coordinator's suites: pure logic (assignment, election, codecs) and the
-# coordinator against a real ZooKeeper (VLTAVA_TEST_ZK, or its own).
+# The coordinator's suites: pure logic (assignment, election, codecs), the
+# inter-broker RPC channel (broker/rpc), and the coordinator against a real
+# ZooKeeper (VLTAVA_TEST_ZK from tests/run.sh, or one it starts itself).
 vltava_unit_test(test_coord
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/coord_main.c ${CMAKE_CURRENT_LIST_DIR}/coord_pure_test.c
           ${CMAKE_CURRENT_LIST_DIR}/coord_zk_test.c ${CMAKE_CURRENT_LIST_DIR}/coord_rpc_test.c
