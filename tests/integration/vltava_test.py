@@ -937,11 +937,26 @@ class Cluster:
 
         topic = NewTopic(name, num_partitions=partitions, replication_factor=rf,
                          config={k: str(v) for k, v in (config or {}).items()})
-        admin = self.admin()  # must outlive the future: destroying it fails the request
-        futures = admin.create_topics([topic], operation_timeout=30, request_timeout=30)
-        futures[name].result(timeout=timeout)
-        del admin
-        self.wait_topic_leaders(name, partitions, timeout=timeout)
+        from confluent_kafka import KafkaError, KafkaException
+
+        # NOT_CONTROLLER means the controller moved under us (an election
+        # after a session expiry): like Kafka's own AdminClient, find the new
+        # controller and try again, within the deadline. A fenced write
+        # changed nothing, so the retry cannot find the topic half made.
+        deadline = time.monotonic() + timeout
+        while True:
+            admin = self.admin()  # must outlive the future: destroying it fails the request
+            futures = admin.create_topics([topic], operation_timeout=30, request_timeout=30)
+            try:
+                futures[name].result(timeout=max(1, deadline - time.monotonic()))
+                break
+            except KafkaException as e:
+                if e.args[0].code() != KafkaError.NOT_CONTROLLER or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+            finally:
+                del admin
+        self.wait_topic_leaders(name, partitions, timeout=max(1, deadline - time.monotonic()))
 
     def wait_topic_leaders(self, name, partitions, timeout=60):
         def led_everywhere():
