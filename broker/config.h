@@ -14,31 +14,31 @@
 #include "partition_log.h"
 
 typedef struct broker_config {
-    int32_t broker_id;               /* broker.id */
-    char *listener_host;             /* listeners=PLAINTEXT://host:port */
+    int32_t broker_id;   /* broker.id */
+    char *listener_host; /* listeners=PLAINTEXT://host:port */
     int32_t listener_port;
-    char *advertised_host;           /* advertised.listeners (default: listeners) */
+    char *advertised_host; /* advertised.listeners (default: listeners) */
     int32_t advertised_port;
-    char *rpc_host;                  /* replication.listener=host:port (inter-broker RPC) */
+    char *rpc_host; /* replication.listener=host:port (inter-broker RPC) */
     int32_t rpc_port;
-    char *zookeeper_connect;         /* zookeeper.connect */
-    int32_t zk_session_timeout_ms;   /* zookeeper.session.timeout.ms */
-    char *log_dir;                   /* log.dirs (one directory) */
-    char *rack;                      /* broker.rack (NULL: unset) */
-    int32_t num_partitions;          /* num.partitions */
+    char *zookeeper_connect;            /* zookeeper.connect */
+    int32_t zk_session_timeout_ms;      /* zookeeper.session.timeout.ms */
+    char *log_dir;                      /* log.dirs (one directory) */
+    char *rack;                         /* broker.rack (NULL: unset) */
+    int32_t num_partitions;             /* num.partitions */
     int16_t default_replication_factor; /* default.replication.factor */
-    int16_t min_insync_replicas;     /* min.insync.replicas */
-    bool auto_create_topics;         /* auto.create.topics.enable */
-    bool delete_topic_enable;        /* delete.topic.enable */
-    bool unclean_leader_election;    /* unclean.leader.election.enable */
-    bool auto_leader_rebalance;      /* auto.leader.rebalance.enable */
-    int32_t socket_request_max_bytes; /* socket.request.max.bytes */
-    int32_t max_connections;         /* max.connections */
-    int32_t queued_max_requests;     /* queued.max.requests: pipelined requests per connection */
-    int32_t replica_lag_time_max_ms; /* replica.lag.time.max.ms */
+    int16_t min_insync_replicas;        /* min.insync.replicas */
+    bool auto_create_topics;            /* auto.create.topics.enable */
+    bool delete_topic_enable;           /* delete.topic.enable */
+    bool unclean_leader_election;       /* unclean.leader.election.enable */
+    bool auto_leader_rebalance;         /* auto.leader.rebalance.enable */
+    int32_t socket_request_max_bytes;   /* socket.request.max.bytes */
+    int32_t max_connections;            /* max.connections */
+    int32_t queued_max_requests;        /* queued.max.requests: pipelined requests per connection */
+    int32_t replica_lag_time_max_ms;    /* replica.lag.time.max.ms */
     int64_t retention_check_interval_ms; /* log.retention.check.interval.ms */
     int64_t flush_scheduler_interval_ms; /* log.flush.scheduler.interval.ms */
-    int log_level;                   /* log.level: error|warn|info|debug (vlog levels) */
+    int log_level;                       /* log.level: error|warn|info|debug (vlog levels) */
     /* Topic defaults: log.segment.bytes, log.roll.ms, log.retention.ms,
      * log.retention.bytes, message.max.bytes, log.flush.interval.messages,
      * log.flush.interval.ms, log.index.interval.bytes,

@@ -14,9 +14,9 @@ int vlog_level_parse(const char *name);
 void vlog_write(enum vlog_level level, const char *module, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-#define VLOG_ERR(mod, ...)   vlog_write(VLOG_ERROR, mod, __VA_ARGS__)
-#define VLOG_WARN(mod, ...)  vlog_write(VLOG_WARN, mod, __VA_ARGS__)
-#define VLOG_INFO(mod, ...)  vlog_write(VLOG_INFO, mod, __VA_ARGS__)
+#define VLOG_ERR(mod, ...)  vlog_write(VLOG_ERROR, mod, __VA_ARGS__)
+#define VLOG_WARN(mod, ...) vlog_write(VLOG_WARN, mod, __VA_ARGS__)
+#define VLOG_INFO(mod, ...) vlog_write(VLOG_INFO, mod, __VA_ARGS__)
 #define VLOG_DEBUG(mod, ...)                                                                       \
     do {                                                                                           \
         if (vlog_get_level() >= VLOG_DEBUG)                                                        \
