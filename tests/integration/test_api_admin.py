@@ -4,7 +4,6 @@ and kafka-python's KafkaAdminClient, every refusal (with its message) on raw
 sockets, validate-only, and in a three-broker cluster NOT_CONTROLLER from a
 non-controller and NOT_LEADER_OR_FOLLOWER from a non-leader."""
 
-import os
 import unittest
 
 import vltava_test as vt
@@ -102,31 +101,16 @@ def describe_configs(port, version, resources, synonyms=False):
     return out
 
 
-def topic_dirs(broker, topic):
-    if not os.path.isdir(broker.datadir):
-        return []
-    return sorted(d for d in os.listdir(broker.datadir) if d.rsplit("-", 1)[0] == topic)
-
-
-class AdminTest(unittest.TestCase):
+class AdminTest(vt.SharedClusterTest):
     @classmethod
     def setUpClass(cls):
         cls.cluster = vt.Cluster(brokers=1, name="api-admin")
-        cls._failed = False
         cls.broker = cls.cluster.brokers[0]
         cls.port = cls.broker.port
 
-    @classmethod
-    def tearDownClass(cls):
-        cls.cluster.close(failed=cls._failed)
-
-    def tearDown(self):
-        if vt.test_failed(self):
-            type(self)._failed = True
-
     def wait_gone(self, name):
         vt.wait_for(lambda: name not in vt.raw_metadata(self.port, topics=None)["topics"]
-                    and not topic_dirs(self.broker, name), timeout=30,
+                    and not vt.topic_dirs(self.broker, name), timeout=30,
                     what="%s gone from Metadata and from disk" % name)
 
     def test_confluent_lifecycle(self):
@@ -137,7 +121,7 @@ class AdminTest(unittest.TestCase):
                                            config={"retention.ms": "3600000"})], operation_timeout=30)
         fs["adm-c"].result(timeout=60)
         self.cluster.wait_topic_leaders("adm-c", 3)
-        self.assertEqual(topic_dirs(self.broker, "adm-c"), ["adm-c-0", "adm-c-1", "adm-c-2"])
+        self.assertEqual(vt.topic_dirs(self.broker, "adm-c"), ["adm-c-0", "adm-c-1", "adm-c-2"])
 
         res = admin.describe_configs([ConfigResource(ConfigResource.Type.TOPIC, "adm-c")])
         configs = list(res.values())[0].result(timeout=30)
@@ -304,19 +288,10 @@ def fetch_error(port, topic, partition):
     return r.i16()
 
 
-class ClusterRoutingTest(unittest.TestCase):
+class ClusterRoutingTest(vt.SharedClusterTest):
     @classmethod
     def setUpClass(cls):
         cls.cluster = vt.Cluster(brokers=3, name="api-routing")
-        cls._failed = False
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.cluster.close(failed=cls._failed)
-
-    def tearDown(self):
-        if vt.test_failed(self):
-            type(self)._failed = True
 
     def test_not_controller(self):
         controller = self.cluster.controller_id()

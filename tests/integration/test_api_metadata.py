@@ -70,21 +70,12 @@ def metadata(port, version, topics, allow_auto_create=True):
         return decode_metadata(version, conn.request(3, version, metadata_request(version, topics, allow_auto_create)))
 
 
-class MetadataTest(unittest.TestCase):
+class MetadataTest(vt.SharedClusterTest):
     @classmethod
     def setUpClass(cls):
         cls.cluster = vt.Cluster(brokers=1, name="api-metadata")
-        cls._failed = False
         cls.port = cls.cluster.brokers[0].port
         cls.cluster.create_topic("md-three", partitions=3, rf=1)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.cluster.close(failed=cls._failed)
-
-    def tearDown(self):
-        if vt.test_failed(self):
-            type(self)._failed = True
 
     def check_topic(self, t, version):
         self.assertEqual(t["error"], 0)
@@ -226,11 +217,10 @@ def list_offsets_answer(port, version, topic, partition, timestamp, max_num_offs
     return out
 
 
-class ListOffsetsTest(unittest.TestCase):
+class ListOffsetsTest(vt.SharedClusterTest):
     @classmethod
     def setUpClass(cls):
         cls.cluster = vt.Cluster(brokers=1, name="api-list-offsets")
-        cls._failed = False
         cls.port = cls.cluster.brokers[0].port
         cls.cluster.create_topic("lo", partitions=1, rf=1)
         # Three batches of 2 records at known times: offsets 0-1 @1000,1001;
@@ -244,14 +234,6 @@ class ListOffsetsTest(unittest.TestCase):
                 r.i32(), r.string(), r.i32()
                 r.i32()
                 assert r.i16() == 0
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.cluster.close(failed=cls._failed)
-
-    def tearDown(self):
-        if vt.test_failed(self):
-            type(self)._failed = True
 
     def test_earliest_latest(self):
         for version in (1, 2, 4, 5):

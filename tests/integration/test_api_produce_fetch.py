@@ -144,23 +144,14 @@ def gzip_batch(records):
     return bytes(header) + payload
 
 
-class ProduceTest(unittest.TestCase):
+class ProduceTest(vt.SharedClusterTest):
     @classmethod
     def setUpClass(cls):
         cls.cluster = vt.Cluster(brokers=1, name="api-produce")
-        cls._failed = False
         cls.port = cls.cluster.brokers[0].port
         cls.cluster.create_topic("p", partitions=2, rf=1)
         cls.cluster.create_topic("p-small", partitions=1, rf=1, config={"max.message.bytes": 1024})
         cls.cluster.create_topic("p-isr2", partitions=1, rf=1, config={"min.insync.replicas": 2})
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.cluster.close(failed=cls._failed)
-
-    def tearDown(self):
-        if vt.test_failed(self):
-            type(self)._failed = True
 
     def test_versions_and_offsets(self):
         base = latest_offset(self.port, "p", 1)
@@ -288,14 +279,13 @@ class ProduceTest(unittest.TestCase):
             consumer.close()
 
 
-class FetchTest(unittest.TestCase):
+class FetchTest(vt.SharedClusterTest):
     BATCH_RECORDS = 4
     VALUE = 200
 
     @classmethod
     def setUpClass(cls):
         cls.cluster = vt.Cluster(brokers=1, name="api-fetch")
-        cls._failed = False
         cls.port = cls.cluster.brokers[0].port
         cls.cluster.create_topic("f", partitions=2, rf=1)
         cls.cluster.create_topic("f-big", partitions=1, rf=1)
@@ -308,14 +298,6 @@ class FetchTest(unittest.TestCase):
         cls.big_len = len(big)
         assert produce(cls.port, "f-big", 0, big)["error"] == 0
         assert produce(cls.port, "f-big", 0, batch(1))["error"] == 0
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.cluster.close(failed=cls._failed)
-
-    def tearDown(self):
-        if vt.test_failed(self):
-            type(self)._failed = True
 
     def test_versions_decode(self):
         for version in range(4, 12):

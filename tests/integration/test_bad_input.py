@@ -52,9 +52,7 @@ def decode_api_versions(body, version):
         keys[key] = (lo, hi)
     throttle = r.i32() if version >= 1 else None
     if flexible:
-        for _ in range(r.uvarint()):
-            r.uvarint()
-            r._take(r.uvarint())
+        r.skip_tags()
     assert r.remaining() == 0, "%d bytes left in ApiVersions v%d" % (r.remaining(), version)
     return error, keys, throttle
 

@@ -33,20 +33,10 @@ def segment_batches(datadir, topic, partition=0):
         return vt.parse_record_batches(f.read(), check_crc=False)
 
 
-class KcatTest(unittest.TestCase):
+class KcatTest(vt.SharedClusterTest):
     @classmethod
     def setUpClass(cls):
         cls.cluster = vt.Cluster(brokers=1, name="kcat")
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.cluster.close(failed=cls._failed)
-
-    _failed = False
-
-    def tearDown(self):
-        if vt.test_failed(self):
-            type(self)._failed = True
 
     def roundtrip(self, codec):
         topic = "kcat-%s" % codec

@@ -10,19 +10,10 @@ import unittest
 import vltava_test as vt
 
 
-class LongPollTest(unittest.TestCase):
+class LongPollTest(vt.SharedClusterTest):
     @classmethod
     def setUpClass(cls):
         cls.cluster = vt.Cluster(brokers=1, name="longpoll")
-        cls._failed = False
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.cluster.close(failed=cls._failed)
-
-    def tearDown(self):
-        if vt.test_failed(self):
-            type(self)._failed = True
 
     @property
     def port(self):

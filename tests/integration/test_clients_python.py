@@ -9,19 +9,10 @@ import vltava_test as vt
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 
-class KafkaPythonTest(unittest.TestCase):
+class KafkaPythonTest(vt.SharedClusterTest):
     @classmethod
     def setUpClass(cls):
         cls.cluster = vt.Cluster(brokers=1, name="kafka-python")
-        cls._failed = False
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.cluster.close(failed=cls._failed)
-
-    def tearDown(self):
-        if vt.test_failed(self):
-            type(self)._failed = True
 
     def producer(self, **kw):
         return KafkaProducer(bootstrap_servers=self.cluster.bootstrap, request_timeout_ms=30000,

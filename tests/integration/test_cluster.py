@@ -5,7 +5,6 @@ partitions go offline and come back with their data, deleted topics vanish
 from every broker's metadata and disk, and a deposed controller can change
 nothing (its ZooKeeper writes are fenced, its stale RPCs ignored)."""
 
-import os
 import socket
 import struct
 import time
@@ -134,6 +133,16 @@ def pb_parse_packed(b):
         yield value
 
 
+def wait_controller_change(brokers, old, timeout, what):
+    """Waits until every broker in brokers names the same controller, one
+    other than old."""
+    def changed():
+        ids = {metadata_v7(b.port)["controller_id"] for b in brokers}
+        return len(ids) == 1 and ids.pop() not in (old, -1)
+
+    vt.wait_for(changed, timeout=timeout, what=what)
+
+
 def partition_state(cluster, topic, partition):
     """(leader, leader_epoch, isr, controller_epoch, znode version)."""
     data = cluster.zk_get("/brokers/topics/%s/partitions/%d/state" % (topic, partition))
@@ -234,12 +243,6 @@ def consume_all(bootstrap, topic, partitions, expected, timeout=60):
         c.close()
 
 
-def log_dirs(broker, topic):
-    if not os.path.isdir(broker.datadir):
-        return []
-    return sorted(d for d in os.listdir(broker.datadir) if d.rsplit("-", 1)[0] == topic)
-
-
 class ClusterTest(unittest.TestCase):
     def leaders(self, port, topic):
         md = metadata_v7(port, [topic])
@@ -305,12 +308,7 @@ class ClusterTest(unittest.TestCase):
             survivors = [b for b in c.brokers if b.id != old]
             t0 = time.monotonic()
             victim.kill()
-
-            def new_controller():
-                ids = {metadata_v7(b.port)["controller_id"] for b in survivors}
-                return len(ids) == 1 and ids.pop() not in (old, -1)
-
-            vt.wait_for(new_controller, timeout=30, what="a new controller")
+            wait_controller_change(survivors, old, timeout=30, what="a new controller")
             elapsed = time.monotonic() - t0
             print("\ncontroller failover after kill -9: %.2f s (session timeout 6 s)" % elapsed)
             new = metadata_v7(survivors[0].port)["controller_id"]
@@ -374,7 +372,7 @@ class ClusterTest(unittest.TestCase):
         with vt.Cluster(brokers=3) as c:
             c.create_topic("gone", partitions=6, rf=2)
             produce(c.bootstrap, "gone", [(p, None, b"x%d" % p) for p in range(6)])
-            self.assertEqual(sum(len(log_dirs(b, "gone")) for b in c.brokers), 12)
+            self.assertEqual(sum(len(vt.topic_dirs(b, "gone")) for b in c.brokers), 12)
             old_id = topic_id(c, "gone")
             admin = c.admin()
             futures = admin.delete_topics(["gone"], operation_timeout=30)
@@ -382,7 +380,7 @@ class ClusterTest(unittest.TestCase):
 
             def gone_everywhere():
                 for b in c.brokers:
-                    if "gone" in metadata_v7(b.port)["topics"] or log_dirs(b, "gone"):
+                    if "gone" in metadata_v7(b.port)["topics"] or vt.topic_dirs(b, "gone"):
                         return False
                 return True
 
@@ -407,12 +405,8 @@ class ClusterTest(unittest.TestCase):
             others = [b for b in c.brokers if b.id != old]
             epoch_before, _ = controller_epoch(c)
             stale.pause()
-
-            def taken_over():
-                ids = {metadata_v7(b.port)["controller_id"] for b in others}
-                return len(ids) == 1 and ids.pop() not in (old, -1)
-
-            vt.wait_for(taken_over, timeout=40, what="another broker to take over from the paused one")
+            wait_controller_change(others, old, timeout=40,
+                                   what="another broker to take over from the paused one")
             new = metadata_v7(others[0].port)["controller_id"]
             # partitions the paused broker led move away (it left the ISR)
             vt.wait_for(lambda: all(l != old for l in self.leaders(others[0].port, "f").values()),

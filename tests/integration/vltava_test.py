@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import unittest
 import uuid
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -349,6 +350,12 @@ class Reader:
         n = self.i32()
         return None if n < 0 else [decode_item(self) for _ in range(n)]
 
+    def skip_tags(self):
+        """Skips a flexible-version tagged-field section."""
+        for _ in range(self.uvarint()):
+            self.uvarint()
+            self._take(self.uvarint())
+
     def remaining(self):
         return len(self.data) - self.pos
 
@@ -405,9 +412,7 @@ class KafkaConnection:
         r = Reader(frame)
         cid = r.i32()
         if flexible:
-            for _ in range(r.uvarint()):
-                r.uvarint()
-                r._take(r.uvarint())
+            r.skip_tags()
         if expect_cid is not None and cid != expect_cid:
             raise ValueError("correlation id %d, expected %d" % (cid, expect_cid))
         return cid, frame[r.pos:]
@@ -1079,3 +1084,26 @@ def test_failed(testcase):
 
 
 test_failed.__test__ = False
+
+
+def topic_dirs(broker, topic):
+    """The partition directories of topic in broker's data dir, sorted."""
+    if not os.path.isdir(broker.datadir):
+        return []
+    return sorted(d for d in os.listdir(broker.datadir) if d.rsplit("-", 1)[0] == topic)
+
+
+class SharedClusterTest(unittest.TestCase):
+    """Base of a test class whose tests share one Cluster: its setUpClass
+    sets cls.cluster. After the last test the cluster is closed, keeping its
+    temp dir and printing the broker logs if any test of the class failed."""
+
+    _failed = False
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.cluster.close(failed=cls._failed)
+
+    def tearDown(self):
+        if test_failed(self):
+            type(self)._failed = True
