@@ -20,13 +20,19 @@
 
 /* ---- Messages ---- */
 
+/* One message line on stderr: prefix, then the formatted text. */
+static void report(const char *prefix, const char *fmt, va_list ap)
+{
+    fputs(prefix, stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+}
+
 void cli_error(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    fputs("vltava: error: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    report("vltava: error: ", fmt, ap);
     va_end(ap);
 }
 
@@ -34,9 +40,7 @@ void cli_warn(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    fputs("vltava: warning: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    report("vltava: warning: ", fmt, ap);
     va_end(ap);
 }
 
@@ -44,9 +48,7 @@ void cli_usage_error(const char *usage, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    fputs("vltava: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    report("vltava: ", fmt, ap);
     va_end(ap);
     /* The usage's first line, not the whole help: the error stays visible. */
     if (usage != NULL) {
@@ -232,6 +234,33 @@ bool cli_expect_positionals(struct cli_parser *p, int want, const char *what)
     }
     if (have > want) {
         cli_usage_error(p->usage, "unexpected argument '%s'", p->argv[optind + want]);
+        return false;
+    }
+    return true;
+}
+
+const char *cli_topic_operand(struct cli_parser *p, int opt, int *exit_code)
+{
+    assert(opt == CLI_OPT_DONE || opt == CLI_OPT_HELP || opt == CLI_OPT_ERROR);
+    *exit_code = CLI_EXIT_USAGE;
+    if (opt == CLI_OPT_HELP) {
+        *exit_code = CLI_EXIT_OK;
+        return NULL;
+    }
+    if (opt == CLI_OPT_ERROR || !cli_expect_positionals(p, 1, "TOPIC"))
+        return NULL;
+    const char *topic = p->argv[optind];
+    if (!cli_topic_name_valid(topic)) {
+        cli_usage_error(p->usage, "invalid topic name '%s'", topic);
+        return NULL;
+    }
+    return topic;
+}
+
+bool cli_parse_partition(const struct cli_parser *p, const char *text, int64_t *partition)
+{
+    if (!cli_parse_int(text, 0, INT32_MAX, partition)) {
+        cli_usage_error(p->usage, "-p wants a partition number >= 0, got '%s'", text);
         return false;
     }
     return true;

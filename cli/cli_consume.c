@@ -170,11 +170,8 @@ int cli_cmd_consume(int argc, char **argv, struct cli_globals *g)
             }
             break;
         case 'p':
-            if (!cli_parse_int(optarg, 0, INT32_MAX, &o.partition)) {
-                cli_usage_error(consume_usage, "-p wants a partition number >= 0, got '%s'",
-                                optarg);
+            if (!cli_parse_partition(&p, optarg, &o.partition))
                 return CLI_EXIT_USAGE;
-            }
             break;
         case 'e':
             o.exit_at_end = true;
@@ -186,15 +183,10 @@ int cli_cmd_consume(int argc, char **argv, struct cli_globals *g)
             return CLI_EXIT_USAGE;
         }
     }
-    if (opt == CLI_OPT_HELP)
-        return CLI_EXIT_OK;
-    if (opt == CLI_OPT_ERROR || !cli_expect_positionals(&p, 1, "TOPIC"))
-        return CLI_EXIT_USAGE;
-    const char *topic = argv[optind];
-    if (!cli_topic_name_valid(topic)) {
-        cli_usage_error(consume_usage, "invalid topic name '%s'", topic);
-        return CLI_EXIT_USAGE;
-    }
+    int code;
+    const char *topic = cli_topic_operand(&p, opt, &code);
+    if (topic == NULL)
+        return code;
     if (fmt_spec != NULL && g->format == CLI_FORMAT_JSON) {
         cli_usage_error(consume_usage, "-f FORMAT and --format json exclude each other");
         return CLI_EXIT_USAGE;
@@ -206,7 +198,7 @@ int cli_cmd_consume(int argc, char **argv, struct cli_globals *g)
         return CLI_EXIT_USAGE;
     }
 
-    int code = cli_check_reachable(g);
+    code = cli_check_reachable(g);
     if (code != CLI_EXIT_OK) {
         record_format_free(&o.fmt);
         return code;

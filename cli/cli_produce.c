@@ -110,27 +110,19 @@ int cli_cmd_produce(int argc, char **argv, struct cli_globals *g)
             }
             break;
         case 'p':
-            if (!cli_parse_int(optarg, 0, INT32_MAX, &partition)) {
-                cli_usage_error(produce_usage, "-p wants a partition number >= 0, got '%s'",
-                                optarg);
+            if (!cli_parse_partition(&p, optarg, &partition))
                 return CLI_EXIT_USAGE;
-            }
             break;
         default:
             return CLI_EXIT_USAGE;
         }
     }
-    if (opt == CLI_OPT_HELP)
-        return CLI_EXIT_OK;
-    if (opt == CLI_OPT_ERROR || !cli_expect_positionals(&p, 1, "TOPIC"))
-        return CLI_EXIT_USAGE;
-    const char *topic = argv[optind];
-    if (!cli_topic_name_valid(topic)) {
-        cli_usage_error(produce_usage, "invalid topic name '%s'", topic);
-        return CLI_EXIT_USAGE;
-    }
+    int code;
+    const char *topic = cli_topic_operand(&p, opt, &code);
+    if (topic == NULL)
+        return code;
 
-    int code = cli_check_reachable(g);
+    code = cli_check_reachable(g);
     if (code != CLI_EXIT_OK)
         return code;
     struct delivery_stats stats = {0};

@@ -203,24 +203,12 @@ err:
 
 /* ---- The request ---- */
 
-static bool write_all(int fd, const uint8_t *buf, size_t len)
+/* Moves all len bytes through write(2) (writing) or read(2), retrying on
+ * EINTR; false on an error or end of file. */
+static bool transfer_all(int fd, uint8_t *buf, size_t len, bool writing)
 {
     while (len > 0) {
-        ssize_t n = write(fd, buf, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return false;
-        buf += n;
-        len -= (size_t)n;
-    }
-    return true;
-}
-
-static bool read_all(int fd, uint8_t *buf, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = read(fd, buf, len);
+        ssize_t n = writing ? write(fd, buf, len) : read(fd, buf, len);
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0)
@@ -291,7 +279,7 @@ bool cli_raw_metadata_fetch(const struct cli_globals *g, const char *topic,
     bool ok = false;
     uint8_t hdr[4];
     errno = 0;
-    if (!write_all(fd, req, len) || !read_all(fd, hdr, sizeof(hdr))) {
+    if (!transfer_all(fd, req, len, true) || !transfer_all(fd, hdr, sizeof(hdr), false)) {
         snprintf(why, whylen, "no Metadata answer: %s",
                  errno != 0 ? strerror(errno) : "connection closed");
         goto out;
@@ -304,7 +292,7 @@ bool cli_raw_metadata_fetch(const struct cli_globals *g, const char *topic,
         goto out;
     }
     resp = xmalloc(size);
-    if (!read_all(fd, resp, size)) {
+    if (!transfer_all(fd, resp, size, false)) {
         snprintf(why, whylen, "truncated Metadata answer");
         goto out;
     }

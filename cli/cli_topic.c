@@ -135,6 +135,41 @@ static int topic_result_exit(const rd_kafka_topic_result_t *res, const char *act
     return code;
 }
 
+/* Waits for the answer to a CreateTopics, DeleteTopics or CreatePartitions
+ * request about one topic; returns its exit code after printing any error. */
+static int admin_topic_result(rd_kafka_queue_t *q, rd_kafka_event_type_t want,
+                              const struct cli_globals *g, const char *action)
+{
+    int code;
+    rd_kafka_event_t *ev = admin_wait(q, want, g, &code);
+    if (ev == NULL)
+        return code;
+    size_t n = 0;
+    const rd_kafka_topic_result_t **res;
+    const char *request;
+    switch (want) {
+    case RD_KAFKA_EVENT_CREATETOPICS_RESULT:
+        res = rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev), &n);
+        request = "CreateTopics";
+        break;
+    case RD_KAFKA_EVENT_DELETETOPICS_RESULT:
+        res = rd_kafka_DeleteTopics_result_topics(rd_kafka_event_DeleteTopics_result(ev), &n);
+        request = "DeleteTopics";
+        break;
+    default:
+        assert(want == RD_KAFKA_EVENT_CREATEPARTITIONS_RESULT);
+        res =
+            rd_kafka_CreatePartitions_result_topics(rd_kafka_event_CreatePartitions_result(ev), &n);
+        request = "CreatePartitions";
+        break;
+    }
+    code = n == 1 ? topic_result_exit(res[0], action) : CLI_EXIT_ERROR;
+    if (n != 1)
+        cli_error("the cluster answered %s with %zu results", request, n);
+    rd_kafka_event_destroy(ev);
+    return code;
+}
+
 static rd_kafka_t *admin_client(const struct cli_globals *g, int *exit_code)
 {
     *exit_code = cli_check_reachable(g);
@@ -322,16 +357,7 @@ static int topic_create(int argc, char **argv, struct cli_globals *g)
     rd_kafka_AdminOptions_destroy(opts);
     rd_kafka_NewTopic_destroy(nt);
 
-    rd_kafka_event_t *ev = admin_wait(q, RD_KAFKA_EVENT_CREATETOPICS_RESULT, g, &code);
-    if (ev != NULL) {
-        size_t n = 0;
-        const rd_kafka_topic_result_t **res =
-            rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev), &n);
-        code = n == 1 ? topic_result_exit(res[0], "create") : CLI_EXIT_ERROR;
-        if (n != 1)
-            cli_error("the cluster answered CreateTopics with %zu results", n);
-        rd_kafka_event_destroy(ev);
-    }
+    code = admin_topic_result(q, RD_KAFKA_EVENT_CREATETOPICS_RESULT, g, "create");
     if (code == CLI_EXIT_OK) {
         bool led = false;
         int count = wait_for_leaders(rk, g, name, (int)partitions > 0 ? (int)partitions : 0, &led);
@@ -744,16 +770,7 @@ static int topic_delete(int argc, char **argv, struct cli_globals *g)
     rd_kafka_DeleteTopics(rk, &dt, 1, opts, q);
     rd_kafka_AdminOptions_destroy(opts);
     rd_kafka_DeleteTopic_destroy(dt);
-    rd_kafka_event_t *ev = admin_wait(q, RD_KAFKA_EVENT_DELETETOPICS_RESULT, g, &code);
-    if (ev != NULL) {
-        size_t n = 0;
-        const rd_kafka_topic_result_t **res =
-            rd_kafka_DeleteTopics_result_topics(rd_kafka_event_DeleteTopics_result(ev), &n);
-        code = n == 1 ? topic_result_exit(res[0], "delete") : CLI_EXIT_ERROR;
-        if (n != 1)
-            cli_error("the cluster answered DeleteTopics with %zu results", n);
-        rd_kafka_event_destroy(ev);
-    }
+    code = admin_topic_result(q, RD_KAFKA_EVENT_DELETETOPICS_RESULT, g, "delete");
     if (code == CLI_EXIT_OK) {
         if (g->format == CLI_FORMAT_JSON) {
             struct json_writer w;
@@ -836,16 +853,7 @@ static int topic_add_partitions(int argc, char **argv, struct cli_globals *g)
     rd_kafka_CreatePartitions(rk, &np, 1, opts, q);
     rd_kafka_AdminOptions_destroy(opts);
     rd_kafka_NewPartitions_destroy(np);
-    rd_kafka_event_t *ev = admin_wait(q, RD_KAFKA_EVENT_CREATEPARTITIONS_RESULT, g, &code);
-    if (ev != NULL) {
-        size_t n = 0;
-        const rd_kafka_topic_result_t **res =
-            rd_kafka_CreatePartitions_result_topics(rd_kafka_event_CreatePartitions_result(ev), &n);
-        code = n == 1 ? topic_result_exit(res[0], "add partitions to") : CLI_EXIT_ERROR;
-        if (n != 1)
-            cli_error("the cluster answered CreatePartitions with %zu results", n);
-        rd_kafka_event_destroy(ev);
-    }
+    code = admin_topic_result(q, RD_KAFKA_EVENT_CREATEPARTITIONS_RESULT, g, "add partitions to");
     if (code == CLI_EXIT_OK) {
         bool led = false;
         int seen = wait_for_leaders(rk, g, name, after, &led);
