@@ -48,6 +48,12 @@ typedef struct config_option {
         key, type, F(field), 0, lo, hi, def, NULL, help                                            \
     }
 
+/* A broker-wide default of a topic config, set through log_config_set(topic). */
+#define TOPIC_DEFAULT(key, topic, help)                                                            \
+    {                                                                                              \
+        key, OPT_LOG, 0, 0, 0, 0, NULL, topic, help                                                \
+    }
+
 static const config_option_t config_options[] = {
     NUM("broker.id", OPT_INT32, broker_id, 0, INT32_MAX, NULL,
         "this broker's id in the cluster (required)"),
@@ -92,24 +98,21 @@ static const config_option_t config_options[] = {
     NUM("log.flush.scheduler.interval.ms", OPT_INT64, flush_scheduler_interval_ms, 1, INT64_MAX,
         "9223372036854775807", "how often logs are checked for a time-based flush"),
     {"log.level", OPT_LOG_LEVEL, F(log_level), 0, 0, 0, "info", NULL, "error, warn, info or debug"},
-    {"log.segment.bytes", OPT_LOG, 0, 0, 0, 0, NULL, "segment.bytes", "segment file size"},
-    {"log.roll.ms", OPT_LOG, 0, 0, 0, 0, NULL, "segment.ms", "age at which a segment rolls"},
-    {"log.retention.ms", OPT_LOG, 0, 0, 0, 0, NULL, "retention.ms",
-     "age at which segments are deleted (-1: never)"},
-    {"log.retention.bytes", OPT_LOG, 0, 0, 0, 0, NULL, "retention.bytes",
-     "partition size beyond which old segments are deleted (-1: no limit)"},
-    {"message.max.bytes", OPT_LOG, 0, 0, 0, 0, NULL, "max.message.bytes",
-     "largest record batch accepted"},
-    {"log.flush.interval.messages", OPT_LOG, 0, 0, 0, 0, NULL, "flush.messages",
-     "messages appended between fsyncs"},
-    {"log.flush.interval.ms", OPT_LOG, 0, 0, 0, 0, NULL, "flush.ms",
-     "longest time data stays unflushed"},
-    {"log.index.interval.bytes", OPT_LOG, 0, 0, 0, 0, NULL, "index.interval.bytes",
-     "bytes between offset index entries"},
-    {"log.index.size.max.bytes", OPT_LOG, 0, 0, 0, 0, NULL, "segment.index.bytes",
-     "largest offset index file"},
-    {"log.message.timestamp.type", OPT_LOG, 0, 0, 0, 0, NULL, "message.timestamp.type",
-     "CreateTime or LogAppendTime"},
+    TOPIC_DEFAULT("log.segment.bytes", "segment.bytes", "segment file size"),
+    TOPIC_DEFAULT("log.roll.ms", "segment.ms", "age at which a segment rolls"),
+    TOPIC_DEFAULT("log.retention.ms", "retention.ms",
+                  "age at which segments are deleted (-1: never)"),
+    TOPIC_DEFAULT("log.retention.bytes", "retention.bytes",
+                  "partition size beyond which old segments are deleted (-1: no limit)"),
+    TOPIC_DEFAULT("message.max.bytes", "max.message.bytes", "largest record batch accepted"),
+    TOPIC_DEFAULT("log.flush.interval.messages", "flush.messages",
+                  "messages appended between fsyncs"),
+    TOPIC_DEFAULT("log.flush.interval.ms", "flush.ms", "longest time data stays unflushed"),
+    TOPIC_DEFAULT("log.index.interval.bytes", "index.interval.bytes",
+                  "bytes between offset index entries"),
+    TOPIC_DEFAULT("log.index.size.max.bytes", "segment.index.bytes", "largest offset index file"),
+    TOPIC_DEFAULT("log.message.timestamp.type", "message.timestamp.type",
+                  "CreateTime or LogAppendTime"),
 };
 
 #define NOPTIONS (sizeof(config_options) / sizeof(config_options[0]))
