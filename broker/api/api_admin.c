@@ -74,6 +74,19 @@ static void item_fail(admin_item_t *it, int16_t error, const char *message)
     it->message = message ? xstrdup(message) : NULL;
 }
 
+/* Reads the topic array count of a CreateTopics, DeleteTopics or
+ * CreatePartitions request (each entry at least min_entry_size bytes) into
+ * *n (0 for a null array) and allocates that many zeroed items, owned by the
+ * caller (items_free). NULL when the count is malformed. */
+static admin_item_t *items_read_count(kreader_t *r, size_t min_entry_size, int32_t *n)
+{
+    int32_t count;
+    if (!kr_array_v(r, false, min_entry_size, &count))
+        return NULL;
+    *n = count < 0 ? 0 : count;
+    return xcalloc((size_t)*n + 1, sizeof(admin_item_t));
+}
+
 static void items_free(admin_item_t *items, int32_t n)
 {
     for (int32_t i = 0; i < n; i++) {
@@ -336,13 +349,12 @@ api_result_t api_handle_create_topics(api_context_t *ctx, kafka_request_t *req,
     kreader_t *r = &req->body;
     assert(req->api_version >= 0 && req->api_version <= 4);
     assert(!req->flexible);
-    int32_t ntopics, timeout_ms;
+    int32_t n, timeout_ms;
     bool validate_only = false;
 
-    if (!kr_array_v(r, false, 16, &ntopics))
+    admin_item_t *items = items_read_count(r, 16, &n);
+    if (items == NULL)
         return API_REFUSE(req, "malformed CreateTopics request");
-    int32_t n = ntopics < 0 ? 0 : ntopics;
-    admin_item_t *items = xcalloc((size_t)n + 1, sizeof(*items));
     for (int32_t i = 0; i < n; i++) {
         admin_item_t *it = &items[i];
         kslice_t name;
@@ -394,12 +406,11 @@ api_result_t api_handle_delete_topics(api_context_t *ctx, kafka_request_t *req,
     kreader_t *r = &req->body;
     assert(req->api_version >= 0 && req->api_version <= 3);
     assert(!req->flexible);
-    int32_t ntopics, timeout_ms;
+    int32_t n, timeout_ms;
 
-    if (!kr_array_v(r, false, 2, &ntopics))
+    admin_item_t *items = items_read_count(r, 2, &n);
+    if (items == NULL)
         return API_REFUSE(req, "malformed DeleteTopics request");
-    int32_t n = ntopics < 0 ? 0 : ntopics;
-    admin_item_t *items = xcalloc((size_t)n + 1, sizeof(*items));
     kreader_t names_at = *r;
     for (int32_t i = 0; i < n; i++) {
         kslice_t name;
@@ -439,13 +450,12 @@ api_result_t api_handle_create_partitions(api_context_t *ctx, kafka_request_t *r
     kreader_t *r = &req->body;
     assert(req->api_version >= 0 && req->api_version <= 1);
     assert(!req->flexible);
-    int32_t ntopics, timeout_ms;
+    int32_t n, timeout_ms;
     bool validate_only;
 
-    if (!kr_array_v(r, false, 10, &ntopics))
+    admin_item_t *items = items_read_count(r, 10, &n);
+    if (items == NULL)
         return API_REFUSE(req, "malformed CreatePartitions request");
-    int32_t n = ntopics < 0 ? 0 : ntopics;
-    admin_item_t *items = xcalloc((size_t)n + 1, sizeof(*items));
     kslice_t *names = xcalloc((size_t)n + 1, sizeof(*names));
     for (int32_t i = 0; i < n; i++) {
         int32_t nassign;
