@@ -125,6 +125,17 @@ static log_err_t log_write_epochs(partition_log_t *log)
     return rc;
 }
 
+/* Appends one epoch entry to the in-memory cache; the caller keeps the
+ * cache ordered (epochs and start offsets ascending). */
+static void epochs_push(partition_log_t *log, int32_t epoch, int64_t start_offset)
+{
+    if (log->nepochs == log->epochs_cap) {
+        log->epochs_cap = log->epochs_cap ? log->epochs_cap * 2 : 8;
+        log->epochs = xrealloc(log->epochs, (size_t)log->epochs_cap * sizeof(*log->epochs));
+    }
+    log->epochs[log->nepochs++] = (epoch_entry_t){epoch, start_offset};
+}
+
 static void log_load_epochs(partition_log_t *log)
 {
     char *path = xasprintf("%s/%s", log->dir, LEADER_EPOCH_FILE);
@@ -144,11 +155,7 @@ static void log_load_epochs(partition_log_t *log)
             ok = false;
             break;
         }
-        if (log->nepochs == log->epochs_cap) {
-            log->epochs_cap = log->epochs_cap ? log->epochs_cap * 2 : 8;
-            log->epochs = xrealloc(log->epochs, (size_t)log->epochs_cap * sizeof(*log->epochs));
-        }
-        log->epochs[log->nepochs++] = (epoch_entry_t){epoch, start};
+        epochs_push(log, epoch, start);
     }
     fclose(f);
     if (!ok) {
@@ -164,11 +171,7 @@ static void log_assign_epoch(partition_log_t *log, int32_t epoch, int64_t start_
     if (epoch < 0 || (log->nepochs > 0 && log->epochs[log->nepochs - 1].epoch >= epoch))
         return;
     assert(log->nepochs == 0 || log->epochs[log->nepochs - 1].start_offset <= start_offset);
-    if (log->nepochs == log->epochs_cap) {
-        log->epochs_cap = log->epochs_cap ? log->epochs_cap * 2 : 8;
-        log->epochs = xrealloc(log->epochs, (size_t)log->epochs_cap * sizeof(*log->epochs));
-    }
-    log->epochs[log->nepochs++] = (epoch_entry_t){epoch, start_offset};
+    epochs_push(log, epoch, start_offset);
     log_write_epochs(log);
 }
 
@@ -635,6 +638,15 @@ static log_err_t log_write_batches(partition_log_t *log, const uint8_t *batches,
     return LOG_OK;
 }
 
+/* The append result before anything is appended: no offsets, no times. */
+static void append_info_reset(log_append_info_t *info)
+{
+    memset(info, 0, sizeof(*info));
+    info->first_offset = info->last_offset = -1;
+    info->max_timestamp = -1;
+    info->log_append_time = -1;
+}
+
 static log_err_t log_after_append(partition_log_t *log, int64_t records)
 {
     log->unflushed_messages += records;
@@ -647,10 +659,7 @@ log_err_t partition_log_append(partition_log_t *log, uint8_t *batches, size_t le
                                int32_t leader_epoch, int64_t now_ms, log_append_info_t *info)
 {
     assert(log != NULL && info != NULL);
-    memset(info, 0, sizeof(*info));
-    info->first_offset = info->last_offset = -1;
-    info->max_timestamp = -1;
-    info->log_append_time = -1;
+    append_info_reset(info);
     if (len == 0 || len > INT32_MAX)
         return LOG_ERR_BAD_LENGTH;
     int64_t records = 0;
@@ -710,10 +719,7 @@ log_err_t partition_log_append_replica(partition_log_t *log, const uint8_t *batc
                                        log_append_info_t *info)
 {
     assert(log != NULL && info != NULL);
-    memset(info, 0, sizeof(*info));
-    info->first_offset = info->last_offset = -1;
-    info->max_timestamp = -1;
-    info->log_append_time = -1;
+    append_info_reset(info);
     if (len == 0 || len > INT32_MAX)
         return LOG_ERR_BAD_LENGTH;
     int64_t expected = log_active(log)->next_offset, records = 0;
