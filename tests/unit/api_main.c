@@ -2,6 +2,8 @@
 #include <CUnit/Basic.h>
 #include <stdlib.h>
 
+#include "unit_run.h"
+
 void api_validate_suite(void);
 void api_replica_suite(void);
 
@@ -11,9 +13,5 @@ int main(void)
         return EXIT_FAILURE;
     api_validate_suite();
     api_replica_suite();
-    CU_basic_set_mode(CU_BRM_VERBOSE);
-    CU_basic_run_tests();
-    unsigned failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
-    CU_cleanup_registry();
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return unit_run_registered();
 }

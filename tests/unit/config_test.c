@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "unit_run.h"
 
 static char conf_path[64];
 
@@ -297,10 +298,7 @@ int main(void)
     CU_add_test(s, "precedence file < env < flag", test_precedence);
     CU_add_test(s, "refusals name the key", test_refusals);
     CU_add_test(s, "--help lists every key", test_help_lists_every_key);
-    CU_basic_set_mode(CU_BRM_VERBOSE);
-    CU_basic_run_tests();
-    unsigned failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
-    CU_cleanup_registry();
+    int status = unit_run_registered();
     unlink(conf_path);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return status;
 }

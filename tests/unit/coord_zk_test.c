@@ -659,20 +659,31 @@ static rpc_answer_t send_leader_and_isr(rpc_t *client, const md_topic_t *t, int3
     return a;
 }
 
-static void test_stale_controller_rpcs_ignored(void)
+/* Brokers 1 (the controller) and 2 in a fresh chroot, once broker 1 sees
+ * both, with topic `name` (replication factor 2) created and known to
+ * broker 2. The records stay the caller's: the callbacks write to them. */
+static void start_pair_with_topic(const char *name, int32_t partitions, broker_rec_t *r1,
+                                  coordinator_t **c1, broker_rec_t *r2, coordinator_t **c2)
 {
     char connect[256], err[256];
     new_chroot(connect, sizeof(connect));
-    broker_rec_t r1 = {0}, r2 = {0};
-    coordinator_t *c1 = start_broker(connect, 1, &r1, err, sizeof(err));
-    CU_ASSERT_PTR_NOT_NULL_FATAL(c1);
-    coordinator_t *c2 = start_broker(connect, 2, &r2, err, sizeof(err));
-    CU_ASSERT_PTR_NOT_NULL_FATAL(c2);
-    for (int i = 0; i < 100 && coordinator_metadata(c1)->nbrokers < 2; i++)
-        run_until(is_controller, c2, 20);
-    CU_ASSERT_EQUAL(create_topic(c1, "f", 2, 2, NULL, NULL, false), KAFKA_NONE);
-    wait_topic_t seen = {c2, "f", 2};
+    *c1 = start_broker(connect, 1, r1, err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(*c1);
+    *c2 = start_broker(connect, 2, r2, err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(*c2);
+    for (int i = 0; i < 100 && coordinator_metadata(*c1)->nbrokers < 2; i++)
+        run_until(is_controller, *c2, 20);
+    CU_ASSERT_EQUAL(create_topic(*c1, name, partitions, 2, NULL, NULL, false), KAFKA_NONE);
+    wait_topic_t seen = {*c2, name, partitions};
     CU_ASSERT_TRUE_FATAL(run_until(topic_as_expected, &seen, 5000));
+}
+
+static void test_stale_controller_rpcs_ignored(void)
+{
+    char err[256];
+    broker_rec_t r1 = {0}, r2 = {0};
+    coordinator_t *c1, *c2;
+    start_pair_with_topic("f", 2, &r1, &c1, &r2, &c2);
     /* Controller epochs so far: 1 (c1's election). Pretend a controller of
      * epoch 0 speaks: ignored, partition unchanged. */
     rpc_config_t rc = {.self_id = 9};
@@ -753,18 +764,9 @@ static int16_t alter_isr(coordinator_t *c, int32_t epoch, const int32_t *isr, in
 
 static void test_leader_alters_isr(void)
 {
-    char connect[256], err[256];
-    new_chroot(connect, sizeof(connect));
     broker_rec_t r1 = {0}, r2 = {0};
-    coordinator_t *c1 = start_broker(connect, 1, &r1, err, sizeof(err));
-    CU_ASSERT_PTR_NOT_NULL_FATAL(c1);
-    coordinator_t *c2 = start_broker(connect, 2, &r2, err, sizeof(err));
-    CU_ASSERT_PTR_NOT_NULL_FATAL(c2);
-    for (int i = 0; i < 100 && coordinator_metadata(c1)->nbrokers < 2; i++)
-        run_until(is_controller, c2, 20);
-    CU_ASSERT_EQUAL(create_topic(c1, "i", 1, 2, NULL, NULL, false), KAFKA_NONE);
-    wait_topic_t seen = {c2, "i", 1};
-    CU_ASSERT_TRUE_FATAL(run_until(topic_as_expected, &seen, 5000));
+    coordinator_t *c1, *c2;
+    start_pair_with_topic("i", 1, &r1, &c1, &r2, &c2);
     const md_partition_t *p = &topic(c1, "i")->partitions[0];
     coordinator_t *leader = p->leader == 1 ? c1 : c2, *follower = p->leader == 1 ? c2 : c1;
     int32_t lid = p->leader, fid = p->leader == 1 ? 2 : 1, epoch = p->leader_epoch;

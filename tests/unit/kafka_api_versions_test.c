@@ -11,6 +11,7 @@
 #include "api.h"
 #include "kafka_codec.h"
 #include "kafka_errors.h"
+#include "unit_run.h"
 
 /* A request as net builds it: header v1 fields already read, `body`
  * positioned after ClientId (header tags, if any, still ahead). */
@@ -266,9 +267,5 @@ int main(void)
     CU_add_test(s, "ApiVersions v0-v2", test_api_versions_v0_to_v2);
     CU_add_test(s, "ApiVersions v3", test_api_versions_v3);
     CU_add_test(s, "ApiVersions KIP-511", test_api_versions_kip511);
-    CU_basic_set_mode(CU_BRM_VERBOSE);
-    CU_basic_run_tests();
-    unsigned failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
-    CU_cleanup_registry();
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return unit_run_registered();
 }

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "log_test.h"
+#include "unit_run.h"
 #include "vlog.h"
 
 char *log_test_tmpdir(void)
@@ -45,9 +46,5 @@ int main(void)
     log_test_add_recovery();
     log_test_add_model();
     log_test_add_manager();
-    CU_basic_set_mode(CU_BRM_VERBOSE);
-    CU_basic_run_tests();
-    unsigned failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
-    CU_cleanup_registry();
-    return failed == 0 ? 0 : 1;
+    return unit_run_registered();
 }
