@@ -64,11 +64,13 @@ void cli_parser_init(struct cli_parser *p, int argc, char **argv, const char *cm
 int cli_parser_next(struct cli_parser *p);
 /* Checks that exactly `want` positionals remain; prints a message if not. */
 bool cli_expect_positionals(struct cli_parser *p, int want, const char *what);
-/* Ends the option parsing of a command whose one operand is a TOPIC (produce,
- * consume); opt is cli_parser_next's last answer. Returns the topic name, or
- * NULL with *exit_code set: CLI_EXIT_OK after --help, CLI_EXIT_USAGE after
- * printing why the operands are wrong. */
-const char *cli_topic_operand(struct cli_parser *p, int opt, int *exit_code);
+/* Ends the option parsing of a command whose one operand is a topic name;
+ * opt is cli_parser_next's last answer, `what` names the operand in
+ * messages and `rule` (may be "") follows "invalid topic name '<name>'".
+ * Returns the name, or NULL with *exit_code set: CLI_EXIT_OK after --help,
+ * CLI_EXIT_USAGE after printing why the operands are wrong. */
+const char *cli_topic_operand(struct cli_parser *p, int opt, const char *what, const char *rule,
+                              int *exit_code);
 /* The -p PARTITION value: a partition number >= 0. Prints a usage error and
  * returns false when text is not one. */
 bool cli_parse_partition(const struct cli_parser *p, const char *text, int64_t *partition);

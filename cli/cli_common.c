@@ -239,19 +239,19 @@ bool cli_expect_positionals(struct cli_parser *p, int want, const char *what)
     return true;
 }
 
-const char *cli_topic_operand(struct cli_parser *p, int opt, int *exit_code)
+const char *cli_topic_operand(struct cli_parser *p, int opt, const char *what, const char *rule,
+                              int *exit_code)
 {
-    assert(opt == CLI_OPT_DONE || opt == CLI_OPT_HELP || opt == CLI_OPT_ERROR);
     *exit_code = CLI_EXIT_USAGE;
     if (opt == CLI_OPT_HELP) {
         *exit_code = CLI_EXIT_OK;
         return NULL;
     }
-    if (opt == CLI_OPT_ERROR || !cli_expect_positionals(p, 1, "TOPIC"))
+    if (opt != CLI_OPT_DONE || !cli_expect_positionals(p, 1, what))
         return NULL;
     const char *topic = p->argv[optind];
     if (!cli_topic_name_valid(topic)) {
-        cli_usage_error(p->usage, "invalid topic name '%s'", topic);
+        cli_usage_error(p->usage, "invalid topic name '%s'%s", topic, rule);
         return NULL;
     }
     return topic;

@@ -184,7 +184,7 @@ int cli_cmd_consume(int argc, char **argv, struct cli_globals *g)
         }
     }
     int code;
-    const char *topic = cli_topic_operand(&p, opt, &code);
+    const char *topic = cli_topic_operand(&p, opt, "TOPIC", "", &code);
     if (topic == NULL)
         return code;
     if (fmt_spec != NULL && g->format == CLI_FORMAT_JSON) {

@@ -118,7 +118,7 @@ int cli_cmd_produce(int argc, char **argv, struct cli_globals *g)
         }
     }
     int code;
-    const char *topic = cli_topic_operand(&p, opt, &code);
+    const char *topic = cli_topic_operand(&p, opt, "TOPIC", "", &code);
     if (topic == NULL)
         return code;
 

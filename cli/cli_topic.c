@@ -181,17 +181,8 @@ static rd_kafka_t *admin_client(const struct cli_globals *g, int *exit_code)
     return rk;
 }
 
-static bool topic_name_arg(const char *name, const char *usage)
-{
-    if (!cli_topic_name_valid(name)) {
-        cli_usage_error(usage,
-                        "invalid topic name '%s': use 1-249 characters of "
-                        "[a-zA-Z0-9._-], not '.' or '..'",
-                        name);
-        return false;
-    }
-    return true;
-}
+/* Follows "invalid topic name '<name>'" in the topic commands' messages. */
+static const char name_rule[] = ": use 1-249 characters of [a-zA-Z0-9._-], not '.' or '..'";
 
 static int cmp_partition(const void *a, const void *b)
 {
@@ -318,13 +309,10 @@ static int topic_create(int argc, char **argv, struct cli_globals *g)
             return CLI_EXIT_USAGE;
         }
     }
-    if (opt == CLI_OPT_HELP)
-        return CLI_EXIT_OK;
-    if (opt == CLI_OPT_ERROR || !cli_expect_positionals(&p, 1, "topic NAME"))
-        return CLI_EXIT_USAGE;
-    const char *name = argv[optind];
-    if (!topic_name_arg(name, create_usage))
-        return CLI_EXIT_USAGE;
+    int code;
+    const char *name = cli_topic_operand(&p, opt, "topic NAME", name_rule, &code);
+    if (name == NULL)
+        return code;
 
     char errstr[512];
     rd_kafka_NewTopic_t *nt =
@@ -345,7 +333,6 @@ static int topic_create(int argc, char **argv, struct cli_globals *g)
         }
     }
 
-    int code;
     rd_kafka_t *rk = admin_client(g, &code);
     if (rk == NULL) {
         rd_kafka_NewTopic_destroy(nt);
@@ -671,15 +658,11 @@ static int topic_describe(int argc, char **argv, struct cli_globals *g)
     struct cli_parser p;
     cli_parser_init(&p, argc, argv, "", NULL, describe_usage, g);
     int opt = cli_parser_next(&p);
-    if (opt == CLI_OPT_HELP)
-        return CLI_EXIT_OK;
-    if (opt != CLI_OPT_DONE || !cli_expect_positionals(&p, 1, "topic NAME"))
-        return CLI_EXIT_USAGE;
-    const char *name = argv[optind];
-    if (!topic_name_arg(name, describe_usage))
-        return CLI_EXIT_USAGE;
-
     int code;
+    const char *name = cli_topic_operand(&p, opt, "topic NAME", name_rule, &code);
+    if (name == NULL)
+        return code;
+
     rd_kafka_t *rk = admin_client(g, &code);
     if (rk == NULL)
         return code;
@@ -752,15 +735,11 @@ static int topic_delete(int argc, char **argv, struct cli_globals *g)
     struct cli_parser p;
     cli_parser_init(&p, argc, argv, "", NULL, delete_usage, g);
     int opt = cli_parser_next(&p);
-    if (opt == CLI_OPT_HELP)
-        return CLI_EXIT_OK;
-    if (opt != CLI_OPT_DONE || !cli_expect_positionals(&p, 1, "topic NAME"))
-        return CLI_EXIT_USAGE;
-    const char *name = argv[optind];
-    if (!topic_name_arg(name, delete_usage))
-        return CLI_EXIT_USAGE;
-
     int code;
+    const char *name = cli_topic_operand(&p, opt, "topic NAME", name_rule, &code);
+    if (name == NULL)
+        return code;
+
     rd_kafka_t *rk = admin_client(g, &code);
     if (rk == NULL)
         return code;
@@ -821,8 +800,10 @@ static int topic_add_partitions(int argc, char **argv, struct cli_globals *g)
         return CLI_EXIT_USAGE;
     }
     const char *name = argv[optind];
-    if (!topic_name_arg(name, add_partitions_usage))
+    if (!cli_topic_name_valid(name)) {
+        cli_usage_error(add_partitions_usage, "invalid topic name '%s'%s", name, name_rule);
         return CLI_EXIT_USAGE;
+    }
 
     int code;
     rd_kafka_t *rk = admin_client(g, &code);

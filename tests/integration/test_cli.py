@@ -6,6 +6,7 @@ and every documented exit code is provoked: 2 bad arguments, 3 unreachable
 cluster, 4 unknown topic or partition, 5 topic exists.
 """
 
+import contextlib
 import json
 import os
 import select
@@ -182,6 +183,19 @@ class CliClusterTest(CliTestCase):
         self.assertEqual(doc["name"], name)
         self.assertTrue(doc["created"])
         return doc
+
+    @contextlib.contextmanager
+    def running_consume(self, name, *args):
+        """`vltava consume name args` running in the background; killed on
+        the way out if it has not ended."""
+        proc = subprocess.Popen([vltava_test.cli_bin(), "-b", self.cluster.bootstrap, "consume", name]
+                                + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            yield proc
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
 
     def describe_json(self, name):
         return self.json_of(self.run_cli("topic", "describe", name, "--format", "json"))
@@ -462,9 +476,7 @@ class CliClusterTest(CliTestCase):
     def test_consume_waits_for_new_records(self):
         name = "cli-follow"
         self.create(name, "-p", "1", "-r", "1")
-        proc = subprocess.Popen([vltava_test.cli_bin(), "-b", self.cluster.bootstrap, "consume", name,
-                                 "-o", "end", "-n", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        try:
+        with self.running_consume(name, "-o", "end", "-n", "2") as proc:
             # Keep producing until the consumer, started at "end", has seen two.
             def finished():
                 self.run_cli("produce", name, stdin=b"live\n")
@@ -474,18 +486,12 @@ class CliClusterTest(CliTestCase):
             out, err = proc.communicate(timeout=10)
             self.assertEqual(proc.returncode, 0, err)
             self.assertEqual(out, b"live\nlive\n")
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.communicate()
 
     def test_consume_runs_until_sigterm(self):
         name = "cli-sigterm"
         self.create(name, "-p", "1", "-r", "1")
         self.assertExit(self.run_cli("produce", name, stdin=b"before\n"), EXIT_OK)
-        proc = subprocess.Popen([vltava_test.cli_bin(), "-b", self.cluster.bootstrap, "consume", name],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        try:
+        with self.running_consume(name) as proc:
             # Each record is flushed as it arrives: the line shows up while
             # the consumer keeps running.
             ready, _, _ = select.select([proc.stdout], [], [], 30)
@@ -496,10 +502,6 @@ class CliClusterTest(CliTestCase):
             out, err = proc.communicate(timeout=20)
             self.assertEqual(proc.returncode, 0, err)
             self.assertEqual(out, b"")
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.communicate()
 
     def test_kcat_produced_records_consumed_by_cli(self):
         name = "cli-from-kcat"
