@@ -74,33 +74,33 @@ def pb_field_bytes(num, b):
     return pb_varint((num << 3) | 2) + pb_varint(len(b)) + b
 
 
+def pb_read_varint(data, pos):
+    """(value, position after it) of the varint at data[pos]."""
+    shift = value = 0
+    while True:
+        b = data[pos]
+        pos += 1
+        value |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return value, pos
+        shift += 7
+
+
 def pb_parse(data):
     """{field: [values]}: varints as ints (int32 sign restored), length-
     delimited as bytes."""
     fields = {}
     pos = 0
-
-    def varint():
-        nonlocal pos
-        shift = value = 0
-        while True:
-            b = data[pos]
-            pos += 1
-            value |= (b & 0x7F) << shift
-            if not b & 0x80:
-                return value
-            shift += 7
-
     while pos < len(data):
-        key = varint()
+        key, pos = pb_read_varint(data, pos)
         num, wire = key >> 3, key & 7
         if wire == 0:
-            v = varint()
+            v, pos = pb_read_varint(data, pos)
             if v >= 1 << 63:
                 v -= 1 << 64
             fields.setdefault(num, []).append(v)
         elif wire == 2:
-            n = varint()
+            n, pos = pb_read_varint(data, pos)
             fields.setdefault(num, []).append(bytes(data[pos:pos + n]))
             pos += n
         else:
@@ -122,14 +122,7 @@ def pb_packed_ints(fields, num):
 def pb_parse_packed(b):
     pos = 0
     while pos < len(b):
-        shift = value = 0
-        while True:
-            c = b[pos]
-            pos += 1
-            value |= (c & 0x7F) << shift
-            if not c & 0x80:
-                break
-            shift += 7
+        value, pos = pb_read_varint(b, pos)
         yield value
 
 
