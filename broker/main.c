@@ -151,6 +151,8 @@ static void broker_stop(broker_t *b)
         net_server_drain(b->net, SHUTDOWN_DRAIN_MS);
     }
     ev_timer_stop(b->loop, &b->tick);
+    if (b->replicas != NULL)
+        replica_manager_stop(b->replicas); /* needs the coordinator's RPC channel */
     if (b->coord != NULL) {
         coordinator_stop(b->coord);
         b->coord = NULL;

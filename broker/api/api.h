@@ -43,6 +43,7 @@ struct log_manager;
 struct coordinator;
 struct replica_manager;
 struct fetch_purgatory;
+struct produce_purgatory;
 struct admin_op;
 
 enum kafka_api_key {
@@ -76,7 +77,8 @@ typedef struct api_context {
     struct coordinator *coord;
     struct replica_manager *replicas;
     struct fetch_purgatory *fetches;
-    struct admin_op *admin_ops; /* admin requests waiting on the coordinator */
+    struct admin_op *admin_ops;         /* admin requests waiting on the coordinator */
+    struct produce_purgatory *produces; /* acks=-1 Produce waiting on replication */
 } api_context_t;
 
 typedef struct kafka_request {

@@ -7,7 +7,8 @@
 
 /* Role changes and removed partitions wake the fetches waiting on them, so
  * that they answer NOT_LEADER_OR_FOLLOWER or UNKNOWN_TOPIC_OR_PARTITION at
- * once instead of at max_wait. */
+ * once instead of at max_wait; high-watermark moves wake fetches and
+ * acks=-1 Produce requests. */
 static void api_on_replica_event(void *arg, const char *topic, int32_t partition)
 {
     api_notify_partition(arg, topic, partition);
@@ -25,6 +26,7 @@ void api_context_init(api_context_t *ctx, struct ev_loop *loop, const struct bro
     ctx->coord = coord;
     ctx->replicas = replicas;
     ctx->fetches = fetch_purgatory_new(ctx);
+    ctx->produces = produce_purgatory_new(ctx);
     if (replicas)
         replica_manager_set_listener(replicas, api_on_replica_event, ctx);
 }
@@ -34,6 +36,8 @@ void api_context_destroy(api_context_t *ctx)
     if (ctx->replicas)
         replica_manager_set_listener(ctx->replicas, NULL, NULL);
     api_admin_abort_all(ctx);
+    produce_purgatory_free(ctx->produces);
+    ctx->produces = NULL;
     fetch_purgatory_free(ctx->fetches);
     ctx->fetches = NULL;
 }
@@ -43,6 +47,8 @@ void api_notify_partition(api_context_t *ctx, const char *topic, int32_t partiti
     assert(topic != NULL);
     if (ctx->fetches)
         fetch_purgatory_notify(ctx->fetches, topic, partition);
+    if (ctx->produces)
+        produce_purgatory_notify(ctx->produces, topic, partition);
 }
 
 void api_connection_closed(api_context_t *ctx, void *conn)

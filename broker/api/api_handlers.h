@@ -44,6 +44,16 @@ void fetch_purgatory_notify(struct fetch_purgatory *fp, const char *topic, int32
 void fetch_purgatory_connection_closed(struct fetch_purgatory *fp, void *conn);
 size_t fetch_purgatory_size(const struct fetch_purgatory *fp);
 
+/* ---- produce purgatory (api_produce.c): acks=-1 waiting on replication ---- */
+
+struct produce_purgatory *produce_purgatory_new(api_context_t *ctx);
+/* Gives every waiting Produce back to net unanswered (the broker is
+ * stopping); frees. */
+void produce_purgatory_free(struct produce_purgatory *pp);
+/* Re-checks the Produce requests waiting on (topic, partition): its high
+ * watermark or leadership changed. */
+void produce_purgatory_notify(struct produce_purgatory *pp, const char *topic, int32_t partition);
+
 /* ---- admin requests in flight (api_admin.c) ---- */
 
 /* Answers every admin request still waiting on the coordinator with

@@ -4,16 +4,46 @@
  *
  * Fencing: a partition_changed carrying a leader epoch older than the one
  * recorded is ignored, so a late notification from a deposed controller
- * cannot move leadership backwards. */
+ * cannot move leadership backwards.
+ *
+ * Replication (design.md, Replication):
+ *  - follower: one fetcher per leader broker sends one ReplicaFetch at a
+ *    time for every partition it follows from that leader, appends what
+ *    comes back with partition_log_append_replica, and truncates only
+ *    where the leader says the epoch histories diverge (KIP-101/279);
+ *  - leader: each ReplicaFetch updates that follower's progress; the high
+ *    watermark is the least log end over the ISR (never moved back); a
+ *    fetch with nothing to send is parked until an append or max_wait;
+ *    a timer (and every fetch) re-decides the ISR, written through
+ *    coordinator_alter_isr, one write in flight per partition. While a
+ *    write is in flight the high watermark counts both the old and the
+ *    proposed ISR, so it never gets ahead of either. */
 #include "replica_manager.h"
 
 #include <assert.h>
+#include <errno.h>
+#include <ev.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "config.h"
+#include "kafka_errors.h"
+#include "replica_logic.h"
+#include "rpc.h"
+#include "rpc.pb-c.h"
 #include "vlog.h"
 #include "xalloc.h"
+
+#define RM_FETCH_MAX_WAIT_MS     500
+#define RM_FETCH_TIMEOUT_MS      5000
+#define RM_FETCH_MAX_BYTES       (8 << 20) /* one answer */
+#define RM_FETCH_PARTITION_BYTES (1 << 20)
+#define RM_FETCH_MAX_PARTITIONS  4096 /* per request, both ways */
+#define RM_MAX_FETCHERS          256  /* leaders followed at once */
+#define RM_MAX_PARKED            256  /* parked follower fetches */
+#define RM_BACKOFF_MIN_MS        50
+#define RM_BACKOFF_MAX_MS        2000
 
 #define RM_MODULE          "replica"
 #define RM_INITIAL_BUCKETS 64
@@ -25,7 +55,38 @@ typedef struct rm_entry {
     int32_t partition;
     uint32_t hash;
     struct rm_entry *next;
+    /* Leader state, valid while pub.is_leader (reset on each new epoch). */
+    int32_t replicas[REPLICA_MAX_REPLICAS];
+    int32_t nreplicas;
+    int32_t isr[REPLICA_MAX_REPLICAS]; /* as last written (or assigned) */
+    int32_t nisr;
+    int32_t pending_isr[REPLICA_MAX_REPLICAS]; /* being written */
+    int32_t npending_isr;
+    bool isr_write_in_flight;
+    int64_t epoch_start_offset; /* our log end when this leadership began */
+    replica_progress_t progress[REPLICA_MAX_REPLICAS];
+    int32_t nprogress;
 } rm_entry_t;
+
+/* A follower's fetcher for one leader broker. Lives until the manager is
+ * freed (the RPC callback may hold it). */
+typedef struct rm_fetcher {
+    replica_manager_t *rm;
+    int32_t leader_id;
+    bool in_flight;
+    int32_t backoff_ms;
+    ev_timer backoff;
+} rm_fetcher_t;
+
+/* A follower's fetch the leader holds until data arrives or max_wait. */
+typedef struct rm_parked {
+    struct rm_parked *prev, *next;
+    replica_manager_t *rm;
+    rpc_request_t *req;
+    int32_t sender_id;
+    Vltava__ReplicaFetchRequest *msg; /* owned (protobuf-c unpacked) */
+    ev_timer timer;
+} rm_parked_t;
 
 struct replica_manager {
     struct ev_loop *loop;
@@ -37,7 +98,26 @@ struct replica_manager {
     size_t nentries;
     replica_event_fn listener;
     void *listener_arg;
+    bool stopping;
+    rm_fetcher_t *fetchers[RM_MAX_FETCHERS];
+    int nfetchers;
+    rm_parked_t *parked;
+    size_t nparked;
+    bool waking;     /* rm_wake_parked runs (answers may re-enter it) */
+    bool wake_again; /* ... and was asked again meanwhile */
+    ev_timer isr_timer;
 };
+
+static void rm_fetcher_kick(rm_fetcher_t *f);
+static void rm_kick_all(replica_manager_t *rm);
+static void rm_wake_parked(replica_manager_t *rm);
+static void rm_update_high_watermark(replica_manager_t *rm, rm_entry_t *e);
+static void rm_maybe_alter_isr(replica_manager_t *rm, rm_entry_t *e);
+
+static int64_t rm_now_ms(const replica_manager_t *rm)
+{
+    return rm->loop ? (int64_t)(ev_now(rm->loop) * 1000.0) : 0;
+}
 
 static uint32_t rm_hash(const char *topic, size_t len, int32_t partition)
 {
@@ -100,6 +180,9 @@ void replica_manager_free(replica_manager_t *rm)
 {
     if (!rm)
         return;
+    replica_manager_stop(rm);
+    for (int i = 0; i < rm->nfetchers; i++)
+        free(rm->fetchers[i]);
     for (size_t i = 0; i < rm->nbuckets; i++) {
         rm_entry_t *e = rm->buckets[i];
         while (e) {
@@ -150,9 +233,146 @@ int64_t replica_manager_leader_appended(replica_manager_t *rm, const replica_par
 {
     assert(p != NULL && p->log != NULL);
     assert(p->is_leader);
-    (void)rm;
-    partition_log_set_high_watermark(p->log, partition_log_end_offset(p->log));
+    rm_entry_t *e = (rm_entry_t *)p; /* pub is the entry's first member */
+    rm_update_high_watermark(rm, e);
+    rm_wake_parked(rm);
     return partition_log_high_watermark(p->log);
+}
+
+int32_t replica_manager_isr_size(replica_manager_t *rm, const replica_partition_t *p)
+{
+    assert(p != NULL && p->is_leader);
+    (void)rm;
+    const rm_entry_t *e = (const rm_entry_t *)p;
+    /* A shrink in flight counts already: acks=all must not rely on a
+     * replica the leader is dropping. */
+    return e->isr_write_in_flight && e->npending_isr < e->nisr ? e->npending_isr : e->nisr;
+}
+
+/* ---- leader: high watermark and ISR ---- */
+
+/* Moves the high watermark up to what the ISR (and a proposed ISR being
+ * written) allows; never down. Tells the listener when it moved. */
+static void rm_update_high_watermark(replica_manager_t *rm, rm_entry_t *e)
+{
+    assert(e->pub.is_leader);
+    partition_log_t *log = e->pub.log;
+    int32_t self = rm_own_id(rm);
+    int64_t leo = partition_log_end_offset(log);
+    int64_t hw = replica_isr_high_watermark(self, leo, e->isr, e->nisr, e->progress, e->nprogress);
+    if (e->isr_write_in_flight) {
+        int64_t hw2 = replica_isr_high_watermark(self, leo, e->pending_isr, e->npending_isr,
+                                                 e->progress, e->nprogress);
+        if (hw2 < hw)
+            hw = hw2;
+    }
+    int64_t old = partition_log_high_watermark(log);
+    if (hw <= old)
+        return;
+    partition_log_set_high_watermark(log, hw);
+    assert(partition_log_high_watermark(log) <= leo);
+    rm_notify(rm, e->topic, e->partition);
+}
+
+static replica_progress_t *rm_progress(rm_entry_t *e, int32_t id)
+{
+    for (int32_t i = 0; i < e->nprogress; i++)
+        if (e->progress[i].id == id)
+            return &e->progress[i];
+    return NULL;
+}
+
+/* Takes up leadership at the epoch just recorded: the ISR as assigned,
+ * every follower's progress unknown. The log is not truncated: whatever
+ * it holds above the old high watermark is the partition's now. */
+static void rm_become_leader(replica_manager_t *rm, rm_entry_t *e, const md_partition_t *p)
+{
+    int64_t now = rm_now_ms(rm);
+    e->nreplicas = 0;
+    for (int32_t i = 0; i < p->nreplicas && e->nreplicas < REPLICA_MAX_REPLICAS; i++)
+        e->replicas[e->nreplicas++] = p->replicas[i];
+    if (p->nreplicas > REPLICA_MAX_REPLICAS)
+        VLOG_WARN(RM_MODULE, "%s-%d: %d replicas; only the first %d are tracked", e->topic,
+                  e->partition, p->nreplicas, REPLICA_MAX_REPLICAS);
+    e->nisr = 0;
+    for (int32_t i = 0; i < p->nisr && e->nisr < REPLICA_MAX_REPLICAS; i++)
+        e->isr[e->nisr++] = p->isr[i];
+    e->nprogress = 0;
+    for (int32_t i = 0; i < e->nreplicas; i++)
+        if (e->replicas[i] != rm_own_id(rm))
+            replica_progress_reset(&e->progress[e->nprogress++], e->replicas[i], now);
+    e->isr_write_in_flight = false;
+    e->npending_isr = 0;
+    e->epoch_start_offset = partition_log_end_offset(e->pub.log);
+    rm_update_high_watermark(rm, e);
+}
+
+typedef struct rm_isr_op {
+    replica_manager_t *rm;
+    char *topic; /* owned */
+    int32_t partition;
+    int32_t leader_epoch;
+} rm_isr_op_t;
+
+static void rm_isr_written(void *arg, int16_t error_code, const char *message)
+{
+    rm_isr_op_t *op = arg;
+    replica_manager_t *rm = op->rm;
+    rm_entry_t *e = *rm_find_slot(rm, op->topic, strlen(op->topic), op->partition);
+    if (e && e->pub.is_leader && e->pub.leader_epoch == op->leader_epoch &&
+        e->isr_write_in_flight) {
+        e->isr_write_in_flight = false;
+        if (error_code == KAFKA_NONE) {
+            memcpy(e->isr, e->pending_isr, (size_t)e->npending_isr * sizeof(e->isr[0]));
+            e->nisr = e->npending_isr;
+            VLOG_INFO(RM_MODULE, "%s-%d: ISR now %d replica(s)", e->topic, e->partition, e->nisr);
+            rm_update_high_watermark(rm, e);
+            rm_notify(rm, e->topic, e->partition);
+        } else {
+            VLOG_INFO(RM_MODULE, "%s-%d: ISR change not written (%d: %s); will decide again",
+                      op->topic, op->partition, error_code, message ? message : "");
+        }
+        e->npending_isr = 0;
+    }
+    free(op->topic);
+    free(op);
+}
+
+/* Writes the ISR the leader wants when it differs from the current one. */
+static void rm_maybe_alter_isr(replica_manager_t *rm, rm_entry_t *e)
+{
+    if (!e->pub.is_leader || e->isr_write_in_flight || !rm->coord || rm->stopping)
+        return;
+    int32_t want[REPLICA_MAX_REPLICAS];
+    int64_t hw = partition_log_high_watermark(e->pub.log);
+    int32_t n = replica_desired_isr(rm_own_id(rm), e->replicas, e->nreplicas, e->isr, e->nisr,
+                                    e->progress, e->nprogress, hw, e->epoch_start_offset,
+                                    rm->cfg->replica_lag_time_max_ms, rm_now_ms(rm), want);
+    if (replica_same_set(want, n, e->isr, e->nisr))
+        return;
+    memcpy(e->pending_isr, want, (size_t)n * sizeof(want[0]));
+    e->npending_isr = n;
+    e->isr_write_in_flight = true;
+    VLOG_INFO(RM_MODULE, "%s-%d: ISR %d -> %d replica(s)", e->topic, e->partition, e->nisr, n);
+    rm_isr_op_t *op = xcalloc(1, sizeof(*op));
+    op->rm = rm;
+    op->topic = xstrdup(e->topic);
+    op->partition = e->partition;
+    op->leader_epoch = e->pub.leader_epoch;
+    /* done may run at once; e is looked up again there. */
+    coordinator_alter_isr(rm->coord, e->topic, e->partition, e->pub.leader_epoch, want, n,
+                          rm_isr_written, op);
+}
+
+static void rm_isr_tick(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    replica_manager_t *rm = w->data;
+    (void)loop;
+    (void)revents;
+    for (size_t i = 0; i < rm->nbuckets; i++)
+        for (rm_entry_t *e = rm->buckets[i]; e; e = e->next)
+            if (e->pub.is_leader)
+                rm_maybe_alter_isr(rm, e);
 }
 
 static void rm_partition_changed(void *arg, const md_topic_t *topic, const md_partition_t *p)
@@ -193,16 +413,19 @@ static void rm_partition_changed(void *arg, const md_topic_t *topic, const md_pa
     }
 
     bool was_leader = e->pub.is_leader;
+    bool new_epoch = p->leader_epoch != e->pub.leader_epoch || p->leader != e->pub.leader_id;
     e->pub.leader_id = p->leader;
     e->pub.leader_epoch = p->leader_epoch;
     e->pub.is_leader = p->leader == rm_own_id(rm);
-    if (e->pub.is_leader)
-        replica_manager_leader_appended(rm, &e->pub);
+    if (e->pub.is_leader && (new_epoch || !was_leader))
+        rm_become_leader(rm, e, p);
     if (was_leader != e->pub.is_leader)
         VLOG_INFO(RM_MODULE, "%s-%d: %s (leader %d, epoch %d, log end %lld)", topic->name, p->id,
                   e->pub.is_leader ? "leader" : "follower", p->leader, p->leader_epoch,
                   (long long)partition_log_end_offset(e->pub.log));
     rm_notify(rm, topic->name, p->id);
+    rm_wake_parked(rm);
+    rm_kick_all(rm);
 }
 
 static void rm_partition_removed(void *arg, const char *topic, int32_t partition)
@@ -227,6 +450,7 @@ static void rm_partition_removed(void *arg, const char *topic, int32_t partition
             VLOG_INFO(RM_MODULE, "%s-%d: replica removed, log deleted", topic, partition);
     }
     rm_notify(rm, topic, partition);
+    rm_wake_parked(rm);
 }
 
 coordinator_callbacks_t replica_manager_callbacks(replica_manager_t *rm)
@@ -312,9 +536,495 @@ int replica_manager_remove_orphans(replica_manager_t *rm)
     return removed;
 }
 
+/* ---- leader: serving ReplicaFetch ---- */
+
+/* Reads whole batches at [offset, leo) into a new buffer (owned by the
+ * caller), at most max_bytes but at least one batch. */
+static log_err_t rm_read_batches(partition_log_t *log, int64_t offset, int64_t max_bytes,
+                                 uint8_t **out, size_t *out_len)
+{
+    log_read_t rd;
+    *out = NULL;
+    *out_len = 0;
+    log_err_t err = partition_log_read(log, offset, max_bytes, partition_log_end_offset(log), &rd);
+    if (err != LOG_OK)
+        return err;
+    if (rd.total_bytes == 0) {
+        partition_log_read_release(&rd);
+        return LOG_OK;
+    }
+    uint8_t *buf = xmalloc((size_t)rd.total_bytes);
+    size_t at = 0;
+    for (int i = 0; i < rd.nranges && err == LOG_OK; i++) {
+        int64_t done = 0;
+        while (done < rd.ranges[i].length) {
+            ssize_t n = pread(rd.ranges[i].fd, buf + at, (size_t)(rd.ranges[i].length - done),
+                              rd.ranges[i].position + done);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n <= 0) {
+                err = LOG_ERR_IO;
+                break;
+            }
+            done += n;
+            at += (size_t)n;
+        }
+    }
+    partition_log_read_release(&rd);
+    if (err != LOG_OK) {
+        free(buf);
+        return err;
+    }
+    assert(at == (size_t)rd.total_bytes);
+    *out = buf;
+    *out_len = at;
+    return LOG_OK;
+}
+
+/* One partition of a ReplicaFetch. Returns true when the answer for it is
+ * worth sending now (data, an error, or a divergence). */
+static bool rm_serve_partition(replica_manager_t *rm, int32_t sender,
+                               const Vltava__ReplicaFetchPartition *fp,
+                               Vltava__ReplicaFetchPartitionData *d, int64_t *budget)
+{
+    d->topic = fp->topic;
+    d->partition = fp->partition;
+    d->leader_epoch = fp->leader_epoch;
+    d->fetch_offset = fp->fetch_offset;
+    d->high_watermark = -1;
+    d->log_start_offset = -1;
+    d->diverging_epoch = -1;
+    d->diverging_end_offset = -1;
+    rm_entry_t *e = *rm_find_slot(rm, fp->topic, strlen(fp->topic), fp->partition);
+    if (!e) {
+        d->error_code = KAFKA_UNKNOWN_TOPIC_OR_PARTITION;
+        return true;
+    }
+    if (!e->pub.is_leader) {
+        d->error_code = KAFKA_NOT_LEADER_OR_FOLLOWER;
+        return true;
+    }
+    if (fp->leader_epoch != e->pub.leader_epoch) {
+        d->error_code = fp->leader_epoch < e->pub.leader_epoch ? KAFKA_FENCED_LEADER_EPOCH
+                                                               : KAFKA_UNKNOWN_LEADER_EPOCH;
+        return true;
+    }
+    replica_progress_t *prog = rm_progress(e, sender);
+    if (!prog) {
+        d->error_code = KAFKA_NOT_LEADER_OR_FOLLOWER; /* not a replica of it */
+        return true;
+    }
+    partition_log_t *log = e->pub.log;
+    int64_t leo = partition_log_end_offset(log);
+    d->high_watermark = partition_log_high_watermark(log);
+    d->log_start_offset = partition_log_start_offset(log);
+    if (fp->last_fetched_epoch >= 0) {
+        int32_t found;
+        int64_t end;
+        partition_log_epoch_end_offset(log, fp->last_fetched_epoch, &found, &end);
+        if (found != fp->last_fetched_epoch || end < fp->fetch_offset) {
+            d->diverging = true;
+            d->diverging_epoch = found;
+            d->diverging_end_offset = found < 0 ? d->log_start_offset : end;
+            return true;
+        }
+    }
+    if (fp->fetch_offset < d->log_start_offset || fp->fetch_offset > leo) {
+        d->error_code = KAFKA_OFFSET_OUT_OF_RANGE;
+        return true;
+    }
+    replica_progress_on_fetch(prog, fp->fetch_offset, leo, rm_now_ms(rm));
+    rm_update_high_watermark(rm, e);
+    d->high_watermark = partition_log_high_watermark(log);
+    rm_maybe_alter_isr(rm, e);
+    if (fp->fetch_offset == leo || *budget <= 0)
+        return false;
+    int64_t limit = *budget < RM_FETCH_PARTITION_BYTES ? *budget : RM_FETCH_PARTITION_BYTES;
+    uint8_t *buf;
+    size_t len;
+    log_err_t err = rm_read_batches(log, fp->fetch_offset, limit, &buf, &len);
+    if (err != LOG_OK) {
+        VLOG_WARN(RM_MODULE, "%s-%d: replica read at %lld failed: %s", e->topic, e->partition,
+                  (long long)fp->fetch_offset, log_err_str(err));
+        d->error_code = KAFKA_KAFKA_STORAGE_ERROR;
+        return true;
+    }
+    d->records.data = buf; /* freed by rm_fetch_answer */
+    d->records.len = len;
+    *budget -= (int64_t)len;
+    return len > 0;
+}
+
+/* Builds and, when worth it (or `force`), sends the answer to a fetch.
+ * Returns true when sent (req answered). */
+static bool rm_fetch_answer(replica_manager_t *rm, rpc_request_t *req, int32_t sender,
+                            const Vltava__ReplicaFetchRequest *m, bool force)
+{
+    size_t n = m->n_partitions;
+    assert(n <= RM_FETCH_MAX_PARTITIONS);
+    Vltava__ReplicaFetchPartitionData *data = xcalloc(n ? n : 1, sizeof(*data));
+    Vltava__ReplicaFetchPartitionData **ptrs = xcalloc(n ? n : 1, sizeof(*ptrs));
+    int64_t budget =
+        m->max_bytes > 0 && m->max_bytes < RM_FETCH_MAX_BYTES ? m->max_bytes : RM_FETCH_MAX_BYTES;
+    bool ready = force;
+    for (size_t i = 0; i < n; i++) {
+        vltava__replica_fetch_partition_data__init(&data[i]);
+        ptrs[i] = &data[i];
+        if (rm_serve_partition(rm, sender, m->partitions[i], &data[i], &budget))
+            ready = true;
+    }
+    if (ready) {
+        Vltava__ReplicaFetchResponse resp = VLTAVA__REPLICA_FETCH_RESPONSE__INIT;
+        resp.n_partitions = n;
+        resp.partitions = ptrs;
+        size_t len = vltava__replica_fetch_response__get_packed_size(&resp);
+        uint8_t *buf = xmalloc(len ? len : 1);
+        vltava__replica_fetch_response__pack(&resp, buf);
+        rpc_respond(req, KAFKA_NONE, buf, len);
+        free(buf);
+    }
+    for (size_t i = 0; i < n; i++)
+        free(data[i].records.data);
+    free(data);
+    free(ptrs);
+    return ready;
+}
+
+static void rm_parked_unlink(rm_parked_t *pk)
+{
+    replica_manager_t *rm = pk->rm;
+    assert(rm->nparked > 0);
+    if (pk->prev)
+        pk->prev->next = pk->next;
+    else
+        rm->parked = pk->next;
+    if (pk->next)
+        pk->next->prev = pk->prev;
+    rm->nparked--;
+    ev_timer_stop(rm->loop, &pk->timer);
+}
+
+static void rm_parked_free(rm_parked_t *pk)
+{
+    vltava__replica_fetch_request__free_unpacked(pk->msg, NULL);
+    free(pk);
+}
+
+static void rm_parked_timeout(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    rm_parked_t *pk = w->data;
+    (void)loop;
+    (void)revents;
+    rm_parked_unlink(pk);
+    rm_fetch_answer(pk->rm, pk->req, pk->sender_id, pk->msg, true);
+    rm_parked_free(pk);
+}
+
+/* Re-evaluates every parked fetch (few: one per follower broker).
+ * Answering moves high watermarks, whose listeners may complete requests
+ * that append and so call here again: such nested calls only ask for
+ * another pass. */
+static void rm_wake_parked(replica_manager_t *rm)
+{
+    if (rm->waking) {
+        rm->wake_again = true;
+        return;
+    }
+    rm->waking = true;
+    do {
+        rm->wake_again = false;
+        rm_parked_t *pk = rm->parked;
+        while (pk) {
+            rm_parked_t *next = pk->next;
+            if (rm_fetch_answer(rm, pk->req, pk->sender_id, pk->msg, false)) {
+                rm_parked_unlink(pk);
+                rm_parked_free(pk);
+            }
+            pk = next;
+        }
+    } while (rm->wake_again);
+    rm->waking = false;
+}
+
+static void rm_on_replica_fetch(void *arg, rpc_request_t *req, int32_t sender_id,
+                                const uint8_t *payload, size_t len)
+{
+    replica_manager_t *rm = arg;
+    Vltava__ReplicaFetchRequest *m = vltava__replica_fetch_request__unpack(NULL, len, payload);
+    if (!m || m->n_partitions > RM_FETCH_MAX_PARTITIONS) {
+        VLOG_WARN(RM_MODULE, "undecodable or oversized ReplicaFetch from broker %d", sender_id);
+        if (m)
+            vltava__replica_fetch_request__free_unpacked(m, NULL);
+        rpc_respond(req, KAFKA_INVALID_REQUEST, NULL, 0);
+        return;
+    }
+    bool may_park = !rm->stopping && m->max_wait_ms > 0 && rm->nparked < RM_MAX_PARKED;
+    if (rm_fetch_answer(rm, req, sender_id, m, !may_park)) {
+        vltava__replica_fetch_request__free_unpacked(m, NULL);
+        return;
+    }
+    rm_parked_t *pk = xcalloc(1, sizeof(*pk));
+    pk->rm = rm;
+    pk->req = req;
+    pk->sender_id = sender_id;
+    pk->msg = m;
+    int32_t wait_ms = m->max_wait_ms < RM_FETCH_MAX_WAIT_MS ? m->max_wait_ms : RM_FETCH_MAX_WAIT_MS;
+    ev_timer_init(&pk->timer, rm_parked_timeout, wait_ms / 1000.0, 0.);
+    pk->timer.data = pk;
+    ev_timer_start(rm->loop, &pk->timer);
+    pk->next = rm->parked;
+    if (rm->parked)
+        rm->parked->prev = pk;
+    rm->parked = pk;
+    rm->nparked++;
+}
+
+/* ---- follower: the fetchers ---- */
+
+static rm_fetcher_t *rm_fetcher_for(replica_manager_t *rm, int32_t leader_id)
+{
+    for (int i = 0; i < rm->nfetchers; i++)
+        if (rm->fetchers[i]->leader_id == leader_id)
+            return rm->fetchers[i];
+    if (rm->nfetchers == RM_MAX_FETCHERS) {
+        VLOG_ERR(RM_MODULE, "more than %d leaders to follow; not following %d", RM_MAX_FETCHERS,
+                 leader_id);
+        return NULL;
+    }
+    rm_fetcher_t *f = xcalloc(1, sizeof(*f));
+    f->rm = rm;
+    f->leader_id = leader_id;
+    f->backoff_ms = RM_BACKOFF_MIN_MS;
+    rm->fetchers[rm->nfetchers++] = f;
+    return f;
+}
+
+static bool rm_follows(const rm_entry_t *e, int32_t leader_id)
+{
+    return !e->pub.is_leader && e->pub.leader_id == leader_id && leader_id >= 0;
+}
+
+static void rm_backoff_fired(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    rm_fetcher_t *f = w->data;
+    (void)loop;
+    (void)revents;
+    rm_fetcher_kick(f);
+}
+
+static void rm_fetcher_back_off(rm_fetcher_t *f)
+{
+    replica_manager_t *rm = f->rm;
+    if (rm->stopping)
+        return;
+    ev_timer_init(&f->backoff, rm_backoff_fired, f->backoff_ms / 1000.0, 0.);
+    f->backoff.data = f;
+    ev_timer_start(rm->loop, &f->backoff);
+    f->backoff_ms = f->backoff_ms * 2 > RM_BACKOFF_MAX_MS ? RM_BACKOFF_MAX_MS : f->backoff_ms * 2;
+}
+
+/* Applies one partition of the leader's answer. Returns false on an error
+ * worth backing off for. */
+static bool rm_apply_partition(replica_manager_t *rm, rm_fetcher_t *f,
+                               const Vltava__ReplicaFetchPartitionData *d)
+{
+    rm_entry_t *e = *rm_find_slot(rm, d->topic, strlen(d->topic), d->partition);
+    /* A role change or a truncation since the request: the answer is stale. */
+    if (!e || !rm_follows(e, f->leader_id) || e->pub.leader_epoch != d->leader_epoch)
+        return true;
+    partition_log_t *log = e->pub.log;
+    int64_t leo = partition_log_end_offset(log);
+    if (leo != d->fetch_offset)
+        return true;
+    if (d->diverging) {
+        int32_t local_epoch = -1;
+        int64_t local_end = -1;
+        if (d->diverging_epoch >= 0)
+            partition_log_epoch_end_offset(log, d->diverging_epoch, &local_epoch, &local_end);
+        int64_t target = replica_truncation_offset(d->diverging_epoch, d->diverging_end_offset,
+                                                   local_epoch, local_end, leo);
+        if (target >= leo) {
+            VLOG_WARN(RM_MODULE, "%s-%d: leader %d reports divergence at %lld, nothing to cut",
+                      e->topic, e->partition, f->leader_id, (long long)target);
+            return false;
+        }
+        log_err_t err = target >= partition_log_start_offset(log)
+                            ? partition_log_truncate_to(log, target)
+                            : partition_log_truncate_fully(log, d->log_start_offset);
+        VLOG_INFO(RM_MODULE,
+                  "%s-%d: truncated from %lld to %lld (leader %d epoch %d ends at %lld)%s",
+                  e->topic, e->partition, (long long)leo, (long long)partition_log_end_offset(log),
+                  f->leader_id, d->diverging_epoch, (long long)d->diverging_end_offset,
+                  err == LOG_OK ? "" : ": failed");
+        return err == LOG_OK;
+    }
+    if (d->error_code == KAFKA_OFFSET_OUT_OF_RANGE && d->log_start_offset > leo) {
+        /* The leader deleted what we lack (retention): start at its start. */
+        log_err_t err = partition_log_truncate_fully(log, d->log_start_offset);
+        VLOG_INFO(RM_MODULE, "%s-%d: behind the leader's log start %lld; log restarted there%s",
+                  e->topic, e->partition, (long long)d->log_start_offset,
+                  err == LOG_OK ? "" : ": failed");
+        return err == LOG_OK;
+    }
+    if (d->error_code != KAFKA_NONE) {
+        VLOG_DEBUG(RM_MODULE, "%s-%d: leader %d answered error %d", e->topic, e->partition,
+                   f->leader_id, d->error_code);
+        return false;
+    }
+    if (d->records.len > 0) {
+        log_append_info_t info;
+        log_err_t err = partition_log_append_replica(log, d->records.data, d->records.len, &info);
+        if (err != LOG_OK) {
+            VLOG_WARN(RM_MODULE, "%s-%d: replica append at %lld failed: %s", e->topic, e->partition,
+                      (long long)leo, log_err_str(err));
+            return false;
+        }
+    }
+    int64_t hw = d->high_watermark;
+    if (hw > partition_log_end_offset(log))
+        hw = partition_log_end_offset(log);
+    if (hw > partition_log_high_watermark(log))
+        partition_log_set_high_watermark(log, hw);
+    return true;
+}
+
+static void rm_fetch_done(void *arg, rpc_status_t status, int32_t error_code,
+                          const uint8_t *payload, size_t len)
+{
+    rm_fetcher_t *f = arg;
+    replica_manager_t *rm = f->rm;
+    assert(f->in_flight);
+    f->in_flight = false;
+    if (status == RPC_SHUTDOWN || rm->stopping)
+        return;
+    bool ok = status == RPC_OK && error_code == KAFKA_NONE;
+    Vltava__ReplicaFetchResponse *resp =
+        ok ? vltava__replica_fetch_response__unpack(NULL, len, payload) : NULL;
+    if (ok && !resp)
+        VLOG_WARN(RM_MODULE, "undecodable ReplicaFetch answer from broker %d", f->leader_id);
+    ok = resp != NULL;
+    for (size_t i = 0; resp && i < resp->n_partitions; i++)
+        if (!rm_apply_partition(rm, f, resp->partitions[i]))
+            ok = false;
+    if (resp)
+        vltava__replica_fetch_response__free_unpacked(resp, NULL);
+    if (!ok) {
+        VLOG_DEBUG(RM_MODULE, "fetch from leader %d: status %d error %d; backing off %d ms",
+                   f->leader_id, (int)status, error_code, f->backoff_ms);
+        rm_fetcher_back_off(f);
+        return;
+    }
+    f->backoff_ms = RM_BACKOFF_MIN_MS;
+    rm_fetcher_kick(f);
+}
+
+/* Sends the next fetch to f's leader unless one is in flight, a back-off
+ * runs, or nothing follows that leader. */
+static void rm_fetcher_kick(rm_fetcher_t *f)
+{
+    replica_manager_t *rm = f->rm;
+    if (f->in_flight || rm->stopping || !rm->coord || ev_is_active(&f->backoff))
+        return;
+    struct rpc *rpc = coordinator_rpc(rm->coord);
+    if (!rpc)
+        return;
+    size_t cap = 16, n = 0;
+    Vltava__ReplicaFetchPartition *parts = xmalloc(cap * sizeof(*parts));
+    for (size_t i = 0; i < rm->nbuckets && n < RM_FETCH_MAX_PARTITIONS; i++) {
+        for (rm_entry_t *e = rm->buckets[i]; e && n < RM_FETCH_MAX_PARTITIONS; e = e->next) {
+            if (!rm_follows(e, f->leader_id))
+                continue;
+            if (n == cap) {
+                cap *= 2;
+                parts = xrealloc(parts, cap * sizeof(*parts));
+            }
+            Vltava__ReplicaFetchPartition *p = &parts[n++];
+            vltava__replica_fetch_partition__init(p);
+            p->topic = e->topic;
+            p->partition = e->partition;
+            p->leader_epoch = e->pub.leader_epoch;
+            p->fetch_offset = partition_log_end_offset(e->pub.log);
+            p->last_fetched_epoch = partition_log_latest_epoch(e->pub.log);
+        }
+    }
+    if (n == 0) {
+        free(parts);
+        return;
+    }
+    Vltava__ReplicaFetchPartition **ptrs = xmalloc(n * sizeof(*ptrs));
+    for (size_t i = 0; i < n; i++)
+        ptrs[i] = &parts[i];
+    Vltava__ReplicaFetchRequest m = VLTAVA__REPLICA_FETCH_REQUEST__INIT;
+    m.replica_id = rm_own_id(rm);
+    m.max_wait_ms = RM_FETCH_MAX_WAIT_MS;
+    m.max_bytes = RM_FETCH_MAX_BYTES;
+    m.n_partitions = n;
+    m.partitions = ptrs;
+    size_t len = vltava__replica_fetch_request__get_packed_size(&m);
+    uint8_t *buf = xmalloc(len);
+    vltava__replica_fetch_request__pack(&m, buf);
+    free(ptrs);
+    free(parts);
+    f->in_flight = true;
+    int rc = rpc_send(rpc, f->leader_id, VLTAVA__RPC_TYPE__RPC_REPLICA_FETCH, buf, len,
+                      RM_FETCH_TIMEOUT_MS, rm_fetch_done, f);
+    free(buf);
+    if (rc != 0) {
+        f->in_flight = false;
+        rm_fetcher_back_off(f);
+    }
+}
+
+/* Starts fetchers for every leader this broker follows (idle ones only). */
+static void rm_kick_all(replica_manager_t *rm)
+{
+    if (!rm->coord || rm->stopping)
+        return;
+    for (size_t i = 0; i < rm->nbuckets; i++)
+        for (rm_entry_t *e = rm->buckets[i]; e; e = e->next)
+            if (!e->pub.is_leader && e->pub.leader_id >= 0) {
+                rm_fetcher_t *f = rm_fetcher_for(rm, e->pub.leader_id);
+                if (f)
+                    rm_fetcher_kick(f);
+            }
+}
+
 void replica_manager_set_coordinator(replica_manager_t *rm, coordinator_t *coord)
 {
     assert(coord != NULL);
     rm->coord = coord;
     replica_manager_remove_orphans(rm);
+    struct rpc *rpc = coordinator_rpc(coord);
+    if (rpc)
+        rpc_set_handler(rpc, VLTAVA__RPC_TYPE__RPC_REPLICA_FETCH, rm_on_replica_fetch, rm);
+    if (rm->loop) {
+        double every = rm->cfg->replica_lag_time_max_ms / 4000.0;
+        if (every < 0.05)
+            every = 0.05;
+        if (every > 1.0)
+            every = 1.0;
+        ev_timer_init(&rm->isr_timer, rm_isr_tick, every, every);
+        rm->isr_timer.data = rm;
+        ev_timer_start(rm->loop, &rm->isr_timer);
+    }
+    rm_kick_all(rm);
+}
+
+void replica_manager_stop(replica_manager_t *rm)
+{
+    if (rm->stopping)
+        return;
+    rm->stopping = true;
+    if (rm->loop) {
+        ev_timer_stop(rm->loop, &rm->isr_timer);
+        for (int i = 0; i < rm->nfetchers; i++)
+            ev_timer_stop(rm->loop, &rm->fetchers[i]->backoff);
+    }
+    /* Parked fetches are answered now, while the RPC channel exists. */
+    while (rm->parked) {
+        rm_parked_t *pk = rm->parked;
+        rm_parked_unlink(pk);
+        rm_fetch_answer(rm, pk->req, pk->sender_id, pk->msg, true);
+        rm_parked_free(pk);
+    }
 }

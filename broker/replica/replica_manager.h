@@ -42,10 +42,23 @@ const replica_partition_t *replica_manager_get(replica_manager_t *rm, const char
                                                size_t topic_len, int32_t partition);
 
 /* Called by the Produce path after a leader append to `p`: moves the high
- * watermark as far as the replicas allow and returns it. Until followers
- * replicate, the leader's log is the only copy, so the high watermark is
- * the log end. */
+ * watermark as far as the ISR allows (the least log end over the ISR; the
+ * log end when the leader is the only member), wakes follower fetches
+ * waiting for data, and returns the high watermark. */
 int64_t replica_manager_leader_appended(replica_manager_t *rm, const replica_partition_t *p);
+
+/* The ISR size the leader of `p` counts on for acks=all: the current one,
+ * or a smaller one being written. */
+int32_t replica_manager_isr_size(replica_manager_t *rm, const replica_partition_t *p);
+
+/* The high watermark moves when followers fetch, so listeners (see
+ * replica_manager_set_listener) also hear about every high-watermark move
+ * of a partition this broker leads. */
+
+/* Stops replication: answers parked follower fetches and sends no more.
+ * Call before coordinator_stop() (the RPC channel must still exist);
+ * replica_manager_free() calls it too. */
+void replica_manager_stop(replica_manager_t *rm);
 
 /* Who hears about role changes and removed partitions (the API layer, so
  * that it can wake fetches waiting on them). One listener; NULL clears. */

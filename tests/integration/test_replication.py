@@ -1,0 +1,237 @@
+"""Replication (issue 4, design.md "Replication"): followers copy the
+leader's log byte for byte, the ISR follows the followers (a paused one
+leaves after replica.lag.time.max.ms and rejoins after SIGCONT), acks=all
+waits for the ISR and is refused below min.insync.replicas, and no
+acknowledged message is lost when the leader is killed -9, stopped, or
+bounced while a confluent_kafka producer (acks=all) is sending."""
+
+import glob
+import os
+import signal
+import time
+import unittest
+
+import vltava_test as vt
+from vltava_test import KafkaConnection
+
+LAG_MS = 1500
+NOT_ENOUGH_REPLICAS = 19
+
+
+def config(_broker_id):
+    return {"replica.lag.time.max.ms": LAG_MS, "min.insync.replicas": 2,
+            "default.replication.factor": 3, "unclean.leader.election.enable": "false"}
+
+
+def partition_state(c, topic, partition):
+    """(leader, isr) from the Metadata of any serving broker."""
+    last = None
+    for b in c.brokers:
+        if not b.alive() or b.paused:
+            continue
+        try:
+            p = vt.raw_metadata(b.port, topics=[topic])["topics"][topic]["partitions"][partition]
+            return p["leader"], sorted(p["isr"])
+        except (OSError, ValueError, KeyError) as e:
+            last = e
+    raise AssertionError("no broker answered Metadata: %r" % (last,))
+
+
+def log_bytes(broker, topic, partition):
+    """The partition's segment files on broker, concatenated in offset order."""
+    paths = sorted(glob.glob(os.path.join(broker.datadir, "%s-%d" % (topic, partition), "*.log")))
+    out = b""
+    for path in paths:
+        with open(path, "rb") as f:
+            out += f.read()
+    return out
+
+
+def produce_one(port, topic, partition, values, acks=-1, timeout_ms=10000):
+    """(error, base_offset) of one Produce v3 with one batch of values."""
+    batch = vt.build_record_batch([(None, v) for v in values])
+    with KafkaConnection(port, timeout=30) as conn:
+        cid = vt.raw_produce(conn, topic, partition, batch, acks=acks, timeout_ms=timeout_ms)
+        _cid, body = conn.recv(expect_cid=cid)
+    return vt.read_produce_response(body)[(topic, partition)]
+
+
+def consume_partition(c, topic, partition, timeout=60):
+    """Every (offset, value) below the high watermark, read with Fetch from
+    the current leader."""
+    deadline = time.monotonic() + timeout
+    while True:
+        leader, _isr = partition_state(c, topic, partition)
+        out, offset = [], 0
+        try:
+            port = c.broker(leader).port
+            while True:
+                f = vt.raw_fetch(port, topic, partition, offset, max_bytes=4 << 20,
+                                 partition_max_bytes=4 << 20)
+                if f["error"] != 0:
+                    raise OSError("fetch error %d" % f["error"])
+                batches = vt.parse_record_batches(f["records"])
+                for b in batches:
+                    for off, _ts, _key, value, _h in vt.decode_records(b):
+                        if off >= offset:
+                            out.append((off, value))
+                    offset = b["last_offset"] + 1
+                if offset >= f["high_watermark"] or not batches:
+                    return out, f["high_watermark"]
+        except (OSError, KeyError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def wait_replicas_identical(c, topic, partition, ids, timeout=60):
+    def same():
+        logs = [log_bytes(c.broker(i), topic, partition) for i in ids]
+        return len(logs[0]) > 0 and all(x == logs[0] for x in logs)
+    vt.wait_for(same, timeout=timeout, what="%s-%d identical on brokers %s" % (topic, partition, ids))
+
+
+class ReplicationTest(unittest.TestCase):
+    def test_followers_hold_leader_bytes_and_isr_follows_a_paused_follower(self):
+        with vt.Cluster(brokers=3, broker_config=config) as c:
+            c.create_topic("r", partitions=1, rf=3)
+            leader, isr = partition_state(c, "r", 0)
+            self.assertEqual(isr, [1, 2, 3])
+            for i in range(20):
+                err, base = produce_one(c.broker(leader).port, "r", 0,
+                                        [b"m-%d-%d" % (i, j) for j in range(10)])
+                self.assertEqual((err, base), (0, i * 10))
+            wait_replicas_identical(c, "r", 0, [1, 2, 3])
+            # every byte is a valid batch, and the offsets are dense
+            batches = vt.parse_record_batches(log_bytes(c.broker(leader), "r", 0))
+            self.assertTrue(all(b["crc_ok"] for b in batches))
+            self.assertEqual([b["base_offset"] for b in batches], [i * 10 for i in range(20)])
+
+            follower = [i for i in (1, 2, 3) if i != leader][0]
+            c.broker(follower).pause()
+            try:
+                t0 = time.monotonic()
+                vt.wait_for(lambda: follower not in partition_state(c, "r", 0)[1], timeout=30,
+                            what="paused broker %d to leave the ISR" % follower)
+                self.assertGreaterEqual(time.monotonic() - t0, LAG_MS / 1000.0 * 0.5)
+                # two of three in the ISR: acks=all still succeeds (min.insync=2)
+                err, base = produce_one(c.broker(leader).port, "r", 0, [b"while-paused"])
+                self.assertEqual((err, base), (0, 200))
+            finally:
+                c.broker(follower).resume()
+            vt.wait_for(lambda: follower in partition_state(c, "r", 0)[1], timeout=30,
+                        what="resumed broker %d to rejoin the ISR" % follower)
+            wait_replicas_identical(c, "r", 0, [1, 2, 3])
+
+    def test_acks_all_refused_below_min_insync(self):
+        with vt.Cluster(brokers=3, broker_config=config) as c:
+            c.create_topic("m", partitions=1, rf=3)
+            leader, _ = partition_state(c, "m", 0)
+            self.assertEqual(produce_one(c.broker(leader).port, "m", 0, [b"a"]), (0, 0))
+            others = [i for i in (1, 2, 3) if i != leader]
+            for i in others:
+                c.broker(i).pause()
+            try:
+                vt.wait_for(lambda: partition_state(c, "m", 0)[1] == [leader], timeout=30,
+                            what="the ISR to shrink to the leader")
+                err, _ = produce_one(c.broker(leader).port, "m", 0, [b"b"])
+                self.assertEqual(err, NOT_ENOUGH_REPLICAS)
+                # acks=1 does not care about the ISR
+                self.assertEqual(produce_one(c.broker(leader).port, "m", 0, [b"c"], acks=1), (0, 1))
+            finally:
+                for i in others:
+                    c.broker(i).resume()
+            vt.wait_for(lambda: partition_state(c, "m", 0)[1] == [1, 2, 3], timeout=30,
+                        what="the ISR to grow back")
+            self.assertEqual(produce_one(c.broker(leader).port, "m", 0, [b"d"]), (0, 2))
+            values = [v for _o, v in consume_partition(c, "m", 0)[0]]
+            self.assertEqual(values, [b"a", b"c", b"d"])
+
+
+class NoAckedLossTest(unittest.TestCase):
+    """A confluent_kafka producer (acks=all) sends while the leader of
+    partition 0 is taken down; every acknowledged message must be read back
+    afterwards, in order, at the offset it was acknowledged at."""
+
+    PARTITIONS = 3
+
+    def run_scenario(self, disrupt, rounds=1):
+        from confluent_kafka import Producer
+        with vt.Cluster(brokers=3, broker_config=config) as c:
+            c.create_topic("acked", partitions=self.PARTITIONS, rf=3)
+            acked = {}  # (partition, offset) -> value
+            failures = []
+
+            def report(err, msg):
+                if err is None:
+                    key = (msg.partition(), msg.offset())
+                    if key in acked and acked[key] != msg.value():
+                        failures.append("offset %r acknowledged twice" % (key,))
+                    acked[key] = msg.value()
+                else:
+                    failures.append(str(err))
+
+            p = Producer({"bootstrap.servers": c.bootstrap, "acks": "all",
+                          "compression.type": "none", "linger.ms": 2,
+                          "message.timeout.ms": 60000, "retry.backoff.ms": 100,
+                          "topic.metadata.refresh.interval.ms": 1000,
+                          "enable.idempotence": False})
+            n = 0
+
+            def send(count):
+                nonlocal n
+                for _ in range(count):
+                    p.produce("acked", value=b"value-%08d" % n, partition=n % self.PARTITIONS,
+                              on_delivery=report)
+                    n += 1
+                    p.poll(0)
+                    if n % 50 == 0:
+                        time.sleep(0.01)
+
+            send(1500)
+            for r in range(rounds):
+                vt.wait_for(lambda: len(acked) >= (r + 1) * 500, timeout=60,
+                            what="acknowledgements before disruption %d" % r)
+                leader, _ = partition_state(c, "acked", 0)
+                disrupt(c, c.broker(leader))
+                send(1000)
+                if not c.broker(leader).alive():
+                    c.broker(leader).start()
+                send(500)
+            self.assertEqual(p.flush(120), 0, "messages still unacknowledged")
+            self.assertGreater(len(acked), 1000)
+            c.wait_ready()
+            for part in range(self.PARTITIONS):
+                records, _hw = consume_partition(c, "acked", part)
+                offsets = [o for o, _v in records]
+                self.assertEqual(offsets, sorted(set(offsets)), "offsets not unique and in order")
+                got = dict(records)
+                for (pp, off), value in acked.items():
+                    if pp == part:
+                        self.assertEqual(got.get(off), value,
+                                         "acknowledged %d-%d lost or changed" % (pp, off))
+                # per-partition order of the producer's sequence numbers
+                seq = [int(v.split(b"-")[1]) for _o, v in records]
+                acked_seq = sorted(int(v.split(b"-")[1]) for (pp, _o), v in acked.items() if pp == part)
+                self.assertEqual([s for s in seq if s in set(acked_seq)], acked_seq)
+            # replicas agree once everyone is back
+            for part in range(self.PARTITIONS):
+                vt.wait_for(lambda: partition_state(c, "acked", part)[1] == [1, 2, 3], timeout=60,
+                            what="full ISR of acked-%d" % part)
+                wait_replicas_identical(c, "acked", part, [1, 2, 3])
+
+    def test_leader_killed_9(self):
+        self.run_scenario(lambda c, b: b.kill(signal.SIGKILL))
+
+    def test_leader_sigterm(self):
+        self.run_scenario(lambda c, b: self.assertEqual(b.stop(), 0))
+
+    def test_leader_bounced_repeatedly(self):
+        def bounce(c, b):
+            b.kill(signal.SIGKILL)
+            b.start()
+        self.run_scenario(bounce, rounds=3)
+
+
+if __name__ == "__main__":
+    unittest.main()
