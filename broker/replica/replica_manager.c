@@ -343,6 +343,13 @@ static void rm_maybe_alter_isr(replica_manager_t *rm, rm_entry_t *e)
 {
     if (!e->pub.is_leader || e->isr_write_in_flight || !rm->coord || rm->stopping)
         return;
+    /* A follower whose broker is gone from the cluster (stopped, or its
+     * session expired) is not waited for until the lag runs out: acks=all
+     * would stall meanwhile. */
+    const cluster_metadata_t *md = coordinator_metadata(rm->coord);
+    for (int32_t i = 0; i < e->nprogress; i++)
+        if (!cluster_metadata_broker(md, e->progress[i].id))
+            e->progress[i].caught_up_ms = INT64_MIN / 2;
     int32_t want[REPLICA_MAX_REPLICAS];
     int64_t hw = partition_log_high_watermark(e->pub.log);
     int32_t n = replica_desired_isr(rm_own_id(rm), e->replicas, e->nreplicas, e->isr, e->nisr,

@@ -131,16 +131,25 @@ class ZooKeeperSessionTest(unittest.TestCase):
                 c.broker(first).kill()  # second leads, the ISR shrinks to it
                 vt.wait_for(lambda: partition_state(c, "u", p)[:3] == (second, 1, [second]),
                             timeout=30, what="broker %d to lead u-%d alone" % (second, p))
-                c.broker(first).start()  # back, but not in the ISR: stays a follower
+                # the only ISR member goes too (before first is back: a
+                # running first would catch up and rejoin the ISR)
+                c.broker(second).kill()
+                vt.wait_for(lambda: partition_state(c, "u", p)[:3] == (-1, 2, [second]),
+                            timeout=30, what="u-%d offline at epoch 2" % p)
+                c.broker(first).start()  # back, but not in the ISR
                 c.wait_ready()
-                self.assertEqual(partition_state(c, "u", p)[:3], (second, 1, [second]))
-                c.broker(second).kill()  # the only ISR member is gone
+                if unclean:
+                    vt.wait_for(lambda: partition_state(c, "u", p)[:3] == (first, 3, [first]),
+                                timeout=30, what="u-%d led by %d, unclean, at epoch 3" % (p, first))
+                else:
+                    deadline = time.monotonic() + 2
+                    while time.monotonic() < deadline:  # it stays offline
+                        self.assertEqual(partition_state(c, "u", p)[:3], (-1, 2, [second]))
+                        time.sleep(0.1)
                 expected = first if unclean else -1
-                vt.wait_for(lambda: partition_state(c, "u", p)[:2] == (expected, 2), timeout=30,
-                            what="u-%d leader %d at epoch 2" % (p, expected))
-                self.assertEqual(partition_state(c, "u", p)[2], [first] if unclean else [second])
-                leader = metadata_v7(c.broker(first).port, ["u"])["topics"]["u"]["partitions"][p]
-                self.assertEqual(leader["leader"], expected)
+                vt.wait_for(lambda: metadata_v7(c.broker(first).port, ["u"])["topics"]["u"]
+                            ["partitions"][p]["leader"] == expected, timeout=30,
+                            what="broker %d's Metadata to show leader %d" % (first, expected))
 
     def test_replication_listener_host_is_registered(self):
         """Peers reach a broker's RPC listener at its replication.listener

@@ -123,6 +123,24 @@ class ReplicationTest(unittest.TestCase):
                         what="resumed broker %d to rejoin the ISR" % follower)
             wait_replicas_identical(c, "r", 0, [1, 2, 3])
 
+    def test_stopped_follower_leaves_isr_before_the_lag(self):
+        def slow(_i):
+            return dict(config(_i), **{"replica.lag.time.max.ms": 60000})
+        with vt.Cluster(brokers=3, broker_config=slow) as c:
+            c.create_topic("s", partitions=1, rf=3)
+            leader, _ = partition_state(c, "s", 0)
+            follower = [i for i in (1, 2, 3) if i != leader][0]
+            self.assertEqual(c.broker(follower).stop(), 0)
+            t0 = time.monotonic()
+            vt.wait_for(lambda: follower not in partition_state(c, "s", 0)[1], timeout=20,
+                        what="stopped broker %d to leave the ISR" % follower)
+            self.assertLess(time.monotonic() - t0, 30)
+            self.assertEqual(produce_one(c.broker(leader).port, "s", 0, [b"x"]), (0, 0))
+            c.broker(follower).start()
+            vt.wait_for(lambda: partition_state(c, "s", 0)[1] == [1, 2, 3], timeout=30,
+                        what="broker %d back in the ISR" % follower)
+            wait_replicas_identical(c, "s", 0, [1, 2, 3])
+
     def test_acks_all_refused_below_min_insync(self):
         with vt.Cluster(brokers=3, broker_config=config) as c:
             c.create_topic("m", partitions=1, rf=3)
@@ -190,8 +208,9 @@ class NoAckedLossTest(unittest.TestCase):
 
             send(1500)
             for r in range(rounds):
-                vt.wait_for(lambda: len(acked) >= (r + 1) * 500, timeout=60,
-                            what="acknowledgements before disruption %d" % r)
+                # delivery reports run inside poll()
+                vt.wait_for(lambda: p.poll(0.05) >= 0 and len(acked) >= (r + 1) * 500,
+                            timeout=60, what="acknowledgements before disruption %d" % r)
                 leader, _ = partition_state(c, "acked", 0)
                 disrupt(c, c.broker(leader))
                 send(1000)
