@@ -218,10 +218,16 @@ class NoAckedLossTest(unittest.TestCase):
                     c.broker(leader).start()
                 send(500)
             self.assertEqual(p.flush(120), 0, "messages still unacknowledged")
-            self.assertGreater(len(acked), 1000)
+            # retriable errors are retried by the producer: every message
+            # ends up acknowledged exactly once
+            self.assertEqual(failures, [])
+            self.assertEqual(len(acked), n)
             c.wait_ready()
             for part in range(self.PARTITIONS):
                 records, _hw = consume_partition(c, "acked", part)
+                if os.environ.get("VLTAVA_TEST_VERBOSE"):
+                    print("\nacked-%d: %d acknowledged, %d read" % (
+                        part, sum(1 for pp, _o in acked if pp == part), len(records)))
                 offsets = [o for o, _v in records]
                 self.assertEqual(offsets, sorted(set(offsets)), "offsets not unique and in order")
                 got = dict(records)
