@@ -141,6 +141,49 @@ class ReplicationTest(unittest.TestCase):
                         what="broker %d back in the ISR" % follower)
             wait_replicas_identical(c, "s", 0, [1, 2, 3])
 
+    def test_diverged_old_leader_truncates_by_leader_epoch(self):
+        """KIP-101/279: a leader's acks=1 tail that its follower never got is
+        cut when it returns as a follower of a newer epoch, and replaced by
+        the new leader's records at those offsets."""
+        def one_isr(_i):
+            return dict(config(_i), **{"min.insync.replicas": 1})
+        with vt.Cluster(brokers=3, broker_config=one_isr) as c:
+            c.create_topic("d", partitions=1, rf=2)
+            md = vt.raw_metadata(c.brokers[0].port, topics=["d"])["topics"]["d"]["partitions"][0]
+            old = md["leader"]
+            new = [i for i in md["replicas"] if i != old][0]
+            port = c.broker(old).port
+            self.assertEqual(produce_one(port, "d", 0, [b"both-%d" % i for i in range(5)]), (0, 0))
+            wait_replicas_identical(c, "d", 0, [old, new])
+            c.broker(new).pause()
+            try:
+                # only on the old leader (the follower is stopped; the ISR
+                # has not shrunk yet, and acks=1 does not wait for it)
+                for i in range(3):
+                    self.assertEqual(produce_one(port, "d", 0, [b"lost-%d" % i], acks=1), (0, 5 + i))
+                c.broker(old).kill()
+            finally:
+                c.broker(new).resume()
+            vt.wait_for(lambda: partition_state(c, "d", 0) == (new, [new]), timeout=30,
+                        what="broker %d to lead d-0 alone" % new)
+            # A fetch answered just before the pause may still deliver the
+            # first of them: the new leader holds 5 + got records.
+            err, _ts, end = vt.raw_list_offsets(c.broker(new).port, "d", 0, -1)
+            self.assertEqual(err, 0)
+            got = end - 5
+            self.assertIn(got, (0, 1))
+            for i in range(4):
+                self.assertEqual(produce_one(c.broker(new).port, "d", 0, [b"new-%d" % i], acks=1),
+                                 (0, end + i))
+            c.broker(old).start()
+            vt.wait_for(lambda: partition_state(c, "d", 0)[1] == sorted([old, new]), timeout=30,
+                        what="broker %d back in the ISR" % old)
+            wait_replicas_identical(c, "d", 0, [old, new])
+            self.assertIn("truncated from 8 to %d" % end, c.broker(old).log_text())
+            values = [v for _o, v in consume_partition(c, "d", 0)[0]]
+            self.assertEqual(values, [b"both-%d" % i for i in range(5)] +
+                             [b"lost-%d" % i for i in range(got)] + [b"new-%d" % i for i in range(4)])
+
     def test_acks_all_refused_below_min_insync(self):
         with vt.Cluster(brokers=3, broker_config=config) as c:
             c.create_topic("m", partitions=1, rf=3)
