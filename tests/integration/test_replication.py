@@ -184,6 +184,39 @@ class ReplicationTest(unittest.TestCase):
             self.assertEqual(values, [b"both-%d" % i for i in range(5)] +
                              [b"lost-%d" % i for i in range(got)] + [b"new-%d" % i for i in range(4)])
 
+    def test_acks_all_times_out_then_isr_shrinks_after_append(self):
+        """acks=all waits for the whole ISR: with a follower stopped it times
+        out (REQUEST_TIMED_OUT); when the ISR then drops below the topic's
+        min.insync.replicas while a request waits, the high watermark covers
+        it but the answer is NOT_ENOUGH_REPLICAS_AFTER_APPEND."""
+        def lag3s(_i):
+            return dict(config(_i), **{"replica.lag.time.max.ms": 3000})
+        with vt.Cluster(brokers=3, broker_config=lag3s) as c:
+            c.create_topic("w", partitions=1, rf=3, config={"min.insync.replicas": 3})
+            leader, _ = partition_state(c, "w", 0)
+            port = c.broker(leader).port
+            self.assertEqual(produce_one(port, "w", 0, [b"a"]), (0, 0))
+            follower = [i for i in (1, 2, 3) if i != leader][0]
+            c.broker(follower).pause()
+            try:
+                t0 = time.monotonic()
+                err, _ = produce_one(port, "w", 0, [b"b"], timeout_ms=500)
+                self.assertEqual(err, 7)  # REQUEST_TIMED_OUT
+                self.assertGreaterEqual(time.monotonic() - t0, 0.45)
+                self.assertIn(follower, partition_state(c, "w", 0)[1])  # not shrunk yet
+                err, _ = produce_one(port, "w", 0, [b"c"], timeout_ms=30000)
+                self.assertEqual(err, 20)  # NOT_ENOUGH_REPLICAS_AFTER_APPEND
+                # the metadata follows once the coordinator re-read the state
+                vt.wait_for(lambda: follower not in partition_state(c, "w", 0)[1], timeout=10,
+                            what="Metadata to show the shrunk ISR")
+                err, _ = produce_one(port, "w", 0, [b"d"])
+                self.assertEqual(err, NOT_ENOUGH_REPLICAS)
+            finally:
+                c.broker(follower).resume()
+            vt.wait_for(lambda: partition_state(c, "w", 0)[1] == [1, 2, 3], timeout=30,
+                        what="the ISR to grow back")
+            self.assertEqual(produce_one(port, "w", 0, [b"e"]), (0, 3))
+
     def test_acks_all_refused_below_min_insync(self):
         with vt.Cluster(brokers=3, broker_config=config) as c:
             c.create_topic("m", partitions=1, rf=3)
