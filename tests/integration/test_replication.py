@@ -204,6 +204,14 @@ class ReplicationTest(unittest.TestCase):
                 self.assertEqual(err, 7)  # REQUEST_TIMED_OUT
                 self.assertGreaterEqual(time.monotonic() - t0, 0.45)
                 self.assertIn(follower, partition_state(c, "w", 0)[1])  # not shrunk yet
+                # "b" is in the leader's log but not below the high watermark:
+                # consumers do not see it
+                f = vt.raw_fetch(port, "w", 0, 0)
+                self.assertEqual((f["error"], f["high_watermark"]), (0, 1))
+                seen = [v for b in vt.parse_record_batches(f["records"])
+                        for _o, _t, _k, v, _h in vt.decode_records(b)]
+                self.assertEqual(seen, [b"a"])
+                self.assertEqual(vt.raw_list_offsets(port, "w", 0, -1), (0, -1, 1))
                 err, _ = produce_one(port, "w", 0, [b"c"], timeout_ms=30000)
                 self.assertEqual(err, 20)  # NOT_ENOUGH_REPLICAS_AFTER_APPEND
                 # the metadata follows once the coordinator re-read the state
