@@ -411,11 +411,11 @@ api_result_t api_handle_delete_topics(api_context_t *ctx, kafka_request_t *req,
     admin_item_t *items = items_read_count(r, 2, &n);
     if (items == NULL)
         return API_REFUSE(req, "malformed DeleteTopics request");
-    kreader_t names_at = *r;
     for (int32_t i = 0; i < n; i++) {
         kslice_t name;
         if (!kr_string_v(r, false, &name))
             goto malformed;
+        items[i].name = kslice_strdup(name);
     }
     if (!kr_i32(r, &timeout_ms))
         goto malformed;
@@ -423,9 +423,6 @@ api_result_t api_handle_delete_topics(api_context_t *ctx, kafka_request_t *req,
     const cluster_metadata_t *md = coordinator_metadata(ctx->coord);
     for (int32_t i = 0; i < n; i++) {
         admin_item_t *it = &items[i];
-        kslice_t name;
-        kr_string_v(&names_at, false, &name); /* validated above */
-        it->name = kslice_strdup(name);
         if (!item_check_common(ctx, it))
             continue;
         if (!ctx->config->delete_topic_enable)
@@ -456,11 +453,13 @@ api_result_t api_handle_create_partitions(api_context_t *ctx, kafka_request_t *r
     admin_item_t *items = items_read_count(r, 10, &n);
     if (items == NULL)
         return API_REFUSE(req, "malformed CreatePartitions request");
-    kslice_t *names = xcalloc((size_t)n + 1, sizeof(*names));
     for (int32_t i = 0; i < n; i++) {
+        kslice_t name;
         int32_t nassign;
-        if (!kr_string_v(r, false, &names[i]) || !kr_i32(r, &items[i].count) ||
-            !kr_array_v(r, false, 4, &nassign))
+        if (!kr_string_v(r, false, &name))
+            goto malformed;
+        items[i].name = kslice_strdup(name);
+        if (!kr_i32(r, &items[i].count) || !kr_array_v(r, false, 4, &nassign))
             goto malformed;
         items[i].has_assignments = nassign >= 0;
         for (int32_t a = 0; a < nassign; a++) {
@@ -477,7 +476,6 @@ api_result_t api_handle_create_partitions(api_context_t *ctx, kafka_request_t *r
     for (int32_t i = 0; i < n; i++) {
         admin_item_t *it = &items[i];
         char msg[300];
-        it->name = kslice_strdup(names[i]);
         if (!item_check_common(ctx, it))
             continue;
         const md_topic_t *t = cluster_metadata_topic(md, it->name, strlen(it->name));
@@ -497,12 +495,10 @@ api_result_t api_handle_create_partitions(api_context_t *ctx, kafka_request_t *r
             item_fail(it, KAFKA_INVALID_PARTITIONS, msg);
         }
     }
-    free(names);
     fail_duplicates(items, n);
     return op_run(ctx, req, resp, ADMIN_CREATE_PARTITIONS, items, n, timeout_ms, validate_only);
 
 malformed:
-    free(names);
     items_free(items, n);
     return API_REFUSE(req, "malformed CreatePartitions request");
 }
