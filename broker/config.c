@@ -76,8 +76,6 @@ static const config_option_t config_options[] = {
         "partitions of an auto-created topic"),
     NUM("default.replication.factor", OPT_INT16, default_replication_factor, 1, INT16_MAX, "1",
         "replication factor of an auto-created topic"),
-    NUM("min.insync.replicas", OPT_INT16, min_insync_replicas, 1, INT16_MAX, "1",
-        "in-sync replicas an acks=all produce needs"),
     NUM("auto.create.topics.enable", OPT_BOOL, auto_create_topics, 0, 1, "true",
         "create unknown topics on Metadata requests that allow it"),
     NUM("delete.topic.enable", OPT_BOOL, delete_topic_enable, 0, 1, "true", "allow DeleteTopics"),
@@ -113,6 +111,8 @@ static const config_option_t config_options[] = {
     TOPIC_DEFAULT("log.index.size.max.bytes", "segment.index.bytes", "largest offset index file"),
     TOPIC_DEFAULT("log.message.timestamp.type", "message.timestamp.type",
                   "CreateTime or LogAppendTime"),
+    TOPIC_DEFAULT("min.insync.replicas", "min.insync.replicas",
+                  "in-sync replicas an acks=all produce needs"),
 };
 
 #define NOPTIONS (sizeof(config_options) / sizeof(config_options[0]))

@@ -27,7 +27,6 @@ typedef struct broker_config {
     char *rack;                         /* broker.rack (NULL: unset) */
     int32_t num_partitions;             /* num.partitions */
     int16_t default_replication_factor; /* default.replication.factor */
-    int16_t min_insync_replicas;        /* min.insync.replicas */
     bool auto_create_topics;            /* auto.create.topics.enable */
     bool delete_topic_enable;           /* delete.topic.enable */
     bool unclean_leader_election;       /* unclean.leader.election.enable */
@@ -42,7 +41,8 @@ typedef struct broker_config {
     /* Topic defaults: log.segment.bytes, log.roll.ms, log.retention.ms,
      * log.retention.bytes, message.max.bytes, log.flush.interval.messages,
      * log.flush.interval.ms, log.index.interval.bytes,
-     * log.index.size.max.bytes, log.message.timestamp.type. */
+     * log.index.size.max.bytes, log.message.timestamp.type,
+     * min.insync.replicas. */
     log_config_t log_defaults;
 } broker_config_t;
 

@@ -562,8 +562,7 @@ static const char *topic_override(const md_topic_t *t, const char *key)
 }
 
 /* One topic's configs: the log's keys with the topic's overrides applied
- * over the broker defaults. min.insync.replicas defaults to the broker's
- * setting, which the log defaults do not carry. */
+ * over the broker defaults. */
 static void describe_topic(api_context_t *ctx, kwriter_t *w, int16_t version, bool synonyms,
                            const md_topic_t *t, kreader_t keys, int32_t nkeys)
 {
@@ -593,8 +592,6 @@ static void describe_topic(api_context_t *ctx, kwriter_t *w, int16_t version, bo
         const char *override = topic_override(t, e->name);
         if (override)
             snprintf(e->value, sizeof(e->value), "%s", override);
-        else if (strcmp(e->name, "min.insync.replicas") == 0)
-            snprintf(e->value, sizeof(e->value), "%d", ctx->config->min_insync_replicas);
         e->is_default = override == NULL;
         e->source = override ? SOURCE_TOPIC_CONFIG : SOURCE_DEFAULT_CONFIG;
     }
@@ -631,7 +628,7 @@ static void describe_broker(api_context_t *ctx, kwriter_t *w, int16_t version, b
     snprintf(all[0].value, sizeof(all[0].value), "%d", c->broker_id);
     snprintf(all[1].value, sizeof(all[1].value), "%d", c->num_partitions);
     snprintf(all[2].value, sizeof(all[2].value), "%d", c->default_replication_factor);
-    snprintf(all[3].value, sizeof(all[3].value), "%d", c->min_insync_replicas);
+    snprintf(all[3].value, sizeof(all[3].value), "%d", c->log_defaults.min_insync_replicas);
     snprintf(all[4].value, sizeof(all[4].value), "%s", c->auto_create_topics ? "true" : "false");
     snprintf(all[5].value, sizeof(all[5].value), "%s", c->delete_topic_enable ? "true" : "false");
     snprintf(all[6].value, sizeof(all[6].value), "%s",

@@ -92,9 +92,6 @@ int16_t api_check_leader_epoch(int32_t requested, int32_t current);
 int16_t api_leader_replica(api_context_t *ctx, kslice_t topic, int32_t partition,
                            const replica_partition_t **out);
 
-/* The topic's min.insync.replicas: its override, else the broker's. */
-int32_t api_topic_min_insync(api_context_t *ctx, kslice_t topic);
-
 /* Wall-clock milliseconds (record timestamps are wall clock). */
 int64_t api_now_ms(void);
 

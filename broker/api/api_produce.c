@@ -104,8 +104,8 @@ static void produce_partition(api_context_t *ctx, kafka_request_t *req, int16_t 
         res.error = KAFKA_INVALID_RECORD;
         goto out;
     }
-    if (acks == -1 &&
-        replica_manager_isr_size(ctx->replicas, rp) < api_topic_min_insync(ctx, topic)) {
+    if (acks == -1 && replica_manager_isr_size(ctx->replicas, rp) <
+                          partition_log_config(rp->log)->min_insync_replicas) {
         res.error = KAFKA_NOT_ENOUGH_REPLICAS;
         goto out;
     }
@@ -151,7 +151,8 @@ static bool part_settle(api_context_t *ctx, kslice_t topic, produce_part_t *part
     if (error != KAFKA_NONE) {
         part->res.error = error;
     } else if (partition_log_high_watermark(rp->log) > part->last_offset) {
-        if (replica_manager_isr_size(ctx->replicas, rp) < api_topic_min_insync(ctx, topic))
+        if (replica_manager_isr_size(ctx->replicas, rp) <
+            partition_log_config(rp->log)->min_insync_replicas)
             part->res.error = KAFKA_NOT_ENOUGH_REPLICAS_AFTER_APPEND;
     } else {
         return false;

@@ -1,14 +1,9 @@
 /* Helpers shared by the API handlers that read broker state: leader
- * lookup, topic settings, the clock. The pure ones are in api_validate.c. */
+ * lookup and the clock. The pure ones are in api_validate.c. */
 #include <assert.h>
-#include <errno.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <time.h>
 
 #include "api_handlers.h"
-#include "config.h"
 #include "coordinator.h"
 #include "kafka_errors.h"
 
@@ -28,30 +23,6 @@ int16_t api_leader_replica(api_context_t *ctx, kslice_t topic, int32_t partition
     if (!rp && (!t || partition < 0 || partition >= t->npartitions))
         return KAFKA_UNKNOWN_TOPIC_OR_PARTITION;
     return KAFKA_NOT_LEADER_OR_FOLLOWER;
-}
-
-static bool parse_long(const char *s, long long *out)
-{
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (errno != 0 || end == s || *end != '\0')
-        return false;
-    *out = v;
-    return true;
-}
-
-int32_t api_topic_min_insync(api_context_t *ctx, kslice_t topic)
-{
-    const cluster_metadata_t *md = coordinator_metadata(ctx->coord);
-    const md_topic_t *t = cluster_metadata_topic(md, (const char *)topic.ptr, (size_t)topic.len);
-    for (size_t i = 0; t && i < t->nconfigs; i++) {
-        long long v;
-        if (strcmp(t->config_keys[i], "min.insync.replicas") == 0 &&
-            parse_long(t->config_values[i], &v) && v >= 1)
-            return (int32_t)v;
-    }
-    return ctx->config->min_insync_replicas;
 }
 
 int64_t api_now_ms(void)

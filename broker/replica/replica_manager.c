@@ -213,9 +213,10 @@ static int32_t rm_own_id(const replica_manager_t *rm)
     return rm->coord ? coordinator_broker_id(rm->coord) : rm->cfg->broker_id;
 }
 
-/* The topic's effective log settings: the broker defaults with the topic's
- * overrides applied. Keys that are not log settings (min.insync.replicas,
- * cleanup.policy, ...) are the API layer's and are skipped here. */
+/* The topic's effective settings: the broker defaults with the topic's
+ * overrides applied (min.insync.replicas among them, which Produce reads
+ * from the partition's log config). Keys the log does not keep are
+ * skipped. */
 static void rm_topic_log_config(const replica_manager_t *rm, const md_topic_t *topic,
                                 log_config_t *cfg)
 {

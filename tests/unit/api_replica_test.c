@@ -41,7 +41,6 @@ static int setup(void)
         return -1;
     memset(&cfg, 0, sizeof(cfg));
     cfg.broker_id = 1;
-    cfg.min_insync_replicas = 1;
     log_config_defaults(&cfg.log_defaults);
     if (log_manager_open(tmpdir, &cfg.log_defaults, &logs) != LOG_OK)
         return -1;

@@ -73,7 +73,7 @@ static void test_defaults(void)
     CU_ASSERT_PTR_NULL(cfg.rack);
     CU_ASSERT_EQUAL(cfg.num_partitions, 1);
     CU_ASSERT_EQUAL(cfg.default_replication_factor, 1);
-    CU_ASSERT_EQUAL(cfg.min_insync_replicas, 1);
+    CU_ASSERT_EQUAL(cfg.log_defaults.min_insync_replicas, 1);
     CU_ASSERT_TRUE(cfg.auto_create_topics);
     CU_ASSERT_TRUE(cfg.delete_topic_enable);
     CU_ASSERT_FALSE(cfg.unclean_leader_election);
@@ -144,7 +144,7 @@ static void test_every_key(void)
     CU_ASSERT_STRING_EQUAL(cfg.rack, "r1");
     CU_ASSERT_EQUAL(cfg.num_partitions, 12);
     CU_ASSERT_EQUAL(cfg.default_replication_factor, 3);
-    CU_ASSERT_EQUAL(cfg.min_insync_replicas, 2);
+    CU_ASSERT_EQUAL(cfg.log_defaults.min_insync_replicas, 2);
     CU_ASSERT_FALSE(cfg.auto_create_topics);
     CU_ASSERT_FALSE(cfg.delete_topic_enable);
     CU_ASSERT_TRUE(cfg.unclean_leader_election);
