@@ -31,6 +31,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "xalloc.h"
+
 #define MAX_RECORDS     100000000LL
 #define MAX_RECORD_SIZE (1000 * 1000)
 #define MIN_RECORD_SIZE 8 /* the send timestamp */
@@ -93,14 +95,6 @@ static void die(const char *fmt, ...)
     fputc('\n', stderr);
     va_end(ap);
     exit(1);
-}
-
-static void *xcalloc_or_die(size_t n, size_t size)
-{
-    void *p = calloc(n, size);
-    if (p == NULL)
-        die("out of memory (%zu x %zu bytes)", n, size);
-    return p;
 }
 
 static void conf_set(rd_kafka_conf_t *conf, const char *name, const char *value)
@@ -214,7 +208,7 @@ static void *loopback_sink_run(void *arg)
     int fd = accept(s->listen_fd, NULL, NULL);
     if (fd < 0)
         return NULL;
-    char *buf = xcalloc_or_die(1, 4 * LOOPBACK_CHUNK);
+    char *buf = xcalloc(1, 4 * LOOPBACK_CHUNK);
     while (s->received < s->expect) {
         ssize_t n = read(fd, buf, 4 * LOOPBACK_CHUNK);
         if (n < 0 && errno == EINTR)
@@ -247,7 +241,7 @@ static double loopback_mbps(int64_t total)
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     if (fd < 0 || connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0)
         die("loopback connect: %s", strerror(errno));
-    char *chunk = xcalloc_or_die(1, LOOPBACK_CHUNK);
+    char *chunk = xcalloc(1, LOOPBACK_CHUNK);
     memset(chunk, 'x', LOOPBACK_CHUNK);
     int64_t start = now_ns();
     int64_t sent = 0;
@@ -300,7 +294,7 @@ static void consumer_run(struct consumer_run *c)
     for (int p = 0; p < c->partitions; p++)
         if (rd_kafka_consume_start_queue(rkt, p, c->offsets[p], q) < 0)
             die("consume_start %d: %s", p, rd_kafka_err2str(rd_kafka_last_error()));
-    rd_kafka_message_t **batch = xcalloc_or_die(CONSUME_BATCH, sizeof(*batch));
+    rd_kafka_message_t **batch = xcalloc(CONSUME_BATCH, sizeof(*batch));
     while (c->got < c->want && now_ns() < c->deadline_ns) {
         /* A batch call waits until the batch is full or the timeout ends:
          * 1 ms keeps that wait out of both the latency and the timing. */
@@ -382,7 +376,7 @@ static int64_t produce_all(const struct options *o, struct produce_stats *st, in
     rd_kafka_conf_set_opaque(conf, st);
     rd_kafka_t *rk = client_new(o, RD_KAFKA_PRODUCER, conf);
     rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, o->topic, NULL);
-    char *payload = xcalloc_or_die(1, (size_t)o->size);
+    char *payload = xcalloc(1, (size_t)o->size);
     memset(payload, 'v', (size_t)o->size);
 
     int64_t start = now_ns();
@@ -604,7 +598,7 @@ int main(int argc, char **argv)
     };
     pthread_t lat_thread;
     if (o.latency) {
-        lat.latency_us = xcalloc_or_die((size_t)o.records, sizeof(int32_t));
+        lat.latency_us = xcalloc((size_t)o.records, sizeof(int32_t));
         if (pthread_create(&lat_thread, NULL, consumer_thread, &lat) != 0)
             die("pthread_create failed");
         /* Let it connect and start fetching before the first record. */
