@@ -341,7 +341,6 @@ static void *consumer_thread(void *arg)
 /* ---- Producer ---- */
 
 struct produce_stats {
-    atomic_llong delivered;
     atomic_llong failed;
     rd_kafka_resp_err_t first_error;
 };
@@ -350,12 +349,8 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
 {
     (void)rk;
     struct produce_stats *st = opaque;
-    if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-        atomic_fetch_add(&st->delivered, 1);
-    } else {
-        if (atomic_fetch_add(&st->failed, 1) == 0)
-            st->first_error = m->err;
-    }
+    if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR && atomic_fetch_add(&st->failed, 1) == 0)
+        st->first_error = m->err;
 }
 
 /* Produces o->records records; returns the elapsed ns from the first send
