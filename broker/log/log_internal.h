@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/types.h>
 
 #include "partition_log.h"
 
@@ -188,6 +189,12 @@ int64_t segment_floor_by_time(const segment_t *seg, int64_t ts);
  * offset; drops index entries at or beyond it and recomputes the max
  * timestamp. */
 log_err_t segment_truncate(segment_t *seg, int64_t position, int64_t offset);
+
+/* pwrite/pread the whole range, retrying on EINTR and short transfers.
+ * pwrite: 0, or -1 with errno. pread: the bytes read (fewer only at end of
+ * file), or -1 with errno. */
+int log_pwrite_all(int fd, const void *buf, size_t len, off_t offset);
+ssize_t log_pread_all(int fd, void *buf, size_t len, off_t offset);
 
 /* Writes content to path atomically: temp file, fsync, rename, fsync dir. */
 log_err_t log_write_file_atomic(const char *path, const char *content, size_t len, char *err,

@@ -603,21 +603,13 @@ static log_err_t log_write_batches(partition_log_t *log, const uint8_t *batches,
     segment_t *seg = log_active(log);
     int64_t position = seg->size;
     const uint8_t *p = batches;
-    size_t done = 0;
-    while (done < len) {
-        ssize_t n =
-            pwrite(seg->log_fd, batches + done, len - done, (off_t)(position + (int64_t)done));
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            VLOG_ERR("log", "%s: write segment %" PRId64 ": %s", log->dir, seg->base_offset,
-                     strerror(errno));
-            /* All-or-nothing: cut whatever part did land. */
-            if (ftruncate(seg->log_fd, (off_t)position) != 0)
-                VLOG_ERR("log", "%s: truncate after failed write: %s", log->dir, strerror(errno));
-            return LOG_ERR_IO;
-        }
-        done += (size_t)n;
+    if (log_pwrite_all(seg->log_fd, batches, len, (off_t)position) != 0) {
+        VLOG_ERR("log", "%s: write segment %" PRId64 ": %s", log->dir, seg->base_offset,
+                 strerror(errno));
+        /* All-or-nothing: cut whatever part did land. */
+        if (ftruncate(seg->log_fd, (off_t)position) != 0)
+            VLOG_ERR("log", "%s: truncate after failed write: %s", log->dir, strerror(errno));
+        return LOG_ERR_IO;
     }
     while (p < batches + len) {
         batch_header_t h;
@@ -879,20 +871,6 @@ log_err_t partition_log_read(partition_log_t *log, int64_t offset, int64_t max_b
 }
 
 /* ---- offsets for timestamps ---- */
-
-static ssize_t log_pread_all(int fd, void *buf, size_t len, off_t offset)
-{
-    size_t done = 0;
-    while (done < len) {
-        ssize_t n = pread(fd, (uint8_t *)buf + done, len - done, offset + (off_t)done);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return n < 0 ? -1 : (ssize_t)done;
-        done += (size_t)n;
-    }
-    return (ssize_t)done;
-}
 
 log_err_t partition_log_offset_for_time(partition_log_t *log, int64_t ts, int64_t *offset,
                                         int64_t *timestamp)

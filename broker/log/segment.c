@@ -35,7 +35,7 @@ static log_err_t segment_io_error(const char *what, const char *path)
     return LOG_ERR_IO;
 }
 
-static int segment_pwrite_all(int fd, const void *buf, size_t len, off_t offset)
+int log_pwrite_all(int fd, const void *buf, size_t len, off_t offset)
 {
     const uint8_t *p = buf;
     while (len > 0) {
@@ -52,7 +52,7 @@ static int segment_pwrite_all(int fd, const void *buf, size_t len, off_t offset)
     return 0;
 }
 
-static ssize_t segment_pread_all(int fd, void *buf, size_t len, off_t offset)
+ssize_t log_pread_all(int fd, void *buf, size_t len, off_t offset)
 {
     uint8_t *p = buf;
     size_t done = 0;
@@ -181,8 +181,8 @@ log_err_t segment_write_pending_index(segment_t *seg)
     if (n > 0) {
         uint8_t *buf = xmalloc((size_t)n * OFFSET_INDEX_ENTRY_SIZE);
         segment_encode_index(seg, seg->index_written, seg->index_count, buf);
-        int rc = segment_pwrite_all(seg->index_fd, buf, (size_t)n * OFFSET_INDEX_ENTRY_SIZE,
-                                    (off_t)seg->index_written * OFFSET_INDEX_ENTRY_SIZE);
+        int rc = log_pwrite_all(seg->index_fd, buf, (size_t)n * OFFSET_INDEX_ENTRY_SIZE,
+                                (off_t)seg->index_written * OFFSET_INDEX_ENTRY_SIZE);
         free(buf);
         if (rc != 0)
             return segment_io_error("write index of", "segment");
@@ -194,8 +194,8 @@ log_err_t segment_write_pending_index(segment_t *seg)
     if (n > 0) {
         uint8_t *buf = xmalloc((size_t)n * TIME_INDEX_ENTRY_SIZE);
         segment_encode_time_index(seg, seg->time_index_written, seg->time_index_count, buf);
-        int rc = segment_pwrite_all(seg->time_index_fd, buf, (size_t)n * TIME_INDEX_ENTRY_SIZE,
-                                    (off_t)seg->time_index_written * TIME_INDEX_ENTRY_SIZE);
+        int rc = log_pwrite_all(seg->time_index_fd, buf, (size_t)n * TIME_INDEX_ENTRY_SIZE,
+                                (off_t)seg->time_index_written * TIME_INDEX_ENTRY_SIZE);
         free(buf);
         if (rc != 0)
             return segment_io_error("write time index of", "segment");
@@ -285,7 +285,7 @@ log_err_t segment_read_header(const segment_t *seg, int64_t position, batch_head
                  position);
         return LOG_ERR_IO;
     }
-    ssize_t n = segment_pread_all(seg->log_fd, buf, sizeof(buf), (off_t)position);
+    ssize_t n = log_pread_all(seg->log_fd, buf, sizeof(buf), (off_t)position);
     if (n != (ssize_t)sizeof(buf)) {
         VLOG_ERR("log", "segment %" PRId64 ": short read at %" PRId64 ": %s", seg->base_offset,
                  position, n < 0 ? strerror(errno) : "end of file");
@@ -401,7 +401,7 @@ static const uint8_t *segment_scanner_get(segment_scanner_t *sc, int64_t pos, si
     size_t want = sc->cap;
     if ((int64_t)want > sc->file_size - pos)
         want = (size_t)(sc->file_size - pos);
-    ssize_t n = segment_pread_all(sc->fd, sc->buf, want, (off_t)pos);
+    ssize_t n = log_pread_all(sc->fd, sc->buf, want, (off_t)pos);
     if (n < (ssize_t)len)
         return NULL;
     sc->buf_pos = pos;
@@ -491,7 +491,7 @@ static int64_t segment_load_file(const char *dir, int64_t base, const char *ext,
         return -1;
     }
     *data = xmalloc((size_t)st.st_size + 1);
-    ssize_t n = segment_pread_all(fd, *data, (size_t)st.st_size, 0);
+    ssize_t n = log_pread_all(fd, *data, (size_t)st.st_size, 0);
     close(fd);
     if (n != st.st_size) {
         free(*data);
@@ -792,7 +792,7 @@ log_err_t log_write_file_atomic(const char *path, const char *content, size_t le
         snprintf(err, err_size, "open %s: %s", tmp, strerror(errno));
         goto out;
     }
-    if (segment_pwrite_all(fd, content, len, 0) != 0 || fsync(fd) != 0) {
+    if (log_pwrite_all(fd, content, len, 0) != 0 || fsync(fd) != 0) {
         snprintf(err, err_size, "write %s: %s", tmp, strerror(errno));
         close(fd);
         unlink(tmp);
