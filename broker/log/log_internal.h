@@ -41,6 +41,9 @@ enum {
 
 #define OFFSET_INDEX_ENTRY_SIZE 8
 #define TIME_INDEX_ENTRY_SIZE   12
+/* Pending index entries are written once this many accumulate, so an
+ * append costs one write to the .log and only occasionally one more. */
+#define SEGMENT_INDEX_WRITE_CHUNK 128
 
 static inline uint32_t log_be32(const uint8_t *p)
 {

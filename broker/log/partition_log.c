@@ -624,8 +624,8 @@ static log_err_t log_write_batches(partition_log_t *log, const uint8_t *batches,
     seg->size = position;
     if (seg->roll_base_ms < 0)
         seg->roll_base_ms = now_ms;
-    if (seg->index_count - seg->index_written >= 128 ||
-        seg->time_index_count - seg->time_index_written >= 128)
+    if (seg->index_count - seg->index_written >= SEGMENT_INDEX_WRITE_CHUNK ||
+        seg->time_index_count - seg->time_index_written >= SEGMENT_INDEX_WRITE_CHUNK)
         return segment_write_pending_index(seg);
     return LOG_OK;
 }

@@ -16,9 +16,6 @@
 #include "vlog.h"
 #include "xalloc.h"
 
-/* Pending index entries are written once this many accumulate, so an
- * append costs one write to the .log and only occasionally one more. */
-#define SEGMENT_INDEX_WRITE_CHUNK 128
 /* Read-ahead of the recovery scan. */
 #define SEGMENT_SCAN_BUFFER (1 << 20)
 
