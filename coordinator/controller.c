@@ -25,16 +25,16 @@
 
 typedef enum { WAIT_TOPIC_PRESENT, WAIT_TOPIC_GONE } wait_kind_t;
 
-/* An admin request whose ZooKeeper write succeeded, waiting until this
- * broker's cache shows the result (so that the client's next Metadata, sent
- * to us, agrees with the answer). */
+/* An admin request: first the argument of its ZooKeeper write; once that
+ * succeeded, in c->waiters until this broker's cache shows the result (so
+ * that the client's next Metadata, sent to us, agrees with the answer). */
 struct admin_waiter {
     admin_waiter_t *next;
     wait_kind_t kind;
     char *name;
     uint8_t topic_id[16];
     int32_t npartitions;
-    int64_t deadline_ms;
+    int64_t deadline_ms; /* set when it starts waiting */
     coordinator_done_fn done;
     void *arg;
 };
@@ -46,17 +46,29 @@ static int64_t wall_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void add_waiter(coordinator_t *c, wait_kind_t kind, const char *name, const uint8_t id[16],
-                       int32_t npartitions, coordinator_done_fn done, void *arg)
+static admin_waiter_t *admin_waiter_new(wait_kind_t kind, const char *name, const uint8_t id[16],
+                                        int32_t npartitions, coordinator_done_fn done, void *arg)
 {
     admin_waiter_t *w = xcalloc(1, sizeof(*w));
     w->kind = kind;
     w->name = xstrdup(name);
     memcpy(w->topic_id, id, 16);
     w->npartitions = npartitions;
-    w->deadline_ms = coord_now_ms() + ADMIN_TIMEOUT_MS;
     w->done = done;
     w->arg = arg;
+    return w;
+}
+
+static void admin_waiter_free(admin_waiter_t *w)
+{
+    free(w->name);
+    free(w);
+}
+
+/* The write succeeded: w waits for the metadata (c->waiters owns it). */
+static void start_waiting(coordinator_t *c, admin_waiter_t *w)
+{
+    w->deadline_ms = coord_now_ms() + ADMIN_TIMEOUT_MS;
     w->next = c->waiters;
     c->waiters = w;
 }
@@ -98,8 +110,7 @@ void controller_check_waiters(coordinator_t *c, bool stopping)
             w->done(w->arg, KAFKA_REQUEST_TIMED_OUT,
                     stopping ? "the broker is shutting down"
                              : "timed out waiting for the change to reach the metadata");
-        free(w->name);
-        free(w);
+        admin_waiter_free(w);
     }
 }
 
@@ -450,56 +461,34 @@ static assign_broker_t *live_brokers(const coordinator_t *c, size_t *n)
     return out;
 }
 
-typedef struct admin_op {
-    coordinator_done_fn done;
-    void *arg;
-    wait_kind_t kind;
-    char *name;
-    uint8_t topic_id[16];
-    int32_t npartitions;
-} admin_op_t;
-
 static void on_admin_write(coordinator_t *c, zk_call_t *call)
 {
-    admin_op_t *op = call->arg;
+    admin_waiter_t *w = call->arg;
     if (c->stopping) {
-        op->done(op->arg, KAFKA_REQUEST_TIMED_OUT, "the broker is shutting down");
+        w->done(w->arg, KAFKA_REQUEST_TIMED_OUT, "the broker is shutting down");
     } else if (call->rc == ZOK) {
-        add_waiter(c, op->kind, op->name, op->topic_id, op->npartitions, op->done, op->arg);
+        start_waiting(c, w);
         coord_request_reload(c);
+        return; /* c->waiters owns w */
     } else if (fenced_out(c, call)) {
-        op->done(op->arg, KAFKA_NOT_CONTROLLER, "this broker is no longer the controller");
+        w->done(w->arg, KAFKA_NOT_CONTROLLER, "this broker is no longer the controller");
         coord_request_reload(c);
     } else if (call->rc == ZNODEEXISTS ||
                (zk_multi_failed_op(call) >= 0 &&
                 call->results[zk_multi_failed_op(call)].err == ZNODEEXISTS)) {
-        op->done(op->arg, KAFKA_TOPIC_ALREADY_EXISTS,
-                 "a topic of that name exists (or is still being deleted)");
+        w->done(w->arg, KAFKA_TOPIC_ALREADY_EXISTS,
+                "a topic of that name exists (or is still being deleted)");
     } else if (call->rc == ZBADVERSION ||
                (zk_multi_failed_op(call) >= 0 &&
                 call->results[zk_multi_failed_op(call)].err == ZBADVERSION)) {
-        op->done(op->arg, KAFKA_INVALID_REQUEST, "the topic changed meanwhile; retry");
+        w->done(w->arg, KAFKA_INVALID_REQUEST, "the topic changed meanwhile; retry");
         coord_request_reload(c);
     } else {
         char msg[200];
         snprintf(msg, sizeof(msg), "ZooKeeper write failed: %s", zerror(call->rc));
-        op->done(op->arg, KAFKA_REQUEST_TIMED_OUT, msg);
+        w->done(w->arg, KAFKA_REQUEST_TIMED_OUT, msg);
     }
-    free(op->name);
-    free(op);
-}
-
-static admin_op_t *admin_op_new(wait_kind_t kind, const char *name, const uint8_t id[16],
-                                int32_t npartitions, coordinator_done_fn done, void *arg)
-{
-    admin_op_t *op = xcalloc(1, sizeof(*op));
-    op->done = done;
-    op->arg = arg;
-    op->kind = kind;
-    op->name = xstrdup(name);
-    memcpy(op->topic_id, id, 16);
-    op->npartitions = npartitions;
-    return op;
+    admin_waiter_free(w);
 }
 
 /* Adds the creation of partitions [from, to) with their state znodes. */
@@ -606,7 +595,7 @@ static void write_new_topic(coordinator_t *c, const topic_spec_t *spec, const in
     zk_multi_create(call, path, NULL, 0, ZOO_PERSISTENT);
     add_partition_znodes(c, call, spec->name, replicas, rf, 0, partitions);
     call->always_complete = true;
-    call->arg = admin_op_new(WAIT_TOPIC_PRESENT, spec->name, a.topic_id, partitions, done, arg);
+    call->arg = admin_waiter_new(WAIT_TOPIC_PRESENT, spec->name, a.topic_id, partitions, done, arg);
     VLOG_INFO("coord", "controller creates topic %s: %d partitions, replication factor %d",
               spec->name, partitions, rf);
     free(a.replicas);
@@ -675,7 +664,7 @@ void coordinator_delete_topic(coordinator_t *c, const char *name, coordinator_do
         zk_multi_create(call, path, buf, len, ZOO_PERSISTENT);
     free(buf);
     call->always_complete = true;
-    call->arg = admin_op_new(WAIT_TOPIC_GONE, name, t->id, 0, done, arg);
+    call->arg = admin_waiter_new(WAIT_TOPIC_GONE, name, t->id, 0, done, arg);
     zk_multi_submit(c, call);
 }
 
@@ -763,7 +752,7 @@ void coordinator_create_partitions(coordinator_t *c, const char *name, int32_t t
     free(buf);
     add_partition_znodes(c, call, name, replicas, rf, t->npartitions, total_count);
     call->always_complete = true;
-    call->arg = admin_op_new(WAIT_TOPIC_PRESENT, name, t->id, total_count, done, arg);
+    call->arg = admin_waiter_new(WAIT_TOPIC_PRESENT, name, t->id, total_count, done, arg);
     VLOG_INFO("coord", "controller adds partitions to %s: %d -> %d", name, t->npartitions,
               total_count);
     free(a.replicas);
