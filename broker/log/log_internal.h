@@ -159,10 +159,10 @@ log_err_t segment_open(const char *dir, int64_t base_offset, int32_t index_inter
                        segment_t **out, bool *truncated);
 /* Makes seg the active segment: opens its index files for appending. */
 log_err_t segment_activate(const char *dir, segment_t *seg);
-/* Writes out pending index entries; with final, first adds the closing
- * time-index entry (so the last entry carries the segment's max timestamp)
- * and closes the index files. */
-log_err_t segment_finish(const char *dir, segment_t *seg, bool final);
+/* Ends the segment's active life: adds the closing time-index entry (so
+ * the last entry carries the segment's max timestamp), writes out pending
+ * index entries and closes the index files. */
+log_err_t segment_finish(segment_t *seg);
 log_err_t segment_write_pending_index(segment_t *seg);
 /* fsync the .log and (through their paths if closed) the index files. */
 log_err_t segment_sync(const char *dir, segment_t *seg);

@@ -462,8 +462,7 @@ void partition_log_close(partition_log_t *log)
 {
     if (log == NULL)
         return;
-    if (segment_finish(log->dir, log_active(log), true) != LOG_OK ||
-        partition_log_flush(log) != LOG_OK)
+    if (segment_finish(log_active(log)) != LOG_OK || partition_log_flush(log) != LOG_OK)
         VLOG_ERR("log", "%s: flush on close failed; recovery will re-validate", log->dir);
     log_free(log);
 }
@@ -562,7 +561,7 @@ static log_err_t log_roll(partition_log_t *log)
 {
     segment_t *old = log_active(log);
     assert(old->size > 0);
-    log_err_t err = segment_finish(log->dir, old, true);
+    log_err_t err = segment_finish(old);
     if (err != LOG_OK)
         return err;
     segment_t *seg = NULL;
@@ -931,7 +930,7 @@ log_err_t partition_log_truncate_to(partition_log_t *log, int64_t offset)
     /* A batch is kept or dropped whole: truncating inside one drops it. */
     int64_t new_end = pos < seg->size ? h.base_offset : seg->next_offset;
     if (i + 1 < log->nsegs)
-        segment_finish(log->dir, log_active(log), true);
+        segment_finish(log_active(log));
     log_drop_segments_from(log, i + 1);
     err = segment_activate(log->dir, seg);
     if (err == LOG_OK)

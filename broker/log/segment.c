@@ -565,7 +565,7 @@ static bool segment_load_indexes(const char *dir, segment_t *seg)
 /* From the last offset-index entry to the end: the next offset, the max
  * timestamp of the unindexed tail, and header sanity. Short, since an entry
  * exists every index.interval bytes. */
-static log_err_t segment_scan_tail(segment_t *seg, int32_t index_interval)
+static log_err_t segment_scan_tail(segment_t *seg)
 {
     int64_t pos = seg->index_count ? seg->index[seg->index_count - 1].position : 0;
     seg->next_offset = seg->base_offset;
@@ -589,7 +589,6 @@ static log_err_t segment_scan_tail(segment_t *seg, int32_t index_interval)
         pos += batch_size(&h);
         first = false;
     }
-    (void)index_interval;
     if (seg->index_count > 0 &&
         seg->next_offset <= seg->base_offset + (int64_t)seg->index[seg->index_count - 1].rel_offset)
         return LOG_ERR_IO;
@@ -623,7 +622,7 @@ log_err_t segment_open(const char *dir, int64_t base_offset, int32_t index_inter
                   base_offset);
         rebuild = true;
     }
-    if (!rebuild && segment_scan_tail(seg, index_interval) != LOG_OK) {
+    if (!rebuild && segment_scan_tail(seg) != LOG_OK) {
         VLOG_WARN("log", "%s: segment %" PRId64 ": inconsistent tail, re-validating", dir,
                   base_offset);
         rebuild = true;
@@ -634,7 +633,7 @@ log_err_t segment_open(const char *dir, int64_t base_offset, int32_t index_inter
             /* Rewrite the index files from the rebuilt entries. */
             err = segment_activate(dir, seg);
             if (err == LOG_OK)
-                err = segment_finish(dir, seg, true);
+                err = segment_finish(seg);
         }
         if (err != LOG_OK) {
             segment_close(seg);
@@ -646,23 +645,20 @@ log_err_t segment_open(const char *dir, int64_t base_offset, int32_t index_inter
     return LOG_OK;
 }
 
-log_err_t segment_finish(const char *dir, segment_t *seg, bool final)
+log_err_t segment_finish(segment_t *seg)
 {
     assert(seg != NULL);
-    (void)dir;
     if (seg->index_fd < 0)
         return LOG_OK;
-    if (final && seg->max_timestamp >= 0 &&
+    if (seg->max_timestamp >= 0 &&
         (seg->time_index_count == 0 ||
          seg->time_index[seg->time_index_count - 1].timestamp < seg->max_timestamp))
         segment_push_time_index(seg, seg->max_timestamp,
                                 (uint32_t)(seg->max_timestamp_offset - seg->base_offset));
     log_err_t err = segment_write_pending_index(seg);
-    if (final) {
-        close(seg->index_fd);
-        close(seg->time_index_fd);
-        seg->index_fd = seg->time_index_fd = -1;
-    }
+    close(seg->index_fd);
+    close(seg->time_index_fd);
+    seg->index_fd = seg->time_index_fd = -1;
     return err;
 }
 
