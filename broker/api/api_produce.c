@@ -77,13 +77,6 @@ struct produce_purgatory {
     size_t count;
 };
 
-static void topic_name(kslice_t topic, char name[API_TOPIC_NAME_MAX + 1])
-{
-    assert(topic.len <= API_TOPIC_NAME_MAX); /* a local replica's name is valid */
-    memcpy(name, topic.ptr, (size_t)topic.len);
-    name[topic.len] = '\0';
-}
-
 static void produce_partition(api_context_t *ctx, kafka_request_t *req, int16_t acks,
                               kslice_t topic, produce_part_t *part)
 {
@@ -123,10 +116,9 @@ static void produce_partition(api_context_t *ctx, kafka_request_t *req, int16_t 
                    (const char *)topic.ptr, partition, log_err_str(err));
         goto out;
     }
+    /* Also wakes the fetches and Produce requests waiting on it (the
+     * listener, api_notify_partition). */
     int64_t hw = replica_manager_leader_appended(ctx->replicas, rp);
-    char name[API_TOPIC_NAME_MAX + 1];
-    topic_name(topic, name);
-    api_notify_partition(ctx, name, partition);
     res.error = KAFKA_NONE;
     res.base_offset = info.first_offset;
     res.log_append_time = info.log_append_time;

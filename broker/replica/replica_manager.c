@@ -111,7 +111,7 @@ struct replica_manager {
 static void rm_fetcher_kick(rm_fetcher_t *f);
 static void rm_kick_all(replica_manager_t *rm);
 static void rm_wake_parked(replica_manager_t *rm);
-static void rm_update_high_watermark(replica_manager_t *rm, rm_entry_t *e);
+static bool rm_update_high_watermark(replica_manager_t *rm, rm_entry_t *e);
 static void rm_maybe_alter_isr(replica_manager_t *rm, rm_entry_t *e);
 
 static int64_t rm_now_ms(const replica_manager_t *rm)
@@ -235,7 +235,8 @@ int64_t replica_manager_leader_appended(replica_manager_t *rm, const replica_par
     assert(p != NULL && p->log != NULL);
     assert(p->is_leader);
     rm_entry_t *e = (rm_entry_t *)p; /* pub is the entry's first member */
-    rm_update_high_watermark(rm, e);
+    if (!rm_update_high_watermark(rm, e))
+        rm_notify(rm, e->topic, e->partition); /* the log end moved all the same */
     rm_wake_parked(rm);
     return partition_log_high_watermark(p->log);
 }
@@ -253,8 +254,9 @@ int32_t replica_manager_isr_size(replica_manager_t *rm, const replica_partition_
 /* ---- leader: high watermark and ISR ---- */
 
 /* Moves the high watermark up to what the ISR (and a proposed ISR being
- * written) allows; never down. Tells the listener when it moved. */
-static void rm_update_high_watermark(replica_manager_t *rm, rm_entry_t *e)
+ * written) allows; never down. Tells the listener and returns true when it
+ * moved. */
+static bool rm_update_high_watermark(replica_manager_t *rm, rm_entry_t *e)
 {
     assert(e->pub.is_leader);
     partition_log_t *log = e->pub.log;
@@ -269,10 +271,11 @@ static void rm_update_high_watermark(replica_manager_t *rm, rm_entry_t *e)
     }
     int64_t old = partition_log_high_watermark(log);
     if (hw <= old)
-        return;
+        return false;
     partition_log_set_high_watermark(log, hw);
     assert(partition_log_high_watermark(log) <= leo);
     rm_notify(rm, e->topic, e->partition);
+    return true;
 }
 
 static replica_progress_t *rm_progress(rm_entry_t *e, int32_t id)

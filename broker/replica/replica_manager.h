@@ -43,8 +43,9 @@ const replica_partition_t *replica_manager_get(replica_manager_t *rm, const char
 
 /* Called by the Produce path after a leader append to `p`: moves the high
  * watermark as far as the ISR allows (the least log end over the ISR; the
- * log end when the leader is the only member), wakes follower fetches
- * waiting for data, and returns the high watermark. */
+ * log end when the leader is the only member), tells the listener once
+ * (see replica_manager_set_listener), wakes follower fetches waiting for
+ * data, and returns the high watermark. */
 int64_t replica_manager_leader_appended(replica_manager_t *rm, const replica_partition_t *p);
 
 /* The ISR size the leader of `p` counts on for acks=all: the current one,
@@ -60,8 +61,9 @@ int32_t replica_manager_isr_size(replica_manager_t *rm, const replica_partition_
  * replica_manager_free() calls it too. */
 void replica_manager_stop(replica_manager_t *rm);
 
-/* Who hears about role changes and removed partitions (the API layer, so
- * that it can wake fetches waiting on them). One listener; NULL clears. */
+/* Who hears about role changes, removed partitions and leader appends (the
+ * API layer, so that it can wake the requests waiting on them). One
+ * listener; NULL clears. */
 typedef void (*replica_event_fn)(void *arg, const char *topic, int32_t partition);
 void replica_manager_set_listener(replica_manager_t *rm, replica_event_fn fn, void *arg);
 
