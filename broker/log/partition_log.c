@@ -732,11 +732,12 @@ log_err_t partition_log_append_replica(partition_log_t *log, const uint8_t *batc
         nbatches++;
         pos += size;
     }
-    log_err_t err = log_maybe_roll(log, len, records, log_wall_ms());
+    int64_t now_ms = log_wall_ms();
+    log_err_t err = log_maybe_roll(log, len, records, now_ms);
     if (err != LOG_OK)
         return err;
     int64_t first = log_active(log)->next_offset;
-    err = log_write_batches(log, batches, len, log_wall_ms());
+    err = log_write_batches(log, batches, len, now_ms);
     if (err != LOG_OK)
         return err;
     for (size_t pos = 0; pos < len;) {
