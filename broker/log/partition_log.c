@@ -914,6 +914,18 @@ log_err_t partition_log_offset_for_time(partition_log_t *log, int64_t ts, int64_
 
 /* ---- truncation ---- */
 
+/* The log end moved back: the epochs starting at or past it go, and the
+ * high watermark and recovery point come down to it. */
+static void log_follow_end(partition_log_t *log)
+{
+    int64_t end = log_active(log)->next_offset;
+    log_epochs_truncate_end(log, end);
+    if (log->high_watermark > end)
+        log->high_watermark = end;
+    if (log->recovery_point > end)
+        log->recovery_point = end;
+}
+
 log_err_t partition_log_truncate_to(partition_log_t *log, int64_t offset)
 {
     assert(log != NULL);
@@ -941,11 +953,7 @@ log_err_t partition_log_truncate_to(partition_log_t *log, int64_t offset)
     if (err != LOG_OK)
         return err;
     log->hint_offset = -1;
-    log_epochs_truncate_end(log, new_end);
-    if (log->high_watermark > new_end)
-        log->high_watermark = new_end;
-    if (log->recovery_point > new_end)
-        log->recovery_point = new_end;
+    log_follow_end(log);
     log_check_invariants(log);
     return LOG_OK;
 }
@@ -964,12 +972,7 @@ log_err_t partition_log_truncate_fully(partition_log_t *log, int64_t offset)
     log_err_t err = segment_create(log->dir, offset, &seg);
     if (err != LOG_OK) {
         VLOG_ERR("log", "%s: cannot start a segment at %" PRId64, log->dir, offset);
-        int64_t end = old->next_offset;
-        log_epochs_truncate_end(log, end);
-        if (log->high_watermark > end)
-            log->high_watermark = end;
-        if (log->recovery_point > end)
-            log->recovery_point = end;
+        log_follow_end(log);
         log_check_invariants(log);
         return err;
     }
@@ -983,7 +986,6 @@ log_err_t partition_log_truncate_fully(partition_log_t *log, int64_t offset)
     log->dir_dirty = true;
     log->start_offset = log->high_watermark = log->recovery_point = offset;
     log->unflushed_messages = 0;
-    log->hint_offset = -1;
     log->nepochs = 0;
     log_write_epochs(log);
     log_check_invariants(log);
