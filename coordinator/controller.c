@@ -464,6 +464,8 @@ static assign_broker_t *live_brokers(const coordinator_t *c, size_t *n)
 static void on_admin_write(coordinator_t *c, zk_call_t *call)
 {
     admin_waiter_t *w = call->arg;
+    const int failed_op = zk_multi_failed_op(call);
+    const int op_err = failed_op >= 0 ? call->results[failed_op].err : ZOK;
     if (c->stopping) {
         w->done(w->arg, KAFKA_REQUEST_TIMED_OUT, "the broker is shutting down");
     } else if (call->rc == ZOK) {
@@ -473,14 +475,10 @@ static void on_admin_write(coordinator_t *c, zk_call_t *call)
     } else if (fenced_out(c, call)) {
         w->done(w->arg, KAFKA_NOT_CONTROLLER, "this broker is no longer the controller");
         coord_request_reload(c);
-    } else if (call->rc == ZNODEEXISTS ||
-               (zk_multi_failed_op(call) >= 0 &&
-                call->results[zk_multi_failed_op(call)].err == ZNODEEXISTS)) {
+    } else if (call->rc == ZNODEEXISTS || op_err == ZNODEEXISTS) {
         w->done(w->arg, KAFKA_TOPIC_ALREADY_EXISTS,
                 "a topic of that name exists (or is still being deleted)");
-    } else if (call->rc == ZBADVERSION ||
-               (zk_multi_failed_op(call) >= 0 &&
-                call->results[zk_multi_failed_op(call)].err == ZBADVERSION)) {
+    } else if (call->rc == ZBADVERSION || op_err == ZBADVERSION) {
         w->done(w->arg, KAFKA_INVALID_REQUEST, "the topic changed meanwhile; retry");
         coord_request_reload(c);
     } else {
