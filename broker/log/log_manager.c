@@ -154,9 +154,9 @@ static void lm_checkpoint_read(const char *dir, const char *name, lm_checkpoint_
         cp->partitions = xcalloc((size_t)count, sizeof(*cp->partitions));
         cp->offsets = xcalloc((size_t)count, sizeof(*cp->offsets));
     }
+    char fmt[32];
+    snprintf(fmt, sizeof(fmt), "%%%ds %%" SCNd32 " %%" SCNd64, LM_TOPIC_MAX);
     for (long i = 0; ok && i < count; i++) {
-        char fmt[32];
-        snprintf(fmt, sizeof(fmt), "%%%ds %%" SCNd32 " %%" SCNd64, LM_TOPIC_MAX);
         if (fscanf(f, fmt, cp->topics[i], &cp->partitions[i], &cp->offsets[i]) != 3 ||
             cp->partitions[i] < 0 || cp->offsets[i] < 0)
             ok = false;
