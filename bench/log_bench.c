@@ -17,7 +17,6 @@
  * Usage: log_bench [--dir DIR] [--mb N] [--rounds N] */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,19 +40,6 @@ static void die(const char *what)
 {
     fprintf(stderr, "log_bench: %s: %s\n", what, strerror(errno));
     exit(1);
-}
-
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-static void rmrf(const char *path)
-{
-    nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 /* A batch of about `target` bytes: records of ~1000 bytes (one smaller
@@ -125,7 +111,7 @@ static void run_round(const char *dir, uint8_t *batch, size_t len, long n, int r
     char logdir[8192], plain[8192];
     snprintf(logdir, sizeof(logdir), "%s/bench-%zu-0", dir, len);
     snprintf(plain, sizeof(plain), "%s/plain-%zu.dat", dir, len);
-    rmrf(logdir);
+    log_test_rmrf(logdir);
     unlink(plain);
 
     /* The file written second reads measurably faster from the page cache
@@ -201,7 +187,7 @@ static void run_round(const char *dir, uint8_t *batch, size_t len, long n, int r
     best->log_read1_s = min_d(best->log_read1_s, now_s() - t0);
     free(buf);
     partition_log_close(log);
-    rmrf(logdir);
+    log_test_rmrf(logdir);
     unlink(plain);
 }
 
@@ -259,6 +245,6 @@ int main(int argc, char **argv)
         report(len, n, &best);
         free(batch);
     }
-    rmrf(work);
+    log_test_rmrf(work);
     return 0;
 }

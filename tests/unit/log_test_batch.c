@@ -1,4 +1,6 @@
-/* RecordBatch v2 construction for tests and the benchmark. */
+/* RecordBatch v2 construction and temp directories, for the tests and the
+ * benchmark. */
+#include <ftw.h>
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
@@ -94,4 +96,30 @@ uint8_t *log_test_batch(int records, size_t value_size, int64_t first_ts, uint32
         abort();
     *len = log_test_build_batch(buf, cap, records, value_size, first_ts, seed);
     return buf;
+}
+
+char *log_test_tmpdir(void)
+{
+    const char *base = getenv("TMPDIR");
+    char tmpl[4096];
+    snprintf(tmpl, sizeof(tmpl), "%s/vltava-log-test-XXXXXX", base ? base : "/tmp");
+    char *dir = mkdtemp(tmpl);
+    if (dir == NULL)
+        abort();
+    char *copy = malloc(strlen(dir) + 1);
+    strcpy(copy, dir);
+    return copy;
+}
+
+static int rmrf_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+void log_test_rmrf(const char *path)
+{
+    nftw(path, rmrf_one, 16, FTW_DEPTH | FTW_PHYS);
 }
