@@ -417,9 +417,11 @@ void zk_delete(coordinator_t *c, zk_call_t *call, int version)
                                     : ZINVALIDSTATE);
 }
 
-static char *keep(zk_call_t *call, const void *data, size_t len, bool nul)
+/* A copy owned by the call, NUL-terminated (paths need it; payloads carry
+ * their length). */
+static char *keep(zk_call_t *call, const void *data, size_t len)
 {
-    char *copy = xmalloc(len + (nul ? 1 : 0) + 1);
+    char *copy = xmalloc(len + 1);
     if (len)
         memcpy(copy, data, len);
     copy[len] = '\0';
@@ -438,29 +440,29 @@ static zoo_op_t *next_op(zk_call_t *call)
 
 void zk_multi_check(zk_call_t *call, const char *path, int version)
 {
-    zoo_check_op_init(next_op(call), keep(call, path, strlen(path), true), version);
+    zoo_check_op_init(next_op(call), keep(call, path, strlen(path)), version);
 }
 
 void zk_multi_create(zk_call_t *call, const char *path, const uint8_t *data, size_t len, int flags)
 {
     assert(len <= COORD_MAX_ZNODE_BYTES);
-    const char *p = keep(call, path, strlen(path), true);
-    const char *d = keep(call, data, len, false);
+    const char *p = keep(call, path, strlen(path));
+    const char *d = keep(call, data, len);
     zoo_create_op_init(next_op(call), p, d, (int)len, &ZOO_OPEN_ACL_UNSAFE, flags, NULL, 0);
 }
 
 void zk_multi_set(zk_call_t *call, const char *path, const uint8_t *data, size_t len, int version)
 {
     assert(len <= COORD_MAX_ZNODE_BYTES);
-    const char *p = keep(call, path, strlen(path), true);
-    const char *d = keep(call, data, len, false);
+    const char *p = keep(call, path, strlen(path));
+    const char *d = keep(call, data, len);
     /* The Stat pointer is set at submit, once the array stops moving. */
     zoo_set_op_init(next_op(call), p, d, (int)len, version, NULL);
 }
 
 void zk_multi_delete(zk_call_t *call, const char *path, int version)
 {
-    zoo_delete_op_init(next_op(call), keep(call, path, strlen(path), true), version);
+    zoo_delete_op_init(next_op(call), keep(call, path, strlen(path)), version);
 }
 
 void zk_multi_submit(coordinator_t *c, zk_call_t *call)
