@@ -571,34 +571,22 @@ static void describe_topic(api_context_t *ctx, kwriter_t *w, int16_t version, bo
         char err[128];
         log_config_set(&cfg, t->config_keys[i], t->config_values[i], err, sizeof(err));
     }
-    size_t cap = 0;
-    while (log_config_keys[cap])
-        cap++;
-    config_entry_t *entries = xcalloc(cap, sizeof(*entries));
-    size_t n = 0;
-
+    size_t count_at = kw_reserve_i32(w); /* the entries' count, once known */
+    int32_t n = 0;
     for (size_t i = 0; log_config_keys[i]; i++) {
-        const char *key = log_config_keys[i];
-        if (!wanted(keys, nkeys, key))
+        config_entry_t e = {.name = log_config_keys[i]};
+        if (!wanted(keys, nkeys, e.name) ||
+            log_config_get(&cfg, e.name, e.value, sizeof(e.value)) != 0)
             continue;
-        config_entry_t *e = &entries[n];
-        e->name = key;
-        if (log_config_get(&cfg, key, e->value, sizeof(e->value)) != 0)
-            continue;
+        const char *override = topic_override(t, e.name);
+        if (override)
+            snprintf(e.value, sizeof(e.value), "%s", override);
+        e.is_default = override == NULL;
+        e.source = override ? SOURCE_TOPIC_CONFIG : SOURCE_DEFAULT_CONFIG;
+        write_entry(w, version, synonyms, &e);
         n++;
     }
-    for (size_t i = 0; i < n; i++) {
-        config_entry_t *e = &entries[i];
-        const char *override = topic_override(t, e->name);
-        if (override)
-            snprintf(e->value, sizeof(e->value), "%s", override);
-        e->is_default = override == NULL;
-        e->source = override ? SOURCE_TOPIC_CONFIG : SOURCE_DEFAULT_CONFIG;
-    }
-    kw_array_v(w, false, (int32_t)n);
-    for (size_t i = 0; i < n; i++)
-        write_entry(w, version, synonyms, &entries[i]);
-    free(entries);
+    kw_patch_i32(w, count_at, n);
 }
 
 /* The broker's static configuration, read-only. */
@@ -645,17 +633,17 @@ static void describe_broker(api_context_t *ctx, kwriter_t *w, int16_t version, b
     snprintf(all[14].value, sizeof(all[14].value), "%lld", (long long)c->log_defaults.retention_ms);
     snprintf(all[15].value, sizeof(all[15].value), "%lld",
              (long long)c->log_defaults.retention_bytes);
+    size_t count_at = kw_reserve_i32(w); /* the entries' count, once known */
     int32_t n = 0;
-    for (size_t i = 0; i < nall; i++)
-        n += wanted(keys, nkeys, all[i].name);
-    kw_array_v(w, false, n);
     for (size_t i = 0; i < nall; i++) {
         if (!wanted(keys, nkeys, all[i].name))
             continue;
         all[i].read_only = true;
         all[i].source = SOURCE_STATIC_BROKER_CONFIG;
         write_entry(w, version, synonyms, &all[i]);
+        n++;
     }
+    kw_patch_i32(w, count_at, n);
 }
 
 api_result_t api_handle_describe_configs(api_context_t *ctx, kafka_request_t *req,
