@@ -441,19 +441,17 @@ static bool load_rc_ok(loader_t *l, const zk_call_t *call)
     return false;
 }
 
-static void load_issue(coordinator_t *c, loader_t *l, const char *path, zk_done_fn done, int32_t i1,
-                       int32_t i2, int kind, bool watch)
+/* zk_get, zk_children or zk_exists. */
+typedef void (*zk_read_fn)(coordinator_t *c, zk_call_t *call, bool watch);
+
+static void load_issue(coordinator_t *c, loader_t *l, zk_read_fn zk_read, const char *path,
+                       zk_done_fn done, int32_t i1, int32_t i2, bool watch)
 {
     zk_call_t *call = zk_call_new(c, done, l, path);
     call->i1 = i1;
     call->i2 = i2;
     l->pending++;
-    if (kind == 0)
-        zk_get(c, call, watch);
-    else if (kind == 1)
-        zk_children(c, call, watch);
-    else
-        zk_exists(c, call, watch);
+    zk_read(c, call, watch);
 }
 
 static void on_broker(coordinator_t *c, zk_call_t *call)
@@ -480,7 +478,7 @@ static void on_broker_ids(coordinator_t *c, zk_call_t *call)
         for (int i = 0; i < call->nchildren; i++) {
             char path[300];
             snprintf(path, sizeof(path), "/brokers/ids/%s", call->children[i]);
-            load_issue(c, l, path, on_broker, 0, 0, 0, false);
+            load_issue(c, l, zk_get, path, on_broker, 0, 0, false);
         }
     }
     load_done_one(c, l);
@@ -519,7 +517,7 @@ static void on_topic(coordinator_t *c, zk_call_t *call)
                 char path[600];
                 t->state_versions[p] = -1;
                 snprintf(path, sizeof(path), "/brokers/topics/%s/partitions/%d/state", t->name, p);
-                load_issue(c, l, path, on_state, call->i1, p, 0, true);
+                load_issue(c, l, zk_get, path, on_state, call->i1, p, true);
             }
         } else {
             VLOG_ERR("coord", "%s: %s; topic ignored", call->path, err);
@@ -552,9 +550,9 @@ static void on_topics(coordinator_t *c, zk_call_t *call)
             char path[600];
             l->topics[i].name = xstrdup(call->children[i]);
             snprintf(path, sizeof(path), "/brokers/topics/%s", call->children[i]);
-            load_issue(c, l, path, on_topic, i, 0, 0, true);
+            load_issue(c, l, zk_get, path, on_topic, i, 0, true);
             snprintf(path, sizeof(path), "/config/topics/%s", call->children[i]);
-            load_issue(c, l, path, on_topic_config, i, 0, 0, true);
+            load_issue(c, l, zk_get, path, on_topic_config, i, 0, true);
         }
     }
     load_done_one(c, l);
@@ -585,7 +583,7 @@ static void on_controller_exists(coordinator_t *c, zk_call_t *call)
 {
     loader_t *l = call->arg;
     if (load_rc_ok(l, call))
-        load_issue(c, l, "/controller", on_controller_data, 0, 0, 0, false);
+        load_issue(c, l, zk_get, "/controller", on_controller_data, 0, 0, false);
     load_done_one(c, l);
 }
 
@@ -631,11 +629,11 @@ static void reload_start(coordinator_t *c)
     /* A guard count so that completions cannot finish the load while it
      * is still being issued. */
     l->pending = 1;
-    load_issue(c, l, "/brokers/ids", on_broker_ids, 0, 0, 1, true);
-    load_issue(c, l, "/brokers/topics", on_topics, 0, 0, 1, true);
-    load_issue(c, l, "/controller", on_controller_exists, 0, 0, 2, true);
-    load_issue(c, l, "/controller_epoch", on_epoch, 0, 0, 0, false);
-    load_issue(c, l, "/admin/delete_topics", on_deletes, 0, 0, 1, true);
+    load_issue(c, l, zk_children, "/brokers/ids", on_broker_ids, 0, 0, true);
+    load_issue(c, l, zk_children, "/brokers/topics", on_topics, 0, 0, true);
+    load_issue(c, l, zk_exists, "/controller", on_controller_exists, 0, 0, true);
+    load_issue(c, l, zk_get, "/controller_epoch", on_epoch, 0, 0, false);
+    load_issue(c, l, zk_children, "/admin/delete_topics", on_deletes, 0, 0, true);
     load_done_one(c, l);
 }
 
