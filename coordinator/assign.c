@@ -14,6 +14,15 @@ bool coord_contains(const int32_t *ids, int32_t n, int32_t id)
     return false;
 }
 
+int32_t *coord_copy_ids(const int32_t *ids, int32_t n)
+{
+    assert(n >= 0);
+    int32_t *out = xmalloc((size_t)(n > 0 ? n : 1) * sizeof(*out));
+    if (n > 0)
+        memcpy(out, ids, (size_t)n * sizeof(*out));
+    return out;
+}
+
 static int cmp_broker_id(const void *a, const void *b)
 {
     const assign_broker_t *x = a, *y = b;

@@ -116,5 +116,7 @@ int32_t coord_elect_leader(const int32_t *replicas, int32_t nreplicas, const int
 
 /* True when id is among ids[0..n). */
 bool coord_contains(const int32_t *ids, int32_t n, int32_t id);
+/* An xmalloc'd copy of ids[0..n), never NULL (even for n == 0). */
+int32_t *coord_copy_ids(const int32_t *ids, int32_t n);
 
 #endif

@@ -126,14 +126,6 @@ bool coord_broker_live(void *arg, int32_t id)
     return cluster_metadata_broker(c->md, id) != NULL;
 }
 
-static int32_t *copy_ids(const int32_t *ids, int32_t n)
-{
-    int32_t *out = xmalloc((size_t)(n > 0 ? n : 1) * sizeof(*out));
-    if (n > 0)
-        memcpy(out, ids, (size_t)n * sizeof(*out));
-    return out;
-}
-
 static void partition_set_offline(md_partition_t *p, const cluster_metadata_t *md)
 {
     free(p->offline);
@@ -192,17 +184,17 @@ static cluster_metadata_t *metadata_build(coordinator_t *c, loader_t *l, topic_z
         for (int32_t p = 0; p < lt->a.npartitions; p++) {
             md_partition_t *mp = &tp->t.partitions[p];
             mp->id = p;
-            mp->replicas = copy_ids(lt->a.replicas[p], lt->a.nreplicas[p]);
+            mp->replicas = coord_copy_ids(lt->a.replicas[p], lt->a.nreplicas[p]);
             mp->nreplicas = lt->a.nreplicas[p];
             tp->z.state_version[p] = lt->state_versions[p];
             if (lt->state_versions[p] >= 0) {
                 mp->leader = lt->states[p].leader;
                 mp->leader_epoch = lt->states[p].leader_epoch;
-                mp->isr = copy_ids(lt->states[p].isr, lt->states[p].nisr);
+                mp->isr = coord_copy_ids(lt->states[p].isr, lt->states[p].nisr);
                 mp->nisr = lt->states[p].nisr;
             } else {
                 mp->leader = -1;
-                mp->isr = copy_ids(NULL, 0);
+                mp->isr = coord_copy_ids(NULL, 0);
             }
             partition_set_offline(mp, md);
         }
@@ -256,7 +248,7 @@ static void keep_newer_epochs(const cluster_metadata_t *old, cluster_metadata_t 
             np->leader = op->leader;
             np->leader_epoch = op->leader_epoch;
             free(np->isr);
-            np->isr = copy_ids(op->isr, op->nisr);
+            np->isr = coord_copy_ids(op->isr, op->nisr);
             np->nisr = op->nisr;
         }
     }
@@ -332,7 +324,7 @@ void coord_apply_partition(coordinator_t *c, const char *topic, const uint8_t to
     p->leader = leader;
     p->leader_epoch = leader_epoch;
     free(p->isr);
-    p->isr = copy_ids(isr, nisr);
+    p->isr = coord_copy_ids(isr, nisr);
     p->nisr = nisr;
     partition_set_offline(p, c->md);
     if (changed && is_replica(p, c->cfg.broker_id) && c->cb.partition_changed) {

@@ -63,14 +63,6 @@ static bool ids_valid(const int32_t *ids, size_t n, char *err, size_t err_size, 
     return true;
 }
 
-static int32_t *copy_ids(const int32_t *ids, size_t n)
-{
-    int32_t *out = xmalloc((n ? n : 1) * sizeof(*out));
-    if (n)
-        memcpy(out, ids, n * sizeof(*out));
-    return out;
-}
-
 /* ---- /brokers/ids/<id> ---- */
 
 uint8_t *znode_encode_broker(const md_broker_t *b, size_t *len)
@@ -181,7 +173,7 @@ int znode_decode_assignment(const uint8_t *buf, size_t len, zk_assignment_t *out
         }
         if (!ids_valid(p->replicas, p->n_replicas, err, err_size, "replica list"))
             goto fail;
-        replicas[p->partition] = copy_ids(p->replicas, p->n_replicas);
+        replicas[p->partition] = coord_copy_ids(p->replicas, (int32_t)p->n_replicas);
         nreplicas[p->partition] = (int32_t)p->n_replicas;
     }
     memcpy(out->topic_id, m->topic_id.data, 16);
@@ -236,7 +228,7 @@ int znode_decode_partition_state(const uint8_t *buf, size_t len, zk_partition_st
     out->leader = m->leader;
     out->leader_epoch = m->leader_epoch;
     out->controller_epoch = m->controller_epoch;
-    out->isr = copy_ids(m->isr, m->n_isr);
+    out->isr = coord_copy_ids(m->isr, (int32_t)m->n_isr);
     out->nisr = (int32_t)m->n_isr;
     rc = 0;
 out:
