@@ -60,11 +60,22 @@ def cli_bin():
     return _find_binary(["cli/vltava", "vltava", "bin/vltava"], "vltava")
 
 
+_ports_given = set()
+
+
 def free_port():
-    """A TCP port that was free on 127.0.0.1 a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A TCP port that was free on 127.0.0.1 a moment ago, and never one this
+    process handed out before: the kernel may return a port it just freed, and
+    a cluster's ports are picked before any broker binds them (two brokers
+    given one port would race for it)."""
+    for _ in range(1000):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _ports_given:
+            _ports_given.add(port)
+            return port
+    raise AssertionError("no unused free port after 1000 tries")
 
 
 def wait_for(predicate, timeout=10, what="condition", interval=0.05):
