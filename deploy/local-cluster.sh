@@ -16,6 +16,7 @@
 set -euo pipefail
 
 repo="$(cd "$(dirname "$0")/.." && pwd)"
+. "$repo/deploy/zookeeper-lib.sh"
 state="${VLTAVA_LOCAL_DIR:-$repo/.vltava-local}"
 build="${VLTAVA_BUILD_DIR:-$repo/build}"
 zk_port="${VLTAVA_ZK_PORT:-2181}"
@@ -67,12 +68,6 @@ ensure_built() {
     broker_bin >/dev/null || die "vltava-broker not found in $build"
 }
 
-zk_ok() {
-    local reply
-    reply="$(timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$zk_port && printf ruok >&3 && cat <&3" 2>/dev/null)" || return 1
-    [ "$reply" = imok ]
-}
-
 start_zookeeper() {
     local dir="$state/zookeeper"
     if pid_alive "$dir/pid" QuorumPeerMain; then
@@ -80,23 +75,12 @@ start_zookeeper() {
         return
     fi
     port_open "$zk_port" && die "port $zk_port is taken; set VLTAVA_ZK_PORT"
-    mkdir -p "$dir/data"
-    cat >"$dir/zoo.cfg" <<EOF
-tickTime=2000
-dataDir=$dir/data
-clientPort=$zk_port
-clientPortAddress=127.0.0.1
-admin.enableServer=false
-maxClientCnxns=0
-4lw.commands.whitelist=ruok,srvr,stat
-EOF
-    # zookeeper.jar's manifest Class-Path names its dependencies.
-    setsid java -Xmx256m -XX:+UseSerialGC -Dorg.slf4j.simpleLogger.defaultLogLevel=warn \
-        -cp /usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar \
-        org.apache.zookeeper.server.quorum.QuorumPeerMain "$dir/zoo.cfg" \
-        >>"$dir/zookeeper.log" 2>&1 </dev/null &
+    # ZooKeeper's own defaults for a 2 s tick: sessions of 4 s to 40 s.
+    zk_write_config "$dir" "$zk_port" 2000 4000 40000
+    zk_command "$dir/zoo.cfg"
+    setsid "${ZK_COMMAND[@]}" >>"$dir/zookeeper.log" 2>&1 </dev/null &
     echo $! >"$dir/pid"
-    wait_until 60 zookeeper zk_ok || die "zookeeper did not start; see $dir/zookeeper.log"
+    wait_until 60 zookeeper zk_ok "$zk_port" || die "zookeeper did not start; see $dir/zookeeper.log"
     say "zookeeper 127.0.0.1:$zk_port (pid $(cat "$dir/pid"))"
 }
 
@@ -226,7 +210,7 @@ cmd_down() {
 cmd_status() {
     local up=0 d
     if pid_alive "$state/zookeeper/pid" QuorumPeerMain; then
-        say "zookeeper  127.0.0.1:$zk_port  pid $(cat "$state/zookeeper/pid")  $(zk_ok && echo ok || echo 'not answering')"
+        say "zookeeper  127.0.0.1:$zk_port  pid $(cat "$state/zookeeper/pid")  $(zk_ok "$zk_port" && echo ok || echo 'not answering')"
         up=1
     else
         say "zookeeper  stopped"

@@ -30,8 +30,8 @@ log "build (-j$build_jobs)"
 cmake --build "$build" -j"$build_jobs"
 
 # One ZooKeeper (Debian's package) for the whole run; each test works under
-# its own chroot. zookeeper.jar's manifest Class-Path names its dependencies
-# (jute, netty, jetty, metrics, slf4j-api); slf4j-simple is its logger.
+# its own chroot.
+. "$repo/deploy/zookeeper-lib.sh"
 zk_dir="$(mktemp -d "${TMPDIR:-/tmp}/vltava-run-zk.XXXXXX")"
 zk_pid=""
 cleanup() {
@@ -51,36 +51,16 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 zk_port="$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
-mkdir -p "$zk_dir/data"
-cat >"$zk_dir/zoo.cfg" <<EOF
-tickTime=500
-initLimit=10
-syncLimit=5
-dataDir=$zk_dir/data
-clientPort=$zk_port
-clientPortAddress=127.0.0.1
-admin.enableServer=false
-maxClientCnxns=0
-minSessionTimeout=1000
-maxSessionTimeout=60000
-4lw.commands.whitelist=ruok,srvr,stat,mntr
-EOF
+# A short tick, so tests may use session timeouts down to 1 s.
+zk_write_config "$zk_dir" "$zk_port" 500 1000 60000
 log "ZooKeeper on 127.0.0.1:$zk_port (data in $zk_dir)"
 # --pdeathsig: ZooKeeper dies with this script even when the trap cannot run.
-setpriv --pdeathsig KILL java -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 \
-    -Dorg.slf4j.simpleLogger.defaultLogLevel=warn -Dzookeeper.admin.enableServer=false \
-    -cp /usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar \
-    org.apache.zookeeper.server.quorum.QuorumPeerMain "$zk_dir/zoo.cfg" \
-    >"$zk_dir/zookeeper.log" 2>&1 &
+zk_command "$zk_dir/zoo.cfg" -XX:TieredStopAtLevel=1
+setpriv --pdeathsig KILL "${ZK_COMMAND[@]}" >"$zk_dir/zookeeper.log" 2>&1 &
 zk_pid=$!
 
-zk_ok() {
-    local reply
-    reply="$(timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$zk_port && printf ruok >&3 && cat <&3" 2>/dev/null)" || return 1
-    [ "$reply" = imok ]
-}
 deadline=$(($(date +%s) + 60))
-until zk_ok; do
+until zk_ok "$zk_port"; do
     if ! kill -0 "$zk_pid" 2>/dev/null; then
         log "ZooKeeper exited:"; cat "$zk_dir/zookeeper.log" >&2; exit 1
     fi
