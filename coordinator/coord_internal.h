@@ -23,6 +23,11 @@
 
 /* ---- znode payloads -------------------------------------------------- */
 
+struct ProtobufCMessage;
+/* m packed into an xmalloc'd buffer (never NULL) the caller frees; *len is
+ * its size. Also packs the inter-broker RPC payloads. */
+uint8_t *coord_pack_message(const struct ProtobufCMessage *m, size_t *len);
+
 /* Decoded /brokers/topics/<t>/partitions/<p>/state. isr is owned. */
 typedef struct zk_partition_state {
     int32_t leader; /* -1: offline */

@@ -184,9 +184,8 @@ int rpc_glue_forward_create(coordinator_t *c, const topic_spec_t *spec, coordina
     m.replication_factor = spec->replication_factor;
     m.configs = ptrs;
     m.n_configs = spec->nconfigs;
-    size_t len = vltava__create_topic_request__get_packed_size(&m);
-    uint8_t *buf = xmalloc(len ? len : 1);
-    vltava__create_topic_request__pack(&m, buf);
+    size_t len;
+    uint8_t *buf = coord_pack_message(&m.base, &len);
     forward_ctx_t *f = xcalloc(1, sizeof(*f));
     f->done = done;
     f->arg = arg;
@@ -290,9 +289,8 @@ static void fill_partition(Vltava__PartitionStateInfo *pi, const md_topic_t *t,
 static void send_push(coordinator_t *c, int32_t broker_id, uint32_t type, const char *what,
                       const ProtobufCMessage *m)
 {
-    size_t len = protobuf_c_message_get_packed_size(m);
-    uint8_t *buf = xmalloc(len ? len : 1);
-    protobuf_c_message_pack(m, buf);
+    size_t len;
+    uint8_t *buf = coord_pack_message(m, &len);
     push_ctx_t *p = xcalloc(1, sizeof(*p));
     p->c = c;
     p->broker_id = broker_id;

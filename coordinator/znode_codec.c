@@ -15,7 +15,7 @@
 #include "xalloc.h"
 #include "znodes.pb-c.h"
 
-static uint8_t *pack_message(const ProtobufCMessage *m, size_t *len)
+uint8_t *coord_pack_message(const ProtobufCMessage *m, size_t *len)
 {
     size_t size = protobuf_c_message_get_packed_size(m);
     /* A zero-length znode payload is legal protobuf; keep one byte so the
@@ -75,7 +75,7 @@ uint8_t *znode_encode_broker(const md_broker_t *b, size_t *len)
     m.rpc_port = b->rpc_port;
     m.rpc_host = b->rpc_host ? b->rpc_host : b->host;
     m.rack = b->rack ? b->rack : "";
-    return pack_message(&m.base, len);
+    return coord_pack_message(&m.base, len);
 }
 
 int znode_decode_broker(const uint8_t *buf, size_t len, md_broker_t *out, char *err,
@@ -131,7 +131,7 @@ uint8_t *znode_encode_assignment(const zk_assignment_t *a, size_t *len)
     }
     m.n_partitions = (size_t)a->npartitions;
     m.partitions = ptrs;
-    uint8_t *buf = pack_message(&m.base, len);
+    uint8_t *buf = coord_pack_message(&m.base, len);
     free(ptrs);
     free(parts);
     return buf;
@@ -206,7 +206,7 @@ uint8_t *znode_encode_partition_state(const zk_partition_state_t *s, size_t *len
     m.controller_epoch = s->controller_epoch;
     m.n_isr = (size_t)s->nisr;
     m.isr = s->isr;
-    return pack_message(&m.base, len);
+    return coord_pack_message(&m.base, len);
 }
 
 int znode_decode_partition_state(const uint8_t *buf, size_t len, zk_partition_state_t *out,
@@ -250,7 +250,7 @@ uint8_t *znode_encode_controller(int32_t broker_id, int64_t timestamp_ms, size_t
     Vltava__ControllerRegistration m = VLTAVA__CONTROLLER_REGISTRATION__INIT;
     m.broker_id = broker_id;
     m.timestamp_ms = timestamp_ms;
-    return pack_message(&m.base, len);
+    return coord_pack_message(&m.base, len);
 }
 
 int znode_decode_controller(const uint8_t *buf, size_t len, int32_t *broker_id, char *err,
@@ -275,7 +275,7 @@ uint8_t *znode_encode_controller_epoch(int32_t epoch, size_t *len)
     assert(epoch >= 0);
     Vltava__ControllerEpoch m = VLTAVA__CONTROLLER_EPOCH__INIT;
     m.epoch = epoch;
-    return pack_message(&m.base, len);
+    return coord_pack_message(&m.base, len);
 }
 
 int znode_decode_controller_epoch(const uint8_t *buf, size_t len, int32_t *epoch, char *err,
@@ -300,7 +300,7 @@ uint8_t *znode_encode_cluster_id(const char *id, size_t *len)
     assert(id && id[0]);
     Vltava__ClusterId m = VLTAVA__CLUSTER_ID__INIT;
     m.id = (char *)id;
-    return pack_message(&m.base, len);
+    return coord_pack_message(&m.base, len);
 }
 
 int znode_decode_cluster_id(const uint8_t *buf, size_t len, char **id, char *err, size_t err_size)
@@ -338,7 +338,7 @@ uint8_t *znode_encode_topic_config(const char *const *keys, const char *const *v
     }
     m.n_entries = n;
     m.entries = ptrs;
-    uint8_t *buf = pack_message(&m.base, len);
+    uint8_t *buf = coord_pack_message(&m.base, len);
     free(ptrs);
     free(entries);
     return buf;
@@ -387,7 +387,7 @@ uint8_t *znode_encode_delete_request(const char *topic, int32_t requested_by, si
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     m.requested_at_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-    return pack_message(&m.base, len);
+    return coord_pack_message(&m.base, len);
 }
 
 /* ---- random ids ---- */
