@@ -891,11 +891,9 @@ static bool rm_apply_partition(replica_manager_t *rm, rm_fetcher_t *f,
             return false;
         }
     }
-    int64_t hw = d->high_watermark;
-    if (hw > partition_log_end_offset(log))
-        hw = partition_log_end_offset(log);
-    if (hw > partition_log_high_watermark(log))
-        partition_log_set_high_watermark(log, hw);
+    /* Never back; the log clamps it to what we hold. */
+    if (d->high_watermark > partition_log_high_watermark(log))
+        partition_log_set_high_watermark(log, d->high_watermark);
     return true;
 }
 
