@@ -184,14 +184,17 @@ static cluster_metadata_t *metadata_build(coordinator_t *c, loader_t *l, topic_z
         for (int32_t p = 0; p < lt->a.npartitions; p++) {
             md_partition_t *mp = &tp->t.partitions[p];
             mp->id = p;
-            mp->replicas = coord_copy_ids(lt->a.replicas[p], lt->a.nreplicas[p]);
+            mp->replicas = lt->a.replicas[p];
             mp->nreplicas = lt->a.nreplicas[p];
+            lt->a.replicas[p] = NULL;
             tp->z.state_version[p] = lt->state_versions[p];
             if (lt->state_versions[p] >= 0) {
                 mp->leader = lt->states[p].leader;
                 mp->leader_epoch = lt->states[p].leader_epoch;
-                mp->isr = coord_copy_ids(lt->states[p].isr, lt->states[p].nisr);
+                mp->isr = lt->states[p].isr;
                 mp->nisr = lt->states[p].nisr;
+                lt->states[p].isr = NULL;
+                assert(mp->isr);
             } else {
                 mp->leader = -1;
                 mp->isr = coord_copy_ids(NULL, 0);
