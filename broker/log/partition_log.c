@@ -950,12 +950,13 @@ log_err_t partition_log_truncate_to(partition_log_t *log, int64_t offset)
         err = segment_truncate(seg, pos, new_end);
     if (err == LOG_OK)
         err = segment_write_pending_index(seg);
-    if (err != LOG_OK)
-        return err;
+    /* Later segments are gone even when the OS refused the rest: the high
+     * watermark, recovery point and epochs follow whatever end the log has
+     * now, as truncate_fully does on its failure path. */
     log->hint_offset = -1;
     log_follow_end(log);
     log_check_invariants(log);
-    return LOG_OK;
+    return err;
 }
 
 log_err_t partition_log_truncate_fully(partition_log_t *log, int64_t offset)
