@@ -286,18 +286,24 @@ static void conn_fail(conn_t *c, const char *why)
     }
 }
 
+/* Unlinks the request at *pp (a link of p->pending) and returns it. */
+static pending_t *peer_unlink_pending(peer_t *p, pending_t **pp)
+{
+    pending_t *pd = *pp;
+    assert(pd && p->npending > 0);
+    *pp = pd->next;
+    if (p->pending_tail == &pd->next)
+        p->pending_tail = pp;
+    p->npending--;
+    pd->next = NULL;
+    return pd;
+}
+
 static pending_t *peer_take_pending(peer_t *p, uint64_t id)
 {
-    for (pending_t **pp = &p->pending; *pp; pp = &(*pp)->next) {
-        if ((*pp)->id != id)
-            continue;
-        pending_t *pd = *pp;
-        *pp = pd->next;
-        if (p->pending_tail == &pd->next)
-            p->pending_tail = pp;
-        p->npending--;
-        return pd;
-    }
+    for (pending_t **pp = &p->pending; *pp; pp = &(*pp)->next)
+        if ((*pp)->id == id)
+            return peer_unlink_pending(p, pp);
     return NULL;
 }
 
@@ -617,12 +623,7 @@ static void sweep_cb(struct ev_loop *loop, ev_timer *w, int revents)
                 pp = &pd->next;
                 continue;
             }
-            *pp = pd->next;
-            if (p->pending_tail == &pd->next)
-                p->pending_tail = pp;
-            p->npending--;
-            pd->next = NULL;
-            *tail = pd;
+            *tail = peer_unlink_pending(p, pp);
             tail = &pd->next;
         }
         while (expired) {
