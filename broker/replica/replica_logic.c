@@ -4,7 +4,7 @@
 #include <assert.h>
 #include <stddef.h>
 
-static bool contains(const int32_t *ids, int32_t n, int32_t id)
+bool replica_contains(const int32_t *ids, int32_t n, int32_t id)
 {
     for (int32_t i = 0; i < n; i++)
         if (ids[i] == id)
@@ -77,7 +77,7 @@ int32_t replica_desired_isr(int32_t self, const int32_t *replicas, int32_t nrepl
         } else {
             const replica_progress_t *p = find_progress(prog, nprog, id);
             bool recent = p && now_ms - p->caught_up_ms <= lag_ms;
-            if (contains(isr, nisr, id))
+            if (replica_contains(isr, nisr, id))
                 keep = recent;
             else
                 keep = recent && p->leo >= 0 && p->leo >= hw && p->leo >= epoch_start_offset;
@@ -94,7 +94,7 @@ bool replica_same_set(const int32_t *a, int32_t na, const int32_t *b, int32_t nb
     if (na != nb)
         return false;
     for (int32_t i = 0; i < na; i++)
-        if (!contains(b, nb, a[i]))
+        if (!replica_contains(b, nb, a[i]))
             return false;
     return true;
 }

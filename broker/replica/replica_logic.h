@@ -46,6 +46,9 @@ int32_t replica_desired_isr(int32_t self, const int32_t *replicas, int32_t nrepl
                             int32_t nprog, int64_t hw, int64_t epoch_start_offset, int64_t lag_ms,
                             int64_t now_ms, int32_t *out);
 
+/* Whether id is among ids[0..n). */
+bool replica_contains(const int32_t *ids, int32_t n, int32_t id);
+
 /* Same members, any order. */
 bool replica_same_set(const int32_t *a, int32_t na, const int32_t *b, int32_t nb);
 

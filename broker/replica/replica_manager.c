@@ -110,7 +110,7 @@ struct replica_manager {
 
 static void rm_fetcher_kick(rm_fetcher_t *f);
 static void rm_kick_all(replica_manager_t *rm);
-static void rm_wake_parked(replica_manager_t *rm);
+static void rm_wake_parked(replica_manager_t *rm, const int32_t *senders, int32_t nsenders);
 static bool rm_update_high_watermark(replica_manager_t *rm, rm_entry_t *e);
 static void rm_maybe_alter_isr(replica_manager_t *rm, rm_entry_t *e);
 
@@ -237,7 +237,15 @@ int64_t replica_manager_leader_appended(replica_manager_t *rm, const replica_par
     rm_entry_t *e = (rm_entry_t *)p; /* pub is the entry's first member */
     if (!rm_update_high_watermark(rm, e))
         rm_notify(rm, e->topic, e->partition); /* the log end moved all the same */
-    rm_wake_parked(rm);
+    /* Only this partition's followers can have a parked fetch that asks for
+     * it (another sender's was answered with an error); copied, as e may go
+     * while answers run. */
+    int32_t followers[REPLICA_MAX_REPLICAS];
+    int32_t nfollowers = e->nprogress;
+    for (int32_t i = 0; i < nfollowers; i++)
+        followers[i] = e->progress[i].id;
+    if (nfollowers > 0)
+        rm_wake_parked(rm, followers, nfollowers);
     return partition_log_high_watermark(p->log);
 }
 
@@ -435,7 +443,7 @@ static void rm_partition_changed(void *arg, const md_topic_t *topic, const md_pa
                   e->pub.is_leader ? "leader" : "follower", p->leader, p->leader_epoch,
                   (long long)partition_log_end_offset(e->pub.log));
     rm_notify(rm, topic->name, p->id);
-    rm_wake_parked(rm);
+    rm_wake_parked(rm, NULL, 0);
     rm_kick_all(rm);
 }
 
@@ -461,7 +469,7 @@ static void rm_partition_removed(void *arg, const char *topic, int32_t partition
             VLOG_INFO(RM_MODULE, "%s-%d: replica removed, log deleted", topic, partition);
     }
     rm_notify(rm, topic, partition);
-    rm_wake_parked(rm);
+    rm_wake_parked(rm, NULL, 0);
 }
 
 coordinator_callbacks_t replica_manager_callbacks(replica_manager_t *rm)
@@ -731,11 +739,12 @@ static void rm_parked_timeout(struct ev_loop *loop, ev_timer *w, int revents)
     rm_parked_free(pk);
 }
 
-/* Re-evaluates every parked fetch (few: one per follower broker).
- * Answering moves high watermarks, whose listeners may complete requests
- * that append and so call here again: such nested calls only ask for
- * another pass. */
-static void rm_wake_parked(replica_manager_t *rm)
+/* Re-evaluates the parked fetches (few: one per follower broker) of the
+ * brokers in `senders`, or every one when senders is NULL. Answering moves
+ * high watermarks, whose listeners may complete requests that append and
+ * so call here again: such nested calls only ask for another pass, over
+ * every parked fetch. */
+static void rm_wake_parked(replica_manager_t *rm, const int32_t *senders, int32_t nsenders)
 {
     if (rm->waking) {
         rm->wake_again = true;
@@ -747,12 +756,14 @@ static void rm_wake_parked(replica_manager_t *rm)
         rm_parked_t *pk = rm->parked;
         while (pk) {
             rm_parked_t *next = pk->next;
-            if (rm_fetch_answer(rm, pk->req, pk->sender_id, pk->msg, false)) {
+            bool asked = senders == NULL || replica_contains(senders, nsenders, pk->sender_id);
+            if (asked && rm_fetch_answer(rm, pk->req, pk->sender_id, pk->msg, false)) {
                 rm_parked_unlink(pk);
                 rm_parked_free(pk);
             }
             pk = next;
         }
+        senders = NULL;
     } while (rm->wake_again);
     rm->waking = false;
 }
