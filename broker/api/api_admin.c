@@ -566,11 +566,8 @@ static const char *topic_override(const md_topic_t *t, const char *key)
 static void describe_topic(api_context_t *ctx, kwriter_t *w, int16_t version, bool synonyms,
                            const md_topic_t *t, kreader_t keys, int32_t nkeys)
 {
-    log_config_t cfg = ctx->config->log_defaults;
-    for (size_t i = 0; i < t->nconfigs; i++) {
-        char err[128];
-        log_config_set(&cfg, t->config_keys[i], t->config_values[i], err, sizeof(err));
-    }
+    log_config_t cfg;
+    replica_manager_topic_config(ctx->replicas, t, &cfg);
     size_t count_at = kw_reserve_i32(w); /* the entries' count, once known */
     int32_t n = 0;
     for (size_t i = 0; log_config_keys[i]; i++) {

@@ -213,12 +213,8 @@ static int32_t rm_own_id(const replica_manager_t *rm)
     return rm->coord ? coordinator_broker_id(rm->coord) : rm->cfg->broker_id;
 }
 
-/* The topic's effective settings: the broker defaults with the topic's
- * overrides applied (min.insync.replicas among them, which Produce reads
- * from the partition's log config). Keys the log does not keep are
- * skipped. */
-static void rm_topic_log_config(const replica_manager_t *rm, const md_topic_t *topic,
-                                log_config_t *cfg)
+void replica_manager_topic_config(const replica_manager_t *rm, const md_topic_t *topic,
+                                  log_config_t *cfg)
 {
     *cfg = *log_manager_defaults(rm->logs);
     for (size_t i = 0; i < topic->nconfigs; i++) {
@@ -402,7 +398,7 @@ static void rm_partition_changed(void *arg, const md_topic_t *topic, const md_pa
     rm_entry_t **slot = rm_find_slot(rm, topic->name, len, p->id);
     rm_entry_t *e = *slot;
     log_config_t cfg;
-    rm_topic_log_config(rm, topic, &cfg);
+    replica_manager_topic_config(rm, topic, &cfg);
 
     if (e && p->leader_epoch < e->pub.leader_epoch) {
         VLOG_INFO(RM_MODULE, "%s-%d: ignoring leader %d epoch %d older than epoch %d", topic->name,

@@ -36,6 +36,13 @@ typedef struct replica_partition {
     bool is_leader;
 } replica_partition_t;
 
+/* The topic's effective settings: the broker defaults with the topic's
+ * overrides applied (min.insync.replicas among them, which Produce reads
+ * from the partition's log config). Keys the log does not keep are
+ * skipped. Partitions' logs are opened with it; DescribeConfigs reports it. */
+void replica_manager_topic_config(const replica_manager_t *rm, const md_topic_t *topic,
+                                  log_config_t *cfg);
+
 /* The local replica of (topic, partition), or NULL when this broker holds
  * none. Valid until control returns to the loop. */
 const replica_partition_t *replica_manager_get(replica_manager_t *rm, const char *topic,
