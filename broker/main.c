@@ -19,7 +19,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "api.h"
 #include "config.h"
@@ -28,6 +27,7 @@
 #include "net.h"
 #include "replica_manager.h"
 #include "vlog.h"
+#include "wall_clock.h"
 
 #define MAIN_MODULE "broker"
 /* Longest wait for in-flight requests at shutdown (long polls, admin). */
@@ -50,18 +50,11 @@ typedef struct broker {
     int stop_signal;
 } broker_t;
 
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     broker_t *b = w->data;
     assert(b->logs != NULL);
-    log_manager_tick(b->logs, wall_ms());
+    log_manager_tick(b->logs, wall_clock_ms());
 }
 
 static void signal_cb(struct ev_loop *loop, ev_signal *w, int revents)

@@ -12,13 +12,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "coord_state.h"
 #include "kafka_errors.h"
 #include "partition_log.h"
 #include "vlog.h"
 #include "xalloc.h"
+#include "wall_clock.h"
 
 #define ADMIN_TIMEOUT_MS 30000
 #define TOPIC_NAME_MAX   249
@@ -38,13 +38,6 @@ struct admin_waiter {
     coordinator_done_fn done;
     void *arg;
 };
-
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static admin_waiter_t *admin_waiter_new(wait_kind_t kind, const char *name, const uint8_t id[16],
                                         int32_t npartitions, coordinator_done_fn done, void *arg)
@@ -173,7 +166,7 @@ static void start_election(coordinator_t *c)
     zk_call_t *call = zk_call_new(c, on_election, NULL, NULL);
     call->i1 = epoch;
     size_t len;
-    uint8_t *buf = znode_encode_controller(c->cfg.broker_id, wall_ms(), &len);
+    uint8_t *buf = znode_encode_controller(c->cfg.broker_id, wall_clock_ms(), &len);
     zk_multi_create(call, "/controller", buf, len, ZOO_EPHEMERAL);
     free(buf);
     buf = znode_encode_controller_epoch(epoch, &len);

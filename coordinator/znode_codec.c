@@ -8,12 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "coord_internal.h"
 #include "xalloc.h"
 #include "znodes.pb-c.h"
+#include "wall_clock.h"
 
 uint8_t *coord_pack_message(const ProtobufCMessage *m, size_t *len)
 {
@@ -384,9 +384,7 @@ uint8_t *znode_encode_delete_request(const char *topic, int32_t requested_by, si
     Vltava__DeleteTopicRequest m = VLTAVA__DELETE_TOPIC_REQUEST__INIT;
     m.topic = (char *)topic;
     m.requested_by = requested_by;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    m.requested_at_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    m.requested_at_ms = wall_clock_ms();
     return coord_pack_message(&m.base, len);
 }
 

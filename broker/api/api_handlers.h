@@ -92,9 +92,6 @@ int16_t api_check_leader_epoch(int32_t requested, int32_t current);
 int16_t api_leader_replica(api_context_t *ctx, kslice_t topic, int32_t partition,
                            const replica_partition_t **out);
 
-/* Wall-clock milliseconds (record timestamps are wall clock). */
-int64_t api_now_ms(void);
-
 /* Refuses a request that does not decode; net logs `why` with the peer. */
 #define API_REFUSE(req, why) ((req)->malformed_reason = (why), API_MALFORMED)
 

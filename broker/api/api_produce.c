@@ -26,6 +26,7 @@
 #include "coordinator.h"
 #include "kafka_errors.h"
 #include "vlog.h"
+#include "wall_clock.h"
 #include "xalloc.h"
 
 typedef struct produce_result {
@@ -109,7 +110,7 @@ static void produce_partition(api_context_t *ctx, kafka_request_t *req, int16_t 
     uint8_t *batches = req->frame + (records.ptr - req->frame);
     log_append_info_t info;
     log_err_t err = partition_log_append(rp->log, batches, (size_t)records.len, rp->leader_epoch,
-                                         api_now_ms(), &info);
+                                         wall_clock_ms(), &info);
     if (err != LOG_OK) {
         res.error = api_log_error_code(err);
         VLOG_DEBUG(API_MODULE, "%s: produce to %.*s-%d refused: %s", req->peer, (int)topic.len,

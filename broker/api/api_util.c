@@ -1,7 +1,6 @@
 /* Helpers shared by the API handlers that read broker state: leader
- * lookup and the clock. The pure ones are in api_validate.c. */
+ * lookup. The pure ones are in api_validate.c. */
 #include <assert.h>
-#include <time.h>
 
 #include "api_handlers.h"
 #include "coordinator.h"
@@ -23,11 +22,4 @@ int16_t api_leader_replica(api_context_t *ctx, kslice_t topic, int32_t partition
     if (!rp && (!t || partition < 0 || partition >= t->npartitions))
         return KAFKA_UNKNOWN_TOPIC_OR_PARTITION;
     return KAFKA_NOT_LEADER_OR_FOLLOWER;
-}
-
-int64_t api_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }

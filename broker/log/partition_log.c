@@ -10,13 +10,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "crc32c.h"
 #include "log_internal.h"
 #include "vlog.h"
 #include "xalloc.h"
+#include "wall_clock.h"
 
 #define LEADER_EPOCH_FILE "leader-epoch-checkpoint"
 /* Bounds what the epoch checkpoint parser accepts from disk. */
@@ -81,13 +81,6 @@ static inline segment_t *log_active(const partition_log_t *log)
 {
     assert(log->nsegs > 0);
     return log->segs[log->nsegs - 1];
-}
-
-static int64_t log_wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static void log_check_invariants(const partition_log_t *log)
@@ -732,7 +725,7 @@ log_err_t partition_log_append_replica(partition_log_t *log, const uint8_t *batc
         nbatches++;
         pos += size;
     }
-    int64_t now_ms = log_wall_ms();
+    int64_t now_ms = wall_clock_ms();
     log_err_t err = log_maybe_roll(log, len, records, now_ms);
     if (err != LOG_OK)
         return err;
