@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "xalloc.h"
+#include "topic_name.h"
 
 /* ---- Messages ---- */
 
@@ -100,17 +101,7 @@ bool cli_parse_format(const char *text, enum cli_format *format)
 
 bool cli_topic_name_valid(const char *name)
 {
-    size_t len = strlen(name);
-    if (len == 0 || len > 249 || strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
-        return false;
-    for (size_t i = 0; i < len; i++) {
-        char c = name[i];
-        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                  c == '.' || c == '_' || c == '-';
-        if (!ok)
-            return false;
-    }
-    return true;
+    return topic_name_check(name, strlen(name), NULL) == TOPIC_NAME_OK;
 }
 
 /* ---- Argument parsing ----

@@ -19,9 +19,9 @@
 #include "vlog.h"
 #include "xalloc.h"
 #include "wall_clock.h"
+#include "topic_name.h"
 
 #define ADMIN_TIMEOUT_MS 30000
-#define TOPIC_NAME_MAX   249
 
 typedef enum { WAIT_TOPIC_PRESENT, WAIT_TOPIC_GONE } wait_kind_t;
 
@@ -421,26 +421,24 @@ void controller_after_reload(coordinator_t *c, bool controller_exists, int32_t c
 
 static bool topic_name_valid(const char *name, char *why, size_t why_size)
 {
-    size_t n = strlen(name);
-    if (n == 0 || n > TOPIC_NAME_MAX) {
+    size_t bad_at = 0;
+    switch (topic_name_check(name, strlen(name), &bad_at)) {
+    case TOPIC_NAME_OK:
+        return true;
+    case TOPIC_NAME_EMPTY:
+    case TOPIC_NAME_TOO_LONG:
         snprintf(why, why_size, "topic name must have 1 to %d characters", TOPIC_NAME_MAX);
-        return false;
-    }
-    if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0) {
+        break;
+    case TOPIC_NAME_DOTS:
         snprintf(why, why_size, "topic name cannot be '.' or '..'");
-        return false;
+        break;
+    case TOPIC_NAME_ILLEGAL_CHAR:
+        snprintf(why, why_size,
+                 "topic name has an illegal character '%c' (legal: a-z A-Z 0-9 . _ -)",
+                 name[bad_at]);
+        break;
     }
-    for (size_t i = 0; i < n; i++) {
-        char ch = name[i];
-        bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-                  (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' || ch == '-';
-        if (!ok) {
-            snprintf(why, why_size,
-                     "topic name has an illegal character '%c' (legal: a-z A-Z 0-9 . _ -)", ch);
-            return false;
-        }
-    }
-    return true;
+    return false;
 }
 
 static assign_broker_t *live_brokers(const coordinator_t *c, size_t *n)

@@ -10,6 +10,7 @@
 #include "api.h"
 #include "partition_log.h"
 #include "replica_manager.h"
+#include "topic_name.h"
 
 /* ---- handlers (see api.h for the lifecycle) ---- */
 api_result_t api_handle_produce(api_context_t *ctx, kafka_request_t *req, kafka_response_t *resp);
@@ -71,7 +72,7 @@ int16_t api_log_error_code(log_err_t err);
 /* Kafka's topic name rule: 1..249 characters of [a-zA-Z0-9._-], and not
  * "." or "..". Returns KAFKA_NONE or KAFKA_INVALID_TOPIC_EXCEPTION with the
  * reason in msg. */
-#define API_TOPIC_NAME_MAX 249
+#define API_TOPIC_NAME_MAX TOPIC_NAME_MAX
 int16_t api_validate_topic_name(const char *name, size_t len, char *msg, size_t msg_size);
 
 /* Checks one topic-level config entry as the log will apply it

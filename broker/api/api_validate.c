@@ -6,6 +6,7 @@
 
 #include "api_handlers.h"
 #include "kafka_errors.h"
+#include "topic_name.h"
 
 int16_t api_log_error_code(log_err_t err)
 {
@@ -35,32 +36,27 @@ int16_t api_log_error_code(log_err_t err)
 
 int16_t api_validate_topic_name(const char *name, size_t len, char *msg, size_t msg_size)
 {
-    if (len == 0) {
+    switch (topic_name_check(name, len, NULL)) {
+    case TOPIC_NAME_OK:
+        return KAFKA_NONE;
+    case TOPIC_NAME_EMPTY:
         snprintf(msg, msg_size, "Topic name is illegal, it can't be empty");
-        return KAFKA_INVALID_TOPIC_EXCEPTION;
-    }
-    if ((len == 1 && name[0] == '.') || (len == 2 && name[0] == '.' && name[1] == '.')) {
+        break;
+    case TOPIC_NAME_DOTS:
         snprintf(msg, msg_size, "Topic name cannot be \".\" or \"..\"");
-        return KAFKA_INVALID_TOPIC_EXCEPTION;
-    }
-    if (len > API_TOPIC_NAME_MAX) {
+        break;
+    case TOPIC_NAME_TOO_LONG:
         snprintf(msg, msg_size, "Topic name is illegal, it can't be longer than %d characters",
-                 API_TOPIC_NAME_MAX);
-        return KAFKA_INVALID_TOPIC_EXCEPTION;
+                 TOPIC_NAME_MAX);
+        break;
+    case TOPIC_NAME_ILLEGAL_CHAR:
+        snprintf(msg, msg_size,
+                 "Topic name \"%.*s\" is illegal, it contains a character other than ASCII "
+                 "alphanumerics, '.', '_' and '-'",
+                 (int)len, name);
+        break;
     }
-    for (size_t i = 0; i < len; i++) {
-        char c = name[i];
-        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                  c == '.' || c == '_' || c == '-';
-        if (!ok) {
-            snprintf(msg, msg_size,
-                     "Topic name \"%.*s\" is illegal, it contains a character other than ASCII "
-                     "alphanumerics, '.', '_' and '-'",
-                     (int)len, name);
-            return KAFKA_INVALID_TOPIC_EXCEPTION;
-        }
-    }
-    return KAFKA_NONE;
+    return KAFKA_INVALID_TOPIC_EXCEPTION;
 }
 
 int16_t api_validate_topic_config(const char *key, const char *value, char *msg, size_t msg_size)

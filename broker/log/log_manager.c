@@ -16,6 +16,7 @@
 #include "log_manager.h"
 #include "vlog.h"
 #include "xalloc.h"
+#include "topic_name.h"
 
 #define LM_CLEAN_SHUTDOWN_FILE    ".kafka_cleanshutdown"
 #define LM_RECOVERY_CHECKPOINT    "recovery-point-offset-checkpoint"
@@ -23,7 +24,7 @@
 #define LM_START_CHECKPOINT       "log-start-offset-checkpoint"
 #define LM_CHECKPOINT_INTERVAL_MS 5000
 /* Kafka's limit on topic names; also bounds what checkpoint parsing reads. */
-#define LM_TOPIC_MAX              249
+#define LM_TOPIC_MAX              TOPIC_NAME_MAX
 #define LM_CHECKPOINT_MAX_ENTRIES 1000000
 
 typedef struct lm_entry {
@@ -98,14 +99,7 @@ static void lm_insert(log_manager_t *lm, const char *topic, int32_t partition, p
 
 static bool lm_valid_topic(const char *topic)
 {
-    size_t len = strlen(topic);
-    if (len == 0 || len > LM_TOPIC_MAX || strcmp(topic, ".") == 0 || strcmp(topic, "..") == 0)
-        return false;
-    for (const char *p = topic; *p; p++)
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-              *p == '.' || *p == '_' || *p == '-'))
-            return false;
-    return true;
+    return topic_name_check(topic, strlen(topic), NULL) == TOPIC_NAME_OK;
 }
 
 /* "<topic>-<partition>" -> topic, partition. */
