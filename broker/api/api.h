@@ -45,6 +45,7 @@ struct replica_manager;
 struct fetch_purgatory;
 struct produce_purgatory;
 struct admin_op;
+struct group_coordinator;
 
 enum kafka_api_key {
     KAFKA_API_PRODUCE = 0,
@@ -66,6 +67,8 @@ enum kafka_api_key {
     KAFKA_API_INIT_PRODUCER_ID = 22,
     KAFKA_API_DESCRIBE_CONFIGS = 32,
     KAFKA_API_CREATE_PARTITIONS = 37,
+    KAFKA_API_DELETE_GROUPS = 42,
+    KAFKA_API_OFFSET_DELETE = 47,
     KAFKA_API_KEY_COUNT = 68 /* table size; keys at or above are unknown */
 };
 
@@ -79,6 +82,7 @@ typedef struct api_context {
     struct fetch_purgatory *fetches;
     struct admin_op *admin_ops;         /* admin requests waiting on the coordinator */
     struct produce_purgatory *produces; /* acks=-1 Produce waiting on replication */
+    struct group_coordinator *groups;   /* consumer groups (broker/group); set by main */
 } api_context_t;
 
 typedef struct kafka_request {
