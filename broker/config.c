@@ -96,6 +96,30 @@ static const config_option_t config_options[] = {
     NUM("log.flush.scheduler.interval.ms", OPT_INT64, flush_scheduler_interval_ms, 1, INT64_MAX,
         "9223372036854775807", "how often logs are checked for a time-based flush"),
     {"log.level", OPT_LOG_LEVEL, F(log_level), 0, 0, 0, "info", NULL, "error, warn, info or debug"},
+    NUM("offsets.topic.num.partitions", OPT_INT32, groups.offsets_topic_partitions, 1, 1000, "50",
+        "partitions of __consumer_offsets (fixed once the topic exists)"),
+    NUM("offsets.topic.replication.factor", OPT_INT16, groups.offsets_topic_replication_factor, 1,
+        INT16_MAX, "3",
+        "replication factor of __consumer_offsets; groups wait until this many brokers are live"),
+    NUM("offsets.topic.segment.bytes", OPT_INT32, groups.offsets_topic_segment_bytes, 14, INT32_MAX,
+        "104857600", "segment size of __consumer_offsets"),
+    NUM("offsets.retention.ms", OPT_INT64, groups.offsets_retention_ms, 1, INT64_MAX, "604800000",
+        "committed offsets of an empty group expire this long after it became empty"),
+    NUM("offsets.retention.check.interval.ms", OPT_INT64,
+        groups.offsets_retention_check_interval_ms, 1, INT64_MAX, "600000",
+        "how often expired offsets are removed"),
+    NUM("offsets.commit.timeout.ms", OPT_INT32, groups.offsets_commit_timeout_ms, 1, INT32_MAX,
+        "5000", "longest wait for a commit to reach every in-sync replica"),
+    NUM("offset.metadata.max.bytes", OPT_INT32, groups.offset_metadata_max_bytes, 0, 1048576,
+        "4096", "largest metadata string of a committed offset"),
+    NUM("group.initial.rebalance.delay.ms", OPT_INT32, groups.initial_rebalance_delay_ms, 0,
+        INT32_MAX, "3000", "how long an empty group's first rebalance waits for more members"),
+    NUM("group.min.session.timeout.ms", OPT_INT32, groups.min_session_timeout_ms, 1, INT32_MAX,
+        "6000", "smallest session timeout a group member may ask for"),
+    NUM("group.max.session.timeout.ms", OPT_INT32, groups.max_session_timeout_ms, 1, INT32_MAX,
+        "1800000", "largest session timeout a group member may ask for"),
+    NUM("group.max.size", OPT_INT32, groups.max_size, 1, GROUP_MAX_MEMBERS, "1000",
+        "members one group may have"),
     TOPIC_DEFAULT("log.segment.bytes", "segment.bytes", "segment file size"),
     TOPIC_DEFAULT("log.roll.ms", "segment.ms", "age at which a segment rolls"),
     TOPIC_DEFAULT("log.retention.ms", "retention.ms",
@@ -376,6 +400,10 @@ static int config_finish(broker_config_t *cfg, char *err, size_t err_size)
         free(cfg->rpc_host);
         cfg->rpc_host = xstrdup(cfg->advertised_host);
     }
+    if (cfg->groups.min_session_timeout_ms > cfg->groups.max_session_timeout_ms)
+        return config_fail(err, err_size, "group.min.session.timeout.ms",
+                           "%d is above group.max.session.timeout.ms (%d)",
+                           cfg->groups.min_session_timeout_ms, cfg->groups.max_session_timeout_ms);
     assert(cfg->listener_host != NULL && cfg->log_dir != NULL);
     return 0;
 }

@@ -26,7 +26,6 @@
 #include "coordinator.h"
 #include "kafka_errors.h"
 #include "vlog.h"
-#include "wall_clock.h"
 #include "xalloc.h"
 
 typedef struct produce_result {
@@ -109,17 +108,17 @@ static void produce_partition(api_context_t *ctx, kafka_request_t *req, int16_t 
     assert(records.ptr >= req->frame && records.ptr + records.len <= req->frame + req->frame_len);
     uint8_t *batches = req->frame + (records.ptr - req->frame);
     log_append_info_t info;
-    log_err_t err = partition_log_append(rp->log, batches, (size_t)records.len, rp->leader_epoch,
-                                         wall_clock_ms(), &info);
+    int64_t hw;
+    /* Also wakes the fetches and Produce requests waiting on it (the
+     * listener, api_notify_partition). */
+    log_err_t err =
+        replica_manager_leader_append(ctx->replicas, rp, batches, (size_t)records.len, &info, &hw);
     if (err != LOG_OK) {
         res.error = api_log_error_code(err);
         VLOG_DEBUG(API_MODULE, "%s: produce to %.*s-%d refused: %s", req->peer, (int)topic.len,
                    (const char *)topic.ptr, partition, log_err_str(err));
         goto out;
     }
-    /* Also wakes the fetches and Produce requests waiting on it (the
-     * listener, api_notify_partition). */
-    int64_t hw = replica_manager_leader_appended(ctx->replicas, rp);
     res.error = KAFKA_NONE;
     res.base_offset = info.first_offset;
     res.log_append_time = info.log_append_time;

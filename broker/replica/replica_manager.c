@@ -33,6 +33,7 @@
 #include "rpc.h"
 #include "rpc.pb-c.h"
 #include "vlog.h"
+#include "wall_clock.h"
 #include "xalloc.h"
 
 #define RM_FETCH_MAX_WAIT_MS     500
@@ -226,10 +227,16 @@ void replica_manager_topic_config(const replica_manager_t *rm, const md_topic_t 
     }
 }
 
-int64_t replica_manager_leader_appended(replica_manager_t *rm, const replica_partition_t *p)
+log_err_t replica_manager_leader_append(replica_manager_t *rm, const replica_partition_t *p,
+                                        uint8_t *batches, size_t len, log_append_info_t *info,
+                                        int64_t *hw)
 {
     assert(p != NULL && p->log != NULL);
     assert(p->is_leader);
+    log_err_t err =
+        partition_log_append(p->log, batches, len, p->leader_epoch, wall_clock_ms(), info);
+    if (err != LOG_OK)
+        return err;
     rm_entry_t *e = (rm_entry_t *)p; /* pub is the entry's first member */
     if (!rm_update_high_watermark(rm, e))
         rm_notify(rm, e->topic, e->partition); /* the log end moved all the same */
@@ -242,7 +249,8 @@ int64_t replica_manager_leader_appended(replica_manager_t *rm, const replica_par
         followers[i] = e->progress[i].id;
     if (nfollowers > 0)
         rm_wake_parked(rm, followers, nfollowers);
-    return partition_log_high_watermark(p->log);
+    *hw = partition_log_high_watermark(p->log);
+    return LOG_OK;
 }
 
 int32_t replica_manager_isr_size(replica_manager_t *rm, const replica_partition_t *p)

@@ -48,12 +48,17 @@ void replica_manager_topic_config(const replica_manager_t *rm, const md_topic_t 
 const replica_partition_t *replica_manager_get(replica_manager_t *rm, const char *topic,
                                                size_t topic_len, int32_t partition);
 
-/* Called by the Produce path after a leader append to `p`: moves the high
- * watermark as far as the ISR allows (the least log end over the ISR; the
- * log end when the leader is the only member), tells the listener once
- * (see replica_manager_set_listener), wakes follower fetches waiting for
- * data, and returns the high watermark. */
-int64_t replica_manager_leader_appended(replica_manager_t *rm, const replica_partition_t *p);
+/* The leader append, for Produce and for the broker's own internal-topic
+ * writes (the group coordinator): appends client-format batches to `p`,
+ * which this broker leads, at its leader epoch (partition_log_append:
+ * validated, all-or-nothing, offsets assigned in place), then moves the
+ * high watermark as far as the ISR allows (the least log end over the ISR;
+ * the log end when the leader is the only member), tells the listener once
+ * (see replica_manager_set_listener) and wakes follower fetches waiting for
+ * data. On LOG_OK, *hw is the high watermark after the append. */
+log_err_t replica_manager_leader_append(replica_manager_t *rm, const replica_partition_t *p,
+                                        uint8_t *batches, size_t len, log_append_info_t *info,
+                                        int64_t *hw);
 
 /* The ISR size the leader of `p` counts on for acks=all: the current one,
  * or a smaller one being written. */

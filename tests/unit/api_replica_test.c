@@ -187,10 +187,10 @@ static void test_high_watermark_follows_appends(void)
     uint8_t buf[256];
     size_t len = make_batch(buf, 5);
     log_append_info_t info;
-    CU_ASSERT_EQUAL_FATAL(
-        partition_log_append(rp->log, buf, len, rp->leader_epoch, 1700000000000, &info), LOG_OK);
-    CU_ASSERT_EQUAL(partition_log_high_watermark(rp->log), 0);
-    CU_ASSERT_EQUAL(replica_manager_leader_appended(rm, rp), 5);
+    int64_t hw = -1;
+    CU_ASSERT_EQUAL_FATAL(replica_manager_leader_append(rm, rp, buf, len, &info, &hw), LOG_OK);
+    CU_ASSERT_EQUAL(info.first_offset, 0);
+    CU_ASSERT_EQUAL(hw, 5);
     CU_ASSERT_EQUAL(partition_log_high_watermark(rp->log), 5);
     CU_ASSERT_EQUAL(partition_log_latest_epoch(rp->log), 7);
     cb.partition_removed(cb.arg, "hw", 0);
