@@ -66,6 +66,14 @@ int16_t api_validate_topic_config(const char *key, const char *value, char *msg,
         snprintf(msg, msg_size, "Null value not supported for topic config %s", key);
         return KAFKA_INVALID_CONFIG;
     }
+    /* The log keeps a compact policy (the broker's own __consumer_offsets
+     * has it) but does not compact yet: a user asking for it would get a
+     * log that only grows, so it is refused rather than ignored. */
+    if (strcmp(key, "cleanup.policy") == 0 && strstr(value, "compact") != NULL) {
+        snprintf(msg, msg_size, "Invalid config %s=%s: log compaction is not supported yet", key,
+                 value);
+        return KAFKA_INVALID_CONFIG;
+    }
     log_config_t scratch;
     log_config_defaults(&scratch);
     char err[160];

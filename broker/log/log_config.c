@@ -41,6 +41,8 @@ void log_config_defaults(log_config_t *cfg)
     cfg->segment_index_bytes = 10485760;
     cfg->log_append_time = false;
     cfg->min_insync_replicas = 1;
+    cfg->cleanup_delete = true;
+    cfg->cleanup_compact = false;
 }
 
 /* Parses a whole decimal integer within [min, max]. */
@@ -132,11 +134,16 @@ int log_config_set(log_config_t *cfg, const char *key, const char *value, char *
         return 0;
     }
     if (strcmp(key, "cleanup.policy") == 0) {
-        /* Compaction is not implemented; refuse it rather than ignore it. */
-        if (strcmp(value, "delete") != 0) {
-            snprintf(err, err_size, "%s: only 'delete' is supported, not '%s'", key, value);
+        bool del = strcmp(value, "delete") == 0;
+        bool compact = strcmp(value, "compact") == 0;
+        if (strcmp(value, "compact,delete") == 0 || strcmp(value, "delete,compact") == 0)
+            del = compact = true;
+        if (!del && !compact) {
+            snprintf(err, err_size, "%s: delete, compact or compact,delete, not '%s'", key, value);
             return -1;
         }
+        cfg->cleanup_delete = del;
+        cfg->cleanup_compact = compact;
         return 0;
     }
     snprintf(err, err_size, "unknown topic config key '%s'", key);
@@ -166,7 +173,9 @@ int log_config_get(const log_config_t *cfg, const char *key, char *out, size_t o
         return 0;
     }
     if (strcmp(key, "cleanup.policy") == 0) {
-        snprintf(out, out_size, "delete");
+        snprintf(out, out_size, "%s",
+                 cfg->cleanup_compact ? (cfg->cleanup_delete ? "compact,delete" : "compact")
+                                      : "delete");
         return 0;
     }
     return -1;

@@ -1023,6 +1023,8 @@ static int64_t log_segment_time(const segment_t *seg)
 static int log_apply_retention(partition_log_t *log, int64_t now_ms)
 {
     int drop = 0;
+    if (!log->cfg.cleanup_delete)
+        return 0; /* compact only: records leave only by compaction */
     int64_t total = partition_log_size_bytes(log);
     /* Whole segments from the front, never the active one, never data the
      * high watermark has not passed. */

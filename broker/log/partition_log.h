@@ -31,6 +31,9 @@ typedef struct log_config {
     int32_t segment_index_bytes;  /* segment.index.bytes (10 MiB) */
     bool log_append_time;         /* message.timestamp.type=LogAppendTime */
     int32_t min_insync_replicas;  /* min.insync.replicas (1); stored for the replica layer */
+    bool cleanup_delete;          /* cleanup.policy has delete: retention removes old segments */
+    bool cleanup_compact; /* cleanup.policy has compact (not implemented yet: the log is kept whole)
+                           */
 } log_config_t;
 
 void log_config_defaults(log_config_t *cfg);
@@ -40,7 +43,8 @@ int log_config_set(log_config_t *cfg, const char *key, const char *value, char *
                    size_t err_size);
 /* Current value of a key as a string, for DescribeConfigs: 0, or -1 if the
  * key is unknown. `log_config_keys` lists every supported key,
- * NULL-terminated. cleanup.policy accepts only "delete". */
+ * NULL-terminated. cleanup.policy is delete, compact or both; the log itself
+ * does not compact yet, so a compact-only log is simply never trimmed. */
 extern const char *const log_config_keys[];
 int log_config_get(const log_config_t *cfg, const char *key, char *out, size_t out_size);
 

@@ -489,8 +489,19 @@ static void test_retention(void)
     int nsegs = count_files(d, ".log");
     CU_ASSERT_EQUAL(nsegs, 15);
 
-    /* Nothing above the high watermark is deleted. */
+    /* A compact-only log is never trimmed by retention (compaction alone
+     * removes records), however old its segments. */
     c.retention_ms = 10;
+    c.cleanup_delete = false;
+    c.cleanup_compact = true;
+    partition_log_set_config(log, &c);
+    partition_log_set_high_watermark(log, 30);
+    CU_ASSERT_EQUAL(partition_log_tick(log, 1000000), 0);
+    CU_ASSERT_EQUAL(count_files(d, ".log"), 15);
+    c.cleanup_delete = true;
+    c.cleanup_compact = false;
+
+    /* Nothing above the high watermark is deleted. */
     partition_log_set_config(log, &c);
     partition_log_set_high_watermark(log, 0);
     CU_ASSERT_EQUAL(partition_log_tick(log, 1000000), 0);
@@ -649,8 +660,16 @@ static void test_config_keys(void)
     CU_ASSERT(strstr(err, "segment.bytes") != NULL);
     CU_ASSERT_EQUAL(log_config_set(&c, "segment.bytes", "12abc", err, sizeof(err)), -1);
     CU_ASSERT_EQUAL(log_config_set(&c, "max.message.bytes", "99999999999", err, sizeof(err)), -1);
-    CU_ASSERT_EQUAL(log_config_set(&c, "cleanup.policy", "compact", err, sizeof(err)), -1);
+    CU_ASSERT_EQUAL(log_config_set(&c, "cleanup.policy", "compact", err, sizeof(err)), 0);
+    CU_ASSERT(c.cleanup_compact && !c.cleanup_delete);
+    CU_ASSERT_EQUAL(log_config_get(&c, "cleanup.policy", out, sizeof(out)), 0);
+    CU_ASSERT_STRING_EQUAL(out, "compact");
+    CU_ASSERT_EQUAL(log_config_set(&c, "cleanup.policy", "delete,compact", err, sizeof(err)), 0);
+    CU_ASSERT(c.cleanup_compact && c.cleanup_delete);
+    CU_ASSERT_EQUAL(log_config_set(&c, "cleanup.policy", "shred", err, sizeof(err)), -1);
+    CU_ASSERT(strstr(err, "cleanup.policy") != NULL);
     CU_ASSERT_EQUAL(log_config_set(&c, "cleanup.policy", "delete", err, sizeof(err)), 0);
+    CU_ASSERT(!c.cleanup_compact && c.cleanup_delete);
     CU_ASSERT_EQUAL(log_config_set(&c, "no.such.key", "1", err, sizeof(err)), -1);
     CU_ASSERT(strstr(err, "no.such.key") != NULL);
     CU_ASSERT_EQUAL(log_config_get(&c, "no.such.key", out, sizeof(out)), -1);
