@@ -1,0 +1,306 @@
+/* RecordBatch v2 building and iteration (see record_batch.h). */
+#include "record_batch.h"
+
+#include <assert.h>
+#include <limits.h>
+
+#include "crc32c.h"
+
+/* Header field offsets, all big-endian (reference/kafka-protocol.md §4). */
+enum {
+    BATCH_OFF_BASE_OFFSET = 0,
+    BATCH_OFF_LENGTH = 8,
+    BATCH_OFF_LEADER_EPOCH = 12,
+    BATCH_OFF_MAGIC = 16,
+    BATCH_OFF_CRC = 17,
+    BATCH_OFF_ATTRIBUTES = 21,
+    BATCH_OFF_LAST_OFFSET_DELTA = 23,
+    BATCH_OFF_BASE_TIMESTAMP = 27,
+    BATCH_OFF_MAX_TIMESTAMP = 35,
+    BATCH_OFF_PRODUCER_ID = 43,
+    BATCH_OFF_PRODUCER_EPOCH = 51,
+    BATCH_OFF_BASE_SEQUENCE = 53,
+    BATCH_OFF_RECORDS_COUNT = 57,
+    /* BaseOffset and Length: the bytes Length does not count. */
+    BATCH_LOG_OVERHEAD = 12,
+};
+
+#define BATCH_MAGIC_V2             2
+#define BATCH_ATTR_CODEC_MASK      0x07
+#define BATCH_ATTR_LOG_APPEND_TIME 0x08
+#define BATCH_ATTR_CONTROL         0x20
+
+/* ---- Builder ---- */
+
+/* Bytes kw_varint/kw_varlong write for v (zigzag, then 7 bits a byte). */
+static int64_t zigzag_size(int64_t v)
+{
+    uint64_t z = ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
+    int64_t n = 1;
+    while (z >= 0x80) {
+        z >>= 7;
+        n++;
+    }
+    assert(n <= 10);
+    return n;
+}
+
+static void put_be(uint8_t *p, uint64_t v, size_t n)
+{
+    assert(n >= 1 && n <= 8);
+    for (size_t i = n; i-- > 0;) {
+        p[i] = (uint8_t)v;
+        v >>= 8;
+    }
+}
+
+void record_batch_begin(record_batch_builder_t *b, int64_t timestamp_ms)
+{
+    static const uint8_t header_placeholder[RECORD_BATCH_HEADER_SIZE];
+
+    assert(b != NULL);
+    kw_init(&b->w, 256);
+    /* Only its size matters until finish fills it in. */
+    kw_raw(&b->w, header_placeholder, sizeof(header_placeholder));
+    b->count = 0;
+    b->base_timestamp = timestamp_ms;
+    b->finished = false;
+    assert(b->w.len == RECORD_BATCH_HEADER_SIZE);
+}
+
+void record_batch_add(record_batch_builder_t *b, const void *key, int32_t key_len,
+                      const void *value, int32_t value_len)
+{
+    assert(!b->finished && b->count < INT32_MAX);
+    assert((key == NULL) == (key_len == -1) && key_len >= -1);
+    assert((value == NULL) == (value_len == -1) && value_len >= -1);
+
+    const int32_t offset_delta = b->count;
+    /* The record's Length comes first, so its size is computed up front. */
+    int64_t body = 1 + zigzag_size(0) + zigzag_size(offset_delta) + zigzag_size(key_len) +
+                   (key_len > 0 ? key_len : 0) + zigzag_size(value_len) +
+                   (value_len > 0 ? value_len : 0) + zigzag_size(0);
+    assert(body <= INT32_MAX);
+    kw_varint(&b->w, (int32_t)body);
+
+    const size_t body_start = b->w.len;
+    kw_i8(&b->w, 0);      /* Attributes: unused */
+    kw_varlong(&b->w, 0); /* TimestampDelta: every record at the batch's time */
+    kw_varint(&b->w, offset_delta);
+    kw_varint(&b->w, key_len);
+    if (key_len > 0)
+        kw_raw(&b->w, key, (size_t)key_len);
+    kw_varint(&b->w, value_len);
+    if (value_len > 0)
+        kw_raw(&b->w, value, (size_t)value_len);
+    kw_varint(&b->w, 0); /* HeadersCount */
+    assert(b->w.len - body_start == (size_t)body);
+    b->count++;
+}
+
+const uint8_t *record_batch_finish(record_batch_builder_t *b, size_t *len)
+{
+    assert(!b->finished && b->count > 0);
+    assert(b->w.len > RECORD_BATCH_HEADER_SIZE &&
+           b->w.len - BATCH_LOG_OVERHEAD <= (size_t)INT32_MAX);
+
+    uint8_t *h = b->w.buf;
+    const uint64_t none = UINT64_MAX; /* -1 in every width put_be writes */
+    put_be(h + BATCH_OFF_BASE_OFFSET, 0, 8);
+    put_be(h + BATCH_OFF_LENGTH, b->w.len - BATCH_LOG_OVERHEAD, 4);
+    put_be(h + BATCH_OFF_LEADER_EPOCH, none, 4);
+    h[BATCH_OFF_MAGIC] = BATCH_MAGIC_V2;
+    put_be(h + BATCH_OFF_ATTRIBUTES, 0, 2); /* no compression, CreateTime */
+    put_be(h + BATCH_OFF_LAST_OFFSET_DELTA, (uint64_t)(b->count - 1), 4);
+    put_be(h + BATCH_OFF_BASE_TIMESTAMP, (uint64_t)b->base_timestamp, 8);
+    put_be(h + BATCH_OFF_MAX_TIMESTAMP, (uint64_t)b->base_timestamp, 8);
+    put_be(h + BATCH_OFF_PRODUCER_ID, none, 8);
+    put_be(h + BATCH_OFF_PRODUCER_EPOCH, none, 2);
+    put_be(h + BATCH_OFF_BASE_SEQUENCE, none, 4);
+    put_be(h + BATCH_OFF_RECORDS_COUNT, (uint64_t)b->count, 4);
+    /* Last: the CRC covers every field from Attributes on. */
+    put_be(h + BATCH_OFF_CRC, crc32c(0, h + BATCH_OFF_ATTRIBUTES, b->w.len - BATCH_OFF_ATTRIBUTES),
+           4);
+
+    b->finished = true;
+    *len = b->w.len;
+    return b->w.buf;
+}
+
+void record_batch_builder_free(record_batch_builder_t *b)
+{
+    assert(b != NULL);
+    kw_free(&b->w);
+    b->count = 0;
+    b->finished = false;
+}
+
+/* ---- Iterator ---- */
+
+void record_batch_iter_init(record_batch_iter_t *it, const uint8_t *buf, size_t len)
+{
+    assert(it != NULL);
+    assert(buf != NULL || len == 0);
+    it->buf = buf;
+    it->len = len;
+    it->batch_start = 0;
+    it->batch_end = 0;
+    kr_init(&it->records, buf, 0);
+    it->records_left = 0;
+    it->base_offset = 0;
+    it->base_timestamp = 0;
+    it->log_append_time = -1;
+    it->skipped_batches = 0;
+    it->corrupt = false;
+}
+
+/* Marks the iterator failed; returns -1 so callers can `return iter_corrupt(it)`. */
+static int iter_corrupt(record_batch_iter_t *it)
+{
+    it->corrupt = true;
+    return -1;
+}
+
+/* Opens the batch at batch_end: 1 when it is open (possibly with no records
+ * to return, when it is skipped or empty), 0 when no whole batch starts
+ * there, -1 when it is corrupt. */
+static int iter_open_batch(record_batch_iter_t *it)
+{
+    const size_t start = it->batch_end;
+    const size_t avail = it->len - start;
+    kreader_t r;
+    int64_t base_offset;
+    int32_t length, leader_epoch;
+    int8_t magic;
+
+    assert(it->records_left == 0 && start <= it->len);
+    /* Where consumed() points should this batch turn out corrupt. */
+    it->batch_start = start;
+    kr_init(&r, it->buf + start, avail);
+    if (!kr_i64(&r, &base_offset) || !kr_i32(&r, &length))
+        return 0;
+    /* Magic is judged as soon as it is there, so garbage is an error rather
+     * than a batch that seems to wait for more bytes forever. */
+    if (kr_i32(&r, &leader_epoch) && kr_i8(&r, &magic) && magic != BATCH_MAGIC_V2)
+        return iter_corrupt(it);
+    if (length < RECORD_BATCH_HEADER_SIZE - BATCH_LOG_OVERHEAD)
+        return iter_corrupt(it);
+    const size_t size = BATCH_LOG_OVERHEAD + (size_t)length;
+    if (size > avail)
+        return 0;
+
+    int16_t attributes;
+    int32_t count;
+    int64_t base_timestamp, max_timestamp;
+    kr_init(&r, it->buf + start + BATCH_OFF_ATTRIBUTES,
+            RECORD_BATCH_HEADER_SIZE - BATCH_OFF_ATTRIBUTES);
+    kr_i16(&r, &attributes);
+    kr_skip(&r, BATCH_OFF_BASE_TIMESTAMP - BATCH_OFF_LAST_OFFSET_DELTA);
+    kr_i64(&r, &base_timestamp);
+    kr_i64(&r, &max_timestamp);
+    kr_skip(&r, BATCH_OFF_RECORDS_COUNT - BATCH_OFF_PRODUCER_ID);
+    kr_i32(&r, &count);
+    assert(kr_ok(&r) && kr_remaining(&r) == 0);
+
+    it->batch_end = start + size;
+    const uint8_t *payload = it->buf + start + RECORD_BATCH_HEADER_SIZE;
+    const size_t payload_len = size - RECORD_BATCH_HEADER_SIZE;
+    if ((attributes & BATCH_ATTR_CODEC_MASK) != 0 || (attributes & BATCH_ATTR_CONTROL) != 0) {
+        it->skipped_batches++;
+        kr_init(&it->records, payload, 0);
+        return 1;
+    }
+    if (count < 0 || (count == 0 && payload_len != 0))
+        return iter_corrupt(it);
+    kr_init(&it->records, payload, payload_len);
+    it->records_left = count;
+    it->base_offset = base_offset;
+    it->base_timestamp = base_timestamp;
+    it->log_append_time = (attributes & BATCH_ATTR_LOG_APPEND_TIME) ? max_timestamp : -1;
+    return 1;
+}
+
+/* A varint length (-1: null) and that many bytes, as a view. */
+static bool read_varint_bytes(kreader_t *r, kslice_t *s)
+{
+    int32_t len;
+    if (!kr_varint(r, &len) || len < -1)
+        return false;
+    if (len == -1) {
+        *s = (kslice_t){.ptr = NULL, .len = -1};
+        return true;
+    }
+    s->ptr = r->buf + r->pos;
+    s->len = len;
+    return kr_skip(r, (size_t)len);
+}
+
+static int iter_read_record(record_batch_iter_t *it, record_view_t *out)
+{
+    int32_t record_len;
+
+    assert(it->records_left > 0 && !it->corrupt);
+    if (!kr_varint(&it->records, &record_len) || record_len <= 0 ||
+        (size_t)record_len > kr_remaining(&it->records))
+        return iter_corrupt(it);
+    /* The record's own reader: nothing in it can reach the next record. */
+    kreader_t r;
+    kr_init(&r, it->records.buf + it->records.pos, (size_t)record_len);
+    kr_skip(&it->records, (size_t)record_len);
+
+    int8_t attributes;
+    int64_t timestamp_delta;
+    int32_t offset_delta, header_count;
+    if (!kr_i8(&r, &attributes) || !kr_varlong(&r, &timestamp_delta) ||
+        !kr_varint(&r, &offset_delta) || !read_varint_bytes(&r, &out->key) ||
+        !read_varint_bytes(&r, &out->value) || !kr_varint(&r, &header_count))
+        return iter_corrupt(it);
+    if (offset_delta < 0 || header_count < 0)
+        return iter_corrupt(it);
+    /* Headers are not returned; each takes at least two bytes, so the
+     * reader running dry bounds the loop. */
+    for (int32_t i = 0; i < header_count; i++) {
+        kslice_t header_key, header_value;
+        if (!read_varint_bytes(&r, &header_key) || header_key.ptr == NULL ||
+            !read_varint_bytes(&r, &header_value))
+            return iter_corrupt(it);
+    }
+    if (kr_remaining(&r) != 0)
+        return iter_corrupt(it);
+    it->records_left--;
+    /* The records must tile the batch exactly. */
+    if (it->records_left == 0 && kr_remaining(&it->records) != 0)
+        return iter_corrupt(it);
+
+    if (__builtin_add_overflow(it->base_offset, (int64_t)offset_delta, &out->offset))
+        return iter_corrupt(it);
+    if (it->log_append_time >= 0)
+        out->timestamp = it->log_append_time;
+    else if (__builtin_add_overflow(it->base_timestamp, timestamp_delta, &out->timestamp))
+        return iter_corrupt(it);
+    assert(out->offset >= it->base_offset);
+    return 1;
+}
+
+int record_batch_iter_next(record_batch_iter_t *it, record_view_t *out)
+{
+    assert(it != NULL && out != NULL);
+    if (it->corrupt)
+        return -1;
+    while (it->records_left == 0) {
+        int opened = iter_open_batch(it);
+        if (opened <= 0)
+            return opened;
+    }
+    int got = iter_read_record(it, out);
+    assert(got == 1 || it->corrupt);
+    return got;
+}
+
+size_t record_batch_iter_consumed(const record_batch_iter_t *it)
+{
+    assert(it->batch_start <= it->batch_end && it->batch_end <= it->len);
+    if (it->corrupt || it->records_left > 0)
+        return it->batch_start;
+    return it->batch_end;
+}

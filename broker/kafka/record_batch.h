@@ -1,0 +1,87 @@
+/* RecordBatch v2 (magic 2) for the broker's own records: a builder for the
+ * batches it appends to its internal topics (__consumer_offsets), and an
+ * iterator that replays them from log bytes. Layout: reference/kafka-protocol.md
+ * §4.
+ *
+ * The builder writes what a producer with no compression, no idempotence
+ * and CreateTime would: BaseOffset 0, PartitionLeaderEpoch -1, every record
+ * at timestamp delta 0 and offset delta i, no headers. The log assigns the
+ * offsets and the epoch on append; both sit outside the CRC.
+ *
+ * The iterator does not re-check CRCs: every byte it is given was validated
+ * by the log on append or on recovery. It still treats every length and
+ * varint as untrusted, so a corrupt batch is an error return, never a read
+ * past the buffer or past the batch's own Length.
+ */
+#ifndef VLTAVA_RECORD_BATCH_H
+#define VLTAVA_RECORD_BATCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kafka_codec.h"
+
+#define RECORD_BATCH_HEADER_SIZE 61
+
+/* ---- Builder ---- */
+
+typedef struct record_batch_builder {
+    kwriter_t w; /* the header's placeholder, then the records */
+    int32_t count;
+    int64_t base_timestamp;
+    bool finished;
+} record_batch_builder_t;
+
+void record_batch_begin(record_batch_builder_t *b, int64_t timestamp_ms);
+/* Appends a record. A NULL key or value (its length -1) is written as null;
+ * a null value is a tombstone. */
+void record_batch_add(record_batch_builder_t *b, const void *key, int32_t key_len,
+                      const void *value, int32_t value_len);
+/* Fills in the header and returns the whole batch, valid until
+ * record_batch_builder_free. Needs at least one record (Kafka has no empty
+ * client batch); nothing may be added afterwards. */
+const uint8_t *record_batch_finish(record_batch_builder_t *b, size_t *len);
+void record_batch_builder_free(record_batch_builder_t *b);
+
+/* ---- Iterator ---- */
+
+typedef struct record_view {
+    int64_t offset;
+    int64_t timestamp; /* the batch's MaxTimestamp when it is LogAppendTime */
+    kslice_t key;      /* ptr NULL: null */
+    kslice_t value;    /* ptr NULL: null (a tombstone) */
+} record_view_t;
+
+/* Fields other than skipped_batches are the iterator's own. */
+typedef struct record_batch_iter {
+    const uint8_t *buf;
+    size_t len;
+    size_t batch_start; /* where the open batch starts */
+    size_t batch_end;   /* where it ends: the next batch starts here */
+    kreader_t records;  /* the open batch's records, bounded by its Length */
+    int32_t records_left;
+    int64_t base_offset;
+    int64_t base_timestamp;
+    int64_t log_append_time; /* -1 unless the open batch is LogAppendTime */
+    bool corrupt;
+    int64_t skipped_batches; /* compressed or control batches passed over whole */
+} record_batch_iter_t;
+
+/* buf holds zero or more whole batches, possibly followed by the start of
+ * one more; it must outlive the iterator and every view it returns. */
+void record_batch_iter_init(record_batch_iter_t *it, const uint8_t *buf, size_t len);
+/* Returns 1 with the next record in *out (views into buf); 0 at the end of
+ * the whole batches; -1 on a corrupt batch or record (bad magic, a length
+ * below the header or a record length that does not tile the batch, a
+ * varint or field past its bounds), and -1 again on every later call. Compressed batches (codec
+ * bits != 0) and control batches (attribute bit 5) are skipped whole and counted in
+ * skipped_batches. */
+int record_batch_iter_next(record_batch_iter_t *it, record_view_t *out);
+/* Bytes of buf made of batches whose records have all been returned (or
+ * that were skipped). Once next() returned 0 this is where a trailing
+ * partial batch starts (len when there is none): the caller reads on from
+ * there. After -1 it is where the corrupt batch starts. */
+size_t record_batch_iter_consumed(const record_batch_iter_t *it);
+
+#endif

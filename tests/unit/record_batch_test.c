@@ -1,0 +1,349 @@
+/* CUnit tests for RecordBatch v2 building and iteration: the builder's
+ * batches pass the log's own append validation and read back through the
+ * iterator; the iterator also reads the log tests' independently built
+ * batches, stops before a partial batch, skips compressed and control
+ * batches, and refuses corrupt ones without reading out of bounds. */
+#include <CUnit/Basic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "crc32c.h"
+#include "log_test.h"
+#include "log_test_util.h"
+#include "partition_log.h"
+#include "record_batch.h"
+
+void record_batch_suite(void);
+
+enum { ATTRIBUTES_AT = 21, RECORDS_COUNT_AT = 57 };
+
+static uint8_t *copy_bytes(const uint8_t *p, size_t len)
+{
+    uint8_t *copy = malloc(len ? len : 1);
+    memcpy(copy, p, len);
+    return copy;
+}
+
+/* Builds {"k0": "v0", null key: "v1", "k2": tombstone} at timestamp ts;
+ * returns a heap copy (caller frees). */
+static uint8_t *build_three(int64_t ts, size_t *len)
+{
+    record_batch_builder_t b;
+    record_batch_begin(&b, ts);
+    record_batch_add(&b, "k0", 2, "v0", 2);
+    record_batch_add(&b, NULL, -1, "v1", 2);
+    record_batch_add(&b, "k2", 2, NULL, -1);
+    const uint8_t *batch = record_batch_finish(&b, len);
+    uint8_t *copy = copy_bytes(batch, *len);
+    record_batch_builder_free(&b);
+    return copy;
+}
+
+static void assert_slice(kslice_t s, const char *expect)
+{
+    if (expect == NULL) {
+        CU_ASSERT_PTR_NULL(s.ptr);
+        return;
+    }
+    CU_ASSERT_TRUE(kslice_eq(s, expect));
+}
+
+static void assert_three(record_batch_iter_t *it, int64_t base_offset, int64_t ts)
+{
+    record_view_t rec;
+    CU_ASSERT_EQUAL_FATAL(record_batch_iter_next(it, &rec), 1);
+    CU_ASSERT_EQUAL(rec.offset, base_offset);
+    CU_ASSERT_EQUAL(rec.timestamp, ts);
+    assert_slice(rec.key, "k0");
+    assert_slice(rec.value, "v0");
+    CU_ASSERT_EQUAL_FATAL(record_batch_iter_next(it, &rec), 1);
+    CU_ASSERT_EQUAL(rec.offset, base_offset + 1);
+    assert_slice(rec.key, NULL);
+    assert_slice(rec.value, "v1");
+    CU_ASSERT_EQUAL_FATAL(record_batch_iter_next(it, &rec), 1);
+    CU_ASSERT_EQUAL(rec.offset, base_offset + 2);
+    CU_ASSERT_EQUAL(rec.timestamp, ts);
+    assert_slice(rec.key, "k2");
+    assert_slice(rec.value, NULL);
+}
+
+static void test_builder_header(void)
+{
+    size_t len;
+    uint8_t *batch = build_three(1234, &len);
+    CU_ASSERT_FATAL(len > RECORD_BATCH_HEADER_SIZE);
+    CU_ASSERT_EQUAL(test_be64(batch + 0), 0);                   /* BaseOffset */
+    CU_ASSERT_EQUAL(test_be32(batch + 8), (int32_t)(len - 12)); /* Length */
+    CU_ASSERT_EQUAL(test_be32(batch + 12), -1);                 /* PartitionLeaderEpoch */
+    CU_ASSERT_EQUAL(batch[16], 2);                              /* Magic */
+    CU_ASSERT_EQUAL((uint32_t)test_be32(batch + 17), crc32c(0, batch + 21, len - 21));
+    CU_ASSERT_EQUAL(batch[21], 0); /* Attributes */
+    CU_ASSERT_EQUAL(batch[22], 0);
+    CU_ASSERT_EQUAL(test_be32(batch + 23), 2);    /* LastOffsetDelta */
+    CU_ASSERT_EQUAL(test_be64(batch + 27), 1234); /* BaseTimestamp */
+    CU_ASSERT_EQUAL(test_be64(batch + 35), 1234); /* MaxTimestamp */
+    CU_ASSERT_EQUAL(test_be64(batch + 43), -1);   /* ProducerId */
+    CU_ASSERT_EQUAL(batch[51], 0xff);             /* ProducerEpoch */
+    CU_ASSERT_EQUAL(batch[52], 0xff);
+    CU_ASSERT_EQUAL(test_be32(batch + 53), -1); /* BaseSequence */
+    CU_ASSERT_EQUAL(test_be32(batch + 57), 3);  /* RecordsCount */
+    /* The first record, byte for byte: Length 10 (zigzag 20), Attributes,
+     * TimestampDelta 0, OffsetDelta 0, KeyLen 2 (4) "k0", ValueLen 2 (4)
+     * "v0", HeadersCount 0. */
+    static const uint8_t first_record[] = {0x14, 0x00, 0x00, 0x00, 0x04, 'k',
+                                           '0',  0x04, 'v',  '0',  0x00};
+    CU_ASSERT_EQUAL(memcmp(batch + 61, first_record, sizeof(first_record)), 0);
+    /* The tombstone's ValueLen is -1 (zigzag 1). */
+    CU_ASSERT_EQUAL(batch[len - 2], 0x01);
+    free(batch);
+}
+
+static void test_builder_appends_and_reads_back(void)
+{
+    char *dir = log_test_tmpdir();
+    log_config_t cfg;
+    log_config_defaults(&cfg);
+    partition_log_t *log;
+    CU_ASSERT_EQUAL_FATAL(partition_log_open(dir, &cfg, 0, false, &log), LOG_OK);
+
+    log_append_info_t info;
+    size_t len1, len2;
+    uint8_t *batch1 = build_three(1000, &len1);
+    uint8_t *batch2 = build_three(2000, &len2);
+    CU_ASSERT_EQUAL(partition_log_append(log, batch1, len1, 3, 1000, &info), LOG_OK);
+    CU_ASSERT_EQUAL(info.first_offset, 0);
+    CU_ASSERT_EQUAL(info.last_offset, 2);
+    CU_ASSERT_EQUAL(partition_log_append(log, batch2, len2, 3, 2000, &info), LOG_OK);
+    CU_ASSERT_EQUAL(info.first_offset, 3);
+    CU_ASSERT_EQUAL(info.record_count, 3);
+    CU_ASSERT_EQUAL(partition_log_end_offset(log), 6);
+
+    uint8_t *data;
+    size_t data_len;
+    log_read_t rd;
+    CU_ASSERT_EQUAL_FATAL(test_read(log, 0, 1 << 20, 6, &data, &data_len, &rd), LOG_OK);
+    CU_ASSERT_EQUAL(data_len, len1 + len2);
+
+    record_batch_iter_t it;
+    record_view_t rec;
+    record_batch_iter_init(&it, data, data_len);
+    assert_three(&it, 0, 1000);
+    assert_three(&it, 3, 2000);
+    CU_ASSERT_EQUAL(record_batch_iter_next(&it, &rec), 0);
+    CU_ASSERT_EQUAL(record_batch_iter_consumed(&it), data_len);
+    CU_ASSERT_EQUAL(it.skipped_batches, 0);
+
+    free(data);
+    free(batch1);
+    free(batch2);
+    partition_log_close(log);
+    log_test_rmrf(dir);
+    free(dir);
+}
+
+/* Batches from the log tests' own builder (timestamps first_ts + i, keys
+ * "k<i>"): the iterator agrees with a second, independent encoder. */
+static void test_iter_reads_log_test_batches(void)
+{
+    size_t len;
+    uint8_t *batch = log_test_batch(5, 3, 500, 7, &len);
+    record_batch_iter_t it;
+    record_view_t rec;
+    record_batch_iter_init(&it, batch, len);
+    for (int i = 0; i < 5; i++) {
+        char key[8];
+        snprintf(key, sizeof(key), "k%d", i);
+        CU_ASSERT_EQUAL_FATAL(record_batch_iter_next(&it, &rec), 1);
+        CU_ASSERT_EQUAL(rec.offset, i);
+        CU_ASSERT_EQUAL(rec.timestamp, 500 + i);
+        assert_slice(rec.key, key);
+        CU_ASSERT_EQUAL(rec.value.len, 3);
+    }
+    CU_ASSERT_EQUAL(record_batch_iter_next(&it, &rec), 0);
+    CU_ASSERT_EQUAL(record_batch_iter_consumed(&it), len);
+
+    /* LogAppendTime: every record carries the batch's MaxTimestamp. */
+    batch[ATTRIBUTES_AT + 1] |= 0x08;
+    record_batch_iter_init(&it, batch, len);
+    CU_ASSERT_EQUAL_FATAL(record_batch_iter_next(&it, &rec), 1);
+    CU_ASSERT_EQUAL(rec.timestamp, 504);
+    free(batch);
+}
+
+static void test_iter_stops_before_partial_batch(void)
+{
+    size_t len1, len2;
+    uint8_t *batch1 = build_three(10, &len1);
+    uint8_t *batch2 = build_three(20, &len2);
+    uint8_t *both = malloc(len1 + len2);
+    memcpy(both, batch1, len1);
+    memcpy(both + len1, batch2, len2);
+
+    /* Every cut inside the second batch: the first reads whole, then the
+     * end, with consumed() where the second starts. */
+    for (size_t cut = len1; cut < len1 + len2; cut++) {
+        uint8_t *buf = copy_bytes(both, cut);
+        record_batch_iter_t it;
+        record_view_t rec;
+        record_batch_iter_init(&it, buf, cut);
+        assert_three(&it, 0, 10);
+        CU_ASSERT_EQUAL(record_batch_iter_next(&it, &rec), 0);
+        CU_ASSERT_EQUAL(record_batch_iter_consumed(&it), len1);
+        free(buf);
+    }
+    /* Every cut inside the first: nothing at all. */
+    for (size_t cut = 0; cut < len1; cut++) {
+        uint8_t *buf = copy_bytes(both, cut);
+        record_batch_iter_t it;
+        record_view_t rec;
+        record_batch_iter_init(&it, buf, cut);
+        CU_ASSERT_EQUAL(record_batch_iter_next(&it, &rec), 0);
+        CU_ASSERT_EQUAL(record_batch_iter_consumed(&it), 0);
+        free(buf);
+    }
+    free(both);
+    free(batch1);
+    free(batch2);
+}
+
+static void test_iter_skips_compressed_and_control(void)
+{
+    size_t len1, len2, len3;
+    uint8_t *compressed = build_three(1, &len1);
+    uint8_t *plain = build_three(2, &len2);
+    uint8_t *control = build_three(3, &len3);
+    /* The CRC is not re-checked, so flipping the attributes is enough. */
+    compressed[ATTRIBUTES_AT + 1] = 0x01; /* gzip */
+    control[ATTRIBUTES_AT + 1] = 0x20;
+    uint8_t *all = malloc(len1 + len2 + len3);
+    memcpy(all, compressed, len1);
+    memcpy(all + len1, plain, len2);
+    memcpy(all + len1 + len2, control, len3);
+
+    record_batch_iter_t it;
+    record_view_t rec;
+    record_batch_iter_init(&it, all, len1 + len2 + len3);
+    assert_three(&it, 0, 2);
+    CU_ASSERT_EQUAL(record_batch_iter_consumed(&it), len1 + len2);
+    CU_ASSERT_EQUAL(record_batch_iter_next(&it, &rec), 0);
+    CU_ASSERT_EQUAL(it.skipped_batches, 2);
+    CU_ASSERT_EQUAL(record_batch_iter_consumed(&it), len1 + len2 + len3);
+    free(all);
+    free(compressed);
+    free(plain);
+    free(control);
+}
+
+/* Iterates a heap copy of exactly len bytes; returns the last next() result
+ * and the records seen before it. */
+static int iterate_copy(const uint8_t *p, size_t len, int *records, size_t *consumed)
+{
+    uint8_t *buf = copy_bytes(p, len);
+    record_batch_iter_t it;
+    record_view_t rec;
+    int got;
+    *records = 0;
+    record_batch_iter_init(&it, buf, len);
+    while ((got = record_batch_iter_next(&it, &rec)) == 1)
+        (*records)++;
+    *consumed = record_batch_iter_consumed(&it);
+    if (got == -1)
+        CU_ASSERT_EQUAL(record_batch_iter_next(&it, &rec), -1); /* sticky */
+    free(buf);
+    return got;
+}
+
+static void test_iter_refuses_corrupt_batches(void)
+{
+    size_t len1, len2;
+    uint8_t *good = build_three(5, &len1);
+    uint8_t *bad = build_three(5, &len2);
+    uint8_t *both = malloc(len1 + len2);
+    int records;
+    size_t consumed;
+
+    /* The first record's Length grows past its batch. */
+    bad[RECORD_BATCH_HEADER_SIZE] = 0x7e;
+    memcpy(both, good, len1);
+    memcpy(both + len1, bad, len2);
+    CU_ASSERT_EQUAL(iterate_copy(both, len1 + len2, &records, &consumed), -1);
+    CU_ASSERT_EQUAL(records, 3);
+    CU_ASSERT_EQUAL(consumed, len1);
+
+    /* A record Length of zero, and one that is negative. */
+    bad[RECORD_BATCH_HEADER_SIZE] = 0x00;
+    CU_ASSERT_EQUAL(iterate_copy(bad, len2, &records, &consumed), -1);
+    bad[RECORD_BATCH_HEADER_SIZE] = 0x01;
+    CU_ASSERT_EQUAL(iterate_copy(bad, len2, &records, &consumed), -1);
+    CU_ASSERT_EQUAL(consumed, 0);
+
+    /* A record Length one short: its HeadersCount falls into the next record. */
+    memcpy(bad, good, len2);
+    bad[RECORD_BATCH_HEADER_SIZE] = 0x12;
+    CU_ASSERT_EQUAL(iterate_copy(bad, len2, &records, &consumed), -1);
+
+    /* RecordsCount one too few: the records no longer tile the batch, which
+     * shows at what would be its last record. */
+    memcpy(bad, good, len2);
+    bad[RECORDS_COUNT_AT + 3] = 2;
+    CU_ASSERT_EQUAL(iterate_copy(bad, len2, &records, &consumed), -1);
+    CU_ASSERT_EQUAL(records, 1);
+    /* One too many: the payload runs out. */
+    bad[RECORDS_COUNT_AT + 3] = 4;
+    CU_ASSERT_EQUAL(iterate_copy(bad, len2, &records, &consumed), -1);
+    CU_ASSERT_EQUAL(records, 3);
+
+    /* Bad magic, even in a batch that is not whole. */
+    memcpy(bad, good, len2);
+    bad[16] = 1;
+    CU_ASSERT_EQUAL(iterate_copy(bad, len2, &records, &consumed), -1);
+    CU_ASSERT_EQUAL(iterate_copy(bad, 17, &records, &consumed), -1);
+
+    /* A batch Length shorter than the header. */
+    memcpy(bad, good, len2);
+    bad[8] = bad[9] = bad[10] = 0;
+    bad[11] = 48;
+    CU_ASSERT_EQUAL(iterate_copy(bad, len2, &records, &consumed), -1);
+    bad[8] = 0x80; /* negative */
+    CU_ASSERT_EQUAL(iterate_copy(bad, len2, &records, &consumed), -1);
+
+    free(both);
+    free(good);
+    free(bad);
+}
+
+/* Every single-byte change to a batch: whatever next() says, it reads only
+ * the buffer (the sanitizer checks) and returns a defined result. */
+static void test_iter_survives_every_byte_flip(void)
+{
+    size_t len;
+    uint8_t *good = build_three(5, &len);
+    static const uint8_t patterns[] = {0xff, 0x80, 0x7f, 0x01};
+    for (size_t at = 0; at < len; at++) {
+        for (size_t k = 0; k < sizeof(patterns); k++) {
+            uint8_t *buf = copy_bytes(good, len);
+            buf[at] ^= patterns[k];
+            int records;
+            size_t consumed;
+            int got = iterate_copy(buf, len, &records, &consumed);
+            CU_ASSERT(got == 0 || got == -1);
+            CU_ASSERT(consumed <= len);
+            CU_ASSERT(records <= 3);
+            free(buf);
+        }
+    }
+    free(good);
+}
+
+void record_batch_suite(void)
+{
+    CU_pSuite s = CU_add_suite("record_batch", NULL, NULL);
+    CU_add_test(s, "builder header", test_builder_header);
+    CU_add_test(s, "builder appends and reads back", test_builder_appends_and_reads_back);
+    CU_add_test(s, "iterator reads log test batches", test_iter_reads_log_test_batches);
+    CU_add_test(s, "iterator stops before a partial batch", test_iter_stops_before_partial_batch);
+    CU_add_test(s, "iterator skips compressed and control", test_iter_skips_compressed_and_control);
+    CU_add_test(s, "iterator refuses corrupt batches", test_iter_refuses_corrupt_batches);
+    CU_add_test(s, "iterator survives every byte flip", test_iter_survives_every_byte_flip);
+}
