@@ -25,6 +25,7 @@
 #include "coordinator.h"
 #include "log_manager.h"
 #include "net.h"
+#include "group_coordinator.h"
 #include "replica_manager.h"
 #include "vlog.h"
 #include "wall_clock.h"
@@ -40,6 +41,7 @@ typedef struct broker {
     broker_config_t cfg;
     log_manager_t *logs;
     replica_manager_t *replicas;
+    group_coordinator_t *groups;
     coordinator_t *coord;
     api_context_t api;
     bool api_ready;
@@ -102,6 +104,8 @@ static int broker_start(broker_t *b)
     }
     replica_manager_set_coordinator(b->replicas, b->coord);
     api_context_init(&b->api, b->loop, cfg, b->logs, b->coord, b->replicas);
+    b->groups = group_coordinator_new(b->loop, &cfg->groups, b->replicas, b->coord);
+    b->api.groups = b->groups;
     b->api_ready = true;
 
     net_config_t nc = {
@@ -149,6 +153,12 @@ static void broker_stop(broker_t *b)
     if (b->coord != NULL) {
         coordinator_stop(b->coord);
         b->coord = NULL;
+    }
+    if (b->groups != NULL) {
+        /* Answers the group requests still waiting while net can send. */
+        group_coordinator_free(b->groups);
+        b->groups = NULL;
+        b->api.groups = NULL;
     }
     if (b->api_ready) {
         api_context_destroy(&b->api);

@@ -1,0 +1,213 @@
+/* Module-internal: the group coordinator's state, shared by the protocol
+ * (group_coordinator.c) and the store (group_store.c: the __consumer_offsets
+ * partitions this broker leads, their loading and the writes waiting on
+ * their high watermark). Locality: the broker's loop thread. */
+#ifndef VLTAVA_GROUP_INTERNAL_H
+#define VLTAVA_GROUP_INTERNAL_H
+
+#include <ev.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "group_coordinator.h"
+
+#define GROUP_MODULE "group"
+
+/* ---- a small intrusive hash table (chained, power-of-two buckets) ---- */
+
+typedef struct hnode {
+    struct hnode *next;
+    uint64_t hash;
+} hnode_t;
+
+typedef struct htable {
+    hnode_t **buckets;
+    size_t nbuckets; /* 0 or a power of two */
+    size_t count;
+} htable_t;
+
+uint64_t group_hash_bytes(uint64_t h, const void *data, size_t len);
+#define GROUP_HASH_SEED 1469598103934665603ULL /* FNV-1a offset basis */
+void htable_insert(htable_t *t, hnode_t *n);
+void htable_remove(htable_t *t, hnode_t *n);
+/* The chain that may hold `hash`; NULL when the table is empty. */
+hnode_t *htable_chain(const htable_t *t, uint64_t hash);
+void htable_free(htable_t *t);
+
+/* ---- groups ---- */
+
+typedef enum group_state {
+    GROUP_EMPTY,
+    GROUP_PREPARING_REBALANCE,
+    GROUP_COMPLETING_REBALANCE,
+    GROUP_STABLE,
+    GROUP_DEAD,
+} group_state_t;
+
+typedef struct member_protocol {
+    char *name;
+    uint8_t *metadata;
+    int32_t metadata_len;
+} member_protocol_t;
+
+typedef struct group group_t;
+
+typedef struct group_member {
+    group_t *group;
+    char *member_id;
+    char *instance_id; /* NULL: a dynamic member */
+    char *client_id;
+    char *client_host;
+    int32_t session_timeout_ms;
+    int32_t rebalance_timeout_ms;
+    member_protocol_t *protocols; /* in the member's order of preference */
+    int32_t nprotocols;
+    uint8_t *assignment;
+    int32_t assignment_len;
+    /* A JoinGroup (SyncGroup) waiting for the rebalance (the assignment). */
+    group_join_done_fn join_done;
+    void *join_arg;
+    group_sync_done_fn sync_done;
+    void *sync_arg;
+    ev_timer session_timer; /* session.timeout.ms since the last sign of life */
+    int64_t joined_seq;     /* order of joining, for the leader's choice */
+} group_member_t;
+
+/* A dynamic member that got MEMBER_ID_REQUIRED and has yet to rejoin. */
+typedef struct pending_member {
+    char *member_id;
+    int64_t expires_ms;
+} pending_member_t;
+
+typedef struct committed_offset {
+    hnode_t node; /* keyed by (topic, partition) */
+    char *topic;
+    int32_t partition;
+    int64_t offset;
+    int32_t leader_epoch;
+    char *metadata;
+    int64_t commit_ms;
+    int64_t expire_ms; /* -1: by offsets.retention.ms */
+} committed_offset_t;
+
+struct group {
+    hnode_t node; /* in the coordinator's groups, keyed by id */
+    char *id;
+    int32_t partition; /* of __consumer_offsets */
+    group_state_t state;
+    int64_t state_ms; /* when it entered its state (KIP-211 expiry from Empty) */
+    int32_t generation;
+    char *protocol_type; /* NULL: none (a group that only commits) */
+    char *protocol;      /* chosen for this generation; NULL: none */
+    char *leader_id;     /* NULL: none */
+    group_member_t **members;
+    int32_t nmembers;
+    pending_member_t *pending;
+    int32_t npending;
+    ev_timer rebalance_timer; /* the join phase's deadline (or the initial delay) */
+    bool initial_delay;       /* the timer is group.initial.rebalance.delay.ms */
+    bool new_member_added;    /* during the initial delay */
+    int32_t delay_remaining_ms;
+    htable_t offsets; /* committed_offset_t */
+    int32_t refs;     /* writes in flight that name the group */
+    bool removed;     /* unlinked; freed when refs reaches 0 */
+    group_coordinator_t *gc;
+};
+
+/* ---- the offsets partitions this broker leads ---- */
+
+typedef enum offsets_partition_state {
+    OFFSETS_NOT_LEADER,
+    OFFSETS_LOADING,
+    OFFSETS_ACTIVE,
+} offsets_partition_state_t;
+
+struct group_write;
+/* Runs once per write: error NONE when the high watermark passed it. */
+typedef void (*group_write_done_fn)(group_coordinator_t *gc, struct group_write *w, int16_t error);
+
+typedef struct group_write {
+    struct group_write *next; /* FIFO in its partition, by offset */
+    struct offsets_partition *part;
+    int64_t last_offset;
+    group_t *group; /* holds a ref; NULL: none */
+    group_write_done_fn done;
+    void *arg;
+    int32_t generation; /* SyncGroup: the generation it stores */
+    bool is_commit;     /* OffsetCommit (require_stable asks for these) */
+    ev_timer timer;     /* offsets.commit.timeout.ms */
+} group_write_t;
+
+typedef struct offsets_partition {
+    group_coordinator_t *gc;
+    int32_t id;
+    offsets_partition_state_t state;
+    int32_t leader_epoch; /* the epoch it was loaded at */
+    int64_t load_offset;  /* LOADING: the next offset to replay */
+    int64_t load_started_ms;
+    int64_t loaded_records;
+    ev_idle load_idle; /* one bounded chunk per loop iteration */
+    group_write_t *writes_head, *writes_tail;
+} offsets_partition_t;
+
+struct group_coordinator {
+    struct ev_loop *loop;
+    group_config_t cfg;
+    struct replica_manager *replicas;
+    struct coordinator *coord;
+    htable_t groups;             /* group_t by id */
+    offsets_partition_t **parts; /* indexed by partition id; NULL: never led */
+    int32_t nparts;
+    ev_timer expiry_timer; /* offsets.retention.check.interval.ms */
+    int64_t member_seq;
+    uint64_t rng; /* member id suffixes */
+    bool stopping;
+};
+
+/* ---- store (group_store.c) ---- */
+
+/* The partition for a group id (from the metadata's partition count), and
+ * the error a request for it gets: NONE when it is loaded here,
+ * COORDINATOR_LOAD_IN_PROGRESS while loading, NOT_COORDINATOR otherwise. */
+int16_t group_store_route(group_coordinator_t *gc, const uint8_t *id, size_t len,
+                          int32_t *partition);
+
+/* Appends `batch` (a record batch built with record_batch.h) to offsets
+ * partition `partition` and queues `w` (its done, arg, group, generation
+ * set by the caller) until the high watermark passes it. On a refused
+ * append w->done runs at once with the error. Takes a ref on w->group. */
+void group_store_write(group_coordinator_t *gc, int32_t partition, uint8_t *batch, size_t len,
+                       group_write_t *w);
+/* Has an offset commit of group g still not reached the high watermark? */
+bool group_store_commit_pending(const group_coordinator_t *gc, const group_t *g);
+
+/* The replica event for one offsets partition: load, unload, or complete
+ * the writes the high watermark now covers. */
+void group_store_partition_event(group_coordinator_t *gc, int32_t partition);
+void group_store_free(group_coordinator_t *gc);
+
+/* ---- groups (group_coordinator.c), used by the store while loading ---- */
+
+group_t *group_find(group_coordinator_t *gc, const char *id, size_t len);
+group_t *group_create(group_coordinator_t *gc, const char *id, size_t len, int32_t partition);
+/* Unlinks g (its members' pending calls answered with `error`); frees it
+ * now, or when its last write completes. */
+void group_remove(group_coordinator_t *gc, group_t *g, int16_t error);
+void group_release(group_t *g);
+committed_offset_t *group_offset_find(group_t *g, const char *topic, size_t topic_len,
+                                      int32_t partition);
+void group_offset_set(group_t *g, const char *topic, size_t topic_len, int32_t partition,
+                      int64_t offset, int32_t leader_epoch, const char *metadata,
+                      size_t metadata_len, int64_t commit_ms, int64_t expire_ms);
+void group_offset_remove(group_t *g, committed_offset_t *o);
+/* Replaces g's generation state from a GroupMetadataValue record (replay). */
+struct group_metadata_value;
+void group_apply_metadata(group_coordinator_t *gc, group_t *g,
+                          const struct group_metadata_value *v);
+/* After a partition's load: loaded groups with members become Stable with
+ * their session timers running; the others Empty. */
+void group_loaded(group_coordinator_t *gc, group_t *g);
+int64_t group_now_ms(void);
+
+#endif

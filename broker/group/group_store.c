@@ -1,0 +1,480 @@
+/* The store: the __consumer_offsets partitions this broker leads. A
+ * partition's leader loads it (replays every record, a bounded chunk per
+ * loop iteration, answering COORDINATOR_LOAD_IN_PROGRESS meanwhile), then
+ * serves its groups; writes are leader appends that wait, in offset order,
+ * until the partition's high watermark passes them. Losing the leadership
+ * fails the waiting writes with NOT_COORDINATOR and drops the partition's
+ * groups: the new leader rebuilds them from the same records. */
+#include <assert.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "coordinator.h"
+#include "group_internal.h"
+#include "group_records.h"
+#include "kafka_errors.h"
+#include "record_batch.h"
+#include "replica_manager.h"
+#include "vlog.h"
+#include "wall_clock.h"
+#include "xalloc.h"
+
+/* Bytes replayed per loop iteration while loading: large enough that
+ * 100,000 commits load in well under a second, small enough that the loop
+ * keeps serving other partitions and clients in between. */
+#define GROUP_LOAD_CHUNK_BYTES (4 << 20)
+
+/* ---- hash table ---- */
+
+uint64_t group_hash_bytes(uint64_t h, const void *data, size_t len)
+{
+    const uint8_t *p = data;
+    for (size_t i = 0; i < len; i++) {
+        h ^= p[i];
+        h *= 1099511628211ULL; /* FNV-1a prime */
+    }
+    return h;
+}
+
+static void htable_grow(htable_t *t)
+{
+    size_t n = t->nbuckets ? t->nbuckets * 2 : 16;
+    hnode_t **b = xcalloc(n, sizeof(*b));
+    for (size_t i = 0; i < t->nbuckets; i++) {
+        hnode_t *e = t->buckets[i];
+        while (e) {
+            hnode_t *next = e->next;
+            size_t at = e->hash & (n - 1);
+            e->next = b[at];
+            b[at] = e;
+            e = next;
+        }
+    }
+    free(t->buckets);
+    t->buckets = b;
+    t->nbuckets = n;
+}
+
+void htable_insert(htable_t *t, hnode_t *n)
+{
+    if (t->count >= t->nbuckets)
+        htable_grow(t);
+    assert(t->nbuckets > 0 && (t->nbuckets & (t->nbuckets - 1)) == 0);
+    size_t at = n->hash & (t->nbuckets - 1);
+    n->next = t->buckets[at];
+    t->buckets[at] = n;
+    t->count++;
+}
+
+void htable_remove(htable_t *t, hnode_t *n)
+{
+    assert(t->count > 0);
+    hnode_t **pp = &t->buckets[n->hash & (t->nbuckets - 1)];
+    while (*pp != n) {
+        assert(*pp != NULL && "node not in its table");
+        pp = &(*pp)->next;
+    }
+    *pp = n->next;
+    n->next = NULL;
+    t->count--;
+}
+
+hnode_t *htable_chain(const htable_t *t, uint64_t hash)
+{
+    return t->nbuckets ? t->buckets[hash & (t->nbuckets - 1)] : NULL;
+}
+
+void htable_free(htable_t *t)
+{
+    free(t->buckets);
+    memset(t, 0, sizeof(*t));
+}
+
+/* ---- partitions ---- */
+
+static offsets_partition_t *part_get(group_coordinator_t *gc, int32_t id, bool create)
+{
+    assert(id >= 0);
+    if (id >= gc->nparts) {
+        if (!create)
+            return NULL;
+        gc->parts = xrealloc(gc->parts, (size_t)(id + 1) * sizeof(*gc->parts));
+        memset(gc->parts + gc->nparts, 0, (size_t)(id + 1 - gc->nparts) * sizeof(*gc->parts));
+        gc->nparts = id + 1;
+    }
+    if (gc->parts[id] == NULL && create) {
+        offsets_partition_t *p = xcalloc(1, sizeof(*p));
+        p->gc = gc;
+        p->id = id;
+        p->state = OFFSETS_NOT_LEADER;
+        gc->parts[id] = p;
+    }
+    return gc->parts[id];
+}
+
+int16_t group_store_route(group_coordinator_t *gc, const uint8_t *id, size_t len,
+                          int32_t *partition)
+{
+    const cluster_metadata_t *md = coordinator_metadata(gc->coord);
+    const md_topic_t *t =
+        cluster_metadata_topic(md, GROUP_OFFSETS_TOPIC, strlen(GROUP_OFFSETS_TOPIC));
+    *partition = -1;
+    if (t == NULL || t->npartitions <= 0)
+        return KAFKA_NOT_COORDINATOR;
+    *partition = group_partition_for(id, len, t->npartitions);
+    offsets_partition_t *p = part_get(gc, *partition, false);
+    if (p == NULL || p->state == OFFSETS_NOT_LEADER)
+        return KAFKA_NOT_COORDINATOR;
+    return p->state == OFFSETS_LOADING ? KAFKA_COORDINATOR_LOAD_IN_PROGRESS : KAFKA_NONE;
+}
+
+static const replica_partition_t *part_replica(group_coordinator_t *gc, int32_t id)
+{
+    return replica_manager_get(gc->replicas, GROUP_OFFSETS_TOPIC, strlen(GROUP_OFFSETS_TOPIC), id);
+}
+
+/* ---- writes ---- */
+
+static void write_finish(group_coordinator_t *gc, group_write_t *w, int16_t error)
+{
+    ev_timer_stop(gc->loop, &w->timer);
+    w->done(gc, w, error);
+    if (w->group)
+        group_release(w->group);
+    free(w);
+}
+
+static void write_unlink(offsets_partition_t *p, group_write_t *w)
+{
+    group_write_t **pp = &p->writes_head;
+    group_write_t *prev = NULL;
+    while (*pp != w) {
+        assert(*pp != NULL);
+        prev = *pp;
+        pp = &(*pp)->next;
+    }
+    *pp = w->next;
+    if (p->writes_tail == w)
+        p->writes_tail = prev;
+    w->next = NULL;
+}
+
+static void write_timeout(struct ev_loop *loop, ev_timer *timer, int revents)
+{
+    group_write_t *w = timer->data;
+    (void)loop;
+    (void)revents;
+    write_unlink(w->part, w);
+    /* Kafka answers a commit that timed out waiting for the ISR this way:
+     * the client retries, possibly with a new coordinator. */
+    write_finish(w->part->gc, w, KAFKA_COORDINATOR_NOT_AVAILABLE);
+}
+
+/* Completes, in offset order, the writes the high watermark passed. */
+static void part_complete_writes(group_coordinator_t *gc, offsets_partition_t *p, int64_t hw)
+{
+    while (p->writes_head && p->writes_head->last_offset < hw) {
+        group_write_t *w = p->writes_head;
+        write_unlink(p, w);
+        write_finish(gc, w, KAFKA_NONE);
+    }
+}
+
+void group_store_write(group_coordinator_t *gc, int32_t partition, uint8_t *batch, size_t len,
+                       group_write_t *w)
+{
+    assert(w->done != NULL);
+    assert(batch != NULL && len > 0);
+    if (w->group)
+        w->group->refs++;
+    ev_timer_init(&w->timer, write_timeout, gc->cfg.offsets_commit_timeout_ms / 1000.0, 0.);
+    w->timer.data = w;
+    offsets_partition_t *p = part_get(gc, partition, false);
+    const replica_partition_t *rp = part_replica(gc, partition);
+    if (p == NULL || p->state != OFFSETS_ACTIVE || rp == NULL || !rp->is_leader ||
+        rp->leader_epoch != p->leader_epoch) {
+        write_finish(gc, w, KAFKA_NOT_COORDINATOR);
+        return;
+    }
+    w->part = p;
+    if (replica_manager_isr_size(gc->replicas, rp) <
+        partition_log_config(rp->log)->min_insync_replicas) {
+        write_finish(gc, w, KAFKA_COORDINATOR_NOT_AVAILABLE); /* Kafka's NOT_ENOUGH_REPLICAS */
+        return;
+    }
+    log_append_info_t info;
+    int64_t hw;
+    log_err_t err = replica_manager_leader_append(gc->replicas, rp, batch, len, &info, &hw);
+    if (err != LOG_OK) {
+        VLOG_WARN(GROUP_MODULE, "%s-%d: append refused: %s", GROUP_OFFSETS_TOPIC, partition,
+                  log_err_str(err));
+        write_finish(gc, w,
+                     err == LOG_ERR_TOO_LARGE ? KAFKA_INVALID_COMMIT_OFFSET_SIZE
+                                              : KAFKA_COORDINATOR_NOT_AVAILABLE);
+        return;
+    }
+    /* The append told the listener already; the partition may have been
+     * unloaded meanwhile (it cannot, on one thread, but say so). */
+    assert(p->state == OFFSETS_ACTIVE);
+    w->last_offset = info.last_offset;
+    if (hw > w->last_offset && p->writes_head == NULL) {
+        write_finish(gc, w, KAFKA_NONE);
+        return;
+    }
+    if (p->writes_tail)
+        p->writes_tail->next = w;
+    else
+        p->writes_head = w;
+    p->writes_tail = w;
+    ev_timer_start(gc->loop, &w->timer);
+    part_complete_writes(gc, p, hw);
+}
+
+/* ---- loading ---- */
+
+static void load_apply(group_coordinator_t *gc, offsets_partition_t *p, const record_view_t *rec)
+{
+    group_record_key_t key;
+    if (rec->key.ptr == NULL || !group_record_read_key(rec->key.ptr, (size_t)rec->key.len, &key)) {
+        VLOG_WARN(GROUP_MODULE, "%s-%d: offset %" PRId64 ": unreadable key, skipped",
+                  GROUP_OFFSETS_TOPIC, p->id, rec->offset);
+        return;
+    }
+    group_t *g = group_find(gc, (const char *)key.group.ptr, (size_t)key.group.len);
+    if (key.type == GROUP_RECORD_OFFSET_COMMIT) {
+        if (rec->value.ptr == NULL) {
+            committed_offset_t *o = g ? group_offset_find(g, (const char *)key.topic.ptr,
+                                                          (size_t)key.topic.len, key.partition)
+                                      : NULL;
+            if (o)
+                group_offset_remove(g, o);
+            if (g && g->offsets.count == 0 && g->generation == 0 && g->protocol_type == NULL)
+                group_remove(gc, g, KAFKA_NOT_COORDINATOR);
+            return;
+        }
+        group_offset_value_t v;
+        if (!group_record_read_offset_value(rec->value.ptr, (size_t)rec->value.len, &v)) {
+            VLOG_WARN(GROUP_MODULE, "%s-%d: offset %" PRId64 ": unreadable offset commit, skipped",
+                      GROUP_OFFSETS_TOPIC, p->id, rec->offset);
+            return;
+        }
+        if (g == NULL)
+            g = group_create(gc, (const char *)key.group.ptr, (size_t)key.group.len, p->id);
+        group_offset_set(g, (const char *)key.topic.ptr, (size_t)key.topic.len, key.partition,
+                         v.offset, v.leader_epoch, (const char *)v.metadata.ptr,
+                         v.metadata.ptr ? (size_t)v.metadata.len : 0, v.commit_timestamp,
+                         v.expire_timestamp);
+        return;
+    }
+    assert(key.type == GROUP_RECORD_GROUP_METADATA);
+    if (rec->value.ptr == NULL) {
+        if (g)
+            group_remove(gc, g, KAFKA_NOT_COORDINATOR);
+        return;
+    }
+    group_metadata_value_t v;
+    if (!group_record_read_metadata_value(rec->value.ptr, (size_t)rec->value.len, &v)) {
+        VLOG_WARN(GROUP_MODULE, "%s-%d: offset %" PRId64 ": unreadable group metadata, skipped",
+                  GROUP_OFFSETS_TOPIC, p->id, rec->offset);
+        return;
+    }
+    if (g == NULL)
+        g = group_create(gc, (const char *)key.group.ptr, (size_t)key.group.len, p->id);
+    group_apply_metadata(gc, g, &v);
+    free(v.members);
+}
+
+static void load_finish(group_coordinator_t *gc, offsets_partition_t *p)
+{
+    ev_idle_stop(gc->loop, &p->load_idle);
+    p->state = OFFSETS_ACTIVE;
+    int64_t ngroups = 0;
+    for (size_t b = 0; b < gc->groups.nbuckets; b++)
+        for (hnode_t *n = gc->groups.buckets[b]; n; n = n->next) {
+            group_t *g = (group_t *)n;
+            if (g->partition == p->id) {
+                group_loaded(gc, g);
+                ngroups++;
+            }
+        }
+    VLOG_INFO(GROUP_MODULE,
+              "%s-%d: loaded %" PRId64 " records, %" PRId64 " groups in %" PRId64
+              " ms (leader epoch %d)",
+              GROUP_OFFSETS_TOPIC, p->id, p->loaded_records, ngroups,
+              wall_clock_ms() - p->load_started_ms, p->leader_epoch);
+}
+
+/* Reads the ranges of one log read into one buffer (whole batches). */
+static uint8_t *load_read(const log_read_t *rd, size_t *len)
+{
+    uint8_t *buf = xmalloc((size_t)rd->total_bytes);
+    size_t at = 0;
+    for (int i = 0; i < rd->nranges; i++) {
+        const log_file_range_t *r = &rd->ranges[i];
+        int64_t done = 0;
+        while (done < r->length) {
+            ssize_t n =
+                pread(r->fd, buf + at + done, (size_t)(r->length - done), r->position + done);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n <= 0) {
+                free(buf);
+                return NULL;
+            }
+            done += n;
+        }
+        at += (size_t)r->length;
+    }
+    assert(at == (size_t)rd->total_bytes);
+    *len = at;
+    return buf;
+}
+
+static void load_step(struct ev_loop *loop, ev_idle *idle, int revents)
+{
+    offsets_partition_t *p = idle->data;
+    group_coordinator_t *gc = p->gc;
+    (void)loop;
+    (void)revents;
+    assert(p->state == OFFSETS_LOADING);
+    const replica_partition_t *rp = part_replica(gc, p->id);
+    if (rp == NULL || !rp->is_leader || rp->leader_epoch != p->leader_epoch) {
+        ev_idle_stop(gc->loop, idle); /* the role-change event unloads it */
+        return;
+    }
+    int64_t end = partition_log_end_offset(rp->log);
+    if (p->load_offset < partition_log_start_offset(rp->log))
+        p->load_offset = partition_log_start_offset(rp->log);
+    if (p->load_offset >= end) {
+        load_finish(gc, p);
+        return;
+    }
+    log_read_t rd;
+    log_err_t err = partition_log_read(rp->log, p->load_offset, GROUP_LOAD_CHUNK_BYTES, end, &rd);
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    if (err == LOG_OK && rd.nranges > 0)
+        buf = load_read(&rd, &len);
+    if (err == LOG_OK)
+        partition_log_read_release(&rd);
+    if (err != LOG_OK || buf == NULL) {
+        /* The log refused (an I/O error): the partition stays loading and
+         * clients keep retrying; the next iteration tries again. */
+        VLOG_ERR(GROUP_MODULE, "%s-%d: loading at offset %" PRId64 " failed: %s",
+                 GROUP_OFFSETS_TOPIC, p->id, p->load_offset,
+                 err != LOG_OK ? log_err_str(err) : "read error");
+        free(buf);
+        if (err == LOG_OK && rd.nranges == 0)
+            load_finish(gc, p);
+        return;
+    }
+    record_batch_iter_t it;
+    record_batch_iter_init(&it, buf, len);
+    record_view_t rec;
+    int rc;
+    while ((rc = record_batch_iter_next(&it, &rec)) == 1) {
+        if (rec.offset < p->load_offset)
+            continue; /* the batch holding load_offset began before it */
+        load_apply(gc, p, &rec);
+        p->loaded_records++;
+    }
+    if (rc < 0)
+        VLOG_ERR(GROUP_MODULE, "%s-%d: corrupt record batch near offset %" PRId64 ", skipped",
+                 GROUP_OFFSETS_TOPIC, p->id, p->load_offset);
+    free(buf);
+    p->load_offset = rd.next_offset > p->load_offset ? rd.next_offset : end;
+}
+
+static void part_load(group_coordinator_t *gc, offsets_partition_t *p,
+                      const replica_partition_t *rp)
+{
+    assert(p->state == OFFSETS_NOT_LEADER);
+    assert(p->writes_head == NULL);
+    p->state = OFFSETS_LOADING;
+    p->leader_epoch = rp->leader_epoch;
+    p->load_offset = partition_log_start_offset(rp->log);
+    p->load_started_ms = wall_clock_ms();
+    p->loaded_records = 0;
+    ev_idle_init(&p->load_idle, load_step);
+    p->load_idle.data = p;
+    ev_idle_start(gc->loop, &p->load_idle);
+    VLOG_INFO(GROUP_MODULE, "%s-%d: leader at epoch %d, loading groups from offset %" PRId64,
+              GROUP_OFFSETS_TOPIC, p->id, rp->leader_epoch, p->load_offset);
+}
+
+static void part_unload(group_coordinator_t *gc, offsets_partition_t *p, int16_t error)
+{
+    assert(p->state != OFFSETS_NOT_LEADER);
+    ev_idle_stop(gc->loop, &p->load_idle);
+    p->state = OFFSETS_NOT_LEADER;
+    while (p->writes_head) {
+        group_write_t *w = p->writes_head;
+        write_unlink(p, w);
+        write_finish(gc, w, error);
+    }
+    int32_t dropped = 0;
+    for (size_t b = 0; b < gc->groups.nbuckets; b++) {
+        hnode_t *n = gc->groups.buckets[b];
+        while (n) {
+            hnode_t *next = n->next;
+            group_t *g = (group_t *)n;
+            if (g->partition == p->id) {
+                group_remove(gc, g, error);
+                dropped++;
+            }
+            n = next;
+        }
+    }
+    VLOG_INFO(GROUP_MODULE, "%s-%d: no longer leader; dropped %d groups", GROUP_OFFSETS_TOPIC,
+              p->id, dropped);
+}
+
+void group_store_partition_event(group_coordinator_t *gc, int32_t partition)
+{
+    if (gc->stopping || partition < 0)
+        return;
+    const replica_partition_t *rp = part_replica(gc, partition);
+    offsets_partition_t *p = part_get(gc, partition, rp != NULL && rp->is_leader);
+    if (p == NULL)
+        return;
+    if (rp == NULL || !rp->is_leader) {
+        if (p->state != OFFSETS_NOT_LEADER)
+            part_unload(gc, p, KAFKA_NOT_COORDINATOR);
+        return;
+    }
+    if (p->state != OFFSETS_NOT_LEADER && p->leader_epoch != rp->leader_epoch)
+        part_unload(gc, p, KAFKA_NOT_COORDINATOR);
+    if (p->state == OFFSETS_NOT_LEADER)
+        part_load(gc, p, rp);
+    else if (p->state == OFFSETS_ACTIVE)
+        part_complete_writes(gc, p, partition_log_high_watermark(rp->log));
+}
+
+bool group_store_commit_pending(const group_coordinator_t *gc, const group_t *g)
+{
+    offsets_partition_t *p = g->partition < gc->nparts ? gc->parts[g->partition] : NULL;
+    if (p == NULL)
+        return false;
+    for (const group_write_t *w = p->writes_head; w; w = w->next)
+        if (w->group == g && w->is_commit)
+            return true;
+    return false;
+}
+
+void group_store_free(group_coordinator_t *gc)
+{
+    for (int32_t i = 0; i < gc->nparts; i++) {
+        offsets_partition_t *p = gc->parts[i];
+        if (p == NULL)
+            continue;
+        if (p->state != OFFSETS_NOT_LEADER)
+            part_unload(gc, p, KAFKA_COORDINATOR_NOT_AVAILABLE);
+        free(p);
+    }
+    free(gc->parts);
+    gc->parts = NULL;
+    gc->nparts = 0;
+}
