@@ -11,7 +11,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "group_coordinator.h"
+/* Named relative to this file: modules that include config.h do not all
+ * have broker/group on their include path. */
+#include "group/group_coordinator.h"
 #include "partition_log.h"
 
 typedef struct broker_config {
@@ -45,7 +47,7 @@ typedef struct broker_config {
      * log.index.size.max.bytes, log.message.timestamp.type,
      * min.insync.replicas. */
     log_config_t log_defaults;
-    group_config_t groups; /* offsets.*, group.*: the group coordinator's settings */
+    group_config_t groups; /* offsets.*, group.* settings */
 } broker_config_t;
 
 /* Fills cfg from defaults, the file named by --config FILE (or a first

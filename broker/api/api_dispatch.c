@@ -26,12 +26,22 @@ static const api_entry_t api_table[KAFKA_API_KEY_COUNT] = {
     [KAFKA_API_FETCH] = {4, 11, 12, api_handle_fetch, "Fetch"},
     [KAFKA_API_LIST_OFFSETS] = {0, 5, 6, api_handle_list_offsets, "ListOffsets"},
     [KAFKA_API_METADATA] = {0, 8, 9, api_handle_metadata, "Metadata"},
-    [KAFKA_API_FIND_COORDINATOR] = {0, 2, 3, api_handle_find_coordinator, "FindCoordinator"},
+    [KAFKA_API_OFFSET_COMMIT] = {0, 8, 8, api_handle_offset_commit, "OffsetCommit"},
+    [KAFKA_API_OFFSET_FETCH] = {0, 8, 6, api_handle_offset_fetch, "OffsetFetch"},
+    [KAFKA_API_FIND_COORDINATOR] = {0, 4, 3, api_handle_find_coordinator, "FindCoordinator"},
+    [KAFKA_API_JOIN_GROUP] = {0, 9, 6, api_handle_join_group, "JoinGroup"},
+    [KAFKA_API_HEARTBEAT] = {0, 4, 4, api_handle_heartbeat, "Heartbeat"},
+    [KAFKA_API_LEAVE_GROUP] = {0, 5, 4, api_handle_leave_group, "LeaveGroup"},
+    [KAFKA_API_SYNC_GROUP] = {0, 5, 4, api_handle_sync_group, "SyncGroup"},
+    [KAFKA_API_DESCRIBE_GROUPS] = {0, 5, 5, api_handle_describe_groups, "DescribeGroups"},
+    [KAFKA_API_LIST_GROUPS] = {0, 4, 3, api_handle_list_groups, "ListGroups"},
     [KAFKA_API_API_VERSIONS] = {0, 3, 3, api_handle_api_versions, "ApiVersions"},
     [KAFKA_API_CREATE_TOPICS] = {0, 4, 5, api_handle_create_topics, "CreateTopics"},
     [KAFKA_API_DELETE_TOPICS] = {0, 3, 4, api_handle_delete_topics, "DeleteTopics"},
     [KAFKA_API_DESCRIBE_CONFIGS] = {0, 2, 4, api_handle_describe_configs, "DescribeConfigs"},
     [KAFKA_API_CREATE_PARTITIONS] = {0, 1, 2, api_handle_create_partitions, "CreatePartitions"},
+    [KAFKA_API_DELETE_GROUPS] = {0, 2, 2, api_handle_delete_groups, "DeleteGroups"},
+    [KAFKA_API_OFFSET_DELETE] = {0, 0, -1, api_handle_offset_delete, "OffsetDelete"},
 };
 
 const api_entry_t *api_lookup(int16_t api_key)

@@ -4,6 +4,7 @@
 #ifndef VLTAVA_API_HANDLERS_H
 #define VLTAVA_API_HANDLERS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -28,6 +29,26 @@ api_result_t api_handle_find_coordinator(api_context_t *ctx, kafka_request_t *re
                                          kafka_response_t *resp);
 api_result_t api_handle_describe_configs(api_context_t *ctx, kafka_request_t *req,
                                          kafka_response_t *resp);
+/* Consumer groups (api_group.c, api_offsets.c), answered by ctx->groups. */
+api_result_t api_handle_join_group(api_context_t *ctx, kafka_request_t *req,
+                                   kafka_response_t *resp);
+api_result_t api_handle_sync_group(api_context_t *ctx, kafka_request_t *req,
+                                   kafka_response_t *resp);
+api_result_t api_handle_heartbeat(api_context_t *ctx, kafka_request_t *req, kafka_response_t *resp);
+api_result_t api_handle_leave_group(api_context_t *ctx, kafka_request_t *req,
+                                    kafka_response_t *resp);
+api_result_t api_handle_list_groups(api_context_t *ctx, kafka_request_t *req,
+                                    kafka_response_t *resp);
+api_result_t api_handle_describe_groups(api_context_t *ctx, kafka_request_t *req,
+                                        kafka_response_t *resp);
+api_result_t api_handle_delete_groups(api_context_t *ctx, kafka_request_t *req,
+                                      kafka_response_t *resp);
+api_result_t api_handle_offset_commit(api_context_t *ctx, kafka_request_t *req,
+                                      kafka_response_t *resp);
+api_result_t api_handle_offset_fetch(api_context_t *ctx, kafka_request_t *req,
+                                     kafka_response_t *resp);
+api_result_t api_handle_offset_delete(api_context_t *ctx, kafka_request_t *req,
+                                      kafka_response_t *resp);
 
 /* ---- fetch purgatory (api_fetch.c) ---- */
 
@@ -61,6 +82,28 @@ void produce_purgatory_notify(struct produce_purgatory *pp, const char *topic, i
  * REQUEST_TIMED_OUT and frees it. Only after coordinator_stop(): the
  * coordinator must not call their `done` afterwards. */
 void api_admin_abort_all(api_context_t *ctx);
+
+/* ---- answers that may come during a call or later (api_group.c) ---- */
+
+/* For a request answered through a callback that runs exactly once, either
+ * before the call that took it returns or later on the loop (the group
+ * coordinator's). The handler: api_deferred_begin(), the call, then
+ * api_deferred_called(): true means the callback already wrote the answer,
+ * so the handler frees its op and returns API_RESPOND; false, it returns
+ * API_DEFERRED. The callback writes the answer into resp, then
+ * api_deferred_answer(): true means the request was completed (given back
+ * to net) and the op is now the callback's to free; false, the handler
+ * frees it. Either way the op is freed exactly once. */
+typedef struct api_deferred {
+    kafka_request_t *req;
+    kafka_response_t *resp;
+    bool in_call;  /* between begin and called */
+    bool answered; /* the callback ran */
+} api_deferred_t;
+
+void api_deferred_begin(api_deferred_t *d, kafka_request_t *req, kafka_response_t *resp);
+bool api_deferred_called(api_deferred_t *d);
+bool api_deferred_answer(api_deferred_t *d);
 
 /* ---- helpers (api_util.c) ---- */
 

@@ -130,6 +130,10 @@ const char *kafka_error_name(int error_code)
         return "REASSIGNMENT_IN_PROGRESS";
     case KAFKA_DELEGATION_TOKEN_AUTH_DISABLED:
         return "DELEGATION_TOKEN_AUTH_DISABLED";
+    case KAFKA_NON_EMPTY_GROUP:
+        return "NON_EMPTY_GROUP";
+    case KAFKA_GROUP_ID_NOT_FOUND:
+        return "GROUP_ID_NOT_FOUND";
     case KAFKA_UNKNOWN_TOPIC_ID:
         return "UNKNOWN_TOPIC_ID";
     case KAFKA_FENCED_LEADER_EPOCH:
@@ -142,22 +146,18 @@ const char *kafka_error_name(int error_code)
         return "STALE_BROKER_EPOCH";
     case KAFKA_OFFSET_NOT_AVAILABLE:
         return "OFFSET_NOT_AVAILABLE";
-    case KAFKA_PREFERRED_LEADER_NOT_AVAILABLE:
-        return "PREFERRED_LEADER_NOT_AVAILABLE";
-    case KAFKA_INVALID_RECORD:
-        return "INVALID_RECORD";
-    case KAFKA_NON_EMPTY_GROUP:
-        return "NON_EMPTY_GROUP";
-    case KAFKA_GROUP_ID_NOT_FOUND:
-        return "GROUP_ID_NOT_FOUND";
     case KAFKA_MEMBER_ID_REQUIRED:
         return "MEMBER_ID_REQUIRED";
+    case KAFKA_PREFERRED_LEADER_NOT_AVAILABLE:
+        return "PREFERRED_LEADER_NOT_AVAILABLE";
     case KAFKA_GROUP_MAX_SIZE_REACHED:
         return "GROUP_MAX_SIZE_REACHED";
     case KAFKA_FENCED_INSTANCE_ID:
         return "FENCED_INSTANCE_ID";
     case KAFKA_GROUP_SUBSCRIBED_TO_TOPIC:
         return "GROUP_SUBSCRIBED_TO_TOPIC";
+    case KAFKA_INVALID_RECORD:
+        return "INVALID_RECORD";
     case KAFKA_UNSTABLE_OFFSET_COMMIT:
         return "UNSTABLE_OFFSET_COMMIT";
     case KAFKA_THROTTLING_QUOTA_EXCEEDED:

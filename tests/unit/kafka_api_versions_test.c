@@ -117,6 +117,29 @@ static void test_table_invariants(void)
     }
 }
 
+/* The consumer-group rows: the versions served, and the first flexible
+ * version as Kafka's message definitions give it ("flexibleVersions"). */
+static void test_group_rows(void)
+{
+    static const struct {
+        int16_t key, min, max, first_flexible;
+    } rows[] = {
+        {KAFKA_API_OFFSET_COMMIT, 0, 8, 8},    {KAFKA_API_OFFSET_FETCH, 0, 8, 6},
+        {KAFKA_API_FIND_COORDINATOR, 0, 4, 3}, {KAFKA_API_JOIN_GROUP, 0, 9, 6},
+        {KAFKA_API_HEARTBEAT, 0, 4, 4},        {KAFKA_API_LEAVE_GROUP, 0, 5, 4},
+        {KAFKA_API_SYNC_GROUP, 0, 5, 4},       {KAFKA_API_DESCRIBE_GROUPS, 0, 5, 5},
+        {KAFKA_API_LIST_GROUPS, 0, 4, 3},      {KAFKA_API_DELETE_GROUPS, 0, 2, 2},
+        {KAFKA_API_OFFSET_DELETE, 0, 0, -1},
+    };
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        const api_entry_t *e = api_lookup(rows[i].key);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+        CU_ASSERT_EQUAL(e->min_version, rows[i].min);
+        CU_ASSERT_EQUAL(e->max_version, rows[i].max);
+        CU_ASSERT_EQUAL(e->first_flexible, rows[i].first_flexible);
+    }
+}
+
 static void test_refusals_name_a_reason(void)
 {
     test_request_t t;
@@ -263,6 +286,7 @@ int main(void)
         return EXIT_FAILURE;
     CU_pSuite s = CU_add_suite("api_versions", NULL, NULL);
     CU_add_test(s, "table invariants", test_table_invariants);
+    CU_add_test(s, "consumer-group rows", test_group_rows);
     CU_add_test(s, "refusals name a reason", test_refusals_name_a_reason);
     CU_add_test(s, "ApiVersions v0-v2", test_api_versions_v0_to_v2);
     CU_add_test(s, "ApiVersions v3", test_api_versions_v3);
