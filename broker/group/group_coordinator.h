@@ -45,27 +45,27 @@ struct replica_manager;
 
 /* Hard bounds, whatever the configuration says: each caps memory that a
  * client could otherwise grow without limit. */
-#define GROUP_MAX_GROUPS 100000            /* groups one broker coordinates */
-#define GROUP_MAX_MEMBERS 10000            /* ceiling of group.max.size */
+#define GROUP_MAX_GROUPS            100000 /* groups one broker coordinates */
+#define GROUP_MAX_MEMBERS           10000  /* ceiling of group.max.size */
 #define GROUP_MAX_OFFSETS_PER_GROUP 100000 /* committed partitions per group */
-#define GROUP_MAX_ID_BYTES 1024            /* group, member and instance ids */
+#define GROUP_MAX_ID_BYTES          1024   /* group, member and instance ids */
 /* A member's protocol metadata (all protocols together) and an assignment:
  * librdkafka's own limit for a whole JoinGroup response is 100 MB, but a
  * real consumer's subscription is a few KiB. */
 #define GROUP_MAX_METADATA_BYTES (1 << 20)
 
 typedef struct group_config {
-    int32_t offsets_topic_partitions;         /* offsets.topic.num.partitions (50) */
-    int16_t offsets_topic_replication_factor; /* offsets.topic.replication.factor (3) */
-    int32_t offsets_topic_segment_bytes;      /* offsets.topic.segment.bytes (100 MiB) */
-    int64_t offsets_retention_ms;             /* offsets.retention.ms (7 days) */
+    int32_t offsets_topic_partitions;            /* offsets.topic.num.partitions (50) */
+    int16_t offsets_topic_replication_factor;    /* offsets.topic.replication.factor (3) */
+    int32_t offsets_topic_segment_bytes;         /* offsets.topic.segment.bytes (100 MiB) */
+    int64_t offsets_retention_ms;                /* offsets.retention.ms (7 days) */
     int64_t offsets_retention_check_interval_ms; /* offsets.retention.check.interval.ms (10 min) */
-    int32_t offsets_commit_timeout_ms;        /* offsets.commit.timeout.ms (5000) */
-    int32_t offset_metadata_max_bytes;        /* offset.metadata.max.bytes (4096) */
-    int32_t initial_rebalance_delay_ms;       /* group.initial.rebalance.delay.ms (3000) */
-    int32_t min_session_timeout_ms;           /* group.min.session.timeout.ms (6000) */
-    int32_t max_session_timeout_ms;           /* group.max.session.timeout.ms (1800000) */
-    int32_t max_size;                         /* group.max.size (1000; <= GROUP_MAX_MEMBERS) */
+    int32_t offsets_commit_timeout_ms;           /* offsets.commit.timeout.ms (5000) */
+    int32_t offset_metadata_max_bytes;           /* offset.metadata.max.bytes (4096) */
+    int32_t initial_rebalance_delay_ms;          /* group.initial.rebalance.delay.ms (3000) */
+    int32_t min_session_timeout_ms;              /* group.min.session.timeout.ms (6000) */
+    int32_t max_session_timeout_ms;              /* group.max.session.timeout.ms (1800000) */
+    int32_t max_size;                            /* group.max.size (1000; <= GROUP_MAX_MEMBERS) */
 } group_config_t;
 
 void group_config_defaults(group_config_t *cfg);
@@ -108,7 +108,7 @@ typedef struct group_join_params {
     kslice_t protocol_type;
     const group_protocol_t *protocols;
     int32_t nprotocols;
-    kslice_t client_id; /* the request header's; nullable */
+    kslice_t client_id;      /* the request header's; nullable */
     const char *client_host; /* "/1.2.3.4", as Kafka reports it */
 } group_join_params_t;
 
@@ -121,12 +121,12 @@ typedef struct group_join_member {
 
 typedef struct group_join_result {
     int16_t error;
-    int32_t generation_id;       /* -1 on error */
-    const char *protocol_type;   /* NULL: none (write null at v7+) */
-    const char *protocol_name;   /* NULL: none */
-    const char *leader;          /* "" on error */
-    bool skip_assignment;        /* v9 (KIP-814); always false here */
-    const char *member_id;       /* the member's id ("" on most errors) */
+    int32_t generation_id;              /* -1 on error */
+    const char *protocol_type;          /* NULL: none (write null at v7+) */
+    const char *protocol_name;          /* NULL: none */
+    const char *leader;                 /* "" on error */
+    bool skip_assignment;               /* v9 (KIP-814); always false here */
+    const char *member_id;              /* the member's id ("" on most errors) */
     const group_join_member_t *members; /* the leader gets every member */
     int32_t nmembers;
 } group_join_result_t;
@@ -147,9 +147,9 @@ typedef struct group_sync_params {
     kslice_t group_id;
     int32_t generation_id;
     kslice_t member_id;
-    kslice_t group_instance_id; /* nullable */
-    kslice_t protocol_type;     /* v5+; ptr NULL: not sent */
-    kslice_t protocol_name;     /* v5+; ptr NULL: not sent */
+    kslice_t group_instance_id;            /* nullable */
+    kslice_t protocol_type;                /* v5+; ptr NULL: not sent */
+    kslice_t protocol_name;                /* v5+; ptr NULL: not sent */
     const group_assignment_t *assignments; /* only the leader's carries any */
     int32_t nassignments;
 } group_sync_params_t;
@@ -230,7 +230,8 @@ typedef struct group_committed {
 
 typedef struct group_offsets {
     int16_t error; /* group-level: NOT_COORDINATOR, COORDINATOR_LOAD_IN_PROGRESS, ... */
-    group_committed_t *offsets; /* heap, the caller frees (the strings are views) */
+    group_committed_t *offsets; /* heap, the caller frees; with `wanted`, the topic names
+                                 * live in the same allocation */
     int32_t noffsets;
 } group_offsets_t;
 
@@ -239,8 +240,8 @@ typedef struct group_offsets {
  * partition, in the order asked. require_stable (v7+): a partition with a
  * commit still being written answers UNSTABLE_OFFSET_COMMIT. */
 void group_offset_fetch(group_coordinator_t *gc, kslice_t group_id,
-                        const group_topic_partition_t *wanted, int32_t nwanted,
-                        bool require_stable, group_offsets_t *out);
+                        const group_topic_partition_t *wanted, int32_t nwanted, bool require_stable,
+                        group_offsets_t *out);
 
 /* ---- ListGroups, DescribeGroups ---- */
 
@@ -273,7 +274,7 @@ typedef struct group_description {
     int16_t error;
     const char *state; /* "Dead" for a group that does not exist */
     const char *protocol_type;
-    const char *protocol; /* "" until a protocol is chosen */
+    const char *protocol;                /* "" until a protocol is chosen */
     group_member_description_t *members; /* heap, the caller frees */
     int32_t nmembers;
 } group_description_t;

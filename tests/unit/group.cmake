@@ -6,5 +6,6 @@ vltava_unit_test(test_group
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/group_main.c
           ${CMAKE_CURRENT_LIST_DIR}/group_records_test.c
           ${CMAKE_CURRENT_LIST_DIR}/record_batch_test.c
+          ${CMAKE_CURRENT_LIST_DIR}/group_partition_test.c
           ${CMAKE_CURRENT_LIST_DIR}/log_test_batch.c
   LIBS vltava_group vltava_replica vltava_coordinator vltava_log vltava_kafka vltava_util)

@@ -8,6 +8,7 @@
 
 void group_records_suite(void);
 void record_batch_suite(void);
+void group_partition_suite(void);
 
 int main(void)
 {
@@ -16,5 +17,6 @@ int main(void)
         return EXIT_FAILURE;
     group_records_suite();
     record_batch_suite();
+    group_partition_suite();
     return unit_run_registered();
 }
