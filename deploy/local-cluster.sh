@@ -84,15 +84,18 @@ start_zookeeper() {
     say "zookeeper 127.0.0.1:$zk_port (pid $(cat "$dir/pid"))"
 }
 
-# write_config I: the template with broker I's keys replaced.
+# write_config I N: the template with broker I's keys replaced, for a
+# cluster of N brokers (__consumer_offsets is replicated min(N, 3) times, so
+# groups work on a cluster smaller than Kafka's default of 3).
 write_config() {
-    local i=$1 dir="$state/broker-$1"
+    local i=$1 n=$2 dir="$state/broker-$1"
     local -A own=(
         [broker.id]="$i"
         [listeners]="PLAINTEXT://127.0.0.1:$((base_port + i))"
         [replication.listener]="127.0.0.1:$((base_port + 10000 + i))"
         [zookeeper.connect]="127.0.0.1:$zk_port$chroot"
         [log.dirs]="$dir/data"
+        [offsets.topic.replication.factor]="$((n < 3 ? n : 3))"
     )
     local key
     {
@@ -104,14 +107,15 @@ write_config() {
             fi
             printf '%s\n' "$line"
         done <"$template"
-        for key in broker.id listeners replication.listener zookeeper.connect log.dirs; do
+        for key in broker.id listeners replication.listener zookeeper.connect log.dirs \
+            offsets.topic.replication.factor; do
             printf '%s=%s\n' "$key" "${own[$key]}"
         done
     } >"$dir/broker.properties"
 }
 
 start_broker() {
-    local i=$1 dir="$state/broker-$1" bin
+    local i=$1 n=$2 dir="$state/broker-$1" bin
     bin="$(broker_bin)"
     if pid_alive "$dir/pid" vltava-broker; then
         say "broker $i already running (pid $(cat "$dir/pid"))"
@@ -119,7 +123,7 @@ start_broker() {
     fi
     port_open $((base_port + i)) && die "port $((base_port + i)) is taken"
     mkdir -p "$dir/data"
-    write_config "$i"
+    write_config "$i" "$n"
     setsid "$bin" --config "$dir/broker.properties" >>"$dir/broker.log" 2>&1 </dev/null &
     echo $! >"$dir/pid"
 }
@@ -164,7 +168,7 @@ cmd_up() {
     start_zookeeper
     local i
     for i in $(seq 1 "$n"); do
-        start_broker "$i"
+        start_broker "$i" "$n"
     done
     for i in $(seq 1 "$n"); do
         local dir="$state/broker-$i"
