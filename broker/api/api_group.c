@@ -9,9 +9,10 @@
  * decoded arrays (views into the frame, valid while the request lives);
  * the coordinator's callback writes the answer (see api_deferred_t).
  *
- * Sizes: ids are the coordinator's to bound (GROUP_MAX_ID_BYTES); protocol
- * metadata and assignments are bounded here, at GROUP_MAX_METADATA_BYTES,
- * by refusing the request (a real consumer's are a few KiB). */
+ * Sizes: ids, protocol metadata and assignments are the coordinator's to
+ * bound (GROUP_MAX_ID_BYTES, GROUP_MAX_METADATA_BYTES): a request over them
+ * is well-formed, so it gets an error code (INVALID_REQUEST), not a closed
+ * connection; the frame itself is bounded by socket.request.max.bytes. */
 #include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -159,7 +160,6 @@ api_result_t api_handle_join_group(api_context_t *ctx, kafka_request_t *req, kaf
     const char *why = "malformed JoinGroup request";
     join_op_t *op = xcalloc(1, sizeof(*op));
     op->protocols = xcalloc((size_t)nprotocols + 1, sizeof(group_protocol_t));
-    int64_t metadata_bytes = 0;
     bool null_metadata = false;
     for (int32_t i = 0; i < nprotocols; i++) {
         group_protocol_t *gp = &op->protocols[i];
@@ -167,7 +167,6 @@ api_result_t api_handle_join_group(api_context_t *ctx, kafka_request_t *req, kaf
         kr_bytes_v(r, flexible, &gp->metadata);
         kr_tags_v(r, flexible);
         null_metadata |= gp->metadata.ptr == NULL;
-        metadata_bytes += gp->metadata.len;
     }
     kslice_t reason; /* v8+: for the coordinator's log in Kafka; unused */
     if (version >= 8)
@@ -175,10 +174,6 @@ api_result_t api_handle_join_group(api_context_t *ctx, kafka_request_t *req, kaf
     kr_tags_v(r, flexible);
     if (!kr_ok(r) || null_metadata)
         goto refuse;
-    if (metadata_bytes > GROUP_MAX_METADATA_BYTES) {
-        why = "JoinGroup protocol metadata larger than GROUP_MAX_METADATA_BYTES";
-        goto refuse;
-    }
 
     client_host_of(req->peer, op->client_host, sizeof(op->client_host));
     p.protocols = op->protocols;
@@ -257,22 +252,17 @@ api_result_t api_handle_sync_group(api_context_t *ctx, kafka_request_t *req, kaf
     const char *why = "malformed SyncGroup request";
     sync_op_t *op = xcalloc(1, sizeof(*op));
     op->assignments = xcalloc((size_t)n + 1, sizeof(group_assignment_t));
-    bool null_assignment = false, oversized = false;
+    bool null_assignment = false;
     for (int32_t i = 0; i < n; i++) {
         group_assignment_t *a = &op->assignments[i];
         kr_string_v(r, flexible, &a->member_id);
         kr_bytes_v(r, flexible, &a->assignment);
         kr_tags_v(r, flexible);
         null_assignment |= a->assignment.ptr == NULL;
-        oversized |= a->assignment.len > GROUP_MAX_METADATA_BYTES;
     }
     kr_tags_v(r, flexible);
     if (!kr_ok(r) || null_assignment)
         goto refuse;
-    if (oversized) {
-        why = "SyncGroup assignment larger than GROUP_MAX_METADATA_BYTES";
-        goto refuse;
-    }
 
     p.assignments = op->assignments;
     p.nassignments = n;
