@@ -147,7 +147,8 @@ typedef struct offsets_partition {
     int64_t load_offset;  /* LOADING: the next offset to replay */
     int64_t load_started_ms;
     int64_t loaded_records;
-    ev_idle load_idle; /* one bounded chunk per loop iteration */
+    ev_timer load_timer; /* one bounded chunk per loop iteration (not ev_idle: a busy loop
+                          * would starve it) */
     group_write_t *writes_head, *writes_tail;
 } offsets_partition_t;
 

@@ -289,7 +289,7 @@ static void load_apply(group_coordinator_t *gc, offsets_partition_t *p, const re
 
 static void load_finish(group_coordinator_t *gc, offsets_partition_t *p)
 {
-    ev_idle_stop(gc->loop, &p->load_idle);
+    ev_timer_stop(gc->loop, &p->load_timer);
     p->state = OFFSETS_ACTIVE;
     int64_t ngroups = 0;
     for (size_t b = 0; b < gc->groups.nbuckets; b++)
@@ -333,18 +333,16 @@ static uint8_t *load_read(const log_read_t *rd, size_t *len)
     return buf;
 }
 
-static void load_step(struct ev_loop *loop, ev_idle *idle, int revents)
+static void load_step(struct ev_loop *loop, ev_timer *timer, int revents)
 {
-    offsets_partition_t *p = idle->data;
+    offsets_partition_t *p = timer->data;
     group_coordinator_t *gc = p->gc;
     (void)loop;
     (void)revents;
     assert(p->state == OFFSETS_LOADING);
     const replica_partition_t *rp = part_replica(gc, p->id);
-    if (rp == NULL || !rp->is_leader || rp->leader_epoch != p->leader_epoch) {
-        ev_idle_stop(gc->loop, idle); /* the role-change event unloads it */
-        return;
-    }
+    if (rp == NULL || !rp->is_leader || rp->leader_epoch != p->leader_epoch)
+        return; /* the role-change event unloads it */
     int64_t end = partition_log_end_offset(rp->log);
     if (p->load_offset < partition_log_start_offset(rp->log))
         p->load_offset = partition_log_start_offset(rp->log);
@@ -367,8 +365,12 @@ static void load_step(struct ev_loop *loop, ev_idle *idle, int revents)
                  GROUP_OFFSETS_TOPIC, p->id, p->load_offset,
                  err != LOG_OK ? log_err_str(err) : "read error");
         free(buf);
-        if (err == LOG_OK && rd.nranges == 0)
+        if (err == LOG_OK && rd.nranges == 0) {
             load_finish(gc, p);
+            return;
+        }
+        ev_timer_set(timer, 1., 0.); /* an I/O error: try again, without spinning */
+        ev_timer_start(gc->loop, timer);
         return;
     }
     record_batch_iter_t it;
@@ -386,6 +388,8 @@ static void load_step(struct ev_loop *loop, ev_idle *idle, int revents)
                  GROUP_OFFSETS_TOPIC, p->id, p->load_offset);
     free(buf);
     p->load_offset = rd.next_offset > p->load_offset ? rd.next_offset : end;
+    ev_timer_set(timer, 0., 0.);
+    ev_timer_start(gc->loop, timer);
 }
 
 static void part_load(group_coordinator_t *gc, offsets_partition_t *p,
@@ -398,9 +402,9 @@ static void part_load(group_coordinator_t *gc, offsets_partition_t *p,
     p->load_offset = partition_log_start_offset(rp->log);
     p->load_started_ms = wall_clock_ms();
     p->loaded_records = 0;
-    ev_idle_init(&p->load_idle, load_step);
-    p->load_idle.data = p;
-    ev_idle_start(gc->loop, &p->load_idle);
+    ev_timer_init(&p->load_timer, load_step, 0., 0.);
+    p->load_timer.data = p;
+    ev_timer_start(gc->loop, &p->load_timer);
     VLOG_INFO(GROUP_MODULE, "%s-%d: leader at epoch %d, loading groups from offset %" PRId64,
               GROUP_OFFSETS_TOPIC, p->id, rp->leader_epoch, p->load_offset);
 }
@@ -408,7 +412,7 @@ static void part_load(group_coordinator_t *gc, offsets_partition_t *p,
 static void part_unload(group_coordinator_t *gc, offsets_partition_t *p, int16_t error)
 {
     assert(p->state != OFFSETS_NOT_LEADER);
-    ev_idle_stop(gc->loop, &p->load_idle);
+    ev_timer_stop(gc->loop, &p->load_timer);
     p->state = OFFSETS_NOT_LEADER;
     while (p->writes_head) {
         group_write_t *w = p->writes_head;
