@@ -70,15 +70,52 @@ static void write_part_errors(kwriter_t *w, bool flexible, const group_commit_pa
 /* An OffsetCommit or OffsetDelete waiting on the coordinator. */
 typedef struct parts_op {
     api_deferred_t d;
-    group_commit_part_t *parts;
+    group_commit_part_t *parts; /* every part of the request, in its order */
     int32_t nparts;
+    group_commit_part_t *asked; /* copies of the parts the coordinator answers */
+    int32_t *asked_at;          /* asked[i] is parts[asked_at[i]] */
+    int32_t nasked;
     int16_t group_error; /* OffsetDelete */
 } parts_op_t;
 
 static void parts_op_free(parts_op_t *op)
 {
     free(op->parts);
+    free(op->asked);
+    free(op->asked_at);
     free(op);
+}
+
+/* Answers the parts of partitions the cluster does not have and copies the
+ * others into op->asked, for the coordinator. */
+static void parts_split(api_context_t *ctx, parts_op_t *op)
+{
+    const cluster_metadata_t *md = coordinator_metadata(ctx->coord);
+    assert(op->nparts >= 0);
+    assert(op->asked == NULL && op->nasked == 0);
+    op->asked = xcalloc((size_t)op->nparts + 1, sizeof(group_commit_part_t));
+    op->asked_at = xcalloc((size_t)op->nparts + 1, sizeof(int32_t));
+    for (int32_t i = 0; i < op->nparts; i++) {
+        group_commit_part_t *part = &op->parts[i];
+        const md_topic_t *t =
+            cluster_metadata_topic(md, (const char *)part->topic.ptr, (size_t)part->topic.len);
+        if (t == NULL || part->partition < 0 || part->partition >= t->npartitions) {
+            part->error = KAFKA_UNKNOWN_TOPIC_OR_PARTITION;
+            continue;
+        }
+        op->asked[op->nasked] = *part;
+        op->asked_at[op->nasked++] = i;
+    }
+}
+
+/* Copies the coordinator's errors back into the request's parts. */
+static void parts_merge(parts_op_t *op)
+{
+    assert(op->nasked <= op->nparts);
+    for (int32_t i = 0; i < op->nasked; i++) {
+        assert(op->asked_at[i] >= 0 && op->asked_at[i] < op->nparts);
+        op->parts[op->asked_at[i]].error = op->asked[i].error;
+    }
 }
 
 /* ---- OffsetCommit ---- */
@@ -130,7 +167,8 @@ static void write_commit_response(kwriter_t *w, int16_t version, bool flexible,
 static void commit_done(void *arg)
 {
     parts_op_t *op = arg;
-    assert(op->nparts > 0);
+    assert(op->nasked > 0);
+    parts_merge(op);
     write_commit_response(&op->d.resp->body, op->d.req->api_version, op->d.req->flexible, op->parts,
                           op->nparts);
     if (api_deferred_answer(&op->d))
@@ -170,15 +208,16 @@ api_result_t api_handle_offset_commit(api_context_t *ctx, kafka_request_t *req,
     bool again = read_commit_topics(&topics_at, version, flexible, op->parts, &op->nparts);
     assert(again && op->nparts == n);
     (void)again;
-    if (n == 0) {
+    parts_split(ctx, op);
+    if (op->nasked == 0) {
         /* Nothing to write: answered here, as Kafka does. */
-        write_commit_response(&resp->body, version, flexible, op->parts, 0);
+        write_commit_response(&resp->body, version, flexible, op->parts, n);
         parts_op_free(op);
         return API_RESPOND;
     }
 
-    p.parts = op->parts;
-    p.nparts = n;
+    p.parts = op->asked;
+    p.nparts = op->nasked;
     api_deferred_begin(&op->d, req, resp);
     group_offset_commit(ctx->groups, &p, commit_done, op);
     if (!api_deferred_called(&op->d))
@@ -406,6 +445,7 @@ static void offset_delete_done(void *arg)
 {
     parts_op_t *op = arg;
     assert(op->d.req->api_version == 0);
+    parts_merge(op);
     write_delete_response(&op->d.resp->body, op->group_error, op->parts, op->nparts);
     if (api_deferred_answer(&op->d))
         parts_op_free(op);
@@ -431,9 +471,12 @@ api_result_t api_handle_offset_delete(api_context_t *ctx, kafka_request_t *req,
     assert(again && op->nparts == n);
     (void)again;
 
+    /* The coordinator is asked even when no partition is known: the group
+     * itself may be the error. */
+    parts_split(ctx, op);
     api_deferred_begin(&op->d, req, resp);
-    group_offset_delete(ctx->groups, group_id, op->parts, n, &op->group_error, offset_delete_done,
-                        op);
+    group_offset_delete(ctx->groups, group_id, op->asked, op->nasked, &op->group_error,
+                        offset_delete_done, op);
     if (!api_deferred_called(&op->d))
         return API_DEFERRED;
     parts_op_free(op);

@@ -1,7 +1,8 @@
 /* test_api_groups: the consumer-group handlers (api_group.c, api_offsets.c)
  * against a fake group coordinator defined here, which records what the
  * handlers decoded and answers either during the call or later (the two
- * paths of api_deferred_t). Requests are encoded with the codec's writer
+ * paths of api_deferred_t), over a fake cluster metadata with topics t1
+ * (100 partitions) and t2 (2). Requests are encoded with the codec's writer
  * and answers decoded field by field, per version. Every strict prefix of
  * each request must be refused (API_MALFORMED), which ASan checks for
  * leaks and overreads. */
@@ -11,6 +12,7 @@
 #include <string.h>
 
 #include "api_handlers.h"
+#include "coordinator.h"
 #include "group_coordinator.h"
 #include "kafka_codec.h"
 #include "kafka_errors.h"
@@ -284,6 +286,27 @@ void api_request_complete(kafka_request_t *req, kafka_response_t *resp, api_resu
     CU_ASSERT_PTR_NOT_NULL(resp);
     fake.completes++;
     fake.completed_with = result;
+}
+
+/* ---- the fake cluster metadata ---- */
+
+static md_topic_t topics[] = {{.name = "t1", .npartitions = 100}, {.name = "t2", .npartitions = 2}};
+static const cluster_metadata_t fake_metadata = {.topics = topics, .ntopics = 2};
+
+const cluster_metadata_t *coordinator_metadata(const coordinator_t *c)
+{
+    CU_ASSERT_PTR_NULL(c);
+    return &fake_metadata;
+}
+
+const md_topic_t *cluster_metadata_topic(const cluster_metadata_t *md, const char *name,
+                                         size_t name_len)
+{
+    for (size_t i = 0; i < md->ntopics; i++)
+        if (strlen(md->topics[i].name) == name_len &&
+            memcmp(md->topics[i].name, name, name_len) == 0)
+            return &md->topics[i];
+    return NULL;
 }
 
 /* ---- requests ---- */
@@ -811,10 +834,11 @@ static void test_commit(void)
             kw_string_v(&body, flexible, "inst", -1);
         if (version >= 2 && version <= 4)
             kw_i64(&body, 60000);
-        /* t1: partitions 0 and 99; t2: partition 1 */
-        kw_array_v(&body, flexible, 2);
-        for (int t = 0; t < 2; t++) {
-            kw_string_v(&body, flexible, t == 0 ? "t1" : "t2", -1);
+        /* t1: partitions 0 and 99 (which the coordinator refuses); t2:
+         * partition 1; nope: partition 1 (refused by the handler) */
+        kw_array_v(&body, flexible, 3);
+        for (int t = 0; t < 3; t++) {
+            kw_string_v(&body, flexible, t == 0 ? "t1" : t == 1 ? "t2" : "nope", -1);
             kw_array_v(&body, flexible, t == 0 ? 2 : 1);
             for (int p = 0; p < (t == 0 ? 2 : 1); p++) {
                 kw_i32(&body, t == 0 ? (p == 0 ? 0 : 99) : 1);
@@ -850,7 +874,7 @@ static void test_commit(void)
         kreader_t *r = &c.out;
         if (version >= 3)
             CU_ASSERT_EQUAL(rd_i32(r), 0);
-        CU_ASSERT_EQUAL(rd_array(r, flexible), 2);
+        CU_ASSERT_EQUAL(rd_array(r, flexible), 3);
         CU_ASSERT_TRUE(kslice_eq(rd_str(r, flexible), "t1"));
         CU_ASSERT_EQUAL(rd_array(r, flexible), 2);
         CU_ASSERT_EQUAL(rd_i32(r), 0);
@@ -866,7 +890,48 @@ static void test_commit(void)
         CU_ASSERT_EQUAL(rd_i16(r), KAFKA_NONE);
         kr_tags_v(r, flexible);
         kr_tags_v(r, flexible);
+        CU_ASSERT_TRUE(kslice_eq(rd_str(r, flexible), "nope"));
+        CU_ASSERT_EQUAL(rd_array(r, flexible), 1);
+        CU_ASSERT_EQUAL(rd_i32(r), 1);
+        CU_ASSERT_EQUAL(rd_i16(r), KAFKA_UNKNOWN_TOPIC_OR_PARTITION);
+        kr_tags_v(r, flexible);
+        kr_tags_v(r, flexible);
         assert_end(r, flexible);
+        call_free(&c);
+        kw_free(&body);
+    }
+}
+
+/* Only partitions the cluster does not have, or none: answered without
+ * the coordinator (Kafka validates nothing about the group then either). */
+static void test_commit_nothing_known(void)
+{
+    for (int nparts = 0; nparts <= 1; nparts++) {
+        kwriter_t body;
+        call_t c;
+        kw_init(&body, 64);
+        kw_string_v(&body, false, "g", -1);
+        kw_array_v(&body, false, nparts);
+        if (nparts == 1) {
+            kw_string_v(&body, false, "t2", -1);
+            kw_array_v(&body, false, 1);
+            kw_i32(&body, 2);
+            kw_i64(&body, 5);
+            kw_string_v(&body, false, NULL, -1);
+        }
+        reset_fake(true, KAFKA_NONE);
+        run(&c, api_handle_offset_commit, KAFKA_API_OFFSET_COMMIT, 0, false, &body);
+        CU_ASSERT_EQUAL(c.result, API_RESPOND);
+        CU_ASSERT_EQUAL(fake.calls, 0);
+        kreader_t *r = &c.out;
+        CU_ASSERT_EQUAL(rd_array(r, false), nparts);
+        if (nparts == 1) {
+            CU_ASSERT_TRUE(kslice_eq(rd_str(r, false), "t2"));
+            CU_ASSERT_EQUAL(rd_array(r, false), 1);
+            CU_ASSERT_EQUAL(rd_i32(r), 2);
+            CU_ASSERT_EQUAL(rd_i16(r), KAFKA_UNKNOWN_TOPIC_OR_PARTITION);
+        }
+        assert_end(r, false);
         call_free(&c);
         kw_free(&body);
     }
@@ -1004,11 +1069,14 @@ static void test_offset_delete(void)
         call_t c;
         kw_init(&body, 64);
         kw_string_v(&body, false, "g", -1);
-        kw_array_v(&body, false, 1);
+        kw_array_v(&body, false, 2);
         kw_string_v(&body, false, "t1", -1);
         kw_array_v(&body, false, 2);
         kw_i32(&body, 0);
         kw_i32(&body, 99);
+        kw_string_v(&body, false, "t2", -1);
+        kw_array_v(&body, false, 1);
+        kw_i32(&body, 5); /* t2 has 2 partitions */
         reset_fake(group_error == 0, group_error ? KAFKA_GROUP_ID_NOT_FOUND : KAFKA_NONE);
         run(&c, api_handle_offset_delete, KAFKA_API_OFFSET_DELETE, 0, false, &body);
         CU_ASSERT_EQUAL(fake.nparts, 2);
@@ -1020,13 +1088,17 @@ static void test_offset_delete(void)
         CU_ASSERT_EQUAL(rd_i16(r), fake.error);
         CU_ASSERT_EQUAL(rd_i32(r), 0);
         int32_t ntopics = rd_array(r, false);
-        CU_ASSERT_EQUAL(ntopics, group_error ? 0 : 1);
-        if (ntopics == 1) {
+        CU_ASSERT_EQUAL(ntopics, group_error ? 0 : 2);
+        if (ntopics == 2) {
             CU_ASSERT_TRUE(kslice_eq(rd_str(r, false), "t1"));
             CU_ASSERT_EQUAL(rd_array(r, false), 2);
             CU_ASSERT_EQUAL(rd_i32(r), 0);
             CU_ASSERT_EQUAL(rd_i16(r), KAFKA_NONE);
             CU_ASSERT_EQUAL(rd_i32(r), 99);
+            CU_ASSERT_EQUAL(rd_i16(r), KAFKA_UNKNOWN_TOPIC_OR_PARTITION);
+            CU_ASSERT_TRUE(kslice_eq(rd_str(r, false), "t2"));
+            CU_ASSERT_EQUAL(rd_array(r, false), 1);
+            CU_ASSERT_EQUAL(rd_i32(r), 5);
             CU_ASSERT_EQUAL(rd_i16(r), KAFKA_UNKNOWN_TOPIC_OR_PARTITION);
         }
         assert_end(r, false);
@@ -1051,6 +1123,7 @@ int main(void)
     CU_add_test(s, "DescribeGroups v0-v5", test_describe);
     CU_add_test(s, "DeleteGroups v0-v2", test_delete_groups);
     CU_add_test(s, "OffsetCommit v0-v8", test_commit);
+    CU_add_test(s, "OffsetCommit of unknown partitions only", test_commit_nothing_known);
     CU_add_test(s, "OffsetFetch v0-v7", test_fetch_v0_to_v7);
     CU_add_test(s, "OffsetFetch v8 groups", test_fetch_v8_groups);
     CU_add_test(s, "OffsetDelete v0", test_offset_delete);
