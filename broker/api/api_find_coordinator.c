@@ -56,11 +56,10 @@ static void offsets_topic_created(void *arg, int16_t error, const char *message)
                   kafka_error_name(error), message ? ": " : "", message ? message : "");
 }
 
-/* Kafka creates the topic with cleanup.policy=compact, so that only each
- * key's latest offset and group record stay. The log does not compact yet
- * and refuses that policy (log_config_set, which the controller validates
- * with), so until it does the topic keeps everything (retention -1):
- * deleting by age would lose the offsets of a group that commits rarely. */
+/* As Kafka creates it: compacted (only each key's latest offset and group
+ * record matter). The log keeps the policy but does not compact yet, and a
+ * compact-only log is never trimmed by retention, so nothing is lost
+ * meanwhile: the partitions grow and are replayed whole. */
 static void create_offsets_topic(api_context_t *ctx)
 {
     const group_config_t *g = &ctx->config->groups;
@@ -69,8 +68,8 @@ static void create_offsets_topic(api_context_t *ctx)
         return;
     char segment_bytes[16];
     snprintf(segment_bytes, sizeof(segment_bytes), "%d", (int)g->offsets_topic_segment_bytes);
-    const char *const keys[] = {"segment.bytes", "retention.ms", "retention.bytes"};
-    const char *const values[] = {segment_bytes, "-1", "-1"};
+    const char *const keys[] = {"cleanup.policy", "segment.bytes"};
+    const char *const values[] = {"compact", segment_bytes};
     topic_spec_t spec = {
         .name = GROUP_OFFSETS_TOPIC,
         .partitions = g->offsets_topic_partitions,

@@ -1050,15 +1050,15 @@ void group_join(group_coordinator_t *gc, const group_join_params_t *p, group_joi
 {
     assert(done != NULL);
     assert(p->nprotocols >= 0);
-    int16_t error;
     bool unknown = p->member_id.ptr == NULL || p->member_id.len == 0;
     group_t *g;
-    if (unknown)
-        g = route_create(gc, p->group_id, &error);
-    else
-        error = route(gc, p->group_id, &g);
+    /* Checked before a group is created for it, so a refused join leaves
+     * nothing behind (as Kafka checks them). */
+    int16_t error = route(gc, p->group_id, &g);
     if (error == KAFKA_NONE)
         error = join_validate(gc, p);
+    if (error == KAFKA_NONE && g == NULL && unknown)
+        g = route_create(gc, p->group_id, &error);
     if (error == KAFKA_NONE && g == NULL)
         error = KAFKA_UNKNOWN_MEMBER_ID;
     if (error == KAFKA_NONE && g->state == GROUP_DEAD)

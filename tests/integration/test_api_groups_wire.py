@@ -421,7 +421,8 @@ def offset_commit(conn, version, group, generation, member_id, offsets, retentio
             name = d.str_()
 
             def p(d):
-                out[(name, d.i32())] = d.i16()
+                partition = d.i32()  # the key first: Python evaluates the value first
+                out[(name, partition)] = d.i16()
                 d.tags()
 
             d.array(p)
@@ -604,7 +605,8 @@ def offset_delete(conn, group, topics):
             name = d.str_()
 
             def p(d):
-                out[(name, d.i32())] = d.i16()
+                partition = d.i32()  # the key first: Python evaluates the value first
+                out[(name, partition)] = d.i16()
 
             d.array(p)
 
