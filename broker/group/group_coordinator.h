@@ -72,7 +72,8 @@ void group_config_defaults(group_config_t *cfg);
 
 typedef struct group_coordinator group_coordinator_t;
 
-/* broker_id: this broker's id (members' ids do not name it; logs do). */
+/* Serves the offsets partitions this broker leads now (those assigned while
+ * the coordinator started) and from then on those the events name. */
 group_coordinator_t *group_coordinator_new(struct ev_loop *loop, const group_config_t *cfg,
                                            struct replica_manager *replicas,
                                            struct coordinator *coord);
