@@ -164,16 +164,21 @@ class AutoCreateDisabledTest(unittest.TestCase):
 
 
 class FindCoordinatorTest(unittest.TestCase):
-    def test_no_coordinator_yet(self):
-        """No group coordinator exists: COORDINATOR_NOT_AVAILABLE, node -1,
-        in the layout of each version; advertised so that librdkafka enables
-        lz4 (test_clients_kcat checks that side)."""
+    def test_fewer_brokers_than_offsets_replicas(self):
+        """offsets.topic.replication.factor is 3 (Kafka's default) and one
+        broker is live: __consumer_offsets cannot be created, so every group
+        key answers COORDINATOR_NOT_AVAILABLE, node -1, in the layout of each
+        version (as Kafka does), and keeps answering so; transaction keys
+        answer it too (no transaction coordinator yet). The API stays
+        advertised from v0: librdkafka enables lz4 on it (test_clients_kcat
+        checks that side)."""
         with vt.Cluster(brokers=1) as c:
             port = c.brokers[0].port
-            self.assertEqual(vt.api_versions(port)[10], (0, 2))
+            self.assertEqual(vt.api_versions(port)[10], (0, 4))
             with KafkaConnection(port) as conn:
-                r = Reader(conn.request(10, 0, Writer().string("group-a").bytes()))
-                self.assertEqual((r.i16(), r.i32(), r.string(), r.i32(), r.remaining()), (15, -1, "", -1, 0))
+                for _ in range(3):
+                    r = Reader(conn.request(10, 0, Writer().string("group-a").bytes()))
+                    self.assertEqual((r.i16(), r.i32(), r.string(), r.i32(), r.remaining()), (15, -1, "", -1, 0))
                 for version in (1, 2):
                     for key_type in (0, 1):
                         r = Reader(conn.request(10, version, Writer().string("k").i8(key_type).bytes()))
@@ -181,6 +186,8 @@ class FindCoordinatorTest(unittest.TestCase):
                         self.assertEqual((throttle, err), (0, 15))
                         self.assertTrue(msg)
                         self.assertEqual((r.i32(), r.string(), r.i32(), r.remaining()), (-1, "", -1, 0))
+            md = vt.raw_metadata(port)
+            self.assertNotIn("__consumer_offsets", md["topics"])
 
 
 def list_offsets_answer(port, version, topic, partition, timestamp, max_num_offsets=1, current_leader_epoch=-1):
