@@ -1102,7 +1102,8 @@ def kcat_headers(message):
 
 def venv_python():
     """The client virtualenv's python (VLTAVA_VENV_PYTHON, set by ctest)."""
-    path = os.environ.get("VLTAVA_VENV_PYTHON") or "/opt/vltava-venv/bin/python"
+    path = (os.environ.get("VLTAVA_VENV_PYTHON")
+            or os.path.join(os.environ.get("VLTAVA_VENV") or "/opt/vltava-venv", "bin", "python"))
     if not (os.path.isfile(path) and os.access(path, os.X_OK)):
         raise AssertionError("no client virtualenv python at %s: run deploy/install-deps.sh" % path)
     return path
