@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Installs every build, test and benchmark dependency of Vltava from Debian's
-# packages. This file is the only place the dependency list lives.
-# Idempotent: prints nothing and installs nothing when all are present.
+# Installs every build, test and benchmark dependency of Vltava: Debian's
+# packages, and a virtualenv of current Kafka client libraries from PyPI for
+# the integration tests. This file is the only place the dependency list
+# lives. Idempotent: prints nothing and installs nothing when all are present.
 set -euo pipefail
 
 packages=(
@@ -10,7 +11,7 @@ packages=(
   libcunit1-dev librdkafka-dev
   zlib1g-dev liblz4-dev libzstd-dev libsnappy-dev
   zookeeper default-jre-headless
-  kcat python3-kafka python3-confluent-kafka python3-kazoo
+  kcat python3-kafka python3-confluent-kafka python3-kazoo python3-venv
   procps iproute2 debootstrap
 )
 
@@ -20,11 +21,49 @@ for p in "${packages[@]}"; do
     missing+=("$p")
   fi
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
 
-echo "install-deps: installing ${missing[*]}" >&2
 sudo_cmd=()
 [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
-export DEBIAN_FRONTEND=noninteractive
-"${sudo_cmd[@]}" apt-get update -qq
-"${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "install-deps: installing ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  "${sudo_cmd[@]}" apt-get update -qq
+  "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Current Kafka clients for the integration tests, pinned, in a virtualenv of
+# Debian's /usr/bin/python3 (Debian's python3-kafka 2.0.2 and
+# python3-confluent-kafka 1.7 stay with /usr/bin/python3, which runs the test
+# harness; the tests run these clients as child processes under the venv's
+# python, VLTAVA_VENV_PYTHON). Every package is pinned, dependencies too, and
+# installed from wheels only (confluent-kafka's wheel bundles its own
+# librdkafka). One venv per machine, outside any clone, so CI's fresh clones
+# find it made; the stamp file holds the pin list it was built from, and a
+# changed list rebuilds it.
+venv="${VLTAVA_VENV:-/opt/vltava-venv}"
+venv_requirements=(
+  confluent-kafka==2.16.1
+  kafka-python==3.0.12
+  aiokafka==0.14.0
+  async-timeout==5.0.1
+  packaging==26.4
+  typing_extensions==4.16.0
+)
+venv_stamp="$(printf '%s\n' "/usr/bin/python3 $(/usr/bin/python3 -c 'import sys; print(sys.version.split()[0])')" "${venv_requirements[@]}")"
+if [ -x "$venv/bin/python" ] && [ "$(cat "$venv/.vltava-requirements" 2>/dev/null)" = "$venv_stamp" ]; then
+  exit 0
+fi
+echo "install-deps: building the client virtualenv $venv" >&2
+"${sudo_cmd[@]}" mkdir -p "$(dirname "$venv")"
+# One builder at a time (worktrees and CI clones share the venv).
+exec 9>"${TMPDIR:-/tmp}/vltava-venv.lock"
+flock 9
+if ! { [ -x "$venv/bin/python" ] && [ "$(cat "$venv/.vltava-requirements" 2>/dev/null)" = "$venv_stamp" ]; }; then
+  "${sudo_cmd[@]}" rm -rf "$venv"
+  "${sudo_cmd[@]}" /usr/bin/python3 -m venv "$venv"
+  "${sudo_cmd[@]}" env PIP_DISABLE_PIP_VERSION_CHECK=1 "$venv/bin/pip" install -q --no-input \
+    --only-binary=:all: "${venv_requirements[@]}"
+  "${sudo_cmd[@]}" "$venv/bin/python" -c 'import confluent_kafka, kafka, aiokafka'
+  printf '%s\n' "$venv_stamp" | "${sudo_cmd[@]}" tee "$venv/.vltava-requirements" >/dev/null
+fi

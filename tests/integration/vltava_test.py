@@ -1085,6 +1085,265 @@ def kcat_headers(message):
     return [tuple(x) for x in h]
 
 
+# --------------------------------------------------------------------------
+# Client scripts (tests/integration/clients/), each its own process.
+#
+# The harness runs in Debian's /usr/bin/python3 (kazoo, kafka-python 2.0.2,
+# confluent_kafka 1.7). Current clients (confluent-kafka 2.x, kafka-python
+# 3.x, aiokafka) are in the virtualenv deploy/install-deps.sh makes; a test
+# runs them as scripts under that python. Each consumer is then its own
+# process, which a test can stop (SIGSTOP), kill or restart.
+#
+# Protocol of a client script: every line it prints on stdout is one JSON
+# object (an event; clients/child.py writes them, each with "ev" and "t", the
+# wall-clock time); every line it reads on stdin is one JSON command. stderr
+# goes to a log file.
+
+
+def venv_python():
+    """The client virtualenv's python (VLTAVA_VENV_PYTHON, set by ctest)."""
+    path = (os.environ.get("VLTAVA_VENV_PYTHON")
+            or os.path.join(os.environ.get("VLTAVA_VENV") or "/opt/vltava-venv", "bin", "python"))
+    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+        raise AssertionError("no client virtualenv python at %s: run deploy/install-deps.sh" % path)
+    return path
+
+
+SYSTEM_PYTHON = "/usr/bin/python3"
+
+
+def client_script(name):
+    return os.path.join(HERE, "clients", name)
+
+
+_client_counter = itertools.count(1)
+
+
+class ClientProcess:
+    """One client script as a child process, stdout read as JSON events by a
+    thread. python=None runs it in the virtualenv; SYSTEM_PYTHON runs it with
+    Debian's clients. logdir gets <name>.stderr.
+
+        p = ClientProcess("ck_consumer.py", ["--group", "g", ...], logdir=tmp, name="c1")
+        p.wait_event(lambda e: e["ev"] == "assignment" and len(e["partitions"]) == 4, 60)
+    """
+
+    def __init__(self, script, args=(), python=None, logdir=None, name=None, env=None):
+        import threading
+
+        self.name = name or "%s-%d" % (os.path.splitext(script)[0], next(_client_counter))
+        self.logdir = logdir or tempfile.gettempdir()
+        self.stderr_path = os.path.join(self.logdir, "%s.stderr" % self.name)
+        self.stdout_path = os.path.join(self.logdir, "%s.stdout" % self.name)
+        self.argv = [python or venv_python(), "-u", client_script(script)] + [str(a) for a in args]
+        full_env = dict(os.environ)
+        full_env.pop("PYTHONPATH", None)
+        full_env.update(env or {})
+        self._cond = threading.Condition()
+        self._events = []
+        self._eof = False
+        self.paused = False
+        with open(self.stderr_path, "ab") as err:
+            err.write(("==== harness: %s ====\n" % " ".join(self.argv)).encode())
+            err.flush()
+            self.proc = subprocess.Popen(self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err,
+                                         env=full_env, cwd=os.path.join(HERE, "clients"),
+                                         preexec_fn=_die_with_parent)
+        _live_processes.add(self.proc)
+        self._reader = threading.Thread(target=self._read, name="client-%s" % self.name, daemon=True)
+        self._reader.start()
+
+    def _read(self):
+        import json
+
+        with open(self.stdout_path, "ab") as copy:
+            for line in self.proc.stdout:
+                copy.write(line)
+                copy.flush()
+                try:
+                    event = json.loads(line)
+                except ValueError:
+                    event = {"ev": "garbage", "line": line.decode("utf-8", "replace")}
+                with self._cond:
+                    self._events.append(event)
+                    self._cond.notify_all()
+        with self._cond:
+            self._eof = True
+            self._cond.notify_all()
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def events(self, ev=None):
+        """A copy of the events so far (those named ev)."""
+        with self._cond:
+            return [e for e in self._events if ev is None or e.get("ev") == ev]
+
+    def last(self, ev):
+        found = self.events(ev)
+        return found[-1] if found else None
+
+    def stderr_tail(self, lines=40):
+        return tail(self.stderr_path, lines)
+
+    def describe(self):
+        return "client %s (pid %d, exit %s); stderr:\n%s" % (self.name, self.proc.pid, self.proc.poll(),
+                                                           self.stderr_tail())
+
+    def wait_event(self, predicate, timeout, what="event", start=0):
+        """The first event (from index start on) for which predicate is true;
+        AssertionError at the deadline or when the process exits without it.
+        An event {"ev": "fatal"} from the script fails at once."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            i = start
+            while True:
+                while i < len(self._events):
+                    e = self._events[i]
+                    i += 1
+                    if e.get("ev") == "fatal":
+                        raise AssertionError("%s: fatal: %s\n%s" % (self.name, e, self.describe()))
+                    if predicate(e):
+                        return e
+                if self._eof:
+                    raise AssertionError("%s exited waiting for %s\n%s" % (self.name, what, self.describe()))
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError("timed out after %.1fs: %s waiting for %s\n%s"
+                                         % (timeout, self.name, what, self.describe()))
+                self._cond.wait(min(left, 0.5))
+
+    def mark(self):
+        """An index for wait_event(start=...): only events after now."""
+        with self._cond:
+            return len(self._events)
+
+    def send(self, **command):
+        import json
+
+        self.proc.stdin.write((json.dumps(command) + "\n").encode())
+        self.proc.stdin.flush()
+
+    def request(self, timeout=60, **command):
+        """For a script that answers commands (clients/ck_admin.py): sends
+        command with a fresh "id" and returns its {"ev": "reply"} event."""
+        command["id"] = rid = next(_client_counter)
+        at = self.mark()
+        self.send(**command)
+        return self.wait_event(lambda e: e.get("ev") == "reply" and e.get("id") == rid, timeout,
+                               what="the reply to %s" % (command,), start=at)
+
+    def pause(self):
+        os.kill(self.proc.pid, signal.SIGSTOP)
+        self.paused = True
+
+    def resume(self):
+        os.kill(self.proc.pid, signal.SIGCONT)
+        self.paused = False
+
+    def kill(self):
+        if self.proc.poll() is None:
+            try:
+                os.kill(self.proc.pid, signal.SIGCONT)
+                self.proc.kill()
+            except ProcessLookupError:
+                pass
+        _reap(self.proc, 30)
+        self._reader.join(timeout=10)
+        return self.proc.returncode
+
+    def wait_exit(self, timeout):
+        """The exit code; AssertionError (after killing it) past timeout."""
+        code = _reap(self.proc, timeout)
+        if code is None:
+            self.kill()
+            raise AssertionError("%s did not exit within %ss\n%s" % (self.name, timeout, self.describe()))
+        self._reader.join(timeout=10)
+        return code
+
+    def stop(self, timeout=60, **command):
+        """Sends command (default {"op": "stop"}), closes stdin and waits for
+        a clean exit (code 0), which is asserted."""
+        try:
+            self.send(**(command or {"op": "stop"}))
+            self.proc.stdin.close()
+        except (BrokenPipeError, OSError):
+            pass
+        code = self.wait_exit(timeout)
+        if code != 0:
+            raise AssertionError("%s exited %s\n%s" % (self.name, code, self.describe()))
+        return code
+
+    def close(self):
+        """For cleanup: kills the process if it is still running."""
+        try:
+            self.proc.stdin.close()
+        except OSError:
+            pass
+        return self.kill()
+
+
+def run_client(script, args=(), timeout=120, python=None, logdir=None, name=None, check=True, env=None):
+    """Runs a client script to its end; returns its events (a list). The
+    script's last event is normally {"ev": "result", ...}. check: a non-zero
+    exit or a missing result fails."""
+    p = ClientProcess(script, args, python=python, logdir=logdir, name=name, env=env)
+    try:
+        p.proc.stdin.close()
+        code = p.wait_exit(timeout)
+    finally:
+        p.close()
+    events = p.events()
+    if check:
+        if code != 0:
+            raise AssertionError("%s exited %s\n%s" % (p.name, code, p.describe()))
+        if not events or events[-1].get("ev") != "result":
+            raise AssertionError("%s printed no result\n%s" % (p.name, p.describe()))
+    return events
+
+
+# --------------------------------------------------------------------------
+# Consumer groups
+
+# Broker config for group tests: __consumer_offsets replicated on all three
+# brokers, no initial rebalance delay, and session timeouts allowed down to
+# 1 s so a test can expire a member quickly.
+GROUP_BROKER_CONFIG = {
+    "offsets.topic.num.partitions": "10",
+    "offsets.topic.replication.factor": "3",
+    "group.initial.rebalance.delay.ms": "0",
+    "group.min.session.timeout.ms": "1000",
+}
+
+
+def raw_find_coordinator(port, group, timeout=5):
+    """FindCoordinator v0 for a group: (error, node_id, host, port)."""
+    with KafkaConnection(port, timeout=timeout) as conn:
+        r = Reader(conn.request(10, 0, Writer().string(group).bytes()))
+    return r.i16(), r.i32(), r.string(), r.i32()
+
+
+def group_coordinator(cluster, group, timeout=60):
+    """The id of the broker that coordinates group, as some live broker's
+    FindCoordinator answers once it answers without error."""
+
+    def ask():
+        for b in cluster._serving_brokers():
+            try:
+                err, node, _host, _port = raw_find_coordinator(b.port, group)
+            except (OSError, ValueError):
+                continue
+            if err == 0 and node >= 0:
+                return node
+        return None
+
+    return wait_for(ask, timeout=timeout, what="a coordinator for group %s" % group)
+
+
 def test_failed(testcase):
     """In tearDown: whether the test method failed or errored (Python 3.11+
     unittest records it in the outcome)."""
