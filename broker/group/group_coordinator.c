@@ -615,12 +615,17 @@ static const char *choose_protocol(const group_t *g)
     return best;
 }
 
-static void answer_join(group_t *g, group_member_t *m)
+/* Answers m's JoinGroup with the current generation. leader_shown is the
+ * leader the answer names (the group's, or for a static member's rejoin
+ * before JoinGroup v9 the old one, so that the member does not assign);
+ * the member the answer names as leader gets every member. */
+static void answer_join_as(group_t *g, group_member_t *m, const char *leader_shown,
+                           bool skip_assignment)
 {
     group_join_done_fn done = m->join_done;
     assert(done != NULL);
     m->join_done = NULL;
-    bool leader = g->leader_id && strcmp(g->leader_id, m->member_id) == 0;
+    bool leader = leader_shown && strcmp(leader_shown, m->member_id) == 0;
     group_join_member_t *members = NULL;
     if (leader) {
         members = xcalloc((size_t)g->nmembers + 1, sizeof(*members));
@@ -638,13 +643,19 @@ static void answer_join(group_t *g, group_member_t *m)
         .generation_id = g->generation,
         .protocol_type = g->protocol_type,
         .protocol_name = g->protocol,
-        .leader = g->leader_id ? g->leader_id : "",
+        .leader = leader_shown ? leader_shown : "",
+        .skip_assignment = skip_assignment,
         .member_id = m->member_id,
         .members = members,
         .nmembers = leader ? g->nmembers : 0,
     };
     done(m->join_arg, &res);
     free(members);
+}
+
+static void answer_join(group_t *g, group_member_t *m)
+{
+    answer_join_as(g, m, g->leader_id, false);
 }
 
 static void complete_join(group_coordinator_t *gc, group_t *g)
@@ -988,6 +999,41 @@ static bool join_compatible(const group_t *g, const group_join_params_t *p)
     return false;
 }
 
+/* A static member's rejoin into a Stable group, waiting for its new member
+ * id to be stored. */
+typedef struct static_rejoin {
+    char *instance_id;
+    char *old_leader;    /* the leader's old member id when it was the leader */
+    bool skip_supported; /* JoinGroup v9+ (KIP-814) */
+} static_rejoin_t;
+
+static void static_rejoin_stored(group_coordinator_t *gc, group_write_t *w, int16_t error)
+{
+    static_rejoin_t *sr = w->arg;
+    group_t *g = w->group;
+    (void)gc;
+    kslice_t instance = {(const uint8_t *)sr->instance_id, (int32_t)strlen(sr->instance_id)};
+    group_member_t *m = g->removed ? NULL : group_static_member(g, instance);
+    if (m && m->join_done && g->state == GROUP_STABLE) {
+        if (error != KAFKA_NONE) {
+            group_join_done_fn done = m->join_done;
+            m->join_done = NULL;
+            join_answer_error(done, m->join_arg, error, "");
+        } else if (sr->skip_supported) {
+            /* v9: the leader learns it leads, and skips the assignment. */
+            bool leader = g->leader_id && strcmp(g->leader_id, m->member_id) == 0;
+            answer_join_as(g, m, g->leader_id, leader);
+        } else {
+            /* Before v9 the old leader id is shown, so that a restarted
+             * leader does not assign for a generation that is not new. */
+            answer_join_as(g, m, sr->old_leader ? sr->old_leader : g->leader_id, false);
+        }
+    }
+    free(sr->instance_id);
+    free(sr->old_leader);
+    free(sr);
+}
+
 static void join_unknown_member(group_coordinator_t *gc, group_t *g, const group_join_params_t *p,
                                 group_join_done_fn done, void *arg)
 {
@@ -1005,22 +1051,46 @@ static void join_unknown_member(group_coordinator_t *gc, group_t *g, const group
                   member_id);
         member_fail_pending(old, KAFKA_FENCED_INSTANCE_ID);
         bool was_leader = g->leader_id && strcmp(g->leader_id, old->member_id) == 0;
-        free(old->member_id);
+        char *old_id = old->member_id;
         old->member_id = member_id;
         if (was_leader) {
             free(g->leader_id);
             g->leader_id = xstrdup(member_id);
         }
-        bool same = protocols_match(old, p);
         member_update(old, p);
         member_heartbeat(gc, old);
-        if (g->state == GROUP_STABLE && same && !was_leader) {
-            old->join_done = done;
-            old->join_arg = arg;
-            answer_join(g, old);
-            return;
+        old->join_done = done;
+        old->join_arg = arg;
+        switch (g->state) {
+        case GROUP_STABLE: {
+            const char *next = choose_protocol(g);
+            if (next == NULL || g->protocol == NULL || strcmp(next, g->protocol) != 0) {
+                prepare_rebalance(gc, g, "static member rejoined with other protocols");
+                break;
+            }
+            /* Kafka's rule: the group keeps its generation and stores the
+             * new member id; the member gets its assignment back. */
+            static_rejoin_t *sr = xcalloc(1, sizeof(*sr));
+            sr->instance_id = xstrdup(old->instance_id);
+            if (was_leader) {
+                sr->old_leader = old_id; /* the rejoin's answer names it */
+                old_id = NULL;
+            }
+            sr->skip_supported = p->version >= 9;
+            group_write_t *w = xcalloc(1, sizeof(*w));
+            w->done = static_rejoin_stored;
+            w->arg = sr;
+            store_group(gc, g, false, w);
+            break;
         }
-        member_await_join(gc, g, old, done, arg, "static member rejoined");
+        case GROUP_COMPLETING_REBALANCE:
+            prepare_rebalance(gc, g, "static member rejoined");
+            break;
+        default:
+            break; /* PreparingRebalance: it is one of the joins awaited */
+        }
+        free(old_id);
+        maybe_complete_join(gc, g);
         return;
     }
     if (p->version >= 4 && p->group_instance_id.ptr == NULL) {

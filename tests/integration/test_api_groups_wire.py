@@ -50,6 +50,8 @@ REBALANCE_IN_PROGRESS = 27
 INVALID_REQUEST = 42
 GROUP_ID_NOT_FOUND = 69
 MEMBER_ID_REQUIRED = 79
+GROUP_MAX_SIZE_REACHED = 81
+FENCED_INSTANCE_ID = 82
 RETRIABLE = {COORDINATOR_LOAD_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE, NOT_COORDINATOR}
 
 INT32_MIN = -(2 ** 31)
@@ -626,6 +628,7 @@ class GroupsWireTest(vt.SharedClusterTest):
             "group.initial.rebalance.delay.ms": 0,
             "offsets.topic.replication.factor": 1,
             "offsets.topic.num.partitions": 4,
+            "group.max.size": 3,
         })
         cls.broker = cls.cluster.brokers[0]
         cls.port = cls.broker.port
@@ -910,6 +913,65 @@ class GroupsWireTest(vt.SharedClusterTest):
                 res = join_group(conn, version, "", "", meta)
                 self.assertEqual(res["error"], INVALID_GROUP_ID, (version, res))
             self.assertEqual(describe_groups(conn, 0, ["gw-timeouts"])["gw-timeouts"]["state"], "Dead")
+
+    def test_fenced_static_member(self):
+        """KIP-345: a static member's instance id rejoining under a new member
+        id fences the old one, whose heartbeats, commits and leaves then get
+        FENCED_INSTANCE_ID; the group keeps its generation."""
+        group = "gw-static"
+        meta = subscription([TOPIC])
+        with self.connect() as conn:
+            self.until_loaded(conn, group)
+            first = self.join(conn, 5, group, meta, instance_id="i1")
+            old, generation = first["member_id"], first["generation"]
+            self.assertEqual(sync_group(conn, 3, group, generation, old, [(old, assignment({TOPIC: [0, 1]}))],
+                                        instance_id="i1")["error"], NONE)
+            again = self.join(conn, 5, group, meta, instance_id="i1")
+            new = again["member_id"]
+            self.assertNotEqual(new, old)
+            self.assertEqual(again["generation"], generation)  # a restart is no rebalance
+            self.assertEqual(heartbeat(conn, 3, group, generation, old, instance_id="i1"), FENCED_INSTANCE_ID)
+            self.assertEqual(offset_commit(conn, 7, group, generation, old, [(TOPIC, 0, 5, -1, None)],
+                                           instance_id="i1"), {(TOPIC, 0): FENCED_INSTANCE_ID})
+            self.assertEqual(sync_group(conn, 3, group, generation, old, [], instance_id="i1")["error"],
+                             FENCED_INSTANCE_ID)
+            self.assertEqual(heartbeat(conn, 3, group, generation, new, instance_id="i1"), NONE)
+            synced = sync_group(conn, 3, group, generation, new, [], instance_id="i1")
+            self.assertEqual((synced["error"], synced["assignment"]), (NONE, assignment({TOPIC: [0, 1]})))
+            error, members = leave_group(conn, 3, group, [(old, "i1")])
+            self.assertEqual((error, members), (NONE, [(old, "i1", FENCED_INSTANCE_ID)]))
+            error, members = leave_group(conn, 3, group, [(new, "i1")])
+            self.assertEqual((error, members), (NONE, [(new, "i1", NONE)]))
+            self.wait_state(conn, group, "Empty")
+
+    def test_group_max_size(self):
+        """group.max.size (3 here): a fourth member is refused with
+        GROUP_MAX_SIZE_REACHED while the three stay in the group."""
+        group = "gw-full"
+        meta = subscription([TOPIC])
+        conns = [self.connect() for _ in range(4)]
+        try:
+            self.until_loaded(conns[0], group)
+            first = join_group(conns[0], 3, group, "", meta)
+            self.assertEqual(first["error"], NONE, first)
+            # Two more join and wait for the first to rejoin.
+            cids = [join_group(conns[i], 3, group, "", meta, send=True) for i in (1, 2)]
+            vt.wait_for(lambda: len(describe_groups(conns[3], 0, [group])[group]["members"]) == 3,
+                        timeout=30, what="three members")
+            refused = join_group(conns[3], 3, group, "", meta)
+            self.assertEqual(refused["error"], GROUP_MAX_SIZE_REACHED, refused)
+            rejoin = join_group(conns[0], 3, group, first["member_id"], meta)
+            self.assertEqual(rejoin["error"], NONE, rejoin)
+            others = [recv_answer(conns[i], cids[i - 1], JOIN_GROUP, 3, join_decoder(3)) for i in (1, 2)]
+            self.assertEqual([o["error"] for o in others], [NONE, NONE])
+            self.assertEqual({o["generation"] for o in others}, {rejoin["generation"]})
+            self.assertEqual(len(rejoin["members"]) + sum(len(o["members"]) for o in others), 3)
+            error, _ = leave_group(conns[0], 3, group, [(m["member_id"], None) for m in [rejoin] + others])
+            self.assertEqual(error, NONE)
+            self.wait_state(conns[0], group, "Empty")
+        finally:
+            for c in conns:
+                c.close()
 
     def test_commit_to_unknown_partitions(self):
         group = "gw-simple"

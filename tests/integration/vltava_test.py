@@ -1143,6 +1143,7 @@ class ClientProcess:
         self._events = []
         self._eof = False
         self.paused = False
+        self.ended_on_purpose = False  # stop() or kill(): its exit is no failure
         with open(self.stderr_path, "ab") as err:
             err.write(("==== harness: %s ====\n" % " ".join(self.argv)).encode())
             err.flush()
@@ -1246,6 +1247,7 @@ class ClientProcess:
         self.paused = False
 
     def kill(self):
+        self.ended_on_purpose = True
         if self.proc.poll() is None:
             try:
                 os.kill(self.proc.pid, signal.SIGCONT)
@@ -1268,6 +1270,7 @@ class ClientProcess:
     def stop(self, timeout=60, **command):
         """Sends command (default {"op": "stop"}), closes stdin and waits for
         a clean exit (code 0), which is asserted."""
+        self.ended_on_purpose = True
         try:
             self.send(**(command or {"op": "stop"}))
             self.proc.stdin.close()
