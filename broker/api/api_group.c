@@ -525,10 +525,9 @@ api_result_t api_handle_delete_groups(api_context_t *ctx, kafka_request_t *req,
                                       kafka_response_t *resp)
 {
     kreader_t *r = &req->body;
-    const int16_t version = req->api_version;
-    const bool flexible = req->flexible;
-    assert(version >= 0 && version <= 2);
-    assert(flexible == (version >= 2) && ctx->groups != NULL);
+    const bool flexible = req->flexible; /* the versions differ in nothing else */
+    assert(req->api_version >= 0 && req->api_version <= 2);
+    assert(flexible == (req->api_version >= 2) && ctx->groups != NULL);
 
     int32_t n = 0;
     if (!kr_array_v(r, flexible, flexible ? 1 : 2, &n) || n < 0)

@@ -547,10 +547,15 @@ static void prepare_rebalance(group_coordinator_t *gc, group_t *g, const char *w
     set_state(g, GROUP_PREPARING_REBALANCE);
 }
 
+static void pending_prune(group_t *g, int64_t now);
+
 /* A join that may complete the join phase. */
 static void maybe_complete_join(group_coordinator_t *gc, group_t *g)
 {
-    if (g->state == GROUP_PREPARING_REBALANCE && !g->initial_delay && all_members_joined(g))
+    if (g->state != GROUP_PREPARING_REBALANCE || g->initial_delay)
+        return;
+    pending_prune(g, group_now_ms());
+    if (all_members_joined(g))
         complete_join(gc, g);
 }
 
@@ -562,14 +567,27 @@ static void rebalance_timer_fired(struct ev_loop *loop, ev_timer *timer, int rev
     (void)revents;
     if (g->state != GROUP_PREPARING_REBALANCE)
         return;
-    if (g->initial_delay && g->new_member_added && g->delay_remaining_ms > 0) {
-        int32_t delay = gc->cfg.initial_rebalance_delay_ms;
-        if (delay > g->delay_remaining_ms)
-            delay = g->delay_remaining_ms;
-        g->delay_remaining_ms -= delay;
-        g->new_member_added = false;
-        arm_rebalance_timer(gc, g, delay);
-        return;
+    if (g->initial_delay) {
+        if (g->new_member_added && g->delay_remaining_ms > 0) {
+            int32_t delay = gc->cfg.initial_rebalance_delay_ms;
+            if (delay > g->delay_remaining_ms)
+                delay = g->delay_remaining_ms;
+            g->delay_remaining_ms -= delay;
+            g->new_member_added = false;
+            arm_rebalance_timer(gc, g, delay);
+            return;
+        }
+        /* The delay is over. Members told MEMBER_ID_REQUIRED are on their
+         * way back (a round trip): the first generation waits for them,
+         * as any join phase does, within the rebalance timeout, rather
+         * than forming without them and rebalancing at once. */
+        g->initial_delay = false;
+        pending_prune(g, group_now_ms());
+        if (!all_members_joined(g) && g->delay_remaining_ms > 0) {
+            arm_rebalance_timer(gc, g, g->delay_remaining_ms);
+            g->delay_remaining_ms = 0;
+            return;
+        }
     }
     complete_join(gc, g);
 }
@@ -677,9 +695,9 @@ static void complete_join(group_coordinator_t *gc, group_t *g)
         }
         i++;
     }
-    for (int32_t i = 0; i < g->npending; i++)
-        free(g->pending[i].member_id);
-    g->npending = 0;
+    /* Members told MEMBER_ID_REQUIRED keep their ids (until their session
+     * timeout): one that rejoins just after this generation forms is added
+     * and rebalances, as on Kafka, instead of being refused. */
     g->generation++;
     free(g->protocol);
     g->protocol = NULL;

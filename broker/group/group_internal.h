@@ -109,9 +109,10 @@ struct group {
     bool initial_delay;       /* the timer is group.initial.rebalance.delay.ms */
     bool new_member_added;    /* during the initial delay */
     int32_t delay_remaining_ms;
-    htable_t offsets; /* committed_offset_t */
-    int32_t refs;     /* writes in flight that name the group */
-    bool removed;     /* unlinked; freed when refs reaches 0 */
+    htable_t offsets;          /* committed_offset_t */
+    int32_t refs;              /* writes in flight that name the group */
+    int32_t commits_in_flight; /* OffsetCommit writes not yet acknowledged */
+    bool removed;              /* unlinked; freed when refs reaches 0 */
     group_coordinator_t *gc;
 };
 

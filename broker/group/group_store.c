@@ -141,6 +141,8 @@ static const replica_partition_t *part_replica(group_coordinator_t *gc, int32_t 
 static void write_finish(group_coordinator_t *gc, group_write_t *w, int16_t error)
 {
     ev_timer_stop(gc->loop, &w->timer);
+    if (w->group && w->is_commit)
+        w->group->commits_in_flight--;
     w->done(gc, w, error);
     if (w->group)
         group_release(w->group);
@@ -188,8 +190,10 @@ void group_store_write(group_coordinator_t *gc, int32_t partition, uint8_t *batc
 {
     assert(w->done != NULL);
     assert(batch != NULL && len > 0);
-    if (w->group)
+    if (w->group) {
         w->group->refs++;
+        w->group->commits_in_flight += w->is_commit;
+    }
     ev_timer_init(&w->timer, write_timeout, gc->cfg.offsets_commit_timeout_ms / 1000.0, 0.);
     w->timer.data = w;
     offsets_partition_t *p = part_get(gc, partition, false);
@@ -459,13 +463,9 @@ void group_store_partition_event(group_coordinator_t *gc, int32_t partition)
 
 bool group_store_commit_pending(const group_coordinator_t *gc, const group_t *g)
 {
-    offsets_partition_t *p = g->partition < gc->nparts ? gc->parts[g->partition] : NULL;
-    if (p == NULL)
-        return false;
-    for (const group_write_t *w = p->writes_head; w; w = w->next)
-        if (w->group == g && w->is_commit)
-            return true;
-    return false;
+    (void)gc;
+    assert(g->commits_in_flight >= 0);
+    return g->commits_in_flight > 0;
 }
 
 void group_store_free(group_coordinator_t *gc)

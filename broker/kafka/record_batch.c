@@ -84,6 +84,7 @@ void record_batch_add(record_batch_builder_t *b, const void *key, int32_t key_le
     kw_varint(&b->w, (int32_t)body);
 
     const size_t body_start = b->w.len;
+    (void)body_start;     /* read only by the assertion */
     kw_i8(&b->w, 0);      /* Attributes: unused */
     kw_varlong(&b->w, 0); /* TimestampDelta: every record at the batch's time */
     kw_varint(&b->w, offset_delta);
