@@ -123,6 +123,21 @@ int cli_fetch_metadata(rd_kafka_t *rk, const struct cli_globals *g, const char *
 /* Maps a Kafka or librdkafka error to an exit code. */
 int cli_exit_for_error(rd_kafka_resp_err_t err);
 
+/* ---- Admin API ---- */
+
+/* A handle for admin requests, after checking that the cluster is
+ * reachable. NULL with *exit_code set (after a message) on failure. */
+rd_kafka_t *cli_admin_client(const struct cli_globals *g, int *exit_code);
+/* AdminOptions bounding the request (and, for the topic requests, the
+ * cluster-side operation) by the --timeout. Owned by the caller. */
+rd_kafka_AdminOptions_t *cli_admin_options(rd_kafka_t *rk, rd_kafka_admin_op_t op,
+                                           const struct cli_globals *g);
+/* Waits for the result of an admin request of type `want` on q. Returns
+ * the event (owned by the caller), or NULL with *exit_code set after
+ * printing why: no answer in time, or a request-level error. */
+rd_kafka_event_t *cli_admin_wait(rd_kafka_queue_t *q, rd_kafka_event_type_t want,
+                                 const struct cli_globals *g, int *exit_code);
+
 /* ---- Raw Metadata v7 (cli_rawmeta.c) ----
  * What librdkafka 2.0.2's metadata API does not expose: broker racks,
  * partition leader epochs and offline replicas. */
