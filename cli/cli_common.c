@@ -480,6 +480,10 @@ int cli_exit_for_error(rd_kafka_resp_err_t err)
         return CLI_EXIT_UNKNOWN_TOPIC;
     case RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS:
         return CLI_EXIT_TOPIC_EXISTS;
+    case RD_KAFKA_RESP_ERR_GROUP_ID_NOT_FOUND:
+        return CLI_EXIT_UNKNOWN_GROUP;
+    case RD_KAFKA_RESP_ERR_NON_EMPTY_GROUP:
+        return CLI_EXIT_GROUP_NOT_EMPTY;
     default:
         return CLI_EXIT_ERROR;
     }
