@@ -333,7 +333,20 @@ static int group_list(int argc, char **argv, struct cli_globals *g)
         rd_kafka_ListConsumerGroups_result_valid(res, &n);
     const rd_kafka_error_t **errors = rd_kafka_ListConsumerGroups_result_errors(res, &nerrors);
     /* ListGroups goes to every broker; one that fails leaves its groups out
-     * of the listing, which must not pass for complete. */
+     * of the listing, which must not pass for complete. When none answered
+     * there is no listing at all. */
+    if (n == 0 && nerrors > 0) {
+        code = CLI_EXIT_UNREACHABLE;
+        for (size_t i = 0; i < nerrors; i++) {
+            rd_kafka_resp_err_t err = rd_kafka_error_code(errors[i]);
+            cli_error("cannot list groups: %s", rd_kafka_error_string(errors[i]));
+            if (cli_exit_for_error(err) != CLI_EXIT_UNREACHABLE)
+                code = cli_exit_for_error(err);
+        }
+        rd_kafka_event_destroy(ev);
+        rd_kafka_destroy(rk);
+        return code;
+    }
     for (size_t i = 0; i < nerrors; i++)
         cli_warn("the listing is incomplete: %s", rd_kafka_error_string(errors[i]));
     const rd_kafka_ConsumerGroupListing_t **sorted = xcalloc(n + 1, sizeof(*sorted));
