@@ -393,7 +393,8 @@ class CliClusterTest(CliTestCase):
         name = "cli-no-such-topic"
         for words in (["topic", "describe", name], ["topic", "delete", name],
                       ["topic", "add-partitions", name, "-n", "1"],
-                      ["consume", name, "-n", "1"], ["produce", name]):
+                      ["consume", name, "-n", "1"], ["consume", name, "-g", "cli-g", "-n", "1"],
+                      ["produce", name]):
             p = self.run_cli(*words, stdin=b"x\n", timeout=60)
             self.assertExit(p, EXIT_UNKNOWN_TOPIC)
             self.assertIn(name.encode(), p.stderr)
