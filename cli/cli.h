@@ -15,11 +15,13 @@
 /* Exit codes; `vltava --help` documents them and scripts rely on them. */
 enum cli_exit {
     CLI_EXIT_OK = 0,
-    CLI_EXIT_ERROR = 1,         /* anything else; the message says what */
-    CLI_EXIT_USAGE = 2,         /* bad arguments */
-    CLI_EXIT_UNREACHABLE = 3,   /* no broker answered within the timeout */
-    CLI_EXIT_UNKNOWN_TOPIC = 4, /* unknown topic or partition */
-    CLI_EXIT_TOPIC_EXISTS = 5,  /* topic already exists */
+    CLI_EXIT_ERROR = 1,           /* anything else; the message says what */
+    CLI_EXIT_USAGE = 2,           /* bad arguments */
+    CLI_EXIT_UNREACHABLE = 3,     /* no broker answered within the timeout */
+    CLI_EXIT_UNKNOWN_TOPIC = 4,   /* unknown topic or partition */
+    CLI_EXIT_TOPIC_EXISTS = 5,    /* topic already exists */
+    CLI_EXIT_UNKNOWN_GROUP = 6,   /* unknown consumer group */
+    CLI_EXIT_GROUP_NOT_EMPTY = 7, /* the group has members; the operation needs none */
 };
 
 enum cli_format { CLI_FORMAT_TEXT, CLI_FORMAT_JSON };
@@ -123,6 +125,21 @@ int cli_fetch_metadata(rd_kafka_t *rk, const struct cli_globals *g, const char *
 /* Maps a Kafka or librdkafka error to an exit code. */
 int cli_exit_for_error(rd_kafka_resp_err_t err);
 
+/* ---- Admin API ---- */
+
+/* A handle for admin requests, after checking that the cluster is
+ * reachable. NULL with *exit_code set (after a message) on failure. */
+rd_kafka_t *cli_admin_client(const struct cli_globals *g, int *exit_code);
+/* AdminOptions bounding the request (and, for the topic requests, the
+ * cluster-side operation) by the --timeout. Owned by the caller. */
+rd_kafka_AdminOptions_t *cli_admin_options(rd_kafka_t *rk, rd_kafka_admin_op_t op,
+                                           const struct cli_globals *g);
+/* Waits for the result of an admin request of type `want` on q. Returns
+ * the event (owned by the caller), or NULL with *exit_code set after
+ * printing why: no answer in time, or a request-level error. */
+rd_kafka_event_t *cli_admin_wait(rd_kafka_queue_t *q, rd_kafka_event_type_t want,
+                                 const struct cli_globals *g, int *exit_code);
+
 /* ---- Raw Metadata v7 (cli_rawmeta.c) ----
  * What librdkafka 2.0.2's metadata API does not expose: broker racks,
  * partition leader epochs and offline replicas. */
@@ -166,11 +183,35 @@ void cli_raw_metadata_free(struct cli_raw_metadata *md);
 bool cli_raw_metadata_fetch(const struct cli_globals *g, const char *topic,
                             struct cli_raw_metadata *md, char *why, size_t whylen);
 
+/* ---- Consumer groups (cli_group.c) ---- */
+
+/* Kafka refuses only the empty group id; a protocol string holds at most
+ * 32767 bytes. */
+#define CLI_MAX_GROUP_ID_LEN 32767
+bool cli_group_id_valid(const char *id);
+
+/* Where `vltava group seek --to` moves a group's committed offsets. */
+enum cli_seek_kind {
+    CLI_SEEK_EARLIEST,  /* the log start offset */
+    CLI_SEEK_LATEST,    /* the log end offset */
+    CLI_SEEK_OFFSET,    /* value, kept within log start..log end */
+    CLI_SEEK_TIMESTAMP, /* the first record at or after value (ms since the epoch) */
+};
+
+struct cli_seek_target {
+    enum cli_seek_kind kind;
+    int64_t value; /* CLI_SEEK_OFFSET and CLI_SEEK_TIMESTAMP only; >= 0 */
+};
+
+/* Parses earliest | latest | OFFSET | @TIMESTAMP_MS; false on anything else. */
+bool cli_parse_seek_target(const char *text, struct cli_seek_target *target);
+
 /* ---- Commands (argv[0] is the last command word) ---- */
 
 int cli_cmd_topic(int argc, char **argv, struct cli_globals *g);
 int cli_cmd_cluster(int argc, char **argv, struct cli_globals *g);
 int cli_cmd_produce(int argc, char **argv, struct cli_globals *g);
 int cli_cmd_consume(int argc, char **argv, struct cli_globals *g);
+int cli_cmd_group(int argc, char **argv, struct cli_globals *g);
 
 #endif

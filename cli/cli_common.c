@@ -480,6 +480,10 @@ int cli_exit_for_error(rd_kafka_resp_err_t err)
         return CLI_EXIT_UNKNOWN_TOPIC;
     case RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS:
         return CLI_EXIT_TOPIC_EXISTS;
+    case RD_KAFKA_RESP_ERR_GROUP_ID_NOT_FOUND:
+        return CLI_EXIT_UNKNOWN_GROUP;
+    case RD_KAFKA_RESP_ERR_NON_EMPTY_GROUP:
+        return CLI_EXIT_GROUP_NOT_EMPTY;
     default:
         return CLI_EXIT_ERROR;
     }
@@ -520,4 +524,59 @@ int cli_fetch_metadata(rd_kafka_t *rk, const struct cli_globals *g, const char *
         }
     }
     return CLI_EXIT_OK;
+}
+
+/* ---- Admin API plumbing ---- */
+
+rd_kafka_t *cli_admin_client(const struct cli_globals *g, int *exit_code)
+{
+    *exit_code = cli_check_reachable(g);
+    if (*exit_code != CLI_EXIT_OK)
+        return NULL;
+    rd_kafka_t *rk = cli_kafka_new(g, RD_KAFKA_PRODUCER, NULL);
+    if (rk == NULL)
+        *exit_code = CLI_EXIT_ERROR;
+    return rk;
+}
+
+rd_kafka_AdminOptions_t *cli_admin_options(rd_kafka_t *rk, rd_kafka_admin_op_t op,
+                                           const struct cli_globals *g)
+{
+    rd_kafka_AdminOptions_t *opts = rd_kafka_AdminOptions_new(rk, op);
+    char errstr[256];
+    rd_kafka_resp_err_t err =
+        rd_kafka_AdminOptions_set_request_timeout(opts, g->timeout_ms, errstr, sizeof(errstr));
+    assert(err == RD_KAFKA_RESP_ERR_NO_ERROR);
+    /* Only these requests carry a cluster-side timeout; librdkafka refuses
+     * the option for the others. */
+    if (op == RD_KAFKA_ADMIN_OP_CREATETOPICS || op == RD_KAFKA_ADMIN_OP_DELETETOPICS ||
+        op == RD_KAFKA_ADMIN_OP_CREATEPARTITIONS) {
+        err = rd_kafka_AdminOptions_set_operation_timeout(opts, g->timeout_ms, errstr,
+                                                          sizeof(errstr));
+        assert(err == RD_KAFKA_RESP_ERR_NO_ERROR);
+    }
+    (void)err;
+    return opts;
+}
+
+rd_kafka_event_t *cli_admin_wait(rd_kafka_queue_t *q, rd_kafka_event_type_t want,
+                                 const struct cli_globals *g, int *exit_code)
+{
+    /* librdkafka itself ends the request at the request timeout; the margin
+     * only covers its bookkeeping. */
+    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, g->timeout_ms + 5000);
+    if (ev == NULL) {
+        cli_error("no answer from the cluster within %d ms", g->timeout_ms);
+        *exit_code = CLI_EXIT_UNREACHABLE;
+        return NULL;
+    }
+    assert(rd_kafka_event_type(ev) == want);
+    rd_kafka_resp_err_t err = rd_kafka_event_error(ev);
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        cli_error("%s", rd_kafka_event_error_string(ev));
+        *exit_code = cli_exit_for_error(err);
+        rd_kafka_event_destroy(ev);
+        return NULL;
+    }
+    return ev;
 }

@@ -1,8 +1,10 @@
 /* vltava consume TOPIC: prints records, kcat style.
  *
- * Uses librdkafka's legacy simple consumer (rd_kafka_consume_start_queue):
- * in 2.0.2 the high-level assign() requires a group.id, and a console
- * consumer has no business joining a group or committing offsets. */
+ * Without -g it uses librdkafka's legacy simple consumer
+ * (rd_kafka_consume_start_queue): in 2.0.2 the high-level assign() requires
+ * a group.id, and a console consumer has no business joining a group or
+ * committing offsets unless asked. With -g GROUP it is a group member
+ * (subscribe) that commits what it printed. */
 #include "cli.h"
 
 #include <assert.h>
@@ -18,17 +20,24 @@
 
 static const char consume_usage[] =
     "Usage: vltava consume TOPIC [-o beginning|end|OFFSET|-N] [-n COUNT]\n"
-    "                            [-p PARTITION] [-e] [-f FORMAT]\n"
+    "                            [-p PARTITION] [-e] [-f FORMAT] [-g GROUP]\n"
     "\n"
-    "Prints records of every partition (or one) of TOPIC, without a consumer\n"
-    "group. Runs until COUNT records, the end of the partitions (-e), or\n"
-    "SIGINT/SIGTERM.\n"
+    "Prints records of every partition (or one) of TOPIC. Runs until COUNT\n"
+    "records, the end of the partitions (-e), or SIGINT/SIGTERM.\n"
     "\n"
     "  -o, --offset WHERE   beginning (default), end, an absolute OFFSET, or -N\n"
     "                       for the last N records of each partition\n"
     "  -n, --count COUNT    stop after COUNT records\n"
     "  -p, --partition N    only partition N\n"
     "  -e, --exit           stop once every partition reached its end\n"
+    "  -g, --group GROUP    consume as a member of consumer group GROUP: the\n"
+    "                       group assigns the partitions (no -p), each starts\n"
+    "                       at the group's committed offset, and the offsets\n"
+    "                       of printed records are committed (every 5 s and on\n"
+    "                       exit). -o beginning|end only says where to start\n"
+    "                       in partitions without a committed offset; -e\n"
+    "                       stops once every assigned partition reached its\n"
+    "                       end\n"
     "  -f, --fmt FORMAT     text output per record (default '%s\\n'):\n"
     "                       %t topic  %p partition  %o offset  %T timestamp (ms)\n"
     "                       %k key  %K key length  %s value  %S value length\n"
@@ -142,17 +151,218 @@ static int consume_loop(rd_kafka_t *rk, rd_kafka_topic_t *rkt, const char *topic
     return code;
 }
 
+/* ---- As a group member (-g) ---- */
+
+/* A group member's state; the rebalance callback's opaque. */
+struct group_member {
+    const char *group;
+    int32_t *assigned; /* the partitions the group gives us; owned */
+    bool *at_end;      /* per assigned partition: reached its end (-e); owned */
+    int nassigned;
+    int nat_end;
+    bool ever_assigned;
+    /* Per partition, the offset after the last record printed whose offset
+     * is not stored yet; owned. Stored only once stdout took the records,
+     * so a commit never covers a record the reader did not get. */
+    rd_kafka_topic_partition_list_t *printed;
+};
+
+/* Flushes stdout, then stores the offsets of what it carried for the next
+ * commit. Returns false when stdout failed (errno says how). */
+static bool flush_printed(rd_kafka_t *rk, struct group_member *gm)
+{
+    if (fflush(stdout) != 0)
+        return false;
+    if (gm->printed->cnt > 0) {
+        /* A partition revoked meanwhile refuses the store; its next owner
+         * reads those records again (at least once). */
+        rd_kafka_offsets_store(rk, gm->printed);
+        rd_kafka_topic_partition_list_destroy(gm->printed);
+        gm->printed = rd_kafka_topic_partition_list_new(gm->nassigned > 0 ? gm->nassigned : 1);
+    }
+    return true;
+}
+
+static void note_printed(struct group_member *gm, const rd_kafka_message_t *m, const char *topic)
+{
+    rd_kafka_topic_partition_t *p =
+        rd_kafka_topic_partition_list_find(gm->printed, topic, m->partition);
+    if (p == NULL)
+        p = rd_kafka_topic_partition_list_add(gm->printed, topic, m->partition);
+    p->offset = m->offset + 1;
+}
+
+/* Eager rebalancing (the default range,roundrobin assignors): the whole
+ * assignment is revoked, then a new one given. What was printed is stored
+ * first, so the commit librdkafka makes on revocation carries it. */
+static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+    struct group_member *gm = opaque;
+    assert(strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") != 0);
+    if (err != RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS)
+        (void)flush_printed(rk, gm); /* a failed stdout ends the loop anyway */
+    free(gm->assigned);
+    free(gm->at_end);
+    gm->assigned = NULL;
+    gm->at_end = NULL;
+    gm->nassigned = gm->nat_end = 0;
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        gm->assigned = xcalloc((size_t)parts->cnt + 1, sizeof(*gm->assigned));
+        gm->at_end = xcalloc((size_t)parts->cnt + 1, sizeof(*gm->at_end));
+        for (int i = 0; i < parts->cnt; i++)
+            gm->assigned[i] = parts->elems[i].partition;
+        gm->nassigned = parts->cnt;
+        gm->ever_assigned = true;
+        rd_kafka_assign(rk, parts);
+    } else {
+        rd_kafka_assign(rk, NULL);
+    }
+}
+
+/* A consumer error's exit code; CLI_EXIT_OK, after a warning, for those
+ * librdkafka recovers from by itself (a broker or the coordinator away). */
+static int group_consume_error(const rd_kafka_message_t *m, const char *topic)
+{
+    switch (m->err) {
+    case RD_KAFKA_RESP_ERR__TRANSPORT:
+    case RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN:
+    case RD_KAFKA_RESP_ERR__RESOLVE:
+    case RD_KAFKA_RESP_ERR__TIMED_OUT:
+    case RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE:
+    case RD_KAFKA_RESP_ERR_NOT_COORDINATOR:
+    case RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS:
+    case RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS:
+        cli_warn("consume %s: %s (retrying)", topic, rd_kafka_message_errstr(m));
+        return CLI_EXIT_OK;
+    default:
+        cli_error("consume %s: %s", topic, rd_kafka_message_errstr(m));
+        return cli_exit_for_error(m->err) == CLI_EXIT_UNKNOWN_TOPIC ? CLI_EXIT_UNKNOWN_TOPIC
+                                                                    : CLI_EXIT_ERROR;
+    }
+}
+
+static void note_partition_end(struct group_member *gm, int32_t partition)
+{
+    for (int i = 0; i < gm->nassigned; i++)
+        if (gm->assigned[i] == partition && !gm->at_end[i]) {
+            gm->at_end[i] = true;
+            gm->nat_end++;
+        }
+}
+
+/* The consume loop of a group member; rk (a consumer with gm as its
+ * rebalance opaque) belongs to the caller and is closed here: the final
+ * commit, then the group is left. */
+static int consume_group_loop(rd_kafka_t *rk, const char *topic, const struct consume_opts *o,
+                              const struct cli_globals *g, struct group_member *gm)
+{
+    rd_kafka_topic_partition_list_t *subscription = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(subscription, topic, RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t err = rd_kafka_subscribe(rk, subscription);
+    rd_kafka_topic_partition_list_destroy(subscription);
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        cli_error("cannot subscribe to %s: %s", topic, rd_kafka_err2str(err));
+        return CLI_EXIT_ERROR;
+    }
+    int code = CLI_EXIT_OK;
+    bool stdout_ok = true;
+    int64_t printed = 0, unflushed = 0;
+    int64_t warn_at_ms = cli_now_ms() + g->timeout_ms;
+    bool warned = false;
+    while (code == CLI_EXIT_OK && !consume_stop && (o->count == 0 || printed < o->count) &&
+           !(o->exit_at_end && gm->nassigned > 0 && gm->nat_end == gm->nassigned)) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 0);
+        /* Output goes out whenever nothing more is ready, or per batch: it
+         * shows as records arrive, without a write per record under load. */
+        if (unflushed > 0 && (m == NULL || unflushed >= CONSUME_BATCH)) {
+            stdout_ok = flush_printed(rk, gm);
+            if (!stdout_ok) {
+                if (m != NULL)
+                    rd_kafka_message_destroy(m);
+                break;
+            }
+            unflushed = 0;
+        }
+        if (m == NULL)
+            m = rd_kafka_consumer_poll(rk, 200);
+        if (m == NULL) {
+            if (!gm->ever_assigned && !warned && cli_now_ms() >= warn_at_ms) {
+                cli_warn("group '%s' assigned no partitions within %d ms; still waiting", gm->group,
+                         g->timeout_ms);
+                warned = true;
+            }
+            continue;
+        }
+        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            note_partition_end(gm, m->partition);
+        } else if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            code = group_consume_error(m, topic);
+        } else {
+            if (g->format == CLI_FORMAT_JSON)
+                record_print_json(stdout, m, topic);
+            else
+                record_print_text(stdout, &o->fmt, m, topic);
+            note_printed(gm, m, topic);
+            printed++;
+            unflushed++;
+        }
+        rd_kafka_message_destroy(m);
+    }
+    if (stdout_ok)
+        stdout_ok = flush_printed(rk, gm);
+    /* EPIPE: the reader went away; that ends a console consumer. */
+    if (!stdout_ok && errno != EPIPE) {
+        cli_error("writing stdout: %s", strerror(errno));
+        if (code == CLI_EXIT_OK)
+            code = CLI_EXIT_ERROR;
+    }
+    /* Synchronous, so that the group's offsets cover every printed record
+     * when the command returns; NO_OFFSET: nothing new to commit. */
+    err = rd_kafka_commit(rk, NULL, 0);
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR && err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
+        cli_error("cannot commit the offsets of group '%s': %s", gm->group, rd_kafka_err2str(err));
+        if (code == CLI_EXIT_OK)
+            code = cli_exit_for_error(err) == CLI_EXIT_UNREACHABLE ? CLI_EXIT_UNREACHABLE
+                                                                   : CLI_EXIT_ERROR;
+    }
+    err = rd_kafka_consumer_close(rk);
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+        cli_warn("leaving group '%s': %s", gm->group, rd_kafka_err2str(err));
+    return code;
+}
+
+/* Consumer settings of a group member; false after printing why. */
+static bool group_conf(rd_kafka_conf_t *conf, const char *group, int64_t start,
+                       struct group_member *gm)
+{
+    assert(start == RD_KAFKA_OFFSET_BEGINNING || start == RD_KAFKA_OFFSET_END);
+    rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
+    rd_kafka_conf_set_opaque(conf, gm);
+    return cli_conf_set(conf, "group.id", group) &&
+           cli_conf_set(conf, "enable.auto.commit", "true") &&
+           /* flush_printed stores offsets, after stdout took the records */
+           cli_conf_set(conf, "enable.auto.offset.store", "false") &&
+           cli_conf_set(conf, "auto.offset.reset",
+                        start == RD_KAFKA_OFFSET_BEGINNING ? "earliest" : "latest");
+}
+
 int cli_cmd_consume(int argc, char **argv, struct cli_globals *g)
 {
     static const struct option longopts[] = {
-        {"offset", required_argument, NULL, 'o'},    {"count", required_argument, NULL, 'n'},
-        {"partition", required_argument, NULL, 'p'}, {"exit", no_argument, NULL, 'e'},
-        {"fmt", required_argument, NULL, 'f'},       {NULL, 0, NULL, 0},
+        {"offset", required_argument, NULL, 'o'},
+        {"count", required_argument, NULL, 'n'},
+        {"partition", required_argument, NULL, 'p'},
+        {"exit", no_argument, NULL, 'e'},
+        {"fmt", required_argument, NULL, 'f'},
+        {"group", required_argument, NULL, 'g'},
+        {NULL, 0, NULL, 0},
     };
     struct cli_parser p;
-    cli_parser_init(&p, argc, argv, "o:n:p:ef:", longopts, consume_usage, g);
+    cli_parser_init(&p, argc, argv, "o:n:p:ef:g:", longopts, consume_usage, g);
     struct consume_opts o = {.start = RD_KAFKA_OFFSET_BEGINNING, .partition = -1};
     const char *fmt_spec = NULL;
+    const char *group = NULL;
     int opt;
     while ((opt = cli_parser_next(&p)) >= 0) {
         switch (opt) {
@@ -179,6 +389,14 @@ int cli_cmd_consume(int argc, char **argv, struct cli_globals *g)
         case 'f':
             fmt_spec = optarg;
             break;
+        case 'g':
+            if (!cli_group_id_valid(optarg)) {
+                cli_usage_error(consume_usage, "-g wants a group id of 1-%d bytes",
+                                CLI_MAX_GROUP_ID_LEN);
+                return CLI_EXIT_USAGE;
+            }
+            group = optarg;
+            break;
         default:
             return CLI_EXIT_USAGE;
         }
@@ -187,6 +405,16 @@ int cli_cmd_consume(int argc, char **argv, struct cli_globals *g)
     const char *topic = cli_topic_operand(&p, opt, "TOPIC", "", &code);
     if (topic == NULL)
         return code;
+    if (group != NULL && o.partition >= 0) {
+        cli_usage_error(consume_usage,
+                        "-p and -g exclude each other: the group assigns partitions");
+        return CLI_EXIT_USAGE;
+    }
+    if (group != NULL && o.start != RD_KAFKA_OFFSET_BEGINNING && o.start != RD_KAFKA_OFFSET_END) {
+        cli_usage_error(consume_usage, "with -g, -o takes beginning or end: where to start in "
+                                       "partitions without a committed offset");
+        return CLI_EXIT_USAGE;
+    }
     if (fmt_spec != NULL && g->format == CLI_FORMAT_JSON) {
         cli_usage_error(consume_usage, "-f FORMAT and --format json exclude each other");
         return CLI_EXIT_USAGE;
@@ -203,9 +431,11 @@ int cli_cmd_consume(int argc, char **argv, struct cli_globals *g)
         record_format_free(&o.fmt);
         return code;
     }
+    struct group_member gm = {.group = group};
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     rd_kafka_t *rk = NULL;
-    if (cli_conf_set(conf, "enable.partition.eof", "true"))
+    if (cli_conf_set(conf, "enable.partition.eof", "true") &&
+        (group == NULL || group_conf(conf, group, o.start, &gm)))
         rk = cli_kafka_new(g, RD_KAFKA_CONSUMER, conf);
     else
         rd_kafka_conf_destroy(conf);
@@ -238,13 +468,22 @@ int cli_cmd_consume(int argc, char **argv, struct cli_globals *g)
         struct sigaction sa = {.sa_handler = on_stop_signal};
         sigaction(SIGINT, &sa, NULL);
         sigaction(SIGTERM, &sa, NULL);
-        rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
-        assert(rkt != NULL);
-        code = consume_loop(rk, rkt, topic, parts, nparts, &o, g);
-        rd_kafka_topic_destroy(rkt);
+        if (group != NULL) {
+            gm.printed = rd_kafka_topic_partition_list_new(nparts);
+            code = consume_group_loop(rk, topic, &o, g, &gm);
+        } else {
+            rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+            assert(rkt != NULL);
+            code = consume_loop(rk, rkt, topic, parts, nparts, &o, g);
+            rd_kafka_topic_destroy(rkt);
+        }
     }
     free(parts);
     record_format_free(&o.fmt);
     rd_kafka_destroy(rk);
+    if (gm.printed != NULL)
+        rd_kafka_topic_partition_list_destroy(gm.printed);
+    free(gm.assigned);
+    free(gm.at_end);
     return code;
 }

@@ -71,51 +71,6 @@ static const char add_partitions_usage[] =
     "\n"
     "Exits 4 if the topic is unknown. Global options: see vltava --help.\n";
 
-/* ---- Admin plumbing ---- */
-
-/* AdminOptions bounding the request and the cluster-side operation by the
- * --timeout. Owned by the caller. */
-static rd_kafka_AdminOptions_t *admin_options(rd_kafka_t *rk, rd_kafka_admin_op_t op,
-                                              const struct cli_globals *g)
-{
-    rd_kafka_AdminOptions_t *opts = rd_kafka_AdminOptions_new(rk, op);
-    char errstr[256];
-    rd_kafka_resp_err_t err =
-        rd_kafka_AdminOptions_set_request_timeout(opts, g->timeout_ms, errstr, sizeof(errstr));
-    assert(err == RD_KAFKA_RESP_ERR_NO_ERROR);
-    if (op == RD_KAFKA_ADMIN_OP_CREATETOPICS || op == RD_KAFKA_ADMIN_OP_DELETETOPICS ||
-        op == RD_KAFKA_ADMIN_OP_CREATEPARTITIONS) {
-        err = rd_kafka_AdminOptions_set_operation_timeout(opts, g->timeout_ms, errstr,
-                                                          sizeof(errstr));
-        assert(err == RD_KAFKA_RESP_ERR_NO_ERROR);
-    }
-    (void)err;
-    return opts;
-}
-
-/* Waits for the result of an admin request. librdkafka itself ends the
- * request at the request timeout; the margin only covers its bookkeeping.
- * Returns the event (owned by the caller) or NULL after printing why. */
-static rd_kafka_event_t *admin_wait(rd_kafka_queue_t *q, rd_kafka_event_type_t want,
-                                    const struct cli_globals *g, int *exit_code)
-{
-    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, g->timeout_ms + 5000);
-    if (ev == NULL) {
-        cli_error("no answer from the cluster within %d ms", g->timeout_ms);
-        *exit_code = CLI_EXIT_UNREACHABLE;
-        return NULL;
-    }
-    assert(rd_kafka_event_type(ev) == want);
-    rd_kafka_resp_err_t err = rd_kafka_event_error(ev);
-    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        cli_error("%s", rd_kafka_event_error_string(ev));
-        *exit_code = cli_exit_for_error(err);
-        rd_kafka_event_destroy(ev);
-        return NULL;
-    }
-    return ev;
-}
-
 /* Maps one topic's admin result; prints the error. */
 static int topic_result_exit(const rd_kafka_topic_result_t *res, const char *action)
 {
@@ -141,7 +96,7 @@ static int admin_topic_result(rd_kafka_queue_t *q, rd_kafka_event_type_t want,
                               const struct cli_globals *g, const char *action)
 {
     int code;
-    rd_kafka_event_t *ev = admin_wait(q, want, g, &code);
+    rd_kafka_event_t *ev = cli_admin_wait(q, want, g, &code);
     if (ev == NULL)
         return code;
     size_t n = 0;
@@ -168,17 +123,6 @@ static int admin_topic_result(rd_kafka_queue_t *q, rd_kafka_event_type_t want,
         cli_error("the cluster answered %s with %zu results", request, n);
     rd_kafka_event_destroy(ev);
     return code;
-}
-
-static rd_kafka_t *admin_client(const struct cli_globals *g, int *exit_code)
-{
-    *exit_code = cli_check_reachable(g);
-    if (*exit_code != CLI_EXIT_OK)
-        return NULL;
-    rd_kafka_t *rk = cli_kafka_new(g, RD_KAFKA_PRODUCER, NULL);
-    if (rk == NULL)
-        *exit_code = CLI_EXIT_ERROR;
-    return rk;
 }
 
 /* Follows "invalid topic name '<name>'" in the topic commands' messages. */
@@ -333,13 +277,13 @@ static int topic_create(int argc, char **argv, struct cli_globals *g)
         }
     }
 
-    rd_kafka_t *rk = admin_client(g, &code);
+    rd_kafka_t *rk = cli_admin_client(g, &code);
     if (rk == NULL) {
         rd_kafka_NewTopic_destroy(nt);
         return code;
     }
     rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
-    rd_kafka_AdminOptions_t *opts = admin_options(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS, g);
+    rd_kafka_AdminOptions_t *opts = cli_admin_options(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS, g);
     rd_kafka_CreateTopics(rk, &nt, 1, opts, q);
     rd_kafka_AdminOptions_destroy(opts);
     rd_kafka_NewTopic_destroy(nt);
@@ -387,7 +331,7 @@ static int topic_list(int argc, char **argv, struct cli_globals *g)
         return CLI_EXIT_USAGE;
 
     int code;
-    rd_kafka_t *rk = admin_client(g, &code);
+    rd_kafka_t *rk = cli_admin_client(g, &code);
     if (rk == NULL)
         return code;
     const struct rd_kafka_metadata *md = NULL;
@@ -468,12 +412,12 @@ static bool describe_configs(rd_kafka_t *rk, const struct cli_globals *g, const 
     *n_entries = 0;
     rd_kafka_ConfigResource_t *res = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topic);
     rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
-    rd_kafka_AdminOptions_t *opts = admin_options(rk, RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS, g);
+    rd_kafka_AdminOptions_t *opts = cli_admin_options(rk, RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS, g);
     rd_kafka_DescribeConfigs(rk, &res, 1, opts, q);
     rd_kafka_AdminOptions_destroy(opts);
     rd_kafka_ConfigResource_destroy(res);
     int code;
-    rd_kafka_event_t *ev = admin_wait(q, RD_KAFKA_EVENT_DESCRIBECONFIGS_RESULT, g, &code);
+    rd_kafka_event_t *ev = cli_admin_wait(q, RD_KAFKA_EVENT_DESCRIBECONFIGS_RESULT, g, &code);
     rd_kafka_queue_destroy(q);
     if (ev == NULL)
         return false;
@@ -663,7 +607,7 @@ static int topic_describe(int argc, char **argv, struct cli_globals *g)
     if (name == NULL)
         return code;
 
-    rd_kafka_t *rk = admin_client(g, &code);
+    rd_kafka_t *rk = cli_admin_client(g, &code);
     if (rk == NULL)
         return code;
     const struct rd_kafka_metadata *md = NULL;
@@ -740,12 +684,12 @@ static int topic_delete(int argc, char **argv, struct cli_globals *g)
     if (name == NULL)
         return code;
 
-    rd_kafka_t *rk = admin_client(g, &code);
+    rd_kafka_t *rk = cli_admin_client(g, &code);
     if (rk == NULL)
         return code;
     rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
     rd_kafka_DeleteTopic_t *dt = rd_kafka_DeleteTopic_new(name);
-    rd_kafka_AdminOptions_t *opts = admin_options(rk, RD_KAFKA_ADMIN_OP_DELETETOPICS, g);
+    rd_kafka_AdminOptions_t *opts = cli_admin_options(rk, RD_KAFKA_ADMIN_OP_DELETETOPICS, g);
     rd_kafka_DeleteTopics(rk, &dt, 1, opts, q);
     rd_kafka_AdminOptions_destroy(opts);
     rd_kafka_DeleteTopic_destroy(dt);
@@ -806,7 +750,7 @@ static int topic_add_partitions(int argc, char **argv, struct cli_globals *g)
     }
 
     int code;
-    rd_kafka_t *rk = admin_client(g, &code);
+    rd_kafka_t *rk = cli_admin_client(g, &code);
     if (rk == NULL)
         return code;
     const struct rd_kafka_metadata *md = NULL;
@@ -830,7 +774,7 @@ static int topic_add_partitions(int argc, char **argv, struct cli_globals *g)
         rd_kafka_NewPartitions_new(name, (size_t)after, errstr, sizeof(errstr));
     assert(np != NULL);
     rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
-    rd_kafka_AdminOptions_t *opts = admin_options(rk, RD_KAFKA_ADMIN_OP_CREATEPARTITIONS, g);
+    rd_kafka_AdminOptions_t *opts = cli_admin_options(rk, RD_KAFKA_ADMIN_OP_CREATEPARTITIONS, g);
     rd_kafka_CreatePartitions(rk, &np, 1, opts, q);
     rd_kafka_AdminOptions_destroy(opts);
     rd_kafka_NewPartitions_destroy(np);

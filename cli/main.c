@@ -25,7 +25,11 @@ static const char main_usage[] =
     "  cluster info\n"
     "  produce TOPIC [-k SEP] [--acks 0|1|all] [-p PARTITION]\n"
     "  consume TOPIC [-o beginning|end|OFFSET|-N] [-n COUNT] [-p PARTITION] [-e]\n"
-    "                [-f FORMAT]\n"
+    "                [-f FORMAT] [-g GROUP]\n"
+    "  group list\n"
+    "  group describe GROUP\n"
+    "  group delete GROUP\n"
+    "  group seek GROUP --to earliest|latest|OFFSET|@TIMESTAMP [-t TOPIC]\n"
     "  Each command takes --help.\n"
     "\n"
     "Global options (anywhere on the line):\n"
@@ -42,7 +46,9 @@ static const char main_usage[] =
     "  2  bad arguments\n"
     "  3  cluster unreachable: no broker answered within the timeout\n"
     "  4  unknown topic or partition\n"
-    "  5  topic already exists\n";
+    "  5  topic already exists\n"
+    "  6  unknown consumer group\n"
+    "  7  consumer group not empty: it has members, the command needs none\n";
 
 static const char cluster_usage[] = "Usage: vltava cluster info [GLOBAL OPTIONS]\n"
                                     "\n"
@@ -94,6 +100,8 @@ int main(int argc, char **argv)
         return cli_cmd_produce(rest_argc, rest_argv, &globals);
     if (strcmp(name, "consume") == 0)
         return cli_cmd_consume(rest_argc, rest_argv, &globals);
+    if (strcmp(name, "group") == 0)
+        return cli_cmd_group(rest_argc, rest_argv, &globals);
     if (strcmp(name, "cluster") == 0) {
         if (rest_argc < 2 || strcmp(rest_argv[1], "--help") == 0 ||
             strcmp(rest_argv[1], "-h") == 0) {

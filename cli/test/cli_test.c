@@ -1,7 +1,8 @@
 /* CUnit suite for the CLI's pure parts: the JSON writer and table, the
  * consume -f record format, the raw Metadata v7 decoder (with every
- * truncation and bad length), and the argument value parsers. The commands
- * themselves run against real brokers in tests/integration/test_cli.py. */
+ * truncation and bad length), and the argument value parsers, group ids and
+ * group seek targets among them. The commands themselves run against real
+ * brokers in tests/integration/test_cli.py and test_cli_group.py. */
 #include <CUnit/Basic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -526,6 +527,61 @@ static void test_parsers(void)
     CU_ASSERT_TRUE(cli_topic_name_valid(name));
 }
 
+/* ---- consumer groups ---- */
+
+static void test_group_values(void)
+{
+    CU_ASSERT_TRUE(cli_group_id_valid("billing"));
+    CU_ASSERT_TRUE(cli_group_id_valid("a group/with:any chars"));
+    CU_ASSERT_FALSE(cli_group_id_valid(""));
+    char *id = malloc(CLI_MAX_GROUP_ID_LEN + 2);
+    CU_ASSERT_FATAL(id != NULL);
+    memset(id, 'g', CLI_MAX_GROUP_ID_LEN + 1);
+    id[CLI_MAX_GROUP_ID_LEN + 1] = '\0';
+    CU_ASSERT_FALSE(cli_group_id_valid(id));
+    id[CLI_MAX_GROUP_ID_LEN] = '\0';
+    CU_ASSERT_TRUE(cli_group_id_valid(id));
+    free(id);
+
+    struct cli_seek_target t;
+    CU_ASSERT_TRUE(cli_parse_seek_target("earliest", &t));
+    CU_ASSERT_EQUAL(t.kind, CLI_SEEK_EARLIEST);
+    CU_ASSERT_TRUE(cli_parse_seek_target("latest", &t));
+    CU_ASSERT_EQUAL(t.kind, CLI_SEEK_LATEST);
+    CU_ASSERT_TRUE(cli_parse_seek_target("0", &t));
+    CU_ASSERT_EQUAL(t.kind, CLI_SEEK_OFFSET);
+    CU_ASSERT_EQUAL(t.value, 0);
+    CU_ASSERT_TRUE(cli_parse_seek_target("42", &t));
+    CU_ASSERT_EQUAL(t.kind, CLI_SEEK_OFFSET);
+    CU_ASSERT_EQUAL(t.value, 42);
+    CU_ASSERT_TRUE(cli_parse_seek_target("@1700000000000", &t));
+    CU_ASSERT_EQUAL(t.kind, CLI_SEEK_TIMESTAMP);
+    CU_ASSERT_EQUAL(t.value, 1700000000000LL);
+    CU_ASSERT_TRUE(cli_parse_seek_target("@0", &t));
+    CU_ASSERT_EQUAL(t.kind, CLI_SEEK_TIMESTAMP);
+    CU_ASSERT_EQUAL(t.value, 0);
+    static const char *const bad[] = {
+        "",
+        "Earliest",
+        "beginning",
+        "end",
+        "-1",
+        "+5",
+        "5x",
+        "@",
+        "@-1",
+        "@+1",
+        "@x",
+        "@1.5",
+        "99999999999999999999",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        CU_ASSERT_FALSE(cli_parse_seek_target(bad[i], &t));
+        if (cli_parse_seek_target(bad[i], &t))
+            fprintf(stderr, "accepted '%s'\n", bad[i]);
+    }
+}
+
 int main(void)
 {
     if (CU_initialize_registry() != CUE_SUCCESS)
@@ -540,6 +596,7 @@ int main(void)
     CU_add_test(s, "metadata v7 every truncation", test_metadata_every_truncation);
     CU_add_test(s, "metadata v7 bad fields", test_metadata_bad_fields);
     CU_add_test(s, "value parsers", test_parsers);
+    CU_add_test(s, "group ids and seek targets", test_group_values);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
     unsigned failed = CU_get_number_of_failures();

@@ -3,7 +3,9 @@
 Every command is run as a subprocess; JSON output is parsed and checked
 against what an independent client (confluent_kafka's metadata, kcat) sees,
 and every documented exit code is provoked: 2 bad arguments, 3 unreachable
-cluster, 4 unknown topic or partition, 5 topic exists.
+cluster, 4 unknown topic or partition, 5 topic exists. The consumer-group
+commands (exit codes 6 and 7) are in test_cli_group.py; their argument
+handling is here.
 """
 
 import contextlib
@@ -19,6 +21,7 @@ import unittest
 import vltava_test
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_UNKNOWN_TOPIC, EXIT_TOPIC_EXISTS = 0, 1, 2, 3, 4, 5
+EXIT_UNKNOWN_GROUP, EXIT_GROUP_NOT_EMPTY = 6, 7
 
 
 def vltava(*args, brokers=None, stdin=None, timeout=60, env=None):
@@ -60,7 +63,8 @@ class CliArgumentsTest(CliTestCase):
     COMMANDS = [
         [], ["topic"], ["topic", "create"], ["topic", "list"], ["topic", "describe"],
         ["topic", "delete"], ["topic", "add-partitions"], ["cluster"], ["cluster", "info"],
-        ["produce"], ["consume"],
+        ["produce"], ["consume"], ["group"], ["group", "list"], ["group", "describe"],
+        ["group", "delete"], ["group", "seek"],
     ]
 
     def test_help_on_every_command(self):
@@ -70,7 +74,8 @@ class CliArgumentsTest(CliTestCase):
             self.assertIn(b"Usage: vltava", p.stdout, words)
         top = vltava("--help").stdout.decode()
         for line in ("2  bad arguments", "3  cluster unreachable", "4  unknown topic",
-                     "5  topic already exists", "1  other error"):
+                     "5  topic already exists", "6  unknown consumer group",
+                     "7  consumer group not empty", "1  other error"):
             self.assertIn(line, top)
 
     def test_bad_arguments_exit_2(self):
@@ -109,6 +114,26 @@ class CliArgumentsTest(CliTestCase):
             ["consume", "t", "-n", "0"],
             ["consume", "t", "-f", "%q"],
             ["consume", "t", "-f", "x", "--format", "json"],
+            ["consume", "t", "-g", ""],
+            ["consume", "t", "-g"],
+            ["consume", "t", "-g", "g", "-p", "0"],
+            ["consume", "t", "-g", "g", "-o", "5"],
+            ["consume", "t", "-g", "g", "-o", "-2"],
+            ["group"],
+            ["group", "frob"],
+            ["group", "list", "extra"],
+            ["group", "describe"],
+            ["group", "describe", ""],
+            ["group", "describe", "a", "b"],
+            ["group", "delete"],
+            ["group", "seek", "g"],
+            ["group", "seek", "--to", "earliest"],
+            ["group", "seek", "g", "--to", "middle"],
+            ["group", "seek", "g", "--to", "-1"],
+            ["group", "seek", "g", "--to", "@"],
+            ["group", "seek", "g", "--to", "@soon"],
+            ["group", "seek", "g", "--to", "earliest", "-t", "bad name"],
+            ["group", "seek", "g", "--to"],
         ]
         for words in cases:
             # Nothing listens on this port: argument errors must be found
@@ -123,6 +148,8 @@ class CliArgumentsTest(CliTestCase):
             ["topic", "list"], ["topic", "create", "t"], ["topic", "describe", "t"],
             ["topic", "delete", "t"], ["topic", "add-partitions", "t", "-n", "1"],
             ["cluster", "info"], ["produce", "t"], ["consume", "t", "-n", "1"],
+            ["consume", "t", "-g", "g", "-n", "1"], ["group", "list"], ["group", "describe", "g"],
+            ["group", "delete", "g"], ["group", "seek", "g", "--to", "earliest"],
         ]
 
     def test_unreachable_cluster_exit_3(self):
@@ -149,7 +176,8 @@ class CliArgumentsTest(CliTestCase):
             listener.bind(("127.0.0.1", 0))
             listener.listen(16)
             port = listener.getsockname()[1]
-            for words in (["topic", "list"], ["cluster", "info"]):
+            for words in (["topic", "list"], ["cluster", "info"], ["group", "list"],
+                          ["group", "describe", "g"], ["group", "seek", "g", "--to", "latest"]):
                 start = time.monotonic()
                 p = vltava(*words, "--timeout", "1.5", brokers="127.0.0.1:%d" % port, timeout=60)
                 elapsed = time.monotonic() - start
@@ -365,7 +393,8 @@ class CliClusterTest(CliTestCase):
         name = "cli-no-such-topic"
         for words in (["topic", "describe", name], ["topic", "delete", name],
                       ["topic", "add-partitions", name, "-n", "1"],
-                      ["consume", name, "-n", "1"], ["produce", name]):
+                      ["consume", name, "-n", "1"], ["consume", name, "-g", "cli-g", "-n", "1"],
+                      ["produce", name]):
             p = self.run_cli(*words, stdin=b"x\n", timeout=60)
             self.assertExit(p, EXIT_UNKNOWN_TOPIC)
             self.assertIn(name.encode(), p.stderr)
