@@ -12,7 +12,11 @@
 # keys replaced. Binaries come from $VLTAVA_BUILD_DIR (default <repo>/build),
 # built there first if missing. ZooKeeper listens on $VLTAVA_ZK_PORT (2181);
 # $VLTAVA_BASE_PORT (9091) moves the brokers: broker i on BASE+i, its
-# replication listener on BASE+10000+i.
+# replication listener on BASE+10000+i. $VLTAVA_EXTRA_CONFIG adds broker
+# settings to every broker's properties, as space-separated key=value words
+# (VLTAVA_EXTRA_CONFIG="group.initial.rebalance.delay.ms=0 log.level=warn");
+# they replace the template's value of the same key, and may not name a
+# per-broker key.
 set -euo pipefail
 
 repo="$(cd "$(dirname "$0")/.." && pwd)"
@@ -97,12 +101,22 @@ write_config() {
         [log.dirs]="$dir/data"
         [offsets.topic.replication.factor]="$((n < 3 ? n : 3))"
     )
-    local key
+    local -A extra=()
+    local -a extra_keys=()
+    local word key
+    for word in ${VLTAVA_EXTRA_CONFIG:-}; do
+        [[ "$word" == ?*=* ]] || die "VLTAVA_EXTRA_CONFIG: '$word' is not key=value"
+        key="${word%%=*}"
+        [ -z "${own[$key]+x}" ] || die "VLTAVA_EXTRA_CONFIG: $key is set per broker"
+        [ -n "${extra[$key]+x}" ] || extra_keys+=("$key")
+        extra[$key]="${word#*=}"
+    done
     {
         printf '# written by deploy/local-cluster.sh from deploy/broker.properties\n'
         while IFS= read -r line; do
             key="${line%%=*}"
-            if [[ "$line" != \#* && "$line" == *=* && -n "${own[$key]+x}" ]]; then
+            if [[ "$line" != \#* && "$line" == *=* &&
+                (-n "${own[$key]+x}" || -n "${extra[$key]+x}") ]]; then
                 continue
             fi
             printf '%s\n' "$line"
@@ -110,6 +124,9 @@ write_config() {
         for key in broker.id listeners replication.listener zookeeper.connect log.dirs \
             offsets.topic.replication.factor; do
             printf '%s=%s\n' "$key" "${own[$key]}"
+        done
+        for key in "${extra_keys[@]}"; do
+            printf '%s=%s\n' "$key" "${extra[$key]}"
         done
     } >"$dir/broker.properties"
 }
