@@ -6,6 +6,7 @@ with VLTAVA_BASE_PORT / VLTAVA_ZK_PORT so it can run beside anything) and
 the path of the build directory. ZooKeeper here is the script's own, not
 the run's."""
 
+import json
 import os
 import random
 import re
@@ -22,7 +23,8 @@ SCRIPT = os.path.join(vt.REPO_ROOT, "deploy", "local-cluster.sh")
 def quickstart_blocks():
     with open(README) as f:
         text = f.read()
-    section = re.search(r"^## Quickstart\n(.*?)(?=^##)", text, re.S | re.M)
+    # The Quickstart and its Consumer groups part; Docker is not run here.
+    section = re.search(r"^## Quickstart\n(.*?)(?=^## |^### With Docker)", text, re.S | re.M)
     assert section, "README has no Quickstart section"
     return re.findall(r"```sh\n(.*?)```", section.group(1), re.S)
 
@@ -84,8 +86,8 @@ class LocalClusterTest(unittest.TestCase):
 
     def test_readme_quickstart_as_written(self):
         blocks = [self.localize(b) for b in quickstart_blocks()]
-        self.assertEqual(len(blocks), 4, "expected up, kcat, CLI and down blocks")
-        up, kcat, cli, down = blocks
+        self.assertEqual(len(blocks), 5, "expected up, kcat, CLI, group and down blocks")
+        up, kcat, cli, groups, down = blocks
         self.assertIn("local-cluster.sh up --brokers 3", up)
 
         out = self.sh(up).stdout
@@ -104,6 +106,17 @@ class LocalClusterTest(unittest.TestCase):
         self.assertIn("orders", out)
         self.assertIn("1 apple", out)
         self.assertIn("2 pears", out)
+
+        # The group block goes on in the CLI block's shell: its first two
+        # lines (the brokers and $vltava) are what a reader has set.
+        setup = "\n".join(cli.splitlines()[:2]) + "\n"
+        self.assertIn("vltava=", setup)
+        out = self.sh(setup + groups).stdout.splitlines()
+        records = [line for line in out if line in ("one", "two", "three", "four")]
+        self.assertEqual(sorted(records), ["four", "one", "three", "two"], "the group member and "
+                         "kcat -G together read every record once:\n%s" % "\n".join(out))
+        described = self.sh(setup + "$vltava group describe billing --format json").stdout
+        self.assertEqual(sum(p["committed"] for p in json.loads(described)["partitions"]), 4)
 
         self.sh(down)
         status = self.sh("%s status" % SCRIPT, check=False)
