@@ -33,6 +33,15 @@ void bench_conf_set(rd_kafka_conf_t *conf, const char *name, const char *value)
         bench_die("%s=%s: %s", name, value, errstr);
 }
 
+void bench_on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+    (void)rk;
+    struct bench_deliveries *d = opaque;
+    if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR && atomic_fetch_add(&d->failed, 1) == 0)
+        d->first_error = m->err;
+    atomic_fetch_add(&d->acked, 1);
+}
+
 /* The partition count once every partition of topic has a leader in a
  * fresh Metadata answer; 0 before. */
 static int partitions_led(rd_kafka_t *rk, rd_kafka_topic_t *rkt, int timeout_ms)

@@ -5,6 +5,7 @@
 #define VLTAVA_BENCH_RDK_H
 
 #include <librdkafka/rdkafka.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -16,6 +17,17 @@ void bench_die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noretu
 
 /* rd_kafka_conf_set(); a refused name or value is fatal. */
 void bench_conf_set(rd_kafka_conf_t *conf, const char *name, const char *value);
+
+/* Delivery reports of one producer: bench_on_delivery, registered with
+ * rd_kafka_conf_set_dr_msg_cb and the struct as the conf's opaque, counts
+ * them (from librdkafka's thread: atomics) and keeps the first error. */
+struct bench_deliveries {
+    atomic_llong acked; /* reports, failed ones included */
+    atomic_llong failed;
+    rd_kafka_resp_err_t first_error; /* written once, by the first failure */
+};
+
+void bench_on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque);
 
 /* Creates topic with CreateTopics through rk (an existing topic is fatal
  * unless exists_ok), then polls Metadata until every partition has a

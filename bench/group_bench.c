@@ -498,28 +498,13 @@ static int64_t commit_async_run(const struct options *o, struct committer *c, co
     return elapsed;
 }
 
-struct produce_ref {
-    atomic_llong acked;
-    atomic_llong failed;
-    rd_kafka_resp_err_t first_error;
-};
-
-static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
-{
-    (void)rk;
-    struct produce_ref *st = opaque;
-    if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR && atomic_fetch_add(&st->failed, 1) == 0)
-        st->first_error = m->err;
-    atomic_fetch_add(&st->acked, 1);
-}
-
 /* Produces n records of TINY_RECORD_SIZE bytes with acks=all to partition
  * 0; one record per request (batch.num.messages=1, at most `inflight`
  * unacknowledged) or batched (linger.ms=5, librdkafka's default batch
  * limits). Returns records/s. */
 static double produce_ref_run(const struct options *o, const char *topic, int64_t n, bool single)
 {
-    struct produce_ref st = {0};
+    struct bench_deliveries st = {0};
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     bench_conf_set(conf, "acks", "all");
     if (single) {
@@ -528,7 +513,7 @@ static double produce_ref_run(const struct options *o, const char *topic, int64_
     } else {
         bench_conf_set(conf, "linger.ms", "5");
     }
-    rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
+    rd_kafka_conf_set_dr_msg_cb(conf, bench_on_delivery);
     rd_kafka_conf_set_opaque(conf, &st);
     rd_kafka_t *rk = client_new(o, RD_KAFKA_PRODUCER, conf);
     rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
@@ -885,14 +870,14 @@ static int run_failover(const struct options *o)
 
 static void produce_records(const struct options *o, const char *topic)
 {
-    struct produce_ref st = {0};
+    struct bench_deliveries st = {0};
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     bench_conf_set(conf, "acks", "all"); /* the high watermark covers every record */
     bench_conf_set(conf, "linger.ms", "5");
     bench_conf_set(conf, "batch.size", "1000000");
     bench_conf_set(conf, "batch.num.messages", "10000");
     bench_conf_set(conf, "queue.buffering.max.kbytes", "32768");
-    rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
+    rd_kafka_conf_set_dr_msg_cb(conf, bench_on_delivery);
     rd_kafka_conf_set_opaque(conf, &st);
     rd_kafka_t *rk = client_new(o, RD_KAFKA_PRODUCER, conf);
     rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);

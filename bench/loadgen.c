@@ -272,22 +272,9 @@ static void *consumer_thread(void *arg)
 
 /* ---- Producer ---- */
 
-struct produce_stats {
-    atomic_llong failed;
-    rd_kafka_resp_err_t first_error;
-};
-
-static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
-{
-    (void)rk;
-    struct produce_stats *st = opaque;
-    if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR && atomic_fetch_add(&st->failed, 1) == 0)
-        st->first_error = m->err;
-}
-
 /* Produces o->records records; returns the elapsed ns from the first send
  * to the last acknowledgement. */
-static int64_t produce_all(const struct options *o, struct produce_stats *st, int64_t *start_ns)
+static int64_t produce_all(const struct options *o, struct bench_deliveries *st, int64_t *start_ns)
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     bench_conf_set(conf, "acks", o->acks);
@@ -299,7 +286,7 @@ static int64_t produce_all(const struct options *o, struct produce_stats *st, in
      * when it outruns the broker, and so the latency measured flat out. */
     bench_conf_set(conf, "queue.buffering.max.messages", o->queue_messages);
     bench_conf_set(conf, "queue.buffering.max.kbytes", o->queue_kbytes);
-    rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
+    rd_kafka_conf_set_dr_msg_cb(conf, bench_on_delivery);
     rd_kafka_conf_set_opaque(conf, st);
     rd_kafka_t *rk = client_new(o, RD_KAFKA_PRODUCER, conf);
     rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, o->topic, NULL);
@@ -532,7 +519,7 @@ int main(int argc, char **argv)
         /* Let it connect and start fetching before the first record. */
         usleep(500 * 1000);
     }
-    struct produce_stats st = {0};
+    struct bench_deliveries st = {0};
     int64_t produce_start_ns = 0;
     int64_t produce_ns = produce_all(&o, &st, &produce_start_ns);
     int64_t lag_read = atomic_load_explicit(&lat.progress, memory_order_relaxed);
