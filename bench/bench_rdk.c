@@ -33,6 +33,21 @@ void bench_conf_set(rd_kafka_conf_t *conf, const char *name, const char *value)
         bench_die("%s=%s: %s", name, value, errstr);
 }
 
+rd_kafka_t *bench_client_new(const char *bootstrap, const char *client_id, rd_kafka_type_t type,
+                             rd_kafka_conf_t *conf,
+                             void (*log_cb)(const rd_kafka_t *rk, int level, const char *fac,
+                                            const char *buf))
+{
+    char errstr[512];
+    bench_conf_set(conf, "bootstrap.servers", bootstrap);
+    bench_conf_set(conf, "client.id", client_id);
+    rd_kafka_conf_set_log_cb(conf, log_cb);
+    rd_kafka_t *rk = rd_kafka_new(type, conf, errstr, sizeof(errstr));
+    if (rk == NULL)
+        bench_die("rd_kafka_new: %s", errstr);
+    return rk;
+}
+
 void bench_on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
     (void)rk;

@@ -18,6 +18,13 @@ void bench_die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noretu
 /* rd_kafka_conf_set(); a refused name or value is fatal. */
 void bench_conf_set(rd_kafka_conf_t *conf, const char *name, const char *value);
 
+/* A client of `bootstrap` named client_id, logging through log_cb; takes
+ * conf; a refused configuration is fatal. */
+rd_kafka_t *bench_client_new(const char *bootstrap, const char *client_id, rd_kafka_type_t type,
+                             rd_kafka_conf_t *conf,
+                             void (*log_cb)(const rd_kafka_t *rk, int level, const char *fac,
+                                            const char *buf));
+
 /* Delivery reports of one producer: bench_on_delivery, registered with
  * rd_kafka_conf_set_dr_msg_cb and the struct as the conf's opaque, counts
  * them (from librdkafka's thread: atomics) and keeps the first error. */

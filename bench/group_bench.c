@@ -130,16 +130,9 @@ static void quiet_log(const rd_kafka_t *rk, int level, const char *fac, const ch
 
 static rd_kafka_t *client_new(const struct options *o, rd_kafka_type_t type, rd_kafka_conf_t *conf)
 {
-    char errstr[512];
-    bench_conf_set(conf, "bootstrap.servers", o->bootstrap);
-    bench_conf_set(conf, "client.id", "vltava-group-bench");
-    rd_kafka_conf_set_log_cb(conf, quiet_log);
     if (debug_contexts != NULL)
         bench_conf_set(conf, "debug", debug_contexts);
-    rd_kafka_t *rk = rd_kafka_new(type, conf, errstr, sizeof(errstr));
-    if (rk == NULL)
-        bench_die("rd_kafka_new: %s", errstr);
-    return rk;
+    return bench_client_new(o->bootstrap, "vltava-group-bench", type, conf, quiet_log);
 }
 
 static int64_t deadline_after(const struct options *o)
