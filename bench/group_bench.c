@@ -31,7 +31,6 @@
 #include <librdkafka/rdkafka.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -41,6 +40,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_rdk.h"
 #include "xalloc.h"
 
 #define MAX_PARTITIONS   1024
@@ -92,13 +92,6 @@ static const char usage[] =
     "  -s, --size BYTES               record size (default 100)\n"
     "      --rounds N                 reads per consumer kind, alternated (default 2)\n";
 
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
 static int64_t wall_ms(void)
 {
     struct timespec ts;
@@ -109,25 +102,6 @@ static int64_t wall_ms(void)
 static double ms_of(int64_t ns)
 {
     return (double)ns / 1e6;
-}
-
-static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-static void die(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("group_bench: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    exit(1);
-}
-
-static void conf_set(rd_kafka_conf_t *conf, const char *name, const char *value)
-{
-    char errstr[512];
-    if (rd_kafka_conf_set(conf, name, value, errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK)
-        die("%s=%s: %s", name, value, errstr);
 }
 
 /* Once a broker is stopped on purpose, the clients' complaints about it
@@ -156,21 +130,41 @@ static void quiet_log(const rd_kafka_t *rk, int level, const char *fac, const ch
 
 static rd_kafka_t *client_new(const struct options *o, rd_kafka_type_t type, rd_kafka_conf_t *conf)
 {
-    char errstr[512];
-    conf_set(conf, "bootstrap.servers", o->bootstrap);
-    conf_set(conf, "client.id", "vltava-group-bench");
-    rd_kafka_conf_set_log_cb(conf, quiet_log);
     if (debug_contexts != NULL)
-        conf_set(conf, "debug", debug_contexts);
-    rd_kafka_t *rk = rd_kafka_new(type, conf, errstr, sizeof(errstr));
-    if (rk == NULL)
-        die("rd_kafka_new: %s", errstr);
-    return rk;
+        bench_conf_set(conf, "debug", debug_contexts);
+    return bench_client_new(o->bootstrap, "vltava-group-bench", type, conf, quiet_log);
 }
 
 static int64_t deadline_after(const struct options *o)
 {
-    return now_ns() + (int64_t)o->timeout_s * 1000000000LL;
+    return bench_now_ns() + (int64_t)o->timeout_s * 1000000000LL;
+}
+
+/* A bound on waiting for acknowledgements that resets with each one: a
+ * slow run that keeps going is not a failure, one that stops is. */
+struct progress_watch {
+    long long seen;
+    int64_t deadline;
+};
+
+static void progress_watch_init(const struct options *o, struct progress_watch *w)
+{
+    w->seen = 0;
+    w->deadline = deadline_after(o);
+}
+
+/* Dies (naming `what`) when `acked` has not moved for the timeout. */
+static void progress_check(const struct options *o, struct progress_watch *w, long long acked,
+                           long long want, const char *what)
+{
+    if (acked != w->seen) {
+        assert(acked > w->seen);
+        w->seen = acked;
+        w->deadline = deadline_after(o);
+    } else if (bench_now_ns() > w->deadline) {
+        bench_die("%s: no acknowledgement in %d s (%lld of %lld acknowledged)", what, o->timeout_s,
+                  acked, want);
+    }
 }
 
 static int cmp_i64(const void *a, const void *b)
@@ -216,35 +210,7 @@ static int32_t partition_leader(rd_kafka_t *rk, const char *topic, int32_t parti
 static void topic_create(const struct options *o, const char *topic, int partitions, int rf)
 {
     rd_kafka_t *rk = client_new(o, RD_KAFKA_PRODUCER, rd_kafka_conf_new());
-    char errstr[512];
-    rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(topic, partitions, rf, errstr, sizeof(errstr));
-    if (nt == NULL)
-        die("topic %s: %s", topic, errstr);
-    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
-    rd_kafka_CreateTopics(rk, &nt, 1, NULL, q);
-    rd_kafka_NewTopic_destroy(nt);
-    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, o->timeout_s * 1000);
-    if (ev == NULL)
-        die("CreateTopics %s: no answer in %d s", topic, o->timeout_s);
-    size_t n = 0;
-    const rd_kafka_topic_result_t **res =
-        rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev), &n);
-    rd_kafka_resp_err_t err = rd_kafka_event_error(ev);
-    if (err == RD_KAFKA_RESP_ERR_NO_ERROR && n == 1)
-        err = rd_kafka_topic_result_error(res[0]);
-    if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
-        die("CreateTopics %s: %s", topic, rd_kafka_err2str(err));
-    rd_kafka_event_destroy(ev);
-    rd_kafka_queue_destroy(q);
-
-    int64_t deadline = deadline_after(o);
-    for (int32_t p = 0; p < partitions; p++) {
-        while (partition_leader(rk, topic, p, NULL) < 0) {
-            if (now_ns() > deadline)
-                die("topic %s: partition %d without a leader after %d s", topic, p, o->timeout_s);
-            usleep(20 * 1000);
-        }
-    }
+    (void)bench_topic_create(rk, topic, partitions, rf, false, o->timeout_s);
     rd_kafka_destroy(rk);
 }
 
@@ -254,10 +220,10 @@ struct member {
     rd_kafka_t *rk;
     pthread_t thread;
     atomic_bool stop;
-    atomic_int assigned;     /* partitions of the latest assignment; 0 after a revoke */
-    atomic_llong assign_ns;  /* when the latest assignment arrived */
-    atomic_llong revoke_ns;  /* when the latest revoke arrived */
-    atomic_int assignments;  /* ASSIGN callbacks so far */
+    atomic_int assigned;    /* partitions of the latest assignment; 0 after a revoke */
+    atomic_llong assign_ns; /* when the latest assignment arrived */
+    atomic_llong revoke_ns; /* when the latest revoke arrived */
+    atomic_int assignments; /* ASSIGN callbacks so far */
     atomic_int errors;
 };
 
@@ -265,7 +231,7 @@ static void member_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                              rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
     struct member *m = opaque;
-    int64_t now = now_ns();
+    int64_t now = bench_now_ns();
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         if (rd_kafka_assign(rk, parts) != RD_KAFKA_RESP_ERR_NO_ERROR)
             atomic_fetch_add(&m->errors, 1);
@@ -298,17 +264,17 @@ static void member_start(const struct options *o, struct member *m, const char *
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     char hb[32];
     snprintf(hb, sizeof(hb), "%d", o->heartbeat_ms);
-    conf_set(conf, "group.id", group);
-    conf_set(conf, "heartbeat.interval.ms", hb);
-    conf_set(conf, "session.timeout.ms", "30000");
-    conf_set(conf, "partition.assignment.strategy", "range");
-    conf_set(conf, "enable.auto.commit", "false");
+    bench_conf_set(conf, "group.id", group);
+    bench_conf_set(conf, "heartbeat.interval.ms", hb);
+    bench_conf_set(conf, "session.timeout.ms", "30000");
+    bench_conf_set(conf, "partition.assignment.strategy", "range");
+    bench_conf_set(conf, "enable.auto.commit", "false");
     rd_kafka_conf_set_rebalance_cb(conf, member_rebalance);
     rd_kafka_conf_set_opaque(conf, m);
     m->rk = client_new(o, RD_KAFKA_CONSUMER, conf);
     rd_kafka_poll_set_consumer(m->rk);
     if (pthread_create(&m->thread, NULL, member_poll, m) != 0)
-        die("pthread_create failed");
+        bench_die("pthread_create failed");
 }
 
 static void member_subscribe(struct member *m, const char *topic)
@@ -317,7 +283,7 @@ static void member_subscribe(struct member *m, const char *topic)
     rd_kafka_topic_partition_list_add(t, topic, RD_KAFKA_PARTITION_UA);
     rd_kafka_resp_err_t err = rd_kafka_subscribe(m->rk, t);
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
-        die("subscribe: %s", rd_kafka_err2str(err));
+        bench_die("subscribe: %s", rd_kafka_err2str(err));
     rd_kafka_topic_partition_list_destroy(t);
 }
 
@@ -339,7 +305,7 @@ static bool members_settled(struct member *ms, int n, int each, int64_t since, i
             ok = atomic_load(&ms[i].assigned) == each && atomic_load(&ms[i].assign_ns) > since;
         if (ok)
             return true;
-        if (now_ns() > deadline)
+        if (bench_now_ns() > deadline)
             return false;
         usleep(200);
     }
@@ -350,7 +316,7 @@ static int run_rebalance(const struct options *o)
     char topic[128];
     snprintf(topic, sizeof(topic), "rebalance-%d", (int)getpid());
     if (o->partitions % MEMBERS != 0)
-        die("rebalance wants partitions divisible by %d", MEMBERS);
+        bench_die("rebalance wants partitions divisible by %d", MEMBERS);
     topic_create(o, topic, o->partitions, 3);
     srand((unsigned)getpid());
     printf("rebalance: topic %s (%d partitions, RF 3), %d members, heartbeat.interval.ms=%d, "
@@ -362,8 +328,8 @@ static int run_rebalance(const struct options *o)
     int64_t *rejoin = xcalloc((size_t)o->rounds, sizeof(*rejoin));
     for (int r = 0; r < o->rounds; r++) {
         char group[128];
-        snprintf(group, sizeof(group), "rebalance-%d-%s-%d", (int)getpid(), o->cold ? "cold" : "join",
-                 r);
+        snprintf(group, sizeof(group), "rebalance-%d-%s-%d", (int)getpid(),
+                 o->cold ? "cold" : "join", r);
         struct member ms[MEMBERS];
         for (int i = 0; i < MEMBERS; i++)
             member_start(o, &ms[i], group);
@@ -372,24 +338,24 @@ static int run_rebalance(const struct options *o)
         usleep(300 * 1000);
         int64_t deadline = deadline_after(o);
         if (!o->cold) {
-            int64_t s0 = now_ns();
+            int64_t s0 = bench_now_ns();
             member_subscribe(&ms[0], topic);
             if (!members_settled(ms, 1, o->partitions, s0, deadline))
-                die("round %d: the first member got no assignment in %d s", r, o->timeout_s);
-            int64_t s1 = now_ns();
+                bench_die("round %d: the first member got no assignment in %d s", r, o->timeout_s);
+            int64_t s1 = bench_now_ns();
             member_subscribe(&ms[1], topic);
             if (!members_settled(ms, 2, o->partitions / 2, s1, deadline))
-                die("round %d: two members did not settle in %d s", r, o->timeout_s);
+                bench_die("round %d: two members did not settle in %d s", r, o->timeout_s);
             /* The two members' heartbeat timers restarted when they
              * settled: joining right away would always wait a full
              * interval for them to notice. A random phase instead. */
-            usleep((useconds_t)(rand() % (o->heartbeat_ms * 1000)));
+            usleep((useconds_t)rand() % ((useconds_t)o->heartbeat_ms * 1000));
         }
-        int64_t t0 = now_ns();
+        int64_t t0 = bench_now_ns();
         for (int i = o->cold ? 0 : MEMBERS - 1; i < MEMBERS; i++)
             member_subscribe(&ms[i], topic);
         if (!members_settled(ms, MEMBERS, o->partitions / MEMBERS, t0, deadline))
-            die("round %d: three members did not settle in %d s", r, o->timeout_s);
+            bench_die("round %d: three members did not settle in %d s", r, o->timeout_s);
         int64_t done = 0, noticed = INT64_MAX;
         int errors = 0;
         for (int i = 0; i < MEMBERS; i++) {
@@ -403,8 +369,8 @@ static int run_rebalance(const struct options *o)
         rejoin[r] = noticed != INT64_MAX ? done - noticed : -1;
         printf("  round %2d: %8.1f ms", r, ms_of(total[r]));
         if (rejoin[r] >= 0)
-            printf("  (first revoke at +%.1f ms, then %.1f ms to all assigned)", ms_of(noticed - t0),
-                   ms_of(rejoin[r]));
+            printf("  (first revoke at +%.1f ms, then %.1f ms to all assigned)",
+                   ms_of(noticed - t0), ms_of(rejoin[r]));
         printf("%s\n", errors ? "  (rebalance callback errors)" : "");
         fflush(stdout);
         for (int i = 0; i < MEMBERS; i++)
@@ -451,8 +417,8 @@ static void committer_init(const struct options *o, struct committer *c, const c
 {
     memset(c, 0, sizeof(*c));
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    conf_set(conf, "group.id", group);
-    conf_set(conf, "enable.auto.commit", "false");
+    bench_conf_set(conf, "group.id", group);
+    bench_conf_set(conf, "enable.auto.commit", "false");
     rd_kafka_conf_set_offset_commit_cb(conf, on_commit);
     rd_kafka_conf_set_opaque(conf, c);
     c->rk = client_new(o, RD_KAFKA_CONSUMER, conf);
@@ -477,12 +443,12 @@ static void commit_warm_up(const struct options *o, struct committer *c, const c
     int64_t deadline = deadline_after(o);
     rd_kafka_resp_err_t err;
     while ((err = commit_sync(c, topic, 0, 0)) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        if (now_ns() > deadline)
-            die("first commit: %s after %d s", rd_kafka_err2str(err), o->timeout_s);
+        if (bench_now_ns() > deadline)
+            bench_die("first commit: %s after %d s", rd_kafka_err2str(err), o->timeout_s);
         usleep(50 * 1000);
     }
     /* The synchronous commit's acknowledgement also reaches on_commit. */
-    while (atomic_load(&c->acked) < 1 && now_ns() < deadline)
+    while (atomic_load(&c->acked) < 1 && bench_now_ns() < deadline)
         rd_kafka_poll(c->rk, 10);
     atomic_store(&c->acked, 0);
     atomic_store(&c->failed, 0);
@@ -497,50 +463,32 @@ static int64_t commit_async_run(const struct options *o, struct committer *c, co
 {
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_t *tp = rd_kafka_topic_partition_list_add(l, topic, 0);
-    int64_t deadline = deadline_after(o);
-    int64_t start = now_ns();
+    struct progress_watch w;
+    progress_watch_init(o, &w);
+    int64_t start = bench_now_ns();
     for (int64_t i = 0; i < n; i++) {
         while (i - atomic_load(&c->acked) >= o->inflight) {
             rd_kafka_poll(c->rk, 1);
-            if (now_ns() > deadline)
-                die("commits: %lld of %" PRId64 " acknowledged after %d s",
-                    (long long)atomic_load(&c->acked), i, o->timeout_s);
+            progress_check(o, &w, atomic_load(&c->acked), n, "commits");
         }
         tp->partition = (int32_t)(i % partitions);
         tp->offset = i / partitions + 1;
         rd_kafka_resp_err_t err = rd_kafka_commit(c->rk, l, 1);
         if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
-            die("rd_kafka_commit: %s", rd_kafka_err2str(err));
+            bench_die("rd_kafka_commit: %s", rd_kafka_err2str(err));
         if ((i & 63) == 0)
             rd_kafka_poll(c->rk, 0);
     }
     while (atomic_load(&c->acked) < n) {
         rd_kafka_poll(c->rk, 1);
-        if (now_ns() > deadline)
-            die("commits: %lld of %" PRId64 " acknowledged after %d s",
-                (long long)atomic_load(&c->acked), n, o->timeout_s);
+        progress_check(o, &w, atomic_load(&c->acked), n, "commits");
     }
-    int64_t elapsed = now_ns() - start;
+    int64_t elapsed = bench_now_ns() - start;
     rd_kafka_topic_partition_list_destroy(l);
     if (atomic_load(&c->failed) > 0)
-        die("%lld commits failed; first error: %s", (long long)atomic_load(&c->failed),
-            rd_kafka_err2str(c->first_error));
+        bench_die("%lld commits failed; first error: %s", (long long)atomic_load(&c->failed),
+                  rd_kafka_err2str(c->first_error));
     return elapsed;
-}
-
-struct produce_ref {
-    atomic_llong acked;
-    atomic_llong failed;
-    rd_kafka_resp_err_t first_error;
-};
-
-static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
-{
-    (void)rk;
-    struct produce_ref *st = opaque;
-    if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR && atomic_fetch_add(&st->failed, 1) == 0)
-        st->first_error = m->err;
-    atomic_fetch_add(&st->acked, 1);
 }
 
 /* Produces n records of TINY_RECORD_SIZE bytes with acks=all to partition
@@ -549,43 +497,43 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
  * limits). Returns records/s. */
 static double produce_ref_run(const struct options *o, const char *topic, int64_t n, bool single)
 {
-    struct produce_ref st = {0};
+    struct bench_deliveries st = {0};
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    conf_set(conf, "acks", "all");
+    bench_conf_set(conf, "acks", "all");
     if (single) {
-        conf_set(conf, "linger.ms", "0");
-        conf_set(conf, "batch.num.messages", "1");
+        bench_conf_set(conf, "linger.ms", "0");
+        bench_conf_set(conf, "batch.num.messages", "1");
     } else {
-        conf_set(conf, "linger.ms", "5");
+        bench_conf_set(conf, "linger.ms", "5");
     }
-    rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
+    rd_kafka_conf_set_dr_msg_cb(conf, bench_on_delivery);
     rd_kafka_conf_set_opaque(conf, &st);
     rd_kafka_t *rk = client_new(o, RD_KAFKA_PRODUCER, conf);
     rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
     char payload[TINY_RECORD_SIZE];
     memset(payload, 'c', sizeof(payload));
     int64_t limit = single ? o->inflight : 100000;
-    int64_t deadline = deadline_after(o);
-    int64_t start = now_ns();
+    struct progress_watch w;
+    progress_watch_init(o, &w);
+    int64_t start = bench_now_ns();
     for (int64_t i = 0; i < n; i++) {
         while (i - atomic_load(&st.acked) >= limit) {
             rd_kafka_poll(rk, 1);
-            if (now_ns() > deadline)
-                die("reference produce: no progress in %d s", o->timeout_s);
+            progress_check(o, &w, atomic_load(&st.acked), n, "reference produce");
         }
         if (rd_kafka_produce(rkt, 0, RD_KAFKA_MSG_F_COPY, payload, sizeof(payload), NULL, 0,
                              NULL) != 0)
-            die("produce: %s", rd_kafka_err2str(rd_kafka_last_error()));
+            bench_die("produce: %s", rd_kafka_err2str(rd_kafka_last_error()));
         if ((i & 63) == 0)
             rd_kafka_poll(rk, 0);
     }
     rd_kafka_resp_err_t err = rd_kafka_flush(rk, o->timeout_s * 1000);
-    int64_t elapsed = now_ns() - start;
+    int64_t elapsed = bench_now_ns() - start;
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
-        die("flush: %s", rd_kafka_err2str(err));
+        bench_die("flush: %s", rd_kafka_err2str(err));
     if (atomic_load(&st.failed) > 0)
-        die("%lld records failed: %s", (long long)atomic_load(&st.failed),
-            rd_kafka_err2str(st.first_error));
+        bench_die("%lld records failed: %s", (long long)atomic_load(&st.failed),
+                  rd_kafka_err2str(st.first_error));
     rd_kafka_topic_destroy(rkt);
     rd_kafka_destroy(rk);
     return (double)n / ((double)elapsed / 1e9);
@@ -615,17 +563,17 @@ static int run_commit(const struct options *o)
 
     int64_t *lat = xcalloc((size_t)o->sync_commits, sizeof(*lat));
     int64_t deadline = deadline_after(o);
-    int64_t start = now_ns();
+    int64_t start = bench_now_ns();
     for (int64_t i = 0; i < o->sync_commits; i++) {
-        int64_t t = now_ns();
+        int64_t t = bench_now_ns();
         rd_kafka_resp_err_t err = commit_sync(&c, topic, 0, o->commits + 1 + i);
         if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
-            die("synchronous commit %" PRId64 ": %s", i, rd_kafka_err2str(err));
-        lat[i] = now_ns() - t;
-        if (now_ns() > deadline)
-            die("synchronous commits: %" PRId64 " done in %d s", i, o->timeout_s);
+            bench_die("synchronous commit %" PRId64 ": %s", i, rd_kafka_err2str(err));
+        lat[i] = bench_now_ns() - t;
+        if (bench_now_ns() > deadline)
+            bench_die("synchronous commits: %" PRId64 " done in %d s", i, o->timeout_s);
     }
-    double sync_rate = (double)o->sync_commits / ((double)(now_ns() - start) / 1e9);
+    double sync_rate = (double)o->sync_commits / ((double)(bench_now_ns() - start) / 1e9);
     qsort(lat, (size_t)o->sync_commits, sizeof(*lat), cmp_i64);
     double p50 = ms_of(quantile(lat, o->sync_commits, 0.5));
     double p99 = ms_of(quantile(lat, o->sync_commits, 0.99));
@@ -676,8 +624,9 @@ static int32_t describe_coordinator(const struct options *o, rd_kafka_t *rk, con
     int32_t id = -1;
     if (ev && rd_kafka_event_error(ev) == RD_KAFKA_RESP_ERR_NO_ERROR) {
         size_t n = 0;
-        const rd_kafka_ConsumerGroupDescription_t **d = rd_kafka_DescribeConsumerGroups_result_groups(
-            rd_kafka_event_DescribeConsumerGroups_result(ev), &n);
+        const rd_kafka_ConsumerGroupDescription_t **d =
+            rd_kafka_DescribeConsumerGroups_result_groups(
+                rd_kafka_event_DescribeConsumerGroups_result(ev), &n);
         if (n == 1 && rd_kafka_ConsumerGroupDescription_error(d[0]) == NULL &&
             rd_kafka_ConsumerGroupDescription_coordinator(d[0]))
             id = rd_kafka_Node_id(rd_kafka_ConsumerGroupDescription_coordinator(d[0]));
@@ -694,10 +643,10 @@ static pid_t broker_pid(const char *state, int32_t id)
     snprintf(path, sizeof(path), "%s/broker-%d/pid", state, id);
     FILE *f = fopen(path, "r");
     if (f == NULL)
-        die("%s: %s", path, strerror(errno));
+        bench_die("%s: %s", path, strerror(errno));
     long pid = 0;
     if (fscanf(f, "%ld", &pid) != 1 || pid <= 1)
-        die("%s: no pid", path);
+        bench_die("%s: no pid", path);
     fclose(f);
     return (pid_t)pid;
 }
@@ -723,9 +672,9 @@ static int64_t log_line_ms(const char *line)
 }
 
 struct load_report {
-    int64_t leader_ms;   /* wall clock of "leader at epoch" */
-    int64_t loaded_ms;   /* wall clock of "loaded" */
-    int64_t load_ms;     /* the figure the broker logged */
+    int64_t leader_ms; /* wall clock of "leader at epoch" */
+    int64_t loaded_ms; /* wall clock of "loaded" */
+    int64_t load_ms;   /* the figure the broker logged */
     int64_t records;
     int64_t groups;
     int epoch;
@@ -795,14 +744,14 @@ static bool committed_matches(rd_kafka_t *rk, const char *topic, int partitions,
 static int run_failover(const struct options *o)
 {
     if (o->state_dir == NULL)
-        die("failover wants --state DIR");
+        bench_die("failover wants --state DIR");
     const char *sig = o->signal == SIGKILL ? "KILL" : "TERM";
     char topic[128], group[128];
     snprintf(topic, sizeof(topic), "failover-%d-%s", (int)getpid(), sig);
     snprintf(group, sizeof(group), "failover-%d-%s", (int)getpid(), sig);
     int partitions = o->partitions;
     if (o->commits < partitions)
-        die("failover wants at least one commit per partition (--commits >= --partitions)");
+        bench_die("failover wants at least one commit per partition (--commits >= --partitions)");
     topic_create(o, topic, partitions, 3);
     printf("failover: group %s, %" PRId64 " commits of one partition each, round-robin over the "
            "%d partitions of %s (%" PRId64 " distinct offsets each), at most %d in flight; "
@@ -821,14 +770,14 @@ static int run_failover(const struct options *o)
         expect[i % partitions] = i / partitions + 1;
     rd_kafka_resp_err_t err;
     if (!committed_matches(c.rk, topic, partitions, expect, o->timeout_s * 1000, &err))
-        die("before the failover the committed offsets differ (%s)", rd_kafka_err2str(err));
+        bench_die("before the failover the committed offsets differ (%s)", rd_kafka_err2str(err));
 
     int32_t nparts = 0;
     int32_t offsets_partition = -1, leader = -1;
     rd_kafka_t *admin = client_new(o, RD_KAFKA_PRODUCER, rd_kafka_conf_new());
     (void)partition_leader(admin, "__consumer_offsets", 0, &nparts);
     if (nparts <= 0)
-        die("no metadata for __consumer_offsets");
+        bench_die("no metadata for __consumer_offsets");
     offsets_partition = group_partition(group, nparts);
     leader = partition_leader(admin, "__consumer_offsets", offsets_partition, NULL);
     int32_t described = describe_coordinator(o, admin, group);
@@ -836,7 +785,7 @@ static int run_failover(const struct options *o)
            "broker %d)\n",
            leader, offsets_partition, nparts, described);
     if (leader < 0 || (described >= 0 && described != leader))
-        die("coordinator unclear: leader %d, described %d", leader, described);
+        bench_die("coordinator unclear: leader %d, described %d", leader, described);
 
     char logs[8][4096];
     off_t log_from[8];
@@ -847,9 +796,9 @@ static int run_failover(const struct options *o)
     pid_t pid = broker_pid(o->state_dir, leader);
     atomic_store(&broker_stopped, true);
     int64_t kill_wall = wall_ms();
-    int64_t kill_ns = now_ns();
+    int64_t kill_ns = bench_now_ns();
     if (kill(pid, o->signal) != 0)
-        die("kill %d: %s", (int)pid, strerror(errno));
+        bench_die("kill %d: %s", (int)pid, strerror(errno));
 
     /* Client side: the same client asks until the new coordinator answers
      * with every last offset. */
@@ -860,12 +809,13 @@ static int run_failover(const struct options *o)
     for (;;) {
         attempts++;
         if (committed_matches(c.rk, topic, partitions, expect, 100, &err)) {
-            answered_ns = now_ns();
+            answered_ns = bench_now_ns();
             break;
         }
         last_err = err;
-        if (now_ns() > deadline)
-            die("rd_kafka_committed: no answer with the last offsets %d s after the kill (%s)",
+        if (bench_now_ns() > deadline)
+            bench_die(
+                "rd_kafka_committed: no answer with the last offsets %d s after the kill (%s)",
                 o->timeout_s, rd_kafka_err2str(last_err));
         usleep(5 * 1000);
     }
@@ -878,18 +828,18 @@ static int run_failover(const struct options *o)
     while ((new_leader = partition_leader(admin, "__consumer_offsets", offsets_partition, NULL)) <
                0 ||
            new_leader == leader) {
-        if (now_ns() > deadline)
-            die("__consumer_offsets-%d: no new leader %d s after the kill", offsets_partition,
-                o->timeout_s);
+        if (bench_now_ns() > deadline)
+            bench_die("__consumer_offsets-%d: no new leader %d s after the kill", offsets_partition,
+                      o->timeout_s);
         usleep(20 * 1000);
     }
     if (new_leader <= 0 || new_leader >= 8)
-        die("new leader %d: its log is not where the script keeps it", new_leader);
+        bench_die("new leader %d: its log is not where the script keeps it", new_leader);
     struct load_report r = {.leader_ms = -1, .loaded_ms = -1};
     while (!scan_load(logs[new_leader], log_from[new_leader], offsets_partition, &r)) {
-        if (now_ns() > deadline)
-            die("%s: no \"loaded\" line for __consumer_offsets-%d", logs[new_leader],
-                offsets_partition);
+        if (bench_now_ns() > deadline)
+            bench_die("%s: no \"loaded\" line for __consumer_offsets-%d", logs[new_leader],
+                      offsets_partition);
         usleep(50 * 1000);
     }
     printf("new leader       broker %d: loaded %" PRId64 " records, %" PRId64 " groups in "
@@ -913,25 +863,25 @@ static int run_failover(const struct options *o)
 
 static void produce_records(const struct options *o, const char *topic)
 {
-    struct produce_ref st = {0};
+    struct bench_deliveries st = {0};
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    conf_set(conf, "acks", "all"); /* the high watermark covers every record */
-    conf_set(conf, "linger.ms", "5");
-    conf_set(conf, "batch.size", "1000000");
-    conf_set(conf, "batch.num.messages", "10000");
-    conf_set(conf, "queue.buffering.max.kbytes", "32768");
-    rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
+    bench_conf_set(conf, "acks", "all"); /* the high watermark covers every record */
+    bench_conf_set(conf, "linger.ms", "5");
+    bench_conf_set(conf, "batch.size", "1000000");
+    bench_conf_set(conf, "batch.num.messages", "10000");
+    bench_conf_set(conf, "queue.buffering.max.kbytes", "32768");
+    rd_kafka_conf_set_dr_msg_cb(conf, bench_on_delivery);
     rd_kafka_conf_set_opaque(conf, &st);
     rd_kafka_t *rk = client_new(o, RD_KAFKA_PRODUCER, conf);
     rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
     char *payload = xcalloc(1, (size_t)o->size);
     memset(payload, 'v', (size_t)o->size);
-    int64_t start = now_ns();
+    int64_t start = bench_now_ns();
     for (int64_t i = 0; i < o->records; i++) {
         while (rd_kafka_produce(rkt, (int32_t)(i % o->partitions), RD_KAFKA_MSG_F_COPY, payload,
                                 (size_t)o->size, NULL, 0, NULL) != 0) {
             if (rd_kafka_last_error() != RD_KAFKA_RESP_ERR__QUEUE_FULL)
-                die("produce: %s", rd_kafka_err2str(rd_kafka_last_error()));
+                bench_die("produce: %s", rd_kafka_err2str(rd_kafka_last_error()));
             rd_kafka_poll(rk, 1);
         }
         if ((i & 1023) == 0)
@@ -939,10 +889,10 @@ static void produce_records(const struct options *o, const char *topic)
     }
     rd_kafka_resp_err_t err = rd_kafka_flush(rk, o->timeout_s * 1000);
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR || atomic_load(&st.failed) > 0)
-        die("produce: %s", rd_kafka_err2str(err ? err : st.first_error));
+        bench_die("produce: %s", rd_kafka_err2str(err ? err : st.first_error));
     printf("produced         %10.0f records/s  (%" PRId64 " x %d B, acks=all, %.2f s)\n",
-           (double)o->records / ((double)(now_ns() - start) / 1e9), o->records, o->size,
-           (double)(now_ns() - start) / 1e9);
+           (double)o->records / ((double)(bench_now_ns() - start) / 1e9), o->records, o->size,
+           (double)(bench_now_ns() - start) / 1e9);
     free(payload);
     rd_kafka_topic_destroy(rkt);
     rd_kafka_destroy(rk);
@@ -960,11 +910,11 @@ static void consume_all(const struct options *o, const char *topic, const char *
                         bool subscribe, struct consume_result *res)
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    conf_set(conf, "group.id", group);
-    conf_set(conf, "fetch.wait.max.ms", "10");
-    conf_set(conf, "queued.min.messages", "1000000");
-    conf_set(conf, "auto.offset.reset", "earliest");
-    conf_set(conf, "enable.auto.commit", subscribe ? "true" : "false");
+    bench_conf_set(conf, "group.id", group);
+    bench_conf_set(conf, "fetch.wait.max.ms", "10");
+    bench_conf_set(conf, "queued.min.messages", "1000000");
+    bench_conf_set(conf, "auto.offset.reset", "earliest");
+    bench_conf_set(conf, "enable.auto.commit", subscribe ? "true" : "false");
     rd_kafka_t *rk = client_new(o, RD_KAFKA_CONSUMER, conf);
     rd_kafka_poll_set_consumer(rk);
     rd_kafka_queue_t *q = rd_kafka_queue_get_consumer(rk);
@@ -972,30 +922,30 @@ static void consume_all(const struct options *o, const char *topic, const char *
      * waits for librdkafka's next metadata refresh (topic.metadata.refresh.
      * fast.interval.ms, about 0.5 s here), a client cost, not a group one. */
     if (partition_leader(rk, topic, 0, NULL) < 0)
-        die("no leader for %s [0]", topic);
+        bench_die("no leader for %s [0]", topic);
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(o->partitions);
     memset(res, 0, sizeof(*res));
-    res->start_ns = now_ns();
+    res->start_ns = bench_now_ns();
     if (subscribe) {
         rd_kafka_topic_partition_list_add(l, topic, RD_KAFKA_PARTITION_UA);
         if (rd_kafka_subscribe(rk, l) != RD_KAFKA_RESP_ERR_NO_ERROR)
-            die("subscribe failed");
+            bench_die("subscribe failed");
     } else {
         for (int p = 0; p < o->partitions; p++)
             rd_kafka_topic_partition_list_add(l, topic, p)->offset = RD_KAFKA_OFFSET_BEGINNING;
         if (rd_kafka_assign(rk, l) != RD_KAFKA_RESP_ERR_NO_ERROR)
-            die("assign failed");
+            bench_die("assign failed");
     }
     rd_kafka_topic_partition_list_destroy(l);
     rd_kafka_message_t **batch = xcalloc(CONSUME_BATCH, sizeof(*batch));
     int64_t deadline = deadline_after(o);
     int64_t errors = 0;
     while (res->got < o->records) {
-        if (now_ns() > deadline)
-            die("%s consumer: %" PRId64 " of %" PRId64 " records in %d s",
-                subscribe ? "group" : "assign", res->got, o->records, o->timeout_s);
+        if (bench_now_ns() > deadline)
+            bench_die("%s consumer: %" PRId64 " of %" PRId64 " records in %d s",
+                      subscribe ? "group" : "assign", res->got, o->records, o->timeout_s);
         ssize_t n = rd_kafka_consume_batch_queue(q, 1, batch, CONSUME_BATCH);
-        int64_t now = now_ns();
+        int64_t now = bench_now_ns();
         for (ssize_t i = 0; i < n; i++) {
             rd_kafka_message_t *m = batch[i];
             if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
@@ -1063,7 +1013,7 @@ static int64_t parse_count(const char *name, const char *arg, int64_t min, int64
     errno = 0;
     long long v = strtoll(arg, &end, 10);
     if (errno || *end != '\0' || v < min || v > max)
-        die("%s wants %" PRId64 "..%" PRId64, name, min, max);
+        bench_die("%s wants %" PRId64 "..%" PRId64, name, min, max);
     return v;
 }
 
@@ -1131,7 +1081,7 @@ int main(int argc, char **argv)
             rounds = (int)parse_count("--rounds", optarg, 1, 10000);
             break;
         case OPT_HEARTBEAT:
-            o.heartbeat_ms = (int)parse_count("--heartbeat-ms", optarg, 1, 3600000);
+            o.heartbeat_ms = (int)parse_count("--heartbeat-ms", optarg, 1, 600000);
             break;
         case OPT_COLD:
             o.cold = true;
@@ -1157,7 +1107,7 @@ int main(int argc, char **argv)
             else if (strcmp(optarg, "TERM") == 0 || strcmp(optarg, "15") == 0)
                 o.signal = SIGTERM;
             else
-                die("--signal wants KILL or TERM");
+                bench_die("--signal wants KILL or TERM");
             break;
         case OPT_RECORDS:
             o.records = parse_count("--records", optarg, 1, 100000000);

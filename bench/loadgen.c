@@ -21,7 +21,6 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -31,6 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_rdk.h"
 #include "xalloc.h"
 
 #define MAX_RECORDS     100000000LL
@@ -78,32 +78,6 @@ static const char usage[] =
     "      --timeout SECONDS       bound on each phase (default 300)\n"
     "      --no-latency            skip the concurrent latency consumer\n";
 
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
-static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-static void die(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("loadgen: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    exit(1);
-}
-
-static void conf_set(rd_kafka_conf_t *conf, const char *name, const char *value)
-{
-    char errstr[512];
-    if (rd_kafka_conf_set(conf, name, value, errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK)
-        die("%s=%s: %s", name, value, errstr);
-}
-
 static void quiet_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
     (void)rk;
@@ -113,14 +87,7 @@ static void quiet_log(const rd_kafka_t *rk, int level, const char *fac, const ch
 
 static rd_kafka_t *client_new(const struct options *o, rd_kafka_type_t type, rd_kafka_conf_t *conf)
 {
-    char errstr[512];
-    conf_set(conf, "bootstrap.servers", o->bootstrap);
-    conf_set(conf, "client.id", "vltava-loadgen");
-    rd_kafka_conf_set_log_cb(conf, quiet_log);
-    rd_kafka_t *rk = rd_kafka_new(type, conf, errstr, sizeof(errstr));
-    if (rk == NULL)
-        die("rd_kafka_new: %s", errstr);
-    return rk;
+    return bench_client_new(o->bootstrap, "vltava-loadgen", type, conf, quiet_log);
 }
 
 /* ---- Topic setup ---- */
@@ -130,52 +97,10 @@ static rd_kafka_t *client_new(const struct options *o, rd_kafka_type_t type, rd_
 static int topic_prepare(const struct options *o)
 {
     rd_kafka_t *rk = client_new(o, RD_KAFKA_PRODUCER, rd_kafka_conf_new());
-    char errstr[512];
-    rd_kafka_NewTopic_t *nt =
-        rd_kafka_NewTopic_new(o->topic, o->partitions, 1, errstr, sizeof(errstr));
-    if (nt == NULL)
-        die("topic %s: %s", o->topic, errstr);
-    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
-    rd_kafka_CreateTopics(rk, &nt, 1, NULL, q);
-    rd_kafka_NewTopic_destroy(nt);
-    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, o->timeout_s * 1000);
-    if (ev == NULL)
-        die("CreateTopics: no answer in %d s", o->timeout_s);
-    size_t n = 0;
-    const rd_kafka_topic_result_t **res =
-        rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev), &n);
-    rd_kafka_resp_err_t err = rd_kafka_event_error(ev);
-    if (err == RD_KAFKA_RESP_ERR_NO_ERROR && n == 1)
-        err = rd_kafka_topic_result_error(res[0]);
-    if (err != RD_KAFKA_RESP_ERR_NO_ERROR && err != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS)
-        die("CreateTopics %s: %s", o->topic, rd_kafka_err2str(err));
-    rd_kafka_event_destroy(ev);
-    rd_kafka_queue_destroy(q);
-
-    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, o->topic, NULL);
-    int64_t deadline = now_ns() + (int64_t)o->timeout_s * 1000000000LL;
-    int partitions = 0;
-    while (partitions == 0) {
-        if (now_ns() > deadline)
-            die("topic %s: partitions without a leader after %d s", o->topic, o->timeout_s);
-        const struct rd_kafka_metadata *md = NULL;
-        if (rd_kafka_metadata(rk, 0, rkt, &md, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-            const rd_kafka_metadata_topic_t *t = &md->topics[0];
-            bool led =
-                md->topic_cnt == 1 && t->err == RD_KAFKA_RESP_ERR_NO_ERROR && t->partition_cnt > 0;
-            for (int i = 0; led && i < t->partition_cnt; i++)
-                led = t->partitions[i].leader >= 0;
-            if (led)
-                partitions = t->partition_cnt;
-            rd_kafka_metadata_destroy(md);
-        }
-        if (partitions == 0)
-            usleep(100 * 1000);
-    }
-    rd_kafka_topic_destroy(rkt);
+    int partitions = bench_topic_create(rk, o->topic, o->partitions, 1, true, o->timeout_s);
     rd_kafka_destroy(rk);
     if (partitions > MAX_PARTITIONS)
-        die("topic %s has %d partitions, more than %d", o->topic, partitions, MAX_PARTITIONS);
+        bench_die("topic %s has %d partitions, more than %d", o->topic, partitions, MAX_PARTITIONS);
     return partitions;
 }
 
@@ -188,7 +113,7 @@ static void start_offsets(const struct options *o, int partitions, int64_t *offs
         rd_kafka_resp_err_t err =
             rd_kafka_query_watermark_offsets(rk, o->topic, p, &lo, &hi, o->timeout_s * 1000);
         if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
-            die("watermarks of %s [%d]: %s", o->topic, p, rd_kafka_err2str(err));
+            bench_die("watermarks of %s [%d]: %s", o->topic, p, rd_kafka_err2str(err));
         offsets[p] = hi;
     }
     rd_kafka_destroy(rk);
@@ -234,16 +159,16 @@ static double loopback_mbps(int64_t total)
     if (sink.listen_fd < 0 || bind(sink.listen_fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 ||
         listen(sink.listen_fd, 1) < 0 ||
         getsockname(sink.listen_fd, (struct sockaddr *)&addr, &len) < 0)
-        die("loopback listener: %s", strerror(errno));
+        bench_die("loopback listener: %s", strerror(errno));
     pthread_t reader;
     if (pthread_create(&reader, NULL, loopback_sink_run, &sink) != 0)
-        die("pthread_create failed");
+        bench_die("pthread_create failed");
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     if (fd < 0 || connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0)
-        die("loopback connect: %s", strerror(errno));
+        bench_die("loopback connect: %s", strerror(errno));
     char *chunk = xcalloc(1, LOOPBACK_CHUNK);
     memset(chunk, 'x', LOOPBACK_CHUNK);
-    int64_t start = now_ns();
+    int64_t start = bench_now_ns();
     int64_t sent = 0;
     while (sent < total) {
         size_t want = (size_t)(total - sent < LOOPBACK_CHUNK ? total - sent : LOOPBACK_CHUNK);
@@ -251,17 +176,17 @@ static double loopback_mbps(int64_t total)
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0)
-            die("loopback write: %s", strerror(errno));
+            bench_die("loopback write: %s", strerror(errno));
         sent += n;
     }
     shutdown(fd, SHUT_WR);
     pthread_join(reader, NULL);
-    int64_t elapsed = now_ns() - start;
+    int64_t elapsed = bench_now_ns() - start;
     close(fd);
     close(sink.listen_fd);
     free(chunk);
     if (sink.received != total)
-        die("loopback: received %" PRId64 " of %" PRId64 " bytes", sink.received, total);
+        bench_die("loopback: received %" PRId64 " of %" PRId64 " bytes", sink.received, total);
     return (double)total / 1e6 / ((double)elapsed / 1e9);
 }
 
@@ -286,20 +211,20 @@ struct consumer_run {
 static void consumer_run(struct consumer_run *c)
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    conf_set(conf, "fetch.wait.max.ms", "10");
-    conf_set(conf, "queued.min.messages", "1000000");
+    bench_conf_set(conf, "fetch.wait.max.ms", "10");
+    bench_conf_set(conf, "queued.min.messages", "1000000");
     rd_kafka_t *rk = client_new(c->o, RD_KAFKA_CONSUMER, conf);
     rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, c->o->topic, NULL);
     rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
     for (int p = 0; p < c->partitions; p++)
         if (rd_kafka_consume_start_queue(rkt, p, c->offsets[p], q) < 0)
-            die("consume_start %d: %s", p, rd_kafka_err2str(rd_kafka_last_error()));
+            bench_die("consume_start %d: %s", p, rd_kafka_err2str(rd_kafka_last_error()));
     rd_kafka_message_t **batch = xcalloc(CONSUME_BATCH, sizeof(*batch));
-    while (c->got < c->want && now_ns() < c->deadline_ns) {
+    while (c->got < c->want && bench_now_ns() < c->deadline_ns) {
         /* A batch call waits until the batch is full or the timeout ends:
          * 1 ms keeps that wait out of both the latency and the timing. */
         ssize_t n = rd_kafka_consume_batch_queue(q, 1, batch, CONSUME_BATCH);
-        int64_t now = now_ns();
+        int64_t now = bench_now_ns();
         for (ssize_t i = 0; i < n; i++) {
             rd_kafka_message_t *m = batch[i];
             if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
@@ -340,49 +265,36 @@ static void *consumer_thread(void *arg)
 
 /* ---- Producer ---- */
 
-struct produce_stats {
-    atomic_llong failed;
-    rd_kafka_resp_err_t first_error;
-};
-
-static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
-{
-    (void)rk;
-    struct produce_stats *st = opaque;
-    if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR && atomic_fetch_add(&st->failed, 1) == 0)
-        st->first_error = m->err;
-}
-
 /* Produces o->records records; returns the elapsed ns from the first send
  * to the last acknowledgement. */
-static int64_t produce_all(const struct options *o, struct produce_stats *st, int64_t *start_ns)
+static int64_t produce_all(const struct options *o, struct bench_deliveries *st, int64_t *start_ns)
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    conf_set(conf, "acks", o->acks);
-    conf_set(conf, "linger.ms", o->linger_ms);
-    conf_set(conf, "batch.size", o->batch_size);
-    conf_set(conf, "batch.num.messages", o->batch_num);
-    conf_set(conf, "compression.codec", o->compression);
+    bench_conf_set(conf, "acks", o->acks);
+    bench_conf_set(conf, "linger.ms", o->linger_ms);
+    bench_conf_set(conf, "batch.size", o->batch_size);
+    bench_conf_set(conf, "batch.num.messages", o->batch_num);
+    bench_conf_set(conf, "compression.codec", o->compression);
     /* The buffer bounds how long a record can wait inside the producer
      * when it outruns the broker, and so the latency measured flat out. */
-    conf_set(conf, "queue.buffering.max.messages", o->queue_messages);
-    conf_set(conf, "queue.buffering.max.kbytes", o->queue_kbytes);
-    rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
+    bench_conf_set(conf, "queue.buffering.max.messages", o->queue_messages);
+    bench_conf_set(conf, "queue.buffering.max.kbytes", o->queue_kbytes);
+    rd_kafka_conf_set_dr_msg_cb(conf, bench_on_delivery);
     rd_kafka_conf_set_opaque(conf, st);
     rd_kafka_t *rk = client_new(o, RD_KAFKA_PRODUCER, conf);
     rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, o->topic, NULL);
     char *payload = xcalloc(1, (size_t)o->size);
     memset(payload, 'v', (size_t)o->size);
 
-    int64_t start = now_ns();
+    int64_t start = bench_now_ns();
     *start_ns = start;
     for (int64_t i = 0; i < o->records; i++) {
         if (o->rate > 0 && (i % 64) == 0) {
             /* Paced: record i is due at start + i / rate. */
             int64_t due = start + (int64_t)((double)i * 1e9 / (double)o->rate);
-            while (now_ns() < due) {
+            while (bench_now_ns() < due) {
                 rd_kafka_poll(rk, 0);
-                int64_t wait = due - now_ns();
+                int64_t wait = due - bench_now_ns();
                 if (wait > 0) {
                     struct timespec ts = {.tv_sec = wait / 1000000000LL,
                                           .tv_nsec = wait % 1000000000LL};
@@ -390,22 +302,23 @@ static int64_t produce_all(const struct options *o, struct produce_stats *st, in
                 }
             }
         }
-        int64_t sent = now_ns();
+        int64_t sent = bench_now_ns();
         memcpy(payload, &sent, sizeof(sent));
         while (rd_kafka_produce(rkt, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY, payload,
                                 (size_t)o->size, NULL, 0, NULL) != 0) {
             rd_kafka_resp_err_t err = rd_kafka_last_error();
             if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
-                die("produce: %s", rd_kafka_err2str(err));
+                bench_die("produce: %s", rd_kafka_err2str(err));
             rd_kafka_poll(rk, 1);
         }
         if ((i & 1023) == 0)
             rd_kafka_poll(rk, 0);
     }
     rd_kafka_resp_err_t err = rd_kafka_flush(rk, o->timeout_s * 1000);
-    int64_t elapsed = now_ns() - start;
+    int64_t elapsed = bench_now_ns() - start;
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
-        die("flush: %s (%d records unacknowledged)", rd_kafka_err2str(err), rd_kafka_outq_len(rk));
+        bench_die("flush: %s (%d records unacknowledged)", rd_kafka_err2str(err),
+                  rd_kafka_outq_len(rk));
     free(payload);
     rd_kafka_topic_destroy(rkt);
     rd_kafka_destroy(rk);
@@ -487,22 +400,22 @@ static void parse_options(int argc, char **argv, struct options *o)
             break;
         case 't':
             if (snprintf(o->topic, sizeof(o->topic), "%s", optarg) >= (int)sizeof(o->topic))
-                die("topic name too long");
+                bench_die("topic name too long");
             break;
         case 'n':
             o->records = strtoll(optarg, &end, 10);
             if (*end != '\0' || o->records <= 0 || o->records > MAX_RECORDS)
-                die("--records wants 1..%lld", MAX_RECORDS);
+                bench_die("--records wants 1..%lld", MAX_RECORDS);
             break;
         case 's':
             o->size = (int)strtol(optarg, &end, 10);
             if (*end != '\0' || o->size < MIN_RECORD_SIZE || o->size > MAX_RECORD_SIZE)
-                die("--size wants %d..%d", MIN_RECORD_SIZE, MAX_RECORD_SIZE);
+                bench_die("--size wants %d..%d", MIN_RECORD_SIZE, MAX_RECORD_SIZE);
             break;
         case 'P':
             o->partitions = (int)strtol(optarg, &end, 10);
             if (*end != '\0' || o->partitions < 1 || o->partitions > MAX_PARTITIONS)
-                die("--partitions wants 1..%d", MAX_PARTITIONS);
+                bench_die("--partitions wants 1..%d", MAX_PARTITIONS);
             break;
         case OPT_ACKS:
             o->acks = strcmp(optarg, "-1") == 0 ? "all" : optarg;
@@ -522,7 +435,7 @@ static void parse_options(int argc, char **argv, struct options *o)
         case OPT_TIMEOUT:
             o->timeout_s = (int)strtol(optarg, &end, 10);
             if (*end != '\0' || o->timeout_s < 1 || o->timeout_s > 86400)
-                die("--timeout wants 1..86400 seconds");
+                bench_die("--timeout wants 1..86400 seconds");
             break;
         case OPT_NO_LATENCY:
             o->latency = false;
@@ -536,7 +449,7 @@ static void parse_options(int argc, char **argv, struct options *o)
         case OPT_RATE:
             o->rate = strtoll(optarg, &end, 10);
             if (*end != '\0' || o->rate < 1 || o->rate > 100000000)
-                die("--rate wants 1..100000000 records/s");
+                bench_die("--rate wants 1..100000000 records/s");
             break;
         case 'h':
             fputs(usage, stdout);
@@ -589,17 +502,17 @@ int main(int argc, char **argv)
         .partitions = partitions,
         .offsets = offsets,
         .want = o.records,
-        .deadline_ns = now_ns() + 2LL * o.timeout_s * 1000000000LL,
+        .deadline_ns = bench_now_ns() + 2LL * o.timeout_s * 1000000000LL,
     };
     pthread_t lat_thread;
     if (o.latency) {
         lat.latency_us = xcalloc((size_t)o.records, sizeof(int32_t));
         if (pthread_create(&lat_thread, NULL, consumer_thread, &lat) != 0)
-            die("pthread_create failed");
+            bench_die("pthread_create failed");
         /* Let it connect and start fetching before the first record. */
         usleep(500 * 1000);
     }
-    struct produce_stats st = {0};
+    struct bench_deliveries st = {0};
     int64_t produce_start_ns = 0;
     int64_t produce_ns = produce_all(&o, &st, &produce_start_ns);
     int64_t lag_read = atomic_load_explicit(&lat.progress, memory_order_relaxed);
@@ -607,7 +520,7 @@ int main(int argc, char **argv)
         pthread_join(lat_thread, NULL);
     long long failed = atomic_load(&st.failed);
     if (failed > 0)
-        die("%lld records failed; first error: %s", failed, rd_kafka_err2str(st.first_error));
+        bench_die("%lld records failed; first error: %s", failed, rd_kafka_err2str(st.first_error));
     double produce_s = (double)produce_ns / 1e9;
     double produce_rps = (double)o.records / produce_s;
     double produce_mbps = (double)total_bytes / 1e6 / produce_s;
@@ -617,7 +530,7 @@ int main(int argc, char **argv)
     double p50 = -1, p99 = -1, p999 = -1, pmax = -1;
     if (o.latency) {
         if (lat.samples == 0)
-            die("the latency consumer saw no records");
+            bench_die("the latency consumer saw no records");
         qsort(lat.latency_us, (size_t)lat.samples, sizeof(int32_t), cmp_i32);
         p50 = quantile_ms(lat.latency_us, lat.samples, 0.50);
         p99 = quantile_ms(lat.latency_us, lat.samples, 0.99);
@@ -631,7 +544,8 @@ int main(int argc, char **argv)
                100.0 * (double)lag_read / (double)o.records,
                (double)(lat.last_ns - produce_start_ns) / 1e9);
         if (lat.got != o.records)
-            die("the latency consumer read %" PRId64 " of %" PRId64 " records", lat.got, o.records);
+            bench_die("the latency consumer read %" PRId64 " of %" PRId64 " records", lat.got,
+                      o.records);
         free(lat.latency_us);
     }
     fflush(stdout);
@@ -642,13 +556,13 @@ int main(int argc, char **argv)
         .partitions = partitions,
         .offsets = offsets,
         .want = o.records,
-        .deadline_ns = now_ns() + (int64_t)o.timeout_s * 1000000000LL,
+        .deadline_ns = bench_now_ns() + (int64_t)o.timeout_s * 1000000000LL,
     };
-    int64_t cstart = now_ns();
+    int64_t cstart = bench_now_ns();
     consumer_run(&cons);
     if (cons.got != o.records)
-        die("consumed %" PRId64 " of %" PRId64 " records within %d s", cons.got, o.records,
-            o.timeout_s);
+        bench_die("consumed %" PRId64 " of %" PRId64 " records within %d s", cons.got, o.records,
+                  o.timeout_s);
     double consume_s = (double)(cons.last_ns - cstart) / 1e9;
     double consume_rps = (double)cons.got / consume_s;
     double consume_mbps = (double)cons.bytes / 1e6 / consume_s;

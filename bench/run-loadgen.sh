@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Producer/consumer load against one local broker: builds Release in
 # build-release, starts ZooKeeper + one broker with deploy/local-cluster.sh
-# (in a temporary state dir, ZooKeeper on a free port, the broker on
-# 127.0.0.1:9092), runs loadgen with 100-byte and 1 KiB records at acks=1 and
+# (bench/lib.sh: a temporary state dir, ZooKeeper and the broker on free
+# ports), runs loadgen with 100-byte and 1 KiB records at acks=1 and
 # acks=all flat out, 100-byte records with the producer alone (no latency
 # consumer beside it), 100-byte records paced at RATE records/s (latency
 # below saturation), prints a summary table, and stops everything it started.
@@ -15,39 +15,17 @@
 set -euo pipefail
 
 repo="$(cd "$(dirname "$0")/.." && pwd)"
-build="${VLTAVA_BUILD_DIR:-$repo/build-release}"
+. "$repo/bench/lib.sh"
 records_100="${RECORDS_100:-3000000}"
 records_1k="${RECORDS_1K:-1000000}"
 rate="${RATE:-100000}"
 extra_args=(${LOADGEN_ARGS:-})
 
-bash "$repo/deploy/install-deps.sh"
-if [ ! -f "$build/CMakeCache.txt" ]; then
-    cmake -S "$repo" -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
-fi
-cmake --build "$build" --target vltava-broker loadgen -j2 >/dev/null
-
-state="$(mktemp -d /tmp/vltava-loadgen.XXXXXX)"
-zk_port="$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
-out="${OUT:-$build/loadgen-$(date -u +%Y%m%dT%H%M%SZ).txt}"
-
-cluster() {
-    VLTAVA_LOCAL_DIR="$state" VLTAVA_BUILD_DIR="$build" VLTAVA_ZK_PORT="$zk_port" \
-        bash "$repo/deploy/local-cluster.sh" "$@"
-}
-cleanup() {
-    cluster down --clean >/dev/null 2>&1 || true
-    rm -rf "$state"
-}
-trap cleanup EXIT
-
+bench_setup loadgen loadgen
 cluster up --brokers 1
-bootstrap=127.0.0.1:9092
+bootstrap="$(bench_bootstrap 1)"
 
-{
-    echo "# $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, $(uname -r)"
-    echo "# $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')"
-} | tee "$out"
+bench_header | tee "$out"
 
 for size in 100 1024; do
     records=$records_100

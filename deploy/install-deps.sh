@@ -56,13 +56,18 @@ if [ -x "$venv/bin/python" ] && [ "$(cat "$venv/.vltava-requirements" 2>/dev/nul
 fi
 echo "install-deps: building the client virtualenv $venv" >&2
 "${sudo_cmd[@]}" mkdir -p "$(dirname "$venv")"
-# One builder at a time (worktrees and CI clones share the venv).
-exec 9>"${TMPDIR:-/tmp}/vltava-venv.lock"
+# One builder at a time (worktrees and CI clones share the venv). The lock
+# file may belong to another user: it is opened read-only, created first
+# only when absent (an O_CREAT open of another user's file in sticky /tmp
+# is refused under fs.protected_regular).
+lock="${TMPDIR:-/tmp}/vltava-venv.lock"
+[ -e "$lock" ] || : >>"$lock" 2>/dev/null || true
+exec 9<"$lock"
 flock 9
 if ! { [ -x "$venv/bin/python" ] && [ "$(cat "$venv/.vltava-requirements" 2>/dev/null)" = "$venv_stamp" ]; }; then
   "${sudo_cmd[@]}" rm -rf "$venv"
   "${sudo_cmd[@]}" /usr/bin/python3 -m venv "$venv"
-  "${sudo_cmd[@]}" env PIP_DISABLE_PIP_VERSION_CHECK=1 "$venv/bin/pip" install -q --no-input \
+  "${sudo_cmd[@]}" env PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore "$venv/bin/pip" install -q --no-input \
     --only-binary=:all: "${venv_requirements[@]}"
   "${sudo_cmd[@]}" "$venv/bin/python" -c 'import confluent_kafka, kafka, aiokafka'
   printf '%s\n' "$venv_stamp" | "${sudo_cmd[@]}" tee "$venv/.vltava-requirements" >/dev/null

@@ -102,9 +102,11 @@ write_config() {
         [offsets.topic.replication.factor]="$((n < 3 ? n : 3))"
     )
     local -A extra=()
-    local -a extra_keys=()
+    local -a extra_keys=() words=()
     local word key
-    for word in ${VLTAVA_EXTRA_CONFIG:-}; do
+    # Split on white space only: a value such as "*" is no file pattern.
+    read -r -a words <<<"${VLTAVA_EXTRA_CONFIG:-}"
+    for word in "${words[@]}"; do
         [[ "$word" == ?*=* ]] || die "VLTAVA_EXTRA_CONFIG: '$word' is not key=value"
         key="${word%%=*}"
         [ -z "${own[$key]+x}" ] || die "VLTAVA_EXTRA_CONFIG: $key is set per broker"

@@ -24,14 +24,17 @@ def produce(bootstrap, topic, prefix, start, count, partitions, timeout=60):
         if err is not None:
             errors.append(err)
 
+    deadline = time.monotonic() + timeout
     for i, v in zip(range(start, start + count), values):
         while True:
             try:
                 producer.produce(topic, value=v.encode(), partition=i % partitions, on_delivery=done)
                 break
             except BufferError:
+                if time.monotonic() > deadline:
+                    raise AssertionError("produce to %s: queue still full after %ss" % (topic, timeout)) from None
                 producer.poll(0.1)
-    left = producer.flush(timeout)
+    left = producer.flush(max(deadline - time.monotonic(), 1))
     if left or errors:
         raise AssertionError("produce to %s: %d undelivered, errors %s" % (topic, left, errors[:5]))
     return values

@@ -91,6 +91,53 @@ class HarnessTest(unittest.TestCase):
         vt.wait_for(gone, timeout=10, what="orphaned sleeper %d to die" % child)
         vt.shutil.rmtree(tmp, ignore_errors=True)
 
+    def client(self, tmp, name):
+        p = vt.ClientProcess("echo.py", python=vt.SYSTEM_PYTHON, logdir=tmp, name=name)
+        self.addCleanup(p.close)
+        p.wait_event(lambda e: e["ev"] == "started", 30, what="echo.py to start")
+        return p
+
+    def test_client_process_events_commands_and_exits(self):
+        """ClientProcess: request() gets its reply, a wait for an event that
+        never comes ends at its deadline, a "fatal" event and an exit fail
+        the wait at once, stop() asserts a clean exit and close() leaves no
+        process behind."""
+        tmp = vt.tempfile.mkdtemp(prefix="vltava-harness-")
+        p = self.client(tmp, "echo-1")
+        self.assertEqual(p.request(op="echo", word="hi", timeout=30)["word"], "hi")
+        start = time.monotonic()
+        with self.assertRaisesRegex(AssertionError, "timed out .* waiting for nothing"):
+            p.wait_event(lambda e: False, 0.3, what="nothing")
+        self.assertLess(time.monotonic() - start, 10)
+        self.assertEqual(p.stop(timeout=30), 0)
+        self.assertEqual(p.last("result")["ok"], True)
+        self.assertNotIn(p.proc, vt._live_processes)
+
+        p = self.client(tmp, "echo-2")
+        at = p.mark()
+        p.send(op="fail")
+        with self.assertRaisesRegex(AssertionError, "fatal: .*asked to fail"):
+            p.wait_event(lambda e: False, 60, start=at)
+        self.assertEqual(p.wait_exit(30), 2)
+
+        p = self.client(tmp, "echo-3")
+        p.send(op="exit", code=5)
+        with self.assertRaisesRegex(AssertionError, "echo-3 exited waiting for a reply"):
+            p.wait_event(lambda e: e["ev"] == "reply", 60, what="a reply")
+        self.assertEqual(p.wait_exit(30), 5)
+
+        p = self.client(tmp, "echo-4")
+        p.pause()
+        self.assertEqual(p.close(), -signal.SIGKILL)  # a stopped process too
+        self.assertNotIn(p.proc, vt._live_processes)
+        vt.shutil.rmtree(tmp, ignore_errors=True)
+
+    def test_run_client_checks_exit_and_result(self):
+        tmp = vt.tempfile.mkdtemp(prefix="vltava-harness-")
+        events = vt.run_client("echo.py", python=vt.SYSTEM_PYTHON, timeout=30, logdir=tmp, name="run-1")
+        self.assertEqual([e["ev"] for e in events], ["started", "result"])
+        vt.shutil.rmtree(tmp, ignore_errors=True)
+
     def test_broker_crash_fails_the_test(self):
         """A broker ended by a signal the harness did not send (an abort, a
         segfault) fails the test at close; harness kills and a normal exit

@@ -126,15 +126,33 @@ def _reap(proc, timeout):
     return code
 
 
+def _kill_now(proc):
+    """SIGKILL, unless it already exited (SIGCONT first: a stopped process
+    would not be reaped until continued)."""
+    if proc.poll() is None:
+        try:
+            os.kill(proc.pid, signal.SIGCONT)
+            proc.kill()
+        except ProcessLookupError:
+            pass
+
+
+class _Pausable:
+    """pause() and resume() of self.proc: SIGSTOP and SIGCONT."""
+
+    def pause(self):
+        os.kill(self.proc.pid, signal.SIGSTOP)
+        self.paused = True
+
+    def resume(self):
+        os.kill(self.proc.pid, signal.SIGCONT)
+        self.paused = False
+
+
 @atexit.register
 def _kill_everything():
     for proc in list(_live_processes):
-        if proc.poll() is None:
-            try:
-                os.kill(proc.pid, signal.SIGCONT)
-                proc.kill()
-            except ProcessLookupError:
-                pass
+        _kill_now(proc)
         _reap(proc, 10)
     if _own_zookeeper is not None:
         _own_zookeeper.cleanup()
@@ -668,7 +686,7 @@ def raw_list_offsets(port, topic, partition, timestamp, timeout=10):
 _SANITIZER_MARKERS = (b"ERROR: AddressSanitizer", b"runtime error:", b"ERROR: LeakSanitizer")
 
 
-class Broker:
+class Broker(_Pausable):
     """One vltava-broker process. config is the dict written to its
     properties file on every start(); edit it before start() to change it."""
 
@@ -763,14 +781,6 @@ class Broker:
         if sig == signal.SIGKILL:
             return self._note_exit(_reap(self.proc, 30))
         return None
-
-    def pause(self):
-        os.kill(self.proc.pid, signal.SIGSTOP)
-        self.paused = True
-
-    def resume(self):
-        os.kill(self.proc.pid, signal.SIGCONT)
-        self.paused = False
 
     def log_text(self):
         with open(self.logfile, "rb") as f:
@@ -1119,7 +1129,7 @@ def client_script(name):
 _client_counter = itertools.count(1)
 
 
-class ClientProcess:
+class ClientProcess(_Pausable):
     """One client script as a child process, stdout read as JSON events by a
     thread. python=None runs it in the virtualenv; SYSTEM_PYTHON runs it with
     Debian's clients. logdir gets <name>.stderr.
@@ -1238,25 +1248,18 @@ class ClientProcess:
         return self.wait_event(lambda e: e.get("ev") == "reply" and e.get("id") == rid, timeout,
                                what="the reply to %s" % (command,), start=at)
 
-    def pause(self):
-        os.kill(self.proc.pid, signal.SIGSTOP)
-        self.paused = True
-
-    def resume(self):
-        os.kill(self.proc.pid, signal.SIGCONT)
-        self.paused = False
-
     def kill(self):
         self.ended_on_purpose = True
-        if self.proc.poll() is None:
-            try:
-                os.kill(self.proc.pid, signal.SIGCONT)
-                self.proc.kill()
-            except ProcessLookupError:
-                pass
+        _kill_now(self.proc)
         _reap(self.proc, 30)
-        self._reader.join(timeout=10)
+        self._join_reader()
         return self.proc.returncode
+
+    def _join_reader(self):
+        """After the exit: the reader thread reads to EOF, then stdout closes."""
+        self._reader.join(timeout=10)
+        if not self._reader.is_alive():
+            self.proc.stdout.close()
 
     def wait_exit(self, timeout):
         """The exit code; AssertionError (after killing it) past timeout."""
@@ -1264,7 +1267,7 @@ class ClientProcess:
         if code is None:
             self.kill()
             raise AssertionError("%s did not exit within %ss\n%s" % (self.name, timeout, self.describe()))
-        self._reader.join(timeout=10)
+        self._join_reader()
         return code
 
     def stop(self, timeout=60, **command):

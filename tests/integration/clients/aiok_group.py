@@ -4,7 +4,6 @@ virtualenv). Same arguments and "result" as kp_group.py: --produce N records
 group consumer consumes --expect records, commits, and reports consumed,
 committed and end offsets."""
 
-import argparse
 import asyncio
 import time
 
@@ -68,17 +67,7 @@ async def main(args):
 
 
 def run():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--bootstrap", required=True)
-    ap.add_argument("--group", required=True)
-    ap.add_argument("--topic", required=True)
-    ap.add_argument("--prefix", default="aiok")
-    ap.add_argument("--produce", type=int, default=0)
-    ap.add_argument("--expect", type=int, required=True)
-    ap.add_argument("--timeout", type=float, default=90.0)
-    args = ap.parse_args()
-    child.watchdog(args.timeout + 60)
-    asyncio.run(main(args))
+    asyncio.run(main(child.group_script_args("aiok")))
 
 
 if __name__ == "__main__":

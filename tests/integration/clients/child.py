@@ -7,6 +7,7 @@ stdout carries one JSON object per line, each with "ev" (what happened) and
 else may print to stdout: client libraries log to stderr.
 """
 
+import argparse
 import json
 import os
 import queue
@@ -97,3 +98,20 @@ def kv_list(items):
         k, _, v = item.partition("=")
         out[k] = v
     return out
+
+
+def group_script_args(prefix):
+    """The arguments of kp_group.py and aiok_group.py: --produce N records
+    "<prefix>-<i>", then a group consumer of --expect records, within
+    --timeout seconds (a watchdog ends the process 60 s later)."""
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bootstrap", required=True)
+    ap.add_argument("--group", required=True)
+    ap.add_argument("--topic", required=True)
+    ap.add_argument("--prefix", default=prefix)
+    ap.add_argument("--produce", type=int, default=0)
+    ap.add_argument("--expect", type=int, required=True)
+    ap.add_argument("--timeout", type=float, default=90.0)
+    args = ap.parse_args()
+    watchdog(args.timeout + 60)
+    return args

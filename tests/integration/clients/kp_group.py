@@ -9,7 +9,6 @@ synchronously, and reports "result": consumed ([partition, offset, value]),
 committed and end offsets of every partition ([topic, partition, offset]).
 """
 
-import argparse
 import time
 
 import child
@@ -32,8 +31,12 @@ def produce(args):
     try:
         parts = None
         deadline = time.monotonic() + 30
-        while not parts and time.monotonic() < deadline:
+        while not parts:
+            if time.monotonic() > deadline:
+                raise AssertionError("no partitions of %s after 30s" % args.topic)
             parts = producer.partitions_for(args.topic)
+            if not parts:
+                time.sleep(0.1)
         parts = sorted(parts)
         futures = [producer.send(args.topic, value=("%s-%d" % (args.prefix, i)).encode(),
                                  partition=parts[i % len(parts)])
@@ -83,16 +86,7 @@ def consume(args):
 
 
 def run():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--bootstrap", required=True)
-    ap.add_argument("--group", required=True)
-    ap.add_argument("--topic", required=True)
-    ap.add_argument("--prefix", default="kp")
-    ap.add_argument("--produce", type=int, default=0)
-    ap.add_argument("--expect", type=int, required=True)
-    ap.add_argument("--timeout", type=float, default=90.0)
-    args = ap.parse_args()
-    child.watchdog(args.timeout + 60)
+    args = child.group_script_args("kp")
     if args.produce:
         produce(args)
     consume(args)
