@@ -86,6 +86,21 @@ static void assert_exact_record(reader_kind_t kind, const uint8_t *p, size_t len
     free(longer);
 }
 
+/* p[0..len) is exactly one offset commit value holding these fields. */
+static void assert_offset_value(const uint8_t *p, size_t len, int64_t offset, int32_t leader_epoch,
+                                const char *metadata, int64_t commit_timestamp,
+                                int64_t expire_timestamp)
+{
+    group_offset_value_t out;
+    CU_ASSERT_TRUE_FATAL(group_record_read_offset_value(p, len, &out));
+    CU_ASSERT_EQUAL(out.offset, offset);
+    CU_ASSERT_EQUAL(out.leader_epoch, leader_epoch);
+    assert_slice(out.metadata, metadata);
+    CU_ASSERT_EQUAL(out.commit_timestamp, commit_timestamp);
+    CU_ASSERT_EQUAL(out.expire_timestamp, expire_timestamp);
+    assert_exact_record(READ_OFFSET_VALUE, p, len);
+}
+
 /* ---- Keys ---- */
 
 static void test_offset_key_v1_round_trip(void)
@@ -183,14 +198,7 @@ static void test_offset_value_v3_round_trip(void)
     group_record_write_offset_value(&w, &in);
     assert_written(&w, expect, sizeof(expect));
 
-    group_offset_value_t out;
-    CU_ASSERT_TRUE_FATAL(group_record_read_offset_value(w.buf, w.len, &out));
-    CU_ASSERT_EQUAL(out.offset, 256);
-    CU_ASSERT_EQUAL(out.leader_epoch, 5);
-    assert_slice(out.metadata, "md");
-    CU_ASSERT_EQUAL(out.commit_timestamp, 1700000000000);
-    CU_ASSERT_EQUAL(out.expire_timestamp, -1);
-    assert_exact_record(READ_OFFSET_VALUE, w.buf, w.len);
+    assert_offset_value(w.buf, w.len, 256, 5, "md", 1700000000000, -1);
     kw_free(&w);
 }
 
@@ -213,14 +221,7 @@ static void test_offset_value_v1_round_trip(void)
     group_record_write_offset_value(&w, &in);
     assert_written(&w, expect, sizeof(expect));
 
-    group_offset_value_t out;
-    CU_ASSERT_TRUE_FATAL(group_record_read_offset_value(w.buf, w.len, &out));
-    CU_ASSERT_EQUAL(out.offset, 42);
-    CU_ASSERT_EQUAL(out.leader_epoch, -1);
-    assert_slice(out.metadata, "");
-    CU_ASSERT_EQUAL(out.commit_timestamp, 100);
-    CU_ASSERT_EQUAL(out.expire_timestamp, 200);
-    assert_exact_record(READ_OFFSET_VALUE, w.buf, w.len);
+    assert_offset_value(w.buf, w.len, 42, -1, "", 100, 200);
     kw_free(&w);
 }
 
@@ -235,14 +236,7 @@ static void test_offset_value_v0_v2(void)
     };
     for (int version = 0; version <= 2; version += 2) {
         bytes[1] = (uint8_t)version;
-        group_offset_value_t out;
-        CU_ASSERT_TRUE_FATAL(group_record_read_offset_value(bytes, sizeof(bytes), &out));
-        CU_ASSERT_EQUAL(out.offset, -1);
-        CU_ASSERT_EQUAL(out.leader_epoch, -1);
-        assert_slice(out.metadata, "abc");
-        CU_ASSERT_EQUAL(out.commit_timestamp, 1000);
-        CU_ASSERT_EQUAL(out.expire_timestamp, -1);
-        assert_exact_record(READ_OFFSET_VALUE, bytes, sizeof(bytes));
+        assert_offset_value(bytes, sizeof(bytes), -1, -1, "abc", 1000, -1);
     }
     /* v1 has an expireTimestamp more: the v0 bytes are a truncated v1. */
     bytes[1] = 1;
@@ -260,22 +254,14 @@ static void test_offset_value_v4_flexible(void)
         0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x20, /* commitTimestamp */
         0x01, 0x05, 0x02, 0xaa, 0xbb,                   /* one unknown tag (5), 2 bytes */
     };
-    group_offset_value_t out;
-    CU_ASSERT_TRUE_FATAL(group_record_read_offset_value(v4, sizeof(v4), &out));
-    CU_ASSERT_EQUAL(out.offset, 16);
-    CU_ASSERT_EQUAL(out.leader_epoch, 2);
-    assert_slice(out.metadata, "xy");
-    CU_ASSERT_EQUAL(out.commit_timestamp, 32);
-    CU_ASSERT_EQUAL(out.expire_timestamp, -1);
-    assert_exact_record(READ_OFFSET_VALUE, v4, sizeof(v4));
+    assert_offset_value(v4, sizeof(v4), 16, 2, "xy", 32, -1);
 
     /* The same fields with the classic int16 metadata length do not parse. */
     static const uint8_t v4_classic_string[] = {
         0x00, 0x04, 0,   0,   0, 0, 0, 0, 0, 0x10, 0, 0,    0,    2,
         0x00, 0x02, 'x', 'y', 0, 0, 0, 0, 0, 0,    0, 0x20, 0x00,
     };
-    CU_ASSERT_FALSE(
-        group_record_read_offset_value(v4_classic_string, sizeof(v4_classic_string), &out));
+    CU_ASSERT_FALSE(read_exact(READ_OFFSET_VALUE, v4_classic_string, sizeof(v4_classic_string)));
 }
 
 static void test_offset_value_refusals(void)
