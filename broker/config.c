@@ -110,7 +110,8 @@ static const config_option_t config_options[] = {
         "how often expired offsets are removed"),
     NUM("offsets.commit.timeout.ms", OPT_INT32, groups.offsets_commit_timeout_ms, 1, INT32_MAX,
         "5000", "longest wait for a commit to reach every in-sync replica"),
-    NUM("offset.metadata.max.bytes", OPT_INT32, groups.offset_metadata_max_bytes, 0, 1048576,
+    /* At most INT16_MAX: the offset record stores it as a classic string. */
+    NUM("offset.metadata.max.bytes", OPT_INT32, groups.offset_metadata_max_bytes, 0, INT16_MAX,
         "4096", "largest metadata string of a committed offset"),
     NUM("group.initial.rebalance.delay.ms", OPT_INT32, groups.initial_rebalance_delay_ms, 0,
         INT32_MAX, "3000", "how long an empty group's first rebalance waits for more members"),

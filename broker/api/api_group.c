@@ -32,29 +32,35 @@ static const uint8_t empty_bytes[1];
 
 /* ---- answers that may come during the coordinator call or later ---- */
 
-void api_deferred_begin(api_deferred_t *d, kafka_request_t *req, kafka_response_t *resp)
+void api_deferred_begin(api_deferred_t *d, kafka_request_t *req, kafka_response_t *resp,
+                        void (*free_op)(void *op), void *op)
 {
-    assert(req != NULL && resp != NULL);
+    assert(req != NULL && resp != NULL && free_op != NULL && op != NULL);
     assert(resp->body.len == 0);
-    *d = (api_deferred_t){.req = req, .resp = resp, .in_call = true};
+    *d = (api_deferred_t){.req = req, .resp = resp, .free_op = free_op, .op = op, .in_call = true};
 }
 
-bool api_deferred_called(api_deferred_t *d)
+api_result_t api_deferred_end(api_deferred_t *d)
 {
     assert(d->in_call);
-    d->in_call = false;
-    return d->answered;
+    if (!d->answered) {
+        d->in_call = false;
+        return API_DEFERRED;
+    }
+    assert(d->resp->body.len > 0);
+    d->free_op(d->op);
+    return API_RESPOND;
 }
 
-bool api_deferred_answer(api_deferred_t *d)
+void api_deferred_answer(api_deferred_t *d)
 {
     assert(!d->answered);
     assert(d->resp->body.len > 0);
     d->answered = true;
     if (d->in_call)
-        return false;
+        return; /* api_deferred_end() returns the answer and frees */
     api_request_complete(d->req, d->resp, API_RESPOND);
-    return true;
+    d->free_op(d->op);
 }
 
 /* "/ip" from net's "ip:port" (IPv6 addresses unbracketed; "[ip]:port" is
@@ -85,19 +91,28 @@ static const char *nonnull(const char *s)
     return s ? s : "";
 }
 
+/* JoinGroup's protocols and SyncGroup's assignments: entries of a string and
+ * bytes (and tags when flexible), the smallest of which takes this many
+ * bytes. */
+#define NAMED_BYTES_MIN(flexible) ((flexible) ? 3 : 6)
+
+/* One such entry. False when malformed: the schemas' bytes are not
+ * nullable. */
+static bool read_named_bytes(kreader_t *r, bool flexible, kslice_t *name, kslice_t *bytes)
+{
+    kr_string_v(r, flexible, name);
+    kr_bytes_v(r, flexible, bytes);
+    kr_tags_v(r, flexible);
+    return kr_ok(r) && bytes->ptr != NULL;
+}
+
 /* ---- JoinGroup ---- */
 
 typedef struct join_op {
     api_deferred_t d;
-    group_protocol_t *protocols;
     char client_host[80];
+    group_protocol_t protocols[]; /* views into the frame */
 } join_op_t;
-
-static void join_op_free(join_op_t *op)
-{
-    free(op->protocols);
-    free(op);
-}
 
 static void join_done(void *arg, const group_join_result_t *res)
 {
@@ -130,8 +145,7 @@ static void join_done(void *arg, const group_join_result_t *res)
         kw_tags_v(w, flexible);
     }
     kw_tags_v(w, flexible);
-    if (api_deferred_answer(&op->d))
-        join_op_free(op);
+    api_deferred_answer(&op->d);
 }
 
 api_result_t api_handle_join_group(api_context_t *ctx, kafka_request_t *req, kafka_response_t *resp)
@@ -143,7 +157,7 @@ api_result_t api_handle_join_group(api_context_t *ctx, kafka_request_t *req, kaf
     assert(flexible == (version >= 6) && ctx->groups != NULL);
 
     group_join_params_t p = {.version = version, .client_id = req->client_id};
-    int32_t nprotocols = 0;
+    int32_t n = 0;
     kr_string_v(r, flexible, &p.group_id);
     kr_i32(r, &p.session_timeout_ms);
     p.rebalance_timeout_ms = p.session_timeout_ms; /* v0 has none: Kafka uses the session's */
@@ -153,56 +167,38 @@ api_result_t api_handle_join_group(api_context_t *ctx, kafka_request_t *req, kaf
     if (version >= 5)
         kr_nullable_string_v(r, flexible, &p.group_instance_id);
     kr_string_v(r, flexible, &p.protocol_type);
-    kr_array_v(r, flexible, flexible ? 3 : 6, &nprotocols);
-    if (!kr_ok(r) || nprotocols < 0)
+    kr_array_v(r, flexible, NAMED_BYTES_MIN(flexible), &n);
+    if (!kr_ok(r) || n < 0)
         return API_REFUSE(req, "malformed JoinGroup request");
 
-    const char *why = "malformed JoinGroup request";
-    join_op_t *op = xcalloc(1, sizeof(*op));
-    op->protocols = xcalloc((size_t)nprotocols + 1, sizeof(group_protocol_t));
-    bool null_metadata = false;
-    for (int32_t i = 0; i < nprotocols; i++) {
-        group_protocol_t *gp = &op->protocols[i];
-        kr_string_v(r, flexible, &gp->name);
-        kr_bytes_v(r, flexible, &gp->metadata);
-        kr_tags_v(r, flexible);
-        null_metadata |= gp->metadata.ptr == NULL;
-    }
+    join_op_t *op = xcalloc(1, sizeof(*op) + (size_t)n * sizeof(op->protocols[0]));
+    bool ok = true;
+    for (int32_t i = 0; ok && i < n; i++)
+        ok = read_named_bytes(r, flexible, &op->protocols[i].name, &op->protocols[i].metadata);
     kslice_t reason; /* v8+: for the coordinator's log in Kafka; unused */
     if (version >= 8)
         kr_nullable_string_v(r, flexible, &reason);
     kr_tags_v(r, flexible);
-    if (!kr_ok(r) || null_metadata)
-        goto refuse;
+    if (!ok || !kr_ok(r)) {
+        free(op);
+        return API_REFUSE(req, "malformed JoinGroup request");
+    }
 
     client_host_of(req->peer, op->client_host, sizeof(op->client_host));
     p.protocols = op->protocols;
-    p.nprotocols = nprotocols;
+    p.nprotocols = n;
     p.client_host = op->client_host;
-    api_deferred_begin(&op->d, req, resp);
+    api_deferred_begin(&op->d, req, resp, free, op);
     group_join(ctx->groups, &p, join_done, op);
-    if (!api_deferred_called(&op->d))
-        return API_DEFERRED;
-    join_op_free(op);
-    return API_RESPOND;
-
-refuse:
-    join_op_free(op);
-    return API_REFUSE(req, why);
+    return api_deferred_end(&op->d);
 }
 
 /* ---- SyncGroup ---- */
 
 typedef struct sync_op {
     api_deferred_t d;
-    group_assignment_t *assignments;
+    group_assignment_t assignments[]; /* views into the frame */
 } sync_op_t;
-
-static void sync_op_free(sync_op_t *op)
-{
-    free(op->assignments);
-    free(op);
-}
 
 static void sync_done(void *arg, const group_sync_result_t *res)
 {
@@ -222,8 +218,7 @@ static void sync_done(void *arg, const group_sync_result_t *res)
     }
     kw_bytes_v(w, flexible, nonnull_bytes(res->assignment), res->assignment_len);
     kw_tags_v(w, flexible);
-    if (api_deferred_answer(&op->d))
-        sync_op_free(op);
+    api_deferred_answer(&op->d);
 }
 
 api_result_t api_handle_sync_group(api_context_t *ctx, kafka_request_t *req, kafka_response_t *resp)
@@ -245,37 +240,26 @@ api_result_t api_handle_sync_group(api_context_t *ctx, kafka_request_t *req, kaf
         kr_nullable_string_v(r, flexible, &p.protocol_type);
         kr_nullable_string_v(r, flexible, &p.protocol_name);
     }
-    kr_array_v(r, flexible, flexible ? 3 : 6, &n);
+    kr_array_v(r, flexible, NAMED_BYTES_MIN(flexible), &n);
     if (!kr_ok(r) || n < 0)
         return API_REFUSE(req, "malformed SyncGroup request");
 
-    const char *why = "malformed SyncGroup request";
-    sync_op_t *op = xcalloc(1, sizeof(*op));
-    op->assignments = xcalloc((size_t)n + 1, sizeof(group_assignment_t));
-    bool null_assignment = false;
-    for (int32_t i = 0; i < n; i++) {
-        group_assignment_t *a = &op->assignments[i];
-        kr_string_v(r, flexible, &a->member_id);
-        kr_bytes_v(r, flexible, &a->assignment);
-        kr_tags_v(r, flexible);
-        null_assignment |= a->assignment.ptr == NULL;
-    }
+    sync_op_t *op = xcalloc(1, sizeof(*op) + (size_t)n * sizeof(op->assignments[0]));
+    bool ok = true;
+    for (int32_t i = 0; ok && i < n; i++)
+        ok = read_named_bytes(r, flexible, &op->assignments[i].member_id,
+                              &op->assignments[i].assignment);
     kr_tags_v(r, flexible);
-    if (!kr_ok(r) || null_assignment)
-        goto refuse;
+    if (!ok || !kr_ok(r)) {
+        free(op);
+        return API_REFUSE(req, "malformed SyncGroup request");
+    }
 
     p.assignments = op->assignments;
     p.nassignments = n;
-    api_deferred_begin(&op->d, req, resp);
+    api_deferred_begin(&op->d, req, resp, free, op);
     group_sync(ctx->groups, &p, sync_done, op);
-    if (!api_deferred_called(&op->d))
-        return API_DEFERRED;
-    sync_op_free(op);
-    return API_RESPOND;
-
-refuse:
-    sync_op_free(op);
-    return API_REFUSE(req, why);
+    return api_deferred_end(&op->d);
 }
 
 /* ---- Heartbeat ---- */
@@ -486,21 +470,15 @@ api_result_t api_handle_describe_groups(api_context_t *ctx, kafka_request_t *req
 
 typedef struct delete_op {
     api_deferred_t d;
-    group_delete_item_t *items;
     int32_t nitems;
+    group_delete_item_t items[]; /* group ids: views into the frame */
 } delete_op_t;
-
-static void delete_op_free(delete_op_t *op)
-{
-    free(op->items);
-    free(op);
-}
 
 static void write_delete_results(kwriter_t *w, bool flexible, const group_delete_item_t *items,
                                  int32_t n)
 {
     assert(n >= 0);
-    assert(n == 0 || items != NULL);
+    assert(w->len == 0);
     kw_i32(w, 0); /* throttle_time_ms */
     kw_array_v(w, flexible, n);
     for (int32_t i = 0; i < n; i++) {
@@ -515,10 +493,8 @@ static void delete_done(void *arg)
 {
     delete_op_t *op = arg;
     assert(op->nitems > 0);
-    assert(op->d.resp->body.len == 0);
     write_delete_results(&op->d.resp->body, op->d.req->flexible, op->items, op->nitems);
-    if (api_deferred_answer(&op->d))
-        delete_op_free(op);
+    api_deferred_answer(&op->d);
 }
 
 api_result_t api_handle_delete_groups(api_context_t *ctx, kafka_request_t *req,
@@ -532,26 +508,22 @@ api_result_t api_handle_delete_groups(api_context_t *ctx, kafka_request_t *req,
     int32_t n = 0;
     if (!kr_array_v(r, flexible, flexible ? 1 : 2, &n) || n < 0)
         return API_REFUSE(req, "malformed DeleteGroups request");
-    delete_op_t *op = xcalloc(1, sizeof(*op));
-    op->items = xcalloc((size_t)n + 1, sizeof(group_delete_item_t));
+    delete_op_t *op = xcalloc(1, sizeof(*op) + (size_t)n * sizeof(op->items[0]));
     op->nitems = n;
     for (int32_t i = 0; i < n; i++)
         kr_string_v(r, flexible, &op->items[i].group_id);
     kr_tags_v(r, flexible);
     if (!kr_ok(r)) {
-        delete_op_free(op);
+        free(op);
         return API_REFUSE(req, "malformed DeleteGroups request");
     }
-    if (n == 0) {
+    if (n == 0) { /* nothing to delete: answered without the coordinator */
         write_delete_results(&resp->body, flexible, op->items, 0);
-        delete_op_free(op);
+        free(op);
         return API_RESPOND;
     }
 
-    api_deferred_begin(&op->d, req, resp);
+    api_deferred_begin(&op->d, req, resp, free, op);
     group_delete(ctx->groups, op->items, n, delete_done, op);
-    if (!api_deferred_called(&op->d))
-        return API_DEFERRED;
-    delete_op_free(op);
-    return API_RESPOND;
+    return api_deferred_end(&op->d);
 }

@@ -87,23 +87,27 @@ void api_admin_abort_all(api_context_t *ctx);
 
 /* For a request answered through a callback that runs exactly once, either
  * before the call that took it returns or later on the loop (the group
- * coordinator's). The handler: api_deferred_begin(), the call, then
- * api_deferred_called(): true means the callback already wrote the answer,
- * so the handler frees its op and returns API_RESPOND; false, it returns
- * API_DEFERRED. The callback writes the answer into resp, then
- * api_deferred_answer(): true means the request was completed (given back
- * to net) and the op is now the callback's to free; false, the handler
- * frees it. Either way the op is freed exactly once. */
+ * coordinator's). The request's state lives in an op that embeds the
+ * api_deferred_t and is freed by free_op exactly once, by whichever of
+ * these runs last:
+ *   handler:  api_deferred_begin(), the call, return api_deferred_end();
+ *   callback: write the answer into d->resp, then api_deferred_answer().
+ * Answered during the call, the handler's return is API_RESPOND; later, it
+ * is API_DEFERRED and api_deferred_answer() completes the request. The op
+ * must not be touched after either of those two returns. */
 typedef struct api_deferred {
     kafka_request_t *req;
     kafka_response_t *resp;
-    bool in_call;  /* between begin and called */
+    void (*free_op)(void *op);
+    void *op;
+    bool in_call;  /* between begin and end */
     bool answered; /* the callback ran */
 } api_deferred_t;
 
-void api_deferred_begin(api_deferred_t *d, kafka_request_t *req, kafka_response_t *resp);
-bool api_deferred_called(api_deferred_t *d);
-bool api_deferred_answer(api_deferred_t *d);
+void api_deferred_begin(api_deferred_t *d, kafka_request_t *req, kafka_response_t *resp,
+                        void (*free_op)(void *op), void *op);
+api_result_t api_deferred_end(api_deferred_t *d);
+void api_deferred_answer(api_deferred_t *d);
 
 /* ---- helpers (api_util.c) ---- */
 

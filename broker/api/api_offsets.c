@@ -28,62 +28,159 @@
  * least an index, an offset and a metadata string. */
 #define MIN_TOPIC_BYTES(flexible) ((flexible) ? 3 : 6)
 #define MIN_COMMIT_PART_BYTES     14
+#define MIN_INDEX_PART_BYTES      4
 
 static bool same_slice(kslice_t a, kslice_t b)
 {
     return a.len == b.len && (a.len == 0 || memcmp(a.ptr, b.ptr, (size_t)a.len) == 0);
 }
 
-/* Topic entries of parts: runs of consecutive parts of one topic. */
-static int32_t topic_runs(const group_commit_part_t *parts, int32_t n)
+/* ---- responses' topics arrays ---- */
+
+/* The flat entries of an answer (a request's parts, a group's offsets),
+ * whatever their type, for write_topics. */
+typedef struct topic_entries {
+    const void *entries;
+    int32_t n;
+    kslice_t (*topic)(const void *entries, int32_t i);
+    /* Writes entry i's fields, its partition index first, at version. */
+    void (*write)(kwriter_t *w, const struct topic_entries *e, int32_t i);
+    int16_t version;
+    bool flexible;
+    int16_t error; /* OffsetFetch v0-1's group error, for every entry */
+} topic_entries_t;
+
+/* Where the run of entries of i's topic ends. */
+static int32_t topic_run_end(const topic_entries_t *e, int32_t i)
 {
-    int32_t runs = 0;
-    for (int32_t i = 0; i < n; i++)
-        runs += i == 0 || !same_slice(parts[i].topic, parts[i - 1].topic);
-    assert(runs <= n);
-    return runs;
+    assert(i >= 0 && i < e->n);
+    const kslice_t topic = e->topic(e->entries, i);
+    int32_t end = i + 1;
+    while (end < e->n && same_slice(e->topic(e->entries, end), topic))
+        end++;
+    return end;
 }
 
-/* The topics array of an OffsetCommit or OffsetDelete response: each
- * part's index and error under its topic. */
-static void write_part_errors(kwriter_t *w, bool flexible, const group_commit_part_t *parts,
-                              int32_t n)
+/* A topics array: one topic entry per run of consecutive entries of one
+ * topic, with those entries. */
+static void write_topics(kwriter_t *w, const topic_entries_t *e)
 {
-    assert(n >= 0);
-    assert(n == 0 || parts != NULL);
-    kw_array_v(w, flexible, topic_runs(parts, n));
-    for (int32_t i = 0; i < n;) {
-        int32_t end = i + 1;
-        while (end < n && same_slice(parts[end].topic, parts[i].topic))
-            end++;
-        kw_string_v(w, flexible, (const char *)parts[i].topic.ptr, parts[i].topic.len);
-        kw_array_v(w, flexible, end - i);
+    int32_t ntopics = 0;
+    assert(e->n >= 0);
+    assert(e->n == 0 || e->entries != NULL);
+    for (int32_t i = 0; i < e->n; i = topic_run_end(e, i))
+        ntopics++;
+    kw_array_v(w, e->flexible, ntopics);
+    for (int32_t i = 0; i < e->n;) {
+        const int32_t end = topic_run_end(e, i);
+        const kslice_t topic = e->topic(e->entries, i);
+        kw_string_v(w, e->flexible, (const char *)topic.ptr, topic.len);
+        kw_array_v(w, e->flexible, end - i);
         for (; i < end; i++) {
-            kw_i32(w, parts[i].partition);
-            kw_i16(w, parts[i].error);
-            kw_tags_v(w, flexible);
+            e->write(w, e, i);
+            kw_tags_v(w, e->flexible);
         }
-        kw_tags_v(w, flexible);
+        kw_tags_v(w, e->flexible);
     }
 }
 
-/* An OffsetCommit or OffsetDelete waiting on the coordinator. */
+static kslice_t part_topic(const void *entries, int32_t i)
+{
+    return ((const group_commit_part_t *)entries)[i].topic;
+}
+
+/* OffsetCommit's and OffsetDelete's: index and error. */
+static void write_part_error(kwriter_t *w, const topic_entries_t *e, int32_t i)
+{
+    const group_commit_part_t *part = &((const group_commit_part_t *)e->entries)[i];
+    kw_i32(w, part->partition);
+    kw_i16(w, part->error);
+}
+
+static void write_part_errors(kwriter_t *w, bool flexible, const group_commit_part_t *parts,
+                              int32_t n)
+{
+    const topic_entries_t e = {.entries = parts,
+                               .n = n,
+                               .topic = part_topic,
+                               .write = write_part_error,
+                               .flexible = flexible};
+    write_topics(w, &e);
+}
+
+/* ---- requests' topics arrays ---- */
+
+/* Reads the topics array of an OffsetCommit at `version`, or of an
+ * OffsetDelete (index_only: partitions are only an index), into parts
+ * (NULL: only counts them) and sets *nparts. False when malformed. */
+static bool read_part_topics(kreader_t *r, int16_t version, bool flexible, bool index_only,
+                             group_commit_part_t *parts, int32_t *nparts)
+{
+    int32_t ntopics, n = 0;
+    assert(version >= 0 && version <= 8);
+    assert(!index_only || (version == 0 && !flexible));
+    if (!kr_array_v(r, flexible, MIN_TOPIC_BYTES(flexible), &ntopics) || ntopics < 0)
+        return false;
+    const size_t min_part = index_only ? MIN_INDEX_PART_BYTES : MIN_COMMIT_PART_BYTES;
+    for (int32_t t = 0; t < ntopics; t++) {
+        kslice_t topic;
+        int32_t np;
+        kr_string_v(r, flexible, &topic);
+        if (!kr_array_v(r, flexible, min_part, &np) || np < 0)
+            return false;
+        for (int32_t i = 0; i < np; i++, n++) {
+            group_commit_part_t part = {.topic = topic, .leader_epoch = -1, .commit_timestamp = -1};
+            kr_i32(r, &part.partition);
+            if (!index_only) {
+                kr_i64(r, &part.offset);
+                if (version >= 6)
+                    kr_i32(r, &part.leader_epoch);
+                if (version == 1)
+                    kr_i64(r, &part.commit_timestamp);
+                kr_nullable_string_v(r, flexible, &part.metadata);
+                kr_tags_v(r, flexible);
+            }
+            if (parts != NULL)
+                parts[n] = part;
+        }
+        kr_tags_v(r, flexible);
+    }
+    *nparts = n;
+    return kr_ok(r);
+}
+
+/* ---- OffsetCommit and OffsetDelete: waiting on the coordinator ---- */
+
 typedef struct parts_op {
     api_deferred_t d;
-    group_commit_part_t *parts; /* every part of the request, in its order */
     int32_t nparts;
-    group_commit_part_t *asked; /* copies of the parts the coordinator answers */
-    int32_t *asked_at;          /* asked[i] is parts[asked_at[i]] */
     int32_t nasked;
-    int16_t group_error; /* OffsetDelete */
+    group_commit_part_t *asked;  /* copies of the parts the coordinator answers */
+    int32_t *asked_at;           /* asked[i] is parts[asked_at[i]] */
+    int16_t group_error;         /* OffsetDelete */
+    group_commit_part_t parts[]; /* every part of the request, in its order */
 } parts_op_t;
 
-static void parts_op_free(parts_op_t *op)
+static void parts_op_free(void *arg)
 {
-    free(op->parts);
+    parts_op_t *op = arg;
     free(op->asked);
     free(op->asked_at);
     free(op);
+}
+
+/* The op for a request whose topics array starts at topics_at and holds n
+ * parts (counted by a first read_part_topics). */
+static parts_op_t *parts_op_new(kreader_t topics_at, int16_t version, bool flexible,
+                                bool index_only, int32_t n)
+{
+    assert(n >= 0);
+    parts_op_t *op = xcalloc(1, sizeof(*op) + (size_t)n * sizeof(op->parts[0]));
+    bool again =
+        read_part_topics(&topics_at, version, flexible, index_only, op->parts, &op->nparts);
+    assert(again && op->nparts == n);
+    (void)again;
+    return op;
 }
 
 /* Answers the parts of partitions the cluster does not have and copies the
@@ -120,40 +217,6 @@ static void parts_merge(parts_op_t *op)
 
 /* ---- OffsetCommit ---- */
 
-/* Reads the topics array of an OffsetCommit at `version` into parts
- * (NULL: only counts them) and sets *nparts. False when malformed. */
-static bool read_commit_topics(kreader_t *r, int16_t version, bool flexible,
-                               group_commit_part_t *parts, int32_t *nparts)
-{
-    int32_t ntopics, n = 0;
-    assert(version >= 0 && version <= 8);
-    if (!kr_array_v(r, flexible, MIN_TOPIC_BYTES(flexible), &ntopics) || ntopics < 0)
-        return false;
-    for (int32_t t = 0; t < ntopics; t++) {
-        kslice_t topic;
-        int32_t np;
-        kr_string_v(r, flexible, &topic);
-        if (!kr_array_v(r, flexible, MIN_COMMIT_PART_BYTES, &np) || np < 0)
-            return false;
-        for (int32_t i = 0; i < np; i++, n++) {
-            group_commit_part_t part = {.topic = topic, .leader_epoch = -1, .commit_timestamp = -1};
-            kr_i32(r, &part.partition);
-            kr_i64(r, &part.offset);
-            if (version >= 6)
-                kr_i32(r, &part.leader_epoch);
-            if (version == 1)
-                kr_i64(r, &part.commit_timestamp);
-            kr_nullable_string_v(r, flexible, &part.metadata);
-            kr_tags_v(r, flexible);
-            if (parts != NULL)
-                parts[n] = part;
-        }
-        kr_tags_v(r, flexible);
-    }
-    *nparts = n;
-    return kr_ok(r);
-}
-
 static void write_commit_response(kwriter_t *w, int16_t version, bool flexible,
                                   const group_commit_part_t *parts, int32_t n)
 {
@@ -171,8 +234,7 @@ static void commit_done(void *arg)
     parts_merge(op);
     write_commit_response(&op->d.resp->body, op->d.req->api_version, op->d.req->flexible, op->parts,
                           op->nparts);
-    if (api_deferred_answer(&op->d))
-        parts_op_free(op);
+    api_deferred_answer(&op->d);
 }
 
 api_result_t api_handle_offset_commit(api_context_t *ctx, kafka_request_t *req,
@@ -198,16 +260,12 @@ api_result_t api_handle_offset_commit(api_context_t *ctx, kafka_request_t *req,
         kr_nullable_string_v(r, flexible, &p.group_instance_id);
     if (version >= 2 && version <= 4)
         kr_i64(r, &p.retention_time_ms);
-    kreader_t topics_at = *r;
+    const kreader_t topics_at = *r;
     int32_t n = 0;
-    if (!read_commit_topics(r, version, flexible, NULL, &n) || !kr_tags_v(r, flexible))
+    if (!read_part_topics(r, version, flexible, false, NULL, &n) || !kr_tags_v(r, flexible))
         return API_REFUSE(req, "malformed OffsetCommit request");
 
-    parts_op_t *op = xcalloc(1, sizeof(*op));
-    op->parts = xcalloc((size_t)n + 1, sizeof(group_commit_part_t));
-    bool again = read_commit_topics(&topics_at, version, flexible, op->parts, &op->nparts);
-    assert(again && op->nparts == n);
-    (void)again;
+    parts_op_t *op = parts_op_new(topics_at, version, flexible, false, n);
     parts_split(ctx, op);
     if (op->nasked == 0) {
         /* Nothing to write: answered here, as Kafka does. */
@@ -218,12 +276,9 @@ api_result_t api_handle_offset_commit(api_context_t *ctx, kafka_request_t *req,
 
     p.parts = op->asked;
     p.nparts = op->nasked;
-    api_deferred_begin(&op->d, req, resp);
+    api_deferred_begin(&op->d, req, resp, parts_op_free, op);
     group_offset_commit(ctx->groups, &p, commit_done, op);
-    if (!api_deferred_called(&op->d))
-        return API_DEFERRED;
-    parts_op_free(op);
-    return API_RESPOND;
+    return api_deferred_end(&op->d);
 }
 
 /* ---- OffsetFetch ---- */
@@ -257,7 +312,7 @@ static bool read_fetch_groups(kreader_t *r, int16_t version, bool flexible, int3
             kslice_t topic;
             int32_t np;
             kr_string_v(r, flexible, &topic);
-            if (!kr_array_v(r, flexible, 4, &np) || np < 0)
+            if (!kr_array_v(r, flexible, MIN_INDEX_PART_BYTES, &np) || np < 0)
                 return false;
             for (int32_t i = 0; i < np; i++, n++) {
                 int32_t partition = 0;
@@ -277,65 +332,37 @@ static bool read_fetch_groups(kreader_t *r, int16_t version, bool flexible, int3
     return kr_ok(r);
 }
 
-/* Topic entries of offsets: runs of consecutive entries of one topic. */
-static int32_t committed_runs(const group_committed_t *o, int32_t n)
+static kslice_t committed_topic(const void *entries, int32_t i)
 {
-    int32_t runs = 0;
-    for (int32_t i = 0; i < n; i++)
-        runs += i == 0 || strcmp(o[i].topic, o[i - 1].topic) != 0;
-    assert(runs <= n);
-    return runs;
+    const char *topic = ((const group_committed_t *)entries)[i].topic;
+    return (kslice_t){.ptr = (const uint8_t *)topic, .len = (int32_t)strlen(topic)};
 }
 
-static void write_committed(kwriter_t *w, int16_t version, bool flexible,
-                            const group_committed_t *o, int32_t n)
+static void write_committed(kwriter_t *w, const topic_entries_t *e, int32_t i)
 {
-    assert(n >= 0);
-    assert(n == 0 || o != NULL);
-    kw_array_v(w, flexible, committed_runs(o, n));
-    for (int32_t i = 0; i < n;) {
-        int32_t end = i + 1;
-        while (end < n && strcmp(o[end].topic, o[i].topic) == 0)
-            end++;
-        kw_string_v(w, flexible, o[i].topic, -1);
-        kw_array_v(w, flexible, end - i);
-        for (; i < end; i++) {
-            kw_i32(w, o[i].partition);
-            kw_i64(w, o[i].offset);
-            if (version >= 5)
-                kw_i32(w, o[i].leader_epoch);
-            kw_string_v(w, flexible, o[i].metadata ? o[i].metadata : "", -1);
-            kw_i16(w, o[i].error);
-            kw_tags_v(w, flexible);
-        }
-        kw_tags_v(w, flexible);
-    }
+    const group_committed_t *o = &((const group_committed_t *)e->entries)[i];
+    kw_i32(w, o->partition);
+    kw_i64(w, o->offset);
+    if (e->version >= 5)
+        kw_i32(w, o->leader_epoch);
+    kw_string_v(w, e->flexible, o->metadata ? o->metadata : "", -1);
+    kw_i16(w, o->error);
+}
+
+static kslice_t wanted_topic(const void *entries, int32_t i)
+{
+    return ((const group_topic_partition_t *)entries)[i].topic;
 }
 
 /* v0-1 have no group-level error: every partition asked for carries it
  * (Kafka's answer), with no offset. */
-static void write_group_error_v0(kwriter_t *w, const group_topic_partition_t *wanted, int32_t n,
-                                 int16_t error)
+static void write_wanted_error(kwriter_t *w, const topic_entries_t *e, int32_t i)
 {
-    assert(error != KAFKA_NONE);
-    assert(n == 0 || wanted != NULL);
-    int32_t runs = 0;
-    for (int32_t i = 0; i < n; i++)
-        runs += i == 0 || !same_slice(wanted[i].topic, wanted[i - 1].topic);
-    kw_array_v(w, false, runs);
-    for (int32_t i = 0; i < n;) {
-        int32_t end = i + 1;
-        while (end < n && same_slice(wanted[end].topic, wanted[i].topic))
-            end++;
-        kw_string_v(w, false, (const char *)wanted[i].topic.ptr, wanted[i].topic.len);
-        kw_array_v(w, false, end - i);
-        for (; i < end; i++) {
-            kw_i32(w, wanted[i].partition);
-            kw_i64(w, -1);
-            kw_string_v(w, false, "", 0);
-            kw_i16(w, error);
-        }
-    }
+    assert(e->version <= 1 && e->error != KAFKA_NONE);
+    kw_i32(w, ((const group_topic_partition_t *)e->entries)[i].partition);
+    kw_i64(w, -1);
+    kw_string_v(w, false, "", 0);
+    kw_i16(w, e->error);
 }
 
 /* One group's answer: its topics and, from v2, its error (a group-level
@@ -351,10 +378,20 @@ static void write_fetch_group(api_context_t *ctx, kwriter_t *w, int16_t version,
     assert(o.noffsets == 0 || o.offsets != NULL);
     if (version >= 8)
         kw_string_v(w, flexible, (const char *)fg->group_id.ptr, fg->group_id.len);
-    if (o.error != KAFKA_NONE && version < 2)
-        write_group_error_v0(w, wanted + fg->first, fg->n, o.error);
-    else
-        write_committed(w, version, flexible, o.offsets, o.error == KAFKA_NONE ? o.noffsets : 0);
+    topic_entries_t e = {.entries = o.offsets,
+                         .n = o.error == KAFKA_NONE ? o.noffsets : 0,
+                         .topic = committed_topic,
+                         .write = write_committed,
+                         .version = version,
+                         .flexible = flexible,
+                         .error = o.error};
+    if (o.error != KAFKA_NONE && version < 2) {
+        e.entries = wanted + fg->first;
+        e.n = fg->n;
+        e.topic = wanted_topic;
+        e.write = write_wanted_error;
+    }
+    write_topics(w, &e);
     if (version >= 2)
         kw_i16(w, o.error);
     if (version >= 8)
@@ -406,31 +443,6 @@ api_result_t api_handle_offset_fetch(api_context_t *ctx, kafka_request_t *req,
 
 /* ---- OffsetDelete ---- */
 
-/* Reads the topics of an OffsetDelete v0 into parts (NULL: only counts
- * them) and sets *nparts. False when malformed. */
-static bool read_delete_topics(kreader_t *r, group_commit_part_t *parts, int32_t *nparts)
-{
-    int32_t ntopics, n = 0;
-    assert(nparts != NULL);
-    if (!kr_array_v(r, false, MIN_TOPIC_BYTES(false), &ntopics) || ntopics < 0)
-        return false;
-    for (int32_t t = 0; t < ntopics; t++) {
-        kslice_t topic;
-        int32_t np;
-        kr_string_v(r, false, &topic);
-        if (!kr_array_v(r, false, 4, &np) || np < 0)
-            return false;
-        for (int32_t i = 0; i < np; i++, n++) {
-            group_commit_part_t part = {.topic = topic, .leader_epoch = -1};
-            kr_i32(r, &part.partition);
-            if (parts != NULL)
-                parts[n] = part;
-        }
-    }
-    *nparts = n;
-    return kr_ok(r);
-}
-
 /* A group-level error lists no topic, as Kafka answers. */
 static void write_delete_response(kwriter_t *w, int16_t group_error,
                                   const group_commit_part_t *parts, int32_t n)
@@ -447,8 +459,7 @@ static void offset_delete_done(void *arg)
     assert(op->d.req->api_version == 0);
     parts_merge(op);
     write_delete_response(&op->d.resp->body, op->group_error, op->parts, op->nparts);
-    if (api_deferred_answer(&op->d))
-        parts_op_free(op);
+    api_deferred_answer(&op->d);
 }
 
 api_result_t api_handle_offset_delete(api_context_t *ctx, kafka_request_t *req,
@@ -461,24 +472,16 @@ api_result_t api_handle_offset_delete(api_context_t *ctx, kafka_request_t *req,
     kslice_t group_id;
     int32_t n = 0;
     kr_string_v(r, false, &group_id);
-    kreader_t topics_at = *r;
-    if (!read_delete_topics(r, NULL, &n))
+    const kreader_t topics_at = *r;
+    if (!read_part_topics(r, 0, false, true, NULL, &n))
         return API_REFUSE(req, "malformed OffsetDelete request");
-
-    parts_op_t *op = xcalloc(1, sizeof(*op));
-    op->parts = xcalloc((size_t)n + 1, sizeof(group_commit_part_t));
-    bool again = read_delete_topics(&topics_at, op->parts, &op->nparts);
-    assert(again && op->nparts == n);
-    (void)again;
 
     /* The coordinator is asked even when no partition is known: the group
      * itself may be the error. */
+    parts_op_t *op = parts_op_new(topics_at, 0, false, true, n);
     parts_split(ctx, op);
-    api_deferred_begin(&op->d, req, resp);
+    api_deferred_begin(&op->d, req, resp, parts_op_free, op);
     group_offset_delete(ctx->groups, group_id, op->asked, op->nasked, &op->group_error,
                         offset_delete_done, op);
-    if (!api_deferred_called(&op->d))
-        return API_DEFERRED;
-    parts_op_free(op);
-    return API_RESPOND;
+    return api_deferred_end(&op->d);
 }

@@ -976,7 +976,9 @@ static int16_t join_validate(group_coordinator_t *gc, const group_join_params_t 
     if (p->session_timeout_ms < gc->cfg.min_session_timeout_ms ||
         p->session_timeout_ms > gc->cfg.max_session_timeout_ms)
         return KAFKA_INVALID_SESSION_TIMEOUT;
-    if (p->member_id.len > GROUP_MAX_ID_BYTES ||
+    /* The protocol type is stored, then written as a classic (int16
+     * length) string in group records and old responses. */
+    if (p->member_id.len > GROUP_MAX_ID_BYTES || p->protocol_type.len > GROUP_MAX_ID_BYTES ||
         (p->group_instance_id.ptr &&
          (p->group_instance_id.len <= 0 || p->group_instance_id.len > GROUP_MAX_ID_BYTES)))
         return KAFKA_INVALID_REQUEST;

@@ -6,30 +6,6 @@
 
 #include "crc32c.h"
 
-/* Header field offsets, all big-endian (reference/kafka-protocol.md §4). */
-enum {
-    BATCH_OFF_BASE_OFFSET = 0,
-    BATCH_OFF_LENGTH = 8,
-    BATCH_OFF_LEADER_EPOCH = 12,
-    BATCH_OFF_MAGIC = 16,
-    BATCH_OFF_CRC = 17,
-    BATCH_OFF_ATTRIBUTES = 21,
-    BATCH_OFF_LAST_OFFSET_DELTA = 23,
-    BATCH_OFF_BASE_TIMESTAMP = 27,
-    BATCH_OFF_MAX_TIMESTAMP = 35,
-    BATCH_OFF_PRODUCER_ID = 43,
-    BATCH_OFF_PRODUCER_EPOCH = 51,
-    BATCH_OFF_BASE_SEQUENCE = 53,
-    BATCH_OFF_RECORDS_COUNT = 57,
-    /* BaseOffset and Length: the bytes Length does not count. */
-    BATCH_LOG_OVERHEAD = 12,
-};
-
-#define BATCH_MAGIC_V2             2
-#define BATCH_ATTR_CODEC_MASK      0x07
-#define BATCH_ATTR_LOG_APPEND_TIME 0x08
-#define BATCH_ATTR_CONTROL         0x20
-
 /* ---- Builder ---- */
 
 /* Bytes kw_varint/kw_varlong write for v (zigzag, then 7 bits a byte). */
@@ -56,7 +32,7 @@ static void put_be(uint8_t *p, uint64_t v, size_t n)
 
 void record_batch_begin(record_batch_builder_t *b, int64_t timestamp_ms)
 {
-    static const uint8_t header_placeholder[RECORD_BATCH_HEADER_SIZE];
+    static const uint8_t header_placeholder[BATCH_HEADER_SIZE];
 
     assert(b != NULL);
     kw_init(&b->w, 256);
@@ -65,7 +41,7 @@ void record_batch_begin(record_batch_builder_t *b, int64_t timestamp_ms)
     b->count = 0;
     b->base_timestamp = timestamp_ms;
     b->finished = false;
-    assert(b->w.len == RECORD_BATCH_HEADER_SIZE);
+    assert(b->w.len == BATCH_HEADER_SIZE);
 }
 
 void record_batch_add(record_batch_builder_t *b, const void *key, int32_t key_len,
@@ -102,26 +78,24 @@ void record_batch_add(record_batch_builder_t *b, const void *key, int32_t key_le
 const uint8_t *record_batch_finish(record_batch_builder_t *b, size_t *len)
 {
     assert(!b->finished && b->count > 0);
-    assert(b->w.len > RECORD_BATCH_HEADER_SIZE &&
-           b->w.len - BATCH_LOG_OVERHEAD <= (size_t)INT32_MAX);
+    assert(b->w.len > BATCH_HEADER_SIZE && b->w.len - BATCH_LOG_OVERHEAD <= (size_t)INT32_MAX);
 
     uint8_t *h = b->w.buf;
     const uint64_t none = UINT64_MAX; /* -1 in every width put_be writes */
-    put_be(h + BATCH_OFF_BASE_OFFSET, 0, 8);
-    put_be(h + BATCH_OFF_LENGTH, b->w.len - BATCH_LOG_OVERHEAD, 4);
-    put_be(h + BATCH_OFF_LEADER_EPOCH, none, 4);
-    h[BATCH_OFF_MAGIC] = BATCH_MAGIC_V2;
-    put_be(h + BATCH_OFF_ATTRIBUTES, 0, 2); /* no compression, CreateTime */
-    put_be(h + BATCH_OFF_LAST_OFFSET_DELTA, (uint64_t)(b->count - 1), 4);
-    put_be(h + BATCH_OFF_BASE_TIMESTAMP, (uint64_t)b->base_timestamp, 8);
-    put_be(h + BATCH_OFF_MAX_TIMESTAMP, (uint64_t)b->base_timestamp, 8);
-    put_be(h + BATCH_OFF_PRODUCER_ID, none, 8);
-    put_be(h + BATCH_OFF_PRODUCER_EPOCH, none, 2);
-    put_be(h + BATCH_OFF_BASE_SEQUENCE, none, 4);
-    put_be(h + BATCH_OFF_RECORDS_COUNT, (uint64_t)b->count, 4);
+    put_be(h + BATCH_BASE_OFFSET, 0, 8);
+    put_be(h + BATCH_LENGTH, b->w.len - BATCH_LOG_OVERHEAD, 4);
+    put_be(h + BATCH_LEADER_EPOCH, none, 4);
+    h[BATCH_MAGIC] = BATCH_MAGIC_V2;
+    put_be(h + BATCH_ATTRIBUTES, 0, 2); /* no compression, CreateTime */
+    put_be(h + BATCH_LAST_OFFSET_DELTA, (uint64_t)(b->count - 1), 4);
+    put_be(h + BATCH_BASE_TIMESTAMP, (uint64_t)b->base_timestamp, 8);
+    put_be(h + BATCH_MAX_TIMESTAMP, (uint64_t)b->base_timestamp, 8);
+    put_be(h + BATCH_PRODUCER_ID, none, 8);
+    put_be(h + BATCH_PRODUCER_EPOCH, none, 2);
+    put_be(h + BATCH_BASE_SEQUENCE, none, 4);
+    put_be(h + BATCH_RECORDS_COUNT, (uint64_t)b->count, 4);
     /* Last: the CRC covers every field from Attributes on. */
-    put_be(h + BATCH_OFF_CRC, crc32c(0, h + BATCH_OFF_ATTRIBUTES, b->w.len - BATCH_OFF_ATTRIBUTES),
-           4);
+    put_be(h + BATCH_CRC, crc32c(0, h + BATCH_ATTRIBUTES, b->w.len - BATCH_ATTRIBUTES), 4);
 
     b->finished = true;
     *len = b->w.len;
@@ -184,7 +158,7 @@ static int iter_open_batch(record_batch_iter_t *it)
      * than a batch that seems to wait for more bytes forever. */
     if (kr_i32(&r, &leader_epoch) && kr_i8(&r, &magic) && magic != BATCH_MAGIC_V2)
         return iter_corrupt(it);
-    if (length < RECORD_BATCH_HEADER_SIZE - BATCH_LOG_OVERHEAD)
+    if (length < BATCH_HEADER_SIZE - BATCH_LOG_OVERHEAD)
         return iter_corrupt(it);
     const size_t size = BATCH_LOG_OVERHEAD + (size_t)length;
     if (size > avail)
@@ -193,19 +167,18 @@ static int iter_open_batch(record_batch_iter_t *it)
     int16_t attributes;
     int32_t count;
     int64_t base_timestamp, max_timestamp;
-    kr_init(&r, it->buf + start + BATCH_OFF_ATTRIBUTES,
-            RECORD_BATCH_HEADER_SIZE - BATCH_OFF_ATTRIBUTES);
+    kr_init(&r, it->buf + start + BATCH_ATTRIBUTES, BATCH_HEADER_SIZE - BATCH_ATTRIBUTES);
     kr_i16(&r, &attributes);
-    kr_skip(&r, BATCH_OFF_BASE_TIMESTAMP - BATCH_OFF_LAST_OFFSET_DELTA);
+    kr_skip(&r, BATCH_BASE_TIMESTAMP - BATCH_LAST_OFFSET_DELTA);
     kr_i64(&r, &base_timestamp);
     kr_i64(&r, &max_timestamp);
-    kr_skip(&r, BATCH_OFF_RECORDS_COUNT - BATCH_OFF_PRODUCER_ID);
+    kr_skip(&r, BATCH_RECORDS_COUNT - BATCH_PRODUCER_ID);
     kr_i32(&r, &count);
     assert(kr_ok(&r) && kr_remaining(&r) == 0);
 
     it->batch_end = start + size;
-    const uint8_t *payload = it->buf + start + RECORD_BATCH_HEADER_SIZE;
-    const size_t payload_len = size - RECORD_BATCH_HEADER_SIZE;
+    const uint8_t *payload = it->buf + start + BATCH_HEADER_SIZE;
+    const size_t payload_len = size - BATCH_HEADER_SIZE;
     if ((attributes & BATCH_ATTR_CODEC_MASK) != 0 || (attributes & BATCH_ATTR_CONTROL) != 0) {
         it->skipped_batches++;
         kr_init(&it->records, payload, 0);

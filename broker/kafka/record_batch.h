@@ -22,7 +22,34 @@
 
 #include "kafka_codec.h"
 
-#define RECORD_BATCH_HEADER_SIZE 61
+/* ---- Layout ---- */
+
+/* Header field offsets, all big-endian; the log, which validates batches
+ * and stamps BaseOffset and PartitionLeaderEpoch in place, uses them too. */
+enum {
+    BATCH_BASE_OFFSET = 0,
+    BATCH_LENGTH = 8,
+    BATCH_LEADER_EPOCH = 12,
+    BATCH_MAGIC = 16,
+    BATCH_CRC = 17,
+    BATCH_ATTRIBUTES = 21,
+    BATCH_LAST_OFFSET_DELTA = 23,
+    BATCH_BASE_TIMESTAMP = 27,
+    BATCH_MAX_TIMESTAMP = 35,
+    BATCH_PRODUCER_ID = 43,
+    BATCH_PRODUCER_EPOCH = 51,
+    BATCH_BASE_SEQUENCE = 53,
+    BATCH_RECORDS_COUNT = 57,
+    BATCH_HEADER_SIZE = 61,
+    /* BaseOffset and Length: the bytes Length does not count. */
+    BATCH_LOG_OVERHEAD = 12,
+};
+
+#define BATCH_MAGIC_V2             2
+#define BATCH_ATTR_CODEC_MASK      0x07
+#define BATCH_ATTR_LOG_APPEND_TIME 0x08
+#define BATCH_ATTR_TRANSACTIONAL   0x10
+#define BATCH_ATTR_CONTROL         0x20
 
 /* ---- Builder ---- */
 

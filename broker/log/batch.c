@@ -57,7 +57,7 @@ log_err_t batch_validate(const uint8_t *p, size_t avail, int64_t max_bytes, bool
                          batch_header_t *h, size_t *size)
 {
     assert(p != NULL && h != NULL && size != NULL);
-    if (avail > BATCH_MAGIC && p[BATCH_MAGIC] != 2)
+    if (avail > BATCH_MAGIC && p[BATCH_MAGIC] != BATCH_MAGIC_V2)
         return LOG_ERR_BAD_MAGIC;
     if (avail < BATCH_HEADER_SIZE)
         return LOG_ERR_BAD_LENGTH;

@@ -13,31 +13,7 @@
 #include <sys/types.h>
 
 #include "partition_log.h"
-
-/* RecordBatch v2 field offsets (all big-endian). */
-enum {
-    BATCH_BASE_OFFSET = 0,
-    BATCH_LENGTH = 8,
-    BATCH_LEADER_EPOCH = 12,
-    BATCH_MAGIC = 16,
-    BATCH_CRC = 17,
-    BATCH_ATTRIBUTES = 21,
-    BATCH_LAST_OFFSET_DELTA = 23,
-    BATCH_BASE_TIMESTAMP = 27,
-    BATCH_MAX_TIMESTAMP = 35,
-    BATCH_PRODUCER_ID = 43,
-    BATCH_PRODUCER_EPOCH = 51,
-    BATCH_BASE_SEQUENCE = 53,
-    BATCH_RECORDS_COUNT = 57,
-    BATCH_HEADER_SIZE = 61,
-    /* Bytes before the Length field's coverage starts. */
-    BATCH_LOG_OVERHEAD = 12,
-};
-
-#define BATCH_ATTR_CODEC_MASK      0x07
-#define BATCH_ATTR_LOG_APPEND_TIME 0x08
-#define BATCH_ATTR_TRANSACTIONAL   0x10
-#define BATCH_ATTR_CONTROL         0x20
+#include "record_batch.h" /* the RecordBatch v2 layout */
 
 #define OFFSET_INDEX_ENTRY_SIZE 8
 #define TIME_INDEX_ENTRY_SIZE   12

@@ -265,7 +265,7 @@ def find_coordinator(conn, version, key="", key_type=0, keys=None):
 
 
 def join_group(conn, version, group, member_id, metadata, session_ms=10000, rebalance_ms=30000,
-               instance_id=None, protocols=None, send=False):
+               instance_id=None, protocols=None, protocol_type="consumer", send=False):
     protocols = protocols if protocols is not None else [("range", metadata), ("roundrobin", metadata)]
 
     def enc(e):
@@ -275,7 +275,7 @@ def join_group(conn, version, group, member_id, metadata, session_ms=10000, reba
         e.str_(member_id)
         if version >= 5:
             e.str_(instance_id)
-        e.str_("consumer")
+        e.str_(protocol_type)
         e.array(protocols, lambda e, p: e.str_(p[0]).bytes_(p[1]).tags())
         if version >= 8:
             e.str_("wire test")  # reason
@@ -912,6 +912,11 @@ class GroupsWireTest(vt.SharedClusterTest):
                     self.assertEqual(res["generation"], -1)
                 res = join_group(conn, version, "", "", meta)
                 self.assertEqual(res["error"], INVALID_GROUP_ID, (version, res))
+            # A compact protocol type longer than an int16 length can carry:
+            # kept, it could not be written to the group's record nor to a
+            # v0 DescribeGroups answer.
+            res = join_group(conn, 6, "gw-timeouts", "", meta, protocol_type="c" * 40000)
+            self.assertEqual(res["error"], INVALID_REQUEST, res)
             self.assertEqual(describe_groups(conn, 0, ["gw-timeouts"])["gw-timeouts"]["state"], "Dead")
 
     def test_fenced_static_member(self):

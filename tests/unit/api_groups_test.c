@@ -66,6 +66,15 @@ static const group_join_member_t join_members[] = {
     {.member_id = "m-2", .group_instance_id = "i-2", .metadata = NULL, .metadata_len = 0},
 };
 
+/* Answers now, or keeps the answer for the test to give (fake.defer). */
+static void keep_or_fire(void (*fire)(void))
+{
+    if (fake.defer)
+        fake.pending = fire;
+    else
+        fire();
+}
+
 static void fire_join(void)
 {
     group_join_result_t res = {.error = fake.error,
@@ -91,10 +100,7 @@ void group_join(group_coordinator_t *gc, const group_join_params_t *p, group_joi
     snprintf(fake.client_host, sizeof(fake.client_host), "%s", p->client_host);
     fake.join_done = done;
     fake.arg = arg;
-    if (fake.defer)
-        fake.pending = fire_join;
-    else
-        fire_join();
+    keep_or_fire(fire_join);
 }
 
 static void fire_sync(void)
@@ -121,10 +127,7 @@ void group_sync(group_coordinator_t *gc, const group_sync_params_t *p, group_syn
         fake.assignments[i] = p->assignments[i];
     fake.sync_done = done;
     fake.arg = arg;
-    if (fake.defer)
-        fake.pending = fire_sync;
-    else
-        fire_sync();
+    keep_or_fire(fire_sync);
 }
 
 int16_t group_heartbeat(group_coordinator_t *gc, kslice_t group_id, int32_t generation_id,
@@ -217,10 +220,7 @@ void group_offset_commit(group_coordinator_t *gc, const group_commit_params_t *p
     fake.nparts = p->nparts;
     fake.done = done;
     fake.arg = arg;
-    if (fake.defer)
-        fake.pending = fire_done;
-    else
-        fire_done();
+    keep_or_fire(fire_done);
 }
 
 void group_offset_fetch(group_coordinator_t *gc, kslice_t group_id,
@@ -257,10 +257,7 @@ void group_delete(group_coordinator_t *gc, group_delete_item_t *items, int32_t n
     fake.ndelete = nitems;
     fake.done = done;
     fake.arg = arg;
-    if (fake.defer)
-        fake.pending = fire_done;
-    else
-        fire_done();
+    keep_or_fire(fire_done);
 }
 
 void group_offset_delete(group_coordinator_t *gc, kslice_t group_id, group_commit_part_t *parts,
@@ -274,10 +271,7 @@ void group_offset_delete(group_coordinator_t *gc, kslice_t group_id, group_commi
     fake.group_error = group_error;
     fake.done = done;
     fake.arg = arg;
-    if (fake.defer)
-        fake.pending = fire_done;
-    else
-        fire_done();
+    keep_or_fire(fire_done);
 }
 
 void api_request_complete(kafka_request_t *req, kafka_response_t *resp, api_result_t result)
@@ -379,9 +373,13 @@ static void answer_later(call_t *c)
     kr_init(&c->out, c->resp.body.buf, c->resp.body.len);
 }
 
-static void call_free(call_t *c)
+/* The answer of a call whose coordinator call may have been kept. */
+static void answered(call_t *c)
 {
-    kafka_response_free(&c->resp);
+    if (fake.pending != NULL)
+        answer_later(c);
+    else
+        CU_ASSERT_EQUAL(c->result, API_RESPOND);
 }
 
 static int16_t rd_i16(kreader_t *r)
@@ -426,11 +424,35 @@ static int32_t rd_array(kreader_t *r, bool flexible)
     return n;
 }
 
-static void assert_end(kreader_t *r, bool flexible)
+static void assert_throttle(kreader_t *r, bool present)
 {
+    if (present)
+        CU_ASSERT_EQUAL(rd_i32(r), 0);
+}
+
+/* A topic entry of an answer: its name and the count of its partitions. */
+static void assert_topic(kreader_t *r, bool flexible, const char *name, int32_t nparts)
+{
+    CU_ASSERT_TRUE(kslice_eq(rd_str(r, flexible), name));
+    CU_ASSERT_EQUAL(rd_array(r, flexible), nparts);
+}
+
+/* One partition of an answer's topics array: index and error. */
+static void assert_part_error(kreader_t *r, bool flexible, int32_t partition, int16_t error)
+{
+    CU_ASSERT_EQUAL(rd_i32(r), partition);
+    CU_ASSERT_EQUAL(rd_i16(r), error);
     kr_tags_v(r, flexible);
-    CU_ASSERT_TRUE(kr_ok(r));
-    CU_ASSERT_EQUAL(kr_remaining(r), 0);
+}
+
+/* The answer's last tags end it; frees the call and its request body. */
+static void call_end(call_t *c, kwriter_t *body, bool flexible)
+{
+    kr_tags_v(&c->out, flexible);
+    CU_ASSERT_TRUE(kr_ok(&c->out));
+    CU_ASSERT_EQUAL(kr_remaining(&c->out), 0);
+    kafka_response_free(&c->resp);
+    kw_free(body);
 }
 
 /* ---- JoinGroup ---- */
@@ -492,9 +514,7 @@ static void test_join_v0(void)
     CU_ASSERT_TRUE(kslice_eq(rd_str(r, false), "m-2"));
     kslice_t empty = rd_bytes(r, false);
     CU_ASSERT_TRUE(empty.ptr != NULL && empty.len == 0); /* present, not null */
-    assert_end(r, false);
-    call_free(&c);
-    kw_free(&body);
+    call_end(&c, &body, false);
 }
 
 static void test_join_flexible_deferred(void)
@@ -536,9 +556,7 @@ static void test_join_flexible_deferred(void)
         CU_ASSERT_TRUE(kslice_eq(rd_str(r, true), "i-2"));
         CU_ASSERT_EQUAL(rd_bytes(r, true).len, 0);
         kr_tags_v(r, true);
-        assert_end(r, true);
-        call_free(&c);
-        kw_free(&body);
+        call_end(&c, &body, true);
     }
 }
 
@@ -605,13 +623,9 @@ static void test_sync(void)
         CU_ASSERT_TRUE(kslice_eq(fake.assignments[0].assignment, "xyz"));
         CU_ASSERT_EQUAL(fake.sync.protocol_type.ptr != NULL, version >= 5);
         CU_ASSERT_PTR_NULL(fake.sync.protocol_name.ptr);
-        if (fake.defer)
-            answer_later(&c);
-        else
-            CU_ASSERT_EQUAL(c.result, API_RESPOND);
+        answered(&c);
         kreader_t *r = &c.out;
-        if (version >= 1)
-            CU_ASSERT_EQUAL(rd_i32(r), 0);
+        assert_throttle(r, version >= 1);
         CU_ASSERT_EQUAL(rd_i16(r), fake.error);
         if (version >= 5) {
             CU_ASSERT_TRUE(kslice_eq(rd_str(r, flexible), "consumer"));
@@ -620,9 +634,7 @@ static void test_sync(void)
         kslice_t a = rd_bytes(r, flexible);
         CU_ASSERT_PTR_NOT_NULL(a.ptr);
         CU_ASSERT_EQUAL(a.len, fake.error == KAFKA_NONE ? 6 : 0);
-        assert_end(r, flexible);
-        call_free(&c);
-        kw_free(&body);
+        call_end(&c, &body, flexible);
     }
 }
 
@@ -645,12 +657,9 @@ static void test_heartbeat(void)
         CU_ASSERT_EQUAL(fake.generation_id, 3);
         CU_ASSERT_TRUE(kslice_eq(fake.member_id, "m-1"));
         CU_ASSERT_EQUAL(fake.instance_id.ptr != NULL, version >= 3);
-        if (version >= 1)
-            CU_ASSERT_EQUAL(rd_i32(&c.out), 0);
+        assert_throttle(&c.out, version >= 1);
         CU_ASSERT_EQUAL(rd_i16(&c.out), KAFKA_ILLEGAL_GENERATION);
-        assert_end(&c.out, flexible);
-        call_free(&c);
-        kw_free(&body);
+        call_end(&c, &body, flexible);
     }
 }
 
@@ -682,8 +691,7 @@ static void test_leave(void)
             CU_ASSERT_EQUAL(fake.nmembers, version <= 2 ? 1 : 2);
             CU_ASSERT_TRUE(kslice_eq(fake.leave_ids[0], "m-1"));
             kreader_t *r = &c.out;
-            if (version >= 1)
-                CU_ASSERT_EQUAL(rd_i32(r), 0);
+            assert_throttle(r, version >= 1);
             CU_ASSERT_EQUAL(rd_i16(r), fake.error);
             if (version >= 3) {
                 int32_t n = rd_array(r, flexible);
@@ -696,9 +704,7 @@ static void test_leave(void)
                     kr_tags_v(r, flexible);
                 }
             }
-            assert_end(r, flexible);
-            call_free(&c);
-            kw_free(&body);
+            call_end(&c, &body, flexible);
         }
     }
 }
@@ -725,8 +731,7 @@ static void test_list(void)
         if (version >= 4)
             CU_ASSERT_TRUE(kslice_eq(fake.states[1], "empty"));
         kreader_t *r = &c.out;
-        if (version >= 1)
-            CU_ASSERT_EQUAL(rd_i32(r), 0);
+        assert_throttle(r, version >= 1);
         CU_ASSERT_EQUAL(rd_i16(r), KAFKA_NONE);
         CU_ASSERT_EQUAL(rd_array(r, flexible), 2);
         for (int i = 0; i < 2; i++) {
@@ -736,9 +741,7 @@ static void test_list(void)
                 CU_ASSERT_TRUE(kslice_eq(rd_str(r, flexible), i == 0 ? "Stable" : "Empty"));
             kr_tags_v(r, flexible);
         }
-        assert_end(r, flexible);
-        call_free(&c);
-        kw_free(&body);
+        call_end(&c, &body, flexible);
     }
 }
 
@@ -759,8 +762,7 @@ static void test_describe(void)
         run(&c, api_handle_describe_groups, KAFKA_API_DESCRIBE_GROUPS, version, flexible, &body);
         CU_ASSERT_EQUAL_FATAL(c.result, API_RESPOND);
         kreader_t *r = &c.out;
-        if (version >= 1)
-            CU_ASSERT_EQUAL(rd_i32(r), 0);
+        assert_throttle(r, version >= 1);
         CU_ASSERT_EQUAL(rd_array(r, flexible), 2);
         for (int g = 0; g < 2; g++) {
             CU_ASSERT_EQUAL(rd_i16(r), KAFKA_NONE);
@@ -784,9 +786,7 @@ static void test_describe(void)
                 CU_ASSERT_EQUAL(rd_i32(r), version == 5 ? 328 : API_AUTHORIZED_OPS_OMITTED);
             kr_tags_v(r, flexible);
         }
-        assert_end(r, flexible);
-        call_free(&c);
-        kw_free(&body);
+        call_end(&c, &body, flexible);
     }
 }
 
@@ -805,10 +805,7 @@ static void test_delete_groups(void)
             reset_fake(version == 1, KAFKA_NONE);
             run(&c, api_handle_delete_groups, KAFKA_API_DELETE_GROUPS, version, flexible, &body);
             CU_ASSERT_EQUAL(fake.calls, n > 0 ? 1 : 0);
-            if (fake.defer && n > 0)
-                answer_later(&c);
-            else
-                CU_ASSERT_EQUAL(c.result, API_RESPOND);
+            answered(&c);
             kreader_t *r = &c.out;
             CU_ASSERT_EQUAL(rd_i32(r), 0);
             CU_ASSERT_EQUAL(rd_array(r, flexible), n);
@@ -817,9 +814,7 @@ static void test_delete_groups(void)
                 CU_ASSERT_EQUAL(rd_i16(r), i == 0 ? KAFKA_NONE : KAFKA_GROUP_ID_NOT_FOUND);
                 kr_tags_v(r, flexible);
             }
-            assert_end(r, flexible);
-            call_free(&c);
-            kw_free(&body);
+            call_end(&c, &body, flexible);
         }
     }
 }
@@ -875,38 +870,21 @@ static void test_commit(void)
         CU_ASSERT_EQUAL(fake.commit_parts[0].commit_timestamp, version == 1 ? 123456 : -1);
         CU_ASSERT_TRUE(kslice_eq(fake.commit_parts[0].metadata, "md"));
         CU_ASSERT_PTR_NULL(fake.commit_parts[1].metadata.ptr);
-        if (fake.defer)
-            answer_later(&c);
-        else
-            CU_ASSERT_EQUAL(c.result, API_RESPOND);
+        answered(&c);
         kreader_t *r = &c.out;
-        if (version >= 3)
-            CU_ASSERT_EQUAL(rd_i32(r), 0);
+        assert_throttle(r, version >= 3);
         CU_ASSERT_EQUAL(rd_array(r, flexible), 3);
-        CU_ASSERT_TRUE(kslice_eq(rd_str(r, flexible), "t1"));
-        CU_ASSERT_EQUAL(rd_array(r, flexible), 2);
-        CU_ASSERT_EQUAL(rd_i32(r), 0);
-        CU_ASSERT_EQUAL(rd_i16(r), KAFKA_NONE);
+        assert_topic(r, flexible, "t1", 2);
+        assert_part_error(r, flexible, 0, KAFKA_NONE);
+        assert_part_error(r, flexible, 99, KAFKA_UNKNOWN_TOPIC_OR_PARTITION);
         kr_tags_v(r, flexible);
-        CU_ASSERT_EQUAL(rd_i32(r), 99);
-        CU_ASSERT_EQUAL(rd_i16(r), KAFKA_UNKNOWN_TOPIC_OR_PARTITION);
+        assert_topic(r, flexible, "t2", 1);
+        assert_part_error(r, flexible, 1, KAFKA_NONE);
         kr_tags_v(r, flexible);
+        assert_topic(r, flexible, "nope", 1);
+        assert_part_error(r, flexible, 1, KAFKA_UNKNOWN_TOPIC_OR_PARTITION);
         kr_tags_v(r, flexible);
-        CU_ASSERT_TRUE(kslice_eq(rd_str(r, flexible), "t2"));
-        CU_ASSERT_EQUAL(rd_array(r, flexible), 1);
-        CU_ASSERT_EQUAL(rd_i32(r), 1);
-        CU_ASSERT_EQUAL(rd_i16(r), KAFKA_NONE);
-        kr_tags_v(r, flexible);
-        kr_tags_v(r, flexible);
-        CU_ASSERT_TRUE(kslice_eq(rd_str(r, flexible), "nope"));
-        CU_ASSERT_EQUAL(rd_array(r, flexible), 1);
-        CU_ASSERT_EQUAL(rd_i32(r), 1);
-        CU_ASSERT_EQUAL(rd_i16(r), KAFKA_UNKNOWN_TOPIC_OR_PARTITION);
-        kr_tags_v(r, flexible);
-        kr_tags_v(r, flexible);
-        assert_end(r, flexible);
-        call_free(&c);
-        kw_free(&body);
+        call_end(&c, &body, flexible);
     }
 }
 
@@ -934,14 +912,10 @@ static void test_commit_nothing_known(void)
         kreader_t *r = &c.out;
         CU_ASSERT_EQUAL(rd_array(r, false), nparts);
         if (nparts == 1) {
-            CU_ASSERT_TRUE(kslice_eq(rd_str(r, false), "t2"));
-            CU_ASSERT_EQUAL(rd_array(r, false), 1);
-            CU_ASSERT_EQUAL(rd_i32(r), 2);
-            CU_ASSERT_EQUAL(rd_i16(r), KAFKA_UNKNOWN_TOPIC_OR_PARTITION);
+            assert_topic(r, false, "t2", 1);
+            assert_part_error(r, false, 2, KAFKA_UNKNOWN_TOPIC_OR_PARTITION);
         }
-        assert_end(r, false);
-        call_free(&c);
-        kw_free(&body);
+        call_end(&c, &body, false);
     }
 }
 
@@ -1005,15 +979,13 @@ static void test_fetch_v0_to_v7(void)
                 CU_ASSERT_EQUAL(fake.wanted[1].partition, 1);
             }
             kreader_t *r = &c.out;
-            if (version >= 3)
-                CU_ASSERT_EQUAL(rd_i32(r), 0);
+            assert_throttle(r, version >= 3);
             if (!loading) {
                 check_fetched(r, version, flexible);
             } else if (version <= 1) {
                 /* The group's error on every partition asked for. */
                 CU_ASSERT_EQUAL(rd_array(r, false), 1);
-                CU_ASSERT_TRUE(kslice_eq(rd_str(r, false), "t1"));
-                CU_ASSERT_EQUAL(rd_array(r, false), 2);
+                assert_topic(r, false, "t1", 2);
                 for (int i = 0; i < 2; i++) {
                     CU_ASSERT_EQUAL(rd_i32(r), i);
                     CU_ASSERT_EQUAL(rd_i64(r), -1);
@@ -1026,9 +998,7 @@ static void test_fetch_v0_to_v7(void)
             if (version >= 2)
                 CU_ASSERT_EQUAL(rd_i16(r),
                                 loading ? KAFKA_COORDINATOR_LOAD_IN_PROGRESS : KAFKA_NONE);
-            assert_end(r, flexible);
-            call_free(&c);
-            kw_free(&body);
+            call_end(&c, &body, flexible);
         }
     }
 }
@@ -1065,9 +1035,7 @@ static void test_fetch_v8_groups(void)
         CU_ASSERT_EQUAL(rd_i16(r), g == 1 ? KAFKA_COORDINATOR_LOAD_IN_PROGRESS : KAFKA_NONE);
         kr_tags_v(r, true);
     }
-    assert_end(r, true);
-    call_free(&c);
-    kw_free(&body);
+    call_end(&c, &body, true);
 }
 
 static void test_offset_delete(void)
@@ -1088,30 +1056,20 @@ static void test_offset_delete(void)
         reset_fake(group_error == 0, group_error ? KAFKA_GROUP_ID_NOT_FOUND : KAFKA_NONE);
         run(&c, api_handle_offset_delete, KAFKA_API_OFFSET_DELETE, 0, false, &body);
         CU_ASSERT_EQUAL(fake.nparts, 2);
-        if (fake.defer)
-            answer_later(&c);
-        else
-            CU_ASSERT_EQUAL(c.result, API_RESPOND);
+        answered(&c);
         kreader_t *r = &c.out;
         CU_ASSERT_EQUAL(rd_i16(r), fake.error);
         CU_ASSERT_EQUAL(rd_i32(r), 0);
         int32_t ntopics = rd_array(r, false);
         CU_ASSERT_EQUAL(ntopics, group_error ? 0 : 2);
         if (ntopics == 2) {
-            CU_ASSERT_TRUE(kslice_eq(rd_str(r, false), "t1"));
-            CU_ASSERT_EQUAL(rd_array(r, false), 2);
-            CU_ASSERT_EQUAL(rd_i32(r), 0);
-            CU_ASSERT_EQUAL(rd_i16(r), KAFKA_NONE);
-            CU_ASSERT_EQUAL(rd_i32(r), 99);
-            CU_ASSERT_EQUAL(rd_i16(r), KAFKA_UNKNOWN_TOPIC_OR_PARTITION);
-            CU_ASSERT_TRUE(kslice_eq(rd_str(r, false), "t2"));
-            CU_ASSERT_EQUAL(rd_array(r, false), 1);
-            CU_ASSERT_EQUAL(rd_i32(r), 5);
-            CU_ASSERT_EQUAL(rd_i16(r), KAFKA_UNKNOWN_TOPIC_OR_PARTITION);
+            assert_topic(r, false, "t1", 2);
+            assert_part_error(r, false, 0, KAFKA_NONE);
+            assert_part_error(r, false, 99, KAFKA_UNKNOWN_TOPIC_OR_PARTITION);
+            assert_topic(r, false, "t2", 1);
+            assert_part_error(r, false, 5, KAFKA_UNKNOWN_TOPIC_OR_PARTITION);
         }
-        assert_end(r, false);
-        call_free(&c);
-        kw_free(&body);
+        call_end(&c, &body, false);
     }
 }
 

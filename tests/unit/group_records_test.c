@@ -23,6 +23,24 @@ static void assert_slice(kslice_t s, const char *expect)
     CU_ASSERT_TRUE(kslice_eq(s, expect));
 }
 
+static void assert_written(const kwriter_t *w, const uint8_t *expect, size_t len)
+{
+    CU_ASSERT_EQUAL_FATAL(w->len, len);
+    CU_ASSERT_EQUAL(memcmp(w->buf, expect, len), 0);
+}
+
+static void assert_member(const group_member_record_t *m, const char *member_id,
+                          const char *instance_id, const char *client_id, const char *client_host,
+                          int32_t rebalance_timeout_ms, int32_t session_timeout_ms)
+{
+    assert_slice(m->member_id, member_id);
+    assert_slice(m->group_instance_id, instance_id);
+    assert_slice(m->client_id, client_id);
+    assert_slice(m->client_host, client_host);
+    CU_ASSERT_EQUAL(m->rebalance_timeout_ms, rebalance_timeout_ms);
+    CU_ASSERT_EQUAL(m->session_timeout_ms, session_timeout_ms);
+}
+
 /* Readers take p[0..len) exactly: a copy in an allocation of that size lets
  * the sanitizer catch any read past it. */
 typedef enum { READ_KEY, READ_OFFSET_VALUE, READ_METADATA_VALUE } reader_kind_t;
@@ -68,6 +86,21 @@ static void assert_exact_record(reader_kind_t kind, const uint8_t *p, size_t len
     free(longer);
 }
 
+/* p[0..len) is exactly one offset commit value holding these fields. */
+static void assert_offset_value(const uint8_t *p, size_t len, int64_t offset, int32_t leader_epoch,
+                                const char *metadata, int64_t commit_timestamp,
+                                int64_t expire_timestamp)
+{
+    group_offset_value_t out;
+    CU_ASSERT_TRUE_FATAL(group_record_read_offset_value(p, len, &out));
+    CU_ASSERT_EQUAL(out.offset, offset);
+    CU_ASSERT_EQUAL(out.leader_epoch, leader_epoch);
+    assert_slice(out.metadata, metadata);
+    CU_ASSERT_EQUAL(out.commit_timestamp, commit_timestamp);
+    CU_ASSERT_EQUAL(out.expire_timestamp, expire_timestamp);
+    assert_exact_record(READ_OFFSET_VALUE, p, len);
+}
+
 /* ---- Keys ---- */
 
 static void test_offset_key_v1_round_trip(void)
@@ -81,8 +114,7 @@ static void test_offset_key_v1_round_trip(void)
     kwriter_t w;
     kw_init(&w, 0);
     group_record_write_offset_key(&w, SLICE("g1"), SLICE("top"), 7);
-    CU_ASSERT_EQUAL_FATAL(w.len, sizeof(expect));
-    CU_ASSERT_EQUAL(memcmp(w.buf, expect, sizeof(expect)), 0);
+    assert_written(&w, expect, sizeof(expect));
 
     group_record_key_t k;
     CU_ASSERT_TRUE_FATAL(group_record_read_key(w.buf, w.len, &k));
@@ -117,8 +149,7 @@ static void test_metadata_key_v2_round_trip(void)
     kwriter_t w;
     kw_init(&w, 0);
     group_record_write_metadata_key(&w, SLICE("group"));
-    CU_ASSERT_EQUAL_FATAL(w.len, sizeof(expect));
-    CU_ASSERT_EQUAL(memcmp(w.buf, expect, sizeof(expect)), 0);
+    assert_written(&w, expect, sizeof(expect));
 
     group_record_key_t k;
     CU_ASSERT_TRUE_FATAL(group_record_read_key(w.buf, w.len, &k));
@@ -165,17 +196,9 @@ static void test_offset_value_v3_round_trip(void)
     kwriter_t w;
     kw_init(&w, 0);
     group_record_write_offset_value(&w, &in);
-    CU_ASSERT_EQUAL_FATAL(w.len, sizeof(expect));
-    CU_ASSERT_EQUAL(memcmp(w.buf, expect, sizeof(expect)), 0);
+    assert_written(&w, expect, sizeof(expect));
 
-    group_offset_value_t out;
-    CU_ASSERT_TRUE_FATAL(group_record_read_offset_value(w.buf, w.len, &out));
-    CU_ASSERT_EQUAL(out.offset, 256);
-    CU_ASSERT_EQUAL(out.leader_epoch, 5);
-    assert_slice(out.metadata, "md");
-    CU_ASSERT_EQUAL(out.commit_timestamp, 1700000000000);
-    CU_ASSERT_EQUAL(out.expire_timestamp, -1);
-    assert_exact_record(READ_OFFSET_VALUE, w.buf, w.len);
+    assert_offset_value(w.buf, w.len, 256, 5, "md", 1700000000000, -1);
     kw_free(&w);
 }
 
@@ -196,17 +219,9 @@ static void test_offset_value_v1_round_trip(void)
     kwriter_t w;
     kw_init(&w, 0);
     group_record_write_offset_value(&w, &in);
-    CU_ASSERT_EQUAL_FATAL(w.len, sizeof(expect));
-    CU_ASSERT_EQUAL(memcmp(w.buf, expect, sizeof(expect)), 0);
+    assert_written(&w, expect, sizeof(expect));
 
-    group_offset_value_t out;
-    CU_ASSERT_TRUE_FATAL(group_record_read_offset_value(w.buf, w.len, &out));
-    CU_ASSERT_EQUAL(out.offset, 42);
-    CU_ASSERT_EQUAL(out.leader_epoch, -1);
-    assert_slice(out.metadata, "");
-    CU_ASSERT_EQUAL(out.commit_timestamp, 100);
-    CU_ASSERT_EQUAL(out.expire_timestamp, 200);
-    assert_exact_record(READ_OFFSET_VALUE, w.buf, w.len);
+    assert_offset_value(w.buf, w.len, 42, -1, "", 100, 200);
     kw_free(&w);
 }
 
@@ -221,14 +236,7 @@ static void test_offset_value_v0_v2(void)
     };
     for (int version = 0; version <= 2; version += 2) {
         bytes[1] = (uint8_t)version;
-        group_offset_value_t out;
-        CU_ASSERT_TRUE_FATAL(group_record_read_offset_value(bytes, sizeof(bytes), &out));
-        CU_ASSERT_EQUAL(out.offset, -1);
-        CU_ASSERT_EQUAL(out.leader_epoch, -1);
-        assert_slice(out.metadata, "abc");
-        CU_ASSERT_EQUAL(out.commit_timestamp, 1000);
-        CU_ASSERT_EQUAL(out.expire_timestamp, -1);
-        assert_exact_record(READ_OFFSET_VALUE, bytes, sizeof(bytes));
+        assert_offset_value(bytes, sizeof(bytes), -1, -1, "abc", 1000, -1);
     }
     /* v1 has an expireTimestamp more: the v0 bytes are a truncated v1. */
     bytes[1] = 1;
@@ -246,22 +254,14 @@ static void test_offset_value_v4_flexible(void)
         0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x20, /* commitTimestamp */
         0x01, 0x05, 0x02, 0xaa, 0xbb,                   /* one unknown tag (5), 2 bytes */
     };
-    group_offset_value_t out;
-    CU_ASSERT_TRUE_FATAL(group_record_read_offset_value(v4, sizeof(v4), &out));
-    CU_ASSERT_EQUAL(out.offset, 16);
-    CU_ASSERT_EQUAL(out.leader_epoch, 2);
-    assert_slice(out.metadata, "xy");
-    CU_ASSERT_EQUAL(out.commit_timestamp, 32);
-    CU_ASSERT_EQUAL(out.expire_timestamp, -1);
-    assert_exact_record(READ_OFFSET_VALUE, v4, sizeof(v4));
+    assert_offset_value(v4, sizeof(v4), 16, 2, "xy", 32, -1);
 
     /* The same fields with the classic int16 metadata length do not parse. */
     static const uint8_t v4_classic_string[] = {
         0x00, 0x04, 0,   0,   0, 0, 0, 0, 0, 0x10, 0, 0,    0,    2,
         0x00, 0x02, 'x', 'y', 0, 0, 0, 0, 0, 0,    0, 0x20, 0x00,
     };
-    CU_ASSERT_FALSE(
-        group_record_read_offset_value(v4_classic_string, sizeof(v4_classic_string), &out));
+    CU_ASSERT_FALSE(read_exact(READ_OFFSET_VALUE, v4_classic_string, sizeof(v4_classic_string)));
 }
 
 static void test_offset_value_refusals(void)
@@ -343,8 +343,7 @@ static void test_metadata_value_v3_round_trip(void)
     kwriter_t w;
     kw_init(&w, 0);
     group_record_write_metadata_value(&w, &in);
-    CU_ASSERT_EQUAL_FATAL(w.len, sizeof(expect));
-    CU_ASSERT_EQUAL(memcmp(w.buf, expect, sizeof(expect)), 0);
+    assert_written(&w, expect, sizeof(expect));
 
     group_metadata_value_t out;
     CU_ASSERT_TRUE_FATAL(group_record_read_metadata_value(w.buf, w.len, &out));
@@ -354,21 +353,12 @@ static void test_metadata_value_v3_round_trip(void)
     assert_slice(out.leader, "m1");
     CU_ASSERT_EQUAL(out.current_state_timestamp, 99);
     CU_ASSERT_EQUAL_FATAL(out.nmembers, 2);
-    assert_slice(out.members[0].member_id, "m1");
-    assert_slice(out.members[0].group_instance_id, "i1");
-    assert_slice(out.members[0].client_id, "c");
-    assert_slice(out.members[0].client_host, "h1");
-    CU_ASSERT_EQUAL(out.members[0].rebalance_timeout_ms, 30000);
-    CU_ASSERT_EQUAL(out.members[0].session_timeout_ms, 10000);
+    assert_member(&out.members[0], "m1", "i1", "c", "h1", 30000, 10000);
     CU_ASSERT_EQUAL(out.members[0].subscription.len, 2);
     CU_ASSERT_EQUAL(memcmp(out.members[0].subscription.ptr, sub0, 2), 0);
     CU_ASSERT_EQUAL(out.members[0].assignment.len, 1);
     CU_ASSERT_EQUAL(out.members[0].assignment.ptr[0], 3);
-    assert_slice(out.members[1].member_id, "m2");
-    CU_ASSERT_PTR_NULL(out.members[1].group_instance_id.ptr);
-    assert_slice(out.members[1].client_id, "");
-    CU_ASSERT_EQUAL(out.members[1].rebalance_timeout_ms, 1);
-    CU_ASSERT_EQUAL(out.members[1].session_timeout_ms, 2);
+    assert_member(&out.members[1], "m2", NULL, "", "h2", 1, 2);
     CU_ASSERT_PTR_NOT_NULL(out.members[1].subscription.ptr);
     CU_ASSERT_EQUAL(out.members[1].subscription.len, 0);
     free(out.members);
@@ -428,12 +418,7 @@ static void test_metadata_value_v0(void)
     CU_ASSERT_PTR_NULL(out.leader.ptr);
     CU_ASSERT_EQUAL(out.current_state_timestamp, -1);
     CU_ASSERT_EQUAL_FATAL(out.nmembers, 1);
-    assert_slice(out.members[0].member_id, "m");
-    CU_ASSERT_PTR_NULL(out.members[0].group_instance_id.ptr);
-    assert_slice(out.members[0].client_id, "c");
-    assert_slice(out.members[0].client_host, "h");
-    CU_ASSERT_EQUAL(out.members[0].session_timeout_ms, 6000);
-    CU_ASSERT_EQUAL(out.members[0].rebalance_timeout_ms, 6000);
+    assert_member(&out.members[0], "m", NULL, "c", "h", 6000, 6000); /* v0: one timeout */
     CU_ASSERT_EQUAL(out.members[0].subscription.ptr[0], 0x0a);
     CU_ASSERT_EQUAL(out.members[0].assignment.ptr[0], 0x0b);
     free(out.members);
@@ -478,9 +463,7 @@ static void test_metadata_value_v1_v2(void)
     CU_ASSERT_PTR_NULL(out.protocol.ptr);
     CU_ASSERT_EQUAL(out.current_state_timestamp, -1);
     CU_ASSERT_EQUAL_FATAL(out.nmembers, 1);
-    CU_ASSERT_EQUAL(out.members[0].rebalance_timeout_ms, 7);
-    CU_ASSERT_EQUAL(out.members[0].session_timeout_ms, 3);
-    CU_ASSERT_PTR_NULL(out.members[0].group_instance_id.ptr);
+    assert_member(&out.members[0], "m", NULL, "c", "h", 7, 3);
     free(out.members);
     assert_exact_record(READ_METADATA_VALUE, v1, sizeof(v1));
 
@@ -489,8 +472,7 @@ static void test_metadata_value_v1_v2(void)
     assert_slice(out.leader, "m");
     CU_ASSERT_EQUAL(out.current_state_timestamp, 43);
     CU_ASSERT_EQUAL_FATAL(out.nmembers, 1);
-    CU_ASSERT_EQUAL(out.members[0].rebalance_timeout_ms, 7);
-    CU_ASSERT_PTR_NULL(out.members[0].group_instance_id.ptr);
+    assert_member(&out.members[0], "m", NULL, "c", "h", 7, 3);
     free(out.members);
     assert_exact_record(READ_METADATA_VALUE, v2, sizeof(v2));
 }
@@ -535,18 +517,11 @@ static void test_metadata_value_v4_flexible(void)
     assert_slice(out.leader, "m1");
     CU_ASSERT_EQUAL(out.current_state_timestamp, 7);
     CU_ASSERT_EQUAL_FATAL(out.nmembers, 2);
-    assert_slice(out.members[0].member_id, "m1");
-    assert_slice(out.members[0].group_instance_id, "i1");
-    assert_slice(out.members[0].client_id, "c");
-    assert_slice(out.members[0].client_host, "h");
-    CU_ASSERT_EQUAL(out.members[0].rebalance_timeout_ms, 11);
-    CU_ASSERT_EQUAL(out.members[0].session_timeout_ms, 12);
+    assert_member(&out.members[0], "m1", "i1", "c", "h", 11, 12);
     CU_ASSERT_EQUAL(out.members[0].subscription.len, 2);
     CU_ASSERT_EQUAL(out.members[0].subscription.ptr[1], 0xad);
     CU_ASSERT_EQUAL(out.members[0].assignment.len, 0);
-    assert_slice(out.members[1].member_id, "m2");
-    CU_ASSERT_PTR_NULL(out.members[1].group_instance_id.ptr);
-    assert_slice(out.members[1].client_id, "");
+    assert_member(&out.members[1], "m2", NULL, "", "h", 1, 2);
     CU_ASSERT_EQUAL(out.members[1].assignment.len, 1);
     CU_ASSERT_EQUAL(out.members[1].assignment.ptr[0], 0xef);
     free(out.members);

@@ -16,8 +16,6 @@
 
 void record_batch_suite(void);
 
-enum { ATTRIBUTES_AT = 21, RECORDS_COUNT_AT = 57 };
-
 static uint8_t *copy_bytes(const uint8_t *p, size_t len)
 {
     uint8_t *copy = malloc(len ? len : 1);
@@ -72,7 +70,7 @@ static void test_builder_header(void)
 {
     size_t len;
     uint8_t *batch = build_three(1234, &len);
-    CU_ASSERT_FATAL(len > RECORD_BATCH_HEADER_SIZE);
+    CU_ASSERT_FATAL(len > BATCH_HEADER_SIZE);
     CU_ASSERT_EQUAL(test_be64(batch + 0), 0);                   /* BaseOffset */
     CU_ASSERT_EQUAL(test_be32(batch + 8), (int32_t)(len - 12)); /* Length */
     CU_ASSERT_EQUAL(test_be32(batch + 12), -1);                 /* PartitionLeaderEpoch */
@@ -164,7 +162,7 @@ static void test_iter_reads_log_test_batches(void)
     CU_ASSERT_EQUAL(record_batch_iter_consumed(&it), len);
 
     /* LogAppendTime: every record carries the batch's MaxTimestamp. */
-    batch[ATTRIBUTES_AT + 1] |= 0x08;
+    batch[BATCH_ATTRIBUTES + 1] |= 0x08;
     record_batch_iter_init(&it, batch, len);
     CU_ASSERT_EQUAL_FATAL(record_batch_iter_next(&it, &rec), 1);
     CU_ASSERT_EQUAL(rec.timestamp, 504);
@@ -214,8 +212,8 @@ static void test_iter_skips_compressed_and_control(void)
     uint8_t *plain = build_three(2, &len2);
     uint8_t *control = build_three(3, &len3);
     /* The CRC is not re-checked, so flipping the attributes is enough. */
-    compressed[ATTRIBUTES_AT + 1] = 0x01; /* gzip */
-    control[ATTRIBUTES_AT + 1] = 0x20;
+    compressed[BATCH_ATTRIBUTES + 1] = 0x01; /* gzip */
+    control[BATCH_ATTRIBUTES + 1] = 0x20;
     uint8_t *all = malloc(len1 + len2 + len3);
     memcpy(all, compressed, len1);
     memcpy(all + len1, plain, len2);
@@ -264,7 +262,7 @@ static void test_iter_refuses_corrupt_batches(void)
     size_t consumed;
 
     /* The first record's Length grows past its batch. */
-    bad[RECORD_BATCH_HEADER_SIZE] = 0x7e;
+    bad[BATCH_HEADER_SIZE] = 0x7e;
     memcpy(both, good, len1);
     memcpy(both + len1, bad, len2);
     CU_ASSERT_EQUAL(iterate_copy(both, len1 + len2, &records, &consumed), -1);
@@ -272,25 +270,25 @@ static void test_iter_refuses_corrupt_batches(void)
     CU_ASSERT_EQUAL(consumed, len1);
 
     /* A record Length of zero, and one that is negative. */
-    bad[RECORD_BATCH_HEADER_SIZE] = 0x00;
+    bad[BATCH_HEADER_SIZE] = 0x00;
     CU_ASSERT_EQUAL(iterate_copy(bad, len2, &records, &consumed), -1);
-    bad[RECORD_BATCH_HEADER_SIZE] = 0x01;
+    bad[BATCH_HEADER_SIZE] = 0x01;
     CU_ASSERT_EQUAL(iterate_copy(bad, len2, &records, &consumed), -1);
     CU_ASSERT_EQUAL(consumed, 0);
 
     /* A record Length one short: its HeadersCount falls into the next record. */
     memcpy(bad, good, len2);
-    bad[RECORD_BATCH_HEADER_SIZE] = 0x12;
+    bad[BATCH_HEADER_SIZE] = 0x12;
     CU_ASSERT_EQUAL(iterate_copy(bad, len2, &records, &consumed), -1);
 
     /* RecordsCount one too few: the records no longer tile the batch, which
      * shows at what would be its last record. */
     memcpy(bad, good, len2);
-    bad[RECORDS_COUNT_AT + 3] = 2;
+    bad[BATCH_RECORDS_COUNT + 3] = 2;
     CU_ASSERT_EQUAL(iterate_copy(bad, len2, &records, &consumed), -1);
     CU_ASSERT_EQUAL(records, 1);
     /* One too many: the payload runs out. */
-    bad[RECORDS_COUNT_AT + 3] = 4;
+    bad[BATCH_RECORDS_COUNT + 3] = 4;
     CU_ASSERT_EQUAL(iterate_copy(bad, len2, &records, &consumed), -1);
     CU_ASSERT_EQUAL(records, 3);
 
