@@ -1262,6 +1262,12 @@ void group_sync(group_coordinator_t *gc, const group_sync_params_t *p, group_syn
     assert(p->nassignments >= 0);
     group_t *g;
     int16_t error = route(gc, p->group_id, &g);
+    /* Kafka's answer while loading: the rebalance this sync belongs to is
+     * lost, and REBALANCE_IN_PROGRESS sends the member back to JoinGroup
+     * without a coordinator lookup (older clients do not expect
+     * COORDINATOR_LOAD_IN_PROGRESS here). */
+    if (error == KAFKA_COORDINATOR_LOAD_IN_PROGRESS)
+        error = KAFKA_REBALANCE_IN_PROGRESS;
     group_member_t *m = NULL;
     if (error == KAFKA_NONE && g == NULL)
         error = KAFKA_UNKNOWN_MEMBER_ID;
@@ -1331,6 +1337,8 @@ int16_t group_heartbeat(group_coordinator_t *gc, kslice_t group_id, int32_t gene
 {
     group_t *g;
     int16_t error = route(gc, group_id, &g);
+    if (error == KAFKA_COORDINATOR_LOAD_IN_PROGRESS)
+        return KAFKA_NONE; /* Kafka answers blindly while loading */
     if (error != KAFKA_NONE)
         return error;
     if (g == NULL)
