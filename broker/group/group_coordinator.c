@@ -676,6 +676,26 @@ static void answer_join(group_t *g, group_member_t *m)
     answer_join_as(g, m, g->leader_id, false);
 }
 
+/* The leader of the next generation (Kafka's maybeElectNewJoinedLeader):
+ * the current one if it rejoined, else the earliest-joined member that
+ * did, so that the member list goes to someone who is listening. NULL when
+ * no member rejoined. */
+static const group_member_t *joined_leader(const group_t *g)
+{
+    assert(g->state == GROUP_PREPARING_REBALANCE);
+    const group_member_t *lead = NULL;
+    for (int32_t i = 0; i < g->nmembers; i++) {
+        const group_member_t *m = g->members[i];
+        if (m->join_done == NULL)
+            continue;
+        if (g->leader_id && strcmp(g->leader_id, m->member_id) == 0)
+            return m;
+        if (lead == NULL || m->joined_seq < lead->joined_seq)
+            lead = m;
+    }
+    return lead;
+}
+
 static void complete_join(group_coordinator_t *gc, group_t *g)
 {
     assert(g->state == GROUP_PREPARING_REBALANCE);
@@ -694,6 +714,16 @@ static void complete_join(group_coordinator_t *gc, group_t *g)
             continue;
         }
         i++;
+    }
+    const group_member_t *lead = joined_leader(g);
+    if (lead == NULL && g->nmembers > 0) {
+        /* Only static members that did not rejoin are left: Kafka forms no
+         * generation nobody would hear of, and waits another rebalance
+         * timeout while their session timeouts run out. */
+        VLOG_WARN(GROUP_MODULE, "group %s: no member rejoined; waiting another rebalance timeout",
+                  g->id);
+        arm_rebalance_timer(gc, g, max_rebalance_timeout_ms(g));
+        return;
     }
     /* Members told MEMBER_ID_REQUIRED keep their ids (until their session
      * timeout): one that rejoins just after this generation forms is added
@@ -714,14 +744,7 @@ static void complete_join(group_coordinator_t *gc, group_t *g)
     const char *proto = choose_protocol(g);
     assert(proto != NULL && "joins are checked for a common protocol");
     g->protocol = xstrdup(proto);
-    if (g->leader_id == NULL || !group_find_member(g, (kslice_t){(const uint8_t *)g->leader_id,
-                                                                 (int32_t)strlen(g->leader_id)})) {
-        group_member_t *lead = NULL;
-        for (int32_t i = 0; i < g->nmembers; i++)
-            if (g->members[i]->join_done && (!lead || g->members[i]->joined_seq < lead->joined_seq))
-                lead = g->members[i];
-        if (lead == NULL)
-            lead = g->members[0];
+    if (g->leader_id == NULL || strcmp(g->leader_id, lead->member_id) != 0) {
         free(g->leader_id);
         g->leader_id = xstrdup(lead->member_id);
     }
