@@ -1679,7 +1679,10 @@ void group_describe(group_coordinator_t *gc, kslice_t group_id, group_descriptio
         return;
     out->state = group_state_names[g->state];
     out->protocol_type = g->protocol_type ? g->protocol_type : "";
-    bool chosen = g->state == GROUP_STABLE || g->state == GROUP_COMPLETING_REBALANCE;
+    /* Kafka's summary: the protocol and the members' metadata only once
+     * the group is Stable (in CompletingRebalance the assignment is not
+     * there yet, and the protocol shows as ""). */
+    bool chosen = g->state == GROUP_STABLE;
     out->protocol = chosen && g->protocol ? g->protocol : "";
     out->members = xcalloc((size_t)g->nmembers + 1, sizeof(*out->members));
     out->nmembers = g->nmembers;
@@ -1693,8 +1696,8 @@ void group_describe(group_coordinator_t *gc, kslice_t group_id, group_descriptio
         d->client_host = m->client_host;
         d->metadata = p ? p->metadata : NULL;
         d->metadata_len = p ? p->metadata_len : 0;
-        d->assignment = g->state == GROUP_STABLE ? m->assignment : NULL;
-        d->assignment_len = g->state == GROUP_STABLE ? m->assignment_len : 0;
+        d->assignment = chosen ? m->assignment : NULL;
+        d->assignment_len = chosen ? m->assignment_len : 0;
     }
 }
 
