@@ -1816,22 +1816,29 @@ void group_delete(group_coordinator_t *gc, group_delete_item_t *items, int32_t n
 }
 
 /* The topics a consumer-protocol member subscribes to (its
- * ConsumerProtocolSubscription: version, then topics): is `topic` one? */
+ * ConsumerProtocolSubscription: version, then topics, the prefix every
+ * version shares): is `topic` one? A subscription that cannot be read
+ * counts as one to every topic, as Kafka's isSubscribedToTopic does when it
+ * cannot tell: OffsetDelete must not drop what a member may consume. */
 static bool member_subscribes(const group_member_t *m, const char *protocol, kslice_t topic)
 {
+    assert(protocol != NULL);
+    assert(topic.ptr != NULL && topic.len >= 0);
     const member_protocol_t *p = member_protocol(m, protocol);
-    if (p == NULL || p->metadata == NULL)
-        return false;
+    if (p == NULL)
+        return false; /* joined since the generation chose `protocol` */
+    if (p->metadata == NULL)
+        return true;
     kreader_t r;
     kr_init(&r, p->metadata, (size_t)p->metadata_len);
     int16_t version;
     int32_t n;
-    if (!kr_i16(&r, &version) || !kr_array_v(&r, false, 2, &n))
-        return false;
+    if (!kr_i16(&r, &version) || !kr_array_v(&r, false, 2, &n) || n < 0)
+        return true;
     for (int32_t i = 0; i < n; i++) {
         kslice_t t;
         if (!kr_string_v(&r, false, &t))
-            return false;
+            return true;
         if (t.len == topic.len && memcmp(t.ptr, topic.ptr, (size_t)t.len) == 0)
             return true;
     }
@@ -1878,8 +1885,10 @@ void group_offset_delete(group_coordinator_t *gc, kslice_t group_id, group_commi
     for (int32_t i = 0; i < nparts; i++) {
         group_commit_part_t *part = &parts[i];
         part->error = KAFKA_NONE;
+        /* Members before their group's first generation (no protocol
+         * yet) subscribe to nothing Kafka knows of. */
         bool subscribed = false;
-        for (int32_t m = 0; m < g->nmembers && !subscribed && part->topic.ptr; m++)
+        for (int32_t m = 0; m < g->nmembers && !subscribed && part->topic.ptr && g->protocol; m++)
             subscribed = member_subscribes(g->members[m], g->protocol, part->topic);
         if (subscribed) {
             part->error = KAFKA_GROUP_SUBSCRIBED_TO_TOPIC;
