@@ -1201,8 +1201,11 @@ void group_join(group_coordinator_t *gc, const group_join_params_t *p, group_joi
         join_answer_error(done, arg, KAFKA_FENCED_INSTANCE_ID, NULL);
         return;
     }
+    /* An instance id the group does not know is as unknown as the member
+     * id (Kafka's groupInstanceIdNotFound). */
     group_member_t *m = group_find_member(g, p->member_id);
-    if (m == NULL) {
+    if (m == NULL ||
+        (p->group_instance_id.ptr && !slice_is(p->group_instance_id, m->instance_id))) {
         join_answer_error(done, arg, KAFKA_UNKNOWN_MEMBER_ID, NULL);
         return;
     }
