@@ -633,16 +633,16 @@ static const char *choose_protocol(const group_t *g)
     return best;
 }
 
-/* Answers m's JoinGroup with the current generation. leader_shown is the
- * leader the answer names (the group's, or for a static member's rejoin
- * before JoinGroup v9 the old one, so that the member does not assign);
- * the member the answer names as leader gets every member. */
-static void answer_join_as(group_t *g, group_member_t *m, const char *leader_shown,
-                           bool skip_assignment)
+/* Answers a JoinGroup of m's (done, arg: the waiting one, or one answered
+ * at once) with the current generation. leader_shown is the leader the
+ * answer names (the group's, or for a static member's rejoin before
+ * JoinGroup v9 the old one, so that the member does not assign); the member
+ * the answer names as leader gets every member. */
+static void answer_join_with(group_t *g, const group_member_t *m, group_join_done_fn done,
+                             void *arg, const char *leader_shown, bool skip_assignment)
 {
-    group_join_done_fn done = m->join_done;
     assert(done != NULL);
-    m->join_done = NULL;
+    assert(g->state == GROUP_COMPLETING_REBALANCE || g->state == GROUP_STABLE);
     bool leader = leader_shown && strcmp(leader_shown, m->member_id) == 0;
     group_join_member_t *members = NULL;
     if (leader) {
@@ -667,8 +667,18 @@ static void answer_join_as(group_t *g, group_member_t *m, const char *leader_sho
         .members = members,
         .nmembers = leader ? g->nmembers : 0,
     };
-    done(m->join_arg, &res);
+    done(arg, &res);
     free(members);
+}
+
+/* Answers m's waiting JoinGroup. */
+static void answer_join_as(group_t *g, group_member_t *m, const char *leader_shown,
+                           bool skip_assignment)
+{
+    group_join_done_fn done = m->join_done;
+    assert(done != NULL);
+    m->join_done = NULL;
+    answer_join_with(g, m, done, m->join_arg, leader_shown, skip_assignment);
 }
 
 static void answer_join(group_t *g, group_member_t *m)
@@ -1220,10 +1230,10 @@ void group_join(group_coordinator_t *gc, const group_join_params_t *p, group_joi
     case GROUP_STABLE:
         if (protocols_match(m, p) && (g->state == GROUP_COMPLETING_REBALANCE || !leader)) {
             /* Nothing changed: the member lost the answer; it gets the
-             * current generation again. */
-            m->join_done = done;
-            m->join_arg = arg;
-            answer_join(g, m);
+             * current generation again. Answered here, not through
+             * m->join_done: a static member's rejoin may still wait there
+             * for its write. */
+            answer_join_with(g, m, done, arg, g->leader_id, false);
             return;
         }
         member_update(m, p);
