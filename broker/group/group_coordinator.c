@@ -510,23 +510,30 @@ static void arm_rebalance_timer(group_coordinator_t *gc, group_t *g, int32_t ms)
     ev_timer_start(gc->loop, &g->rebalance_timer);
 }
 
+/* Kafka's resetAndPropagateAssignmentError: the generation's assignment
+ * will not be served; members waiting for it get `error`. */
+static void reset_assignments(group_t *g, int16_t error)
+{
+    assert(g->state == GROUP_COMPLETING_REBALANCE);
+    assert(error != KAFKA_NONE);
+    for (int32_t i = 0; i < g->nmembers; i++) {
+        group_member_t *m = g->members[i];
+        free(m->assignment);
+        m->assignment = NULL;
+        m->assignment_len = 0;
+        if (m->sync_done) {
+            group_sync_done_fn done = m->sync_done;
+            m->sync_done = NULL;
+            sync_answer_error(done, m->sync_arg, error);
+        }
+    }
+}
+
 static void prepare_rebalance(group_coordinator_t *gc, group_t *g, const char *why)
 {
     assert(g->state != GROUP_DEAD && g->state != GROUP_PREPARING_REBALANCE);
-    if (g->state == GROUP_COMPLETING_REBALANCE) {
-        /* The leader's assignment for the old generation will never come. */
-        for (int32_t i = 0; i < g->nmembers; i++) {
-            group_member_t *m = g->members[i];
-            free(m->assignment);
-            m->assignment = NULL;
-            m->assignment_len = 0;
-            if (m->sync_done) {
-                group_sync_done_fn done = m->sync_done;
-                m->sync_done = NULL;
-                sync_answer_error(done, m->sync_arg, KAFKA_REBALANCE_IN_PROGRESS);
-            }
-        }
-    }
+    if (g->state == GROUP_COMPLETING_REBALANCE) /* the old generation's assignment never comes */
+        reset_assignments(g, KAFKA_REBALANCE_IN_PROGRESS);
     int32_t rebalance_ms = max_rebalance_timeout_ms(g);
     if (g->state == GROUP_EMPTY) {
         /* Kafka's InitialDelayedJoin: wait for more members before the
@@ -1271,17 +1278,7 @@ static void sync_stored(group_coordinator_t *gc, group_write_t *w, int16_t error
     if (error != KAFKA_NONE) {
         VLOG_WARN(GROUP_MODULE, "group %s: storing generation %d failed: %s", g->id, g->generation,
                   kafka_error_name(error));
-        for (int32_t i = 0; i < g->nmembers; i++) {
-            group_member_t *m = g->members[i];
-            free(m->assignment);
-            m->assignment = NULL;
-            m->assignment_len = 0;
-            if (m->sync_done) {
-                group_sync_done_fn done = m->sync_done;
-                m->sync_done = NULL;
-                sync_answer_error(done, m->sync_arg, error);
-            }
-        }
+        reset_assignments(g, error);
         prepare_rebalance(gc, g, "storing the assignment failed");
         return;
     }
