@@ -208,6 +208,9 @@ void group_offset_set(group_t *g, const char *topic, size_t topic_len, int32_t p
                       int64_t offset, int32_t leader_epoch, const char *metadata,
                       size_t metadata_len, int64_t commit_ms, int64_t expire_ms)
 {
+    assert(!g->removed);
+    assert(topic != NULL || topic_len == 0);
+    assert(metadata != NULL || metadata_len == 0);
     committed_offset_t *o = group_offset_find(g, topic, topic_len, partition);
     if (o == NULL) {
         o = xcalloc(1, sizeof(*o));
@@ -344,6 +347,7 @@ static void group_free(group_t *g)
 void group_remove(group_coordinator_t *gc, group_t *g, int16_t error)
 {
     assert(!g->removed);
+    assert(g->refs >= 0);
     ev_timer_stop(gc->loop, &g->rebalance_timer);
     htable_remove(&gc->groups, &g->node);
     g->removed = true;
@@ -780,6 +784,8 @@ static void complete_join(group_coordinator_t *gc, group_t *g)
 /* Takes a member out (left, expired, fenced) and rebalances the rest. */
 static void member_remove(group_coordinator_t *gc, group_t *g, group_member_t *m, const char *why)
 {
+    assert(m->group == g);
+    assert(!g->removed);
     VLOG_INFO(GROUP_MODULE, "group %s: member %s leaves (%s)", g->id, m->member_id, why);
     for (int32_t i = 0; i < g->nmembers; i++)
         if (g->members[i] == m) {
@@ -1445,6 +1451,8 @@ static void commit_stored(group_coordinator_t *gc, group_write_t *w, int16_t err
     commit_op_t *op = w->arg;
     group_t *g = w->group;
     (void)gc;
+    assert(w->is_commit && g != NULL);
+    assert(op->nparts > 0);
     for (int32_t i = 0; i < op->nparts; i++) {
         group_commit_part_t *part = &op->parts[i];
         if (part->error != KAFKA_NONE)
@@ -1955,6 +1963,7 @@ static bool offset_expired(const group_coordinator_t *gc, const group_t *g,
 
 static void expire_group(group_coordinator_t *gc, group_t *g, int64_t now)
 {
+    assert(!g->removed);
     if (g->state != GROUP_EMPTY || g->refs > 0)
         return;
     committed_offset_t **doomed = xcalloc(g->offsets.count + 1, sizeof(*doomed));
@@ -2042,6 +2051,7 @@ void group_apply_metadata(group_coordinator_t *gc, group_t *g, const group_metad
 void group_loaded(group_coordinator_t *gc, group_t *g)
 {
     assert(!g->removed);
+    assert(g->state == GROUP_EMPTY && "replay changes no state");
     if (g->nmembers == 0) {
         g->state = GROUP_EMPTY; /* state_ms stays: KIP-211 counts from it */
         return;

@@ -146,8 +146,12 @@ static const replica_partition_t *part_replica(group_coordinator_t *gc, int32_t 
 
 /* ---- writes ---- */
 
+/* Runs w's done once, drops its group ref and frees it. w is out of its
+ * partition's queue (or never was in it). */
 static void write_finish(group_coordinator_t *gc, group_write_t *w, int16_t error)
 {
+    assert(w->next == NULL);
+    assert(w->group == NULL || w->group->refs > 0);
     ev_timer_stop(gc->loop, &w->timer);
     if (w->group && w->is_commit)
         w->group->commits_in_flight--;
@@ -186,6 +190,7 @@ static void write_timeout(struct ev_loop *loop, ev_timer *timer, int revents)
 /* Completes, in offset order, the writes the high watermark passed. */
 static void part_complete_writes(group_coordinator_t *gc, offsets_partition_t *p, int64_t hw)
 {
+    assert(p->state == OFFSETS_ACTIVE);
     while (p->writes_head && p->writes_head->last_offset < hw) {
         group_write_t *w = p->writes_head;
         write_unlink(p, w);
@@ -228,8 +233,9 @@ void group_store_write(group_coordinator_t *gc, int32_t partition, uint8_t *batc
                                               : KAFKA_COORDINATOR_NOT_AVAILABLE);
         return;
     }
-    /* The append told the listener already; the partition may have been
-     * unloaded meanwhile (it cannot, on one thread, but say so). */
+    /* The listener ran inside the append (a high-watermark move completes
+     * earlier writes), but only a role change unloads, and an append
+     * changes no role. */
     assert(p->state == OFFSETS_ACTIVE);
     w->last_offset = info.last_offset;
     if (hw > w->last_offset && p->writes_head == NULL) {
