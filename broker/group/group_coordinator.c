@@ -1586,13 +1586,21 @@ static int committed_cmp(const void *a, const void *b)
     return c ? c : (x->partition > y->partition) - (x->partition < y->partition);
 }
 
+/* o NULL: nothing committed. An unstable entry shows no offset, as
+ * Kafka's does: the client retries rather than use one about to change. */
 static void committed_fill(group_committed_t *out, const committed_offset_t *o, bool unstable)
 {
-    out->topic = o->topic;
-    out->partition = o->partition;
-    out->offset = o->offset;
-    out->leader_epoch = o->leader_epoch;
-    out->metadata = o->metadata;
+    assert(out->topic != NULL);
+    if (o == NULL || unstable) {
+        out->offset = -1;
+        out->leader_epoch = -1;
+        out->metadata = "";
+    } else {
+        assert(o->partition == out->partition);
+        out->offset = o->offset;
+        out->leader_epoch = o->leader_epoch;
+        out->metadata = o->metadata;
+    }
     out->error = unstable ? KAFKA_UNSTABLE_OFFSET_COMMIT : KAFKA_NONE;
 }
 
@@ -1613,8 +1621,13 @@ void group_offset_fetch(group_coordinator_t *gc, kslice_t group_id,
             return;
         out->offsets = xcalloc(g->offsets.count, sizeof(*out->offsets));
         for (size_t b = 0; b < g->offsets.nbuckets; b++)
-            for (hnode_t *n = g->offsets.buckets[b]; n; n = n->next)
-                committed_fill(&out->offsets[out->noffsets++], (committed_offset_t *)n, unstable);
+            for (hnode_t *n = g->offsets.buckets[b]; n; n = n->next) {
+                const committed_offset_t *o = (const committed_offset_t *)n;
+                group_committed_t *c = &out->offsets[out->noffsets++];
+                c->topic = o->topic;
+                c->partition = o->partition;
+                committed_fill(c, o, unstable);
+            }
         qsort(out->offsets, (size_t)out->noffsets, sizeof(*out->offsets), committed_cmp);
         return;
     }
@@ -1637,16 +1650,9 @@ void group_offset_fetch(group_coordinator_t *gc, kslice_t group_id,
         const committed_offset_t *o = g && topic.ptr ? group_offset_find(g, (const char *)topic.ptr,
                                                                          tlen, wanted[i].partition)
                                                      : NULL;
-        if (o) {
-            committed_fill(c, o, unstable);
-        } else {
-            c->partition = wanted[i].partition;
-            c->offset = -1;
-            c->leader_epoch = -1;
-            c->metadata = "";
-            c->error = unstable ? KAFKA_UNSTABLE_OFFSET_COMMIT : KAFKA_NONE;
-        }
         c->topic = name;
+        c->partition = wanted[i].partition;
+        committed_fill(c, o, unstable);
         name += tlen + 1;
     }
 }
