@@ -208,6 +208,9 @@ void group_offset_set(group_t *g, const char *topic, size_t topic_len, int32_t p
                       int64_t offset, int32_t leader_epoch, const char *metadata,
                       size_t metadata_len, int64_t commit_ms, int64_t expire_ms)
 {
+    assert(!g->removed);
+    assert(topic != NULL || topic_len == 0);
+    assert(metadata != NULL || metadata_len == 0);
     committed_offset_t *o = group_offset_find(g, topic, topic_len, partition);
     if (o == NULL) {
         o = xcalloc(1, sizeof(*o));
@@ -344,6 +347,7 @@ static void group_free(group_t *g)
 void group_remove(group_coordinator_t *gc, group_t *g, int16_t error)
 {
     assert(!g->removed);
+    assert(g->refs >= 0);
     ev_timer_stop(gc->loop, &g->rebalance_timer);
     htable_remove(&gc->groups, &g->node);
     g->removed = true;
@@ -510,23 +514,30 @@ static void arm_rebalance_timer(group_coordinator_t *gc, group_t *g, int32_t ms)
     ev_timer_start(gc->loop, &g->rebalance_timer);
 }
 
+/* Kafka's resetAndPropagateAssignmentError: the generation's assignment
+ * will not be served; members waiting for it get `error`. */
+static void reset_assignments(group_t *g, int16_t error)
+{
+    assert(g->state == GROUP_COMPLETING_REBALANCE);
+    assert(error != KAFKA_NONE);
+    for (int32_t i = 0; i < g->nmembers; i++) {
+        group_member_t *m = g->members[i];
+        free(m->assignment);
+        m->assignment = NULL;
+        m->assignment_len = 0;
+        if (m->sync_done) {
+            group_sync_done_fn done = m->sync_done;
+            m->sync_done = NULL;
+            sync_answer_error(done, m->sync_arg, error);
+        }
+    }
+}
+
 static void prepare_rebalance(group_coordinator_t *gc, group_t *g, const char *why)
 {
     assert(g->state != GROUP_DEAD && g->state != GROUP_PREPARING_REBALANCE);
-    if (g->state == GROUP_COMPLETING_REBALANCE) {
-        /* The leader's assignment for the old generation will never come. */
-        for (int32_t i = 0; i < g->nmembers; i++) {
-            group_member_t *m = g->members[i];
-            free(m->assignment);
-            m->assignment = NULL;
-            m->assignment_len = 0;
-            if (m->sync_done) {
-                group_sync_done_fn done = m->sync_done;
-                m->sync_done = NULL;
-                sync_answer_error(done, m->sync_arg, KAFKA_REBALANCE_IN_PROGRESS);
-            }
-        }
-    }
+    if (g->state == GROUP_COMPLETING_REBALANCE) /* the old generation's assignment never comes */
+        reset_assignments(g, KAFKA_REBALANCE_IN_PROGRESS);
     int32_t rebalance_ms = max_rebalance_timeout_ms(g);
     if (g->state == GROUP_EMPTY) {
         /* Kafka's InitialDelayedJoin: wait for more members before the
@@ -633,16 +644,16 @@ static const char *choose_protocol(const group_t *g)
     return best;
 }
 
-/* Answers m's JoinGroup with the current generation. leader_shown is the
- * leader the answer names (the group's, or for a static member's rejoin
- * before JoinGroup v9 the old one, so that the member does not assign);
- * the member the answer names as leader gets every member. */
-static void answer_join_as(group_t *g, group_member_t *m, const char *leader_shown,
-                           bool skip_assignment)
+/* Answers a JoinGroup of m's (done, arg: the waiting one, or one answered
+ * at once) with the current generation. leader_shown is the leader the
+ * answer names (the group's, or for a static member's rejoin before
+ * JoinGroup v9 the old one, so that the member does not assign); the member
+ * the answer names as leader gets every member. */
+static void answer_join_with(group_t *g, const group_member_t *m, group_join_done_fn done,
+                             void *arg, const char *leader_shown, bool skip_assignment)
 {
-    group_join_done_fn done = m->join_done;
     assert(done != NULL);
-    m->join_done = NULL;
+    assert(g->state == GROUP_COMPLETING_REBALANCE || g->state == GROUP_STABLE);
     bool leader = leader_shown && strcmp(leader_shown, m->member_id) == 0;
     group_join_member_t *members = NULL;
     if (leader) {
@@ -667,13 +678,43 @@ static void answer_join_as(group_t *g, group_member_t *m, const char *leader_sho
         .members = members,
         .nmembers = leader ? g->nmembers : 0,
     };
-    done(m->join_arg, &res);
+    done(arg, &res);
     free(members);
+}
+
+/* Answers m's waiting JoinGroup. */
+static void answer_join_as(group_t *g, group_member_t *m, const char *leader_shown,
+                           bool skip_assignment)
+{
+    group_join_done_fn done = m->join_done;
+    assert(done != NULL);
+    m->join_done = NULL;
+    answer_join_with(g, m, done, m->join_arg, leader_shown, skip_assignment);
 }
 
 static void answer_join(group_t *g, group_member_t *m)
 {
     answer_join_as(g, m, g->leader_id, false);
+}
+
+/* The leader of the next generation (Kafka's maybeElectNewJoinedLeader):
+ * the current one if it rejoined, else the earliest-joined member that
+ * did, so that the member list goes to someone who is listening. NULL when
+ * no member rejoined. */
+static const group_member_t *joined_leader(const group_t *g)
+{
+    assert(g->state == GROUP_PREPARING_REBALANCE);
+    const group_member_t *lead = NULL;
+    for (int32_t i = 0; i < g->nmembers; i++) {
+        const group_member_t *m = g->members[i];
+        if (m->join_done == NULL)
+            continue;
+        if (g->leader_id && strcmp(g->leader_id, m->member_id) == 0)
+            return m;
+        if (lead == NULL || m->joined_seq < lead->joined_seq)
+            lead = m;
+    }
+    return lead;
 }
 
 static void complete_join(group_coordinator_t *gc, group_t *g)
@@ -695,6 +736,16 @@ static void complete_join(group_coordinator_t *gc, group_t *g)
         }
         i++;
     }
+    const group_member_t *lead = joined_leader(g);
+    if (lead == NULL && g->nmembers > 0) {
+        /* Only static members that did not rejoin are left: Kafka forms no
+         * generation nobody would hear of, and waits another rebalance
+         * timeout while their session timeouts run out. */
+        VLOG_WARN(GROUP_MODULE, "group %s: no member rejoined; waiting another rebalance timeout",
+                  g->id);
+        arm_rebalance_timer(gc, g, max_rebalance_timeout_ms(g));
+        return;
+    }
     /* Members told MEMBER_ID_REQUIRED keep their ids (until their session
      * timeout): one that rejoins just after this generation forms is added
      * and rebalances, as on Kafka, instead of being refused. */
@@ -714,14 +765,7 @@ static void complete_join(group_coordinator_t *gc, group_t *g)
     const char *proto = choose_protocol(g);
     assert(proto != NULL && "joins are checked for a common protocol");
     g->protocol = xstrdup(proto);
-    if (g->leader_id == NULL || !group_find_member(g, (kslice_t){(const uint8_t *)g->leader_id,
-                                                                 (int32_t)strlen(g->leader_id)})) {
-        group_member_t *lead = NULL;
-        for (int32_t i = 0; i < g->nmembers; i++)
-            if (g->members[i]->join_done && (!lead || g->members[i]->joined_seq < lead->joined_seq))
-                lead = g->members[i];
-        if (lead == NULL)
-            lead = g->members[0];
+    if (g->leader_id == NULL || strcmp(g->leader_id, lead->member_id) != 0) {
         free(g->leader_id);
         g->leader_id = xstrdup(lead->member_id);
     }
@@ -740,6 +784,8 @@ static void complete_join(group_coordinator_t *gc, group_t *g)
 /* Takes a member out (left, expired, fenced) and rebalances the rest. */
 static void member_remove(group_coordinator_t *gc, group_t *g, group_member_t *m, const char *why)
 {
+    assert(m->group == g);
+    assert(!g->removed);
     VLOG_INFO(GROUP_MODULE, "group %s: member %s leaves (%s)", g->id, m->member_id, why);
     for (int32_t i = 0; i < g->nmembers; i++)
         if (g->members[i] == m) {
@@ -1180,8 +1226,11 @@ void group_join(group_coordinator_t *gc, const group_join_params_t *p, group_joi
         join_answer_error(done, arg, KAFKA_FENCED_INSTANCE_ID, NULL);
         return;
     }
+    /* An instance id the group does not know is as unknown as the member
+     * id (Kafka's groupInstanceIdNotFound). */
     group_member_t *m = group_find_member(g, p->member_id);
-    if (m == NULL) {
+    if (m == NULL ||
+        (p->group_instance_id.ptr && !slice_is(p->group_instance_id, m->instance_id))) {
         join_answer_error(done, arg, KAFKA_UNKNOWN_MEMBER_ID, NULL);
         return;
     }
@@ -1196,10 +1245,10 @@ void group_join(group_coordinator_t *gc, const group_join_params_t *p, group_joi
     case GROUP_STABLE:
         if (protocols_match(m, p) && (g->state == GROUP_COMPLETING_REBALANCE || !leader)) {
             /* Nothing changed: the member lost the answer; it gets the
-             * current generation again. */
-            m->join_done = done;
-            m->join_arg = arg;
-            answer_join(g, m);
+             * current generation again. Answered here, not through
+             * m->join_done: a static member's rejoin may still wait there
+             * for its write. */
+            answer_join_with(g, m, done, arg, g->leader_id, false);
             return;
         }
         member_update(m, p);
@@ -1237,17 +1286,7 @@ static void sync_stored(group_coordinator_t *gc, group_write_t *w, int16_t error
     if (error != KAFKA_NONE) {
         VLOG_WARN(GROUP_MODULE, "group %s: storing generation %d failed: %s", g->id, g->generation,
                   kafka_error_name(error));
-        for (int32_t i = 0; i < g->nmembers; i++) {
-            group_member_t *m = g->members[i];
-            free(m->assignment);
-            m->assignment = NULL;
-            m->assignment_len = 0;
-            if (m->sync_done) {
-                group_sync_done_fn done = m->sync_done;
-                m->sync_done = NULL;
-                sync_answer_error(done, m->sync_arg, error);
-            }
-        }
+        reset_assignments(g, error);
         prepare_rebalance(gc, g, "storing the assignment failed");
         return;
     }
@@ -1264,6 +1303,12 @@ void group_sync(group_coordinator_t *gc, const group_sync_params_t *p, group_syn
     assert(p->nassignments >= 0);
     group_t *g;
     int16_t error = route(gc, p->group_id, &g);
+    /* Kafka's answer while loading: the rebalance this sync belongs to is
+     * lost, and REBALANCE_IN_PROGRESS sends the member back to JoinGroup
+     * without a coordinator lookup (older clients do not expect
+     * COORDINATOR_LOAD_IN_PROGRESS here). */
+    if (error == KAFKA_COORDINATOR_LOAD_IN_PROGRESS)
+        error = KAFKA_REBALANCE_IN_PROGRESS;
     group_member_t *m = NULL;
     if (error == KAFKA_NONE && g == NULL)
         error = KAFKA_UNKNOWN_MEMBER_ID;
@@ -1333,6 +1378,8 @@ int16_t group_heartbeat(group_coordinator_t *gc, kslice_t group_id, int32_t gene
 {
     group_t *g;
     int16_t error = route(gc, group_id, &g);
+    if (error == KAFKA_COORDINATOR_LOAD_IN_PROGRESS)
+        return KAFKA_NONE; /* Kafka answers blindly while loading */
     if (error != KAFKA_NONE)
         return error;
     if (g == NULL)
@@ -1406,6 +1453,8 @@ static void commit_stored(group_coordinator_t *gc, group_write_t *w, int16_t err
     commit_op_t *op = w->arg;
     group_t *g = w->group;
     (void)gc;
+    assert(w->is_commit && g != NULL);
+    assert(op->nparts > 0);
     for (int32_t i = 0; i < op->nparts; i++) {
         group_commit_part_t *part = &op->parts[i];
         if (part->error != KAFKA_NONE)
@@ -1539,13 +1588,21 @@ static int committed_cmp(const void *a, const void *b)
     return c ? c : (x->partition > y->partition) - (x->partition < y->partition);
 }
 
+/* o NULL: nothing committed. An unstable entry shows no offset, as
+ * Kafka's does: the client retries rather than use one about to change. */
 static void committed_fill(group_committed_t *out, const committed_offset_t *o, bool unstable)
 {
-    out->topic = o->topic;
-    out->partition = o->partition;
-    out->offset = o->offset;
-    out->leader_epoch = o->leader_epoch;
-    out->metadata = o->metadata;
+    assert(out->topic != NULL);
+    if (o == NULL || unstable) {
+        out->offset = -1;
+        out->leader_epoch = -1;
+        out->metadata = "";
+    } else {
+        assert(o->partition == out->partition);
+        out->offset = o->offset;
+        out->leader_epoch = o->leader_epoch;
+        out->metadata = o->metadata;
+    }
     out->error = unstable ? KAFKA_UNSTABLE_OFFSET_COMMIT : KAFKA_NONE;
 }
 
@@ -1566,8 +1623,13 @@ void group_offset_fetch(group_coordinator_t *gc, kslice_t group_id,
             return;
         out->offsets = xcalloc(g->offsets.count, sizeof(*out->offsets));
         for (size_t b = 0; b < g->offsets.nbuckets; b++)
-            for (hnode_t *n = g->offsets.buckets[b]; n; n = n->next)
-                committed_fill(&out->offsets[out->noffsets++], (committed_offset_t *)n, unstable);
+            for (hnode_t *n = g->offsets.buckets[b]; n; n = n->next) {
+                const committed_offset_t *o = (const committed_offset_t *)n;
+                group_committed_t *c = &out->offsets[out->noffsets++];
+                c->topic = o->topic;
+                c->partition = o->partition;
+                committed_fill(c, o, unstable);
+            }
         qsort(out->offsets, (size_t)out->noffsets, sizeof(*out->offsets), committed_cmp);
         return;
     }
@@ -1590,16 +1652,9 @@ void group_offset_fetch(group_coordinator_t *gc, kslice_t group_id,
         const committed_offset_t *o = g && topic.ptr ? group_offset_find(g, (const char *)topic.ptr,
                                                                          tlen, wanted[i].partition)
                                                      : NULL;
-        if (o) {
-            committed_fill(c, o, unstable);
-        } else {
-            c->partition = wanted[i].partition;
-            c->offset = -1;
-            c->leader_epoch = -1;
-            c->metadata = "";
-            c->error = unstable ? KAFKA_UNSTABLE_OFFSET_COMMIT : KAFKA_NONE;
-        }
         c->topic = name;
+        c->partition = wanted[i].partition;
+        committed_fill(c, o, unstable);
         name += tlen + 1;
     }
 }
@@ -1650,7 +1705,10 @@ void group_describe(group_coordinator_t *gc, kslice_t group_id, group_descriptio
         return;
     out->state = group_state_names[g->state];
     out->protocol_type = g->protocol_type ? g->protocol_type : "";
-    bool chosen = g->state == GROUP_STABLE || g->state == GROUP_COMPLETING_REBALANCE;
+    /* Kafka's summary: the protocol and the members' metadata only once
+     * the group is Stable (in CompletingRebalance the assignment is not
+     * there yet, and the protocol shows as ""). */
+    bool chosen = g->state == GROUP_STABLE;
     out->protocol = chosen && g->protocol ? g->protocol : "";
     out->members = xcalloc((size_t)g->nmembers + 1, sizeof(*out->members));
     out->nmembers = g->nmembers;
@@ -1664,8 +1722,8 @@ void group_describe(group_coordinator_t *gc, kslice_t group_id, group_descriptio
         d->client_host = m->client_host;
         d->metadata = p ? p->metadata : NULL;
         d->metadata_len = p ? p->metadata_len : 0;
-        d->assignment = g->state == GROUP_STABLE ? m->assignment : NULL;
-        d->assignment_len = g->state == GROUP_STABLE ? m->assignment_len : 0;
+        d->assignment = chosen ? m->assignment : NULL;
+        d->assignment_len = chosen ? m->assignment_len : 0;
     }
 }
 
@@ -1784,22 +1842,29 @@ void group_delete(group_coordinator_t *gc, group_delete_item_t *items, int32_t n
 }
 
 /* The topics a consumer-protocol member subscribes to (its
- * ConsumerProtocolSubscription: version, then topics): is `topic` one? */
+ * ConsumerProtocolSubscription: version, then topics, the prefix every
+ * version shares): is `topic` one? A subscription that cannot be read
+ * counts as one to every topic, as Kafka's isSubscribedToTopic does when it
+ * cannot tell: OffsetDelete must not drop what a member may consume. */
 static bool member_subscribes(const group_member_t *m, const char *protocol, kslice_t topic)
 {
+    assert(protocol != NULL);
+    assert(topic.ptr != NULL && topic.len >= 0);
     const member_protocol_t *p = member_protocol(m, protocol);
-    if (p == NULL || p->metadata == NULL)
-        return false;
+    if (p == NULL)
+        return false; /* joined since the generation chose `protocol` */
+    if (p->metadata == NULL)
+        return true;
     kreader_t r;
     kr_init(&r, p->metadata, (size_t)p->metadata_len);
     int16_t version;
     int32_t n;
-    if (!kr_i16(&r, &version) || !kr_array_v(&r, false, 2, &n))
-        return false;
+    if (!kr_i16(&r, &version) || !kr_array_v(&r, false, 2, &n) || n < 0)
+        return true;
     for (int32_t i = 0; i < n; i++) {
         kslice_t t;
         if (!kr_string_v(&r, false, &t))
-            return false;
+            return true;
         if (t.len == topic.len && memcmp(t.ptr, topic.ptr, (size_t)t.len) == 0)
             return true;
     }
@@ -1846,8 +1911,10 @@ void group_offset_delete(group_coordinator_t *gc, kslice_t group_id, group_commi
     for (int32_t i = 0; i < nparts; i++) {
         group_commit_part_t *part = &parts[i];
         part->error = KAFKA_NONE;
+        /* Members before their group's first generation (no protocol
+         * yet) subscribe to nothing Kafka knows of. */
         bool subscribed = false;
-        for (int32_t m = 0; m < g->nmembers && !subscribed && part->topic.ptr; m++)
+        for (int32_t m = 0; m < g->nmembers && !subscribed && part->topic.ptr && g->protocol; m++)
             subscribed = member_subscribes(g->members[m], g->protocol, part->topic);
         if (subscribed) {
             part->error = KAFKA_GROUP_SUBSCRIBED_TO_TOPIC;
@@ -1904,6 +1971,7 @@ static bool offset_expired(const group_coordinator_t *gc, const group_t *g,
 
 static void expire_group(group_coordinator_t *gc, group_t *g, int64_t now)
 {
+    assert(!g->removed);
     if (g->state != GROUP_EMPTY || g->refs > 0)
         return;
     committed_offset_t **doomed = xcalloc(g->offsets.count + 1, sizeof(*doomed));
@@ -1991,6 +2059,7 @@ void group_apply_metadata(group_coordinator_t *gc, group_t *g, const group_metad
 void group_loaded(group_coordinator_t *gc, group_t *g)
 {
     assert(!g->removed);
+    assert(g->state == GROUP_EMPTY && "replay changes no state");
     if (g->nmembers == 0) {
         g->state = GROUP_EMPTY; /* state_ms stays: KIP-211 counts from it */
         return;

@@ -275,7 +275,7 @@ typedef struct group_description {
     int16_t error;
     const char *state; /* "Dead" for a group that does not exist */
     const char *protocol_type;
-    const char *protocol;                /* "" until a protocol is chosen */
+    const char *protocol;                /* "" unless Stable (members' metadata too) */
     group_member_description_t *members; /* heap, the caller frees */
     int32_t nmembers;
 } group_description_t;

@@ -134,7 +134,7 @@ typedef struct group_write {
     int64_t last_offset;
     group_t *group; /* holds a ref; NULL: none */
     group_write_done_fn done;
-    void *arg;
+    void *arg;          /* done's, which frees it */
     int32_t generation; /* SyncGroup: the generation it stores */
     bool is_commit;     /* OffsetCommit (require_stable asks for these) */
     ev_timer timer;     /* offsets.commit.timeout.ms */
@@ -175,10 +175,12 @@ struct group_coordinator {
 int16_t group_store_route(group_coordinator_t *gc, const uint8_t *id, size_t len,
                           int32_t *partition);
 
-/* Appends `batch` (a record batch built with record_batch.h) to offsets
- * partition `partition` and queues `w` (its done, arg, group, generation
- * set by the caller) until the high watermark passes it. On a refused
- * append w->done runs at once with the error. Takes a ref on w->group. */
+/* Appends `batch` (a record batch built with record_batch.h; still the
+ * caller's afterwards) to offsets partition `partition` and queues `w` (its
+ * done, arg, group, generation set by the caller) until the high watermark
+ * passes it. On a refused append w->done runs at once with the error.
+ * Takes a ref on w->group, and w itself: the store frees it once w->done
+ * has run. */
 void group_store_write(group_coordinator_t *gc, int32_t partition, uint8_t *batch, size_t len,
                        group_write_t *w);
 /* Has an offset commit of group g still not reached the high watermark? */

@@ -115,16 +115,24 @@ static offsets_partition_t *part_get(group_coordinator_t *gc, int32_t id, bool c
     return gc->parts[id];
 }
 
-int16_t group_store_route(group_coordinator_t *gc, const uint8_t *id, size_t len,
-                          int32_t *partition)
+/* The offsets partition group `id` belongs to; -1 while the metadata has
+ * no offsets topic. */
+static int32_t group_home(group_coordinator_t *gc, const uint8_t *id, size_t len)
 {
     const cluster_metadata_t *md = coordinator_metadata(gc->coord);
     const md_topic_t *t =
         cluster_metadata_topic(md, GROUP_OFFSETS_TOPIC, strlen(GROUP_OFFSETS_TOPIC));
-    *partition = -1;
     if (t == NULL || t->npartitions <= 0)
+        return -1;
+    return group_partition_for(id, len, t->npartitions);
+}
+
+int16_t group_store_route(group_coordinator_t *gc, const uint8_t *id, size_t len,
+                          int32_t *partition)
+{
+    *partition = group_home(gc, id, len);
+    if (*partition < 0)
         return KAFKA_NOT_COORDINATOR;
-    *partition = group_partition_for(id, len, t->npartitions);
     offsets_partition_t *p = part_get(gc, *partition, false);
     if (p == NULL || p->state == OFFSETS_NOT_LEADER)
         return KAFKA_NOT_COORDINATOR;
@@ -138,8 +146,12 @@ static const replica_partition_t *part_replica(group_coordinator_t *gc, int32_t 
 
 /* ---- writes ---- */
 
+/* Runs w's done once, drops its group ref and frees it. w is out of its
+ * partition's queue (or never was in it). */
 static void write_finish(group_coordinator_t *gc, group_write_t *w, int16_t error)
 {
+    assert(w->next == NULL);
+    assert(w->group == NULL || w->group->refs > 0);
     ev_timer_stop(gc->loop, &w->timer);
     if (w->group && w->is_commit)
         w->group->commits_in_flight--;
@@ -178,6 +190,7 @@ static void write_timeout(struct ev_loop *loop, ev_timer *timer, int revents)
 /* Completes, in offset order, the writes the high watermark passed. */
 static void part_complete_writes(group_coordinator_t *gc, offsets_partition_t *p, int64_t hw)
 {
+    assert(p->state == OFFSETS_ACTIVE);
     while (p->writes_head && p->writes_head->last_offset < hw) {
         group_write_t *w = p->writes_head;
         write_unlink(p, w);
@@ -220,8 +233,9 @@ void group_store_write(group_coordinator_t *gc, int32_t partition, uint8_t *batc
                                               : KAFKA_COORDINATOR_NOT_AVAILABLE);
         return;
     }
-    /* The append told the listener already; the partition may have been
-     * unloaded meanwhile (it cannot, on one thread, but say so). */
+    /* The listener ran inside the append (a high-watermark move completes
+     * earlier writes), but only a role change unloads, and an append
+     * changes no role. */
     assert(p->state == OFFSETS_ACTIVE);
     w->last_offset = info.last_offset;
     if (hw > w->last_offset && p->writes_head == NULL) {
@@ -239,41 +253,57 @@ void group_store_write(group_coordinator_t *gc, int32_t partition, uint8_t *batc
 
 /* ---- loading ---- */
 
+static void load_skip(const offsets_partition_t *p, const record_view_t *rec, const char *what)
+{
+    VLOG_WARN(GROUP_MODULE, "%s-%d: offset %" PRId64 ": %s, skipped", GROUP_OFFSETS_TOPIC, p->id,
+              rec->offset, what);
+}
+
+/* Replays one record: the log is the truth, so each record overwrites (or,
+ * as a tombstone, deletes) what its key names. Unreadable records are
+ * skipped, never trusted: the partition may hold another writer's data. */
 static void load_apply(group_coordinator_t *gc, offsets_partition_t *p, const record_view_t *rec)
 {
+    assert(p->state == OFFSETS_LOADING);
     group_record_key_t key;
     if (rec->key.ptr == NULL || !group_record_read_key(rec->key.ptr, (size_t)rec->key.len, &key)) {
-        VLOG_WARN(GROUP_MODULE, "%s-%d: offset %" PRId64 ": unreadable key, skipped",
-                  GROUP_OFFSETS_TOPIC, p->id, rec->offset);
+        load_skip(p, rec, "unreadable key");
         return;
     }
-    group_t *g = group_find(gc, (const char *)key.group.ptr, (size_t)key.group.len);
+    assert(key.type == GROUP_RECORD_OFFSET_COMMIT || key.type == GROUP_RECORD_GROUP_METADATA);
+    const char *id = (const char *)key.group.ptr;
+    size_t id_len = (size_t)key.group.len;
+    group_t *g = group_find(gc, id, id_len);
+    if (group_home(gc, key.group.ptr, id_len) != p->id || (g && g->partition != p->id)) {
+        /* Foreign data: the group lives in another partition, whose own
+         * load (here or elsewhere) is the truth about it. */
+        load_skip(p, rec, "group of another partition");
+        return;
+    }
+    if (key.type == GROUP_RECORD_OFFSET_COMMIT && rec->value.ptr == NULL) {
+        committed_offset_t *o = g ? group_offset_find(g, (const char *)key.topic.ptr,
+                                                      (size_t)key.topic.len, key.partition)
+                                  : NULL;
+        if (o)
+            group_offset_remove(g, o);
+        if (g && g->offsets.count == 0 && g->generation == 0 && g->protocol_type == NULL)
+            group_remove(gc, g, KAFKA_NOT_COORDINATOR); /* it only ever held offsets */
+        return;
+    }
     if (key.type == GROUP_RECORD_OFFSET_COMMIT) {
-        if (rec->value.ptr == NULL) {
-            committed_offset_t *o = g ? group_offset_find(g, (const char *)key.topic.ptr,
-                                                          (size_t)key.topic.len, key.partition)
-                                      : NULL;
-            if (o)
-                group_offset_remove(g, o);
-            if (g && g->offsets.count == 0 && g->generation == 0 && g->protocol_type == NULL)
-                group_remove(gc, g, KAFKA_NOT_COORDINATOR);
-            return;
-        }
         group_offset_value_t v;
         if (!group_record_read_offset_value(rec->value.ptr, (size_t)rec->value.len, &v)) {
-            VLOG_WARN(GROUP_MODULE, "%s-%d: offset %" PRId64 ": unreadable offset commit, skipped",
-                      GROUP_OFFSETS_TOPIC, p->id, rec->offset);
+            load_skip(p, rec, "unreadable offset commit");
             return;
         }
         if (g == NULL)
-            g = group_create(gc, (const char *)key.group.ptr, (size_t)key.group.len, p->id);
+            g = group_create(gc, id, id_len, p->id);
         group_offset_set(g, (const char *)key.topic.ptr, (size_t)key.topic.len, key.partition,
                          v.offset, v.leader_epoch, (const char *)v.metadata.ptr,
                          v.metadata.ptr ? (size_t)v.metadata.len : 0, v.commit_timestamp,
                          v.expire_timestamp);
         return;
     }
-    assert(key.type == GROUP_RECORD_GROUP_METADATA);
     if (rec->value.ptr == NULL) {
         if (g)
             group_remove(gc, g, KAFKA_NOT_COORDINATOR);
@@ -281,12 +311,18 @@ static void load_apply(group_coordinator_t *gc, offsets_partition_t *p, const re
     }
     group_metadata_value_t v;
     if (!group_record_read_metadata_value(rec->value.ptr, (size_t)rec->value.len, &v)) {
-        VLOG_WARN(GROUP_MODULE, "%s-%d: offset %" PRId64 ": unreadable group metadata, skipped",
-                  GROUP_OFFSETS_TOPIC, p->id, rec->offset);
+        load_skip(p, rec, "unreadable group metadata");
+        return;
+    }
+    if (v.nmembers > 0 && v.protocol.ptr == NULL) {
+        /* Kafka writes members only with the protocol they were assigned
+         * under; without it no rebalance could choose one. */
+        load_skip(p, rec, "group metadata with members but no protocol");
+        free(v.members);
         return;
     }
     if (g == NULL)
-        g = group_create(gc, (const char *)key.group.ptr, (size_t)key.group.len, p->id);
+        g = group_create(gc, id, id_len, p->id);
     group_apply_metadata(gc, g, &v);
     free(v.members);
 }
