@@ -173,6 +173,7 @@ group_t *group_find(group_coordinator_t *gc, const char *id, size_t len)
 }
 
 static void rebalance_timer_fired(struct ev_loop *loop, ev_timer *timer, int revents);
+static void pending_timer_fired(struct ev_loop *loop, ev_timer *timer, int revents);
 
 group_t *group_create(group_coordinator_t *gc, const char *id, size_t len, int32_t partition)
 {
@@ -186,6 +187,8 @@ group_t *group_create(group_coordinator_t *gc, const char *id, size_t len, int32
     set_state(g, GROUP_EMPTY);
     ev_timer_init(&g->rebalance_timer, rebalance_timer_fired, 0., 0.);
     g->rebalance_timer.data = g;
+    ev_timer_init(&g->pending_timer, pending_timer_fired, 0., 0.);
+    g->pending_timer.data = g;
     g->node.hash = group_id_hash(id, len);
     htable_insert(&gc->groups, &g->node);
     return g;
@@ -349,6 +352,7 @@ void group_remove(group_coordinator_t *gc, group_t *g, int16_t error)
     assert(!g->removed);
     assert(g->refs >= 0);
     ev_timer_stop(gc->loop, &g->rebalance_timer);
+    ev_timer_stop(gc->loop, &g->pending_timer);
     htable_remove(&gc->groups, &g->node);
     g->removed = true;
     set_state(g, GROUP_DEAD);
@@ -563,11 +567,36 @@ static void pending_prune(group_t *g, int64_t now);
 /* A join that may complete the join phase. */
 static void maybe_complete_join(group_coordinator_t *gc, group_t *g)
 {
+    ev_timer_stop(gc->loop, &g->pending_timer);
     if (g->state != GROUP_PREPARING_REBALANCE || g->initial_delay)
         return;
-    pending_prune(g, group_now_ms());
-    if (all_members_joined(g))
+    int64_t now = group_now_ms();
+    pending_prune(g, now);
+    if (all_members_joined(g)) {
         complete_join(gc, g);
+        return;
+    }
+    /* A client that died between MEMBER_ID_REQUIRED and its rejoin holds
+     * the phase until its id expires (its session timeout, as Kafka's
+     * pending-member heartbeat does), not for the whole rebalance timeout. */
+    int64_t first = INT64_MAX;
+    for (int32_t i = 0; i < g->npending; i++)
+        if (g->pending[i].expires_ms < first)
+            first = g->pending[i].expires_ms;
+    if (g->npending > 0) {
+        assert(first > now);
+        ev_timer_set(&g->pending_timer, (double)(first - now) / 1000.0, 0.);
+        ev_timer_start(gc->loop, &g->pending_timer);
+    }
+}
+
+static void pending_timer_fired(struct ev_loop *loop, ev_timer *timer, int revents)
+{
+    group_t *g = timer->data;
+    (void)loop;
+    (void)revents;
+    assert(!g->removed);
+    maybe_complete_join(g->gc, g);
 }
 
 static void rebalance_timer_fired(struct ev_loop *loop, ev_timer *timer, int revents)
@@ -597,6 +626,7 @@ static void rebalance_timer_fired(struct ev_loop *loop, ev_timer *timer, int rev
         if (!all_members_joined(g) && g->delay_remaining_ms > 0) {
             arm_rebalance_timer(gc, g, g->delay_remaining_ms);
             g->delay_remaining_ms = 0;
+            maybe_complete_join(gc, g); /* arms the pending ids' expiry */
             return;
         }
     }
@@ -878,11 +908,14 @@ void group_coordinator_partition_event(group_coordinator_t *gc, const char *topi
         group_store_partition_event(gc, partition);
 }
 
-/* The group for a request, or the error to answer with. */
-static int16_t route(group_coordinator_t *gc, kslice_t group_id, group_t **out)
+/* The group for a request, or the error to answer with. Kafka refuses an
+ * empty group id only in the membership APIs (JoinGroup, SyncGroup,
+ * Heartbeat, LeaveGroup); offsets, descriptions and deletions take it. */
+static int16_t route_id(group_coordinator_t *gc, kslice_t group_id, bool allow_empty, group_t **out)
 {
     *out = NULL;
-    if (group_id.ptr == NULL || group_id.len <= 0 || group_id.len > GROUP_MAX_ID_BYTES)
+    if (group_id.ptr == NULL || (group_id.len == 0 && !allow_empty) ||
+        group_id.len > GROUP_MAX_ID_BYTES)
         return KAFKA_INVALID_GROUP_ID;
     int32_t partition;
     int16_t error = group_store_route(gc, group_id.ptr, (size_t)group_id.len, &partition);
@@ -891,10 +924,22 @@ static int16_t route(group_coordinator_t *gc, kslice_t group_id, group_t **out)
     return error;
 }
 
-static group_t *route_create(group_coordinator_t *gc, kslice_t group_id, int16_t *error)
+static int16_t route(group_coordinator_t *gc, kslice_t group_id, group_t **out)
+{
+    return route_id(gc, group_id, false, out);
+}
+
+/* Offsets, descriptions, deletions: an empty group id is a group. */
+static int16_t route_any(group_coordinator_t *gc, kslice_t group_id, group_t **out)
+{
+    return route_id(gc, group_id, true, out);
+}
+
+static group_t *route_create(group_coordinator_t *gc, kslice_t group_id, bool allow_empty,
+                             int16_t *error)
 {
     group_t *g;
-    *error = route(gc, group_id, &g);
+    *error = route_id(gc, group_id, allow_empty, &g);
     if (*error != KAFKA_NONE || g != NULL)
         return g;
     if (gc->groups.count >= GROUP_MAX_GROUPS) {
@@ -1194,7 +1239,7 @@ void group_join(group_coordinator_t *gc, const group_join_params_t *p, group_joi
     if (error == KAFKA_NONE)
         error = join_validate(gc, p);
     if (error == KAFKA_NONE && g == NULL && unknown)
-        g = route_create(gc, p->group_id, &error);
+        g = route_create(gc, p->group_id, false, &error);
     if (error == KAFKA_NONE && g == NULL)
         error = KAFKA_UNKNOWN_MEMBER_ID;
     if (error == KAFKA_NONE && g->state == GROUP_DEAD)
@@ -1503,9 +1548,9 @@ void group_offset_commit(group_coordinator_t *gc, const group_commit_params_t *p
     int16_t error;
     group_t *g;
     if (p->generation_id < 0)
-        g = route_create(gc, p->group_id, &error);
+        g = route_create(gc, p->group_id, true, &error);
     else
-        error = route(gc, p->group_id, &g);
+        error = route_any(gc, p->group_id, &g);
     if (error == KAFKA_NONE && g == NULL)
         error = KAFKA_ILLEGAL_GENERATION; /* Kafka's answer for an unknown group's member */
     if (error == KAFKA_NONE)
@@ -1614,7 +1659,7 @@ void group_offset_fetch(group_coordinator_t *gc, kslice_t group_id,
     assert(nwanted >= 0);
     memset(out, 0, sizeof(*out));
     group_t *g;
-    out->error = route(gc, group_id, &g);
+    out->error = route_any(gc, group_id, &g);
     if (out->error != KAFKA_NONE)
         return;
     bool unstable = require_stable && g && group_store_commit_pending(gc, g);
@@ -1697,7 +1742,7 @@ void group_describe(group_coordinator_t *gc, kslice_t group_id, group_descriptio
     assert(out != NULL);
     memset(out, 0, sizeof(*out));
     group_t *g;
-    out->error = route(gc, group_id, &g);
+    out->error = route_any(gc, group_id, &g);
     out->state = group_state_names[GROUP_DEAD];
     out->protocol_type = "";
     out->protocol = "";
@@ -1812,7 +1857,7 @@ void group_delete(group_coordinator_t *gc, group_delete_item_t *items, int32_t n
     for (int32_t i = 0; i < nitems; i++) {
         group_delete_item_t *item = &items[i];
         group_t *g;
-        item->error = route(gc, item->group_id, &g);
+        item->error = route_any(gc, item->group_id, &g);
         if (item->error != KAFKA_NONE)
             continue;
         if (g == NULL || g->state == GROUP_DEAD) {
@@ -1895,7 +1940,7 @@ void group_offset_delete(group_coordinator_t *gc, kslice_t group_id, group_commi
     assert(done != NULL && group_error != NULL);
     assert(nparts >= 0);
     group_t *g;
-    *group_error = route(gc, group_id, &g);
+    *group_error = route_any(gc, group_id, &g);
     if (*group_error == KAFKA_NONE && (g == NULL || g->state == GROUP_DEAD))
         *group_error = KAFKA_GROUP_ID_NOT_FOUND;
     bool consumer =

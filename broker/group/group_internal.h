@@ -106,6 +106,7 @@ struct group {
     pending_member_t *pending;
     int32_t npending;
     ev_timer rebalance_timer; /* the join phase's deadline (or the initial delay) */
+    ev_timer pending_timer;   /* the first pending member id's expiry, in a join phase */
     bool initial_delay;       /* the timer is group.initial.rebalance.delay.ms */
     bool new_member_added;    /* during the initial delay */
     int32_t delay_remaining_ms;

@@ -176,15 +176,28 @@ static void write_unlink(offsets_partition_t *p, group_write_t *w)
     w->next = NULL;
 }
 
+/* Kafka's answers for a write that timed out waiting for the ISR, or that
+ * the log refused as too large: a commit's client retries the commit
+ * (REQUEST_TIMED_OUT) or gives up on it (INVALID_COMMIT_OFFSET_SIZE); a
+ * group write (a generation's assignment, tombstones) sends the members
+ * round again (REBALANCE_IN_PROGRESS) or fails (UNKNOWN_SERVER_ERROR). */
+static int16_t write_timed_out_error(const group_write_t *w)
+{
+    return w->is_commit ? KAFKA_REQUEST_TIMED_OUT : KAFKA_REBALANCE_IN_PROGRESS;
+}
+
+static int16_t write_too_large_error(const group_write_t *w)
+{
+    return w->is_commit ? KAFKA_INVALID_COMMIT_OFFSET_SIZE : KAFKA_UNKNOWN_SERVER_ERROR;
+}
+
 static void write_timeout(struct ev_loop *loop, ev_timer *timer, int revents)
 {
     group_write_t *w = timer->data;
     (void)loop;
     (void)revents;
     write_unlink(w->part, w);
-    /* Kafka answers a commit that timed out waiting for the ISR this way:
-     * the client retries, possibly with a new coordinator. */
-    write_finish(w->part->gc, w, KAFKA_COORDINATOR_NOT_AVAILABLE);
+    write_finish(w->part->gc, w, write_timed_out_error(w));
 }
 
 /* Completes, in offset order, the writes the high watermark passed. */
@@ -229,8 +242,8 @@ void group_store_write(group_coordinator_t *gc, int32_t partition, uint8_t *batc
         VLOG_WARN(GROUP_MODULE, "%s-%d: append refused: %s", GROUP_OFFSETS_TOPIC, partition,
                   log_err_str(err));
         write_finish(gc, w,
-                     err == LOG_ERR_TOO_LARGE ? KAFKA_INVALID_COMMIT_OFFSET_SIZE
-                                              : KAFKA_COORDINATOR_NOT_AVAILABLE);
+                     err == LOG_ERR_TOO_LARGE ? write_too_large_error(w)
+                                              : KAFKA_NOT_COORDINATOR); /* Kafka's storage error */
         return;
     }
     /* The listener ran inside the append (a high-watermark move completes
