@@ -456,14 +456,6 @@ static bool lag_of(const struct group_view *v, int i, int64_t *lag)
     return true;
 }
 
-static void json_offset_or_null(struct json_writer *w, int64_t offset)
-{
-    if (offset < 0)
-        json_null(w);
-    else
-        json_int(w, offset);
-}
-
 static void print_group_json(const struct group_view *v)
 {
     const rd_kafka_ConsumerGroupDescription_t *d = v->desc;
@@ -533,9 +525,9 @@ static void print_group_json(const struct group_view *v)
         json_key(&w, "partition");
         json_int(&w, r->partition);
         json_key(&w, "committed");
-        json_offset_or_null(&w, r->offset);
+        json_offset(&w, r->offset);
         json_key(&w, "log_end");
-        json_offset_or_null(&w, v->log_end[i]);
+        json_offset(&w, v->log_end[i]);
         json_key(&w, "lag");
         int64_t lag;
         if (lag_of(v, i, &lag))
@@ -597,14 +589,8 @@ static void print_group_text(const struct group_view *v)
         table_row(pt);
         table_cell(pt, "%s", r->topic);
         table_cell(pt, "%d", r->partition);
-        if (r->offset < 0)
-            table_cell(pt, "-");
-        else
-            table_cell(pt, "%lld", (long long)r->offset);
-        if (v->log_end[i] < 0)
-            table_cell(pt, "-");
-        else
-            table_cell(pt, "%lld", (long long)v->log_end[i]);
+        table_cell_offset(pt, r->offset);
+        table_cell_offset(pt, v->log_end[i]);
         int64_t lag;
         if (lag_of(v, i, &lag))
             table_cell(pt, "%lld", (long long)lag);
@@ -977,7 +963,7 @@ static void print_seek(const char *group, const rd_kafka_topic_partition_list_t 
             json_key(&w, "partition");
             json_int(&w, p->partition);
             json_key(&w, "previous");
-            json_offset_or_null(&w, previous);
+            json_offset(&w, previous);
             json_key(&w, "offset");
             json_int(&w, p->offset);
             json_end_object(&w);
@@ -985,10 +971,7 @@ static void print_seek(const char *group, const rd_kafka_topic_partition_list_t 
             table_row(t);
             table_cell(t, "%s", p->topic);
             table_cell(t, "%d", p->partition);
-            if (previous < 0)
-                table_cell(t, "-");
-            else
-                table_cell(t, "%lld", (long long)previous);
+            table_cell_offset(t, previous);
             table_cell(t, "%lld", (long long)p->offset);
         }
     }

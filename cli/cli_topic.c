@@ -496,15 +496,9 @@ static void print_describe_json(const rd_kafka_metadata_topic_t *t,
         else
             json_string(&w, rd_kafka_err2name(pm->err));
         json_key(&w, "log_start_offset");
-        if (wm[i].low < 0)
-            json_null(&w);
-        else
-            json_int(&w, wm[i].low);
+        json_offset(&w, wm[i].low);
         json_key(&w, "high_watermark");
-        if (wm[i].high < 0)
-            json_null(&w);
-        else
-            json_int(&w, wm[i].high);
+        json_offset(&w, wm[i].high);
         json_end_object(&w);
     }
     json_end_array(&w);
@@ -582,14 +576,8 @@ static void print_describe_text(const rd_kafka_metadata_topic_t *t,
         table_cell(pt, "[%s]", replicas);
         table_cell(pt, "[%s]", isr);
         table_cell(pt, "[%s]", offline);
-        if (wm[i].low < 0)
-            table_cell(pt, "-");
-        else
-            table_cell(pt, "%lld", (long long)wm[i].low);
-        if (wm[i].high < 0)
-            table_cell(pt, "-");
-        else
-            table_cell(pt, "%lld", (long long)wm[i].high);
+        table_cell_offset(pt, wm[i].low);
+        table_cell_offset(pt, wm[i].high);
         table_cell(pt, "%s",
                    pm->err == RD_KAFKA_RESP_ERR_NO_ERROR ? "-" : rd_kafka_err2name(pm->err));
     }
