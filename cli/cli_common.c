@@ -230,8 +230,7 @@ bool cli_expect_positionals(struct cli_parser *p, int want, const char *what)
     return true;
 }
 
-const char *cli_topic_operand(struct cli_parser *p, int opt, const char *what, const char *rule,
-                              int *exit_code)
+const char *cli_operand(struct cli_parser *p, int opt, const char *what, int *exit_code)
 {
     *exit_code = CLI_EXIT_USAGE;
     if (opt == CLI_OPT_HELP) {
@@ -240,7 +239,15 @@ const char *cli_topic_operand(struct cli_parser *p, int opt, const char *what, c
     }
     if (opt != CLI_OPT_DONE || !cli_expect_positionals(p, 1, what))
         return NULL;
-    const char *topic = p->argv[optind];
+    return p->argv[optind];
+}
+
+const char *cli_topic_operand(struct cli_parser *p, int opt, const char *what, const char *rule,
+                              int *exit_code)
+{
+    const char *topic = cli_operand(p, opt, what, exit_code);
+    if (topic == NULL)
+        return NULL;
     if (!cli_topic_name_valid(topic)) {
         cli_usage_error(p->usage, "invalid topic name '%s'%s", topic, rule);
         return NULL;
@@ -255,6 +262,27 @@ bool cli_parse_partition(const struct cli_parser *p, const char *text, int64_t *
         return false;
     }
     return true;
+}
+
+int cli_run_subcommand(int argc, char **argv, struct cli_globals *g, const char *usage,
+                       const struct cli_subcommand *subs, size_t nsubs)
+{
+    assert(argc >= 1);
+    assert(nsubs > 0);
+    if (argc < 2) {
+        cli_usage_error(usage, "missing subcommand");
+        return CLI_EXIT_USAGE;
+    }
+    const char *sub = argv[1];
+    if (strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0) {
+        fputs(usage, stdout);
+        return CLI_EXIT_OK;
+    }
+    for (size_t i = 0; i < nsubs; i++)
+        if (strcmp(sub, subs[i].name) == 0)
+            return subs[i].run(argc - 1, argv + 1, g);
+    cli_usage_error(usage, "unknown subcommand '%s %s'", argv[0], sub);
+    return CLI_EXIT_USAGE;
 }
 
 int cli_parse_leading_globals(int argc, char **argv, struct cli_globals *globals)

@@ -111,15 +111,8 @@ bool cli_parse_seek_target(const char *text, struct cli_seek_target *target)
  * as cli_topic_operand does for topics. */
 static const char *group_operand(struct cli_parser *p, int opt, int *exit_code)
 {
-    *exit_code = CLI_EXIT_USAGE;
-    if (opt == CLI_OPT_HELP) {
-        *exit_code = CLI_EXIT_OK;
-        return NULL;
-    }
-    if (opt != CLI_OPT_DONE || !cli_expect_positionals(p, 1, "GROUP"))
-        return NULL;
-    const char *group = p->argv[optind];
-    if (!cli_group_id_valid(group)) {
+    const char *group = cli_operand(p, opt, "GROUP", exit_code);
+    if (group != NULL && !cli_group_id_valid(group)) {
         cli_usage_error(p->usage, "invalid group id '%.64s': use 1-%d bytes", group,
                         CLI_MAX_GROUP_ID_LEN);
         return NULL;
@@ -1092,28 +1085,11 @@ static int group_seek(int argc, char **argv, struct cli_globals *g)
 
 int cli_cmd_group(int argc, char **argv, struct cli_globals *g)
 {
-    assert(argc >= 1);
-    if (argc < 2) {
-        cli_usage_error(group_usage, "missing subcommand");
-        return CLI_EXIT_USAGE;
-    }
-    const char *sub = argv[1];
-    if (strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0) {
-        fputs(group_usage, stdout);
-        return CLI_EXIT_OK;
-    }
-    static const struct {
-        const char *name;
-        int (*run)(int, char **, struct cli_globals *);
-    } subs[] = {
+    static const struct cli_subcommand subs[] = {
         {"list", group_list},
         {"describe", group_describe},
         {"delete", group_delete},
         {"seek", group_seek},
     };
-    for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++)
-        if (strcmp(sub, subs[i].name) == 0)
-            return subs[i].run(argc - 1, argv + 1, g);
-    cli_usage_error(group_usage, "unknown subcommand 'group %s'", sub);
-    return CLI_EXIT_USAGE;
+    return cli_run_subcommand(argc, argv, g, group_usage, subs, sizeof(subs) / sizeof(subs[0]));
 }

@@ -723,21 +723,15 @@ static int topic_add_partitions(int argc, char **argv, struct cli_globals *g)
             return CLI_EXIT_USAGE;
         }
     }
-    if (opt == CLI_OPT_HELP)
-        return CLI_EXIT_OK;
-    if (opt == CLI_OPT_ERROR || !cli_expect_positionals(&p, 1, "topic NAME"))
-        return CLI_EXIT_USAGE;
+    int code;
+    const char *name = cli_topic_operand(&p, opt, "topic NAME", name_rule, &code);
+    if (name == NULL)
+        return code;
     if (add == 0) {
         cli_usage_error(add_partitions_usage, "missing -n COUNT");
         return CLI_EXIT_USAGE;
     }
-    const char *name = argv[optind];
-    if (!cli_topic_name_valid(name)) {
-        cli_usage_error(add_partitions_usage, "invalid topic name '%s'%s", name, name_rule);
-        return CLI_EXIT_USAGE;
-    }
 
-    int code;
     rd_kafka_t *rk = cli_admin_client(g, &code);
     if (rk == NULL)
         return code;
@@ -800,29 +794,12 @@ static int topic_add_partitions(int argc, char **argv, struct cli_globals *g)
 
 int cli_cmd_topic(int argc, char **argv, struct cli_globals *g)
 {
-    assert(argc >= 1);
-    if (argc < 2) {
-        cli_usage_error(topic_usage, "missing subcommand");
-        return CLI_EXIT_USAGE;
-    }
-    const char *sub = argv[1];
-    if (strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0) {
-        fputs(topic_usage, stdout);
-        return CLI_EXIT_OK;
-    }
-    static const struct {
-        const char *name;
-        int (*run)(int, char **, struct cli_globals *);
-    } subs[] = {
+    static const struct cli_subcommand subs[] = {
         {"create", topic_create},
         {"list", topic_list},
         {"describe", topic_describe},
         {"delete", topic_delete},
         {"add-partitions", topic_add_partitions},
     };
-    for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++)
-        if (strcmp(sub, subs[i].name) == 0)
-            return subs[i].run(argc - 1, argv + 1, g);
-    cli_usage_error(topic_usage, "unknown subcommand 'topic %s'", sub);
-    return CLI_EXIT_USAGE;
+    return cli_run_subcommand(argc, argv, g, topic_usage, subs, sizeof(subs) / sizeof(subs[0]));
 }
