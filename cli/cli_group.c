@@ -135,16 +135,38 @@ static int group_error_exit(const char *group, const char *action, rd_kafka_resp
     return code;
 }
 
+/* An error meaning the group has members: DeleteGroups says so, and a
+ * commit outside any generation (generation -1, no member id) is refused
+ * with the member errors unless the group is Empty. */
+static bool refused_for_members(rd_kafka_resp_err_t err)
+{
+    return err == RD_KAFKA_RESP_ERR_UNKNOWN_MEMBER_ID ||
+           err == RD_KAFKA_RESP_ERR_ILLEGAL_GENERATION ||
+           err == RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS ||
+           err == RD_KAFKA_RESP_ERR_NON_EMPTY_GROUP;
+}
+
 /* The one group result of an OffsetFetch, OffsetCommit or DeleteGroups
- * answer, or NULL after saying why (a count other than one). */
-static const rd_kafka_group_result_t *single_group_result(const rd_kafka_group_result_t **res,
-                                                          size_t n, const char *request)
+ * answer to `action` on group, when it carries no group-level error;
+ * otherwise NULL with *code set after saying why (CLI_EXIT_GROUP_NOT_EMPTY
+ * for the errors refused_for_members names). */
+static const rd_kafka_group_result_t *group_result(const rd_kafka_group_result_t **res, size_t n,
+                                                   const char *request, const char *group,
+                                                   const char *action, int *code)
 {
     if (n != 1) {
         cli_error("the cluster answered %s with %zu group results", request, n);
+        *code = CLI_EXIT_ERROR;
         return NULL;
     }
-    return res[0];
+    const rd_kafka_error_t *error = rd_kafka_group_result_error(res[0]);
+    if (error == NULL)
+        return res[0];
+    rd_kafka_resp_err_t err = rd_kafka_error_code(error);
+    *code = refused_for_members(err)
+                ? group_error_exit(group, action, RD_KAFKA_RESP_ERR_NON_EMPTY_GROUP, NULL)
+                : group_error_exit(group, action, err, rd_kafka_error_string(error));
+    return NULL;
 }
 
 /* DescribeGroups for one group. On success *ev_out (owned by the caller)
@@ -212,14 +234,9 @@ static int committed_offsets(rd_kafka_t *rk, const struct cli_globals *g, const 
     size_t n = 0;
     const rd_kafka_group_result_t **res = rd_kafka_ListConsumerGroupOffsets_result_groups(
         rd_kafka_event_ListConsumerGroupOffsets_result(ev), &n);
-    const rd_kafka_group_result_t *gr = single_group_result(res, n, "OffsetFetch");
-    const rd_kafka_error_t *gerr = gr != NULL ? rd_kafka_group_result_error(gr) : NULL;
-    if (gr == NULL) {
-        code = CLI_EXIT_ERROR;
-    } else if (gerr != NULL) {
-        code = group_error_exit(group, "fetch the committed offsets of", rd_kafka_error_code(gerr),
-                                rd_kafka_error_string(gerr));
-    } else {
+    const rd_kafka_group_result_t *gr =
+        group_result(res, n, "OffsetFetch", group, "fetch the committed offsets of", &code);
+    if (gr != NULL) {
         const rd_kafka_topic_partition_list_t *parts = rd_kafka_group_result_partitions(gr);
         int cnt = parts != NULL ? parts->cnt : 0;
         rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(cnt);
@@ -734,13 +751,7 @@ static int group_delete(int argc, char **argv, struct cli_globals *g)
         size_t n = 0;
         const rd_kafka_group_result_t **res =
             rd_kafka_DeleteGroups_result_groups(rd_kafka_event_DeleteGroups_result(ev), &n);
-        const rd_kafka_group_result_t *gr = single_group_result(res, n, "DeleteGroups");
-        const rd_kafka_error_t *gerr = gr != NULL ? rd_kafka_group_result_error(gr) : NULL;
-        if (gr == NULL)
-            code = CLI_EXIT_ERROR;
-        else if (gerr != NULL)
-            code = group_error_exit(group, "delete", rd_kafka_error_code(gerr),
-                                    rd_kafka_error_string(gerr));
+        (void)group_result(res, n, "DeleteGroups", group, "delete", &code);
         rd_kafka_event_destroy(ev);
     }
     if (code == CLI_EXIT_OK) {
@@ -864,16 +875,6 @@ static int resolve_seek(rd_kafka_t *rk, const struct cli_globals *g,
     return code;
 }
 
-/* A commit refused because the group has members (generation -1 and no
- * member id are accepted only while it is Empty). */
-static bool refused_for_members(rd_kafka_resp_err_t err)
-{
-    return err == RD_KAFKA_RESP_ERR_UNKNOWN_MEMBER_ID ||
-           err == RD_KAFKA_RESP_ERR_ILLEGAL_GENERATION ||
-           err == RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS ||
-           err == RD_KAFKA_RESP_ERR_NON_EMPTY_GROUP;
-}
-
 /* Commits targets' offsets for the group (OffsetCommit outside any
  * generation). Returns CLI_EXIT_OK or an exit code after saying why. */
 static int commit_seek(rd_kafka_t *rk, const struct cli_globals *g, const char *group,
@@ -896,18 +897,10 @@ static int commit_seek(rd_kafka_t *rk, const struct cli_globals *g, const char *
     size_t n = 0;
     const rd_kafka_group_result_t **res = rd_kafka_AlterConsumerGroupOffsets_result_groups(
         rd_kafka_event_AlterConsumerGroupOffsets_result(ev), &n);
-    const rd_kafka_group_result_t *gr = single_group_result(res, n, "OffsetCommit");
-    const rd_kafka_error_t *gerr = gr != NULL ? rd_kafka_group_result_error(gr) : NULL;
+    const rd_kafka_group_result_t *gr = group_result(res, n, "OffsetCommit", group, "seek", &code);
     const rd_kafka_topic_partition_list_t *parts =
         gr != NULL ? rd_kafka_group_result_partitions(gr) : NULL;
-    if (gr == NULL) {
-        code = CLI_EXIT_ERROR;
-    } else if (gerr != NULL) {
-        code = refused_for_members(rd_kafka_error_code(gerr))
-                   ? group_error_exit(group, "seek", RD_KAFKA_RESP_ERR_NON_EMPTY_GROUP, NULL)
-                   : group_error_exit(group, "seek", rd_kafka_error_code(gerr),
-                                      rd_kafka_error_string(gerr));
-    } else {
+    if (gr != NULL) {
         for (int i = 0; parts != NULL && i < parts->cnt; i++) {
             const rd_kafka_topic_partition_t *p = &parts->elems[i];
             if (p->err == RD_KAFKA_RESP_ERR_NO_ERROR)
