@@ -313,6 +313,20 @@ static const char *group_type(bool simple)
     return simple ? "simple" : "consumer";
 }
 
+/* Whether a ListGroups answer with no groups and nfailed errors (one per
+ * broker that failed) came from some broker too: an empty listing, not no
+ * listing. */
+static bool some_broker_listed(rd_kafka_t *rk, const struct cli_globals *g, size_t nfailed)
+{
+    assert(nfailed > 0);
+    const struct rd_kafka_metadata *md = NULL;
+    if (rd_kafka_metadata(rk, 0, NULL, &md, g->timeout_ms) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return false;
+    bool listed = md->broker_cnt > 0 && (size_t)md->broker_cnt > nfailed;
+    rd_kafka_metadata_destroy(md);
+    return listed;
+}
+
 static int group_list(int argc, char **argv, struct cli_globals *g)
 {
     struct cli_parser p;
@@ -345,7 +359,7 @@ static int group_list(int argc, char **argv, struct cli_globals *g)
     /* ListGroups goes to every broker; one that fails leaves its groups out
      * of the listing, which must not pass for complete. When none answered
      * there is no listing at all. */
-    if (n == 0 && nerrors > 0) {
+    if (n == 0 && nerrors > 0 && !some_broker_listed(rk, g, nerrors)) {
         code = CLI_EXIT_UNREACHABLE;
         for (size_t i = 0; i < nerrors; i++) {
             rd_kafka_resp_err_t err = rd_kafka_error_code(errors[i]);
