@@ -438,17 +438,27 @@ member_partitions(const rd_kafka_MemberDescription_t *m)
     return a != NULL ? rd_kafka_MemberAssignment_partitions(a) : NULL;
 }
 
-/* "topic[0,1,2] other[0]" for a member's assignment, truncated with "..."
+/* A member's assignment sorted by topic and partition, as both formats
+ * print it; owned by the caller. */
+static rd_kafka_topic_partition_list_t *sorted_assignment(const rd_kafka_MemberDescription_t *m)
+{
+    const rd_kafka_topic_partition_list_t *parts = member_partitions(m);
+    rd_kafka_topic_partition_list_t *sorted = parts != NULL
+                                                  ? rd_kafka_topic_partition_list_copy(parts)
+                                                  : rd_kafka_topic_partition_list_new(0);
+    rd_kafka_topic_partition_list_sort(sorted, NULL, NULL);
+    return sorted;
+}
+
+/* "topic[0,1,2] other[0]" for a sorted assignment, truncated with "..."
  * to fit len; "-" when it is empty. */
-static void format_assignment(char *buf, size_t len, const rd_kafka_topic_partition_list_t *parts)
+static void format_assignment(char *buf, size_t len, const rd_kafka_topic_partition_list_t *sorted)
 {
     assert(len >= 4);
-    if (parts == NULL || parts->cnt == 0) {
+    if (sorted->cnt == 0) {
         snprintf(buf, len, "-");
         return;
     }
-    rd_kafka_topic_partition_list_t *sorted = rd_kafka_topic_partition_list_copy(parts);
-    rd_kafka_topic_partition_list_sort(sorted, NULL, NULL);
     size_t used = 0;
     for (int i = 0; i < sorted->cnt && used < len; i++) {
         const rd_kafka_topic_partition_t *p = &sorted->elems[i];
@@ -466,7 +476,6 @@ static void format_assignment(char *buf, size_t len, const rd_kafka_topic_partit
     }
     if (used >= len)
         memcpy(buf + len - 4, "...", 4);
-    rd_kafka_topic_partition_list_destroy(sorted);
 }
 
 /* Row i's lag in *lag; false when its committed or log end offset is
@@ -525,8 +534,8 @@ static void print_group_json(const struct group_view *v)
         json_string(&w, rd_kafka_MemberDescription_host(m));
         json_key(&w, "assignment");
         json_begin_array(&w);
-        const rd_kafka_topic_partition_list_t *parts = member_partitions(m);
-        for (int k = 0; parts != NULL && k < parts->cnt; k++) {
+        rd_kafka_topic_partition_list_t *parts = sorted_assignment(m);
+        for (int k = 0; k < parts->cnt; k++) {
             json_begin_object(&w);
             json_key(&w, "topic");
             json_string(&w, parts->elems[k].topic);
@@ -534,6 +543,7 @@ static void print_group_json(const struct group_view *v)
             json_int(&w, parts->elems[k].partition);
             json_end_object(&w);
         }
+        rd_kafka_topic_partition_list_destroy(parts);
         json_end_array(&w);
         json_end_object(&w);
     }
@@ -591,7 +601,9 @@ static void print_group_text(const struct group_view *v)
         for (size_t i = 0; i < nmembers; i++) {
             const rd_kafka_MemberDescription_t *m = rd_kafka_ConsumerGroupDescription_member(d, i);
             char assigned[1024];
-            format_assignment(assigned, sizeof(assigned), member_partitions(m));
+            rd_kafka_topic_partition_list_t *parts = sorted_assignment(m);
+            format_assignment(assigned, sizeof(assigned), parts);
+            rd_kafka_topic_partition_list_destroy(parts);
             table_row(mt);
             table_cell(mt, "%s", rd_kafka_MemberDescription_consumer_id(m));
             table_cell(mt, "%s", rd_kafka_MemberDescription_client_id(m));
