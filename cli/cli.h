@@ -71,6 +71,8 @@ bool cli_expect_positionals(struct cli_parser *p, int want, const char *what);
  * Returns the operand, or NULL with *exit_code set: CLI_EXIT_OK after
  * --help, CLI_EXIT_USAGE after printing why the arguments are wrong. */
 const char *cli_operand(struct cli_parser *p, int opt, const char *what, int *exit_code);
+/* cli_operand for a command that takes no operand: true when it may run. */
+bool cli_no_operand(struct cli_parser *p, int opt, int *exit_code);
 /* cli_operand for a topic name, which it checks too; `rule` (may be "")
  * follows "invalid topic name '<name>'". */
 const char *cli_topic_operand(struct cli_parser *p, int opt, const char *what, const char *rule,

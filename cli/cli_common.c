@@ -230,16 +230,30 @@ bool cli_expect_positionals(struct cli_parser *p, int want, const char *what)
     return true;
 }
 
-const char *cli_operand(struct cli_parser *p, int opt, const char *what, int *exit_code)
+/* Whether the options ended (opt) with `want` operands left; otherwise
+ * false with *exit_code set, as cli_operand says. */
+static bool operands_follow(struct cli_parser *p, int opt, int want, const char *what,
+                            int *exit_code)
 {
     *exit_code = CLI_EXIT_USAGE;
     if (opt == CLI_OPT_HELP) {
         *exit_code = CLI_EXIT_OK;
-        return NULL;
+        return false;
     }
-    if (opt != CLI_OPT_DONE || !cli_expect_positionals(p, 1, what))
-        return NULL;
-    return p->argv[optind];
+    if (opt != CLI_OPT_DONE || !cli_expect_positionals(p, want, what))
+        return false;
+    *exit_code = CLI_EXIT_OK;
+    return true;
+}
+
+const char *cli_operand(struct cli_parser *p, int opt, const char *what, int *exit_code)
+{
+    return operands_follow(p, opt, 1, what, exit_code) ? p->argv[optind] : NULL;
+}
+
+bool cli_no_operand(struct cli_parser *p, int opt, int *exit_code)
+{
+    return operands_follow(p, opt, 0, "", exit_code);
 }
 
 const char *cli_topic_operand(struct cli_parser *p, int opt, const char *what, const char *rule,
@@ -250,6 +264,7 @@ const char *cli_topic_operand(struct cli_parser *p, int opt, const char *what, c
         return NULL;
     if (!cli_topic_name_valid(topic)) {
         cli_usage_error(p->usage, "invalid topic name '%s'%s", topic, rule);
+        *exit_code = CLI_EXIT_USAGE;
         return NULL;
     }
     return topic;

@@ -324,13 +324,10 @@ static int topic_list(int argc, char **argv, struct cli_globals *g)
 {
     struct cli_parser p;
     cli_parser_init(&p, argc, argv, "", NULL, list_usage, g);
-    int opt = cli_parser_next(&p);
-    if (opt == CLI_OPT_HELP)
-        return CLI_EXIT_OK;
-    if (opt != CLI_OPT_DONE || !cli_expect_positionals(&p, 0, ""))
-        return CLI_EXIT_USAGE;
-
     int code;
+    if (!cli_no_operand(&p, cli_parser_next(&p), &code))
+        return code;
+
     rd_kafka_t *rk = cli_admin_client(g, &code);
     if (rk == NULL)
         return code;
