@@ -66,16 +66,33 @@ void cli_parser_init(struct cli_parser *p, int argc, char **argv, const char *cm
 int cli_parser_next(struct cli_parser *p);
 /* Checks that exactly `want` positionals remain; prints a message if not. */
 bool cli_expect_positionals(struct cli_parser *p, int want, const char *what);
-/* Ends the option parsing of a command whose one operand is a topic name;
- * opt is cli_parser_next's last answer, `what` names the operand in
- * messages and `rule` (may be "") follows "invalid topic name '<name>'".
- * Returns the name, or NULL with *exit_code set: CLI_EXIT_OK after --help,
- * CLI_EXIT_USAGE after printing why the operands are wrong. */
+/* Ends the option parsing of a command that takes one operand; opt is
+ * cli_parser_next's last answer and `what` names the operand in messages.
+ * Returns the operand, or NULL with *exit_code set: CLI_EXIT_OK after
+ * --help, CLI_EXIT_USAGE after printing why the arguments are wrong. */
+const char *cli_operand(struct cli_parser *p, int opt, const char *what, int *exit_code);
+/* cli_operand for a command that takes no operand: true when it may run. */
+bool cli_no_operand(struct cli_parser *p, int opt, int *exit_code);
+/* cli_operand for a topic name, which it checks too; `rule` (may be "")
+ * follows "invalid topic name '<name>'". */
 const char *cli_topic_operand(struct cli_parser *p, int opt, const char *what, const char *rule,
                               int *exit_code);
 /* The -p PARTITION value: a partition number >= 0. Prints a usage error and
  * returns false when text is not one. */
 bool cli_parse_partition(const struct cli_parser *p, const char *text, int64_t *partition);
+
+/* A command's subcommand: its word and its entry point, which gets the
+ * arguments from the subcommand word on. */
+struct cli_subcommand {
+    const char *name;
+    int (*run)(int argc, char **argv, struct cli_globals *g);
+};
+
+/* Runs the subcommand argv[1] names among subs (argv[0] is the command
+ * word). Prints usage for --help, and a usage error for a missing or
+ * unknown subcommand. Returns the exit code. */
+int cli_run_subcommand(int argc, char **argv, struct cli_globals *g, const char *usage,
+                       const struct cli_subcommand *subs, size_t nsubs);
 
 /* Parses global options that precede the command; returns the index of the
  * command word, or CLI_OPT_HELP / CLI_OPT_ERROR. */

@@ -39,13 +39,11 @@ int cli_cmd_cluster(int argc, char **argv, struct cli_globals *g)
 {
     struct cli_parser p;
     cli_parser_init(&p, argc, argv, "", NULL, info_usage, g);
-    int opt = cli_parser_next(&p);
-    if (opt == CLI_OPT_HELP)
-        return CLI_EXIT_OK;
-    if (opt != CLI_OPT_DONE || !cli_expect_positionals(&p, 0, ""))
-        return CLI_EXIT_USAGE;
+    int code;
+    if (!cli_no_operand(&p, cli_parser_next(&p), &code))
+        return code;
 
-    int code = cli_check_reachable(g);
+    code = cli_check_reachable(g);
     if (code != CLI_EXIT_OK)
         return code;
     rd_kafka_t *rk = cli_kafka_new(g, RD_KAFKA_PRODUCER, NULL);

@@ -230,19 +230,41 @@ bool cli_expect_positionals(struct cli_parser *p, int want, const char *what)
     return true;
 }
 
-const char *cli_topic_operand(struct cli_parser *p, int opt, const char *what, const char *rule,
-                              int *exit_code)
+/* Whether the options ended (opt) with `want` operands left; otherwise
+ * false with *exit_code set, as cli_operand says. */
+static bool operands_follow(struct cli_parser *p, int opt, int want, const char *what,
+                            int *exit_code)
 {
     *exit_code = CLI_EXIT_USAGE;
     if (opt == CLI_OPT_HELP) {
         *exit_code = CLI_EXIT_OK;
-        return NULL;
+        return false;
     }
-    if (opt != CLI_OPT_DONE || !cli_expect_positionals(p, 1, what))
+    if (opt != CLI_OPT_DONE || !cli_expect_positionals(p, want, what))
+        return false;
+    *exit_code = CLI_EXIT_OK;
+    return true;
+}
+
+const char *cli_operand(struct cli_parser *p, int opt, const char *what, int *exit_code)
+{
+    return operands_follow(p, opt, 1, what, exit_code) ? p->argv[optind] : NULL;
+}
+
+bool cli_no_operand(struct cli_parser *p, int opt, int *exit_code)
+{
+    return operands_follow(p, opt, 0, "", exit_code);
+}
+
+const char *cli_topic_operand(struct cli_parser *p, int opt, const char *what, const char *rule,
+                              int *exit_code)
+{
+    const char *topic = cli_operand(p, opt, what, exit_code);
+    if (topic == NULL)
         return NULL;
-    const char *topic = p->argv[optind];
     if (!cli_topic_name_valid(topic)) {
         cli_usage_error(p->usage, "invalid topic name '%s'%s", topic, rule);
+        *exit_code = CLI_EXIT_USAGE;
         return NULL;
     }
     return topic;
@@ -255,6 +277,27 @@ bool cli_parse_partition(const struct cli_parser *p, const char *text, int64_t *
         return false;
     }
     return true;
+}
+
+int cli_run_subcommand(int argc, char **argv, struct cli_globals *g, const char *usage,
+                       const struct cli_subcommand *subs, size_t nsubs)
+{
+    assert(argc >= 1);
+    assert(nsubs > 0);
+    if (argc < 2) {
+        cli_usage_error(usage, "missing subcommand");
+        return CLI_EXIT_USAGE;
+    }
+    const char *sub = argv[1];
+    if (strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0) {
+        fputs(usage, stdout);
+        return CLI_EXIT_OK;
+    }
+    for (size_t i = 0; i < nsubs; i++)
+        if (strcmp(sub, subs[i].name) == 0)
+            return subs[i].run(argc - 1, argv + 1, g);
+    cli_usage_error(usage, "unknown subcommand '%s %s'", argv[0], sub);
+    return CLI_EXIT_USAGE;
 }
 
 int cli_parse_leading_globals(int argc, char **argv, struct cli_globals *globals)

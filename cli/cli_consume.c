@@ -106,6 +106,9 @@ static int consume_loop(rd_kafka_t *rk, rd_kafka_topic_t *rkt, const char *topic
     rd_kafka_message_t *batch[CONSUME_BATCH];
     while (code == CLI_EXIT_OK && !consume_stop && (o->count == 0 || printed < o->count) &&
            !(o->exit_at_end && parts_at_end == nparts)) {
+        /* Client errors (a broker down) wait on the main queue until
+         * served; without an error callback serving only logs them. */
+        rd_kafka_poll(rk, 0);
         ssize_t n = rd_kafka_consume_batch_queue(q, 200, batch, CONSUME_BATCH);
         if (n < 0) {
             cli_error("consume: %s", rd_kafka_err2str(rd_kafka_last_error()));
@@ -251,6 +254,70 @@ static void note_partition_end(struct group_member *gm, int32_t partition)
         }
 }
 
+/* Commits the offsets stored for what was printed and waits for the
+ * answer, so that the group's offsets cover every printed record when the
+ * command returns. rd_kafka_commit() would wait without a bound for a
+ * coordinator; this waits --timeout. Returns an exit code after saying why. */
+static int commit_printed(rd_kafka_t *rk, const struct cli_globals *g,
+                          const struct group_member *gm)
+{
+    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+    rd_kafka_resp_err_t err = rd_kafka_commit_queue(rk, NULL, q, NULL, NULL);
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        rd_kafka_event_t *ev = rd_kafka_queue_poll(q, g->timeout_ms);
+        if (ev == NULL) {
+            err = RD_KAFKA_RESP_ERR__TIMED_OUT;
+        } else {
+            assert(rd_kafka_event_type(ev) == RD_KAFKA_EVENT_OFFSET_COMMIT);
+            err = rd_kafka_event_error(ev);
+            rd_kafka_event_destroy(ev);
+        }
+    }
+    rd_kafka_queue_destroy(q);
+    /* NO_OFFSET: nothing new to commit. */
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR || err == RD_KAFKA_RESP_ERR__NO_OFFSET)
+        return CLI_EXIT_OK;
+    cli_error("cannot commit the offsets of group '%s': %s", gm->group, rd_kafka_err2str(err));
+    return cli_exit_for_error(err) == CLI_EXIT_UNREACHABLE ? CLI_EXIT_UNREACHABLE : CLI_EXIT_ERROR;
+}
+
+/* Leaves the group: the revocation runs on_rebalance (which stores what
+ * was printed for librdkafka's commit on unassign), then LeaveGroup.
+ * rd_kafka_consumer_close() would wait without a bound for the
+ * coordinator; this serves the close for --timeout at most, after which
+ * the group drops the member at its session timeout. The caller destroys
+ * rk with RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE. */
+static void leave_group(rd_kafka_t *rk, const struct cli_globals *g, struct group_member *gm)
+{
+    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+    rd_kafka_error_t *error = rd_kafka_consumer_close_queue(rk, q);
+    if (error != NULL) {
+        cli_warn("leaving group '%s': %s", gm->group, rd_kafka_error_string(error));
+        rd_kafka_error_destroy(error);
+        rd_kafka_queue_destroy(q);
+        return;
+    }
+    int64_t deadline_ms = cli_now_ms() + g->timeout_ms;
+    while (!rd_kafka_consumer_closed(rk)) {
+        int64_t left_ms = deadline_ms - cli_now_ms();
+        if (left_ms <= 0) {
+            cli_warn("group '%s' not left within %d ms; the group drops this member at its "
+                     "session timeout",
+                     gm->group, g->timeout_ms);
+            break;
+        }
+        rd_kafka_event_t *ev = rd_kafka_queue_poll(q, left_ms < 100 ? (int)left_ms : 100);
+        if (ev == NULL)
+            continue;
+        /* Fetched records still queued are dropped unprinted: their
+         * offsets were never stored. */
+        if (rd_kafka_event_type(ev) == RD_KAFKA_EVENT_REBALANCE)
+            on_rebalance(rk, rd_kafka_event_error(ev), rd_kafka_event_topic_partition_list(ev), gm);
+        rd_kafka_event_destroy(ev);
+    }
+    rd_kafka_queue_destroy(q);
+}
+
 /* The consume loop of a group member; rk (a consumer with gm as its
  * rebalance opaque) belongs to the caller and is closed here: the final
  * commit, then the group is left. */
@@ -267,6 +334,7 @@ static int consume_group_loop(rd_kafka_t *rk, const char *topic, const struct co
     }
     int code = CLI_EXIT_OK;
     bool stdout_ok = true;
+    int stdout_errno = 0;
     int64_t printed = 0, unflushed = 0;
     int64_t warn_at_ms = cli_now_ms() + g->timeout_ms;
     bool warned = false;
@@ -278,6 +346,7 @@ static int consume_group_loop(rd_kafka_t *rk, const char *topic, const struct co
         if (unflushed > 0 && (m == NULL || unflushed >= CONSUME_BATCH)) {
             stdout_ok = flush_printed(rk, gm);
             if (!stdout_ok) {
+                stdout_errno = errno;
                 if (m != NULL)
                     rd_kafka_message_destroy(m);
                 break;
@@ -309,26 +378,23 @@ static int consume_group_loop(rd_kafka_t *rk, const char *topic, const struct co
         }
         rd_kafka_message_destroy(m);
     }
-    if (stdout_ok)
+    if (stdout_ok) {
         stdout_ok = flush_printed(rk, gm);
+        if (!stdout_ok)
+            stdout_errno = errno;
+    }
     /* EPIPE: the reader went away; that ends a console consumer. */
-    if (!stdout_ok && errno != EPIPE) {
-        cli_error("writing stdout: %s", strerror(errno));
+    if (!stdout_ok && stdout_errno != EPIPE) {
+        cli_error("writing stdout: %s", strerror(stdout_errno));
         if (code == CLI_EXIT_OK)
             code = CLI_EXIT_ERROR;
     }
-    /* Synchronous, so that the group's offsets cover every printed record
-     * when the command returns; NO_OFFSET: nothing new to commit. */
-    err = rd_kafka_commit(rk, NULL, 0);
-    if (err != RD_KAFKA_RESP_ERR_NO_ERROR && err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
-        cli_error("cannot commit the offsets of group '%s': %s", gm->group, rd_kafka_err2str(err));
-        if (code == CLI_EXIT_OK)
-            code = cli_exit_for_error(err) == CLI_EXIT_UNREACHABLE ? CLI_EXIT_UNREACHABLE
-                                                                   : CLI_EXIT_ERROR;
-    }
-    err = rd_kafka_consumer_close(rk);
-    if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
-        cli_warn("leaving group '%s': %s", gm->group, rd_kafka_err2str(err));
+    /* A member that printed nothing has nothing to commit, and may never
+     * have found the coordinator to commit to. */
+    int commit_code = printed > 0 ? commit_printed(rk, g, gm) : CLI_EXIT_OK;
+    if (code == CLI_EXIT_OK)
+        code = commit_code;
+    leave_group(rk, g, gm);
     return code;
 }
 
@@ -443,27 +509,29 @@ int cli_cmd_consume(int argc, char **argv, struct cli_globals *g)
         record_format_free(&o.fmt);
         return CLI_EXIT_ERROR;
     }
+    /* Client errors (a broker down) are queued for the application until
+     * served; a group member serves them with its records. */
+    if (group != NULL)
+        rd_kafka_poll_set_consumer(rk);
     const struct rd_kafka_metadata *md = NULL;
     code = cli_fetch_metadata(rk, g, topic, &md);
-    if (code != CLI_EXIT_OK) {
-        rd_kafka_destroy(rk);
-        record_format_free(&o.fmt);
-        return code;
-    }
-    const rd_kafka_metadata_topic_t *mt = &md->topics[0];
-    int32_t *parts = xcalloc((size_t)mt->partition_cnt + 1, sizeof(int32_t));
+    int32_t *parts = NULL;
     int nparts = 0;
-    for (int i = 0; i < mt->partition_cnt; i++)
-        if (o.partition < 0 || mt->partitions[i].id == o.partition)
-            parts[nparts++] = mt->partitions[i].id;
-    rd_kafka_metadata_destroy(md);
-    if (nparts == 0) {
+    if (code == CLI_EXIT_OK) {
+        const rd_kafka_metadata_topic_t *mt = &md->topics[0];
+        parts = xcalloc((size_t)mt->partition_cnt + 1, sizeof(int32_t));
+        for (int i = 0; i < mt->partition_cnt; i++)
+            if (o.partition < 0 || mt->partitions[i].id == o.partition)
+                parts[nparts++] = mt->partitions[i].id;
+        rd_kafka_metadata_destroy(md);
+    }
+    if (code == CLI_EXIT_OK && nparts == 0) {
         if (o.partition >= 0)
             cli_error("topic '%s' has no partition %lld", topic, (long long)o.partition);
         else
             cli_error("topic '%s' has no partitions", topic);
         code = CLI_EXIT_UNKNOWN_TOPIC;
-    } else {
+    } else if (code == CLI_EXIT_OK) {
         consume_stop = 0;
         struct sigaction sa = {.sa_handler = on_stop_signal};
         sigaction(SIGINT, &sa, NULL);
@@ -480,7 +548,10 @@ int cli_cmd_consume(int argc, char **argv, struct cli_globals *g)
     }
     free(parts);
     record_format_free(&o.fmt);
-    rd_kafka_destroy(rk);
+    /* A member has left (or stopped waiting to) in consume_group_loop, and
+     * one that never subscribed has no group to leave; rd_kafka_destroy()
+     * would close again, without a bound. */
+    rd_kafka_destroy_flags(rk, group != NULL ? RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE : 0);
     if (gm.printed != NULL)
         rd_kafka_topic_partition_list_destroy(gm.printed);
     free(gm.assigned);

@@ -111,17 +111,11 @@ bool cli_parse_seek_target(const char *text, struct cli_seek_target *target)
  * as cli_topic_operand does for topics. */
 static const char *group_operand(struct cli_parser *p, int opt, int *exit_code)
 {
-    *exit_code = CLI_EXIT_USAGE;
-    if (opt == CLI_OPT_HELP) {
-        *exit_code = CLI_EXIT_OK;
-        return NULL;
-    }
-    if (opt != CLI_OPT_DONE || !cli_expect_positionals(p, 1, "GROUP"))
-        return NULL;
-    const char *group = p->argv[optind];
-    if (!cli_group_id_valid(group)) {
+    const char *group = cli_operand(p, opt, "GROUP", exit_code);
+    if (group != NULL && !cli_group_id_valid(group)) {
         cli_usage_error(p->usage, "invalid group id '%.64s': use 1-%d bytes", group,
                         CLI_MAX_GROUP_ID_LEN);
+        *exit_code = CLI_EXIT_USAGE;
         return NULL;
     }
     return group;
@@ -142,16 +136,38 @@ static int group_error_exit(const char *group, const char *action, rd_kafka_resp
     return code;
 }
 
+/* An error meaning the group has members: DeleteGroups says so, and a
+ * commit outside any generation (generation -1, no member id) is refused
+ * with the member errors unless the group is Empty. */
+static bool refused_for_members(rd_kafka_resp_err_t err)
+{
+    return err == RD_KAFKA_RESP_ERR_UNKNOWN_MEMBER_ID ||
+           err == RD_KAFKA_RESP_ERR_ILLEGAL_GENERATION ||
+           err == RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS ||
+           err == RD_KAFKA_RESP_ERR_NON_EMPTY_GROUP;
+}
+
 /* The one group result of an OffsetFetch, OffsetCommit or DeleteGroups
- * answer, or NULL after saying why (a count other than one). */
-static const rd_kafka_group_result_t *single_group_result(const rd_kafka_group_result_t **res,
-                                                          size_t n, const char *request)
+ * answer to `action` on group, when it carries no group-level error;
+ * otherwise NULL with *code set after saying why (CLI_EXIT_GROUP_NOT_EMPTY
+ * for the errors refused_for_members names). */
+static const rd_kafka_group_result_t *group_result(const rd_kafka_group_result_t **res, size_t n,
+                                                   const char *request, const char *group,
+                                                   const char *action, int *code)
 {
     if (n != 1) {
         cli_error("the cluster answered %s with %zu group results", request, n);
+        *code = CLI_EXIT_ERROR;
         return NULL;
     }
-    return res[0];
+    const rd_kafka_error_t *error = rd_kafka_group_result_error(res[0]);
+    if (error == NULL)
+        return res[0];
+    rd_kafka_resp_err_t err = rd_kafka_error_code(error);
+    *code = refused_for_members(err)
+                ? group_error_exit(group, action, RD_KAFKA_RESP_ERR_NON_EMPTY_GROUP, NULL)
+                : group_error_exit(group, action, err, rd_kafka_error_string(error));
+    return NULL;
 }
 
 /* DescribeGroups for one group. On success *ev_out (owned by the caller)
@@ -219,14 +235,9 @@ static int committed_offsets(rd_kafka_t *rk, const struct cli_globals *g, const 
     size_t n = 0;
     const rd_kafka_group_result_t **res = rd_kafka_ListConsumerGroupOffsets_result_groups(
         rd_kafka_event_ListConsumerGroupOffsets_result(ev), &n);
-    const rd_kafka_group_result_t *gr = single_group_result(res, n, "OffsetFetch");
-    const rd_kafka_error_t *gerr = gr != NULL ? rd_kafka_group_result_error(gr) : NULL;
-    if (gr == NULL) {
-        code = CLI_EXIT_ERROR;
-    } else if (gerr != NULL) {
-        code = group_error_exit(group, "fetch the committed offsets of", rd_kafka_error_code(gerr),
-                                rd_kafka_error_string(gerr));
-    } else {
+    const rd_kafka_group_result_t *gr =
+        group_result(res, n, "OffsetFetch", group, "fetch the committed offsets of", &code);
+    if (gr != NULL) {
         const rd_kafka_topic_partition_list_t *parts = rd_kafka_group_result_partitions(gr);
         int cnt = parts != NULL ? parts->cnt : 0;
         rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(cnt);
@@ -303,17 +314,28 @@ static const char *group_type(bool simple)
     return simple ? "simple" : "consumer";
 }
 
+/* Whether a ListGroups answer with no groups and nfailed errors (one per
+ * broker that failed) came from some broker too: an empty listing, not no
+ * listing. */
+static bool some_broker_listed(rd_kafka_t *rk, const struct cli_globals *g, size_t nfailed)
+{
+    assert(nfailed > 0);
+    const struct rd_kafka_metadata *md = NULL;
+    if (rd_kafka_metadata(rk, 0, NULL, &md, g->timeout_ms) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return false;
+    bool listed = md->broker_cnt > 0 && (size_t)md->broker_cnt > nfailed;
+    rd_kafka_metadata_destroy(md);
+    return listed;
+}
+
 static int group_list(int argc, char **argv, struct cli_globals *g)
 {
     struct cli_parser p;
     cli_parser_init(&p, argc, argv, "", NULL, list_usage, g);
-    int opt = cli_parser_next(&p);
-    if (opt == CLI_OPT_HELP)
-        return CLI_EXIT_OK;
-    if (opt != CLI_OPT_DONE || !cli_expect_positionals(&p, 0, ""))
-        return CLI_EXIT_USAGE;
-
     int code;
+    if (!cli_no_operand(&p, cli_parser_next(&p), &code))
+        return code;
+
     rd_kafka_t *rk = cli_admin_client(g, &code);
     if (rk == NULL)
         return code;
@@ -335,7 +357,7 @@ static int group_list(int argc, char **argv, struct cli_globals *g)
     /* ListGroups goes to every broker; one that fails leaves its groups out
      * of the listing, which must not pass for complete. When none answered
      * there is no listing at all. */
-    if (n == 0 && nerrors > 0) {
+    if (n == 0 && nerrors > 0 && !some_broker_listed(rk, g, nerrors)) {
         code = CLI_EXIT_UNREACHABLE;
         for (size_t i = 0; i < nerrors; i++) {
             rd_kafka_resp_err_t err = rd_kafka_error_code(errors[i]);
@@ -414,17 +436,27 @@ member_partitions(const rd_kafka_MemberDescription_t *m)
     return a != NULL ? rd_kafka_MemberAssignment_partitions(a) : NULL;
 }
 
-/* "topic[0,1,2] other[0]" for a member's assignment, truncated with "..."
+/* A member's assignment sorted by topic and partition, as both formats
+ * print it; owned by the caller. */
+static rd_kafka_topic_partition_list_t *sorted_assignment(const rd_kafka_MemberDescription_t *m)
+{
+    const rd_kafka_topic_partition_list_t *parts = member_partitions(m);
+    rd_kafka_topic_partition_list_t *sorted = parts != NULL
+                                                  ? rd_kafka_topic_partition_list_copy(parts)
+                                                  : rd_kafka_topic_partition_list_new(0);
+    rd_kafka_topic_partition_list_sort(sorted, NULL, NULL);
+    return sorted;
+}
+
+/* "topic[0,1,2] other[0]" for a sorted assignment, truncated with "..."
  * to fit len; "-" when it is empty. */
-static void format_assignment(char *buf, size_t len, const rd_kafka_topic_partition_list_t *parts)
+static void format_assignment(char *buf, size_t len, const rd_kafka_topic_partition_list_t *sorted)
 {
     assert(len >= 4);
-    if (parts == NULL || parts->cnt == 0) {
+    if (sorted->cnt == 0) {
         snprintf(buf, len, "-");
         return;
     }
-    rd_kafka_topic_partition_list_t *sorted = rd_kafka_topic_partition_list_copy(parts);
-    rd_kafka_topic_partition_list_sort(sorted, NULL, NULL);
     size_t used = 0;
     for (int i = 0; i < sorted->cnt && used < len; i++) {
         const rd_kafka_topic_partition_t *p = &sorted->elems[i];
@@ -442,7 +474,6 @@ static void format_assignment(char *buf, size_t len, const rd_kafka_topic_partit
     }
     if (used >= len)
         memcpy(buf + len - 4, "...", 4);
-    rd_kafka_topic_partition_list_destroy(sorted);
 }
 
 /* Row i's lag in *lag; false when its committed or log end offset is
@@ -454,14 +485,6 @@ static bool lag_of(const struct group_view *v, int i, int64_t *lag)
         return false;
     *lag = v->log_end[i] - committed;
     return true;
-}
-
-static void json_offset_or_null(struct json_writer *w, int64_t offset)
-{
-    if (offset < 0)
-        json_null(w);
-    else
-        json_int(w, offset);
 }
 
 static void print_group_json(const struct group_view *v)
@@ -509,8 +532,8 @@ static void print_group_json(const struct group_view *v)
         json_string(&w, rd_kafka_MemberDescription_host(m));
         json_key(&w, "assignment");
         json_begin_array(&w);
-        const rd_kafka_topic_partition_list_t *parts = member_partitions(m);
-        for (int k = 0; parts != NULL && k < parts->cnt; k++) {
+        rd_kafka_topic_partition_list_t *parts = sorted_assignment(m);
+        for (int k = 0; k < parts->cnt; k++) {
             json_begin_object(&w);
             json_key(&w, "topic");
             json_string(&w, parts->elems[k].topic);
@@ -518,6 +541,7 @@ static void print_group_json(const struct group_view *v)
             json_int(&w, parts->elems[k].partition);
             json_end_object(&w);
         }
+        rd_kafka_topic_partition_list_destroy(parts);
         json_end_array(&w);
         json_end_object(&w);
     }
@@ -533,9 +557,9 @@ static void print_group_json(const struct group_view *v)
         json_key(&w, "partition");
         json_int(&w, r->partition);
         json_key(&w, "committed");
-        json_offset_or_null(&w, r->offset);
+        json_offset(&w, r->offset);
         json_key(&w, "log_end");
-        json_offset_or_null(&w, v->log_end[i]);
+        json_offset(&w, v->log_end[i]);
         json_key(&w, "lag");
         int64_t lag;
         if (lag_of(v, i, &lag))
@@ -575,7 +599,9 @@ static void print_group_text(const struct group_view *v)
         for (size_t i = 0; i < nmembers; i++) {
             const rd_kafka_MemberDescription_t *m = rd_kafka_ConsumerGroupDescription_member(d, i);
             char assigned[1024];
-            format_assignment(assigned, sizeof(assigned), member_partitions(m));
+            rd_kafka_topic_partition_list_t *parts = sorted_assignment(m);
+            format_assignment(assigned, sizeof(assigned), parts);
+            rd_kafka_topic_partition_list_destroy(parts);
             table_row(mt);
             table_cell(mt, "%s", rd_kafka_MemberDescription_consumer_id(m));
             table_cell(mt, "%s", rd_kafka_MemberDescription_client_id(m));
@@ -597,14 +623,8 @@ static void print_group_text(const struct group_view *v)
         table_row(pt);
         table_cell(pt, "%s", r->topic);
         table_cell(pt, "%d", r->partition);
-        if (r->offset < 0)
-            table_cell(pt, "-");
-        else
-            table_cell(pt, "%lld", (long long)r->offset);
-        if (v->log_end[i] < 0)
-            table_cell(pt, "-");
-        else
-            table_cell(pt, "%lld", (long long)v->log_end[i]);
+        table_cell_offset(pt, r->offset);
+        table_cell_offset(pt, v->log_end[i]);
         int64_t lag;
         if (lag_of(v, i, &lag))
             table_cell(pt, "%lld", (long long)lag);
@@ -755,13 +775,7 @@ static int group_delete(int argc, char **argv, struct cli_globals *g)
         size_t n = 0;
         const rd_kafka_group_result_t **res =
             rd_kafka_DeleteGroups_result_groups(rd_kafka_event_DeleteGroups_result(ev), &n);
-        const rd_kafka_group_result_t *gr = single_group_result(res, n, "DeleteGroups");
-        const rd_kafka_error_t *gerr = gr != NULL ? rd_kafka_group_result_error(gr) : NULL;
-        if (gr == NULL)
-            code = CLI_EXIT_ERROR;
-        else if (gerr != NULL)
-            code = group_error_exit(group, "delete", rd_kafka_error_code(gerr),
-                                    rd_kafka_error_string(gerr));
+        (void)group_result(res, n, "DeleteGroups", group, "delete", &code);
         rd_kafka_event_destroy(ev);
     }
     if (code == CLI_EXIT_OK) {
@@ -885,16 +899,6 @@ static int resolve_seek(rd_kafka_t *rk, const struct cli_globals *g,
     return code;
 }
 
-/* A commit refused because the group has members (generation -1 and no
- * member id are accepted only while it is Empty). */
-static bool refused_for_members(rd_kafka_resp_err_t err)
-{
-    return err == RD_KAFKA_RESP_ERR_UNKNOWN_MEMBER_ID ||
-           err == RD_KAFKA_RESP_ERR_ILLEGAL_GENERATION ||
-           err == RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS ||
-           err == RD_KAFKA_RESP_ERR_NON_EMPTY_GROUP;
-}
-
 /* Commits targets' offsets for the group (OffsetCommit outside any
  * generation). Returns CLI_EXIT_OK or an exit code after saying why. */
 static int commit_seek(rd_kafka_t *rk, const struct cli_globals *g, const char *group,
@@ -917,18 +921,10 @@ static int commit_seek(rd_kafka_t *rk, const struct cli_globals *g, const char *
     size_t n = 0;
     const rd_kafka_group_result_t **res = rd_kafka_AlterConsumerGroupOffsets_result_groups(
         rd_kafka_event_AlterConsumerGroupOffsets_result(ev), &n);
-    const rd_kafka_group_result_t *gr = single_group_result(res, n, "OffsetCommit");
-    const rd_kafka_error_t *gerr = gr != NULL ? rd_kafka_group_result_error(gr) : NULL;
+    const rd_kafka_group_result_t *gr = group_result(res, n, "OffsetCommit", group, "seek", &code);
     const rd_kafka_topic_partition_list_t *parts =
         gr != NULL ? rd_kafka_group_result_partitions(gr) : NULL;
-    if (gr == NULL) {
-        code = CLI_EXIT_ERROR;
-    } else if (gerr != NULL) {
-        code = refused_for_members(rd_kafka_error_code(gerr))
-                   ? group_error_exit(group, "seek", RD_KAFKA_RESP_ERR_NON_EMPTY_GROUP, NULL)
-                   : group_error_exit(group, "seek", rd_kafka_error_code(gerr),
-                                      rd_kafka_error_string(gerr));
-    } else {
+    if (gr != NULL) {
         for (int i = 0; parts != NULL && i < parts->cnt; i++) {
             const rd_kafka_topic_partition_t *p = &parts->elems[i];
             if (p->err == RD_KAFKA_RESP_ERR_NO_ERROR)
@@ -977,7 +973,7 @@ static void print_seek(const char *group, const rd_kafka_topic_partition_list_t 
             json_key(&w, "partition");
             json_int(&w, p->partition);
             json_key(&w, "previous");
-            json_offset_or_null(&w, previous);
+            json_offset(&w, previous);
             json_key(&w, "offset");
             json_int(&w, p->offset);
             json_end_object(&w);
@@ -985,10 +981,7 @@ static void print_seek(const char *group, const rd_kafka_topic_partition_list_t 
             table_row(t);
             table_cell(t, "%s", p->topic);
             table_cell(t, "%d", p->partition);
-            if (previous < 0)
-                table_cell(t, "-");
-            else
-                table_cell(t, "%lld", (long long)previous);
+            table_cell_offset(t, previous);
             table_cell(t, "%lld", (long long)p->offset);
         }
     }
@@ -1109,28 +1102,11 @@ static int group_seek(int argc, char **argv, struct cli_globals *g)
 
 int cli_cmd_group(int argc, char **argv, struct cli_globals *g)
 {
-    assert(argc >= 1);
-    if (argc < 2) {
-        cli_usage_error(group_usage, "missing subcommand");
-        return CLI_EXIT_USAGE;
-    }
-    const char *sub = argv[1];
-    if (strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0) {
-        fputs(group_usage, stdout);
-        return CLI_EXIT_OK;
-    }
-    static const struct {
-        const char *name;
-        int (*run)(int, char **, struct cli_globals *);
-    } subs[] = {
+    static const struct cli_subcommand subs[] = {
         {"list", group_list},
         {"describe", group_describe},
         {"delete", group_delete},
         {"seek", group_seek},
     };
-    for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++)
-        if (strcmp(sub, subs[i].name) == 0)
-            return subs[i].run(argc - 1, argv + 1, g);
-    cli_usage_error(group_usage, "unknown subcommand 'group %s'", sub);
-    return CLI_EXIT_USAGE;
+    return cli_run_subcommand(argc, argv, g, group_usage, subs, sizeof(subs) / sizeof(subs[0]));
 }

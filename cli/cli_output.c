@@ -182,6 +182,14 @@ void json_null(struct json_writer *w)
     fputs("null", w->out);
 }
 
+void json_offset(struct json_writer *w, int64_t offset)
+{
+    if (offset < 0)
+        json_null(w);
+    else
+        json_int(w, offset);
+}
+
 void json_finish(struct json_writer *w)
 {
     assert(w->depth == 0);
@@ -236,6 +244,14 @@ void table_cell(struct cli_table *t, const char *fmt, ...)
     va_end(ap);
     t->cells[(t->nrows - 1) * (size_t)t->ncols + (size_t)t->next_col] = text;
     t->next_col++;
+}
+
+void table_cell_offset(struct cli_table *t, int64_t offset)
+{
+    if (offset < 0)
+        table_cell(t, "-");
+    else
+        table_cell(t, "%lld", (long long)offset);
 }
 
 void table_print(const struct cli_table *t, FILE *out)

@@ -35,6 +35,8 @@ void json_bytes(struct json_writer *w, const void *data, size_t len); /* NULL ->
 void json_int(struct json_writer *w, int64_t value);
 void json_bool(struct json_writer *w, bool value);
 void json_null(struct json_writer *w);
+/* An offset, or null when it is negative: unknown or none. */
+void json_offset(struct json_writer *w, int64_t offset);
 /* Ends a top-level value with a newline; asserts the nesting is closed. */
 void json_finish(struct json_writer *w);
 
@@ -50,6 +52,8 @@ struct cli_table *table_new(int ncols, const char *const *headers);
 /* Starts a new row; cells are then appended left to right. */
 void table_row(struct cli_table *t);
 void table_cell(struct cli_table *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* An offset, or "-" when it is negative: unknown or none. */
+void table_cell_offset(struct cli_table *t, int64_t offset);
 void table_print(const struct cli_table *t, FILE *out);
 void table_free(struct cli_table *t);
 

@@ -324,13 +324,10 @@ static int topic_list(int argc, char **argv, struct cli_globals *g)
 {
     struct cli_parser p;
     cli_parser_init(&p, argc, argv, "", NULL, list_usage, g);
-    int opt = cli_parser_next(&p);
-    if (opt == CLI_OPT_HELP)
-        return CLI_EXIT_OK;
-    if (opt != CLI_OPT_DONE || !cli_expect_positionals(&p, 0, ""))
-        return CLI_EXIT_USAGE;
-
     int code;
+    if (!cli_no_operand(&p, cli_parser_next(&p), &code))
+        return code;
+
     rd_kafka_t *rk = cli_admin_client(g, &code);
     if (rk == NULL)
         return code;
@@ -496,15 +493,9 @@ static void print_describe_json(const rd_kafka_metadata_topic_t *t,
         else
             json_string(&w, rd_kafka_err2name(pm->err));
         json_key(&w, "log_start_offset");
-        if (wm[i].low < 0)
-            json_null(&w);
-        else
-            json_int(&w, wm[i].low);
+        json_offset(&w, wm[i].low);
         json_key(&w, "high_watermark");
-        if (wm[i].high < 0)
-            json_null(&w);
-        else
-            json_int(&w, wm[i].high);
+        json_offset(&w, wm[i].high);
         json_end_object(&w);
     }
     json_end_array(&w);
@@ -582,14 +573,8 @@ static void print_describe_text(const rd_kafka_metadata_topic_t *t,
         table_cell(pt, "[%s]", replicas);
         table_cell(pt, "[%s]", isr);
         table_cell(pt, "[%s]", offline);
-        if (wm[i].low < 0)
-            table_cell(pt, "-");
-        else
-            table_cell(pt, "%lld", (long long)wm[i].low);
-        if (wm[i].high < 0)
-            table_cell(pt, "-");
-        else
-            table_cell(pt, "%lld", (long long)wm[i].high);
+        table_cell_offset(pt, wm[i].low);
+        table_cell_offset(pt, wm[i].high);
         table_cell(pt, "%s",
                    pm->err == RD_KAFKA_RESP_ERR_NO_ERROR ? "-" : rd_kafka_err2name(pm->err));
     }
@@ -735,21 +720,15 @@ static int topic_add_partitions(int argc, char **argv, struct cli_globals *g)
             return CLI_EXIT_USAGE;
         }
     }
-    if (opt == CLI_OPT_HELP)
-        return CLI_EXIT_OK;
-    if (opt == CLI_OPT_ERROR || !cli_expect_positionals(&p, 1, "topic NAME"))
-        return CLI_EXIT_USAGE;
+    int code;
+    const char *name = cli_topic_operand(&p, opt, "topic NAME", name_rule, &code);
+    if (name == NULL)
+        return code;
     if (add == 0) {
         cli_usage_error(add_partitions_usage, "missing -n COUNT");
         return CLI_EXIT_USAGE;
     }
-    const char *name = argv[optind];
-    if (!cli_topic_name_valid(name)) {
-        cli_usage_error(add_partitions_usage, "invalid topic name '%s'%s", name, name_rule);
-        return CLI_EXIT_USAGE;
-    }
 
-    int code;
     rd_kafka_t *rk = cli_admin_client(g, &code);
     if (rk == NULL)
         return code;
@@ -812,29 +791,12 @@ static int topic_add_partitions(int argc, char **argv, struct cli_globals *g)
 
 int cli_cmd_topic(int argc, char **argv, struct cli_globals *g)
 {
-    assert(argc >= 1);
-    if (argc < 2) {
-        cli_usage_error(topic_usage, "missing subcommand");
-        return CLI_EXIT_USAGE;
-    }
-    const char *sub = argv[1];
-    if (strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0) {
-        fputs(topic_usage, stdout);
-        return CLI_EXIT_OK;
-    }
-    static const struct {
-        const char *name;
-        int (*run)(int, char **, struct cli_globals *);
-    } subs[] = {
+    static const struct cli_subcommand subs[] = {
         {"create", topic_create},
         {"list", topic_list},
         {"describe", topic_describe},
         {"delete", topic_delete},
         {"add-partitions", topic_add_partitions},
     };
-    for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++)
-        if (strcmp(sub, subs[i].name) == 0)
-            return subs[i].run(argc - 1, argv + 1, g);
-    cli_usage_error(topic_usage, "unknown subcommand 'topic %s'", sub);
-    return CLI_EXIT_USAGE;
+    return cli_run_subcommand(argc, argv, g, topic_usage, subs, sizeof(subs) / sizeof(subs[0]));
 }

@@ -103,19 +103,8 @@ int main(int argc, char **argv)
     if (strcmp(name, "group") == 0)
         return cli_cmd_group(rest_argc, rest_argv, &globals);
     if (strcmp(name, "cluster") == 0) {
-        if (rest_argc < 2 || strcmp(rest_argv[1], "--help") == 0 ||
-            strcmp(rest_argv[1], "-h") == 0) {
-            if (rest_argc < 2) {
-                cli_usage_error(cluster_usage, "missing subcommand");
-                return CLI_EXIT_USAGE;
-            }
-            fputs(cluster_usage, stdout);
-            return CLI_EXIT_OK;
-        }
-        if (strcmp(rest_argv[1], "info") == 0)
-            return cli_cmd_cluster(rest_argc - 1, rest_argv + 1, &globals);
-        cli_usage_error(cluster_usage, "unknown subcommand 'cluster %s'", rest_argv[1]);
-        return CLI_EXIT_USAGE;
+        static const struct cli_subcommand subs[] = {{"info", cli_cmd_cluster}};
+        return cli_run_subcommand(rest_argc, rest_argv, &globals, cluster_usage, subs, 1);
     }
     cli_usage_error(main_usage, "unknown command '%s'", name);
     return CLI_EXIT_USAGE;

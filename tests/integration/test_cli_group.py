@@ -13,6 +13,7 @@ DescribeGroups, DeleteGroups).
 
 import contextlib
 import json
+import os
 import signal
 import subprocess
 import time
@@ -328,6 +329,149 @@ class CliGroupTest(vltava_test.SharedClusterTest, CliTestCase):
                                   timeout=120)
         self.assertEqual(len(kc.stdout.splitlines()), 20)
 
+
+class CliGroupRebalanceTest(vltava_test.SharedClusterTest, CliTestCase):
+    """Three `vltava consume -g` members of one group on a three-broker
+    cluster: the partitions are shared out, reshared when a member leaves,
+    and restarted members resume where the group's commits say."""
+
+    PARTITIONS = 12
+
+    @classmethod
+    def setUpClass(cls):
+        cls.cluster = vltava_test.Cluster(brokers=3, name="cli-group-3", broker_config={
+            "group.initial.rebalance.delay.ms": "0",
+            "offsets.topic.replication.factor": "3",
+            "offsets.topic.num.partitions": "3",
+        })
+
+    def run_cli(self, *args, **kw):
+        kw.setdefault("brokers", self.cluster.bootstrap)
+        return vltava(*args, **kw)
+
+    def ok_json(self, *args, **kw):
+        return self.json_of(self.run_cli(*(list(args) + ["--format", "json"]), **kw))
+
+    def produce(self, topic, values):
+        data = "".join("k%s:%s\n" % (v, v) for v in values).encode()
+        doc = self.ok_json("produce", topic, "-k", ":", "--acks", "all", stdin=data)
+        self.assertEqual((doc["produced"], doc["failed"]), (len(values), 0))
+
+    def start_member(self, topic, group, name, *extra):
+        """A `vltava consume topic -g group --format json` writing to files in
+        the cluster's temp dir; stopped by stop_member, or killed by pid when
+        the test ends."""
+        out = open(os.path.join(self.cluster.tmpdir, name + ".out"), "wb")
+        err = open(os.path.join(self.cluster.tmpdir, name + ".err"), "wb")
+        with out, err:
+            proc = subprocess.Popen([vltava_test.cli_bin(), "-b", self.cluster.bootstrap, "consume", topic,
+                                     "-g", group, "--format", "json"] + list(extra),
+                                    stdin=subprocess.DEVNULL, stdout=out, stderr=err)
+        proc.out_path, proc.err_path = out.name, err.name
+        self.addCleanup(self.reap, proc)
+        return proc
+
+    @staticmethod
+    def reap(proc):
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+
+    def records(self, proc):
+        """The records proc printed so far (whole lines only)."""
+        with open(proc.out_path, "rb") as f:
+            lines = f.read().split(b"\n")[:-1]
+        return [json.loads(line) for line in lines]
+
+    def wait_exit(self, proc, timeout=60):
+        """Waits for proc's exit; it must be 0 with no sanitizer report."""
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.fail("member pid %d still running %ds after it was told to stop" % (proc.pid, timeout))
+        with open(proc.err_path, "rb") as f:
+            err = f.read()
+        self.assertEqual(proc.returncode, 0, err)
+        for marker in (b"Sanitizer", b"runtime error:"):
+            self.assertNotIn(marker, err)
+
+    def stop_member(self, proc):
+        """SIGTERM: the member commits what it printed and leaves the group."""
+        proc.send_signal(signal.SIGTERM)
+        self.wait_exit(proc)
+
+    def wait_assignment(self, group, topic, counts):
+        """Waits until group is Stable with len(counts) members holding
+        counts partitions of topic each, every partition exactly once;
+        returns member id -> its partitions."""
+        def shared():
+            d = self.ok_json("group", "describe", group)
+            if d["state"] != "Stable" or len(d["members"]) != len(counts):
+                return None
+            owned = {m["member_id"]: sorted(a["partition"] for a in m["assignment"] if a["topic"] == topic)
+                     for m in d["members"]}
+            every = sorted(p for parts in owned.values() for p in parts)
+            if every != list(range(self.PARTITIONS)) or sorted(map(len, owned.values())) != sorted(counts):
+                return None
+            return owned
+
+        return vltava_test.wait_for(shared, timeout=60, interval=0.5,
+                                    what="group %s: members with %s partitions" % (group, counts))
+
+    def wait_printed(self, procs, want):
+        """Waits until procs together printed every value in want."""
+        def all_there():
+            seen = {r["value"] for p in procs for r in self.records(p)}
+            return want <= seen
+
+        vltava_test.wait_for(all_there, timeout=60, interval=0.3, what="%d records printed" % len(want))
+
+    def test_members_share_reshare_and_resume(self):
+        topic, group = "grp-twelve", "twelve"
+        doc = self.ok_json("topic", "create", topic, "-p", self.PARTITIONS, "-r", 3)
+        self.assertTrue(doc["leaders_elected"])
+        batches = [["%s%03d" % (name, i) for i in range(count)]
+                   for name, count in (("a", 240), ("b", 120), ("c", 120), ("d", 60))]
+        self.produce(topic, batches[0])
+
+        members = [self.start_member(topic, group, "m%d" % i) for i in range(3)]
+        owned = self.wait_assignment(group, topic, [4, 4, 4])
+        self.assertEqual(len(owned), 3)
+
+        # One leaves while more records arrive; the other two take over its
+        # partitions from its last commit.
+        self.stop_member(members[2])
+        self.produce(topic, batches[1])
+        survivors = self.wait_assignment(group, topic, [6, 6])
+        self.assertLessEqual(set(survivors), set(owned))
+        self.produce(topic, batches[2])
+        self.wait_printed(members, set(batches[0] + batches[1] + batches[2]))
+        for m in members[:2]:
+            self.stop_member(m)
+
+        # Each member commits only what it printed, and the group's offsets
+        # moved to each new owner at every rebalance: every record was
+        # printed once.
+        printed = [r for m in members for r in self.records(m)]
+        values = [r["value"] for r in printed]
+        self.assertEqual(sorted(values), sorted(batches[0] + batches[1] + batches[2]))
+        self.assertEqual(len({(r["partition"], r["offset"]) for r in printed}), len(printed))
+        d = self.ok_json("group", "describe", group)
+        self.assertEqual((d["state"], d["members"]), ("Empty", []))
+        self.assertEqual(len(d["partitions"]), self.PARTITIONS)
+        for p in d["partitions"]:
+            self.assertEqual((p["committed"], p["lag"]), (p["log_end"], 0), p)
+
+        # Restarted members start at the committed offsets: only what was
+        # produced after the last commit.
+        self.produce(topic, batches[3])
+        again = [self.start_member(topic, group, "r%d" % i, "-e") for i in range(2)]
+        for m in again:
+            self.wait_exit(m)
+        values = [r["value"] for m in again for r in self.records(m)]
+        self.assertEqual(sorted(values), sorted(batches[3]))
+        d = self.ok_json("group", "describe", group)
+        self.assertEqual([p["lag"] for p in d["partitions"]], [0] * self.PARTITIONS)
 
 if __name__ == "__main__":
     import unittest
