@@ -1491,6 +1491,7 @@ typedef struct commit_op {
     int32_t nparts;
     int64_t commit_ms;
     int64_t expire_ms;
+    bool *superseded; /* per part: a tombstone was written after it (OffsetDelete) */
 } commit_op_t;
 
 static void commit_stored(group_coordinator_t *gc, group_write_t *w, int16_t error)
@@ -1508,7 +1509,7 @@ static void commit_stored(group_coordinator_t *gc, group_write_t *w, int16_t err
             part->error = error;
             continue;
         }
-        if (!g->removed)
+        if (!g->removed && !op->superseded[i])
             group_offset_set(g, (const char *)part->topic.ptr, (size_t)part->topic.len,
                              part->partition, part->offset, part->leader_epoch,
                              (const char *)part->metadata.ptr,
@@ -1517,6 +1518,7 @@ static void commit_stored(group_coordinator_t *gc, group_write_t *w, int16_t err
                              op->expire_ms);
     }
     op->done(op->arg);
+    free(op->superseded);
     free(op);
 }
 
@@ -1586,6 +1588,7 @@ void group_offset_commit(group_coordinator_t *gc, const group_commit_params_t *p
     op->arg = arg;
     op->parts = p->parts;
     op->nparts = p->nparts;
+    op->superseded = xcalloc((size_t)p->nparts, sizeof(*op->superseded));
     op->commit_ms = group_now_ms();
     op->expire_ms = p->retention_time_ms >= 0 ? op->commit_ms + p->retention_time_ms : -1;
     record_batch_builder_t b;
@@ -1774,6 +1777,27 @@ void group_describe(group_coordinator_t *gc, kslice_t group_id, group_descriptio
 
 /* ---- tombstones: DeleteGroups, OffsetDelete, expiry ---- */
 
+/* g's commits of o's partition still waiting for the high watermark
+ * precede the tombstone being written for it: acknowledging them must not
+ * bring back in memory what the log then deletes. */
+static void supersede_pending_commits(group_coordinator_t *gc, const group_t *g,
+                                      const committed_offset_t *o)
+{
+    offsets_partition_t *p = g->partition < gc->nparts ? gc->parts[g->partition] : NULL;
+    size_t tlen = strlen(o->topic);
+    for (group_write_t *w = p ? p->writes_head : NULL; w; w = w->next) {
+        if (!w->is_commit || w->group != g)
+            continue;
+        commit_op_t *op = w->arg;
+        for (int32_t i = 0; i < op->nparts; i++) {
+            const group_commit_part_t *part = &op->parts[i];
+            if (part->partition == o->partition && part->topic.ptr &&
+                (size_t)part->topic.len == tlen && memcmp(part->topic.ptr, o->topic, tlen) == 0)
+                op->superseded[i] = true;
+        }
+    }
+}
+
 /* Writes tombstones for `offsets` (and, when `group_too`, for the group)
  * and forgets them at once, as Kafka does: a failed write leaves them in
  * the log, where the next load finds them again. */
@@ -1791,6 +1815,7 @@ static void write_tombstones(group_coordinator_t *gc, group_t *g, committed_offs
         kslice_t topic = {(const uint8_t *)offsets[i]->topic, (int32_t)strlen(offsets[i]->topic)};
         group_record_write_offset_key(&key, id, topic, offsets[i]->partition);
         record_batch_add(&b, key.buf, (int32_t)key.len, NULL, -1);
+        supersede_pending_commits(gc, g, offsets[i]);
         group_offset_remove(g, offsets[i]);
     }
     if (group_too) {
