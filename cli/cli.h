@@ -109,6 +109,10 @@ bool cli_topic_name_valid(const char *name);
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void cli_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void cli_usage_error(const char *usage, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A deletion's report: "Deleted <what> <name>", or with --format json
+ * {"<key>": "<name>", "deleted": true}. */
+void cli_print_deleted(const struct cli_globals *g, const char *what, const char *key,
+                       const char *name);
 
 /* ---- Talking to the cluster ---- */
 

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli_output.h"
 #include "xalloc.h"
 #include "topic_name.h"
 
@@ -622,4 +623,23 @@ rd_kafka_event_t *cli_admin_wait(rd_kafka_queue_t *q, rd_kafka_event_type_t want
         return NULL;
     }
     return ev;
+}
+
+void cli_print_deleted(const struct cli_globals *g, const char *what, const char *key,
+                       const char *name)
+{
+    assert(what != NULL && key != NULL && name != NULL);
+    if (g->format != CLI_FORMAT_JSON) {
+        printf("Deleted %s %s\n", what, name);
+        return;
+    }
+    struct json_writer w;
+    json_init(&w, stdout);
+    json_begin_object(&w);
+    json_key(&w, key);
+    json_string(&w, name);
+    json_key(&w, "deleted");
+    json_bool(&w, true);
+    json_end_object(&w);
+    json_finish(&w);
 }

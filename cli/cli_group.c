@@ -778,21 +778,8 @@ static int group_delete(int argc, char **argv, struct cli_globals *g)
         (void)group_result(res, n, "DeleteGroups", group, "delete", &code);
         rd_kafka_event_destroy(ev);
     }
-    if (code == CLI_EXIT_OK) {
-        if (g->format == CLI_FORMAT_JSON) {
-            struct json_writer w;
-            json_init(&w, stdout);
-            json_begin_object(&w);
-            json_key(&w, "group");
-            json_string(&w, group);
-            json_key(&w, "deleted");
-            json_bool(&w, true);
-            json_end_object(&w);
-            json_finish(&w);
-        } else {
-            printf("Deleted group %s\n", group);
-        }
-    }
+    if (code == CLI_EXIT_OK)
+        cli_print_deleted(g, "group", "group", group);
     rd_kafka_destroy(rk);
     return code;
 }

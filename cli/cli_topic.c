@@ -679,21 +679,8 @@ static int topic_delete(int argc, char **argv, struct cli_globals *g)
     rd_kafka_AdminOptions_destroy(opts);
     rd_kafka_DeleteTopic_destroy(dt);
     code = admin_topic_result(q, RD_KAFKA_EVENT_DELETETOPICS_RESULT, g, "delete");
-    if (code == CLI_EXIT_OK) {
-        if (g->format == CLI_FORMAT_JSON) {
-            struct json_writer w;
-            json_init(&w, stdout);
-            json_begin_object(&w);
-            json_key(&w, "name");
-            json_string(&w, name);
-            json_key(&w, "deleted");
-            json_bool(&w, true);
-            json_end_object(&w);
-            json_finish(&w);
-        } else {
-            printf("Deleted topic %s\n", name);
-        }
-    }
+    if (code == CLI_EXIT_OK)
+        cli_print_deleted(g, "topic", "name", name);
     rd_kafka_queue_destroy(q);
     rd_kafka_destroy(rk);
     return code;
