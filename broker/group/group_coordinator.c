@@ -599,12 +599,45 @@ static void pending_timer_fired(struct ev_loop *loop, ev_timer *timer, int reven
     maybe_complete_join(g->gc, g);
 }
 
+static bool all_members_synced(const group_t *g)
+{
+    for (int32_t i = 0; i < g->nmembers; i++)
+        if (!g->members[i]->synced)
+            return false;
+    return true;
+}
+
+/* The sync phase's deadline (Kafka's pending-sync members): a member that
+ * joined a generation but sent no SyncGroup within the rebalance timeout
+ * is out, so that its partitions go to the others instead of waiting for
+ * its session to expire while it keeps heartbeating. */
+static void sync_deadline_passed(group_coordinator_t *gc, group_t *g)
+{
+    assert(g->state == GROUP_COMPLETING_REBALANCE || g->state == GROUP_STABLE);
+    const int32_t generation = g->generation;
+    while (g->generation == generation && !g->removed &&
+           (g->state == GROUP_COMPLETING_REBALANCE || g->state == GROUP_STABLE ||
+            g->state == GROUP_PREPARING_REBALANCE)) {
+        group_member_t *late = NULL;
+        for (int32_t i = 0; i < g->nmembers && late == NULL; i++)
+            if (!g->members[i]->synced)
+                late = g->members[i];
+        if (late == NULL)
+            return;
+        member_remove(gc, g, late, "no SyncGroup within the rebalance timeout");
+    }
+}
+
 static void rebalance_timer_fired(struct ev_loop *loop, ev_timer *timer, int revents)
 {
     group_t *g = timer->data;
     group_coordinator_t *gc = g->gc;
     (void)loop;
     (void)revents;
+    if (g->state == GROUP_COMPLETING_REBALANCE || g->state == GROUP_STABLE) {
+        sync_deadline_passed(gc, g);
+        return;
+    }
     if (g->state != GROUP_PREPARING_REBALANCE)
         return;
     if (g->initial_delay) {
@@ -802,6 +835,9 @@ static void complete_join(group_coordinator_t *gc, group_t *g)
     set_state(g, GROUP_COMPLETING_REBALANCE);
     VLOG_INFO(GROUP_MODULE, "group %s: generation %d with %d members, protocol %s, leader %s",
               g->id, g->generation, g->nmembers, g->protocol, g->leader_id);
+    for (int32_t i = 0; i < g->nmembers; i++)
+        g->members[i]->synced = false;
+    arm_rebalance_timer(gc, g, max_rebalance_timeout_ms(g)); /* the sync phase's deadline */
     for (int32_t i = 0; i < g->nmembers; i++) {
         group_member_t *m = g->members[i];
         if (m->join_done) {
@@ -1336,6 +1372,8 @@ static void sync_stored(group_coordinator_t *gc, group_write_t *w, int16_t error
         return;
     }
     set_state(g, GROUP_STABLE);
+    if (all_members_synced(g))
+        ev_timer_stop(gc->loop, &g->rebalance_timer);
     for (int32_t i = 0; i < g->nmembers; i++)
         if (g->members[i]->sync_done)
             answer_sync(g, g->members[i]);
@@ -1378,7 +1416,10 @@ void group_sync(group_coordinator_t *gc, const group_sync_params_t *p, group_syn
         return;
     }
     member_heartbeat(gc, m);
+    m->synced = true;
     if (g->state == GROUP_STABLE) {
+        if (all_members_synced(g))
+            ev_timer_stop(gc->loop, &g->rebalance_timer);
         m->sync_done = done;
         m->sync_arg = arg;
         answer_sync(g, m);
@@ -2110,6 +2151,7 @@ void group_apply_metadata(group_coordinator_t *gc, group_t *g, const group_metad
         m->rebalance_timeout_ms =
             r->rebalance_timeout_ms > 0 ? r->rebalance_timeout_ms : r->session_timeout_ms;
         m->joined_seq = ++gc->member_seq;
+        m->synced = true; /* it had its assignment: it synced in its generation */
         if (g->protocol) {
             m->protocols = xcalloc(1, sizeof(*m->protocols));
             m->nprotocols = 1;

@@ -72,6 +72,7 @@ typedef struct group_member {
     void *sync_arg;
     ev_timer session_timer; /* session.timeout.ms since the last sign of life */
     int64_t joined_seq;     /* order of joining, for the leader's choice */
+    bool synced;            /* sent its SyncGroup for the current generation */
 } group_member_t;
 
 /* A dynamic member that got MEMBER_ID_REQUIRED and has yet to rejoin. */

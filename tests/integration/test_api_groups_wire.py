@@ -15,6 +15,7 @@ partitions that do not exist, and protocol metadata over the broker's bound
 One broker, offsets.topic.replication.factor=1, no initial rebalance delay.
 """
 
+import time
 import unittest
 
 import vltava_test as vt
@@ -948,6 +949,48 @@ class GroupsWireTest(vt.SharedClusterTest):
             error, members = leave_group(conn, 3, group, [(new, "i1")])
             self.assertEqual((error, members), (NONE, [(new, "i1", NONE)]))
             self.wait_state(conn, group, "Empty")
+
+    def test_member_that_never_syncs_is_removed(self):
+        """A member that joins a generation and keeps heartbeating but never
+        sends its SyncGroup is removed once the rebalance timeout passes
+        (Kafka's pending-sync members), and the others rebalance without
+        it, long before its session would expire."""
+        group = "gw-nosync"
+        meta = subscription([TOPIC])
+        a, b = self.connect(), self.connect()
+        try:
+            self.until_loaded(a, group)
+            first = join_group(a, 3, group, "", meta, rebalance_ms=1500, session_ms=30000)
+            self.assertEqual(first["error"], NONE, first)
+            ma = first["member_id"]
+            self.assertEqual(sync_group(a, 3, group, first["generation"], ma, [(ma, b"")])["error"], NONE)
+            cid = join_group(b, 3, group, "", meta, rebalance_ms=1500, session_ms=30000, send=True)
+            vt.wait_for(lambda: heartbeat(a, 3, group, first["generation"], ma) == REBALANCE_IN_PROGRESS,
+                        timeout=30, what="the rebalance the second member starts")
+            ra = join_group(a, 3, group, ma, meta, rebalance_ms=1500, session_ms=30000)
+            rb = recv_answer(b, cid, JOIN_GROUP, 3, join_decoder(3))
+            self.assertEqual((ra["error"], rb["error"]), (NONE, NONE))
+            mb, generation = rb["member_id"], ra["generation"]
+            # Only a syncs (as a follower it would wait for the leader: it
+            # sends without reading); b heartbeats but never syncs.
+            sync_cid = sync_group(a, 3, group, generation, ma,
+                                  [(ma, b""), (mb, b"")] if ra["leader"] == ma else [], send=True)
+
+            def b_removed():
+                if heartbeat(b, 3, group, generation, mb) == UNKNOWN_MEMBER_ID:
+                    return True
+                time.sleep(0.2)  # b's heartbeat interval
+                return False
+            vt.wait_for(b_removed, timeout=25, what="the member that never synced to be removed")
+            with self.connect() as c:
+                members = describe_groups(c, 0, [group])[group]["members"]
+            self.assertNotIn(mb, [m["member_id"] for m in members])
+            recv_answer(a, sync_cid, SYNC_GROUP, 3, sync_decoder(3))  # answered, whatever it was
+            error, _ = leave_group(a, 3, group, [(ma, None)])
+            self.assertEqual(error, NONE)
+        finally:
+            a.close()
+            b.close()
 
     def test_group_max_size(self):
         """group.max.size (3 here): a fourth member is refused with
