@@ -274,6 +274,15 @@ static void join_answer_error(group_join_done_fn done, void *arg, int16_t error,
     done(arg, &res);
 }
 
+/* A refused JoinGroup names the member id it was sent with, as Kafka's
+ * answers do (the request's id is not NUL-terminated). */
+static void join_refuse(group_join_done_fn done, void *arg, int16_t error, kslice_t member_id)
+{
+    char *id = member_id.ptr ? kslice_strdup(member_id) : NULL;
+    join_answer_error(done, arg, error, id);
+    free(id);
+}
+
 static void sync_answer_error(group_sync_done_fn done, void *arg, int16_t error)
 {
     group_sync_result_t res = {.error = error};
@@ -1283,7 +1292,7 @@ void group_join(group_coordinator_t *gc, const group_join_params_t *p, group_joi
     if (error == KAFKA_NONE && !join_compatible(g, p))
         error = KAFKA_INCONSISTENT_GROUP_PROTOCOL;
     if (error != KAFKA_NONE) {
-        join_answer_error(done, arg, error, unknown ? "" : NULL);
+        join_refuse(done, arg, error, p->member_id);
         return;
     }
     if (unknown) {
@@ -1304,7 +1313,7 @@ void group_join(group_coordinator_t *gc, const group_join_params_t *p, group_joi
         return;
     }
     if (static_member_fenced(g, p->member_id, p->group_instance_id)) {
-        join_answer_error(done, arg, KAFKA_FENCED_INSTANCE_ID, NULL);
+        join_refuse(done, arg, KAFKA_FENCED_INSTANCE_ID, p->member_id);
         return;
     }
     /* An instance id the group does not know is as unknown as the member
@@ -1312,7 +1321,7 @@ void group_join(group_coordinator_t *gc, const group_join_params_t *p, group_joi
     group_member_t *m = group_find_member(g, p->member_id);
     if (m == NULL ||
         (p->group_instance_id.ptr && !slice_is(p->group_instance_id, m->instance_id))) {
-        join_answer_error(done, arg, KAFKA_UNKNOWN_MEMBER_ID, NULL);
+        join_refuse(done, arg, KAFKA_UNKNOWN_MEMBER_ID, p->member_id);
         return;
     }
     member_heartbeat(gc, m);
@@ -1337,7 +1346,7 @@ void group_join(group_coordinator_t *gc, const group_join_params_t *p, group_joi
                           leader ? "leader rejoined" : "member metadata changed");
         return;
     default:
-        join_answer_error(done, arg, KAFKA_UNKNOWN_MEMBER_ID, NULL);
+        join_refuse(done, arg, KAFKA_UNKNOWN_MEMBER_ID, p->member_id);
         return;
     }
 }
