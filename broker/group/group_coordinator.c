@@ -2085,22 +2085,42 @@ static bool offset_expired(const group_coordinator_t *gc, const group_t *g,
 {
     if (o->expire_ms >= 0)
         return now >= o->expire_ms;
-    int64_t base = g->protocol_type ? g->state_ms : o->commit_ms;
+    /* KIP-496: a Stable consumer group's offsets of a topic no member
+     * subscribes to count from their commit. */
+    int64_t base = g->protocol_type && g->state == GROUP_EMPTY ? g->state_ms : o->commit_ms;
     return now - base >= gc->cfg.offsets_retention_ms;
+}
+
+/* Which offsets of g may expire at all: every one of an empty group; of a
+ * Stable consumer group, those of topics none of its members subscribes to
+ * (KIP-496); none otherwise. */
+static bool offset_may_expire(const group_t *g, const committed_offset_t *o)
+{
+    if (g->state == GROUP_EMPTY)
+        return true;
+    if (g->state != GROUP_STABLE || g->protocol == NULL || g->protocol_type == NULL ||
+        strcmp(g->protocol_type, "consumer") != 0)
+        return false;
+    kslice_t topic = {(const uint8_t *)o->topic, (int32_t)strlen(o->topic)};
+    for (int32_t i = 0; i < g->nmembers; i++)
+        if (member_subscribes(g->members[i], g->protocol, topic))
+            return false;
+    return true;
 }
 
 static void expire_group(group_coordinator_t *gc, group_t *g, int64_t now)
 {
     assert(!g->removed);
-    if (g->state != GROUP_EMPTY || g->refs > 0)
+    if ((g->state != GROUP_EMPTY && g->state != GROUP_STABLE) || g->refs > 0)
         return;
     committed_offset_t **doomed = xcalloc(g->offsets.count + 1, sizeof(*doomed));
     int32_t n = 0;
     for (size_t b = 0; b < g->offsets.nbuckets; b++)
         for (hnode_t *e = g->offsets.buckets[b]; e; e = e->next)
-            if (offset_expired(gc, g, (committed_offset_t *)e, now))
+            if (offset_may_expire(g, (committed_offset_t *)e) &&
+                offset_expired(gc, g, (committed_offset_t *)e, now))
                 doomed[n++] = (committed_offset_t *)e;
-    bool group_too = (size_t)n == g->offsets.count;
+    bool group_too = g->state == GROUP_EMPTY && (size_t)n == g->offsets.count;
     if (n > 0 || group_too) {
         VLOG_INFO(GROUP_MODULE, "group %s: %d committed offsets expired%s", g->id, n,
                   group_too ? "; the group is removed" : "");

@@ -6,6 +6,8 @@
   restart, which replays the partition, nothing comes back.
 - A consumer group: its offsets do not expire while it has members, however
   old the commit; once it is empty they expire offsets.retention.ms later.
+- KIP-496: while a consumer group is Stable, its offsets of a topic no
+  member subscribes to expire offsets.retention.ms after their commit.
 
 Clients: Debian's confluent-kafka (librdkafka 2.0.2). Every wait polls
 against a deadline."""
@@ -34,6 +36,7 @@ class OffsetExpiryTest(unittest.TestCase):
         self.addCleanup(self.cluster.close)
         self.bootstrap = self.cluster.bootstrap
         self.cluster.create_topic("expiring", partitions=2, rf=1)
+        self.cluster.create_topic("unsubscribed", partitions=1, rf=1)
         self.clients = []
 
     def tearDown(self):
@@ -54,6 +57,13 @@ class OffsetExpiryTest(unittest.TestCase):
         try:
             parts = c.committed([TopicPartition("expiring", p) for p in (0, 1)], timeout=20)
             return {tp.partition: tp.offset for tp in parts}
+        finally:
+            c.close()
+
+    def committed_of(self, group, topic):
+        c = Consumer({"bootstrap.servers": self.bootstrap, "group.id": group})
+        try:
+            return c.committed([TopicPartition(topic, 0)], timeout=20)[0].offset
         finally:
             c.close()
 
@@ -96,6 +106,10 @@ class OffsetExpiryTest(unittest.TestCase):
             if m is not None and not m.error():
                 got += 1
         member.commit(asynchronous=False)
+        # A commit for a topic the group does not subscribe to (a member may
+        # commit any offsets).
+        member.commit(offsets=[TopicPartition("unsubscribed", 0, 4)], asynchronous=False)
+        self.assertEqual(self.committed_of(group, "unsubscribed"), 4)
         committed = self.committed(group)
         self.assertEqual(sum(committed.values()), len(producer_values))
 
@@ -104,6 +118,9 @@ class OffsetExpiryTest(unittest.TestCase):
         until = time.monotonic() + 2 * RETENTION_MS / 1000
         while time.monotonic() < until:
             member.poll(0.2)
+        self.assertEqual(self.committed(group), committed)
+        vt.wait_for(lambda: self.committed_of(group, "unsubscribed") == NO_OFFSET, timeout=30,
+                    what="the unsubscribed topic's offset to expire while the group is Stable")
         self.assertEqual(self.committed(group), committed)
 
         # Empty: the offsets go retention.ms after it became empty.
