@@ -1544,6 +1544,35 @@ typedef struct commit_op {
     bool *superseded; /* per part: a tombstone was written after it (OffsetDelete) */
 } commit_op_t;
 
+/* The parts of g's commits still waiting for the high watermark that name
+ * (topic, partition): how many there are and, with `supersede`, marks them
+ * as preceding a tombstone being written for it, so that acknowledging
+ * them does not bring back in memory what the log then deletes. */
+static int32_t pending_commits_of(group_coordinator_t *gc, const group_t *g, const char *topic,
+                                  size_t tlen, int32_t partition, bool supersede)
+{
+    assert(topic != NULL);
+    assert(g->commits_in_flight >= 0);
+    if (g->commits_in_flight == 0)
+        return 0;
+    offsets_partition_t *p = g->partition < gc->nparts ? gc->parts[g->partition] : NULL;
+    int32_t n = 0;
+    for (group_write_t *w = p ? p->writes_head : NULL; w; w = w->next) {
+        if (!w->is_commit || w->group != g)
+            continue;
+        commit_op_t *op = w->arg;
+        for (int32_t i = 0; i < op->nparts; i++) {
+            const group_commit_part_t *part = &op->parts[i];
+            if (part->error == KAFKA_NONE && part->partition == partition && part->topic.ptr &&
+                (size_t)part->topic.len == tlen && memcmp(part->topic.ptr, topic, tlen) == 0) {
+                n++;
+                op->superseded[i] |= supersede;
+            }
+        }
+    }
+    return n;
+}
+
 static void commit_stored(group_coordinator_t *gc, group_write_t *w, int16_t error)
 {
     commit_op_t *op = w->arg;
@@ -1715,7 +1744,6 @@ void group_offset_fetch(group_coordinator_t *gc, kslice_t group_id,
     out->error = route_any(gc, group_id, &g);
     if (out->error != KAFKA_NONE)
         return;
-    bool unstable = require_stable && g && group_store_commit_pending(gc, g);
     if (wanted == NULL) {
         if (g == NULL || g->offsets.count == 0)
             return;
@@ -1726,7 +1754,10 @@ void group_offset_fetch(group_coordinator_t *gc, kslice_t group_id,
                 group_committed_t *c = &out->offsets[out->noffsets++];
                 c->topic = o->topic;
                 c->partition = o->partition;
-                committed_fill(c, o, unstable);
+                committed_fill(c, o,
+                               require_stable &&
+                                   pending_commits_of(gc, g, o->topic, strlen(o->topic),
+                                                      o->partition, false) > 0);
             }
         qsort(out->offsets, (size_t)out->noffsets, sizeof(*out->offsets), committed_cmp);
         return;
@@ -1752,7 +1783,11 @@ void group_offset_fetch(group_coordinator_t *gc, kslice_t group_id,
                                                      : NULL;
         c->topic = name;
         c->partition = wanted[i].partition;
-        committed_fill(c, o, unstable);
+        /* require_stable (v7+, KIP-447): a partition whose commit is still
+         * being written answers UNSTABLE_OFFSET_COMMIT; the others answer. */
+        committed_fill(c, o,
+                       require_stable && g &&
+                           pending_commits_of(gc, g, name, tlen, wanted[i].partition, false) > 0);
         name += tlen + 1;
     }
 }
@@ -1827,27 +1862,6 @@ void group_describe(group_coordinator_t *gc, kslice_t group_id, group_descriptio
 
 /* ---- tombstones: DeleteGroups, OffsetDelete, expiry ---- */
 
-/* g's commits of o's partition still waiting for the high watermark
- * precede the tombstone being written for it: acknowledging them must not
- * bring back in memory what the log then deletes. */
-static void supersede_pending_commits(group_coordinator_t *gc, const group_t *g,
-                                      const committed_offset_t *o)
-{
-    offsets_partition_t *p = g->partition < gc->nparts ? gc->parts[g->partition] : NULL;
-    size_t tlen = strlen(o->topic);
-    for (group_write_t *w = p ? p->writes_head : NULL; w; w = w->next) {
-        if (!w->is_commit || w->group != g)
-            continue;
-        commit_op_t *op = w->arg;
-        for (int32_t i = 0; i < op->nparts; i++) {
-            const group_commit_part_t *part = &op->parts[i];
-            if (part->partition == o->partition && part->topic.ptr &&
-                (size_t)part->topic.len == tlen && memcmp(part->topic.ptr, o->topic, tlen) == 0)
-                op->superseded[i] = true;
-        }
-    }
-}
-
 /* Writes tombstones for `offsets` (and, when `group_too`, for the group)
  * and forgets them at once, as Kafka does: a failed write leaves them in
  * the log, where the next load finds them again. */
@@ -1865,7 +1879,8 @@ static void write_tombstones(group_coordinator_t *gc, group_t *g, committed_offs
         kslice_t topic = {(const uint8_t *)offsets[i]->topic, (int32_t)strlen(offsets[i]->topic)};
         group_record_write_offset_key(&key, id, topic, offsets[i]->partition);
         record_batch_add(&b, key.buf, (int32_t)key.len, NULL, -1);
-        supersede_pending_commits(gc, g, offsets[i]);
+        pending_commits_of(gc, g, offsets[i]->topic, strlen(offsets[i]->topic),
+                           offsets[i]->partition, true);
         group_offset_remove(g, offsets[i]);
     }
     if (group_too) {

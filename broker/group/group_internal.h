@@ -185,8 +185,6 @@ int16_t group_store_route(group_coordinator_t *gc, const uint8_t *id, size_t len
  * has run. */
 void group_store_write(group_coordinator_t *gc, int32_t partition, uint8_t *batch, size_t len,
                        group_write_t *w);
-/* Has an offset commit of group g still not reached the high watermark? */
-bool group_store_commit_pending(const group_coordinator_t *gc, const group_t *g);
 
 /* The replica event for one offsets partition: load, unload, or complete
  * the writes the high watermark now covers. */

@@ -510,13 +510,6 @@ void group_store_partition_event(group_coordinator_t *gc, int32_t partition)
         part_complete_writes(gc, p, partition_log_high_watermark(rp->log));
 }
 
-bool group_store_commit_pending(const group_coordinator_t *gc, const group_t *g)
-{
-    (void)gc;
-    assert(g->commits_in_flight >= 0);
-    return g->commits_in_flight > 0;
-}
-
 void group_store_free(group_coordinator_t *gc)
 {
     for (int32_t i = 0; i < gc->nparts; i++) {
