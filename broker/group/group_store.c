@@ -386,6 +386,44 @@ static uint8_t *load_read(const log_read_t *rd, size_t *len)
     return buf;
 }
 
+/* Replays the whole batches in buf. The log validated every batch (CRC
+ * and lengths) on append and recovery, so a batch that does not parse here
+ * is not expected; it is skipped alone, by its Length, so that the commits
+ * after it still load. */
+static void load_batches(group_coordinator_t *gc, offsets_partition_t *p, const uint8_t *buf,
+                         size_t len)
+{
+    size_t at = 0;
+    while (at < len) {
+        record_batch_iter_t it;
+        record_batch_iter_init(&it, buf + at, len - at);
+        record_view_t rec;
+        int rc;
+        while ((rc = record_batch_iter_next(&it, &rec)) == 1) {
+            if (rec.offset < p->load_offset)
+                continue; /* the batch holding load_offset began before it */
+            load_apply(gc, p, &rec);
+            p->loaded_records++;
+        }
+        if (rc == 0)
+            return;
+        size_t bad = at + record_batch_iter_consumed(&it);
+        kreader_t r;
+        kr_init(&r, buf + bad, len - bad);
+        int64_t base_offset;
+        int32_t length;
+        bool sized = kr_i64(&r, &base_offset) && kr_i32(&r, &length) &&
+                     length >= BATCH_HEADER_SIZE - 12 && (size_t)length <= len - bad - 12;
+        VLOG_ERR(GROUP_MODULE, "%s-%d: unreadable record batch at offset %" PRId64 "%s",
+                 GROUP_OFFSETS_TOPIC, p->id, sized ? base_offset : p->load_offset,
+                 sized ? ", skipped" : "; the rest of this read is skipped");
+        if (!sized)
+            return;
+        at = bad + 12 + (size_t)length;
+        assert(at <= len);
+    }
+}
+
 static void load_step(struct ev_loop *loop, ev_timer *timer, int revents)
 {
     offsets_partition_t *p = timer->data;
@@ -426,19 +464,7 @@ static void load_step(struct ev_loop *loop, ev_timer *timer, int revents)
         ev_timer_start(gc->loop, timer);
         return;
     }
-    record_batch_iter_t it;
-    record_batch_iter_init(&it, buf, len);
-    record_view_t rec;
-    int rc;
-    while ((rc = record_batch_iter_next(&it, &rec)) == 1) {
-        if (rec.offset < p->load_offset)
-            continue; /* the batch holding load_offset began before it */
-        load_apply(gc, p, &rec);
-        p->loaded_records++;
-    }
-    if (rc < 0)
-        VLOG_ERR(GROUP_MODULE, "%s-%d: corrupt record batch near offset %" PRId64 ", skipped",
-                 GROUP_OFFSETS_TOPIC, p->id, p->load_offset);
+    load_batches(gc, p, buf, len);
     free(buf);
     p->load_offset = rd.next_offset > p->load_offset ? rd.next_offset : end;
     ev_timer_set(timer, 0., 0.);
