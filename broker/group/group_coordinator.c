@@ -953,9 +953,10 @@ void group_coordinator_partition_event(group_coordinator_t *gc, const char *topi
         group_store_partition_event(gc, partition);
 }
 
-/* The group for a request, or the error to answer with. Kafka refuses an
- * empty group id only in the membership APIs (JoinGroup, SyncGroup,
- * Heartbeat, LeaveGroup); offsets, descriptions and deletions take it. */
+/* The group for a request, or the error to answer with. Kafka takes an
+ * empty group id only in OffsetCommit, OffsetFetch, DescribeGroups and
+ * DeleteGroups (its isValidGroupId); the membership APIs and OffsetDelete
+ * refuse it. */
 static int16_t route_id(group_coordinator_t *gc, kslice_t group_id, bool allow_empty, group_t **out)
 {
     *out = NULL;
@@ -974,7 +975,8 @@ static int16_t route(group_coordinator_t *gc, kslice_t group_id, group_t **out)
     return route_id(gc, group_id, false, out);
 }
 
-/* Offsets, descriptions, deletions: an empty group id is a group. */
+/* OffsetCommit, OffsetFetch, DescribeGroups, DeleteGroups: an empty
+ * group id is a group. */
 static int16_t route_any(group_coordinator_t *gc, kslice_t group_id, group_t **out)
 {
     return route_id(gc, group_id, true, out);
@@ -2030,7 +2032,7 @@ void group_offset_delete(group_coordinator_t *gc, kslice_t group_id, group_commi
     assert(done != NULL && group_error != NULL);
     assert(nparts >= 0);
     group_t *g;
-    *group_error = route_any(gc, group_id, &g);
+    *group_error = route(gc, group_id, &g); /* an empty id is INVALID_GROUP_ID here */
     if (*group_error == KAFKA_NONE && (g == NULL || g->state == GROUP_DEAD))
         *group_error = KAFKA_GROUP_ID_NOT_FOUND;
     bool consumer =

@@ -913,6 +913,9 @@ class GroupsWireTest(vt.SharedClusterTest):
                     self.assertEqual(res["generation"], -1)
                 res = join_group(conn, version, "", "", meta)
                 self.assertEqual(res["error"], INVALID_GROUP_ID, (version, res))
+            # OffsetDelete refuses the empty group id too (Kafka takes it only
+            # in OffsetCommit, OffsetFetch, DescribeGroups and DeleteGroups).
+            self.assertEqual(offset_delete(conn, "", {TOPIC: [0]}), (INVALID_GROUP_ID, {}))
             # A compact protocol type longer than an int16 length can carry:
             # kept, it could not be written to the group's record nor to a
             # v0 DescribeGroups answer.
