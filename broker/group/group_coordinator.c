@@ -483,6 +483,7 @@ static void store_group(group_coordinator_t *gc, group_t *g, bool tombstone, gro
     size_t len;
     const uint8_t *batch = record_batch_finish(&b, &len);
     w->group = g;
+    w->is_metadata = !tombstone;
     group_store_write(gc, g->partition, (uint8_t *)batch, len, w);
     record_batch_builder_free(&b);
     kw_free(&key);

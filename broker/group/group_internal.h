@@ -139,6 +139,7 @@ typedef struct group_write {
     void *arg;          /* done's, which frees it */
     int32_t generation; /* SyncGroup: the generation it stores */
     bool is_commit;     /* OffsetCommit (require_stable asks for these) */
+    bool is_metadata;   /* a GroupMetadata value (store_group), not tombstones */
     ev_timer timer;     /* offsets.commit.timeout.ms */
 } group_write_t;
 

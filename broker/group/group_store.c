@@ -179,11 +179,16 @@ static void write_unlink(offsets_partition_t *p, group_write_t *w)
 /* Kafka's answers for a write that timed out waiting for the ISR, or that
  * the log refused as too large: a commit's client retries the commit
  * (REQUEST_TIMED_OUT) or gives up on it (INVALID_COMMIT_OFFSET_SIZE); a
- * group write (a generation's assignment, tombstones) sends the members
- * round again (REBALANCE_IN_PROGRESS) or fails (UNKNOWN_SERVER_ERROR). */
+ * group's metadata (a generation's assignment, a static member's new id)
+ * sends the members round again (REBALANCE_IN_PROGRESS: Kafka's storeGroup
+ * mapping) or fails (UNKNOWN_SERVER_ERROR). Tombstones (DeleteGroups,
+ * OffsetDelete) have no members to send round: a timeout is a coordinator
+ * error their admin clients retry on. */
 static int16_t write_timed_out_error(const group_write_t *w)
 {
-    return w->is_commit ? KAFKA_REQUEST_TIMED_OUT : KAFKA_REBALANCE_IN_PROGRESS;
+    if (w->is_commit)
+        return KAFKA_REQUEST_TIMED_OUT;
+    return w->is_metadata ? KAFKA_REBALANCE_IN_PROGRESS : KAFKA_COORDINATOR_NOT_AVAILABLE;
 }
 
 static int16_t write_too_large_error(const group_write_t *w)
