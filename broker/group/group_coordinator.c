@@ -1446,7 +1446,11 @@ void group_sync(group_coordinator_t *gc, const group_sync_params_t *p, group_syn
         return; /* followers wait for the leader's assignment */
     for (int32_t i = 0; i < p->nassignments; i++)
         if (p->assignments[i].assignment.len > GROUP_MAX_METADATA_BYTES) {
+            /* Refused: no assignment comes from this SyncGroup, so the
+             * sync phase's deadline still counts the leader as late (the
+             * followers waiting for it are not held past it). */
             m->sync_done = NULL;
+            m->synced = false;
             sync_answer_error(done, arg, KAFKA_INVALID_REQUEST);
             return;
         }

@@ -995,6 +995,43 @@ class GroupsWireTest(vt.SharedClusterTest):
             a.close()
             b.close()
 
+    def test_refused_assignment_does_not_hold_the_followers(self):
+        """A leader whose SyncGroup is refused (an assignment over the
+        broker's bound) sent no assignment: the sync phase's deadline still
+        counts it as late, so its follower, waiting in SyncGroup, is sent
+        back to JoinGroup after the rebalance timeout rather than when the
+        leader's session expires."""
+        group = "gw-bigsync"
+        meta = subscription([TOPIC])
+        a, b = self.connect(), self.connect()
+        try:
+            self.until_loaded(a, group)
+            first = join_group(a, 3, group, "", meta, rebalance_ms=1500, session_ms=60000)
+            self.assertEqual(first["error"], NONE, first)
+            ma = first["member_id"]
+            self.assertEqual(sync_group(a, 3, group, first["generation"], ma, [(ma, b"")])["error"], NONE)
+            cid = join_group(b, 3, group, "", meta, rebalance_ms=1500, session_ms=60000, send=True)
+            vt.wait_for(lambda: heartbeat(a, 3, group, first["generation"], ma) == REBALANCE_IN_PROGRESS,
+                        timeout=30, what="the rebalance the second member starts")
+            ra = join_group(a, 3, group, ma, meta, rebalance_ms=1500, session_ms=60000)
+            rb = recv_answer(b, cid, JOIN_GROUP, 3, join_decoder(3))
+            self.assertEqual((ra["error"], rb["error"], ra["leader"]), (NONE, NONE, ma))
+            mb, generation = rb["member_id"], ra["generation"]
+            sync_cid = sync_group(b, 3, group, generation, mb, [], send=True)
+            big = b"\x00" * (MAX_METADATA_BYTES + 1)
+            res = sync_group(a, 3, group, generation, ma, [(ma, b""), (mb, big)])
+            self.assertEqual(res["error"], INVALID_REQUEST, res)
+            started = time.monotonic()
+            rb = recv_answer(b, sync_cid, SYNC_GROUP, 3, sync_decoder(3))
+            self.assertEqual(rb["error"], REBALANCE_IN_PROGRESS, rb)
+            self.assertLess(time.monotonic() - started, 20)  # the leader's session: 60 s
+            self.assertEqual(heartbeat(a, 3, group, generation, ma), UNKNOWN_MEMBER_ID)
+            error, _ = leave_group(b, 3, group, [(mb, None)])
+            self.assertEqual(error, NONE)
+        finally:
+            a.close()
+            b.close()
+
     def test_group_max_size(self):
         """group.max.size (3 here): a fourth member is refused with
         GROUP_MAX_SIZE_REACHED while the three stay in the group."""
