@@ -2054,8 +2054,9 @@ void group_offset_delete(group_coordinator_t *gc, kslice_t group_id, group_commi
         group_commit_part_t *part = &parts[i];
         part->error = KAFKA_NONE;
         /* Members before their group's first generation (no protocol
-         * yet) subscribe to nothing Kafka knows of. */
-        bool subscribed = false;
+         * yet) may subscribe to any topic: Kafka cannot tell (its
+         * subscribedTopics is None) and keeps every offset. */
+        bool subscribed = g->nmembers > 0 && g->protocol == NULL;
         for (int32_t m = 0; m < g->nmembers && !subscribed && part->topic.ptr && g->protocol; m++)
             subscribed = member_subscribes(g->members[m], g->protocol, part->topic);
         if (subscribed) {

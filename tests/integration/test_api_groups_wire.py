@@ -53,6 +53,7 @@ GROUP_ID_NOT_FOUND = 69
 MEMBER_ID_REQUIRED = 79
 GROUP_MAX_SIZE_REACHED = 81
 FENCED_INSTANCE_ID = 82
+GROUP_SUBSCRIBED_TO_TOPIC = 86
 RETRIABLE = {COORDINATOR_LOAD_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE, NOT_COORDINATOR}
 
 INT32_MIN = -(2 ** 31)
@@ -1080,6 +1081,33 @@ class GroupsWireTest(vt.SharedClusterTest):
             self.assertEqual((error, parts), (NONE, {(TOPIC, 0): NONE}))
             self.assertEqual(offset_fetch(conn, 6, group, None), (NONE, {}))
             self.assertEqual(delete_groups(conn, 0, [group]), {group: NONE})
+
+    def test_offset_delete_before_the_first_generation(self):
+        """A consumer group whose members have yet to form its first
+        generation: what they subscribe to is not known yet (Kafka's
+        subscribedTopics is None), so OffsetDelete keeps every offset
+        (GROUP_SUBSCRIBED_TO_TOPIC) rather than one a member may consume."""
+        group = "gw-del-early"
+        meta = subscription([TOPIC])
+        a, b = self.connect(), self.connect()
+        try:
+            self.until_loaded(a, group)
+            self.assertEqual(offset_commit(a, 2, group, -1, "", [(TOPIC, 0, 7, -1, None)]), {(TOPIC, 0): NONE})
+            # a's id is pending (MEMBER_ID_REQUIRED): b's join waits for it.
+            first = join_group(a, 4, group, "", meta, session_ms=30000)
+            self.assertEqual(first["error"], MEMBER_ID_REQUIRED, first)
+            cid = join_group(b, 3, group, "", meta, session_ms=30000, send=True)
+            self.wait_state(a, group, "PreparingRebalance")
+            self.assertEqual(offset_delete(a, group, {TOPIC: [0]}), (NONE, {(TOPIC, 0): GROUP_SUBSCRIBED_TO_TOPIC}))
+            self.assertEqual(offset_fetch(a, 5, group, {TOPIC: [0]})[1][(TOPIC, 0)][0], 7)
+            ra = join_group(a, 4, group, first["member_id"], meta, session_ms=30000)
+            rb = recv_answer(b, cid, JOIN_GROUP, 3, join_decoder(3))
+            self.assertEqual((ra["error"], rb["error"]), (NONE, NONE))
+            error, _ = leave_group(a, 3, group, [(ra["member_id"], None), (rb["member_id"], None)])
+            self.assertEqual(error, NONE)
+        finally:
+            a.close()
+            b.close()
 
     def test_oversized_protocol_metadata(self):
         """Metadata over the broker's bound: the request (or the connection)
