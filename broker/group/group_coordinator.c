@@ -461,29 +461,27 @@ static void write_members(const group_t *g, group_metadata_value_t *v)
     }
 }
 
-/* Appends g's GroupMetadata record (or its tombstone) and queues w. */
-static void store_group(group_coordinator_t *gc, group_t *g, bool tombstone, group_write_t *w)
+/* Appends g's GroupMetadata record (tombstones go with write_tombstones) and
+ * queues w. */
+static void store_group(group_coordinator_t *gc, group_t *g, group_write_t *w)
 {
     kwriter_t key, value;
     kw_init(&key, 64);
     kw_init(&value, 256);
     kslice_t id = {(const uint8_t *)g->id, (int32_t)strlen(g->id)};
     group_record_write_metadata_key(&key, id);
-    if (!tombstone) {
-        group_metadata_value_t v;
-        memset(&v, 0, sizeof(v));
-        write_members(g, &v);
-        group_record_write_metadata_value(&value, &v);
-        free(v.members);
-    }
+    group_metadata_value_t v;
+    memset(&v, 0, sizeof(v));
+    write_members(g, &v);
+    group_record_write_metadata_value(&value, &v);
+    free(v.members);
     record_batch_builder_t b;
     record_batch_begin(&b, group_now_ms());
-    record_batch_add(&b, key.buf, (int32_t)key.len, tombstone ? NULL : value.buf,
-                     tombstone ? -1 : (int32_t)value.len);
+    record_batch_add(&b, key.buf, (int32_t)key.len, value.buf, (int32_t)value.len);
     size_t len;
     const uint8_t *batch = record_batch_finish(&b, &len);
     w->group = g;
-    w->is_metadata = !tombstone;
+    w->is_metadata = true;
     group_store_write(gc, g->partition, (uint8_t *)batch, len, w);
     record_batch_builder_free(&b);
     kw_free(&key);
@@ -832,7 +830,7 @@ static void complete_join(group_coordinator_t *gc, group_t *g)
         VLOG_INFO(GROUP_MODULE, "group %s: empty at generation %d", g->id, g->generation);
         group_write_t *w = xcalloc(1, sizeof(*w));
         w->done = empty_group_stored;
-        store_group(gc, g, false, w);
+        store_group(gc, g, w);
         return;
     }
     const char *proto = choose_protocol(g);
@@ -1239,7 +1237,7 @@ static void join_unknown_member(group_coordinator_t *gc, group_t *g, const group
             group_write_t *w = xcalloc(1, sizeof(*w));
             w->done = static_rejoin_stored;
             w->arg = sr;
-            store_group(gc, g, false, w);
+            store_group(gc, g, w);
             break;
         }
         case GROUP_COMPLETING_REBALANCE:
@@ -1470,7 +1468,7 @@ void group_sync(group_coordinator_t *gc, const group_sync_params_t *p, group_syn
     group_write_t *w = xcalloc(1, sizeof(*w));
     w->done = sync_stored;
     w->generation = g->generation;
-    store_group(gc, g, false, w);
+    store_group(gc, g, w);
 }
 
 /* ---- Heartbeat, LeaveGroup ---- */
