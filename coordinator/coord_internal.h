@@ -84,6 +84,12 @@ int znode_decode_topic_config(const uint8_t *buf, size_t len, char ***keys, char
 
 uint8_t *znode_encode_delete_request(const char *topic, int32_t requested_by, size_t *len);
 
+/* /latest_producer_id_block: [start, end] reserved by broker_id. Decoding
+ * refuses a negative start or an end before the start. */
+uint8_t *znode_encode_producer_id_block(int32_t broker_id, int64_t start, int64_t end, size_t *len);
+int znode_decode_producer_id_block(const uint8_t *buf, size_t len, int64_t *start, int64_t *end,
+                                   char *err, size_t err_size);
+
 /* A random cluster id: 16 random bytes in URL-safe base64 without padding
  * (22 characters), as Kafka's. out must hold 23 bytes. */
 void coord_random_cluster_id(char out[23]);

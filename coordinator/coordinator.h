@@ -154,4 +154,16 @@ void coordinator_alter_isr(coordinator_t *c, const char *topic, int32_t partitio
                            int32_t leader_epoch, const int32_t *isr, int32_t nisr,
                            coordinator_done_fn done, void *arg);
 
+/* Reserves the next `count` producer ids for this broker to hand out
+ * (InitProducerId): a block after the last one any broker reserved in
+ * /latest_producer_id_block, written conditionally on the znode's version
+ * and retried when another broker won the race, so no two brokers hand
+ * out the same id. done runs on the loop exactly once: NONE with the
+ * block [first, last]; REQUEST_TIMED_OUT when ZooKeeper failed or the
+ * broker is stopping; UNKNOWN_SERVER_ERROR when the znode is unreadable
+ * or the ids are exhausted (first and last are then -1). */
+typedef void (*coordinator_pid_block_fn)(void *arg, int16_t error, int64_t first, int64_t last);
+void coordinator_allocate_producer_ids(coordinator_t *c, int32_t count,
+                                       coordinator_pid_block_fn done, void *arg);
+
 #endif

@@ -295,6 +295,35 @@ int znode_decode_controller_epoch(const uint8_t *buf, size_t len, int32_t *epoch
     return rc;
 }
 
+uint8_t *znode_encode_producer_id_block(int32_t broker_id, int64_t start, int64_t end, size_t *len)
+{
+    assert(start >= 0 && end >= start);
+    Vltava__ProducerIdBlock m = VLTAVA__PRODUCER_ID_BLOCK__INIT;
+    m.broker_id = broker_id;
+    m.block_start = start;
+    m.block_end = end;
+    return coord_pack_message(&m.base, len);
+}
+
+int znode_decode_producer_id_block(const uint8_t *buf, size_t len, int64_t *start, int64_t *end,
+                                   char *err, size_t err_size)
+{
+    Vltava__ProducerIdBlock *m = (Vltava__ProducerIdBlock *)unpack_message(
+        &vltava__producer_id_block__descriptor, buf, len, err, err_size);
+    if (!m)
+        return -1;
+    int rc = 0;
+    if (m->block_start < 0 || m->block_end < m->block_start) {
+        snprintf(err, err_size, "producer id block [%lld, %lld] is not a block",
+                 (long long)m->block_start, (long long)m->block_end);
+        rc = -1;
+    }
+    *start = m->block_start;
+    *end = m->block_end;
+    protobuf_c_message_free_unpacked(&m->base, NULL);
+    return rc;
+}
+
 uint8_t *znode_encode_cluster_id(const char *id, size_t *len)
 {
     assert(id && id[0]);

@@ -339,6 +339,34 @@ static void test_codec_small_payloads(void)
     free(big);
 }
 
+static void test_codec_producer_id_block(void)
+{
+    char err[160];
+    size_t len;
+    int64_t start = -1, end = -1;
+    uint8_t *buf = znode_encode_producer_id_block(3, 1000, 1999, &len);
+    CU_ASSERT_EQUAL(znode_decode_producer_id_block(buf, len, &start, &end, err, sizeof(err)), 0);
+    CU_ASSERT_EQUAL(start, 1000);
+    CU_ASSERT_EQUAL(end, 1999);
+    free(buf);
+    /* Ids beyond 32 bits survive the trip. */
+    buf = znode_encode_producer_id_block(1, INT64_C(5000000000), INT64_C(5000000999), &len);
+    CU_ASSERT_EQUAL(znode_decode_producer_id_block(buf, len, &start, &end, err, sizeof(err)), 0);
+    CU_ASSERT_EQUAL(start, INT64_C(5000000000));
+    CU_ASSERT_EQUAL(end, INT64_C(5000000999));
+    free(buf);
+    /* Not a block: an end before the start (a hand-written znode). */
+    uint8_t backwards[] = {0x08, 0x01, 0x10, 0x0a, 0x18, 0x05}; /* broker 1, start 10, end 5 */
+    CU_ASSERT_EQUAL(znode_decode_producer_id_block(backwards, sizeof(backwards), &start, &end, err,
+                                                   sizeof(err)),
+                    -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "not a block"));
+    uint8_t garbage[] = {0xff, 0xff, 0xff};
+    CU_ASSERT_EQUAL(
+        znode_decode_producer_id_block(garbage, sizeof(garbage), &start, &end, err, sizeof(err)),
+        -1);
+}
+
 void coord_add_pure_suite(void)
 {
     CU_pSuite s = CU_add_suite("coord_pure", NULL, NULL);
@@ -355,4 +383,5 @@ void coord_add_pure_suite(void)
     CU_add_test(s, "codec: short topic id refused", test_codec_assignment_rejects_short_topic_id);
     CU_add_test(s, "codec: partition state", test_codec_partition_state);
     CU_add_test(s, "codec: controller, epoch, cluster id, config", test_codec_small_payloads);
+    CU_add_test(s, "codec: producer id block", test_codec_producer_id_block);
 }

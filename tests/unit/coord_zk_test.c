@@ -789,6 +789,82 @@ static void test_leader_alters_isr(void)
     coordinator_stop(c1);
 }
 
+typedef struct pid_result {
+    int done;
+    int16_t error;
+    int64_t first, last;
+} pid_result_t;
+
+static void pid_done(void *arg, int16_t error, int64_t first, int64_t last)
+{
+    pid_result_t *r = arg;
+    r->done++;
+    r->error = error;
+    r->first = first;
+    r->last = last;
+}
+
+typedef struct pid_wait {
+    pid_result_t *results;
+    int n;
+} pid_wait_t;
+
+static bool pids_done(void *arg)
+{
+    pid_wait_t *w = arg;
+    for (int i = 0; i < w->n; i++)
+        if (!w->results[i].done)
+            return false;
+    return true;
+}
+
+static int pid_cmp(const void *a, const void *b)
+{
+    const pid_result_t *x = a, *y = b;
+    return (x->first > y->first) - (x->first < y->first);
+}
+
+/* Two brokers reserve producer-id blocks at the same time, each request
+ * racing the others on /latest_producer_id_block: every request gets one
+ * block, and the blocks tile [0, 12 * 1000) without overlap. A restarted
+ * broker continues after the last block. */
+static void test_producer_id_blocks(void)
+{
+    char connect[128], err[256];
+    new_chroot(connect, sizeof(connect));
+    broker_rec_t r1 = {0}, r2 = {0};
+    coordinator_t *c1 = start_broker(connect, 1, &r1, err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c1);
+    coordinator_t *c2 = start_broker(connect, 2, &r2, err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c2);
+    enum { N = 12, BLOCK = 1000 };
+    pid_result_t res[N];
+    memset(res, 0, sizeof(res));
+    for (int i = 0; i < N; i++)
+        coordinator_allocate_producer_ids(i % 2 ? c2 : c1, BLOCK, pid_done, &res[i]);
+    pid_wait_t w = {res, N};
+    CU_ASSERT_TRUE_FATAL(run_until(pids_done, &w, 20000));
+    qsort(res, N, sizeof(res[0]), pid_cmp);
+    for (int i = 0; i < N; i++) {
+        CU_ASSERT_EQUAL(res[i].done, 1);
+        CU_ASSERT_EQUAL(res[i].error, KAFKA_NONE);
+        CU_ASSERT_EQUAL(res[i].first, (int64_t)i * BLOCK);
+        CU_ASSERT_EQUAL(res[i].last, (int64_t)i * BLOCK + BLOCK - 1);
+    }
+    coordinator_stop(c2);
+    c2 = start_broker(connect, 2, &r2, err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c2);
+    pid_result_t next = {0};
+    coordinator_allocate_producer_ids(c2, 10, pid_done, &next);
+    pid_wait_t one = {&next, 1};
+    CU_ASSERT_TRUE_FATAL(run_until(pids_done, &one, 10000));
+    CU_ASSERT_EQUAL(next.error, KAFKA_NONE);
+    CU_ASSERT_EQUAL(next.first, (int64_t)N * BLOCK);
+    CU_ASSERT_EQUAL(next.last, (int64_t)N * BLOCK + 9);
+    coordinator_stop(c2);
+    coordinator_stop(c1);
+}
+
 void coord_add_zk_suite(void)
 {
     CU_pSuite s = CU_add_suite("coord_zookeeper", suite_init, suite_clean);
@@ -798,6 +874,7 @@ void coord_add_zk_suite(void)
     CU_add_test(s, "deposed controller cannot write", test_deposed_controller_cannot_write);
     CU_add_test(s, "stale controller RPCs ignored", test_stale_controller_rpcs_ignored);
     CU_add_test(s, "the leader alters the ISR", test_leader_alters_isr);
+    CU_add_test(s, "producer-id blocks never overlap", test_producer_id_blocks);
     CU_add_test(s, "stop answers admin requests in flight",
                 test_stop_answers_admin_requests_in_flight);
     CU_add_test(s, "duplicate broker id refused", test_duplicate_broker_id_refused);
