@@ -1086,6 +1086,12 @@ static int first_load(coordinator_t *c, char *err, size_t err_size)
     bool never = false;
     while (c->electing && coord_now_ms() < deadline)
         zk_pump_until(c, &never, coord_now_ms() + 50);
+    /* The election's outcome reaches the metadata through the reload it
+     * requested; waiting for it means a started coordinator reports the
+     * controller it knows of (in a cluster of one, itself) instead of the
+     * -1 of the first load, which raced callers that asked at once. */
+    while ((c->load != NULL || c->reload_dirty) && coord_now_ms() < deadline)
+        zk_pump_until(c, &never, coord_now_ms() + 50);
     return 0;
 }
 
