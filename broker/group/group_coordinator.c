@@ -127,6 +127,12 @@ static char *slice_dup(kslice_t s)
     return s.ptr ? kslice_strdup(s) : NULL;
 }
 
+/* A view of a C string; NULL is a null (length -1). */
+static kslice_t cslice(const char *s)
+{
+    return (kslice_t){(const uint8_t *)s, s ? (int32_t)strlen(s) : -1};
+}
+
 static bool slice_is(kslice_t s, const char *cstr)
 {
     return cstr != NULL && s.ptr != NULL && kslice_eq(s, cstr);
@@ -260,6 +266,20 @@ static const member_protocol_t *member_protocol(const group_member_t *m, const c
         if (strcmp(m->protocols[i].name, name) == 0)
             return &m->protocols[i];
     return NULL;
+}
+
+static bool is_leader(const group_t *g, const group_member_t *m)
+{
+    return g->leader_id != NULL && strcmp(g->leader_id, m->member_id) == 0;
+}
+
+/* Does m offer a protocol of this (request's) name? */
+static bool member_offers(const group_member_t *m, kslice_t name)
+{
+    for (int32_t i = 0; i < m->nprotocols; i++)
+        if (slice_is(name, m->protocols[i].name))
+            return true;
+    return false;
 }
 
 static void join_answer_error(group_join_done_fn done, void *arg, int16_t error,
@@ -432,13 +452,10 @@ static void member_heartbeat(group_coordinator_t *gc, group_member_t *m)
 
 static void write_members(const group_t *g, group_metadata_value_t *v)
 {
-    v->protocol_type.ptr = (const uint8_t *)(g->protocol_type ? g->protocol_type : "");
-    v->protocol_type.len = (int32_t)strlen((const char *)v->protocol_type.ptr);
+    v->protocol_type = cslice(g->protocol_type ? g->protocol_type : "");
     v->generation = g->generation;
-    v->protocol.ptr = (const uint8_t *)g->protocol;
-    v->protocol.len = g->protocol ? (int32_t)strlen(g->protocol) : -1;
-    v->leader.ptr = (const uint8_t *)g->leader_id;
-    v->leader.len = g->leader_id ? (int32_t)strlen(g->leader_id) : -1;
+    v->protocol = cslice(g->protocol);
+    v->leader = cslice(g->leader_id);
     v->current_state_timestamp = g->state_ms;
     v->nmembers = g->nmembers;
     v->members = g->nmembers ? xcalloc((size_t)g->nmembers, sizeof(*v->members)) : NULL;
@@ -446,12 +463,10 @@ static void write_members(const group_t *g, group_metadata_value_t *v)
         const group_member_t *m = g->members[i];
         group_member_record_t *r = &v->members[i];
         const member_protocol_t *p = member_protocol(m, g->protocol);
-        r->member_id = (kslice_t){(const uint8_t *)m->member_id, (int32_t)strlen(m->member_id)};
-        r->group_instance_id = (kslice_t){(const uint8_t *)m->instance_id,
-                                          m->instance_id ? (int32_t)strlen(m->instance_id) : -1};
-        r->client_id = (kslice_t){(const uint8_t *)m->client_id, (int32_t)strlen(m->client_id)};
-        r->client_host =
-            (kslice_t){(const uint8_t *)m->client_host, (int32_t)strlen(m->client_host)};
+        r->member_id = cslice(m->member_id);
+        r->group_instance_id = cslice(m->instance_id);
+        r->client_id = cslice(m->client_id);
+        r->client_host = cslice(m->client_host);
         r->rebalance_timeout_ms = m->rebalance_timeout_ms;
         r->session_timeout_ms = m->session_timeout_ms;
         r->subscription = (kslice_t){p && p->metadata ? p->metadata : (const uint8_t *)"",
@@ -468,7 +483,7 @@ static void store_group(group_coordinator_t *gc, group_t *g, group_write_t *w)
     kwriter_t key, value;
     kw_init(&key, 64);
     kw_init(&value, 256);
-    kslice_t id = {(const uint8_t *)g->id, (int32_t)strlen(g->id)};
+    kslice_t id = cslice(g->id);
     group_record_write_metadata_key(&key, id);
     group_metadata_value_t v;
     memset(&v, 0, sizeof(v));
@@ -684,35 +699,32 @@ static const char *choose_protocol(const group_t *g)
             first = g->members[i];
     if (first == NULL)
         return NULL;
-    const char *best = NULL;
-    int32_t best_votes = -1;
+    assert(first->nprotocols <= GROUP_MAX_PROTOCOLS);
+    /* The candidates are the protocols every member offers, so all of them
+     * are among the first member's; each member then votes for the first
+     * candidate in its own order of preference. */
+    bool candidate[GROUP_MAX_PROTOCOLS];
+    int32_t votes[GROUP_MAX_PROTOCOLS] = {0};
     for (int32_t c = 0; c < first->nprotocols; c++) {
-        const char *cand = first->protocols[c].name;
-        bool everyone = true;
-        for (int32_t i = 0; i < g->nmembers && everyone; i++)
-            everyone = member_protocol(g->members[i], cand) != NULL;
-        if (!everyone)
-            continue;
-        int32_t votes = 0;
-        for (int32_t i = 0; i < g->nmembers; i++) {
-            const group_member_t *m = g->members[i];
-            for (int32_t p = 0; p < m->nprotocols; p++) {
-                bool supported = true;
-                for (int32_t j = 0; j < g->nmembers && supported; j++)
-                    supported = member_protocol(g->members[j], m->protocols[p].name) != NULL;
-                if (supported) {
-                    if (strcmp(m->protocols[p].name, cand) == 0)
-                        votes++;
-                    break; /* a member votes for its first supported protocol */
-                }
-            }
-        }
-        if (votes > best_votes) {
-            best = cand;
-            best_votes = votes;
-        }
+        candidate[c] = true;
+        for (int32_t i = 0; i < g->nmembers && candidate[c]; i++)
+            candidate[c] = member_protocol(g->members[i], first->protocols[c].name) != NULL;
     }
-    return best;
+    for (int32_t i = 0; i < g->nmembers; i++) {
+        const group_member_t *m = g->members[i];
+        bool voted = false;
+        for (int32_t p = 0; p < m->nprotocols && !voted; p++)
+            for (int32_t c = 0; c < first->nprotocols && !voted; c++)
+                if (candidate[c] && strcmp(m->protocols[p].name, first->protocols[c].name) == 0) {
+                    votes[c]++;
+                    voted = true;
+                }
+    }
+    int32_t best = -1;
+    for (int32_t c = 0; c < first->nprotocols; c++)
+        if (candidate[c] && (best < 0 || votes[c] > votes[best]))
+            best = c;
+    return best < 0 ? NULL : first->protocols[best].name;
 }
 
 /* Answers a JoinGroup of m's (done, arg: the waiting one, or one answered
@@ -780,7 +792,7 @@ static const group_member_t *joined_leader(const group_t *g)
         const group_member_t *m = g->members[i];
         if (m->join_done == NULL)
             continue;
-        if (g->leader_id && strcmp(g->leader_id, m->member_id) == 0)
+        if (is_leader(g, m))
             return m;
         if (lead == NULL || m->joined_seq < lead->joined_seq)
             lead = m;
@@ -867,7 +879,7 @@ static void member_remove(group_coordinator_t *gc, group_t *g, group_member_t *m
             break;
         }
     member_fail_pending(m, KAFKA_UNKNOWN_MEMBER_ID);
-    bool was_leader = g->leader_id && strcmp(g->leader_id, m->member_id) == 0;
+    bool was_leader = is_leader(g, m);
     member_free(gc, m);
     if (was_leader) {
         free(g->leader_id);
@@ -956,14 +968,15 @@ void group_coordinator_partition_event(group_coordinator_t *gc, const char *topi
  * empty group id only in OffsetCommit, OffsetFetch, DescribeGroups and
  * DeleteGroups (its isValidGroupId); the membership APIs and OffsetDelete
  * refuse it. */
-static int16_t route_id(group_coordinator_t *gc, kslice_t group_id, bool allow_empty, group_t **out)
+static int16_t route_id(group_coordinator_t *gc, kslice_t group_id, bool allow_empty, group_t **out,
+                        int32_t *partition)
 {
     *out = NULL;
+    *partition = -1;
     if (group_id.ptr == NULL || (group_id.len == 0 && !allow_empty) ||
         group_id.len > GROUP_MAX_ID_BYTES)
         return KAFKA_INVALID_GROUP_ID;
-    int32_t partition;
-    int16_t error = group_store_route(gc, group_id.ptr, (size_t)group_id.len, &partition);
+    int16_t error = group_store_route(gc, group_id.ptr, (size_t)group_id.len, partition);
     if (error == KAFKA_NONE)
         *out = group_find(gc, (const char *)group_id.ptr, (size_t)group_id.len);
     return error;
@@ -971,43 +984,59 @@ static int16_t route_id(group_coordinator_t *gc, kslice_t group_id, bool allow_e
 
 static int16_t route(group_coordinator_t *gc, kslice_t group_id, group_t **out)
 {
-    return route_id(gc, group_id, false, out);
+    int32_t partition;
+    return route_id(gc, group_id, false, out, &partition);
 }
 
 /* OffsetCommit, OffsetFetch, DescribeGroups, DeleteGroups: an empty
  * group id is a group. */
 static int16_t route_any(group_coordinator_t *gc, kslice_t group_id, group_t **out)
 {
-    return route_id(gc, group_id, true, out);
+    int32_t partition;
+    return route_id(gc, group_id, true, out, &partition);
 }
 
-static group_t *route_create(group_coordinator_t *gc, kslice_t group_id, bool allow_empty,
-                             int16_t *error)
+/* A new group in the partition route_id found for it; NULL, with
+ * COORDINATOR_NOT_AVAILABLE in *error, past GROUP_MAX_GROUPS. */
+static group_t *create_routed(group_coordinator_t *gc, kslice_t group_id, int32_t partition,
+                              int16_t *error)
 {
-    group_t *g;
-    *error = route_id(gc, group_id, allow_empty, &g);
-    if (*error != KAFKA_NONE || g != NULL)
-        return g;
+    assert(partition >= 0);
     if (gc->groups.count >= GROUP_MAX_GROUPS) {
         VLOG_WARN(GROUP_MODULE, "refusing group %.*s: this broker coordinates %d groups already",
                   (int)group_id.len, (const char *)group_id.ptr, GROUP_MAX_GROUPS);
         *error = KAFKA_COORDINATOR_NOT_AVAILABLE;
         return NULL;
     }
-    int32_t partition;
-    group_store_route(gc, group_id.ptr, (size_t)group_id.len, &partition);
     return group_create(gc, (const char *)group_id.ptr, (size_t)group_id.len, partition);
+}
+
+static group_t *route_create(group_coordinator_t *gc, kslice_t group_id, bool allow_empty,
+                             int16_t *error)
+{
+    group_t *g;
+    int32_t partition;
+    *error = route_id(gc, group_id, allow_empty, &g, &partition);
+    if (*error != KAFKA_NONE || g != NULL)
+        return g;
+    return create_routed(gc, group_id, partition, error);
 }
 
 /* ---- JoinGroup ---- */
 
+/* xorshift64: member ids need to be unique, not secret. */
+static uint64_t next_random(group_coordinator_t *gc)
+{
+    assert(gc->rng != 0);
+    gc->rng ^= gc->rng << 13;
+    gc->rng ^= gc->rng >> 7;
+    gc->rng ^= gc->rng << 17;
+    return gc->rng;
+}
+
 static char *new_member_id(group_coordinator_t *gc, kslice_t client_id)
 {
-    uint64_t a, b;
-    gc->rng ^= gc->rng << 13, gc->rng ^= gc->rng >> 7, gc->rng ^= gc->rng << 17;
-    a = gc->rng;
-    gc->rng ^= gc->rng << 13, gc->rng ^= gc->rng >> 7, gc->rng ^= gc->rng << 17;
-    b = gc->rng;
+    uint64_t a = next_random(gc), b = next_random(gc);
     int len = client_id.ptr ? (int)(client_id.len > 255 ? 255 : client_id.len) : 0;
     size_t size = (size_t)len + 40;
     char *id = xmalloc(size);
@@ -1143,13 +1172,8 @@ static bool join_compatible(const group_t *g, const group_join_params_t *p)
         return false;
     for (int32_t c = 0; c < p->nprotocols; c++) {
         bool everyone = true;
-        for (int32_t i = 0; i < g->nmembers && everyone; i++) {
-            char name[GROUP_MAX_ID_BYTES + 1];
-            kslice_t s = p->protocols[c].name;
-            memcpy(name, s.ptr, (size_t)s.len);
-            name[s.len] = '\0';
-            everyone = member_protocol(g->members[i], name) != NULL;
-        }
+        for (int32_t i = 0; i < g->nmembers && everyone; i++)
+            everyone = member_offers(g->members[i], p->protocols[c].name);
         if (everyone)
             return true;
     }
@@ -1169,7 +1193,7 @@ static void static_rejoin_stored(group_coordinator_t *gc, group_write_t *w, int1
     static_rejoin_t *sr = w->arg;
     group_t *g = w->group;
     (void)gc;
-    kslice_t instance = {(const uint8_t *)sr->instance_id, (int32_t)strlen(sr->instance_id)};
+    kslice_t instance = cslice(sr->instance_id);
     group_member_t *m = g->removed ? NULL : group_static_member(g, instance);
     if (m && m->join_done && g->state == GROUP_STABLE) {
         if (error != KAFKA_NONE) {
@@ -1178,7 +1202,7 @@ static void static_rejoin_stored(group_coordinator_t *gc, group_write_t *w, int1
             join_answer_error(done, m->join_arg, error, "");
         } else if (sr->skip_supported) {
             /* v9: the leader learns it leads, and skips the assignment. */
-            bool leader = g->leader_id && strcmp(g->leader_id, m->member_id) == 0;
+            bool leader = is_leader(g, m);
             answer_join_as(g, m, g->leader_id, leader);
         } else {
             /* Before v9 the old leader id is shown, so that a restarted
@@ -1207,7 +1231,7 @@ static void join_unknown_member(group_coordinator_t *gc, group_t *g, const group
         VLOG_INFO(GROUP_MODULE, "group %s: static member %s rejoins as %s", g->id, old->instance_id,
                   member_id);
         member_fail_pending(old, KAFKA_FENCED_INSTANCE_ID);
-        bool was_leader = g->leader_id && strcmp(g->leader_id, old->member_id) == 0;
+        bool was_leader = is_leader(g, old);
         char *old_id = old->member_id;
         old->member_id = member_id;
         if (was_leader) {
@@ -1281,11 +1305,12 @@ void group_join(group_coordinator_t *gc, const group_join_params_t *p, group_joi
     group_t *g;
     /* Checked before a group is created for it, so a refused join leaves
      * nothing behind (as Kafka checks them). */
-    int16_t error = route(gc, p->group_id, &g);
+    int32_t partition;
+    int16_t error = route_id(gc, p->group_id, false, &g, &partition);
     if (error == KAFKA_NONE)
         error = join_validate(gc, p);
     if (error == KAFKA_NONE && g == NULL && unknown)
-        g = route_create(gc, p->group_id, false, &error);
+        g = create_routed(gc, p->group_id, partition, &error);
     if (error == KAFKA_NONE && g == NULL)
         error = KAFKA_UNKNOWN_MEMBER_ID;
     if (error == KAFKA_NONE && g->state == GROUP_DEAD)
@@ -1326,7 +1351,7 @@ void group_join(group_coordinator_t *gc, const group_join_params_t *p, group_joi
         return;
     }
     member_heartbeat(gc, m);
-    bool leader = g->leader_id && strcmp(g->leader_id, m->member_id) == 0;
+    bool leader = is_leader(g, m);
     switch (g->state) {
     case GROUP_PREPARING_REBALANCE:
         member_update(m, p);
@@ -1440,7 +1465,7 @@ void group_sync(group_coordinator_t *gc, const group_sync_params_t *p, group_syn
         sync_answer_error(m->sync_done, m->sync_arg, KAFKA_REBALANCE_IN_PROGRESS);
     m->sync_done = done;
     m->sync_arg = arg;
-    if (!g->leader_id || strcmp(g->leader_id, m->member_id) != 0)
+    if (!is_leader(g, m))
         return; /* followers wait for the leader's assignment */
     for (int32_t i = 0; i < p->nassignments; i++)
         if (p->assignments[i].assignment.len > GROUP_MAX_METADATA_BYTES) {
@@ -1690,7 +1715,7 @@ void group_offset_commit(group_coordinator_t *gc, const group_commit_params_t *p
         group_offset_value_t v = {
             .offset = part->offset,
             .leader_epoch = part->leader_epoch,
-            .metadata = part->metadata.ptr ? part->metadata : (kslice_t){(const uint8_t *)"", 0},
+            .metadata = part->metadata.ptr ? part->metadata : cslice(""),
             .commit_timestamp =
                 part->commit_timestamp >= 0 ? part->commit_timestamp : op->commit_ms,
             .expire_timestamp = op->expire_ms,
@@ -1878,10 +1903,10 @@ static void write_tombstones(group_coordinator_t *gc, group_t *g, committed_offs
     record_batch_begin(&b, group_now_ms());
     kwriter_t key;
     kw_init(&key, 128);
-    kslice_t id = {(const uint8_t *)g->id, (int32_t)strlen(g->id)};
+    kslice_t id = cslice(g->id);
     for (int32_t i = 0; i < noffsets; i++) {
         kw_reset(&key);
-        kslice_t topic = {(const uint8_t *)offsets[i]->topic, (int32_t)strlen(offsets[i]->topic)};
+        kslice_t topic = cslice(offsets[i]->topic);
         group_record_write_offset_key(&key, id, topic, offsets[i]->partition);
         record_batch_add(&b, key.buf, (int32_t)key.len, NULL, -1);
         pending_commits_of(gc, g, offsets[i]->topic, strlen(offsets[i]->topic),
@@ -2122,7 +2147,7 @@ static bool offset_may_expire(const group_t *g, const committed_offset_t *o)
     if (g->state != GROUP_STABLE || g->protocol == NULL || g->protocol_type == NULL ||
         strcmp(g->protocol_type, "consumer") != 0)
         return false;
-    kslice_t topic = {(const uint8_t *)o->topic, (int32_t)strlen(o->topic)};
+    kslice_t topic = cslice(o->topic);
     for (int32_t i = 0; i < g->nmembers; i++)
         if (member_subscribes(g->members[i], g->protocol, topic))
             return false;
