@@ -6,11 +6,9 @@
  * fails the waiting writes with NOT_COORDINATOR and drops the partition's
  * groups: the new leader rebuilds them from the same records. */
 #include <assert.h>
-#include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "coordinator.h"
 #include "group_internal.h"
@@ -365,32 +363,6 @@ static void load_finish(group_coordinator_t *gc, offsets_partition_t *p)
               wall_clock_ms() - p->load_started_ms, p->leader_epoch);
 }
 
-/* Reads the ranges of one log read into one buffer (whole batches). */
-static uint8_t *load_read(const log_read_t *rd, size_t *len)
-{
-    uint8_t *buf = xmalloc((size_t)rd->total_bytes);
-    size_t at = 0;
-    for (int i = 0; i < rd->nranges; i++) {
-        const log_file_range_t *r = &rd->ranges[i];
-        int64_t done = 0;
-        while (done < r->length) {
-            ssize_t n =
-                pread(r->fd, buf + at + done, (size_t)(r->length - done), r->position + done);
-            if (n < 0 && errno == EINTR)
-                continue;
-            if (n <= 0) {
-                free(buf);
-                return NULL;
-            }
-            done += n;
-        }
-        at += (size_t)r->length;
-    }
-    assert(at == (size_t)rd->total_bytes);
-    *len = at;
-    return buf;
-}
-
 /* Replays the whole batches in buf. The log validated every batch (CRC
  * and lengths) on append and recovery, so a batch that does not parse here
  * is not expected; it is skipped alone, by its Length, so that the commits
@@ -446,32 +418,28 @@ static void load_step(struct ev_loop *loop, ev_timer *timer, int revents)
         load_finish(gc, p);
         return;
     }
-    log_read_t rd;
-    log_err_t err = partition_log_read(rp->log, p->load_offset, GROUP_LOAD_CHUNK_BYTES, end, &rd);
-    uint8_t *buf = NULL;
-    size_t len = 0;
-    if (err == LOG_OK && rd.nranges > 0)
-        buf = load_read(&rd, &len);
-    if (err == LOG_OK)
-        partition_log_read_release(&rd);
-    if (err != LOG_OK || buf == NULL) {
+    uint8_t *buf;
+    size_t len;
+    int64_t next;
+    log_err_t err = partition_log_read_copy(rp->log, p->load_offset, GROUP_LOAD_CHUNK_BYTES, end,
+                                            &buf, &len, &next);
+    if (err != LOG_OK) {
         /* The log refused (an I/O error): the partition stays loading and
-         * clients keep retrying; the next iteration tries again. */
+         * clients keep retrying; a second later it tries again, without
+         * spinning. */
         VLOG_ERR(GROUP_MODULE, "%s-%d: loading at offset %" PRId64 " failed: %s",
-                 GROUP_OFFSETS_TOPIC, p->id, p->load_offset,
-                 err != LOG_OK ? log_err_str(err) : "read error");
-        free(buf);
-        if (err == LOG_OK && rd.nranges == 0) {
-            load_finish(gc, p);
-            return;
-        }
-        ev_timer_set(timer, 1., 0.); /* an I/O error: try again, without spinning */
+                 GROUP_OFFSETS_TOPIC, p->id, p->load_offset, log_err_str(err));
+        ev_timer_set(timer, 1., 0.);
         ev_timer_start(gc->loop, timer);
+        return;
+    }
+    if (buf == NULL) {
+        load_finish(gc, p); /* nothing below the end after all */
         return;
     }
     load_batches(gc, p, buf, len);
     free(buf);
-    p->load_offset = rd.next_offset > p->load_offset ? rd.next_offset : end;
+    p->load_offset = next > p->load_offset ? next : end;
     ev_timer_set(timer, 0., 0.);
     ev_timer_start(gc->loop, timer);
 }

@@ -863,6 +863,39 @@ log_err_t partition_log_read(partition_log_t *log, int64_t offset, int64_t max_b
     return LOG_OK;
 }
 
+log_err_t partition_log_read_copy(partition_log_t *log, int64_t offset, int64_t max_bytes,
+                                  int64_t max_offset, uint8_t **out, size_t *out_len,
+                                  int64_t *next_offset)
+{
+    assert(out != NULL && out_len != NULL && next_offset != NULL);
+    *out = NULL;
+    *out_len = 0;
+    *next_offset = offset;
+    log_read_t rd;
+    log_err_t err = partition_log_read(log, offset, max_bytes, max_offset, &rd);
+    if (err != LOG_OK)
+        return err;
+    *next_offset = rd.nranges > 0 ? rd.next_offset : offset;
+    uint8_t *buf = rd.total_bytes > 0 ? xmalloc((size_t)rd.total_bytes) : NULL;
+    size_t at = 0;
+    for (int i = 0; i < rd.nranges && err == LOG_OK; i++) {
+        const log_file_range_t *r = &rd.ranges[i];
+        if (log_pread_all(r->fd, buf + at, (size_t)r->length, (off_t)r->position) != r->length)
+            err = LOG_ERR_IO;
+        at += (size_t)r->length;
+    }
+    partition_log_read_release(&rd);
+    if (err != LOG_OK) {
+        free(buf);
+        *next_offset = offset;
+        return err;
+    }
+    assert(at == (size_t)rd.total_bytes);
+    *out = buf;
+    *out_len = at;
+    return LOG_OK;
+}
+
 /* ---- offsets for timestamps ---- */
 
 log_err_t partition_log_offset_for_time(partition_log_t *log, int64_t ts, int64_t *offset,

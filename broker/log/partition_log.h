@@ -130,6 +130,15 @@ typedef struct log_read {
 log_err_t partition_log_read(partition_log_t *log, int64_t offset, int64_t max_bytes,
                              int64_t max_offset, log_read_t *out);
 void partition_log_read_release(log_read_t *rd);
+/* partition_log_read's batches copied into one buffer, for readers that
+ * parse the records rather than send them (a leader answering a follower's
+ * ReplicaFetch, the group coordinator replaying __consumer_offsets). *out
+ * is xmalloc'd and the caller's (NULL with *out_len 0 when there is
+ * nothing below max_offset); *next_offset is the offset after the last
+ * batch copied. LOG_ERR_IO when a file could not be read whole. */
+log_err_t partition_log_read_copy(partition_log_t *log, int64_t offset, int64_t max_bytes,
+                                  int64_t max_offset, uint8_t **out, size_t *out_len,
+                                  int64_t *next_offset);
 
 int64_t partition_log_start_offset(const partition_log_t *log);
 int64_t partition_log_end_offset(const partition_log_t *log); /* next offset to assign */

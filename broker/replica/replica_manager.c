@@ -21,7 +21,6 @@
 #include "replica_manager.h"
 
 #include <assert.h>
-#include <errno.h>
 #include <ev.h>
 #include <stdlib.h>
 #include <string.h>
@@ -561,49 +560,6 @@ int replica_manager_remove_orphans(replica_manager_t *rm)
 
 /* ---- leader: serving ReplicaFetch ---- */
 
-/* Reads whole batches at [offset, leo) into a new buffer (owned by the
- * caller), at most max_bytes but at least one batch. */
-static log_err_t rm_read_batches(partition_log_t *log, int64_t offset, int64_t max_bytes,
-                                 uint8_t **out, size_t *out_len)
-{
-    log_read_t rd;
-    *out = NULL;
-    *out_len = 0;
-    log_err_t err = partition_log_read(log, offset, max_bytes, partition_log_end_offset(log), &rd);
-    if (err != LOG_OK)
-        return err;
-    if (rd.total_bytes == 0) {
-        partition_log_read_release(&rd);
-        return LOG_OK;
-    }
-    uint8_t *buf = xmalloc((size_t)rd.total_bytes);
-    size_t at = 0;
-    for (int i = 0; i < rd.nranges && err == LOG_OK; i++) {
-        int64_t done = 0;
-        while (done < rd.ranges[i].length) {
-            ssize_t n = pread(rd.ranges[i].fd, buf + at, (size_t)(rd.ranges[i].length - done),
-                              rd.ranges[i].position + done);
-            if (n < 0 && errno == EINTR)
-                continue;
-            if (n <= 0) {
-                err = LOG_ERR_IO;
-                break;
-            }
-            done += n;
-            at += (size_t)n;
-        }
-    }
-    partition_log_read_release(&rd);
-    if (err != LOG_OK) {
-        free(buf);
-        return err;
-    }
-    assert(at == (size_t)rd.total_bytes);
-    *out = buf;
-    *out_len = at;
-    return LOG_OK;
-}
-
 /* One partition of a ReplicaFetch. Returns true when the answer for it is
  * worth sending now (data, an error, or a divergence). */
 static bool rm_serve_partition(replica_manager_t *rm, int32_t sender,
@@ -665,7 +621,8 @@ static bool rm_serve_partition(replica_manager_t *rm, int32_t sender,
     int64_t limit = *budget < RM_FETCH_PARTITION_BYTES ? *budget : RM_FETCH_PARTITION_BYTES;
     uint8_t *buf;
     size_t len;
-    log_err_t err = rm_read_batches(log, fp->fetch_offset, limit, &buf, &len);
+    int64_t next;
+    log_err_t err = partition_log_read_copy(log, fp->fetch_offset, limit, leo, &buf, &len, &next);
     if (err != LOG_OK) {
         VLOG_WARN(RM_MODULE, "%s-%d: replica read at %lld failed: %s", e->topic, e->partition,
                   (long long)fp->fetch_offset, log_err_str(err));

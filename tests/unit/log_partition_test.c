@@ -176,7 +176,25 @@ static void test_read_bounds(void)
     CU_ASSERT_EQUAL(test_read(log, 0, (int64_t)(3 * one + one / 2), end, &data, &len, &rd), LOG_OK);
     CU_ASSERT_EQUAL(len, 3 * one);
     CU_ASSERT_EQUAL(rd.next_offset, 6);
+    /* partition_log_read_copy: the same bytes and next offset in one buffer. */
+    uint8_t *copy;
+    size_t copy_len;
+    int64_t next;
+    CU_ASSERT_EQUAL(
+        partition_log_read_copy(log, 0, (int64_t)(3 * one + one / 2), end, &copy, &copy_len, &next),
+        LOG_OK);
+    CU_ASSERT_EQUAL_FATAL(copy_len, len);
+    CU_ASSERT_EQUAL(memcmp(copy, data, len), 0);
+    CU_ASSERT_EQUAL(next, 6);
+    free(copy);
     free(data);
+    CU_ASSERT_EQUAL(partition_log_read_copy(log, end, 1000, end, &copy, &copy_len, &next), LOG_OK);
+    CU_ASSERT_PTR_NULL(copy);
+    CU_ASSERT_EQUAL(copy_len, 0u);
+    CU_ASSERT_EQUAL(next, end);
+    CU_ASSERT_EQUAL(partition_log_read_copy(log, end + 1, 1000, end, &copy, &copy_len, &next),
+                    LOG_ERR_OUT_OF_RANGE);
+    CU_ASSERT_PTR_NULL(copy);
     /* High watermark is clamped to [start, end]. */
     partition_log_set_high_watermark(log, 1000);
     CU_ASSERT_EQUAL(partition_log_high_watermark(log), end);
