@@ -41,21 +41,6 @@ static const char *const group_state_names[] = {
     [GROUP_DEAD] = "Dead",
 };
 
-void group_config_defaults(group_config_t *cfg)
-{
-    cfg->offsets_topic_partitions = 50;
-    cfg->offsets_topic_replication_factor = 3;
-    cfg->offsets_topic_segment_bytes = 100 * 1024 * 1024;
-    cfg->offsets_retention_ms = 7LL * 24 * 60 * 60 * 1000;
-    cfg->offsets_retention_check_interval_ms = 600000;
-    cfg->offsets_commit_timeout_ms = 5000;
-    cfg->offset_metadata_max_bytes = 4096;
-    cfg->initial_rebalance_delay_ms = 3000;
-    cfg->min_session_timeout_ms = 6000;
-    cfg->max_session_timeout_ms = 1800000;
-    cfg->max_size = 1000;
-}
-
 int64_t group_now_ms(void)
 {
     return wall_clock_ms();

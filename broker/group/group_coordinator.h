@@ -54,6 +54,8 @@ struct replica_manager;
  * real consumer's subscription is a few KiB. */
 #define GROUP_MAX_METADATA_BYTES (1 << 20)
 
+/* Filled by broker/config.c, whose option table holds the defaults named
+ * here. */
 typedef struct group_config {
     int32_t offsets_topic_partitions;            /* offsets.topic.num.partitions (50) */
     int16_t offsets_topic_replication_factor;    /* offsets.topic.replication.factor (3) */
@@ -67,8 +69,6 @@ typedef struct group_config {
     int32_t max_session_timeout_ms;              /* group.max.session.timeout.ms (1800000) */
     int32_t max_size;                            /* group.max.size (1000; <= GROUP_MAX_MEMBERS) */
 } group_config_t;
-
-void group_config_defaults(group_config_t *cfg);
 
 typedef struct group_coordinator group_coordinator_t;
 

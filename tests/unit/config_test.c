@@ -88,6 +88,19 @@ static void test_defaults(void)
     CU_ASSERT_EQUAL(cfg.log_defaults.max_message_bytes, 1048588);
     CU_ASSERT_EQUAL(cfg.log_defaults.retention_ms, 7LL * 24 * 3600 * 1000);
     CU_ASSERT_EQUAL(cfg.log_defaults.retention_bytes, -1);
+    /* The group coordinator's, Kafka's defaults (group.max.size aside:
+     * Kafka's is unbounded). */
+    CU_ASSERT_EQUAL(cfg.groups.offsets_topic_partitions, 50);
+    CU_ASSERT_EQUAL(cfg.groups.offsets_topic_replication_factor, 3);
+    CU_ASSERT_EQUAL(cfg.groups.offsets_topic_segment_bytes, 104857600);
+    CU_ASSERT_EQUAL(cfg.groups.offsets_retention_ms, 7LL * 24 * 3600 * 1000);
+    CU_ASSERT_EQUAL(cfg.groups.offsets_retention_check_interval_ms, 600000);
+    CU_ASSERT_EQUAL(cfg.groups.offsets_commit_timeout_ms, 5000);
+    CU_ASSERT_EQUAL(cfg.groups.offset_metadata_max_bytes, 4096);
+    CU_ASSERT_EQUAL(cfg.groups.initial_rebalance_delay_ms, 3000);
+    CU_ASSERT_EQUAL(cfg.groups.min_session_timeout_ms, 6000);
+    CU_ASSERT_EQUAL(cfg.groups.max_session_timeout_ms, 1800000);
+    CU_ASSERT_EQUAL(cfg.groups.max_size, 1000);
     broker_config_free(&cfg);
 }
 
@@ -235,6 +248,12 @@ static void test_refusals(void)
     expect_refused(REQUIRED "socket.request.max.bytes=0\n", "socket.request.max.bytes",
                    "invalid value '0'");
     expect_refused(REQUIRED "num.partitions=\n", "num.partitions", "invalid value ''");
+    expect_refused(REQUIRED "group.max.size=10001\n", "group.max.size", "invalid value");
+    expect_refused(REQUIRED "offset.metadata.max.bytes=40000\n", "offset.metadata.max.bytes",
+                   "invalid value");
+    expect_refused(REQUIRED
+                   "group.min.session.timeout.ms=9000\ngroup.max.session.timeout.ms=8000\n",
+                   "group.min.session.timeout.ms", "above group.max.session.timeout.ms");
 
     broker_config_t cfg;
     char err[256];
