@@ -7,6 +7,7 @@
 #include "vlog.h"
 
 void txn_records_suite(void);
+void txn_meta_suite(void);
 
 int main(void)
 {
@@ -14,5 +15,6 @@ int main(void)
     if (CU_initialize_registry() != CUE_SUCCESS)
         return EXIT_FAILURE;
     txn_records_suite();
+    txn_meta_suite();
     return unit_run_registered();
 }
