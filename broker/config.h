@@ -12,8 +12,9 @@
 #include <stdint.h>
 
 /* Named relative to this file: modules that include config.h do not all
- * have broker/group on their include path. */
+ * have broker/group or broker/txn on their include path. */
 #include "group/group_coordinator.h"
+#include "txn/txn_coordinator.h"
 #include "partition_log.h"
 
 typedef struct broker_config {
@@ -48,6 +49,7 @@ typedef struct broker_config {
      * min.insync.replicas. */
     log_config_t log_defaults;
     group_config_t groups; /* offsets.*, group.* settings */
+    txn_config_t txns;     /* transaction.*, transactional.id.* settings */
 } broker_config_t;
 
 /* Fills cfg from defaults, the file named by --config FILE (or a first
