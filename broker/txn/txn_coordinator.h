@@ -84,9 +84,12 @@ txn_coordinator_t *txn_coordinator_new(struct ev_loop *loop, const txn_config_t 
                                        struct replica_manager *replicas, struct coordinator *coord,
                                        struct group_coordinator *groups,
                                        struct producer_id_manager *pids);
-/* Stops using the RPC channel: answers the marker writes other brokers are
- * waiting on and sends no more markers. Call before coordinator_stop()
- * (the channel must still exist); txn_coordinator_free() calls it too. */
+/* Stops using the RPC channel and the producer ids: answers the marker
+ * writes other brokers are waiting on, sends no more markers and asks for
+ * no more producer ids (InitProducerId answers COORDINATOR_NOT_AVAILABLE
+ * from here). Call before coordinator_stop() (the channel must still
+ * exist) and before producer_id_manager_free(); txn_coordinator_free()
+ * calls it too. */
 void txn_coordinator_stop(txn_coordinator_t *tc);
 /* Completes every pending operation with COORDINATOR_NOT_AVAILABLE, stops
  * the timers and frees. Call before the replica manager is freed. */
