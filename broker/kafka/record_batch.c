@@ -40,8 +40,26 @@ void record_batch_begin(record_batch_builder_t *b, int64_t timestamp_ms)
     kw_raw(&b->w, header_placeholder, sizeof(header_placeholder));
     b->count = 0;
     b->base_timestamp = timestamp_ms;
+    b->producer_id = -1;
+    b->producer_epoch = -1;
+    b->base_sequence = -1;
+    b->attributes = 0; /* no compression, CreateTime */
     b->finished = false;
     assert(b->w.len == BATCH_HEADER_SIZE);
+}
+
+void record_batch_set_producer(record_batch_builder_t *b, int64_t producer_id, int16_t epoch,
+                               int32_t base_sequence, bool transactional)
+{
+    assert(!b->finished);
+    assert(producer_id >= 0 && epoch >= 0 && base_sequence >= -1);
+    b->producer_id = producer_id;
+    b->producer_epoch = epoch;
+    b->base_sequence = base_sequence;
+    if (transactional)
+        b->attributes |= BATCH_ATTR_TRANSACTIONAL;
+    else
+        b->attributes &= (int16_t)~BATCH_ATTR_TRANSACTIONAL;
 }
 
 void record_batch_add(record_batch_builder_t *b, const void *key, int32_t key_len,
@@ -86,13 +104,13 @@ const uint8_t *record_batch_finish(record_batch_builder_t *b, size_t *len)
     put_be(h + BATCH_LENGTH, b->w.len - BATCH_LOG_OVERHEAD, 4);
     put_be(h + BATCH_LEADER_EPOCH, none, 4);
     h[BATCH_MAGIC] = BATCH_MAGIC_V2;
-    put_be(h + BATCH_ATTRIBUTES, 0, 2); /* no compression, CreateTime */
+    put_be(h + BATCH_ATTRIBUTES, (uint16_t)b->attributes, 2);
     put_be(h + BATCH_LAST_OFFSET_DELTA, (uint64_t)(b->count - 1), 4);
     put_be(h + BATCH_BASE_TIMESTAMP, (uint64_t)b->base_timestamp, 8);
     put_be(h + BATCH_MAX_TIMESTAMP, (uint64_t)b->base_timestamp, 8);
-    put_be(h + BATCH_PRODUCER_ID, none, 8);
-    put_be(h + BATCH_PRODUCER_EPOCH, none, 2);
-    put_be(h + BATCH_BASE_SEQUENCE, none, 4);
+    put_be(h + BATCH_PRODUCER_ID, (uint64_t)b->producer_id, 8);
+    put_be(h + BATCH_PRODUCER_EPOCH, (uint64_t)b->producer_epoch, 2);
+    put_be(h + BATCH_BASE_SEQUENCE, (uint64_t)b->base_sequence, 4);
     put_be(h + BATCH_RECORDS_COUNT, (uint64_t)b->count, 4);
     /* Last: the CRC covers every field from Attributes on. */
     put_be(h + BATCH_CRC, crc32c(0, h + BATCH_ATTRIBUTES, b->w.len - BATCH_ATTRIBUTES), 4);

@@ -3,10 +3,11 @@
  * iterator that replays them from log bytes. Layout: reference/kafka-protocol.md
  * §4.
  *
- * The builder writes what a producer with no compression, no idempotence
- * and CreateTime would: BaseOffset 0, PartitionLeaderEpoch -1, every record
- * at timestamp delta 0 and offset delta i, no headers. The log assigns the
- * offsets and the epoch on append; both sit outside the CRC.
+ * The builder writes what a producer with no compression and CreateTime
+ * would: BaseOffset 0, PartitionLeaderEpoch -1, every record at timestamp
+ * delta 0 and offset delta i, no headers; no producer (id, epoch and base
+ * sequence -1) unless record_batch_set_producer names one. The log assigns
+ * the offsets and the epoch on append; both sit outside the CRC.
  *
  * The iterator does not re-check CRCs: every byte it is given was validated
  * by the log on append or on recovery. It still treats every length and
@@ -57,10 +58,21 @@ typedef struct record_batch_builder {
     kwriter_t w; /* the header's placeholder, then the records */
     int32_t count;
     int64_t base_timestamp;
+    int64_t producer_id;
+    int16_t producer_epoch;
+    int32_t base_sequence;
+    int16_t attributes;
     bool finished;
 } record_batch_builder_t;
 
 void record_batch_begin(record_batch_builder_t *b, int64_t timestamp_ms);
+/* Makes the batch a producer's (the group coordinator's transactional offset
+ * commits): its ProducerId, ProducerEpoch, BaseSequence and, when
+ * transactional, the transactional attribute. Call between begin and finish;
+ * finish computes the CRC over them. An idempotent or transactional batch
+ * needs a producer id >= 0 and an epoch >= 0. */
+void record_batch_set_producer(record_batch_builder_t *b, int64_t producer_id, int16_t epoch,
+                               int32_t base_sequence, bool transactional);
 /* Appends a record. A NULL key or value (its length -1) is written as null;
  * a null value is a tombstone. */
 void record_batch_add(record_batch_builder_t *b, const void *key, int32_t key_len,

@@ -97,6 +97,55 @@ static void test_builder_header(void)
     free(batch);
 }
 
+/* A producer's batch: the fields land in the header, the CRC covers them,
+ * and the log takes it as a client batch (it is not a control batch). */
+static void test_builder_producer_fields(void)
+{
+    record_batch_builder_t b;
+    size_t len;
+    record_batch_begin(&b, 77);
+    record_batch_set_producer(&b, 0x0102030405060708LL, 0x0a0b, 41, true);
+    record_batch_add(&b, "k", 1, "v", 1);
+    record_batch_add(&b, "k", 1, "w", 1);
+    const uint8_t *batch = record_batch_finish(&b, &len);
+    CU_ASSERT_EQUAL(test_be64(batch + BATCH_PRODUCER_ID), 0x0102030405060708LL);
+    CU_ASSERT_EQUAL(batch[BATCH_PRODUCER_EPOCH], 0x0a);
+    CU_ASSERT_EQUAL(batch[BATCH_PRODUCER_EPOCH + 1], 0x0b);
+    CU_ASSERT_EQUAL(test_be32(batch + BATCH_BASE_SEQUENCE), 41);
+    CU_ASSERT_EQUAL(batch[BATCH_ATTRIBUTES], 0);
+    CU_ASSERT_EQUAL(batch[BATCH_ATTRIBUTES + 1], BATCH_ATTR_TRANSACTIONAL);
+    CU_ASSERT_EQUAL((uint32_t)test_be32(batch + BATCH_CRC),
+                    crc32c(0, batch + BATCH_ATTRIBUTES, len - BATCH_ATTRIBUTES));
+    uint8_t *copy = copy_bytes(batch, len);
+    record_batch_builder_free(&b);
+
+    char *dir = log_test_tmpdir();
+    log_config_t cfg;
+    log_config_defaults(&cfg);
+    partition_log_t *log;
+    log_append_info_t info;
+    CU_ASSERT_EQUAL_FATAL(partition_log_open(dir, &cfg, 0, false, &log), LOG_OK);
+    CU_ASSERT_EQUAL(partition_log_append(log, copy, len, 1, 77, &info), LOG_OK);
+    CU_ASSERT_EQUAL(info.record_count, 2);
+    partition_log_close(log);
+    log_test_rmrf(dir);
+    free(dir);
+    free(copy);
+
+    /* Not transactional (an idempotent batch): the attribute stays clear,
+     * also when a second call takes it back. */
+    record_batch_begin(&b, 77);
+    record_batch_set_producer(&b, 5, 0, 0, true);
+    record_batch_set_producer(&b, 5, 1, 0, false);
+    record_batch_add(&b, "k", 1, "v", 1);
+    batch = record_batch_finish(&b, &len);
+    CU_ASSERT_EQUAL(batch[BATCH_ATTRIBUTES + 1], 0);
+    CU_ASSERT_EQUAL(test_be64(batch + BATCH_PRODUCER_ID), 5);
+    CU_ASSERT_EQUAL(batch[BATCH_PRODUCER_EPOCH + 1], 1);
+    CU_ASSERT_EQUAL(test_be32(batch + BATCH_BASE_SEQUENCE), 0);
+    record_batch_builder_free(&b);
+}
+
 static void test_builder_appends_and_reads_back(void)
 {
     char *dir = log_test_tmpdir();
@@ -338,6 +387,7 @@ void record_batch_suite(void)
 {
     CU_pSuite s = CU_add_suite("record_batch", NULL, NULL);
     CU_add_test(s, "builder header", test_builder_header);
+    CU_add_test(s, "builder producer fields", test_builder_producer_fields);
     CU_add_test(s, "builder appends and reads back", test_builder_appends_and_reads_back);
     CU_add_test(s, "iterator reads log test batches", test_iter_reads_log_test_batches);
     CU_add_test(s, "iterator stops before a partial batch", test_iter_stops_before_partial_batch);
