@@ -1,7 +1,7 @@
-/* RecordBatch v2 (magic 2) for the broker's own records: a builder for the
- * batches it appends to its internal topics (__consumer_offsets), and an
- * iterator that replays them from log bytes. Layout: reference/kafka-protocol.md
- * §4.
+/* RecordBatch v2 (magic 2): the one place batch headers are read; a
+ * builder for the batches the broker appends to its internal topics
+ * (__consumer_offsets); an iterator that replays
+ * records from log bytes. Layout: reference/kafka-protocol.md §4.
  *
  * The builder writes what a producer with no compression and CreateTime
  * would: BaseOffset 0, PartitionLeaderEpoch -1, every record at timestamp
@@ -51,6 +51,59 @@ enum {
 #define BATCH_ATTR_LOG_APPEND_TIME 0x08
 #define BATCH_ATTR_TRANSACTIONAL   0x10
 #define BATCH_ATTR_CONTROL         0x20
+
+/* ---- Header ---- */
+
+/* The fixed header, decoded. Every field is as untrusted as the bytes it
+ * came from. */
+typedef struct record_batch_header {
+    int64_t base_offset;
+    int32_t length;       /* bytes after the Length field */
+    int32_t leader_epoch; /* PartitionLeaderEpoch */
+    int8_t magic;
+    uint32_t crc;
+    int16_t attributes;
+    int32_t last_offset_delta;
+    int64_t base_timestamp;
+    int64_t max_timestamp;
+    int64_t producer_id;    /* -1: none */
+    int16_t producer_epoch; /* -1: none */
+    int32_t base_sequence;  /* -1: none */
+    int32_t records_count;
+} record_batch_header_t;
+
+/* Decodes the header at the front of p[0..len): false when fewer than
+ * BATCH_HEADER_SIZE bytes are there. Nothing else is checked: magic, Length,
+ * CRC and counts are the log's validation (batch_validate). */
+bool record_batch_read_header(const uint8_t *p, size_t len, record_batch_header_t *h);
+
+static inline bool record_batch_is_transactional(const record_batch_header_t *h)
+{
+    return (h->attributes & BATCH_ATTR_TRANSACTIONAL) != 0;
+}
+
+static inline bool record_batch_is_control(const record_batch_header_t *h)
+{
+    return (h->attributes & BATCH_ATTR_CONTROL) != 0;
+}
+
+/* The batch's bytes: BaseOffset and Length, then Length bytes. */
+static inline int64_t record_batch_size(const record_batch_header_t *h)
+{
+    return (int64_t)BATCH_LOG_OVERHEAD + h->length;
+}
+
+/* BaseOffset + LastOffsetDelta. Wraps instead of overflowing on garbage;
+ * a validated batch's is exact. */
+static inline int64_t record_batch_last_offset(const record_batch_header_t *h)
+{
+    return (int64_t)((uint64_t)h->base_offset + (uint64_t)(int64_t)h->last_offset_delta);
+}
+
+/* The sequence of the batch's last record: BaseSequence + LastOffsetDelta,
+ * wrapping past INT32_MAX to 0 as Kafka's producers do; -1 when the batch
+ * has no sequence (BaseSequence -1). */
+int32_t record_batch_last_sequence(const record_batch_header_t *h);
 
 /* ---- Builder ---- */
 

@@ -6,6 +6,7 @@
 #ifndef VLTAVA_LOG_INTERNAL_H
 #define VLTAVA_LOG_INTERNAL_H
 
+#include <assert.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -45,30 +46,25 @@ static inline void log_put_be64(uint8_t *p, uint64_t v)
     log_put_be32(p + 4, (uint32_t)v);
 }
 
-typedef struct batch_header {
-    int64_t base_offset;
-    int32_t length; /* bytes after the Length field */
-    int32_t leader_epoch;
-    int8_t magic;
-    uint32_t crc;
-    int16_t attributes;
-    int32_t last_offset_delta;
-    int64_t base_timestamp;
-    int64_t max_timestamp;
-    int32_t records_count;
-} batch_header_t;
+/* The header as record_batch.h decodes it: one decoder for every module. */
+typedef record_batch_header_t batch_header_t;
 
 /* Decodes the fixed 61-byte header; p must hold BATCH_HEADER_SIZE bytes. */
-void batch_header_decode(const uint8_t *p, batch_header_t *h);
+static inline void batch_header_decode(const uint8_t *p, batch_header_t *h)
+{
+    bool whole = record_batch_read_header(p, BATCH_HEADER_SIZE, h);
+    assert(whole);
+    (void)whole;
+}
 
 static inline int64_t batch_size(const batch_header_t *h)
 {
-    return (int64_t)BATCH_LOG_OVERHEAD + h->length;
+    return record_batch_size(h);
 }
 
 static inline int64_t batch_last_offset(const batch_header_t *h)
 {
-    return h->base_offset + h->last_offset_delta;
+    return record_batch_last_offset(h);
 }
 
 /* Checks one batch at the front of p[0..avail): header present, magic 2,

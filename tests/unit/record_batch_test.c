@@ -2,8 +2,10 @@
  * batches pass the log's own append validation and read back through the
  * iterator; the iterator also reads the log tests' independently built
  * batches, stops before a partial batch, skips compressed and control
- * batches, and refuses corrupt ones without reading out of bounds. */
+ * batches, and refuses corrupt ones without reading out of bounds. Also the
+ * header accessor. */
 #include <CUnit/Basic.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -144,6 +146,61 @@ static void test_builder_producer_fields(void)
     CU_ASSERT_EQUAL(batch[BATCH_PRODUCER_EPOCH + 1], 1);
     CU_ASSERT_EQUAL(test_be32(batch + BATCH_BASE_SEQUENCE), 0);
     record_batch_builder_free(&b);
+}
+
+static void test_read_header(void)
+{
+    record_batch_builder_t b;
+    record_batch_header_t h;
+    size_t len;
+    record_batch_begin(&b, 900);
+    record_batch_set_producer(&b, 42, 3, 17, false);
+    record_batch_add(&b, "a", 1, "b", 1);
+    record_batch_add(&b, "c", 1, "d", 1);
+    const uint8_t *batch = record_batch_finish(&b, &len);
+    uint8_t *copy = copy_bytes(batch, len);
+    record_batch_builder_free(&b);
+    copy[BATCH_BASE_OFFSET + 7] = 10; /* as the log would stamp them */
+    copy[BATCH_LEADER_EPOCH + 3] = 4;
+    copy[BATCH_LEADER_EPOCH] = copy[BATCH_LEADER_EPOCH + 1] = copy[BATCH_LEADER_EPOCH + 2] = 0;
+
+    CU_ASSERT_TRUE_FATAL(record_batch_read_header(copy, len, &h));
+    CU_ASSERT_EQUAL(h.base_offset, 10);
+    CU_ASSERT_EQUAL(h.length, (int32_t)len - BATCH_LOG_OVERHEAD);
+    CU_ASSERT_EQUAL(h.leader_epoch, 4);
+    CU_ASSERT_EQUAL(h.magic, 2);
+    CU_ASSERT_EQUAL(h.crc, crc32c(0, copy + BATCH_ATTRIBUTES, len - BATCH_ATTRIBUTES));
+    CU_ASSERT_EQUAL(h.attributes, 0);
+    CU_ASSERT_EQUAL(h.last_offset_delta, 1);
+    CU_ASSERT_EQUAL(h.base_timestamp, 900);
+    CU_ASSERT_EQUAL(h.max_timestamp, 900);
+    CU_ASSERT_EQUAL(h.producer_id, 42);
+    CU_ASSERT_EQUAL(h.producer_epoch, 3);
+    CU_ASSERT_EQUAL(h.base_sequence, 17);
+    CU_ASSERT_EQUAL(h.records_count, 2);
+    CU_ASSERT_FALSE(record_batch_is_transactional(&h));
+    CU_ASSERT_FALSE(record_batch_is_control(&h));
+    CU_ASSERT_EQUAL(record_batch_size(&h), (int64_t)len);
+    CU_ASSERT_EQUAL(record_batch_last_offset(&h), 11);
+    CU_ASSERT_EQUAL(record_batch_last_sequence(&h), 18);
+
+    /* Only a whole header decodes; the rest is not looked at. */
+    CU_ASSERT_TRUE(record_batch_read_header(copy, BATCH_HEADER_SIZE, &h));
+    CU_ASSERT_FALSE(record_batch_read_header(copy, BATCH_HEADER_SIZE - 1, &h));
+    CU_ASSERT_FALSE(record_batch_read_header(copy, 0, &h));
+    free(copy);
+
+    /* Sequences wrap past INT32_MAX to 0 (Kafka's incrementSequence). */
+    h.base_sequence = INT32_MAX;
+    h.last_offset_delta = 0;
+    CU_ASSERT_EQUAL(record_batch_last_sequence(&h), INT32_MAX);
+    h.last_offset_delta = 1;
+    CU_ASSERT_EQUAL(record_batch_last_sequence(&h), 0);
+    h.base_sequence = INT32_MAX - 1;
+    h.last_offset_delta = 3;
+    CU_ASSERT_EQUAL(record_batch_last_sequence(&h), 1);
+    h.base_sequence = -1;
+    CU_ASSERT_EQUAL(record_batch_last_sequence(&h), -1);
 }
 
 static void test_builder_appends_and_reads_back(void)
@@ -388,6 +445,7 @@ void record_batch_suite(void)
     CU_pSuite s = CU_add_suite("record_batch", NULL, NULL);
     CU_add_test(s, "builder header", test_builder_header);
     CU_add_test(s, "builder producer fields", test_builder_producer_fields);
+    CU_add_test(s, "read header", test_read_header);
     CU_add_test(s, "builder appends and reads back", test_builder_appends_and_reads_back);
     CU_add_test(s, "iterator reads log test batches", test_iter_reads_log_test_batches);
     CU_add_test(s, "iterator stops before a partial batch", test_iter_stops_before_partial_batch);
