@@ -3,6 +3,7 @@
 
 #include <assert.h>
 #include <limits.h>
+#include <string.h>
 
 #include "crc32c.h"
 
@@ -220,6 +221,72 @@ static bool read_record(kreader_t *records, record_fields_t *f)
             return false;
     }
     return kr_remaining(&r) == 0;
+}
+
+/* ---- Transaction markers ---- */
+
+/* ControlRecordType's key and EndTransactionMarker's value: version 0. */
+#define MARKER_KEY_SIZE   4
+#define MARKER_VALUE_SIZE 6
+
+void record_batch_build_txn_marker(uint8_t out[RECORD_BATCH_TXN_MARKER_SIZE], int64_t producer_id,
+                                   int16_t producer_epoch, bool commit, int32_t coordinator_epoch,
+                                   int64_t timestamp_ms)
+{
+    uint8_t key[MARKER_KEY_SIZE], value[MARKER_VALUE_SIZE];
+    put_be(key, 0, 2);
+    put_be(key + 2, commit ? RECORD_BATCH_MARKER_COMMIT : RECORD_BATCH_MARKER_ABORT, 2);
+    put_be(value, 0, 2);
+    put_be(value + 2, (uint32_t)coordinator_epoch, 4);
+
+    record_batch_builder_t b;
+    size_t len;
+    record_batch_begin(&b, timestamp_ms);
+    record_batch_set_producer(&b, producer_id, producer_epoch, -1, true);
+    b.attributes |= BATCH_ATTR_CONTROL;
+    record_batch_add(&b, key, sizeof(key), value, sizeof(value));
+    const uint8_t *batch = record_batch_finish(&b, &len);
+    assert(len == RECORD_BATCH_TXN_MARKER_SIZE);
+    memcpy(out, batch, RECORD_BATCH_TXN_MARKER_SIZE);
+    record_batch_builder_free(&b);
+}
+
+int record_batch_parse_txn_marker(const uint8_t *batch, size_t len, int32_t *coordinator_epoch)
+{
+    const int16_t marker_attributes = BATCH_ATTR_TRANSACTIONAL | BATCH_ATTR_CONTROL;
+    record_batch_header_t h;
+    record_fields_t f;
+
+    assert(batch != NULL || len == 0);
+    assert(coordinator_epoch != NULL);
+    if (!record_batch_read_header(batch, len, &h) || h.magic != BATCH_MAGIC_V2 ||
+        h.length < BATCH_HEADER_SIZE - BATCH_LOG_OVERHEAD || (uint64_t)record_batch_size(&h) > len)
+        return -1;
+    if ((h.attributes & marker_attributes) != marker_attributes ||
+        (h.attributes & BATCH_ATTR_CODEC_MASK) != 0 || h.records_count != 1 ||
+        h.last_offset_delta != 0)
+        return -1;
+    kreader_t records;
+    kr_init(&records, batch + BATCH_HEADER_SIZE, (size_t)record_batch_size(&h) - BATCH_HEADER_SIZE);
+    if (!read_record(&records, &f) || kr_remaining(&records) != 0 || f.offset_delta != 0)
+        return -1;
+    if (f.key.ptr == NULL || f.value.ptr == NULL)
+        return -1;
+    /* Both are read as version 0, whatever follows (a later version's
+     * fields) ignored, as Kafka does. */
+    kreader_t key, value;
+    int16_t key_version, type, value_version;
+    int32_t epoch;
+    kr_init(&key, f.key.ptr, (size_t)f.key.len);
+    kr_init(&value, f.value.ptr, (size_t)f.value.len);
+    if (!kr_i16(&key, &key_version) || !kr_i16(&key, &type) || key_version < 0)
+        return -1;
+    if (type != RECORD_BATCH_MARKER_ABORT && type != RECORD_BATCH_MARKER_COMMIT)
+        return -1;
+    if (!kr_i16(&value, &value_version) || !kr_i32(&value, &epoch) || value_version < 0)
+        return -1;
+    *coordinator_epoch = epoch;
+    return type;
 }
 
 /* ---- Iterator ---- */

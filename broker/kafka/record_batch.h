@@ -1,6 +1,6 @@
 /* RecordBatch v2 (magic 2): the one place batch headers are read; a
  * builder for the batches the broker appends to its internal topics
- * (__consumer_offsets); an iterator that replays
+ * (__consumer_offsets) and for transaction markers; an iterator that replays
  * records from log bytes. Layout: reference/kafka-protocol.md §4.
  *
  * The builder writes what a producer with no compression and CreateTime
@@ -135,6 +135,37 @@ void record_batch_add(record_batch_builder_t *b, const void *key, int32_t key_le
  * client batch); nothing may be added afterwards. */
 const uint8_t *record_batch_finish(record_batch_builder_t *b, size_t *len);
 void record_batch_builder_free(record_batch_builder_t *b);
+
+/* ---- Transaction markers ---- */
+
+/* ControlRecordType values of an end-transaction marker's key. */
+#define RECORD_BATCH_MARKER_ABORT  0
+#define RECORD_BATCH_MARKER_COMMIT 1
+/* A marker batch is always this long: the header and one 17-byte record
+ * (key 4 bytes, value 6, every varint one byte). */
+#define RECORD_BATCH_TXN_MARKER_SIZE 78
+
+/* Writes Kafka's end-transaction marker batch (MemoryRecords.
+ * withEndTransactionMarker) into out: attributes transactional|control,
+ * CreateTime, no compression; the producer's id and epoch, BaseSequence -1;
+ * BaseOffset 0 and PartitionLeaderEpoch -1 (the leader's append stamps
+ * both); one record at timestamp_ms whose key is (version 0, type: 1 commit,
+ * 0 abort) and value (version 0, coordinator_epoch), both int16/int32
+ * big-endian. */
+void record_batch_build_txn_marker(uint8_t out[RECORD_BATCH_TXN_MARKER_SIZE], int64_t producer_id,
+                                   int16_t producer_epoch, bool commit, int32_t coordinator_epoch,
+                                   int64_t timestamp_ms);
+/* Reads the end-transaction marker in the batch at the front of
+ * batch[0..len) (untrusted: nothing is read outside the batch's Length or
+ * len). Returns RECORD_BATCH_MARKER_COMMIT or RECORD_BATCH_MARKER_ABORT and
+ * sets *coordinator_epoch; -1 when it is not a well-formed marker: not
+ * whole, magic not 2, not transactional|control, compressed, not exactly
+ * one record, the record not filling the batch, a key shorter than 4 bytes
+ * or of negative version or of another control type, a value shorter than
+ * 6 bytes or of negative version. Longer keys and values of later versions
+ * are read as version 0, as Kafka does. The CRC is not checked (the log
+ * checked it on append). */
+int record_batch_parse_txn_marker(const uint8_t *batch, size_t len, int32_t *coordinator_epoch);
 
 /* ---- Iterator ---- */
 
