@@ -639,26 +639,15 @@ static log_err_t log_after_append(partition_log_t *log, int64_t records)
     return LOG_OK;
 }
 
-log_err_t partition_log_append(partition_log_t *log, uint8_t *batches, size_t len,
-                               int32_t leader_epoch, int64_t now_ms, log_append_info_t *info)
+/* The leader's append of batches validated by the caller (`records` records
+ * in `nbatches` batches): assigns offsets and the leader epoch in place,
+ * stamps LogAppendTime when configured, writes. */
+static log_err_t log_append_validated(partition_log_t *log, uint8_t *batches, size_t len,
+                                      int64_t records, int32_t nbatches, int32_t leader_epoch,
+                                      int64_t now_ms, log_append_info_t *info)
 {
-    assert(log != NULL && info != NULL);
-    append_info_reset(info);
-    if (len == 0 || len > INT32_MAX)
-        return LOG_ERR_BAD_LENGTH;
-    int64_t records = 0;
-    int32_t nbatches = 0;
-    for (size_t pos = 0; pos < len;) {
-        batch_header_t h;
-        size_t size;
-        log_err_t err =
-            batch_validate(batches + pos, len - pos, log->cfg.max_message_bytes, true, &h, &size);
-        if (err != LOG_OK)
-            return err;
-        records += h.records_count;
-        nbatches++;
-        pos += size;
-    }
+    assert(len > 0 && len <= INT32_MAX);
+    assert(records > 0 && nbatches > 0);
     log_err_t err = log_maybe_roll(log, len, records, now_ms);
     if (err != LOG_OK)
         return err;
@@ -697,6 +686,48 @@ log_err_t partition_log_append(partition_log_t *log, uint8_t *batches, size_t le
     info->record_count = (int32_t)records;
     log_check_invariants(log);
     return log_after_append(log, records);
+}
+
+log_err_t partition_log_append(partition_log_t *log, uint8_t *batches, size_t len,
+                               int32_t leader_epoch, int64_t now_ms, log_append_info_t *info)
+{
+    assert(log != NULL && info != NULL);
+    append_info_reset(info);
+    if (len == 0 || len > INT32_MAX)
+        return LOG_ERR_BAD_LENGTH;
+    int64_t records = 0;
+    int32_t nbatches = 0;
+    for (size_t pos = 0; pos < len;) {
+        batch_header_t h;
+        size_t size;
+        log_err_t err =
+            batch_validate(batches + pos, len - pos, log->cfg.max_message_bytes, true, &h, &size);
+        if (err != LOG_OK)
+            return err;
+        records += h.records_count;
+        nbatches++;
+        pos += size;
+    }
+    return log_append_validated(log, batches, len, records, nbatches, leader_epoch, now_ms, info);
+}
+
+log_err_t partition_log_append_control(partition_log_t *log, uint8_t *batch, size_t len,
+                                       int32_t leader_epoch, int64_t now_ms,
+                                       log_append_info_t *info)
+{
+    assert(log != NULL && info != NULL);
+    append_info_reset(info);
+    if (len == 0 || len > INT32_MAX)
+        return LOG_ERR_BAD_LENGTH;
+    batch_header_t h;
+    size_t size;
+    log_err_t err = batch_validate(batch, len, log->cfg.max_message_bytes, false, &h, &size);
+    if (err != LOG_OK)
+        return err;
+    if (size != len)
+        return LOG_ERR_BAD_LENGTH;
+    assert(record_batch_is_control(&h)); /* the broker built it */
+    return log_append_validated(log, batch, len, h.records_count, 1, leader_epoch, now_ms, info);
 }
 
 log_err_t partition_log_append_replica(partition_log_t *log, const uint8_t *batches, size_t len,
@@ -1017,6 +1048,11 @@ log_err_t partition_log_truncate_fully(partition_log_t *log, int64_t offset)
     log_write_epochs(log);
     log_check_invariants(log);
     return LOG_OK;
+}
+
+int64_t partition_log_active_segment_base(const partition_log_t *log)
+{
+    return log_active(log)->base_offset;
 }
 
 /* ---- flush, retention, periodic work ---- */

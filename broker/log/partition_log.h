@@ -98,8 +98,16 @@ typedef struct log_append_info {
  * segment.ms says so. */
 log_err_t partition_log_append(partition_log_t *log, uint8_t *batches, size_t len,
                                int32_t leader_epoch, int64_t now_ms, log_append_info_t *info);
+/* Appends one broker-built control batch (a transaction marker), stamping
+ * its offset and leader epoch like partition_log_append and validating it
+ * the same way, the control flag aside. len must be exactly that one batch
+ * (LOG_ERR_BAD_LENGTH otherwise); the batch must be a control batch. */
+log_err_t partition_log_append_control(partition_log_t *log, uint8_t *batch, size_t len,
+                                       int32_t leader_epoch, int64_t now_ms,
+                                       log_append_info_t *info);
 /* Appends batches whose offsets are already assigned (a follower copying
- * its leader). The first batch must start exactly at the log end. */
+ * its leader), control batches included. The first batch must start
+ * exactly at the log end. */
 log_err_t partition_log_append_replica(partition_log_t *log, const uint8_t *batches, size_t len,
                                        log_append_info_t *info);
 
@@ -162,6 +170,10 @@ log_err_t partition_log_offset_for_time(partition_log_t *log, int64_t ts, int64_
 void partition_log_epoch_end_offset(const partition_log_t *log, int32_t epoch, int32_t *found_epoch,
                                     int64_t *end_offset);
 int32_t partition_log_latest_epoch(const partition_log_t *log); /* -1 if none */
+
+/* The active segment's base offset: where the last roll started it (the
+ * replica layer snapshots producer state when the log rolls). */
+int64_t partition_log_active_segment_base(const partition_log_t *log);
 
 /* Removes every batch at or above offset (offset must be >= log start). */
 log_err_t partition_log_truncate_to(partition_log_t *log, int64_t offset);
