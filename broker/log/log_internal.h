@@ -18,6 +18,7 @@
 
 #define OFFSET_INDEX_ENTRY_SIZE 8
 #define TIME_INDEX_ENTRY_SIZE   12
+#define TXN_INDEX_ENTRY_SIZE    34
 /* Pending index entries are written once this many accumulate, so an
  * append costs one write to the .log and only occasionally one more. */
 #define SEGMENT_INDEX_WRITE_CHUNK 128
@@ -94,7 +95,8 @@ typedef struct time_index_entry {
 
 /* One segment. The index entries live in memory (at most
  * segment.index.bytes worth) and reach the files in chunks: the files are
- * hints, rebuilt whenever recovery cannot trust them. */
+ * hints, rebuilt whenever recovery cannot trust them. The transaction
+ * index is the exception (txn_index.c): on disk only, and never rebuilt. */
 typedef struct segment {
     int64_t base_offset;
     int64_t next_offset; /* offset after the last batch; == base when empty */
@@ -116,6 +118,10 @@ typedef struct segment {
     int64_t max_timestamp_offset; /* last offset of the batch that first reached it */
     int64_t roll_base_ms;         /* when the first append landed; -1: unknown */
     bool dirty;                   /* bytes or index entries not yet fsync'd */
+
+    int txn_index_fd;        /* the .txnindex; -1 while the segment has none */
+    uint32_t txn_entries;    /* whole entries in it (the file's exact size / 34) */
+    int64_t txn_last_offset; /* the last entry's last offset; -1 when none */
 } segment_t;
 
 /* "<dir>/<20-digit base><ext>", caller frees. */
@@ -164,6 +170,27 @@ int64_t segment_floor_by_time(const segment_t *seg, int64_t ts);
  * offset; drops index entries at or beyond it and recomputes the max
  * timestamp. */
 log_err_t segment_truncate(segment_t *seg, int64_t position, int64_t offset);
+
+/* ---- Transaction index (txn_index.c) ---- */
+
+/* Opens the segment's .txnindex if there is one (its next_offset known) and
+ * keeps the longest valid prefix: whole version-0 entries with first <=
+ * last and last offsets increasing inside [base, next_offset). A torn
+ * tail, and entries at or past a recovered log end, are cut from the file. */
+log_err_t txn_index_load(const char *dir, segment_t *seg);
+/* Appends an entry whose last offset lies in the segment and after its last
+ * entry's, creating the file first if needed (*created then). */
+log_err_t txn_index_append(const char *dir, segment_t *seg, const log_aborted_txn_t *e,
+                           bool *created);
+/* Drops the entries whose last offset is >= offset. */
+log_err_t txn_index_truncate(segment_t *seg, int64_t offset);
+/* Adds to out[*n..max) the entries with last_offset >= fetch_offset and
+ * first_offset < upper_bound, reading from the first entry with last_offset
+ * >= fetch_offset (a binary search) in chunks; *complete when an entry's
+ * last stable offset reached upper_bound (Kafka's stop: no later entry can
+ * match). Stops when out is full. */
+log_err_t txn_index_collect(const segment_t *seg, int64_t fetch_offset, int64_t upper_bound,
+                            log_aborted_txn_t *out, size_t max, size_t *n, bool *complete);
 
 /* pwrite/pread the whole range, retrying on EINTR and short transfers.
  * pwrite: 0, or -1 with errno. pread: the bytes read (fewer only at end of
