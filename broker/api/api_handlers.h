@@ -49,6 +49,8 @@ api_result_t api_handle_offset_fetch(api_context_t *ctx, kafka_request_t *req,
                                      kafka_response_t *resp);
 api_result_t api_handle_offset_delete(api_context_t *ctx, kafka_request_t *req,
                                       kafka_response_t *resp);
+api_result_t api_handle_txn_offset_commit(api_context_t *ctx, kafka_request_t *req,
+                                          kafka_response_t *resp);
 
 /* ---- fetch purgatory (api_fetch.c) ---- */
 
