@@ -43,6 +43,7 @@ static const api_entry_t api_table[KAFKA_API_KEY_COUNT] = {
                                          "AddPartitionsToTxn"},
     [KAFKA_API_ADD_OFFSETS_TO_TXN] = {0, 3, 3, api_handle_add_offsets_to_txn, "AddOffsetsToTxn"},
     [KAFKA_API_END_TXN] = {0, 3, 3, api_handle_end_txn, "EndTxn"},
+    [KAFKA_API_TXN_OFFSET_COMMIT] = {0, 3, 3, api_handle_txn_offset_commit, "TxnOffsetCommit"},
     [KAFKA_API_DESCRIBE_CONFIGS] = {0, 2, 4, api_handle_describe_configs, "DescribeConfigs"},
     [KAFKA_API_CREATE_PARTITIONS] = {0, 1, 2, api_handle_create_partitions, "CreatePartitions"},
     [KAFKA_API_DELETE_GROUPS] = {0, 2, 2, api_handle_delete_groups, "DeleteGroups"},

@@ -51,6 +51,8 @@ api_result_t api_handle_offset_fetch(api_context_t *ctx, kafka_request_t *req,
                                      kafka_response_t *resp);
 api_result_t api_handle_offset_delete(api_context_t *ctx, kafka_request_t *req,
                                       kafka_response_t *resp);
+api_result_t api_handle_txn_offset_commit(api_context_t *ctx, kafka_request_t *req,
+                                          kafka_response_t *resp);
 
 /* Transactions (api_txn.c), answered by ctx->txns. */
 api_result_t api_handle_add_partitions_to_txn(api_context_t *ctx, kafka_request_t *req,

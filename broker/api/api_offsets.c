@@ -1,5 +1,5 @@
-/* Committed offsets: OffsetCommit v0-8, OffsetFetch v0-8 and OffsetDelete
- * v0, decoded here and answered by the group coordinator
+/* Committed offsets: OffsetCommit v0-8, TxnOffsetCommit v0-3, OffsetFetch
+ * v0-8 and OffsetDelete v0, decoded here and answered by the group coordinator
  * (broker/group/group_coordinator.h).
  *
  * Every version reads and writes __consumer_offsets, v0 included (Kafka's
@@ -11,7 +11,7 @@
  * consecutive entries of one topic into one topic entry, which gives back
  * the request's own topic structure.
  *
- * OffsetCommit and OffsetDelete wait for their write to be replicated: the
+ * OffsetCommit, TxnOffsetCommit and OffsetDelete wait for their write to be replicated: the
  * op holding the request and its parts is answered by the coordinator's
  * callback (api_deferred_t). */
 #include <assert.h>
@@ -110,18 +110,33 @@ static void write_part_errors(kwriter_t *w, bool flexible, const group_commit_pa
 
 /* ---- requests' topics arrays ---- */
 
-/* Reads the topics array of an OffsetCommit at `version`, or of an
- * OffsetDelete (index_only: partitions are only an index), into parts
- * (NULL: only counts them) and sets *nparts. False when malformed. */
-static bool read_part_topics(kreader_t *r, int16_t version, bool flexible, bool index_only,
-                             group_commit_part_t *parts, int32_t *nparts)
+/* What a request's partition entries hold besides their index. */
+typedef struct part_layout {
+    bool flexible;
+    bool index_only;       /* OffsetDelete: nothing but the index */
+    bool leader_epoch;     /* OffsetCommit v6+, TxnOffsetCommit v2+ */
+    bool commit_timestamp; /* OffsetCommit v1 */
+} part_layout_t;
+
+static part_layout_t commit_layout(int16_t version, bool flexible)
+{
+    assert(version >= 0 && version <= 8);
+    return (part_layout_t){
+        .flexible = flexible, .leader_epoch = version >= 6, .commit_timestamp = version == 1};
+}
+
+/* Reads the topics array of an OffsetCommit, TxnOffsetCommit or
+ * OffsetDelete into parts (NULL: only counts them) and sets *nparts. False
+ * when malformed. */
+static bool read_part_topics(kreader_t *r, const part_layout_t *l, group_commit_part_t *parts,
+                             int32_t *nparts)
 {
     int32_t ntopics, n = 0;
-    assert(version >= 0 && version <= 8);
-    assert(!index_only || (version == 0 && !flexible));
+    const bool flexible = l->flexible;
+    assert(!l->index_only || (!flexible && !l->leader_epoch && !l->commit_timestamp));
     if (!kr_array_v(r, flexible, MIN_TOPIC_BYTES(flexible), &ntopics) || ntopics < 0)
         return false;
-    const size_t min_part = index_only ? MIN_INDEX_PART_BYTES : MIN_COMMIT_PART_BYTES;
+    const size_t min_part = l->index_only ? MIN_INDEX_PART_BYTES : MIN_COMMIT_PART_BYTES;
     for (int32_t t = 0; t < ntopics; t++) {
         kslice_t topic;
         int32_t np;
@@ -131,11 +146,11 @@ static bool read_part_topics(kreader_t *r, int16_t version, bool flexible, bool 
         for (int32_t i = 0; i < np; i++, n++) {
             group_commit_part_t part = {.topic = topic, .leader_epoch = -1, .commit_timestamp = -1};
             kr_i32(r, &part.partition);
-            if (!index_only) {
+            if (!l->index_only) {
                 kr_i64(r, &part.offset);
-                if (version >= 6)
+                if (l->leader_epoch)
                     kr_i32(r, &part.leader_epoch);
-                if (version == 1)
+                if (l->commit_timestamp)
                     kr_i64(r, &part.commit_timestamp);
                 kr_nullable_string_v(r, flexible, &part.metadata);
                 kr_tags_v(r, flexible);
@@ -171,13 +186,11 @@ static void parts_op_free(void *arg)
 
 /* The op for a request whose topics array starts at topics_at and holds n
  * parts (counted by a first read_part_topics). */
-static parts_op_t *parts_op_new(kreader_t topics_at, int16_t version, bool flexible,
-                                bool index_only, int32_t n)
+static parts_op_t *parts_op_new(kreader_t topics_at, const part_layout_t *l, int32_t n)
 {
     assert(n >= 0);
     parts_op_t *op = xcalloc(1, sizeof(*op) + (size_t)n * sizeof(op->parts[0]));
-    bool again =
-        read_part_topics(&topics_at, version, flexible, index_only, op->parts, &op->nparts);
+    bool again = read_part_topics(&topics_at, l, op->parts, &op->nparts);
     assert(again && op->nparts == n);
     (void)again;
     return op;
@@ -261,11 +274,12 @@ api_result_t api_handle_offset_commit(api_context_t *ctx, kafka_request_t *req,
     if (version >= 2 && version <= 4)
         kr_i64(r, &p.retention_time_ms);
     const kreader_t topics_at = *r;
+    const part_layout_t layout = commit_layout(version, flexible);
     int32_t n = 0;
-    if (!read_part_topics(r, version, flexible, false, NULL, &n) || !kr_tags_v(r, flexible))
+    if (!read_part_topics(r, &layout, NULL, &n) || !kr_tags_v(r, flexible))
         return API_REFUSE(req, "malformed OffsetCommit request");
 
-    parts_op_t *op = parts_op_new(topics_at, version, flexible, false, n);
+    parts_op_t *op = parts_op_new(topics_at, &layout, n);
     parts_split(ctx, op);
     if (op->nasked == 0) {
         /* Nothing to write: answered here, as Kafka does. */
@@ -278,6 +292,77 @@ api_result_t api_handle_offset_commit(api_context_t *ctx, kafka_request_t *req,
     p.nparts = op->nasked;
     api_deferred_begin(&op->d, req, resp, parts_op_free, op);
     group_offset_commit(ctx->groups, &p, commit_done, op);
+    return api_deferred_end(&op->d);
+}
+
+/* ---- TxnOffsetCommit ---- */
+
+static void write_txn_commit_response(kwriter_t *w, int16_t version, bool flexible,
+                                      group_commit_part_t *parts, int32_t n)
+{
+    assert(w->len == 0);
+    assert(n >= 0);
+    /* Kafka's answer to v0-1 clients (0.11 to 2.0), which KAFKA-7296 saw
+     * crash on a loading error: they get one they retry on. */
+    for (int32_t i = 0; version < 2 && i < n; i++)
+        if (parts[i].error == KAFKA_COORDINATOR_LOAD_IN_PROGRESS)
+            parts[i].error = KAFKA_COORDINATOR_NOT_AVAILABLE;
+    kw_i32(w, 0); /* throttle_time_ms */
+    write_part_errors(w, flexible, parts, n);
+    kw_tags_v(w, flexible);
+}
+
+static void txn_commit_done(void *arg)
+{
+    parts_op_t *op = arg;
+    assert(op->nasked > 0);
+    parts_merge(op);
+    write_txn_commit_response(&op->d.resp->body, op->d.req->api_version, op->d.req->flexible,
+                              op->parts, op->nparts);
+    api_deferred_answer(&op->d);
+}
+
+/* TxnOffsetCommit v0-3 (v2: leader epochs; v3: flexible, and the
+ * consumer's generation, member id and instance id, KIP-447). */
+api_result_t api_handle_txn_offset_commit(api_context_t *ctx, kafka_request_t *req,
+                                          kafka_response_t *resp)
+{
+    kreader_t *r = &req->body;
+    const int16_t version = req->api_version;
+    const bool flexible = req->flexible;
+    assert(version >= 0 && version <= 3);
+    assert(flexible == (version >= 3) && ctx->groups != NULL);
+
+    kslice_t transactional_id;
+    group_txn_commit_params_t p = {.version = version,
+                                   .generation_id = -1,
+                                   .member_id = {.ptr = (const uint8_t *)"", .len = 0}};
+    kr_string_v(r, flexible, &transactional_id);
+    kr_string_v(r, flexible, &p.group_id);
+    kr_i64(r, &p.producer_id);
+    kr_i16(r, &p.producer_epoch);
+    if (version >= 3) {
+        kr_i32(r, &p.generation_id);
+        kr_string_v(r, flexible, &p.member_id);
+        kr_nullable_string_v(r, flexible, &p.group_instance_id);
+    }
+    const kreader_t topics_at = *r;
+    const part_layout_t layout = {.flexible = flexible, .leader_epoch = version >= 2};
+    int32_t n = 0;
+    if (!read_part_topics(r, &layout, NULL, &n) || !kr_tags_v(r, flexible))
+        return API_REFUSE(req, "malformed TxnOffsetCommit request");
+
+    parts_op_t *op = parts_op_new(topics_at, &layout, n);
+    parts_split(ctx, op);
+    if (op->nasked == 0) {
+        write_txn_commit_response(&resp->body, version, flexible, op->parts, n);
+        parts_op_free(op);
+        return API_RESPOND;
+    }
+    p.parts = op->asked;
+    p.nparts = op->nasked;
+    api_deferred_begin(&op->d, req, resp, parts_op_free, op);
+    group_txn_offset_commit(ctx->groups, &p, txn_commit_done, op);
     return api_deferred_end(&op->d);
 }
 
@@ -473,12 +558,13 @@ api_result_t api_handle_offset_delete(api_context_t *ctx, kafka_request_t *req,
     int32_t n = 0;
     kr_string_v(r, false, &group_id);
     const kreader_t topics_at = *r;
-    if (!read_part_topics(r, 0, false, true, NULL, &n))
+    const part_layout_t layout = {.index_only = true};
+    if (!read_part_topics(r, &layout, NULL, &n))
         return API_REFUSE(req, "malformed OffsetDelete request");
 
     /* The coordinator is asked even when no partition is known: the group
      * itself may be the error. */
-    parts_op_t *op = parts_op_new(topics_at, 0, false, true, n);
+    parts_op_t *op = parts_op_new(topics_at, &layout, n);
     parts_split(ctx, op);
     api_deferred_begin(&op->d, req, resp, parts_op_free, op);
     group_offset_delete(ctx->groups, group_id, op->asked, op->nasked, &op->group_error,

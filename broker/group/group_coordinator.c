@@ -185,11 +185,13 @@ group_t *group_create(group_coordinator_t *gc, const char *id, size_t len, int32
     return g;
 }
 
-committed_offset_t *group_offset_find(group_t *g, const char *topic, size_t topic_len,
-                                      int32_t partition)
+/* ---- offset tables (a group's committed offsets, a producer's pending ones) ---- */
+
+static committed_offset_t *offsets_find(const htable_t *t, const char *topic, size_t topic_len,
+                                        int32_t partition)
 {
     uint64_t h = offset_hash(topic, topic_len, partition);
-    for (hnode_t *n = htable_chain(&g->offsets, h); n; n = n->next) {
+    for (hnode_t *n = htable_chain(t, h); n; n = n->next) {
         committed_offset_t *o = (committed_offset_t *)n;
         if (n->hash == h && o->partition == partition && strlen(o->topic) == topic_len &&
             memcmp(o->topic, topic, topic_len) == 0)
@@ -198,23 +200,30 @@ committed_offset_t *group_offset_find(group_t *g, const char *topic, size_t topi
     return NULL;
 }
 
-void group_offset_set(group_t *g, const char *topic, size_t topic_len, int32_t partition,
-                      int64_t offset, int32_t leader_epoch, const char *metadata,
-                      size_t metadata_len, int64_t commit_ms, int64_t expire_ms)
+/* The entry for (topic, partition), new (its fields zero) when t had none. */
+static committed_offset_t *offsets_put(htable_t *t, const char *topic, size_t topic_len,
+                                       int32_t partition)
 {
-    assert(!g->removed);
     assert(topic != NULL || topic_len == 0);
-    assert(metadata != NULL || metadata_len == 0);
-    committed_offset_t *o = group_offset_find(g, topic, topic_len, partition);
-    if (o == NULL) {
-        o = xcalloc(1, sizeof(*o));
-        o->topic = xmalloc(topic_len + 1);
+    committed_offset_t *o = offsets_find(t, topic, topic_len, partition);
+    if (o != NULL)
+        return o;
+    o = xcalloc(1, sizeof(*o));
+    o->topic = xmalloc(topic_len + 1);
+    if (topic_len)
         memcpy(o->topic, topic, topic_len);
-        o->topic[topic_len] = '\0';
-        o->partition = partition;
-        o->node.hash = offset_hash(topic, topic_len, partition);
-        htable_insert(&g->offsets, &o->node);
-    }
+    o->topic[topic_len] = '\0';
+    o->partition = partition;
+    o->node.hash = offset_hash(topic, topic_len, partition);
+    htable_insert(t, &o->node);
+    return o;
+}
+
+static void offset_fill(committed_offset_t *o, int64_t offset, int32_t leader_epoch,
+                        const char *metadata, size_t metadata_len, int64_t commit_ms,
+                        int64_t expire_ms, int64_t log_offset)
+{
+    assert(metadata != NULL || metadata_len == 0);
     free(o->metadata);
     o->metadata = xmalloc(metadata_len + 1);
     if (metadata_len)
@@ -224,14 +233,225 @@ void group_offset_set(group_t *g, const char *topic, size_t topic_len, int32_t p
     o->leader_epoch = leader_epoch;
     o->commit_ms = commit_ms;
     o->expire_ms = expire_ms;
+    o->log_offset = log_offset;
+}
+
+static void offset_free(committed_offset_t *o)
+{
+    free(o->topic);
+    free(o->metadata);
+    free(o);
+}
+
+static void offsets_remove(htable_t *t, committed_offset_t *o)
+{
+    htable_remove(t, &o->node);
+    offset_free(o);
+}
+
+static void offsets_free(htable_t *t)
+{
+    for (size_t b = 0; b < t->nbuckets; b++) {
+        hnode_t *n = t->buckets[b];
+        while (n) {
+            hnode_t *next = n->next;
+            offset_free((committed_offset_t *)n);
+            n = next;
+        }
+    }
+    htable_free(t);
+}
+
+committed_offset_t *group_offset_find(group_t *g, const char *topic, size_t topic_len,
+                                      int32_t partition)
+{
+    return offsets_find(&g->offsets, topic, topic_len, partition);
+}
+
+bool group_offset_set(group_t *g, const char *topic, size_t topic_len, int32_t partition,
+                      int64_t offset, int32_t leader_epoch, const char *metadata,
+                      size_t metadata_len, int64_t commit_ms, int64_t expire_ms, int64_t log_offset)
+{
+    assert(!g->removed);
+    assert(log_offset >= 0);
+    const committed_offset_t *old = offsets_find(&g->offsets, topic, topic_len, partition);
+    if (old != NULL && old->log_offset > log_offset)
+        return false;
+    committed_offset_t *o = offsets_put(&g->offsets, topic, topic_len, partition);
+    offset_fill(o, offset, leader_epoch, metadata, metadata_len, commit_ms, expire_ms, log_offset);
+    return true;
 }
 
 void group_offset_remove(group_t *g, committed_offset_t *o)
 {
-    htable_remove(&g->offsets, &o->node);
-    free(o->topic);
-    free(o->metadata);
-    free(o);
+    offsets_remove(&g->offsets, o);
+}
+
+/* ---- pending transactional offsets ---- */
+
+static uint64_t producer_hash(int64_t producer_id)
+{
+    return group_hash_bytes(GROUP_HASH_SEED, &producer_id, sizeof(producer_id));
+}
+
+/* The group's partition, which holds its txns' index. */
+static offsets_partition_t *group_part(group_coordinator_t *gc, const group_t *g)
+{
+    assert(g->partition >= 0);
+    return g->partition < gc->nparts ? gc->parts[g->partition] : NULL;
+}
+
+group_txn_t *group_txn_get(group_coordinator_t *gc, group_t *g, int64_t producer_id, bool create)
+{
+    assert(!g->removed);
+    assert(producer_id >= 0);
+    for (group_txn_t *t = g->txns; t; t = t->next)
+        if (t->producer_id == producer_id)
+            return t;
+    if (!create)
+        return NULL;
+    offsets_partition_t *p = group_part(gc, g);
+    assert(p != NULL && "a group lives in a partition this broker loaded");
+    group_txn_t *t = xcalloc(1, sizeof(*t));
+    t->producer_id = producer_id;
+    t->group = g;
+    t->node.hash = producer_hash(producer_id);
+    htable_insert(&p->txns, &t->node);
+    t->next = g->txns;
+    g->txns = t;
+    return t;
+}
+
+void group_txn_offset_set(group_txn_t *txn, const char *topic, size_t topic_len, int32_t partition,
+                          int64_t offset, int32_t leader_epoch, const char *metadata,
+                          size_t metadata_len, int64_t commit_ms, int64_t log_offset,
+                          uint64_t write_id)
+{
+    assert(log_offset >= 0 || write_id != 0);
+    size_t before = txn->offsets.count;
+    committed_offset_t *o = offsets_put(&txn->offsets, topic, topic_len, partition);
+    txn->group->txn_offsets += (int32_t)(txn->offsets.count - before);
+    /* Kafka writes no expire timestamp for transactional commits. */
+    offset_fill(o, offset, leader_epoch, metadata, metadata_len, commit_ms, -1, log_offset);
+    o->write_id = write_id;
+}
+
+void group_txn_offset_drop(group_txn_t *txn, const char *topic, size_t topic_len, int32_t partition)
+{
+    committed_offset_t *o = offsets_find(&txn->offsets, topic, topic_len, partition);
+    if (o == NULL)
+        return;
+    assert(txn->group->txn_offsets > 0);
+    offsets_remove(&txn->offsets, o);
+    txn->group->txn_offsets--;
+}
+
+void group_txn_free(group_coordinator_t *gc, group_txn_t *txn)
+{
+    group_t *g = txn->group;
+    group_txn_t **pp = &g->txns;
+    while (*pp != txn) {
+        assert(*pp != NULL && "txn not in its group");
+        pp = &(*pp)->next;
+    }
+    *pp = txn->next;
+    offsets_partition_t *p = group_part(gc, g);
+    assert(p != NULL);
+    htable_remove(&p->txns, &txn->node);
+    assert(g->txn_offsets >= (int32_t)txn->offsets.count);
+    g->txn_offsets -= (int32_t)txn->offsets.count;
+    offsets_free(&txn->offsets);
+    free(txn);
+}
+
+/* Does any producer have a pending offset for (topic, partition) in g? */
+static bool txn_pending_for(const group_t *g, const char *topic, size_t topic_len,
+                            int32_t partition)
+{
+    for (const group_txn_t *t = g->txns; t; t = t->next)
+        if (offsets_find(&t->offsets, topic, topic_len, partition))
+            return true;
+    return false;
+}
+
+/* Kafka's removeOffsets: a tombstone for (topic, partition) drops the
+ * pending transactional offsets for it too. */
+static void txn_drop_partition(group_coordinator_t *gc, group_t *g, const char *topic,
+                               size_t topic_len, int32_t partition)
+{
+    group_txn_t *t = g->txns;
+    while (t) {
+        group_txn_t *next = t->next;
+        group_txn_offset_drop(t, topic, topic_len, partition);
+        if (t->offsets.count == 0)
+            group_txn_free(gc, t);
+        t = next;
+    }
+}
+
+/* Commits txn's offsets into its group (each unless a commit appended later
+ * is there) or drops them, then frees txn. */
+static void txn_complete(group_coordinator_t *gc, group_txn_t *txn, bool commit)
+{
+    group_t *g = txn->group;
+    assert(!g->removed);
+    int32_t applied = 0, unwritten = 0;
+    for (size_t b = 0; commit && b < txn->offsets.nbuckets; b++)
+        for (hnode_t *n = txn->offsets.buckets[b]; n; n = n->next) {
+            const committed_offset_t *o = (const committed_offset_t *)n;
+            if (o->log_offset < 0) {
+                /* Its TxnOffsetCommit was not answered yet, so its client
+                 * cannot have ended the transaction: Kafka refuses this
+                 * (an IllegalStateException) and the offset is lost. */
+                unwritten++;
+                continue;
+            }
+            applied += group_offset_set(g, o->topic, strlen(o->topic), o->partition, o->offset,
+                                        o->leader_epoch, o->metadata, strlen(o->metadata),
+                                        o->commit_ms, o->expire_ms, o->log_offset);
+        }
+    if (unwritten > 0)
+        VLOG_WARN(GROUP_MODULE,
+                  "group %s: producer %" PRId64 " committed its transaction before %d of its "
+                  "offsets were written; they are dropped",
+                  g->id, txn->producer_id, unwritten);
+    VLOG_DEBUG(GROUP_MODULE, "group %s: producer %" PRId64 "'s transaction %s: %d offsets applied",
+               g->id, txn->producer_id, commit ? "committed" : "aborted", applied);
+    group_txn_free(gc, txn);
+}
+
+void group_txns_complete(group_coordinator_t *gc, offsets_partition_t *p, int64_t producer_id,
+                         bool commit)
+{
+    assert(p->state != OFFSETS_NOT_LEADER);
+    uint64_t h = producer_hash(producer_id);
+    hnode_t *n = htable_chain(&p->txns, h);
+    while (n) {
+        hnode_t *next = n->next;
+        group_txn_t *t = (group_txn_t *)n;
+        if (n->hash == h && t->producer_id == producer_id) {
+            txn_complete(gc, t, commit);
+            /* The table may not shrink, but the chain changed: start over
+             * (one producer has at most one entry per group). */
+            next = htable_chain(&p->txns, h);
+        }
+        n = next;
+    }
+}
+
+void group_coordinator_txn_completed(group_coordinator_t *gc, int32_t offsets_partition,
+                                     int64_t producer_id, bool commit)
+{
+    assert(offsets_partition >= 0);
+    if (gc->stopping || offsets_partition >= gc->nparts || gc->parts[offsets_partition] == NULL)
+        return;
+    offsets_partition_t *p = gc->parts[offsets_partition];
+    /* Loading: the load replays the marker itself (it reads up to the log
+     * end, which the marker is below). Not the leader: nothing is pending
+     * here. */
+    if (p->state != OFFSETS_ACTIVE)
+        return;
+    group_txns_complete(gc, p, producer_id, commit);
 }
 
 static void member_free_protocols(group_member_t *m)
@@ -341,19 +561,8 @@ static void group_clear_members(group_coordinator_t *gc, group_t *g, int16_t err
 static void group_free(group_t *g)
 {
     assert(g->removed && g->refs == 0);
-    assert(g->nmembers == 0);
-    for (size_t b = 0; b < g->offsets.nbuckets; b++) {
-        hnode_t *n = g->offsets.buckets[b];
-        while (n) {
-            hnode_t *next = n->next;
-            committed_offset_t *o = (committed_offset_t *)n;
-            free(o->topic);
-            free(o->metadata);
-            free(o);
-            n = next;
-        }
-    }
-    htable_free(&g->offsets);
+    assert(g->nmembers == 0 && g->txns == NULL);
+    offsets_free(&g->offsets);
     free(g->id);
     free(g->protocol_type);
     free(g->protocol);
@@ -371,6 +580,10 @@ void group_remove(group_coordinator_t *gc, group_t *g, int16_t error)
     g->removed = true;
     set_state(g, GROUP_DEAD);
     group_clear_members(gc, g, error);
+    /* Kafka drops a deleted or unloaded group's pending transactional
+     * offsets with it; a reload finds them again in the log. */
+    while (g->txns)
+        group_txn_free(gc, g->txns);
     if (g->refs == 0)
         group_free(g);
 }
@@ -1609,11 +1822,23 @@ static void commit_stored(group_coordinator_t *gc, group_write_t *w, int16_t err
                              (const char *)part->metadata.ptr,
                              part->metadata.ptr ? (size_t)part->metadata.len : 0,
                              part->commit_timestamp >= 0 ? part->commit_timestamp : op->commit_ms,
-                             op->expire_ms);
+                             op->expire_ms, w->base_offset);
     }
     op->done(op->arg);
     free(op->superseded);
     free(op);
+}
+
+/* GROUP_MAX_OFFSETS_PER_GROUP bounds a group's committed offsets and its
+ * pending transactional ones together, so that a transaction's commit
+ * cannot take the committed ones past it: is there room for part's? */
+static bool offset_room(const group_t *g, const group_commit_part_t *part)
+{
+    assert(g->txn_offsets >= 0);
+    if (g->offsets.count + (size_t)g->txn_offsets < GROUP_MAX_OFFSETS_PER_GROUP)
+        return true;
+    return group_offset_find((group_t *)g, (const char *)part->topic.ptr, (size_t)part->topic.len,
+                             part->partition) != NULL;
 }
 
 static int16_t commit_check_member(group_coordinator_t *gc, group_t *g,
@@ -1666,9 +1891,7 @@ void group_offset_commit(group_coordinator_t *gc, const group_commit_params_t *p
             part->error = KAFKA_UNKNOWN_TOPIC_OR_PARTITION;
         else if (part->metadata.ptr && part->metadata.len > gc->cfg.offset_metadata_max_bytes)
             part->error = KAFKA_OFFSET_METADATA_TOO_LARGE;
-        else if (g->offsets.count >= GROUP_MAX_OFFSETS_PER_GROUP &&
-                 !group_offset_find(g, (const char *)part->topic.ptr, (size_t)part->topic.len,
-                                    part->partition))
+        else if (!offset_room(g, part))
             part->error = KAFKA_INVALID_COMMIT_OFFSET_SIZE;
         else
             nwrite++;
@@ -1721,6 +1944,197 @@ void group_offset_commit(group_coordinator_t *gc, const group_commit_params_t *p
     record_batch_builder_free(&b);
 }
 
+/* ---- TxnOffsetCommit ---- */
+
+typedef struct txn_commit_op {
+    group_done_fn done;
+    void *arg;
+    group_commit_part_t *parts;
+    int32_t nparts;
+    int64_t producer_id;
+    uint64_t write_id;
+} txn_commit_op_t;
+
+/* Kafka's onTxnOffsetCommitAppend / failPendingTxnOffsetCommit: the
+ * write's pending offsets learn where they are in the log, or go. Ones a
+ * later write of the same producer replaced belong to that write. */
+static void txn_commit_stored(group_coordinator_t *gc, group_write_t *w, int16_t error)
+{
+    txn_commit_op_t *op = w->arg;
+    group_t *g = w->group;
+    assert(w->is_txn_commit && g != NULL);
+    assert(op->write_id != 0);
+    group_txn_t *txn = g->removed ? NULL : group_txn_get(gc, g, op->producer_id, false);
+    for (size_t b = 0; txn && b < txn->offsets.nbuckets; b++) {
+        hnode_t *n = txn->offsets.buckets[b];
+        while (n) {
+            hnode_t *next = n->next;
+            committed_offset_t *o = (committed_offset_t *)n;
+            if (o->write_id == op->write_id) {
+                if (error == KAFKA_NONE)
+                    o->log_offset = w->base_offset;
+                else
+                    group_txn_offset_drop(txn, o->topic, strlen(o->topic), o->partition);
+            }
+            n = next;
+        }
+    }
+    if (txn && txn->offsets.count == 0)
+        group_txn_free(gc, txn);
+    for (int32_t i = 0; i < op->nparts; i++)
+        if (op->parts[i].error == KAFKA_NONE)
+            op->parts[i].error = error;
+    op->done(op->arg);
+    free(op);
+}
+
+/* Kafka's validateCurrentMember: a static member's instance id must map to
+ * the member id given, and the member must be in the group. */
+static int16_t txn_check_current_member(const group_t *g, const group_txn_commit_params_t *p)
+{
+    if (g == NULL)
+        return KAFKA_UNKNOWN_MEMBER_ID;
+    if (p->group_instance_id.ptr != NULL) {
+        const group_member_t *m = group_static_member(g, p->group_instance_id);
+        if (m == NULL)
+            return KAFKA_UNKNOWN_MEMBER_ID;
+        if (!slice_is(p->member_id, m->member_id))
+            return KAFKA_FENCED_INSTANCE_ID;
+    }
+    return group_find_member(g, p->member_id) ? KAFKA_NONE : KAFKA_UNKNOWN_MEMBER_ID;
+}
+
+/* Kafka's validateOffsetCommit for a transactional commit (g NULL: a group
+ * that does not exist yet, which Kafka creates Empty): v0-2 name no member
+ * and commit to any group; from v3 a producer that names its consumer's
+ * member and generation is checked against them (KIP-447). No rebalance
+ * state is refused and no session is extended: the producer is not the
+ * member. */
+static int16_t txn_check_member(const group_t *g, const group_txn_commit_params_t *p)
+{
+    if (g && g->state == GROUP_DEAD)
+        return KAFKA_COORDINATOR_NOT_AVAILABLE;
+    if (p->generation_id < 0 && (g == NULL || g->state == GROUP_EMPTY))
+        return KAFKA_NONE;
+    if (p->generation_id >= 0 || p->member_id.len > 0 || p->group_instance_id.ptr != NULL) {
+        int16_t error = txn_check_current_member(g, p);
+        if (error != KAFKA_NONE)
+            return error;
+        return p->generation_id != g->generation ? KAFKA_ILLEGAL_GENERATION : KAFKA_NONE;
+    }
+    return KAFKA_NONE;
+}
+
+/* The request-level checks; *g_out is the group (created when it passes
+ * and there was none). */
+static int16_t txn_commit_route(group_coordinator_t *gc, const group_txn_commit_params_t *p,
+                                group_t **g_out)
+{
+    int32_t partition;
+    int16_t error = route_id(gc, p->group_id, false, g_out, &partition);
+    if (error != KAFKA_NONE)
+        return error;
+    /* Kafka's transaction verification would refuse these (the
+     * transactional id's producer is someone else); a batch cannot carry
+     * them. */
+    if (p->producer_id < 0)
+        return KAFKA_INVALID_PRODUCER_ID_MAPPING;
+    if (p->producer_epoch < 0)
+        return KAFKA_INVALID_PRODUCER_EPOCH;
+    error = txn_check_member(*g_out, p);
+    if (error == KAFKA_NONE && *g_out == NULL)
+        *g_out = create_routed(gc, p->group_id, partition, &error);
+    return error;
+}
+
+void group_txn_offset_commit(group_coordinator_t *gc, const group_txn_commit_params_t *p,
+                             group_done_fn done, void *arg)
+{
+    assert(done != NULL);
+    assert(p->nparts >= 0);
+    group_t *g = NULL;
+    int16_t error = txn_commit_route(gc, p, &g);
+    group_txn_t *txn = error == KAFKA_NONE ? group_txn_get(gc, g, p->producer_id, false) : NULL;
+    const cluster_metadata_t *md = coordinator_metadata(gc->coord);
+    int32_t nwrite = 0;
+    for (int32_t i = 0; i < p->nparts; i++) {
+        group_commit_part_t *part = &p->parts[i];
+        part->error = error;
+        if (error != KAFKA_NONE)
+            continue;
+        const char *topic = (const char *)part->topic.ptr;
+        size_t topic_len = topic ? (size_t)part->topic.len : 0;
+        const md_topic_t *t = topic ? cluster_metadata_topic(md, topic, topic_len) : NULL;
+        if (t == NULL || part->partition < 0 || part->partition >= t->npartitions)
+            part->error = KAFKA_UNKNOWN_TOPIC_OR_PARTITION;
+        else if (part->metadata.ptr && part->metadata.len > gc->cfg.offset_metadata_max_bytes)
+            part->error = KAFKA_OFFSET_METADATA_TOO_LARGE;
+        else if (g->offsets.count + (size_t)g->txn_offsets + (size_t)nwrite >=
+                     GROUP_MAX_OFFSETS_PER_GROUP &&
+                 !(txn && offsets_find(&txn->offsets, topic, topic_len, part->partition)))
+            /* Replacing the producer's own pending offset adds none; any
+             * other would let a transaction's commit grow the committed
+             * offsets past the bound. */
+            part->error = KAFKA_INVALID_COMMIT_OFFSET_SIZE;
+        else
+            nwrite++;
+    }
+    if (nwrite == 0) {
+        done(arg);
+        return;
+    }
+    txn_commit_op_t *op = xcalloc(1, sizeof(*op));
+    op->done = done;
+    op->arg = arg;
+    op->parts = p->parts;
+    op->nparts = p->nparts;
+    op->producer_id = p->producer_id;
+    op->write_id = ++gc->txn_write_seq;
+    int64_t now = group_now_ms();
+    /* Kafka's prepareTxnOffsetCommit: pending from now, so that a stable
+     * OffsetFetch already waits for them. */
+    txn = group_txn_get(gc, g, p->producer_id, true);
+    record_batch_builder_t b;
+    record_batch_begin(&b, now);
+    record_batch_set_producer(&b, p->producer_id, p->producer_epoch, -1, true);
+    kwriter_t key, value;
+    kw_init(&key, 128);
+    kw_init(&value, 128);
+    for (int32_t i = 0; i < p->nparts; i++) {
+        const group_commit_part_t *part = &p->parts[i];
+        if (part->error != KAFKA_NONE)
+            continue;
+        kslice_t metadata = part->metadata.ptr ? part->metadata : cslice("");
+        group_txn_offset_set(txn, (const char *)part->topic.ptr, (size_t)part->topic.len,
+                             part->partition, part->offset, part->leader_epoch,
+                             (const char *)metadata.ptr, (size_t)metadata.len, now, -1,
+                             op->write_id);
+        kw_reset(&key);
+        kw_reset(&value);
+        group_record_write_offset_key(&key, p->group_id, part->topic, part->partition);
+        group_offset_value_t v = {
+            .offset = part->offset,
+            .leader_epoch = part->leader_epoch,
+            .metadata = metadata,
+            .commit_timestamp = now,
+            .expire_timestamp = -1,
+        };
+        group_record_write_offset_value(&value, &v);
+        record_batch_add(&b, key.buf, (int32_t)key.len, value.buf, (int32_t)value.len);
+    }
+    kw_free(&key);
+    kw_free(&value);
+    size_t len;
+    const uint8_t *batch = record_batch_finish(&b, &len);
+    group_write_t *w = xcalloc(1, sizeof(*w));
+    w->done = txn_commit_stored;
+    w->arg = op;
+    w->group = g;
+    w->is_txn_commit = true;
+    group_store_write(gc, g->partition, (uint8_t *)batch, len, w);
+    record_batch_builder_free(&b);
+}
+
 /* ---- OffsetFetch ---- */
 
 static int committed_cmp(const void *a, const void *b)
@@ -1748,6 +2162,15 @@ static void committed_fill(group_committed_t *out, const committed_offset_t *o, 
     out->error = unstable ? KAFKA_UNSTABLE_OFFSET_COMMIT : KAFKA_NONE;
 }
 
+/* Kafka's hasPendingOffsetCommitsForTopicPartition: a regular commit still
+ * being written, or a transactional one waiting for its marker. */
+static bool commit_unstable(group_coordinator_t *gc, const group_t *g, const char *topic,
+                            size_t topic_len, int32_t partition)
+{
+    return pending_commits_of(gc, g, topic, topic_len, partition, false) > 0 ||
+           txn_pending_for(g, topic, topic_len, partition);
+}
+
 void group_offset_fetch(group_coordinator_t *gc, kslice_t group_id,
                         const group_topic_partition_t *wanted, int32_t nwanted, bool require_stable,
                         group_offsets_t *out)
@@ -1770,9 +2193,8 @@ void group_offset_fetch(group_coordinator_t *gc, kslice_t group_id,
                 c->topic = o->topic;
                 c->partition = o->partition;
                 committed_fill(c, o,
-                               require_stable &&
-                                   pending_commits_of(gc, g, o->topic, strlen(o->topic),
-                                                      o->partition, false) > 0);
+                               require_stable && commit_unstable(gc, g, o->topic, strlen(o->topic),
+                                                                 o->partition));
             }
         qsort(out->offsets, (size_t)out->noffsets, sizeof(*out->offsets), committed_cmp);
         return;
@@ -1799,10 +2221,10 @@ void group_offset_fetch(group_coordinator_t *gc, kslice_t group_id,
         c->topic = name;
         c->partition = wanted[i].partition;
         /* require_stable (v7+, KIP-447): a partition whose commit is still
-         * being written answers UNSTABLE_OFFSET_COMMIT; the others answer. */
-        committed_fill(c, o,
-                       require_stable && g &&
-                           pending_commits_of(gc, g, name, tlen, wanted[i].partition, false) > 0);
+         * being written, or has a transaction's commit pending, answers
+         * UNSTABLE_OFFSET_COMMIT; the others answer. */
+        committed_fill(
+            c, o, require_stable && g && commit_unstable(gc, g, name, tlen, wanted[i].partition));
         name += tlen + 1;
     }
 }
@@ -1896,6 +2318,8 @@ static void write_tombstones(group_coordinator_t *gc, group_t *g, committed_offs
         record_batch_add(&b, key.buf, (int32_t)key.len, NULL, -1);
         pending_commits_of(gc, g, offsets[i]->topic, strlen(offsets[i]->topic),
                            offsets[i]->partition, true);
+        txn_drop_partition(gc, g, offsets[i]->topic, strlen(offsets[i]->topic),
+                           offsets[i]->partition);
         group_offset_remove(g, offsets[i]);
     }
     if (group_too) {
@@ -2151,7 +2575,8 @@ static void expire_group(group_coordinator_t *gc, group_t *g, int64_t now)
             if (offset_may_expire(g, (committed_offset_t *)e) &&
                 offset_expired(gc, g, (committed_offset_t *)e, now))
                 doomed[n++] = (committed_offset_t *)e;
-    bool group_too = g->state == GROUP_EMPTY && (size_t)n == g->offsets.count;
+    /* Kafka keeps a group with pending transactional offsets (hasOffsets). */
+    bool group_too = g->state == GROUP_EMPTY && (size_t)n == g->offsets.count && g->txns == NULL;
     if (n > 0 || group_too) {
         VLOG_INFO(GROUP_MODULE, "group %s: %d committed offsets expired%s", g->id, n,
                   group_too ? "; the group is removed" : "");

@@ -213,6 +213,38 @@ typedef void (*group_done_fn)(void *arg);
 void group_offset_commit(group_coordinator_t *gc, const group_commit_params_t *p,
                          group_done_fn done, void *arg);
 
+/* ---- TxnOffsetCommit, and the transactions' completion ---- */
+
+typedef struct group_txn_commit_params {
+    int16_t version;
+    kslice_t group_id;
+    int64_t producer_id;
+    int16_t producer_epoch;
+    int32_t generation_id;      /* v3+ (KIP-447); -1 before */
+    kslice_t member_id;         /* v3+; "" before */
+    kslice_t group_instance_id; /* v3+, nullable; null before */
+    group_commit_part_t *parts; /* the caller's; kept until done runs (uses topic, partition,
+                                 * offset, leader_epoch, metadata, error) */
+    int32_t nparts;
+} group_txn_commit_params_t;
+
+/* Kafka's handleTxnCommitOffsets: the offsets are written to the group's
+ * __consumer_offsets partition as one transactional batch of producer_id
+ * at producer_epoch and stay pending, invisible to OffsetFetch (which
+ * answers UNSTABLE_OFFSET_COMMIT for them when asked for stable offsets),
+ * until group_coordinator_txn_completed commits or drops them. done: every
+ * part's error is set (NONE once the high watermark covers the write). The
+ * transaction's membership of the partition (KIP-890's verification) is
+ * not checked here. */
+void group_txn_offset_commit(group_coordinator_t *gc, const group_txn_commit_params_t *p,
+                             group_done_fn done, void *arg);
+
+/* A transaction marker for producer_id was written to __consumer_offsets partition
+ * offsets_partition, which this broker leads: its pending offsets become committed (commit)
+ * or are dropped (abort). */
+void group_coordinator_txn_completed(struct group_coordinator *gc, int32_t offsets_partition,
+                                     int64_t producer_id, bool commit);
+
 /* ---- OffsetFetch ---- */
 
 typedef struct group_topic_partition {

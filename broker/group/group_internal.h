@@ -81,6 +81,7 @@ typedef struct pending_member {
     int64_t expires_ms;
 } pending_member_t;
 
+/* A committed offset, or a transactional one still pending (group_txn_t). */
 typedef struct committed_offset {
     hnode_t node; /* keyed by (topic, partition) */
     char *topic;
@@ -90,7 +91,26 @@ typedef struct committed_offset {
     char *metadata;
     int64_t commit_ms;
     int64_t expire_ms; /* -1: by offsets.retention.ms */
+    /* The base offset of the batch holding its record in the offsets
+     * partition (Kafka's appendedBatchOffset): of a regular and a
+     * transactional commit for one partition, the one appended later wins,
+     * whatever order they complete in. -1: a pending one still being
+     * written. */
+    int64_t log_offset;
+    uint64_t write_id; /* pending: the write carrying it (0: replayed from the log) */
 } committed_offset_t;
+
+/* One producer's transactional offset commits to one group, invisible to
+ * OffsetFetch until the producer's transaction marker in the group's
+ * offsets partition commits them (or drops them: abort). Kafka's
+ * pendingTransactionalOffsetCommits. */
+typedef struct group_txn {
+    hnode_t node; /* in its partition's txns, keyed by producer id */
+    int64_t producer_id;
+    group_t *group;
+    struct group_txn *next; /* the group's other producers' */
+    htable_t offsets;       /* committed_offset_t, by (topic, partition) */
+} group_txn_t;
 
 struct group {
     hnode_t node; /* in the coordinator's groups, keyed by id */
@@ -112,6 +132,9 @@ struct group {
     bool new_member_added;    /* during the initial delay */
     int32_t delay_remaining_ms;
     htable_t offsets;          /* committed_offset_t */
+    group_txn_t *txns;         /* pending transactional offsets, per producer */
+    int32_t txn_offsets;       /* entries across txns; with offsets.count, at most
+                                * GROUP_MAX_OFFSETS_PER_GROUP from live commits */
     int32_t refs;              /* writes in flight that name the group */
     int32_t commits_in_flight; /* OffsetCommit writes not yet acknowledged */
     bool removed;              /* unlinked; freed when refs reaches 0 */
@@ -133,12 +156,14 @@ typedef void (*group_write_done_fn)(group_coordinator_t *gc, struct group_write 
 typedef struct group_write {
     struct group_write *next; /* FIFO in its partition, by offset */
     struct offsets_partition *part;
+    int64_t base_offset; /* of its batch, once appended */
     int64_t last_offset;
     group_t *group; /* holds a ref; NULL: none */
     group_write_done_fn done;
     void *arg;          /* done's, which frees it */
     int32_t generation; /* SyncGroup: the generation it stores */
     bool is_commit;     /* OffsetCommit (require_stable asks for these) */
+    bool is_txn_commit; /* TxnOffsetCommit (its pending offsets are in group_txn_t) */
     bool is_metadata;   /* a GroupMetadata value (store_group), not tombstones */
     ev_timer timer;     /* offsets.commit.timeout.ms */
 } group_write_t;
@@ -154,6 +179,7 @@ typedef struct offsets_partition {
     ev_timer load_timer; /* one bounded chunk per loop iteration (not ev_idle: a busy loop
                           * would starve it) */
     group_write_t *writes_head, *writes_tail;
+    htable_t txns; /* group_txn_t of this partition's groups, by producer id */
 } offsets_partition_t;
 
 struct group_coordinator {
@@ -166,7 +192,8 @@ struct group_coordinator {
     int32_t nparts;
     ev_timer expiry_timer; /* offsets.retention.check.interval.ms */
     int64_t member_seq;
-    uint64_t rng; /* member id suffixes */
+    uint64_t txn_write_seq; /* write ids of TxnOffsetCommit writes */
+    uint64_t rng;           /* member id suffixes */
     bool stopping;
 };
 
@@ -202,10 +229,35 @@ void group_remove(group_coordinator_t *gc, group_t *g, int16_t error);
 void group_release(group_t *g);
 committed_offset_t *group_offset_find(group_t *g, const char *topic, size_t topic_len,
                                       int32_t partition);
-void group_offset_set(group_t *g, const char *topic, size_t topic_len, int32_t partition,
+/* Sets (topic, partition)'s committed offset, appended at log_offset,
+ * unless the one there was appended later (Kafka's olderThan rule).
+ * Returns whether it was set. */
+bool group_offset_set(group_t *g, const char *topic, size_t topic_len, int32_t partition,
                       int64_t offset, int32_t leader_epoch, const char *metadata,
-                      size_t metadata_len, int64_t commit_ms, int64_t expire_ms);
+                      size_t metadata_len, int64_t commit_ms, int64_t expire_ms,
+                      int64_t log_offset);
 void group_offset_remove(group_t *g, committed_offset_t *o);
+
+/* ---- pending transactional offsets (group_coordinator.c) ---- */
+
+/* The producer's pending offsets in g; with create, a new empty one when
+ * there are none. */
+group_txn_t *group_txn_get(group_coordinator_t *gc, group_t *g, int64_t producer_id, bool create);
+/* Records (or replaces) a pending offset of txn's producer. */
+void group_txn_offset_set(group_txn_t *txn, const char *topic, size_t topic_len, int32_t partition,
+                          int64_t offset, int32_t leader_epoch, const char *metadata,
+                          size_t metadata_len, int64_t commit_ms, int64_t log_offset,
+                          uint64_t write_id);
+/* Drops txn's pending offset for (topic, partition), if any (a tombstone in
+ * a transactional batch); txn itself stays, empty or not. */
+void group_txn_offset_drop(group_txn_t *txn, const char *topic, size_t topic_len,
+                           int32_t partition);
+/* Unlinks and frees txn (its offsets dropped). */
+void group_txn_free(group_coordinator_t *gc, group_txn_t *txn);
+/* The marker for producer_id in offsets partition p: every group's pending
+ * offsets of that producer are committed (by the order rule) or dropped. */
+void group_txns_complete(group_coordinator_t *gc, offsets_partition_t *p, int64_t producer_id,
+                         bool commit);
 /* Replaces g's generation state from a GroupMetadataValue record (replay). */
 struct group_metadata_value;
 void group_apply_metadata(group_coordinator_t *gc, group_t *g,

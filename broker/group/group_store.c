@@ -184,14 +184,15 @@ static void write_unlink(offsets_partition_t *p, group_write_t *w)
  * error their admin clients retry on. */
 static int16_t write_timed_out_error(const group_write_t *w)
 {
-    if (w->is_commit)
+    if (w->is_commit || w->is_txn_commit)
         return KAFKA_REQUEST_TIMED_OUT;
     return w->is_metadata ? KAFKA_REBALANCE_IN_PROGRESS : KAFKA_COORDINATOR_NOT_AVAILABLE;
 }
 
 static int16_t write_too_large_error(const group_write_t *w)
 {
-    return w->is_commit ? KAFKA_INVALID_COMMIT_OFFSET_SIZE : KAFKA_UNKNOWN_SERVER_ERROR;
+    return w->is_commit || w->is_txn_commit ? KAFKA_INVALID_COMMIT_OFFSET_SIZE
+                                            : KAFKA_UNKNOWN_SERVER_ERROR;
 }
 
 static void write_timeout(struct ev_loop *loop, ev_timer *timer, int revents)
@@ -253,6 +254,7 @@ void group_store_write(group_coordinator_t *gc, int32_t partition, uint8_t *batc
      * earlier writes), but only a role change unloads, and an append
      * changes no role. */
     assert(p->state == OFFSETS_ACTIVE);
+    w->base_offset = info.first_offset;
     w->last_offset = info.last_offset;
     if (hw > w->last_offset && p->writes_head == NULL) {
         write_finish(gc, w, KAFKA_NONE);
@@ -275,10 +277,62 @@ static void load_skip(const offsets_partition_t *p, const record_view_t *rec, co
               rec->offset, what);
 }
 
+/* What replaying a record needs of its batch. */
+typedef struct load_batch {
+    int64_t base_offset; /* the order rule's appended offset */
+    int64_t producer_id; /* a transactional batch's producer; -1: not transactional */
+} load_batch_t;
+
+/* Replays an offset commit (or its tombstone): a regular one overwrites
+ * (or deletes) the committed offset, a transactional one is held pending
+ * under its producer until that producer's marker. */
+static void load_offset_commit(group_coordinator_t *gc, offsets_partition_t *p, group_t *g,
+                               const group_record_key_t *key, const record_view_t *rec,
+                               const load_batch_t *batch)
+{
+    const char *topic = (const char *)key->topic.ptr;
+    size_t topic_len = (size_t)key->topic.len;
+    if (rec->value.ptr == NULL) {
+        if (g == NULL)
+            return;
+        if (batch->producer_id >= 0) {
+            group_txn_t *txn = group_txn_get(gc, g, batch->producer_id, false);
+            if (txn)
+                group_txn_offset_drop(txn, topic, topic_len, key->partition);
+            return;
+        }
+        committed_offset_t *o = group_offset_find(g, topic, topic_len, key->partition);
+        if (o)
+            group_offset_remove(g, o);
+        if (g->offsets.count == 0 && g->txns == NULL && g->generation == 0 &&
+            g->protocol_type == NULL)
+            group_remove(gc, g, KAFKA_NOT_COORDINATOR); /* it only ever held offsets */
+        return;
+    }
+    group_offset_value_t v;
+    if (!group_record_read_offset_value(rec->value.ptr, (size_t)rec->value.len, &v)) {
+        load_skip(p, rec, "unreadable offset commit");
+        return;
+    }
+    if (g == NULL)
+        g = group_create(gc, (const char *)key->group.ptr, (size_t)key->group.len, p->id);
+    const char *metadata = (const char *)v.metadata.ptr;
+    size_t metadata_len = v.metadata.ptr ? (size_t)v.metadata.len : 0;
+    if (batch->producer_id >= 0) {
+        group_txn_t *txn = group_txn_get(gc, g, batch->producer_id, true);
+        group_txn_offset_set(txn, topic, topic_len, key->partition, v.offset, v.leader_epoch,
+                             metadata, metadata_len, v.commit_timestamp, batch->base_offset, 0);
+        return;
+    }
+    group_offset_set(g, topic, topic_len, key->partition, v.offset, v.leader_epoch, metadata,
+                     metadata_len, v.commit_timestamp, v.expire_timestamp, batch->base_offset);
+}
+
 /* Replays one record: the log is the truth, so each record overwrites (or,
  * as a tombstone, deletes) what its key names. Unreadable records are
  * skipped, never trusted: the partition may hold another writer's data. */
-static void load_apply(group_coordinator_t *gc, offsets_partition_t *p, const record_view_t *rec)
+static void load_apply(group_coordinator_t *gc, offsets_partition_t *p, const record_view_t *rec,
+                       const load_batch_t *batch)
 {
     assert(p->state == OFFSETS_LOADING);
     group_record_key_t key;
@@ -296,28 +350,8 @@ static void load_apply(group_coordinator_t *gc, offsets_partition_t *p, const re
         load_skip(p, rec, "group of another partition");
         return;
     }
-    if (key.type == GROUP_RECORD_OFFSET_COMMIT && rec->value.ptr == NULL) {
-        committed_offset_t *o = g ? group_offset_find(g, (const char *)key.topic.ptr,
-                                                      (size_t)key.topic.len, key.partition)
-                                  : NULL;
-        if (o)
-            group_offset_remove(g, o);
-        if (g && g->offsets.count == 0 && g->generation == 0 && g->protocol_type == NULL)
-            group_remove(gc, g, KAFKA_NOT_COORDINATOR); /* it only ever held offsets */
-        return;
-    }
     if (key.type == GROUP_RECORD_OFFSET_COMMIT) {
-        group_offset_value_t v;
-        if (!group_record_read_offset_value(rec->value.ptr, (size_t)rec->value.len, &v)) {
-            load_skip(p, rec, "unreadable offset commit");
-            return;
-        }
-        if (g == NULL)
-            g = group_create(gc, id, id_len, p->id);
-        group_offset_set(g, (const char *)key.topic.ptr, (size_t)key.topic.len, key.partition,
-                         v.offset, v.leader_epoch, (const char *)v.metadata.ptr,
-                         v.metadata.ptr ? (size_t)v.metadata.len : 0, v.commit_timestamp,
-                         v.expire_timestamp);
+        load_offset_commit(gc, p, g, &key, rec, batch);
         return;
     }
     if (rec->value.ptr == NULL) {
@@ -363,41 +397,117 @@ static void load_finish(group_coordinator_t *gc, offsets_partition_t *p)
               wall_clock_ms() - p->load_started_ms, p->leader_epoch);
 }
 
-/* Replays the whole batches in buf. The log validated every batch (CRC
- * and lengths) on append and recovery, so a batch that does not parse here
- * is not expected; it is skipped alone, by its Length, so that the commits
- * after it still load. */
+/* A transaction marker's type (Kafka's ControlRecordType: the control
+ * record's key is version i16, type i16): 1 for a commit, 0 for an abort or
+ * any other type (Kafka's load drops the producer's pending offsets on
+ * every marker that is not a commit), -1 when unreadable. batch is one
+ * whole control batch of len bytes. */
+static int load_read_marker(const uint8_t *batch, size_t len)
+{
+    assert(len >= BATCH_HEADER_SIZE);
+    kreader_t r;
+    kr_init(&r, batch + BATCH_HEADER_SIZE, len - BATCH_HEADER_SIZE);
+    int32_t record_len, offset_delta, key_len;
+    int8_t attributes;
+    int64_t timestamp_delta;
+    int16_t version, type;
+    kr_varint(&r, &record_len);
+    kr_i8(&r, &attributes);
+    kr_varlong(&r, &timestamp_delta);
+    kr_varint(&r, &offset_delta);
+    kr_varint(&r, &key_len);
+    if (!kr_ok(&r) || key_len < 4 || (size_t)key_len > kr_remaining(&r))
+        return -1;
+    kr_i16(&r, &version);
+    kr_i16(&r, &type);
+    if (!kr_ok(&r) || version < 0)
+        return -1;
+    return type == 1 ? 1 : 0;
+}
+
+/* Replays one whole batch of len bytes: a transaction marker completes its
+ * producer's pending offsets; a data batch's records are applied. */
+static void load_batch(group_coordinator_t *gc, offsets_partition_t *p, const uint8_t *buf,
+                       size_t len)
+{
+    assert(len >= BATCH_HEADER_SIZE);
+    kreader_t r;
+    kr_init(&r, buf, len);
+    load_batch_t batch;
+    int16_t attributes;
+    int32_t last_delta;
+    kr_i64(&r, &batch.base_offset);
+    kr_skip(&r, BATCH_ATTRIBUTES - 8);
+    kr_i16(&r, &attributes);
+    kr_i32(&r, &last_delta);
+    kr_skip(&r, BATCH_PRODUCER_ID - BATCH_MAX_TIMESTAMP);
+    kr_i64(&r, &batch.producer_id);
+    assert(kr_ok(&r) && "the header fits: checked by the caller");
+    bool transactional = (attributes & BATCH_ATTR_TRANSACTIONAL) != 0;
+    if ((transactional || (attributes & BATCH_ATTR_CONTROL)) && batch.producer_id < 0) {
+        VLOG_ERR(GROUP_MODULE,
+                 "%s-%d: transactional batch at offset %" PRId64 " without a producer id, skipped",
+                 GROUP_OFFSETS_TOPIC, p->id, batch.base_offset);
+        return;
+    }
+    if (attributes & BATCH_ATTR_CONTROL) {
+        if (batch.base_offset + last_delta < p->load_offset)
+            return; /* replayed by the previous read */
+        int marker = load_read_marker(buf, len);
+        if (marker < 0) {
+            VLOG_ERR(GROUP_MODULE,
+                     "%s-%d: unreadable transaction marker at offset %" PRId64 ", skipped",
+                     GROUP_OFFSETS_TOPIC, p->id, batch.base_offset);
+            return;
+        }
+        group_txns_complete(gc, p, batch.producer_id, marker == 1);
+        p->loaded_records++;
+        return;
+    }
+    if (!transactional)
+        batch.producer_id = -1;
+    record_batch_iter_t it;
+    record_batch_iter_init(&it, buf, len);
+    record_view_t rec;
+    int rc;
+    while ((rc = record_batch_iter_next(&it, &rec)) == 1) {
+        if (rec.offset < p->load_offset)
+            continue; /* the batch holding load_offset began before it */
+        load_apply(gc, p, &rec, &batch);
+        p->loaded_records++;
+    }
+    if (rc < 0)
+        VLOG_ERR(GROUP_MODULE, "%s-%d: unreadable record batch at offset %" PRId64 ", skipped",
+                 GROUP_OFFSETS_TOPIC, p->id, batch.base_offset);
+}
+
+/* Replays the whole batches in buf, one at a time. The log validated every
+ * batch (CRC and lengths) on append and recovery, so a batch that does not
+ * parse here is not expected; it is skipped alone, by its Length, so that
+ * the commits after it still load. */
 static void load_batches(group_coordinator_t *gc, offsets_partition_t *p, const uint8_t *buf,
                          size_t len)
 {
     size_t at = 0;
-    while (at < len) {
-        record_batch_iter_t it;
-        record_batch_iter_init(&it, buf + at, len - at);
-        record_view_t rec;
-        int rc;
-        while ((rc = record_batch_iter_next(&it, &rec)) == 1) {
-            if (rec.offset < p->load_offset)
-                continue; /* the batch holding load_offset began before it */
-            load_apply(gc, p, &rec);
-            p->loaded_records++;
-        }
-        if (rc == 0)
-            return;
-        size_t bad = at + record_batch_iter_consumed(&it);
+    while (len - at >= BATCH_LOG_OVERHEAD) {
         kreader_t r;
-        kr_init(&r, buf + bad, len - bad);
+        kr_init(&r, buf + at, len - at);
         int64_t base_offset;
         int32_t length;
-        bool sized = kr_i64(&r, &base_offset) && kr_i32(&r, &length) &&
-                     length >= BATCH_HEADER_SIZE - 12 && (size_t)length <= len - bad - 12;
-        VLOG_ERR(GROUP_MODULE, "%s-%d: unreadable record batch at offset %" PRId64 "%s",
-                 GROUP_OFFSETS_TOPIC, p->id, sized ? base_offset : p->load_offset,
-                 sized ? ", skipped" : "; the rest of this read is skipped");
-        if (!sized)
+        kr_i64(&r, &base_offset);
+        kr_i32(&r, &length);
+        if (length < BATCH_HEADER_SIZE - BATCH_LOG_OVERHEAD) {
+            VLOG_ERR(GROUP_MODULE,
+                     "%s-%d: unreadable record batch at offset %" PRId64
+                     "; the rest of this read is skipped",
+                     GROUP_OFFSETS_TOPIC, p->id, base_offset);
             return;
-        at = bad + 12 + (size_t)length;
-        assert(at <= len);
+        }
+        if ((size_t)length > len - at - BATCH_LOG_OVERHEAD)
+            return; /* a partial batch: reads return whole ones, so none is expected */
+        size_t batch_len = BATCH_LOG_OVERHEAD + (size_t)length;
+        load_batch(gc, p, buf + at, batch_len);
+        at += batch_len;
     }
 }
 
@@ -484,6 +594,7 @@ static void part_unload(group_coordinator_t *gc, offsets_partition_t *p, int16_t
             n = next;
         }
     }
+    assert(p->txns.count == 0 && "every pending transaction belongs to a dropped group");
     VLOG_INFO(GROUP_MODULE, "%s-%d: no longer leader; dropped %d groups", GROUP_OFFSETS_TOPIC,
               p->id, dropped);
 }
@@ -517,6 +628,8 @@ void group_store_free(group_coordinator_t *gc)
             continue;
         if (p->state != OFFSETS_NOT_LEADER)
             part_unload(gc, p, KAFKA_COORDINATOR_NOT_AVAILABLE);
+        assert(p->txns.count == 0);
+        htable_free(&p->txns);
         free(p);
     }
     free(gc->parts);

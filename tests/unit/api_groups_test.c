@@ -38,6 +38,7 @@ static struct fake {
     kslice_t states[4];
     group_commit_params_t commit;
     group_commit_part_t commit_parts[8];
+    group_txn_commit_params_t txn_commit;
     bool wanted_all;
     int32_t nwanted;
     group_topic_partition_t wanted[8];
@@ -214,6 +215,21 @@ void group_offset_commit(group_coordinator_t *gc, const group_commit_params_t *p
     (void)gc;
     fake.calls++;
     fake.commit = *p;
+    for (int32_t i = 0; i < p->nparts && i < 8; i++)
+        fake.commit_parts[i] = p->parts[i];
+    fake.parts = p->parts;
+    fake.nparts = p->nparts;
+    fake.done = done;
+    fake.arg = arg;
+    keep_or_fire(fire_done);
+}
+
+void group_txn_offset_commit(group_coordinator_t *gc, const group_txn_commit_params_t *p,
+                             group_done_fn done, void *arg)
+{
+    (void)gc;
+    fake.calls++;
+    fake.txn_commit = *p;
     for (int32_t i = 0; i < p->nparts && i < 8; i++)
         fake.commit_parts[i] = p->parts[i];
     fake.parts = p->parts;
