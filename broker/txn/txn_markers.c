@@ -131,9 +131,8 @@ static void leader_write(txn_coordinator_t *tc, const txn_marker_spec_t *specs, 
 /* Until broker/replica/replica_manager.h (the lead's) declares it on
  * main, its signature as agreed; drop this once merged. */
 int16_t replica_manager_write_txn_marker(replica_manager_t *rm, const replica_partition_t *p,
-                                         int64_t producer_id, int16_t producer_epoch,
-                                         bool commit, int32_t coordinator_epoch,
-                                         int64_t *marker_offset);
+                                         int64_t producer_id, int16_t producer_epoch, bool commit,
+                                         int32_t coordinator_epoch, int64_t *marker_offset);
 
 /* ---- coordinator side ---- */
 
@@ -339,10 +338,33 @@ static void dest_rpc_done(void *arg, rpc_status_t status, int32_t error_code,
     free(errors);
 }
 
+/* Frees the queued items of cancelled jobs in *head (a list with tail). */
+static void drop_cancelled(txn_marker_item_t **head, txn_marker_item_t **tail)
+{
+    txn_marker_item_t **pp = head;
+    *tail = NULL;
+    while (*pp) {
+        txn_marker_item_t *item = *pp;
+        if (item->job->cancelled) {
+            *pp = item->next;
+            item_free(item);
+        } else {
+            *tail = item;
+            pp = &item->next;
+        }
+    }
+}
+
 /* Sends d's queued items, up to a batch, unless a request is in flight. */
 static void dest_send(txn_coordinator_t *tc, txn_marker_dest_t *d)
 {
     if (d->busy || d->head == NULL)
+        return;
+    /* Items of cancelled jobs go here rather than at the cancel, which
+     * would scan every queue once per transaction of an unloaded
+     * partition. */
+    drop_cancelled(&d->head, &d->tail);
+    if (d->head == NULL)
         return;
     txn_marker_item_t *last = d->head;
     int32_t n = 1;
@@ -534,23 +556,6 @@ void txn_markers_start(txn_coordinator_t *tc, txn_entry_t *e)
     job_release(job);
 }
 
-/* Frees the queued items of cancelled jobs in *head (a list with tail). */
-static void drop_cancelled(txn_marker_item_t **head, txn_marker_item_t **tail)
-{
-    txn_marker_item_t **pp = head;
-    *tail = NULL;
-    while (*pp) {
-        txn_marker_item_t *item = *pp;
-        if (item->job->cancelled) {
-            *pp = item->next;
-            item_free(item);
-        } else {
-            *tail = item;
-            pp = &item->next;
-        }
-    }
-}
-
 void txn_markers_cancel(txn_coordinator_t *tc, txn_entry_t *e)
 {
     txn_marker_job_t *job = e->markers;
@@ -560,16 +565,15 @@ void txn_markers_cancel(txn_coordinator_t *tc, txn_entry_t *e)
     assert(!job->cancelled);
     job->cancelled = true;
     job->refs++;
-    /* Items in flight are freed by their answers. */
-    for (int32_t i = 0; i < tc->ndests; i++)
-        drop_cancelled(&tc->dests[i]->head, &tc->dests[i]->tail);
-    drop_cancelled(&tc->retry_head, &tc->retry_tail);
+    /* Its items are freed where they are next taken: by their answers (in
+     * flight), the next send of their destination, or the retry tick. */
     if (ev_is_active(&job->retry_complete)) {
         ev_timer_stop(tc->loop, &job->retry_complete);
         job_release(job); /* the timer's */
     }
     job_release(job); /* the entry's link */
     job_release(job);
+    send_soon(tc); /* the next tick frees the queued ones */
 }
 
 /* ---- leader side ---- */
