@@ -6,7 +6,10 @@
  *
  * Kafka's KafkaApis rules kept here: a partition the cluster does not have
  * fails the whole AddPartitionsToTxn (UNKNOWN_TOPIC_OR_PARTITION for it,
- * OPERATION_NOT_ATTEMPTED for the others); AddOffsetsToTxn adds the group's
+ * OPERATION_NOT_ATTEMPTED for the others), and so does a partition of an
+ * internal topic (TOPIC_AUTHORIZATION_FAILED: Kafka never authorizes a
+ * client to write those; AddOffsetsToTxn is the way to __consumer_offsets); AddOffsetsToTxn adds
+ * the group's
  * __consumer_offsets partition; clients before v2 of the three write APIs
  * do not know PRODUCER_FENCED and get INVALID_PRODUCER_EPOCH instead.
  *
@@ -100,6 +103,11 @@ static void add_partitions_done(void *arg, int16_t error)
     api_deferred_answer(&op->d);
 }
 
+static bool internal_topic(kslice_t name)
+{
+    return kslice_eq(name, GROUP_OFFSETS_TOPIC) || kslice_eq(name, TXN_STATE_TOPIC);
+}
+
 api_result_t api_handle_add_partitions_to_txn(api_context_t *ctx, kafka_request_t *req,
                                               kafka_response_t *resp)
 {
@@ -146,7 +154,7 @@ api_result_t api_handle_add_partitions_to_txn(api_context_t *ctx, kafka_request_
     op->parts = xcalloc((size_t)(nparts > 0 ? nparts : 1), sizeof(*op->parts));
     kreader_t rr = topics;
     const cluster_metadata_t *md = coordinator_metadata(ctx->coord);
-    bool missing = false;
+    bool missing = false; /* some partition cannot be added: none is */
     int32_t at = 0;
     for (int32_t t = 0; t < ntopics; t++) {
         kslice_t name;
@@ -158,7 +166,10 @@ api_result_t api_handle_add_partitions_to_txn(api_context_t *ctx, kafka_request_
             int32_t partition;
             kr_i32(&rr, &partition);
             op->parts[at] = (txn_partition_ref_t){name, partition};
-            if (mt == NULL || partition < 0 || partition >= mt->npartitions) {
+            if (internal_topic(name)) {
+                op->errors[at] = KAFKA_TOPIC_AUTHORIZATION_FAILED;
+                missing = true;
+            } else if (mt == NULL || partition < 0 || partition >= mt->npartitions) {
                 op->errors[at] = KAFKA_UNKNOWN_TOPIC_OR_PARTITION;
                 missing = true;
             }

@@ -174,6 +174,13 @@ class TxnWireTest(vt.SharedClusterTest):
         self.assertEqual(got, {(TOPIC, 0): th.OPERATION_NOT_ATTEMPTED,
                                (TOPIC, PARTITIONS): th.UNKNOWN_TOPIC_OR_PARTITION,
                                ("tw-no-such-topic", 0): th.UNKNOWN_TOPIC_OR_PARTITION})
+        # internal topics are not the client's to write (AddOffsetsToTxn is)
+        with self.conn() as c:
+            got = th.add_partitions(c, "tw-nopart", pid, epoch,
+                                    {TOPIC: [1], th.OFFSETS_TOPIC: [0], th.TXN_STATE_TOPIC: [0]}, version=1)
+        self.assertEqual(got, {(TOPIC, 1): th.OPERATION_NOT_ATTEMPTED,
+                               (th.OFFSETS_TOPIC, 0): th.TOPIC_AUTHORIZATION_FAILED,
+                               (th.TXN_STATE_TOPIC, 0): th.TOPIC_AUTHORIZATION_FAILED})
         d = self.describe("tw-nopart")
         self.assertEqual((d["state"], d["partitions"]), ("Empty", {}))
 
