@@ -6,6 +6,8 @@ __transaction_state partition replays it and finishes the work.
   and epoch, the client commits there, the markers are written.
 - An ongoing transaction whose client is gone is aborted by the new
   coordinator when it outlives its timeout (epoch bumped).
+- A confluent-kafka producer whose coordinator dies mid-transaction
+  commits at the new one.
 - A transaction in PrepareCommit whose markers could not be written (the
   data partition's only replica is paused with SIGSTOP) is completed by the
   new coordinator once that replica resumes: it is still PrepareCommit right
@@ -139,6 +141,32 @@ class TxnFailoverTest(vt.SharedClusterTest):
         d = th.wait_state(self.cluster, txn_id, ("CompleteCommit",), timeout=90)
         self.assertEqual((d["producer_id"], d["epoch"], d["partitions"]), (pid, epoch, {}))
         self.assertIn((pid, epoch, True), [m[1:4] for m in th.control_markers(paused.port, TOPIC, p, start)])
+
+    def test_client_commits_across_a_coordinator_kill(self):
+        """confluent-kafka: the producer's commit after its coordinator died
+        goes to the new one and succeeds."""
+        import tempfile
+
+        txn_id = "tf-client"
+        node, _port = th.coordinator_of(self.cluster, txn_id)
+        p = next(p for p in range(PARTITIONS) if self.leader_of(TOPIC, p) != node)
+        client = vt.ClientProcess("ck_txn.py", ["--bootstrap", self.cluster.bootstrap, "--transactional-id", txn_id],
+                                  logdir=tempfile.mkdtemp(prefix="vltava-txn-failover-"), name=txn_id)
+        self.addCleanup(client.close)
+        client.wait_event(lambda e: e["ev"] == "started", 60, "started")
+        for command in ({"op": "init"}, {"op": "begin"},
+                        {"op": "produce", "topic": TOPIC, "partition": p, "values": ["f1", "f2", "f3"]}):
+            reply = client.request(timeout=90, **command)
+            self.assertNotIn("error", reply, reply)
+        leader = self.cluster.broker(self.leader_of(TOPIC, p))
+        start = th.raw_list_end(leader.port, TOPIC, p) - 3
+        self.cluster.broker(node).kill()
+        reply = client.request(timeout=120, op="commit")
+        self.assertNotIn("error", reply, reply)
+        d = th.wait_state(self.cluster, txn_id, ("CompleteCommit",), timeout=60)
+        self.assertIn((d["producer_id"], d["epoch"], True),
+                      [m[1:4] for m in th.control_markers(leader.port, TOPIC, p, start)])
+        client.stop()
 
 
 if __name__ == "__main__":
