@@ -532,10 +532,13 @@ def _read_zigzag(r):
     return (v >> 1) ^ -(v & 1)
 
 
-def build_record_batch(records, base_timestamp=None, attributes=0):
+def build_record_batch(records, base_timestamp=None, attributes=0, producer_id=-1, producer_epoch=-1,
+                       base_sequence=-1):
     """An uncompressed RecordBatch v2 (BaseOffset 0) holding records, each
     (key, value) or (key, value, [(header_key, header_value), ...]); bytes or
-    None. Timestamps are base_timestamp + index (ms)."""
+    None. Timestamps are base_timestamp + index (ms). An idempotent
+    producer's batch names its producer id, epoch and first sequence;
+    attributes 0x10 marks it transactional."""
     if base_timestamp is None:
         base_timestamp = int(time.time() * 1000)
     body = Writer()
@@ -561,7 +564,7 @@ def build_record_batch(records, base_timestamp=None, attributes=0):
         _zigzag(body, len(r.buf)).raw(bytes(r.buf))
     n = len(records)
     covered = (Writer().i16(attributes).i32(n - 1).i64(base_timestamp).i64(base_timestamp + n - 1)
-               .i64(-1).i16(-1).i32(-1).i32(n).raw(body.bytes()).bytes())
+               .i64(producer_id).i16(producer_epoch).i32(base_sequence).i32(n).raw(body.bytes()).bytes())
     after_length = Writer().i32(0).i8(2).raw(struct.pack(">I", crc32c(covered))).raw(covered).bytes()
     return Writer().i64(0).i32(len(after_length)).raw(after_length).bytes()
 
