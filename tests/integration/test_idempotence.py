@@ -25,6 +25,8 @@ from vltava_test import KafkaConnection, Reader, Writer
 NONE = 0
 OUT_OF_ORDER_SEQUENCE_NUMBER = 45
 INVALID_PRODUCER_EPOCH = 47
+INVALID_TXN_STATE = 48
+TRANSACTIONAL = 0x10
 INVALID_RECORD = 87
 PARTITIONS = 3
 
@@ -54,10 +56,10 @@ def init_producer_id(port, version=4):
     return r.i16(), r.i64(), r.i16()
 
 
-def send_batch(port, topic, partition, pid, epoch, seq, values, acks=-1):
+def send_batch(port, topic, partition, pid, epoch, seq, values, acks=-1, attributes=0):
     """(error, base_offset) of a Produce v3 of one idempotent batch."""
     batch = vt.build_record_batch([(None, v) for v in values], producer_id=pid, producer_epoch=epoch,
-                                  base_sequence=seq)
+                                  base_sequence=seq, attributes=attributes)
     with KafkaConnection(port, timeout=30) as conn:
         cid = vt.raw_produce(conn, topic, partition, batch, acks=acks)
         _cid, body = conn.recv(expect_cid=cid)
@@ -244,6 +246,31 @@ class IdempotenceTest(vt.SharedClusterTest):
         c.broker(leader).wait_ready()
         values = [v for _o, v in consume_partition(c, topic, 0)[0]]
         self.assertEqual(values, [b"a0", b"a1", b"a2", b"b3", b"b4", b"b5", b"c0"])
+
+    def test_open_transaction_holds_the_last_stable_offset(self):
+        """A transactional batch without its marker: read_uncommitted reads
+        past it, read_committed stops at its first offset (Fetch and
+        ListOffsets), and its producer may not write outside it."""
+        c = self.cluster
+        topic = "lso-open"
+        c.create_topic(topic, partitions=1, rf=3)
+        leader, _ = partition_state(c, topic, 0)
+        port = c.broker(leader).port
+        self.assertEqual(send_batch(port, topic, 0, 9001, 0, 0, [b"p0", b"p1", b"p2"]), (NONE, 0))
+        self.assertEqual(send_batch(port, topic, 0, 9002, 0, 0, [b"t3", b"t4"], attributes=TRANSACTIONAL),
+                         (NONE, 3))
+        self.assertEqual(send_batch(port, topic, 0, 9001, 0, 3, [b"p5"]), (NONE, 5))
+        self.assertEqual(send_batch(port, topic, 0, 9002, 0, 2, [b"outside"]), (INVALID_TXN_STATE, -1))
+        uncommitted = vt.raw_fetch(port, topic, 0, 0)
+        self.assertEqual((uncommitted["high_watermark"], uncommitted["last_stable_offset"]), (6, 3))
+        self.assertIsNone(uncommitted["aborted"])
+        self.assertEqual(vt.parse_record_batches(uncommitted["records"])[-1]["last_offset"], 5)
+        committed = vt.raw_fetch(port, topic, 0, 0, isolation_level=1)
+        self.assertEqual(committed["last_stable_offset"], 3)
+        self.assertEqual(committed["aborted"], [])
+        self.assertEqual([b["last_offset"] for b in vt.parse_record_batches(committed["records"])], [2])
+        self.assertEqual(vt.raw_list_offsets(port, topic, 0, -1, isolation_level=1)[2], 3)
+        self.assertEqual(vt.raw_list_offsets(port, topic, 0, -1, isolation_level=0)[2], 6)
 
     def test_restart_keeps_producer_state(self):
         """A single-replica partition: after kill -9 (the log is replayed)

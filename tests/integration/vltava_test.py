@@ -640,10 +640,11 @@ def read_produce_response(body):
 
 
 def raw_fetch(port, topic, partition, offset, max_wait_ms=0, min_bytes=1, max_bytes=1 << 20,
-              partition_max_bytes=1 << 20, timeout=30, conn=None):
+              partition_max_bytes=1 << 20, timeout=30, conn=None, isolation_level=0):
     """One Fetch v4; returns {"error", "high_watermark", "last_stable_offset",
-    "records" (bytes)} for the partition."""
-    body = (Writer().i32(-1).i32(max_wait_ms).i32(min_bytes).i32(max_bytes).i8(0)
+    "aborted" ([(producer_id, first_offset)] or None), "records" (bytes)}
+    for the partition. isolation_level 1: read_committed."""
+    body = (Writer().i32(-1).i32(max_wait_ms).i32(min_bytes).i32(max_bytes).i8(isolation_level)
             .array([topic], lambda w, t: w.string(t).array(
                 [partition], lambda w2, p: w2.i32(p).i64(offset).i32(partition_max_bytes)))
             .bytes())
@@ -660,20 +661,26 @@ def raw_fetch(port, topic, partition, offset, max_wait_ms=0, min_bytes=1, max_by
         r.string()
         for _part in range(r.i32()):
             pid, err, hw, lso = r.i32(), r.i16(), r.i64(), r.i64()
-            r.array(lambda x: (x.i64(), x.i64()))
+            aborted = r.array(lambda x: (x.i64(), x.i64()))
             records = r.bytes_() or b""
             if pid == partition:
-                return {"error": err, "high_watermark": hw, "last_stable_offset": lso, "records": records}
+                return {"error": err, "high_watermark": hw, "last_stable_offset": lso, "aborted": aborted,
+                        "records": records}
     raise AssertionError("Fetch answer without %s-%d" % (topic, partition))
 
 
-def raw_list_offsets(port, topic, partition, timestamp, timeout=10):
-    """ListOffsets v1: (error, timestamp, offset). timestamp -2 = earliest,
-    -1 = latest."""
-    body = (Writer().i32(-1).array([topic], lambda w, t: w.string(t).array(
+def raw_list_offsets(port, topic, partition, timestamp, timeout=10, isolation_level=None):
+    """ListOffsets v1 (v2 when isolation_level is given): (error, timestamp,
+    offset). timestamp -2 = earliest, -1 = latest."""
+    w = Writer().i32(-1)
+    if isolation_level is not None:
+        w.i8(isolation_level)
+    body = (w.array([topic], lambda w, t: w.string(t).array(
         [partition], lambda w2, p: w2.i32(p).i64(timestamp))).bytes())
     with KafkaConnection(port, timeout=timeout) as conn:
-        r = Reader(conn.request(2, 1, body))
+        r = Reader(conn.request(2, 1 if isolation_level is None else 2, body))
+        if isolation_level is not None:
+            r.i32()  # throttle time
     for _topic in range(r.i32()):
         r.string()
         for _part in range(r.i32()):
