@@ -300,5 +300,32 @@ class IdempotenceTest(vt.SharedClusterTest):
         self.assertEqual(send_batch(b.port, topic, 0, pid, 0, 3, [b"z3"]), (NONE, 3))
 
 
+class ProducerExpiryTest(unittest.TestCase):
+    def test_idle_producer_is_forgotten_after_producer_id_expiration_ms(self):
+        """Once producer.id.expiration.ms passes without a batch, the
+        partition forgets the producer: a retry of its last batch is no
+        longer recognised (an unknown producer is accepted at any
+        sequence, as Kafka 2.5+), while before the expiry it is."""
+        conf = {"producer.id.expiration.ms": 1500, "producer.id.expiration.check.interval.ms": 100}
+        with vt.Cluster(brokers=1, broker_config=conf) as c:
+            c.create_topic("expiry", partitions=1, rf=1)
+            port = c.brokers[0].port
+            now_ms = int(time.time() * 1000)
+            batch = vt.build_record_batch([(None, b"e0")], base_timestamp=now_ms, producer_id=77,
+                                          producer_epoch=0, base_sequence=0)
+
+            def send():
+                with KafkaConnection(port, timeout=30) as conn:
+                    cid = vt.raw_produce(conn, "expiry", 0, batch)
+                    _cid, body = conn.recv(expect_cid=cid)
+                return vt.read_produce_response(body)[("expiry", 0)]
+
+            self.assertEqual(send(), (NONE, 0))
+            self.assertEqual(send(), (NONE, 0))  # a duplicate while remembered
+            vt.wait_for(lambda: send() == (NONE, 1), timeout=30, interval=0.2,
+                        what="the producer to expire and its retry to be appended")
+            self.assertEqual(log_end(port, "expiry", 0), 2)
+
+
 if __name__ == "__main__":
     unittest.main()
