@@ -39,9 +39,11 @@ typedef struct broker_config {
     int32_t max_connections;            /* max.connections */
     int32_t queued_max_requests;        /* queued.max.requests: pipelined requests per connection */
     int32_t replica_lag_time_max_ms;    /* replica.lag.time.max.ms */
-    int64_t retention_check_interval_ms; /* log.retention.check.interval.ms */
-    int64_t flush_scheduler_interval_ms; /* log.flush.scheduler.interval.ms */
-    int log_level;                       /* log.level: error|warn|info|debug (vlog levels) */
+    int64_t producer_id_expiration_ms;  /* producer.id.expiration.ms */
+    int32_t producer_id_expiration_check_interval_ms; /* producer.id.expiration.check.interval.ms */
+    int64_t retention_check_interval_ms;              /* log.retention.check.interval.ms */
+    int64_t flush_scheduler_interval_ms;              /* log.flush.scheduler.interval.ms */
+    int log_level; /* log.level: error|warn|info|debug (vlog levels) */
     /* Topic defaults: log.segment.bytes, log.roll.ms, log.retention.ms,
      * log.retention.bytes, message.max.bytes, log.flush.interval.messages,
      * log.flush.interval.ms, log.index.interval.bytes,
