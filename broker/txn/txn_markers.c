@@ -128,12 +128,6 @@ typedef struct txn_leader_batch {
 static void leader_write(txn_coordinator_t *tc, const txn_marker_spec_t *specs, int32_t n,
                          leader_done_fn done, void *arg);
 
-/* Until broker/replica/replica_manager.h (the lead's) declares it on
- * main, its signature as agreed; drop this once merged. */
-int16_t replica_manager_write_txn_marker(replica_manager_t *rm, const replica_partition_t *p,
-                                         int64_t producer_id, int16_t producer_epoch, bool commit,
-                                         int32_t coordinator_epoch, int64_t *marker_offset);
-
 /* ---- coordinator side ---- */
 
 static void send_soon(txn_coordinator_t *tc)

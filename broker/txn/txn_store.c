@@ -272,6 +272,30 @@ static void part_complete_writes(txn_coordinator_t *tc, txn_log_partition_t *p, 
     }
 }
 
+/* Kafka's appendTransactionToLog mapping of an append's refusal to what
+ * the coordinator answers: too few replicas (or a timeout) is retriable
+ * COORDINATOR_NOT_AVAILABLE, a lost leadership or a storage error
+ * NOT_COORDINATOR (the client looks for the coordinator again), a record
+ * too large UNKNOWN_SERVER_ERROR; anything else as it is. */
+static int16_t append_error(int16_t error)
+{
+    switch (error) {
+    case KAFKA_UNKNOWN_TOPIC_OR_PARTITION:
+    case KAFKA_NOT_ENOUGH_REPLICAS:
+    case KAFKA_NOT_ENOUGH_REPLICAS_AFTER_APPEND:
+    case KAFKA_REQUEST_TIMED_OUT:
+        return KAFKA_COORDINATOR_NOT_AVAILABLE;
+    case KAFKA_NOT_LEADER_OR_FOLLOWER:
+    case KAFKA_KAFKA_STORAGE_ERROR:
+        return KAFKA_NOT_COORDINATOR;
+    case KAFKA_MESSAGE_TOO_LARGE:
+    case KAFKA_RECORD_LIST_TOO_LARGE:
+        return KAFKA_UNKNOWN_SERVER_ERROR;
+    default:
+        return error;
+    }
+}
+
 /* The record batch of w: the id's key and its transit (or null). */
 static uint8_t *write_batch(const txn_write_t *w, record_batch_builder_t *b, size_t *len)
 {
@@ -313,28 +337,23 @@ void txn_store_write(txn_coordinator_t *tc, txn_write_t *w)
         write_finish(tc, w, KAFKA_NOT_COORDINATOR);
         return;
     }
-    if (replica_manager_isr_size(tc->replicas, rp) <
-        partition_log_config(rp->log)->min_insync_replicas) {
-        write_finish(tc, w, KAFKA_COORDINATOR_NOT_AVAILABLE); /* Kafka's NOT_ENOUGH_REPLICAS */
-        return;
-    }
     record_batch_builder_t b;
     size_t len;
     uint8_t *batch = write_batch(w, &b, &len);
-    log_append_info_t info;
-    int64_t hw;
-    log_err_t err = replica_manager_leader_append(tc->replicas, rp, batch, len, &info, &hw);
+    replica_append_result_t res;
+    int16_t err = replica_manager_leader_append(tc->replicas, rp, REPLICA_APPEND_COORDINATOR, -1,
+                                                batch, len, &res);
     record_batch_builder_free(&b);
-    if (err != LOG_OK) {
+    if (err != KAFKA_NONE) {
         VLOG_WARN(TXN_MODULE, "%s-%d: append refused: %s", TXN_STATE_TOPIC, e->partition,
-                  log_err_str(err));
-        write_finish(tc, w,
-                     err == LOG_ERR_TOO_LARGE ? KAFKA_UNKNOWN_SERVER_ERROR : KAFKA_NOT_COORDINATOR);
+                  kafka_error_name(err));
+        write_finish(tc, w, append_error(err));
         return;
     }
+    const int64_t hw = res.high_watermark;
     /* The listener ran inside the append, but an append changes no role. */
     assert(p->state == TXN_LOG_ACTIVE);
-    w->last_offset = info.last_offset;
+    w->last_offset = res.last_offset;
     if (p->writes_tail)
         p->writes_tail->next = w;
     else
