@@ -112,10 +112,9 @@ api_result_t api_handle_add_partitions_to_txn(api_context_t *ctx, kafka_request_
                                               kafka_response_t *resp)
 {
     kreader_t *r = &req->body;
-    const int16_t version = req->api_version;
     const bool flexible = req->flexible;
-    assert(version >= 0 && version <= 3);
-    assert(flexible == (version >= 3));
+    assert(req->api_version >= 0 && req->api_version <= 3);
+    assert(flexible == (req->api_version >= 3));
 
     kslice_t id;
     int64_t producer_id;
@@ -229,10 +228,9 @@ api_result_t api_handle_add_offsets_to_txn(api_context_t *ctx, kafka_request_t *
                                            kafka_response_t *resp)
 {
     kreader_t *r = &req->body;
-    const int16_t version = req->api_version;
     const bool flexible = req->flexible;
-    assert(version >= 0 && version <= 3);
-    assert(flexible == (version >= 3));
+    assert(req->api_version >= 0 && req->api_version <= 3);
+    assert(flexible == (req->api_version >= 3));
 
     kslice_t id, group_id;
     int64_t producer_id;
@@ -261,10 +259,9 @@ api_result_t api_handle_add_offsets_to_txn(api_context_t *ctx, kafka_request_t *
 api_result_t api_handle_end_txn(api_context_t *ctx, kafka_request_t *req, kafka_response_t *resp)
 {
     kreader_t *r = &req->body;
-    const int16_t version = req->api_version;
     const bool flexible = req->flexible;
-    assert(version >= 0 && version <= 3);
-    assert(flexible == (version >= 3));
+    assert(req->api_version >= 0 && req->api_version <= 3);
+    assert(flexible == (req->api_version >= 3));
 
     kslice_t id;
     int64_t producer_id;

@@ -136,16 +136,24 @@ static void send_soon(txn_coordinator_t *tc)
         ev_timer_start(tc->loop, &tc->send_timer);
 }
 
-static void job_release(txn_marker_job_t *job)
+/* Drops `n` references at once: callers dropping two say so in one call
+ * (the job must not be touched after a release that may free it). */
+static void job_release_n(txn_marker_job_t *job, int32_t n)
 {
-    assert(job->refs > 0);
-    if (--job->refs > 0)
+    assert(n > 0 && job->refs >= n);
+    job->refs -= n;
+    if (job->refs > 0)
         return;
     txn_coordinator_t *tc = job->tc;
     ev_timer_stop(tc->loop, &job->retry_complete);
     txn_transit_free(&job->complete);
     txn_entry_release(tc, job->entry);
     free(job);
+}
+
+static void job_release(txn_marker_job_t *job)
+{
+    job_release_n(job, 1);
 }
 
 static void item_free(txn_marker_item_t *item)
@@ -474,7 +482,8 @@ static void completion_written(txn_coordinator_t *tc, txn_write_t *w, int16_t er
             job->cancelled = true;
             assert(job->entry->markers == job);
             job->entry->markers = NULL;
-            job_release(job); /* the entry's link */
+            job_release_n(job, 2); /* the entry's link and the write's */
+            return;
         }
     }
     job_release(job); /* the write's */
@@ -558,15 +567,14 @@ void txn_markers_cancel(txn_coordinator_t *tc, txn_entry_t *e)
     e->markers = NULL;
     assert(!job->cancelled);
     job->cancelled = true;
-    job->refs++;
     /* Its items are freed where they are next taken: by their answers (in
      * flight), the next send of their destination, or the retry tick. */
+    int32_t refs = 1; /* the entry's link */
     if (ev_is_active(&job->retry_complete)) {
         ev_timer_stop(tc->loop, &job->retry_complete);
-        job_release(job); /* the timer's */
+        refs++; /* the timer's */
     }
-    job_release(job); /* the entry's link */
-    job_release(job);
+    job_release_n(job, refs);
     send_soon(tc); /* the next tick frees the queued ones */
 }
 
