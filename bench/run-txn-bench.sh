@@ -27,6 +27,6 @@ cluster up --brokers "$brokers"
 bootstrap="$(bench_bootstrap "$brokers")"
 
 bench_header | tee "$out"
-timeout 1800 "$build/bench/txn_bench" -b "$bootstrap" -n "$records" -r "$rounds" -T "$per_txn" \
+timeout 1800 "$build/bench/txn_bench" -b "$bootstrap" -n "$records" -r "$rounds" -T "$per_txn" -p "${PRODUCERS:-1}" \
     -R "$rf" 2>&1 | tee -a "$out"
 echo "full output: $out"

@@ -1,27 +1,33 @@
 /* txn_bench: what idempotence and transactions cost a producer, on
  * librdkafka, against the same cluster in the same run.
  *
- * Three kinds of producer each send N records of S bytes to one topic,
- * one producer at a time, flat out, acks=all:
- *   plain        enable.idempotence=false;
- *   idempotent   enable.idempotence=true (InitProducerId, sequences);
- *   transactional  a transactional.id; records sent in transactions of
- *                T records each (begin, T produce calls, commit), one
- *                transaction at a time, as an application committing
- *                every T records does.
- * Each kind runs ROUNDS times, alternated (plain, idempotent, transactional,
- * then the reverse order, ...), on a fresh producer each round; a round's
- * rate is N over the time from its first produce call to its last
- * acknowledgement (for transactions: to its last commit's return). The
- * best round of each kind is reported, with the ratios to plain, and the
- * commit latency (the time rd_kafka_commit_transaction takes: flushing the
- * transaction's records, EndTxn, the markers) over every transaction of
- * every round: p50, p99, max. The reference is plain: the same client,
- * topic and settings without idempotence. */
+ * Four kinds of producer each send N records of S bytes to one topic,
+ * acks=all:
+ *   plain          enable.idempotence=false, flat out;
+ *   idempotent     enable.idempotence=true (InitProducerId, sequences),
+ *                  flat out;
+ *   flushed        idempotent, waiting for every T records to be
+ *                  acknowledged (rd_kafka_flush) before sending more: the
+ *                  loop of an application that commits every T records,
+ *                  without the transaction;
+ *   transactional  a transactional.id, records sent in transactions of T
+ *                  records each (begin, T produce calls, commit), one
+ *                  transaction at a time per producer.
+ * flushed and transactional run --producers producers at once (each on its
+ * own thread, with its own share of N), as an application with that many
+ * tasks does; plain and idempotent use one producer.
+ * Each kind runs ROUNDS times, alternated (in order, then the reverse
+ * order, ...), on fresh producers each round; a round's rate is N over the
+ * time from its first produce call to its last acknowledgement (or last
+ * commit's return). The best round of each kind is reported, with the
+ * ratios, and the commit latency (the time rd_kafka_commit_transaction
+ * takes: flushing the transaction's records, EndTxn) over every
+ * transaction of every round: p50, p99, max. */
 #include <assert.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <librdkafka/rdkafka.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,8 +41,10 @@
 #define MAX_ROUNDS      20
 #define TXN_TIMEOUT_MS  60000
 
-enum kind { PLAIN, IDEMPOTENT, TRANSACTIONAL, NKINDS };
-static const char *const kind_names[NKINDS] = {"plain", "idempotent", "transactional"};
+#define MAX_PRODUCERS 64
+
+enum kind { PLAIN, IDEMPOTENT, FLUSHED, TRANSACTIONAL, NKINDS };
+static const char *const kind_names[NKINDS] = {"plain", "idempotent", "flushed", "transactional"};
 
 struct options {
     const char *bootstrap;
@@ -47,6 +55,7 @@ struct options {
     int rounds;
     int partitions;
     int rf;
+    int producers;
     int timeout_s;
 };
 
@@ -60,6 +69,7 @@ static const char usage[] =
     "  -r, --rounds N              rounds of each kind (default 3)\n"
     "  -P, --partitions N          partitions when creating the topic (default 1)\n"
     "  -R, --replication N         replication factor when creating it (default 1)\n"
+    "  -p, --producers N           flushed and transactional producers at once (default 1)\n"
     "      --timeout SECONDS       bound on each round (default 300)\n";
 
 static void quiet_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
@@ -90,6 +100,7 @@ static void parse_options(int argc, char **argv, struct options *o)
         {"rounds", required_argument, NULL, 'r'},
         {"partitions", required_argument, NULL, 'P'},
         {"replication", required_argument, NULL, 'R'},
+        {"producers", required_argument, NULL, 'p'},
         {"timeout", required_argument, NULL, OPT_TIMEOUT},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -103,11 +114,12 @@ static void parse_options(int argc, char **argv, struct options *o)
         .rounds = 3,
         .partitions = 1,
         .rf = 1,
+        .producers = 1,
         .timeout_s = 300,
     };
     snprintf(o->topic, sizeof(o->topic), "txn-bench-%d", (int)getpid());
     int c;
-    while ((c = getopt_long(argc, argv, "b:t:n:s:T:r:P:R:h", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "b:t:n:s:T:r:P:R:p:h", longopts, NULL)) != -1) {
         switch (c) {
         case 'b':
             o->bootstrap = optarg;
@@ -133,6 +145,9 @@ static void parse_options(int argc, char **argv, struct options *o)
         case 'R':
             o->rf = (int)parse_int(optarg, 1, 16, "--replication");
             break;
+        case 'p':
+            o->producers = (int)parse_int(optarg, 1, MAX_PRODUCERS, "--producers");
+            break;
         case OPT_TIMEOUT:
             o->timeout_s = (int)parse_int(optarg, 1, 86400, "--timeout");
             break;
@@ -146,7 +161,7 @@ static void parse_options(int argc, char **argv, struct options *o)
     }
 }
 
-static rd_kafka_t *producer_new(const struct options *o, enum kind kind, int round,
+static rd_kafka_t *producer_new(const struct options *o, enum kind kind, int round, int index,
                                 struct bench_deliveries *dr)
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
@@ -158,7 +173,7 @@ static rd_kafka_t *producer_new(const struct options *o, enum kind kind, int rou
     bench_conf_set(conf, "enable.idempotence", kind == PLAIN ? "false" : "true");
     if (kind == TRANSACTIONAL) {
         char id[128];
-        snprintf(id, sizeof(id), "txn-bench-%d-%d", (int)getpid(), round);
+        snprintf(id, sizeof(id), "txn-bench-%d-%d-%d", (int)getpid(), round, index);
         bench_conf_set(conf, "transactional.id", id);
         bench_conf_set(conf, "transaction.timeout.ms", "60000");
     }
@@ -188,49 +203,100 @@ static void txn_check(rd_kafka_error_t *error, const char *what)
     bench_die("%s: %s", what, rd_kafka_error_string(error));
 }
 
-/* One round: records/s. Commit latencies (ns) are appended to lat. */
+/* One producer's share of a round, on its own thread for the kinds that
+ * run several. */
+struct worker {
+    pthread_t thread;
+    const struct options *o;
+    enum kind kind;
+    int round, index;
+    int64_t records;
+    int64_t *lat; /* commit latencies (ns), room for records / per_txn + 1 */
+    int64_t nlat;
+    rd_kafka_t *rk;
+    struct bench_deliveries dr;
+};
+
+static void *worker_run(void *arg)
+{
+    struct worker *w = arg;
+    const struct options *o = w->o;
+    char *payload = xmalloc((size_t)o->size);
+    memset(payload, 'x', (size_t)o->size);
+    int64_t deadline = bench_now_ns() + (int64_t)o->timeout_s * 1000000000LL;
+    if (w->kind == TRANSACTIONAL || w->kind == FLUSHED) {
+        for (int64_t sent = 0; sent < w->records;) {
+            bool txn = w->kind == TRANSACTIONAL;
+            if (txn)
+                txn_check(rd_kafka_begin_transaction(w->rk), "begin_transaction");
+            for (int i = 0; i < o->per_txn && sent < w->records; i++, sent++)
+                produce_one(w->rk, o, payload);
+            int64_t t0 = bench_now_ns();
+            if (txn)
+                txn_check(rd_kafka_commit_transaction(w->rk, TXN_TIMEOUT_MS), "commit_transaction");
+            else if (rd_kafka_flush(w->rk, TXN_TIMEOUT_MS) != RD_KAFKA_RESP_ERR_NO_ERROR)
+                bench_die("flush: timed out");
+            w->lat[w->nlat++] = bench_now_ns() - t0;
+            if (bench_now_ns() > deadline)
+                bench_die("%s round over %d s", kind_names[w->kind], o->timeout_s);
+        }
+    } else {
+        for (int64_t sent = 0; sent < w->records; sent++) {
+            produce_one(w->rk, o, payload);
+            if ((sent & 1023) == 0)
+                rd_kafka_poll(w->rk, 0);
+        }
+        while (rd_kafka_flush(w->rk, 1000) != RD_KAFKA_RESP_ERR_NO_ERROR)
+            if (bench_now_ns() > deadline)
+                bench_die("%s round over %d s", kind_names[w->kind], o->timeout_s);
+    }
+    free(payload);
+    return NULL;
+}
+
+/* One round: records/s. Transactions' commit latencies (ns) are appended
+ * to lat. */
 static double run_round(const struct options *o, enum kind kind, int round, int64_t *lat,
                         int64_t *nlat)
 {
-    struct bench_deliveries dr = {0};
-    rd_kafka_t *rk = producer_new(o, kind, round, &dr);
-    char *payload = xmalloc((size_t)o->size);
-    memset(payload, 'x', (size_t)o->size);
-    if (kind == TRANSACTIONAL)
-        txn_check(rd_kafka_init_transactions(rk, TXN_TIMEOUT_MS), "init_transactions");
-    int64_t start = bench_now_ns();
-    int64_t deadline = start + (int64_t)o->timeout_s * 1000000000LL;
-    if (kind == TRANSACTIONAL) {
-        for (int64_t sent = 0; sent < o->records;) {
-            txn_check(rd_kafka_begin_transaction(rk), "begin_transaction");
-            for (int i = 0; i < o->per_txn && sent < o->records; i++, sent++)
-                produce_one(rk, o, payload);
-            int64_t t0 = bench_now_ns();
-            txn_check(rd_kafka_commit_transaction(rk, TXN_TIMEOUT_MS), "commit_transaction");
-            lat[(*nlat)++] = bench_now_ns() - t0;
-            if (bench_now_ns() > deadline)
-                bench_die("%s round over %d s", kind_names[kind], o->timeout_s);
-        }
-    } else {
-        for (int64_t sent = 0; sent < o->records; sent++) {
-            produce_one(rk, o, payload);
-            if ((sent & 1023) == 0)
-                rd_kafka_poll(rk, 0);
-        }
-        while (rd_kafka_flush(rk, 1000) != RD_KAFKA_RESP_ERR_NO_ERROR)
-            if (bench_now_ns() > deadline)
-                bench_die("%s round over %d s", kind_names[kind], o->timeout_s);
+    int n = kind == FLUSHED || kind == TRANSACTIONAL ? o->producers : 1;
+    struct worker *workers = xcalloc((size_t)n, sizeof(*workers));
+    for (int i = 0; i < n; i++) {
+        struct worker *w = &workers[i];
+        w->o = o;
+        w->kind = kind;
+        w->round = round;
+        w->index = i;
+        w->records = o->records / n + (i < o->records % n ? 1 : 0);
+        w->lat = xmalloc((size_t)(w->records / o->per_txn + 1) * sizeof(*w->lat));
+        w->rk = producer_new(o, kind, round, i, &w->dr);
+        if (kind == TRANSACTIONAL)
+            txn_check(rd_kafka_init_transactions(w->rk, TXN_TIMEOUT_MS), "init_transactions");
     }
+    int64_t start = bench_now_ns();
+    for (int i = 0; i < n; i++)
+        if (pthread_create(&workers[i].thread, NULL, worker_run, &workers[i]) != 0)
+            bench_die("pthread_create failed");
+    for (int i = 0; i < n; i++)
+        pthread_join(workers[i].thread, NULL);
     double seconds = (double)(bench_now_ns() - start) / 1e9;
-    rd_kafka_flush(rk, 10000);
-    if (atomic_load(&dr.failed) > 0)
-        bench_die("%s: %lld deliveries failed: %s", kind_names[kind],
-                  (long long)atomic_load(&dr.failed), rd_kafka_err2str(dr.first_error));
-    if (atomic_load(&dr.acked) != o->records)
-        bench_die("%s: %lld of %" PRId64 " acknowledged", kind_names[kind],
-                  (long long)atomic_load(&dr.acked), o->records);
-    rd_kafka_destroy(rk);
-    free(payload);
+    for (int i = 0; i < n; i++) {
+        struct worker *w = &workers[i];
+        rd_kafka_flush(w->rk, 10000);
+        if (atomic_load(&w->dr.failed) > 0)
+            bench_die("%s: %lld deliveries failed: %s", kind_names[kind],
+                      (long long)atomic_load(&w->dr.failed), rd_kafka_err2str(w->dr.first_error));
+        if (atomic_load(&w->dr.acked) != w->records)
+            bench_die("%s: %lld of %" PRId64 " acknowledged", kind_names[kind],
+                      (long long)atomic_load(&w->dr.acked), w->records);
+        if (kind == TRANSACTIONAL) {
+            memcpy(lat + *nlat, w->lat, (size_t)w->nlat * sizeof(*lat));
+            *nlat += w->nlat;
+        }
+        rd_kafka_destroy(w->rk);
+        free(w->lat);
+    }
+    free(workers);
     return (double)o->records / seconds;
 }
 
@@ -262,7 +328,7 @@ int main(int argc, char **argv)
         bench_topic_create(admin, o.topic, o.partitions, o.rf, true, o.timeout_s);
         rd_kafka_destroy(admin);
     }
-    int64_t max_txns = o.rounds * (o.records / o.per_txn + 1);
+    int64_t max_txns = o.rounds * (o.records / o.per_txn + o.producers);
     int64_t *lat = xmalloc((size_t)max_txns * sizeof(*lat));
     int64_t nlat = 0;
     double best[NKINDS] = {0};
@@ -281,17 +347,21 @@ int main(int argc, char **argv)
     qsort(lat, (size_t)nlat, sizeof(*lat), cmp_i64);
     double p50 = percentile_ms(lat, nlat, 0.50), p99 = percentile_ms(lat, nlat, 0.99);
     double max = (double)lat[nlat - 1] / 1e6;
-    printf(
-        "best: plain %.0f/s, idempotent %.0f/s (%.2fx plain), transactional %.0f/s (%.2fx plain)\n",
-        best[PLAIN], best[IDEMPOTENT], best[IDEMPOTENT] / best[PLAIN], best[TRANSACTIONAL],
-        best[TRANSACTIONAL] / best[PLAIN]);
+    printf("best: plain %.0f/s, idempotent %.0f/s (%.2fx plain); with %d producer(s) committing "
+           "every %d records: flushed %.0f/s, transactional %.0f/s (%.2fx flushed, %.2fx plain)\n",
+           best[PLAIN], best[IDEMPOTENT], best[IDEMPOTENT] / best[PLAIN], o.producers, o.per_txn,
+           best[FLUSHED], best[TRANSACTIONAL], best[TRANSACTIONAL] / best[FLUSHED],
+           best[TRANSACTIONAL] / best[PLAIN]);
     printf("commit latency over %" PRId64 " transactions of %d records: p50 %.2f ms, p99 %.2f ms, "
            "max %.2f ms\n",
            nlat, o.per_txn, p50, p99, max);
-    printf("RESULT size=%d per_txn=%d plain_rps=%.0f idempotent_rps=%.0f transactional_rps=%.0f "
-           "idempotent_ratio=%.3f transactional_ratio=%.3f commit_p50_ms=%.2f commit_p99_ms=%.2f\n",
-           o.size, o.per_txn, best[PLAIN], best[IDEMPOTENT], best[TRANSACTIONAL],
-           best[IDEMPOTENT] / best[PLAIN], best[TRANSACTIONAL] / best[PLAIN], p50, p99);
+    printf("RESULT size=%d per_txn=%d producers=%d plain_rps=%.0f idempotent_rps=%.0f "
+           "flushed_rps=%.0f transactional_rps=%.0f idempotent_ratio=%.3f "
+           "transactional_to_flushed=%.3f transactional_to_plain=%.3f commit_p50_ms=%.2f "
+           "commit_p99_ms=%.2f\n",
+           o.size, o.per_txn, o.producers, best[PLAIN], best[IDEMPOTENT], best[FLUSHED],
+           best[TRANSACTIONAL], best[IDEMPOTENT] / best[PLAIN], best[TRANSACTIONAL] / best[FLUSHED],
+           best[TRANSACTIONAL] / best[PLAIN], p50, p99);
     free(lat);
     return 0;
 }
