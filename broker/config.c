@@ -146,6 +146,10 @@ static const config_option_t config_options[] = {
     NUM("transaction.remove.expired.transaction.cleanup.interval.ms", OPT_INT32,
         txns.remove_expired_interval_ms, 1, INT32_MAX, "3600000",
         "how often expired transactional ids are removed"),
+    NUM("transaction.partition.verification.enable", OPT_BOOL, txns.partition_verification, 0, 1,
+        "true",
+        "Produce asks the transaction coordinator before a transaction's first batch in a "
+        "partition (KIP-890): a partition not added to the transaction answers INVALID_TXN_STATE"),
     TOPIC_DEFAULT("log.segment.bytes", "segment.bytes", "segment file size"),
     TOPIC_DEFAULT("log.roll.ms", "segment.ms", "age at which a segment rolls"),
     TOPIC_DEFAULT("log.retention.ms", "retention.ms",

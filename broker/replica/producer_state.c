@@ -508,6 +508,13 @@ int64_t producer_state_first_unstable_offset(const producer_state_t *s)
     return first;
 }
 
+bool producer_state_in_txn(const producer_state_t *s, int64_t producer_id)
+{
+    assert(s != NULL && producer_id >= 0);
+    const producer_entry_t *e = entry_find(s, producer_id);
+    return e != NULL && e->txn_first_offset >= 0;
+}
+
 int32_t producer_state_ongoing_count(const producer_state_t *s)
 {
     assert(s->ongoing >= 0 && s->ongoing <= s->count);

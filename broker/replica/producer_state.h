@@ -158,6 +158,9 @@ void producer_state_on_high_watermark(producer_state_t *s, int64_t high_watermar
 /* The least first offset of a transaction not yet stable, or -1. */
 int64_t producer_state_first_unstable_offset(const producer_state_t *s);
 int32_t producer_state_ongoing_count(const producer_state_t *s);
+/* Whether producer_id (>= 0) has a transaction ongoing here: it wrote a
+ * transactional batch that no end marker has ended yet. */
+bool producer_state_in_txn(const producer_state_t *s, int64_t producer_id);
 
 /* Kafka's ProducerSnapshot v1 file contents. write fills exactly
  * producer_state_snapshot_size(s) bytes. load replaces the state with the

@@ -391,6 +391,15 @@ int16_t replica_manager_write_txn_marker(replica_manager_t *rm, const replica_pa
     return KAFKA_NONE;
 }
 
+bool replica_manager_producer_in_txn(replica_manager_t *rm, const replica_partition_t *p,
+                                     int64_t producer_id)
+{
+    assert(p != NULL && p->log != NULL && producer_id >= 0);
+    (void)rm;
+    const rm_entry_t *e = (const rm_entry_t *)p;
+    return producer_state_in_txn(e->producers.state, producer_id);
+}
+
 int64_t replica_manager_last_stable_offset(replica_manager_t *rm, const replica_partition_t *p)
 {
     assert(p != NULL && p->log != NULL);

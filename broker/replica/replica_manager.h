@@ -99,6 +99,13 @@ int16_t replica_manager_write_txn_marker(replica_manager_t *rm, const replica_pa
  * (or decided by a marker the high watermark has not passed). */
 int64_t replica_manager_last_stable_offset(replica_manager_t *rm, const replica_partition_t *p);
 
+/* Whether producer_id (>= 0) has a transaction ongoing in p: a
+ * transactional batch of it is in the log with no end marker after it yet
+ * (Produce verifies a transaction's first batch in a partition with its
+ * coordinator, KIP-890; later ones are not asked again). Read-only. */
+bool replica_manager_producer_in_txn(replica_manager_t *rm, const replica_partition_t *p,
+                                     int64_t producer_id);
+
 /* The ISR size the leader of `p` counts on for acks=all: the current one,
  * or a smaller one being written. */
 int32_t replica_manager_isr_size(replica_manager_t *rm, const replica_partition_t *p);

@@ -580,6 +580,7 @@ txn_coordinator_t *txn_coordinator_new(struct ev_loop *loop, const txn_config_t 
     tc->groups = groups;
     tc->pids = pids;
     txn_markers_init(tc);
+    txn_verify_init(tc);
     double every = cfg->abort_timed_out_interval_ms / 1000.0;
     ev_timer_init(&tc->abort_timer, abort_tick, every, every);
     tc->abort_timer.data = tc;

@@ -71,6 +71,9 @@ typedef struct txn_config {
                                           * .interval.ms (10000) */
     int32_t remove_expired_interval_ms;  /* transaction.remove.expired.transaction.cleanup
                                           * .interval.ms (3600000) */
+    bool partition_verification;         /* transaction.partition.verification.enable (true):
+                                          * Produce verifies a transaction's first batch
+                                          * in a partition with its coordinator */
 } txn_config_t;
 
 typedef struct txn_coordinator txn_coordinator_t;
@@ -172,5 +175,42 @@ typedef struct txn_list_filter {
  * caller frees it). */
 int16_t txn_list(txn_coordinator_t *tc, const txn_list_filter_t *filter, txn_listing_t **out,
                  int32_t *count, kslice_t **unknown_states, int32_t *nunknown);
+
+/* ---- partition verification (KIP-890 part 1) ---- */
+
+/* Longest wait for a remote coordinator's answer; past it the partitions
+ * answer NETWORK_EXCEPTION (Produce turns it into a retriable error). */
+#define TXN_VERIFY_TIMEOUT_MS 5000
+/* Verifications one broker has in flight to remote coordinators; beyond,
+ * a new one answers COORDINATOR_NOT_AVAILABLE at once (retriable). Each
+ * holds a parked Produce request, which the connections already bound;
+ * this bounds what a burst of them makes the RPC channel carry. */
+#define TXN_VERIFY_MAX_INFLIGHT 1024
+/* Partitions one verification names (a Produce names each of its
+ * partitions once, so a request beyond it is refused: INVALID_REQUEST). */
+#define TXN_VERIFY_MAX_PARTITIONS 10000
+
+/* errors[i] is parts[i]'s answer, as the coordinator gives it (Kafka's
+ * handleVerifyPartitionsInTransaction): NONE (the partition is in the
+ * producer's ongoing transaction), INVALID_TXN_STATE (it is not),
+ * INVALID_PRODUCER_ID_MAPPING (no such id, or another producer id),
+ * PRODUCER_FENCED (another epoch), CONCURRENT_TRANSACTIONS (the
+ * transaction is committing or aborting), NOT_COORDINATOR,
+ * COORDINATOR_LOAD_IN_PROGRESS, INVALID_REQUEST (an empty id); and from
+ * the way there: COORDINATOR_NOT_AVAILABLE (no leader for the id's
+ * __transaction_state partition, or too many in flight), NETWORK_EXCEPTION
+ * (the RPC failed or timed out). Valid during the call only. */
+typedef void (*txn_verify_done_fn)(void *arg, const int16_t *errors, int32_t n);
+
+/* Asks transactional_id's coordinator whether each of parts is in the
+ * ongoing transaction of producer_id at producer_epoch: directly when this
+ * broker leads the id's __transaction_state partition, otherwise over
+ * RPC_VERIFY_PARTITIONS_IN_TXN to the leader. tc may be stopped (remote
+ * coordinators then answer COORDINATOR_NOT_AVAILABLE). 1 <= nparts <=
+ * TXN_VERIFY_MAX_PARTITIONS. `done` follows the rule above (now or later,
+ * exactly once). */
+void txn_verify_partitions(txn_coordinator_t *tc, kslice_t transactional_id, int64_t producer_id,
+                           int16_t producer_epoch, const txn_partition_ref_t *parts, int32_t nparts,
+                           txn_verify_done_fn done, void *arg);
 
 #endif

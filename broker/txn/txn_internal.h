@@ -107,6 +107,7 @@ struct txn_coordinator {
     /* leader side: marker writes waiting for their partition's high watermark */
     struct txn_leader_batch *batches;
     struct txn_leader_waiter **waiters; /* TXN_WAITER_BUCKETS chains by partition */
+    int32_t verify_inflight;            /* txn_verify.c: RPCs to remote coordinators */
     bool stopped;                       /* txn_coordinator_stop ran: no RPC any more */
     bool freeing;
 };
@@ -174,5 +175,10 @@ void txn_markers_stop(txn_coordinator_t *tc);
 void txn_markers_free(txn_coordinator_t *tc);
 /* A replica event: answers leader-side writes parked on (topic, partition). */
 void txn_markers_partition_event(txn_coordinator_t *tc, const char *topic, int32_t partition);
+
+/* ---- partition verification (txn_verify.c) ---- */
+
+/* Registers the RPC_VERIFY_PARTITIONS_IN_TXN handler. */
+void txn_verify_init(txn_coordinator_t *tc);
 
 #endif

@@ -31,9 +31,13 @@ INVALID_RECORD = 87
 PARTITIONS = 3
 
 
+# Verification off: test_open_transaction_holds_the_last_stable_offset
+# writes a transactional batch with no transaction coordinator involved
+# (test_txn_verify covers verification).
 def config(_broker_id):
     return {"replica.lag.time.max.ms": 3000, "min.insync.replicas": 2,
-            "default.replication.factor": 3, "unclean.leader.election.enable": "false"}
+            "default.replication.factor": 3, "unclean.leader.election.enable": "false",
+            "transaction.partition.verification.enable": "false"}
 
 
 def init_producer_id(port, version=4):
