@@ -2025,13 +2025,12 @@ static int16_t txn_check_member(const group_t *g, const group_txn_commit_params_
     return KAFKA_NONE;
 }
 
-/* The request-level checks; *g_out is the group (created when it passes
- * and there was none). */
+/* The request-level checks; *g_out is the group, NULL when there is none
+ * yet (it is created at *partition once something is to be written). */
 static int16_t txn_commit_route(group_coordinator_t *gc, const group_txn_commit_params_t *p,
-                                group_t **g_out)
+                                group_t **g_out, int32_t *partition)
 {
-    int32_t partition;
-    int16_t error = route_id(gc, p->group_id, false, g_out, &partition);
+    int16_t error = route_id(gc, p->group_id, false, g_out, partition);
     if (error != KAFKA_NONE)
         return error;
     /* Kafka's transaction verification would refuse these (the
@@ -2041,10 +2040,7 @@ static int16_t txn_commit_route(group_coordinator_t *gc, const group_txn_commit_
         return KAFKA_INVALID_PRODUCER_ID_MAPPING;
     if (p->producer_epoch < 0)
         return KAFKA_INVALID_PRODUCER_EPOCH;
-    error = txn_check_member(*g_out, p);
-    if (error == KAFKA_NONE && *g_out == NULL)
-        *g_out = create_routed(gc, p->group_id, partition, &error);
-    return error;
+    return txn_check_member(*g_out, p);
 }
 
 void group_txn_offset_commit(group_coordinator_t *gc, const group_txn_commit_params_t *p,
@@ -2053,8 +2049,10 @@ void group_txn_offset_commit(group_coordinator_t *gc, const group_txn_commit_par
     assert(done != NULL);
     assert(p->nparts >= 0);
     group_t *g = NULL;
-    int16_t error = txn_commit_route(gc, p, &g);
-    group_txn_t *txn = error == KAFKA_NONE ? group_txn_get(gc, g, p->producer_id, false) : NULL;
+    int32_t partition;
+    int16_t error = txn_commit_route(gc, p, &g, &partition);
+    group_txn_t *txn = g ? group_txn_get(gc, g, p->producer_id, false) : NULL;
+    const size_t held = g ? g->offsets.count + (size_t)g->txn_offsets : 0;
     const cluster_metadata_t *md = coordinator_metadata(gc->coord);
     int32_t nwrite = 0;
     for (int32_t i = 0; i < p->nparts; i++) {
@@ -2069,8 +2067,7 @@ void group_txn_offset_commit(group_coordinator_t *gc, const group_txn_commit_par
             part->error = KAFKA_UNKNOWN_TOPIC_OR_PARTITION;
         else if (part->metadata.ptr && part->metadata.len > gc->cfg.offset_metadata_max_bytes)
             part->error = KAFKA_OFFSET_METADATA_TOO_LARGE;
-        else if (g->offsets.count + (size_t)g->txn_offsets + (size_t)nwrite >=
-                     GROUP_MAX_OFFSETS_PER_GROUP &&
+        else if (held + (size_t)nwrite >= GROUP_MAX_OFFSETS_PER_GROUP &&
                  !(txn && offsets_find(&txn->offsets, topic, topic_len, part->partition)))
             /* Replacing the producer's own pending offset adds none; any
              * other would let a transaction's commit grow the committed
@@ -2079,7 +2076,12 @@ void group_txn_offset_commit(group_coordinator_t *gc, const group_txn_commit_par
         else
             nwrite++;
     }
-    if (nwrite == 0) {
+    if (nwrite > 0 && g == NULL) {
+        g = create_routed(gc, p->group_id, partition, &error);
+        for (int32_t i = 0; g == NULL && i < p->nparts; i++)
+            p->parts[i].error = error;
+    }
+    if (nwrite == 0 || g == NULL) {
         done(arg);
         return;
     }

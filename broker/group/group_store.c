@@ -431,16 +431,16 @@ static void load_batch(group_coordinator_t *gc, offsets_partition_t *p, const ui
                        size_t len)
 {
     assert(len >= BATCH_HEADER_SIZE);
-    kreader_t r;
-    kr_init(&r, buf, len);
     load_batch_t batch;
     int16_t attributes;
     int32_t last_delta;
+    kreader_t r;
+    kr_init(&r, buf, len);
     kr_i64(&r, &batch.base_offset);
-    kr_skip(&r, BATCH_ATTRIBUTES - 8);
+    kr_init(&r, buf + BATCH_ATTRIBUTES, len - BATCH_ATTRIBUTES);
     kr_i16(&r, &attributes);
     kr_i32(&r, &last_delta);
-    kr_skip(&r, BATCH_PRODUCER_ID - BATCH_MAX_TIMESTAMP);
+    kr_init(&r, buf + BATCH_PRODUCER_ID, len - BATCH_PRODUCER_ID);
     kr_i64(&r, &batch.producer_id);
     assert(kr_ok(&r) && "the header fits: checked by the caller");
     bool transactional = (attributes & BATCH_ATTR_TRANSACTIONAL) != 0;
