@@ -26,6 +26,7 @@
 #include "log_manager.h"
 #include "net.h"
 #include "group_coordinator.h"
+#include "producer_ids.h"
 #include "replica_manager.h"
 #include "vlog.h"
 #include "wall_clock.h"
@@ -42,6 +43,7 @@ typedef struct broker {
     log_manager_t *logs;
     replica_manager_t *replicas;
     group_coordinator_t *groups;
+    producer_id_manager_t *producer_ids;
     coordinator_t *coord;
     api_context_t api;
     bool api_ready;
@@ -106,6 +108,8 @@ static int broker_start(broker_t *b)
     api_context_init(&b->api, b->loop, cfg, b->logs, b->coord, b->replicas);
     b->groups = group_coordinator_new(b->loop, &cfg->groups, b->replicas, b->coord);
     b->api.groups = b->groups;
+    b->producer_ids = producer_id_manager_new(b->coord);
+    b->api.producer_ids = b->producer_ids;
     b->api_ready = true;
 
     net_config_t nc = {
@@ -150,6 +154,13 @@ static void broker_stop(broker_t *b)
     ev_timer_stop(b->loop, &b->tick);
     if (b->replicas != NULL)
         replica_manager_stop(b->replicas); /* needs the coordinator's RPC channel */
+    if (b->producer_ids != NULL) {
+        /* Answers the InitProducerId requests still waiting while net can
+         * send; a block reservation in flight ends in coordinator_stop. */
+        producer_id_manager_free(b->producer_ids);
+        b->producer_ids = NULL;
+        b->api.producer_ids = NULL;
+    }
     if (b->coord != NULL) {
         coordinator_stop(b->coord);
         b->coord = NULL;

@@ -84,6 +84,7 @@ typedef struct api_context {
     struct admin_op *admin_ops;         /* admin requests waiting on the coordinator */
     struct produce_purgatory *produces; /* acks=-1 Produce waiting on replication */
     struct group_coordinator *groups;   /* consumer groups (broker/group); set by main */
+    struct producer_id_manager *producer_ids; /* InitProducerId (broker/txn); set by main */
 } api_context_t;
 
 typedef struct kafka_request {

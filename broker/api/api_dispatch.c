@@ -38,6 +38,7 @@ static const api_entry_t api_table[KAFKA_API_KEY_COUNT] = {
     [KAFKA_API_API_VERSIONS] = {0, 3, 3, api_handle_api_versions, "ApiVersions"},
     [KAFKA_API_CREATE_TOPICS] = {0, 4, 5, api_handle_create_topics, "CreateTopics"},
     [KAFKA_API_DELETE_TOPICS] = {0, 3, 4, api_handle_delete_topics, "DeleteTopics"},
+    [KAFKA_API_INIT_PRODUCER_ID] = {0, 4, 2, api_handle_init_producer_id, "InitProducerId"},
     [KAFKA_API_TXN_OFFSET_COMMIT] = {0, 3, 3, api_handle_txn_offset_commit, "TxnOffsetCommit"},
     [KAFKA_API_DESCRIBE_CONFIGS] = {0, 2, 4, api_handle_describe_configs, "DescribeConfigs"},
     [KAFKA_API_CREATE_PARTITIONS] = {0, 1, 2, api_handle_create_partitions, "CreatePartitions"},

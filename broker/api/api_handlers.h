@@ -29,6 +29,8 @@ api_result_t api_handle_find_coordinator(api_context_t *ctx, kafka_request_t *re
                                          kafka_response_t *resp);
 api_result_t api_handle_describe_configs(api_context_t *ctx, kafka_request_t *req,
                                          kafka_response_t *resp);
+api_result_t api_handle_init_producer_id(api_context_t *ctx, kafka_request_t *req,
+                                         kafka_response_t *resp);
 /* Consumer groups (api_group.c, api_offsets.c), answered by ctx->groups. */
 api_result_t api_handle_join_group(api_context_t *ctx, kafka_request_t *req,
                                    kafka_response_t *resp);

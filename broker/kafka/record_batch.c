@@ -3,8 +3,46 @@
 
 #include <assert.h>
 #include <limits.h>
+#include <string.h>
 
 #include "crc32c.h"
+
+/* ---- Header ---- */
+
+bool record_batch_read_header(const uint8_t *p, size_t len, record_batch_header_t *h)
+{
+    assert(p != NULL || len == 0);
+    assert(h != NULL);
+    kreader_t r;
+    int32_t crc;
+    kr_init(&r, p, len < BATCH_HEADER_SIZE ? len : BATCH_HEADER_SIZE);
+    kr_i64(&r, &h->base_offset);
+    kr_i32(&r, &h->length);
+    kr_i32(&r, &h->leader_epoch);
+    kr_i8(&r, &h->magic);
+    kr_i32(&r, &crc);
+    kr_i16(&r, &h->attributes);
+    kr_i32(&r, &h->last_offset_delta);
+    kr_i64(&r, &h->base_timestamp);
+    kr_i64(&r, &h->max_timestamp);
+    kr_i64(&r, &h->producer_id);
+    kr_i16(&r, &h->producer_epoch);
+    kr_i32(&r, &h->base_sequence);
+    kr_i32(&r, &h->records_count);
+    h->crc = (uint32_t)crc;
+    return kr_ok(&r);
+}
+
+int32_t record_batch_last_sequence(const record_batch_header_t *h)
+{
+    if (h->base_sequence < 0)
+        return -1;
+    /* Unsigned, then folded into [0, INT32_MAX]: Kafka's incrementSequence. */
+    const uint32_t next = (uint32_t)h->base_sequence + (uint32_t)h->last_offset_delta;
+    const int32_t last = (int32_t)(next & (uint32_t)INT32_MAX);
+    assert(last >= 0);
+    return last;
+}
 
 /* ---- Builder ---- */
 
@@ -128,6 +166,129 @@ void record_batch_builder_free(record_batch_builder_t *b)
     b->finished = false;
 }
 
+/* ---- Records ---- */
+
+/* A varint length (-1: null) and that many bytes, as a view. */
+static bool read_varint_bytes(kreader_t *r, kslice_t *s)
+{
+    int32_t len;
+    if (!kr_varint(r, &len) || len < -1)
+        return false;
+    if (len == -1) {
+        *s = (kslice_t){.ptr = NULL, .len = -1};
+        return true;
+    }
+    s->ptr = r->buf + r->pos;
+    s->len = len;
+    return kr_skip(r, (size_t)len);
+}
+
+typedef struct record_fields {
+    int64_t timestamp_delta;
+    int32_t offset_delta; /* >= 0 */
+    kslice_t key;
+    kslice_t value;
+} record_fields_t;
+
+/* Reads the record at the front of records (its varint Length first) and
+ * consumes it: false when it does not parse or does not fill its Length
+ * exactly. The record's own reader bounds every field, so nothing in it can
+ * reach the next record. */
+static bool read_record(kreader_t *records, record_fields_t *f)
+{
+    int32_t record_len;
+    if (!kr_varint(records, &record_len) || record_len <= 0 ||
+        (size_t)record_len > kr_remaining(records))
+        return false;
+    kreader_t r;
+    kr_init(&r, records->buf + records->pos, (size_t)record_len);
+    kr_skip(records, (size_t)record_len);
+
+    int8_t attributes;
+    int32_t header_count;
+    if (!kr_i8(&r, &attributes) || !kr_varlong(&r, &f->timestamp_delta) ||
+        !kr_varint(&r, &f->offset_delta) || !read_varint_bytes(&r, &f->key) ||
+        !read_varint_bytes(&r, &f->value) || !kr_varint(&r, &header_count))
+        return false;
+    if (f->offset_delta < 0 || header_count < 0)
+        return false;
+    /* Headers are not returned; each takes at least two bytes, so the
+     * reader running dry bounds the loop. */
+    for (int32_t i = 0; i < header_count; i++) {
+        kslice_t header_key, header_value;
+        if (!read_varint_bytes(&r, &header_key) || header_key.ptr == NULL ||
+            !read_varint_bytes(&r, &header_value))
+            return false;
+    }
+    return kr_remaining(&r) == 0;
+}
+
+/* ---- Transaction markers ---- */
+
+/* ControlRecordType's key and EndTransactionMarker's value: version 0. */
+#define MARKER_KEY_SIZE   4
+#define MARKER_VALUE_SIZE 6
+
+void record_batch_build_txn_marker(uint8_t out[RECORD_BATCH_TXN_MARKER_SIZE], int64_t producer_id,
+                                   int16_t producer_epoch, bool commit, int32_t coordinator_epoch,
+                                   int64_t timestamp_ms)
+{
+    uint8_t key[MARKER_KEY_SIZE], value[MARKER_VALUE_SIZE];
+    put_be(key, 0, 2);
+    put_be(key + 2, commit ? RECORD_BATCH_MARKER_COMMIT : RECORD_BATCH_MARKER_ABORT, 2);
+    put_be(value, 0, 2);
+    put_be(value + 2, (uint32_t)coordinator_epoch, 4);
+
+    record_batch_builder_t b;
+    size_t len;
+    record_batch_begin(&b, timestamp_ms);
+    record_batch_set_producer(&b, producer_id, producer_epoch, -1, true);
+    b.attributes |= BATCH_ATTR_CONTROL;
+    record_batch_add(&b, key, sizeof(key), value, sizeof(value));
+    const uint8_t *batch = record_batch_finish(&b, &len);
+    assert(len == RECORD_BATCH_TXN_MARKER_SIZE);
+    memcpy(out, batch, RECORD_BATCH_TXN_MARKER_SIZE);
+    record_batch_builder_free(&b);
+}
+
+int record_batch_parse_txn_marker(const uint8_t *batch, size_t len, int32_t *coordinator_epoch)
+{
+    const int16_t marker_attributes = BATCH_ATTR_TRANSACTIONAL | BATCH_ATTR_CONTROL;
+    record_batch_header_t h;
+    record_fields_t f;
+
+    assert(batch != NULL || len == 0);
+    assert(coordinator_epoch != NULL);
+    if (!record_batch_read_header(batch, len, &h) || h.magic != BATCH_MAGIC_V2 ||
+        h.length < BATCH_HEADER_SIZE - BATCH_LOG_OVERHEAD || (uint64_t)record_batch_size(&h) > len)
+        return -1;
+    if ((h.attributes & marker_attributes) != marker_attributes ||
+        (h.attributes & BATCH_ATTR_CODEC_MASK) != 0 || h.records_count != 1 ||
+        h.last_offset_delta != 0)
+        return -1;
+    kreader_t records;
+    kr_init(&records, batch + BATCH_HEADER_SIZE, (size_t)record_batch_size(&h) - BATCH_HEADER_SIZE);
+    if (!read_record(&records, &f) || kr_remaining(&records) != 0 || f.offset_delta != 0)
+        return -1;
+    if (f.key.ptr == NULL || f.value.ptr == NULL)
+        return -1;
+    /* Both are read as version 0, whatever follows (a later version's
+     * fields) ignored, as Kafka does. */
+    kreader_t key, value;
+    int16_t key_version, type, value_version;
+    int32_t epoch;
+    kr_init(&key, f.key.ptr, (size_t)f.key.len);
+    kr_init(&value, f.value.ptr, (size_t)f.value.len);
+    if (!kr_i16(&key, &key_version) || !kr_i16(&key, &type) || key_version < 0)
+        return -1;
+    if (type != RECORD_BATCH_MARKER_ABORT && type != RECORD_BATCH_MARKER_COMMIT)
+        return -1;
+    if (!kr_i16(&value, &value_version) || !kr_i32(&value, &epoch) || value_version < 0)
+        return -1;
+    *coordinator_epoch = epoch;
+    return type;
+}
+
 /* ---- Iterator ---- */
 
 void record_batch_iter_init(record_batch_iter_t *it, const uint8_t *buf, size_t len)
@@ -182,94 +343,49 @@ static int iter_open_batch(record_batch_iter_t *it)
     if (size > avail)
         return 0;
 
-    int16_t attributes;
-    int32_t count;
-    int64_t base_timestamp, max_timestamp;
-    kr_init(&r, it->buf + start + BATCH_ATTRIBUTES, BATCH_HEADER_SIZE - BATCH_ATTRIBUTES);
-    kr_i16(&r, &attributes);
-    kr_skip(&r, BATCH_BASE_TIMESTAMP - BATCH_LAST_OFFSET_DELTA);
-    kr_i64(&r, &base_timestamp);
-    kr_i64(&r, &max_timestamp);
-    kr_skip(&r, BATCH_RECORDS_COUNT - BATCH_PRODUCER_ID);
-    kr_i32(&r, &count);
-    assert(kr_ok(&r) && kr_remaining(&r) == 0);
+    record_batch_header_t h;
+    bool whole = record_batch_read_header(it->buf + start, size, &h);
+    assert(whole && h.length == length);
+    (void)whole;
 
     it->batch_end = start + size;
     const uint8_t *payload = it->buf + start + BATCH_HEADER_SIZE;
     const size_t payload_len = size - BATCH_HEADER_SIZE;
-    if ((attributes & BATCH_ATTR_CODEC_MASK) != 0 || (attributes & BATCH_ATTR_CONTROL) != 0) {
+    if ((h.attributes & BATCH_ATTR_CODEC_MASK) != 0 || record_batch_is_control(&h)) {
         it->skipped_batches++;
         kr_init(&it->records, payload, 0);
         return 1;
     }
-    if (count < 0 || (count == 0 && payload_len != 0))
+    if (h.records_count < 0 || (h.records_count == 0 && payload_len != 0))
         return iter_corrupt(it);
     kr_init(&it->records, payload, payload_len);
-    it->records_left = count;
-    it->base_offset = base_offset;
-    it->base_timestamp = base_timestamp;
-    it->log_append_time = (attributes & BATCH_ATTR_LOG_APPEND_TIME) ? max_timestamp : -1;
+    it->records_left = h.records_count;
+    it->base_offset = h.base_offset;
+    it->base_timestamp = h.base_timestamp;
+    it->log_append_time = (h.attributes & BATCH_ATTR_LOG_APPEND_TIME) ? h.max_timestamp : -1;
     return 1;
-}
-
-/* A varint length (-1: null) and that many bytes, as a view. */
-static bool read_varint_bytes(kreader_t *r, kslice_t *s)
-{
-    int32_t len;
-    if (!kr_varint(r, &len) || len < -1)
-        return false;
-    if (len == -1) {
-        *s = (kslice_t){.ptr = NULL, .len = -1};
-        return true;
-    }
-    s->ptr = r->buf + r->pos;
-    s->len = len;
-    return kr_skip(r, (size_t)len);
 }
 
 static int iter_read_record(record_batch_iter_t *it, record_view_t *out)
 {
-    int32_t record_len;
+    record_fields_t f;
 
     assert(it->records_left > 0 && !it->corrupt);
-    if (!kr_varint(&it->records, &record_len) || record_len <= 0 ||
-        (size_t)record_len > kr_remaining(&it->records))
-        return iter_corrupt(it);
-    /* The record's own reader: nothing in it can reach the next record. */
-    kreader_t r;
-    kr_init(&r, it->records.buf + it->records.pos, (size_t)record_len);
-    kr_skip(&it->records, (size_t)record_len);
-
-    int8_t attributes;
-    int64_t timestamp_delta;
-    int32_t offset_delta, header_count;
-    if (!kr_i8(&r, &attributes) || !kr_varlong(&r, &timestamp_delta) ||
-        !kr_varint(&r, &offset_delta) || !read_varint_bytes(&r, &out->key) ||
-        !read_varint_bytes(&r, &out->value) || !kr_varint(&r, &header_count))
-        return iter_corrupt(it);
-    if (offset_delta < 0 || header_count < 0)
-        return iter_corrupt(it);
-    /* Headers are not returned; each takes at least two bytes, so the
-     * reader running dry bounds the loop. */
-    for (int32_t i = 0; i < header_count; i++) {
-        kslice_t header_key, header_value;
-        if (!read_varint_bytes(&r, &header_key) || header_key.ptr == NULL ||
-            !read_varint_bytes(&r, &header_value))
-            return iter_corrupt(it);
-    }
-    if (kr_remaining(&r) != 0)
+    if (!read_record(&it->records, &f))
         return iter_corrupt(it);
     it->records_left--;
     /* The records must tile the batch exactly. */
     if (it->records_left == 0 && kr_remaining(&it->records) != 0)
         return iter_corrupt(it);
 
-    if (__builtin_add_overflow(it->base_offset, (int64_t)offset_delta, &out->offset))
+    if (__builtin_add_overflow(it->base_offset, (int64_t)f.offset_delta, &out->offset))
         return iter_corrupt(it);
     if (it->log_append_time >= 0)
         out->timestamp = it->log_append_time;
-    else if (__builtin_add_overflow(it->base_timestamp, timestamp_delta, &out->timestamp))
+    else if (__builtin_add_overflow(it->base_timestamp, f.timestamp_delta, &out->timestamp))
         return iter_corrupt(it);
+    out->key = f.key;
+    out->value = f.value;
     assert(out->offset >= it->base_offset);
     return 1;
 }

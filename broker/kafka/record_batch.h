@@ -1,7 +1,7 @@
-/* RecordBatch v2 (magic 2) for the broker's own records: a builder for the
- * batches it appends to its internal topics (__consumer_offsets), and an
- * iterator that replays them from log bytes. Layout: reference/kafka-protocol.md
- * §4.
+/* RecordBatch v2 (magic 2): the one place batch headers are read; a
+ * builder for the batches the broker appends to its internal topics
+ * (__consumer_offsets) and for transaction markers; an iterator that replays
+ * records from log bytes. Layout: reference/kafka-protocol.md §4.
  *
  * The builder writes what a producer with no compression and CreateTime
  * would: BaseOffset 0, PartitionLeaderEpoch -1, every record at timestamp
@@ -52,6 +52,59 @@ enum {
 #define BATCH_ATTR_TRANSACTIONAL   0x10
 #define BATCH_ATTR_CONTROL         0x20
 
+/* ---- Header ---- */
+
+/* The fixed header, decoded. Every field is as untrusted as the bytes it
+ * came from. */
+typedef struct record_batch_header {
+    int64_t base_offset;
+    int32_t length;       /* bytes after the Length field */
+    int32_t leader_epoch; /* PartitionLeaderEpoch */
+    int8_t magic;
+    uint32_t crc;
+    int16_t attributes;
+    int32_t last_offset_delta;
+    int64_t base_timestamp;
+    int64_t max_timestamp;
+    int64_t producer_id;    /* -1: none */
+    int16_t producer_epoch; /* -1: none */
+    int32_t base_sequence;  /* -1: none */
+    int32_t records_count;
+} record_batch_header_t;
+
+/* Decodes the header at the front of p[0..len): false when fewer than
+ * BATCH_HEADER_SIZE bytes are there. Nothing else is checked: magic, Length,
+ * CRC and counts are the log's validation (batch_validate). */
+bool record_batch_read_header(const uint8_t *p, size_t len, record_batch_header_t *h);
+
+static inline bool record_batch_is_transactional(const record_batch_header_t *h)
+{
+    return (h->attributes & BATCH_ATTR_TRANSACTIONAL) != 0;
+}
+
+static inline bool record_batch_is_control(const record_batch_header_t *h)
+{
+    return (h->attributes & BATCH_ATTR_CONTROL) != 0;
+}
+
+/* The batch's bytes: BaseOffset and Length, then Length bytes. */
+static inline int64_t record_batch_size(const record_batch_header_t *h)
+{
+    return (int64_t)BATCH_LOG_OVERHEAD + h->length;
+}
+
+/* BaseOffset + LastOffsetDelta. Wraps instead of overflowing on garbage;
+ * a validated batch's is exact. */
+static inline int64_t record_batch_last_offset(const record_batch_header_t *h)
+{
+    return (int64_t)((uint64_t)h->base_offset + (uint64_t)(int64_t)h->last_offset_delta);
+}
+
+/* The sequence of the batch's last record: BaseSequence + LastOffsetDelta,
+ * wrapping past INT32_MAX to 0 as Kafka's producers do; -1 when the batch
+ * has no sequence (BaseSequence -1). */
+int32_t record_batch_last_sequence(const record_batch_header_t *h);
+
 /* ---- Builder ---- */
 
 typedef struct record_batch_builder {
@@ -82,6 +135,37 @@ void record_batch_add(record_batch_builder_t *b, const void *key, int32_t key_le
  * client batch); nothing may be added afterwards. */
 const uint8_t *record_batch_finish(record_batch_builder_t *b, size_t *len);
 void record_batch_builder_free(record_batch_builder_t *b);
+
+/* ---- Transaction markers ---- */
+
+/* ControlRecordType values of an end-transaction marker's key. */
+#define RECORD_BATCH_MARKER_ABORT  0
+#define RECORD_BATCH_MARKER_COMMIT 1
+/* A marker batch is always this long: the header and one 17-byte record
+ * (key 4 bytes, value 6, every varint one byte). */
+#define RECORD_BATCH_TXN_MARKER_SIZE 78
+
+/* Writes Kafka's end-transaction marker batch (MemoryRecords.
+ * withEndTransactionMarker) into out: attributes transactional|control,
+ * CreateTime, no compression; the producer's id and epoch, BaseSequence -1;
+ * BaseOffset 0 and PartitionLeaderEpoch -1 (the leader's append stamps
+ * both); one record at timestamp_ms whose key is (version 0, type: 1 commit,
+ * 0 abort) and value (version 0, coordinator_epoch), both int16/int32
+ * big-endian. */
+void record_batch_build_txn_marker(uint8_t out[RECORD_BATCH_TXN_MARKER_SIZE], int64_t producer_id,
+                                   int16_t producer_epoch, bool commit, int32_t coordinator_epoch,
+                                   int64_t timestamp_ms);
+/* Reads the end-transaction marker in the batch at the front of
+ * batch[0..len) (untrusted: nothing is read outside the batch's Length or
+ * len). Returns RECORD_BATCH_MARKER_COMMIT or RECORD_BATCH_MARKER_ABORT and
+ * sets *coordinator_epoch; -1 when it is not a well-formed marker: not
+ * whole, magic not 2, not transactional|control, compressed, not exactly
+ * one record, the record not filling the batch, a key shorter than 4 bytes
+ * or of negative version or of another control type, a value shorter than
+ * 6 bytes or of negative version. Longer keys and values of later versions
+ * are read as version 0, as Kafka does. The CRC is not checked (the log
+ * checked it on append). */
+int record_batch_parse_txn_marker(const uint8_t *batch, size_t len, int32_t *coordinator_epoch);
 
 /* ---- Iterator ---- */
 

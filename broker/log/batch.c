@@ -5,21 +5,6 @@
 #include "crc32c.h"
 #include "log_internal.h"
 
-void batch_header_decode(const uint8_t *p, batch_header_t *h)
-{
-    assert(p != NULL && h != NULL);
-    h->base_offset = (int64_t)log_be64(p + BATCH_BASE_OFFSET);
-    h->length = (int32_t)log_be32(p + BATCH_LENGTH);
-    h->leader_epoch = (int32_t)log_be32(p + BATCH_LEADER_EPOCH);
-    h->magic = (int8_t)p[BATCH_MAGIC];
-    h->crc = log_be32(p + BATCH_CRC);
-    h->attributes = (int16_t)((p[BATCH_ATTRIBUTES] << 8) | p[BATCH_ATTRIBUTES + 1]);
-    h->last_offset_delta = (int32_t)log_be32(p + BATCH_LAST_OFFSET_DELTA);
-    h->base_timestamp = (int64_t)log_be64(p + BATCH_BASE_TIMESTAMP);
-    h->max_timestamp = (int64_t)log_be64(p + BATCH_MAX_TIMESTAMP);
-    h->records_count = (int32_t)log_be32(p + BATCH_RECORDS_COUNT);
-}
-
 /* Zigzag varint of at most max_bytes bytes; returns the bytes consumed or 0
  * when the input ends or the encoding is too long. */
 static size_t batch_read_varint(const uint8_t *p, size_t avail, int max_bytes, int64_t *out)

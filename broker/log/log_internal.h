@@ -6,6 +6,7 @@
 #ifndef VLTAVA_LOG_INTERNAL_H
 #define VLTAVA_LOG_INTERNAL_H
 
+#include <assert.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -17,6 +18,7 @@
 
 #define OFFSET_INDEX_ENTRY_SIZE 8
 #define TIME_INDEX_ENTRY_SIZE   12
+#define TXN_INDEX_ENTRY_SIZE    34
 /* Pending index entries are written once this many accumulate, so an
  * append costs one write to the .log and only occasionally one more. */
 #define SEGMENT_INDEX_WRITE_CHUNK 128
@@ -45,30 +47,25 @@ static inline void log_put_be64(uint8_t *p, uint64_t v)
     log_put_be32(p + 4, (uint32_t)v);
 }
 
-typedef struct batch_header {
-    int64_t base_offset;
-    int32_t length; /* bytes after the Length field */
-    int32_t leader_epoch;
-    int8_t magic;
-    uint32_t crc;
-    int16_t attributes;
-    int32_t last_offset_delta;
-    int64_t base_timestamp;
-    int64_t max_timestamp;
-    int32_t records_count;
-} batch_header_t;
+/* The header as record_batch.h decodes it: one decoder for every module. */
+typedef record_batch_header_t batch_header_t;
 
 /* Decodes the fixed 61-byte header; p must hold BATCH_HEADER_SIZE bytes. */
-void batch_header_decode(const uint8_t *p, batch_header_t *h);
+static inline void batch_header_decode(const uint8_t *p, batch_header_t *h)
+{
+    bool whole = record_batch_read_header(p, BATCH_HEADER_SIZE, h);
+    assert(whole);
+    (void)whole;
+}
 
 static inline int64_t batch_size(const batch_header_t *h)
 {
-    return (int64_t)BATCH_LOG_OVERHEAD + h->length;
+    return record_batch_size(h);
 }
 
 static inline int64_t batch_last_offset(const batch_header_t *h)
 {
-    return h->base_offset + h->last_offset_delta;
+    return record_batch_last_offset(h);
 }
 
 /* Checks one batch at the front of p[0..avail): header present, magic 2,
@@ -98,7 +95,8 @@ typedef struct time_index_entry {
 
 /* One segment. The index entries live in memory (at most
  * segment.index.bytes worth) and reach the files in chunks: the files are
- * hints, rebuilt whenever recovery cannot trust them. */
+ * hints, rebuilt whenever recovery cannot trust them. The transaction
+ * index is the exception (txn_index.c): on disk only, and never rebuilt. */
 typedef struct segment {
     int64_t base_offset;
     int64_t next_offset; /* offset after the last batch; == base when empty */
@@ -120,6 +118,10 @@ typedef struct segment {
     int64_t max_timestamp_offset; /* last offset of the batch that first reached it */
     int64_t roll_base_ms;         /* when the first append landed; -1: unknown */
     bool dirty;                   /* bytes or index entries not yet fsync'd */
+
+    int txn_index_fd;        /* the .txnindex; -1 while the segment has none */
+    uint32_t txn_entries;    /* whole entries in it (the file's exact size / 34) */
+    int64_t txn_last_offset; /* the last entry's last offset; -1 when none */
 } segment_t;
 
 /* "<dir>/<20-digit base><ext>", caller frees. */
@@ -168,6 +170,27 @@ int64_t segment_floor_by_time(const segment_t *seg, int64_t ts);
  * offset; drops index entries at or beyond it and recomputes the max
  * timestamp. */
 log_err_t segment_truncate(segment_t *seg, int64_t position, int64_t offset);
+
+/* ---- Transaction index (txn_index.c) ---- */
+
+/* Opens the segment's .txnindex if there is one (its next_offset known) and
+ * keeps the longest valid prefix: whole version-0 entries with first <=
+ * last and last offsets increasing inside [base, next_offset). A torn
+ * tail, and entries at or past a recovered log end, are cut from the file. */
+log_err_t txn_index_load(const char *dir, segment_t *seg);
+/* Appends an entry whose last offset lies in the segment and after its last
+ * entry's, creating the file first if needed (*created then). */
+log_err_t txn_index_append(const char *dir, segment_t *seg, const log_aborted_txn_t *e,
+                           bool *created);
+/* Drops the entries whose last offset is >= offset. */
+log_err_t txn_index_truncate(segment_t *seg, int64_t offset);
+/* Adds to out[*n..max) the entries with last_offset >= fetch_offset and
+ * first_offset < upper_bound, reading from the first entry with last_offset
+ * >= fetch_offset (a binary search) in chunks; *complete when an entry's
+ * last stable offset reached upper_bound (Kafka's stop: no later entry can
+ * match). Stops when out is full. */
+log_err_t txn_index_collect(const segment_t *seg, int64_t fetch_offset, int64_t upper_bound,
+                            log_aborted_txn_t *out, size_t max, size_t *n, bool *complete);
 
 /* pwrite/pread the whole range, retrying on EINTR and short transfers.
  * pwrite: 0, or -1 with errno. pread: the bytes read (fewer only at end of

@@ -322,7 +322,8 @@ static void log_remove_orphan_indexes(const partition_log_t *log)
     while ((de = readdir(d)) != NULL) {
         int64_t base;
         if (!log_parse_segment_name(de->d_name, ".index", &base) &&
-            !log_parse_segment_name(de->d_name, ".timeindex", &base))
+            !log_parse_segment_name(de->d_name, ".timeindex", &base) &&
+            !log_parse_segment_name(de->d_name, ".txnindex", &base))
             continue;
         bool found = false;
         for (int i = 0; i < log->nsegs && !found; i++)
@@ -340,7 +341,7 @@ static void log_unlink_segment(const char *dir, int64_t base_offset)
 {
     segment_t *seg = xcalloc(1, sizeof(*seg));
     seg->base_offset = base_offset;
-    seg->log_fd = seg->index_fd = seg->time_index_fd = -1;
+    seg->log_fd = seg->index_fd = seg->time_index_fd = seg->txn_index_fd = -1;
     segment_delete(dir, seg);
 }
 
@@ -639,26 +640,15 @@ static log_err_t log_after_append(partition_log_t *log, int64_t records)
     return LOG_OK;
 }
 
-log_err_t partition_log_append(partition_log_t *log, uint8_t *batches, size_t len,
-                               int32_t leader_epoch, int64_t now_ms, log_append_info_t *info)
+/* The leader's append of batches validated by the caller (`records` records
+ * in `nbatches` batches): assigns offsets and the leader epoch in place,
+ * stamps LogAppendTime when configured, writes. */
+static log_err_t log_append_validated(partition_log_t *log, uint8_t *batches, size_t len,
+                                      int64_t records, int32_t nbatches, int32_t leader_epoch,
+                                      int64_t now_ms, log_append_info_t *info)
 {
-    assert(log != NULL && info != NULL);
-    append_info_reset(info);
-    if (len == 0 || len > INT32_MAX)
-        return LOG_ERR_BAD_LENGTH;
-    int64_t records = 0;
-    int32_t nbatches = 0;
-    for (size_t pos = 0; pos < len;) {
-        batch_header_t h;
-        size_t size;
-        log_err_t err =
-            batch_validate(batches + pos, len - pos, log->cfg.max_message_bytes, true, &h, &size);
-        if (err != LOG_OK)
-            return err;
-        records += h.records_count;
-        nbatches++;
-        pos += size;
-    }
+    assert(len > 0 && len <= INT32_MAX);
+    assert(records > 0 && nbatches > 0);
     log_err_t err = log_maybe_roll(log, len, records, now_ms);
     if (err != LOG_OK)
         return err;
@@ -697,6 +687,48 @@ log_err_t partition_log_append(partition_log_t *log, uint8_t *batches, size_t le
     info->record_count = (int32_t)records;
     log_check_invariants(log);
     return log_after_append(log, records);
+}
+
+log_err_t partition_log_append(partition_log_t *log, uint8_t *batches, size_t len,
+                               int32_t leader_epoch, int64_t now_ms, log_append_info_t *info)
+{
+    assert(log != NULL && info != NULL);
+    append_info_reset(info);
+    if (len == 0 || len > INT32_MAX)
+        return LOG_ERR_BAD_LENGTH;
+    int64_t records = 0;
+    int32_t nbatches = 0;
+    for (size_t pos = 0; pos < len;) {
+        batch_header_t h;
+        size_t size;
+        log_err_t err =
+            batch_validate(batches + pos, len - pos, log->cfg.max_message_bytes, true, &h, &size);
+        if (err != LOG_OK)
+            return err;
+        records += h.records_count;
+        nbatches++;
+        pos += size;
+    }
+    return log_append_validated(log, batches, len, records, nbatches, leader_epoch, now_ms, info);
+}
+
+log_err_t partition_log_append_control(partition_log_t *log, uint8_t *batch, size_t len,
+                                       int32_t leader_epoch, int64_t now_ms,
+                                       log_append_info_t *info)
+{
+    assert(log != NULL && info != NULL);
+    append_info_reset(info);
+    if (len == 0 || len > INT32_MAX)
+        return LOG_ERR_BAD_LENGTH;
+    batch_header_t h;
+    size_t size;
+    log_err_t err = batch_validate(batch, len, log->cfg.max_message_bytes, false, &h, &size);
+    if (err != LOG_OK)
+        return err;
+    if (size != len)
+        return LOG_ERR_BAD_LENGTH;
+    assert(record_batch_is_control(&h)); /* the broker built it */
+    return log_append_validated(log, batch, len, h.records_count, 1, leader_epoch, now_ms, info);
 }
 
 log_err_t partition_log_append_replica(partition_log_t *log, const uint8_t *batches, size_t len,
@@ -940,9 +972,23 @@ log_err_t partition_log_offset_for_time(partition_log_t *log, int64_t ts, int64_
 
 /* ---- truncation ---- */
 
-/* The log end moved back: the epochs starting at or past it go, and the
- * high watermark and recovery point come down to it. */
-static void log_follow_end(partition_log_t *log)
+/* Drops the aborted-transaction entries with last_offset >= offset from
+ * every segment's index (a cheap check for those without any). */
+static log_err_t log_drop_txns_from(partition_log_t *log, int64_t offset)
+{
+    log_err_t first_err = LOG_OK;
+    for (int i = 0; i < log->nsegs; i++) {
+        log_err_t err = txn_index_truncate(log->segs[i], offset);
+        if (first_err == LOG_OK)
+            first_err = err;
+    }
+    return first_err;
+}
+
+/* The log end moved back: the epochs and the aborted-transaction entries at
+ * or past it go, and the high watermark and recovery point come down to
+ * it. */
+static log_err_t log_follow_end(partition_log_t *log)
 {
     int64_t end = log_active(log)->next_offset;
     log_epochs_truncate_end(log, end);
@@ -950,6 +996,7 @@ static void log_follow_end(partition_log_t *log)
         log->high_watermark = end;
     if (log->recovery_point > end)
         log->recovery_point = end;
+    return log_drop_txns_from(log, end);
 }
 
 log_err_t partition_log_truncate_to(partition_log_t *log, int64_t offset)
@@ -980,9 +1027,9 @@ log_err_t partition_log_truncate_to(partition_log_t *log, int64_t offset)
      * watermark, recovery point and epochs follow whatever end the log has
      * now, as truncate_fully does on its failure path. */
     log->hint_offset = -1;
-    log_follow_end(log);
+    log_err_t txn_err = log_follow_end(log);
     log_check_invariants(log);
-    return err;
+    return err != LOG_OK ? err : txn_err;
 }
 
 log_err_t partition_log_truncate_fully(partition_log_t *log, int64_t offset)
@@ -999,7 +1046,7 @@ log_err_t partition_log_truncate_fully(partition_log_t *log, int64_t offset)
     log_err_t err = segment_create(log->dir, offset, &seg);
     if (err != LOG_OK) {
         VLOG_ERR("log", "%s: cannot start a segment at %" PRId64, log->dir, offset);
-        log_follow_end(log);
+        (void)log_follow_end(log); /* err says the log is not what was asked for */
         log_check_invariants(log);
         return err;
     }
@@ -1017,6 +1064,67 @@ log_err_t partition_log_truncate_fully(partition_log_t *log, int64_t offset)
     log_write_epochs(log);
     log_check_invariants(log);
     return LOG_OK;
+}
+
+/* ---- aborted transactions ---- */
+
+log_err_t partition_log_add_aborted_txn(partition_log_t *log, int64_t producer_id,
+                                        int64_t first_offset, int64_t last_offset,
+                                        int64_t last_stable_offset)
+{
+    assert(log != NULL);
+    const int64_t end = log_active(log)->next_offset;
+    if (last_offset < log->start_offset || last_offset >= end || first_offset > last_offset)
+        return LOG_ERR_OUT_OF_RANGE;
+    /* Entries are in last_offset order across segments too, so the latest
+     * is in the last segment that has any. */
+    for (int i = log->nsegs - 1; i >= 0; i--) {
+        if (log->segs[i]->txn_entries > 0) {
+            if (last_offset <= log->segs[i]->txn_last_offset)
+                return LOG_ERR_OUT_OF_RANGE;
+            break;
+        }
+    }
+    segment_t *seg = log->segs[log_find_segment(log, last_offset)];
+    const log_aborted_txn_t e = {producer_id, first_offset, last_offset, last_stable_offset};
+    bool created;
+    log_err_t err = txn_index_append(log->dir, seg, &e, &created);
+    if (created)
+        log->dir_dirty = true;
+    assert(err != LOG_OK || seg->txn_last_offset == last_offset);
+    return err;
+}
+
+log_err_t partition_log_collect_aborted_txns(partition_log_t *log, int64_t fetch_offset,
+                                             int64_t upper_bound, log_aborted_txn_t *out,
+                                             size_t max, size_t *n)
+{
+    assert(log != NULL && n != NULL);
+    assert(out != NULL || max == 0);
+    *n = 0;
+    const int first = fetch_offset <= log->start_offset ? 0 : log_find_segment(log, fetch_offset);
+    bool complete = false;
+    for (int i = first; i < log->nsegs && !complete && *n < max; i++) {
+        if (log->segs[i]->txn_entries == 0)
+            continue;
+        log_err_t err =
+            txn_index_collect(log->segs[i], fetch_offset, upper_bound, out, max, n, &complete);
+        if (err != LOG_OK)
+            return err;
+    }
+    assert(*n <= max);
+    return LOG_OK;
+}
+
+log_err_t partition_log_drop_aborted_txns_from(partition_log_t *log, int64_t offset)
+{
+    assert(log != NULL);
+    return log_drop_txns_from(log, offset);
+}
+
+int64_t partition_log_active_segment_base(const partition_log_t *log)
+{
+    return log_active(log)->base_offset;
 }
 
 /* ---- flush, retention, periodic work ---- */

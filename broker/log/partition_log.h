@@ -1,6 +1,6 @@
 /* The partition log: one directory of segments per partition, in Kafka's
- * file names and formats (<20-digit base offset>.log / .index / .timeindex,
- * leader-epoch-checkpoint).
+ * file names and formats (<20-digit base offset>.log / .index / .timeindex /
+ * .txnindex, leader-epoch-checkpoint).
  *
  * Locality: a partition_log_t is owned by one loop thread; nothing here is
  * thread-safe. Invariants (asserted in debug builds, checked by tests):
@@ -69,9 +69,11 @@ const char *log_err_str(log_err_t err);
  * segments are trusted and opened without scanning. Otherwise every batch
  * from recovery_point on is re-validated and a torn or corrupt tail is
  * truncated (later segments deleted); missing or corrupt indexes are rebuilt
- * in either case. The high watermark starts at the log start offset (the
- * log manager restores it from its checkpoint); the recovery point is the
- * log end once open returns. */
+ * in either case. A .txnindex keeps its valid entries below its segment's
+ * end (so none at or past the recovered log end); a torn tail is cut. The
+ * high watermark starts at the log start offset (the log manager restores
+ * it from its checkpoint); the recovery point is the log end once open
+ * returns. */
 log_err_t partition_log_open(const char *dir, const log_config_t *cfg, int64_t recovery_point,
                              bool clean_shutdown, partition_log_t **out);
 /* Flushes and closes; frees log. */
@@ -98,8 +100,16 @@ typedef struct log_append_info {
  * segment.ms says so. */
 log_err_t partition_log_append(partition_log_t *log, uint8_t *batches, size_t len,
                                int32_t leader_epoch, int64_t now_ms, log_append_info_t *info);
+/* Appends one broker-built control batch (a transaction marker), stamping
+ * its offset and leader epoch like partition_log_append and validating it
+ * the same way, the control flag aside. len must be exactly that one batch
+ * (LOG_ERR_BAD_LENGTH otherwise); the batch must be a control batch. */
+log_err_t partition_log_append_control(partition_log_t *log, uint8_t *batch, size_t len,
+                                       int32_t leader_epoch, int64_t now_ms,
+                                       log_append_info_t *info);
 /* Appends batches whose offsets are already assigned (a follower copying
- * its leader). The first batch must start exactly at the log end. */
+ * its leader), control batches included. The first batch must start
+ * exactly at the log end. */
 log_err_t partition_log_append_replica(partition_log_t *log, const uint8_t *batches, size_t len,
                                        log_append_info_t *info);
 
@@ -163,9 +173,54 @@ void partition_log_epoch_end_offset(const partition_log_t *log, int32_t epoch, i
                                     int64_t *end_offset);
 int32_t partition_log_latest_epoch(const partition_log_t *log); /* -1 if none */
 
-/* Removes every batch at or above offset (offset must be >= log start). */
+/* ---- Aborted transactions (the segments' .txnindex files) ---- */
+
+typedef struct log_aborted_txn {
+    int64_t producer_id;
+    int64_t first_offset;
+    int64_t last_offset; /* the abort marker's offset */
+    int64_t last_stable_offset;
+} log_aborted_txn_t;
+
+/* An aborted transaction's range, as the leader or a follower appends its
+ * abort marker at last_offset (the marker's offset). The entry goes to the
+ * index of the segment holding last_offset: the active one for a marker
+ * just appended (an earlier one when the replica layer replays producer
+ * state). Entries arrive in last_offset order. LOG_ERR_OUT_OF_RANGE, and
+ * nothing written, when last_offset is outside [log start, log end), is not
+ * above every recorded entry's, or is below first_offset. */
+log_err_t partition_log_add_aborted_txn(partition_log_t *log, int64_t producer_id,
+                                        int64_t first_offset, int64_t last_offset,
+                                        int64_t last_stable_offset);
+/* The aborted transactions a read_committed fetch from fetch_offset up to
+ * upper_bound (exclusive: the offset after the last batch returned) must
+ * report: every entry with last_offset >= fetch_offset and first_offset <
+ * upper_bound, from the segment holding fetch_offset onwards (Kafka's
+ * collectAbortedTransactions), in last_offset order. Fills at most max
+ * entries into out and sets *n; *n == max means the list may be cut there.
+ * Returns LOG_OK, or LOG_ERR_IO when an index could not be read.
+ * Work: a binary search in the first segment's index, then entries read
+ * in order in 4 KiB chunks until one whose last_stable_offset >= upper_bound
+ * (Kafka's stop: every transaction open below upper_bound had ended by
+ * then, so no later entry can match) or out is full; memory is O(1). So it
+ * reads the aborts written while a transaction open at upper_bound stayed
+ * open, a span transaction.max.timeout.ms bounds. */
+log_err_t partition_log_collect_aborted_txns(partition_log_t *log, int64_t fetch_offset,
+                                             int64_t upper_bound, log_aborted_txn_t *out,
+                                             size_t max, size_t *n);
+/* Drops entries with last_offset >= offset (for the replica layer's replay
+ * of producer state after an unclean stop, which re-adds them). */
+log_err_t partition_log_drop_aborted_txns_from(partition_log_t *log, int64_t offset);
+
+/* The active segment's base offset: where the last roll started it (the
+ * replica layer snapshots producer state when the log rolls). */
+int64_t partition_log_active_segment_base(const partition_log_t *log);
+
+/* Removes every batch at or above offset (offset must be >= log start), and
+ * the aborted-transaction entries whose last_offset is >= offset. */
 log_err_t partition_log_truncate_to(partition_log_t *log, int64_t offset);
-/* Removes everything; the log restarts empty at `offset`. */
+/* Removes everything, aborted-transaction entries included; the log
+ * restarts empty at `offset`. */
 log_err_t partition_log_truncate_fully(partition_log_t *log, int64_t offset);
 
 /* fsync the active segment and indexes; advances the recovery point. */

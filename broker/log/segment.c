@@ -78,6 +78,8 @@ static segment_t *segment_alloc(int64_t base_offset)
     seg->max_timestamp = -1;
     seg->max_timestamp_offset = -1;
     seg->roll_base_ms = -1;
+    seg->txn_index_fd = -1;
+    seg->txn_last_offset = -1;
     return seg;
 }
 
@@ -257,12 +259,12 @@ log_err_t segment_create(const char *dir, int64_t base_offset, segment_t **out)
         segment_close(seg);
         return LOG_ERR_IO;
     }
-    char *ipath = segment_path(dir, base_offset, ".index");
-    char *tpath = segment_path(dir, base_offset, ".timeindex");
-    unlink(ipath);
-    unlink(tpath);
-    free(ipath);
-    free(tpath);
+    static const char *const stale[] = {".index", ".timeindex", ".txnindex"};
+    for (size_t i = 0; i < sizeof(stale) / sizeof(stale[0]); i++) {
+        char *path = segment_path(dir, base_offset, stale[i]);
+        unlink(path);
+        free(path);
+    }
     log_err_t err = segment_activate(dir, seg);
     if (err != LOG_OK) {
         segment_close(seg);
@@ -640,6 +642,11 @@ log_err_t segment_open(const char *dir, int64_t base_offset, int32_t index_inter
             return err;
         }
     }
+    log_err_t err = txn_index_load(dir, seg);
+    if (err != LOG_OK) {
+        segment_close(seg);
+        return err;
+    }
     assert(seg->next_offset >= seg->base_offset);
     *out = seg;
     return LOG_OK;
@@ -687,6 +694,8 @@ log_err_t segment_sync(const char *dir, segment_t *seg)
                segment_fsync_path(dir, seg->base_offset, ".timeindex") != 0) {
         return segment_io_error("fsync index in", dir);
     }
+    if (seg->txn_index_fd >= 0 && fdatasync(seg->txn_index_fd) != 0)
+        return segment_io_error("fsync transaction index in", dir);
     if (fdatasync(seg->log_fd) != 0)
         return segment_io_error("fsync segment in", dir);
     seg->dirty = false;
@@ -747,6 +756,8 @@ void segment_close(segment_t *seg)
         close(seg->index_fd);
     if (seg->time_index_fd >= 0)
         close(seg->time_index_fd);
+    if (seg->txn_index_fd >= 0)
+        close(seg->txn_index_fd);
     free(seg->index);
     free(seg->time_index);
     free(seg);
@@ -754,7 +765,7 @@ void segment_close(segment_t *seg)
 
 void segment_delete(const char *dir, segment_t *seg)
 {
-    static const char *const exts[] = {".log", ".index", ".timeindex"};
+    static const char *const exts[] = {".log", ".index", ".timeindex", ".txnindex"};
     for (size_t i = 0; i < sizeof(exts) / sizeof(exts[0]); i++) {
         char *path = segment_path(dir, seg->base_offset, exts[i]);
         if (unlink(path) != 0 && errno != ENOENT)

@@ -2,7 +2,15 @@
  * table (linear probing, backward-shift deletion) maps producer ids to slab
  * indices, and a doubly linked list through the slab orders entries by
  * their last update for eviction. Indices rather than pointers, so that
- * growing the slab moves nothing the table refers to. */
+ * growing the slab moves nothing the table refers to.
+ *
+ * Transactions: a second list through the slab holds the producers with an
+ * ongoing transaction in order of its first offset (transactions begin in
+ * offset order, so a new one joins at the tail); its head is the first
+ * unstable offset. A completed transaction whose marker the high watermark
+ * has not passed yet stays unstable (Kafka's unreplicatedTxns) in a FIFO
+ * ordered by marker offset, which the high watermark drains from the
+ * front. */
 #include "producer_state.h"
 
 #include <assert.h>
@@ -10,9 +18,17 @@
 #include <stddef.h>
 #include <stdlib.h>
 
+#include "crc32c.h"
 #include "xalloc.h"
 
 #define NO_INDEX (-1)
+
+/* Kafka's ProducerSnapshot v1 (storage's ProducerSnapshot.json): version
+ * i16, crc u32 (CRC-32C of everything after it), then an int32 count of
+ * 46-byte entries. */
+#define SNAPSHOT_VERSION      1
+#define SNAPSHOT_HEADER_BYTES 10
+#define SNAPSHOT_ENTRY_BYTES  46
 
 typedef struct producer_batch {
     int32_t first_seq;
@@ -28,9 +44,17 @@ typedef struct producer_entry {
     uint8_t batch_oldest; /* ring position of the oldest retained batch */
     uint8_t batch_count;  /* 1..PRODUCER_STATE_BATCHES_RETAINED while in use */
     producer_batch_t batches[PRODUCER_STATE_BATCHES_RETAINED];
-    int32_t lru_older; /* in use: toward lru_oldest; free: unused */
-    int32_t lru_newer; /* in use: toward lru_newest; free: next free entry */
+    int32_t lru_older;          /* in use: toward lru_oldest; free: unused */
+    int32_t lru_newer;          /* in use: toward lru_newest; free: next free entry */
+    int32_t coordinator_epoch;  /* of the last marker; -1: none */
+    int64_t txn_first_offset;   /* the ongoing transaction's; -1: none */
+    int32_t txn_prev, txn_next; /* in the ongoing list while txn_first_offset >= 0 */
 } producer_entry_t;
+
+typedef struct unreplicated_txn {
+    int64_t first_offset;
+    int64_t marker_offset;
+} unreplicated_txn_t;
 
 struct producer_state {
     producer_entry_t *entries;
@@ -41,6 +65,13 @@ struct producer_state {
     int32_t lru_newest;
     int32_t *slots; /* entry index, or NO_INDEX */
     uint32_t slot_capacity;
+    int32_t txn_head, txn_tail; /* ongoing transactions, by first offset */
+    int32_t ongoing;
+    /* Completed, marker not yet under the high watermark; a ring. Bounded by
+     * the markers appended above the high watermark, which waits for them
+     * (markers are written with acks=all). */
+    unreplicated_txn_t *unreplicated;
+    int32_t unreplicated_head, unreplicated_count, unreplicated_capacity;
 };
 
 _Static_assert(PRODUCER_STATE_BATCHES_RETAINED <= UINT8_MAX, "batch ring indices are uint8_t");
@@ -71,6 +102,7 @@ producer_state_t *producer_state_new(void)
     s->slots = xmalloc(s->slot_capacity * sizeof(*s->slots));
     for (uint32_t i = 0; i < s->slot_capacity; i++)
         s->slots[i] = NO_INDEX;
+    s->txn_head = s->txn_tail = NO_INDEX;
     assert((s->slot_capacity & (s->slot_capacity - 1)) == 0);
     assert((uint32_t)s->entry_capacity * 2 <= s->slot_capacity);
     return s;
@@ -81,9 +113,24 @@ void producer_state_free(producer_state_t *s)
     if (s == NULL)
         return;
     assert(s->count >= 0 && s->count <= PRODUCER_STATE_MAX_PRODUCERS);
+    free(s->unreplicated);
     free(s->slots);
     free(s->entries);
     free(s);
+}
+
+void producer_state_clear(producer_state_t *s)
+{
+    assert(s != NULL);
+    s->count = 0;
+    s->free_head = NO_INDEX;
+    s->lru_oldest = s->lru_newest = NO_INDEX;
+    for (uint32_t i = 0; i < s->slot_capacity; i++)
+        s->slots[i] = NO_INDEX;
+    s->txn_head = s->txn_tail = NO_INDEX;
+    s->ongoing = 0;
+    s->unreplicated_head = s->unreplicated_count = 0;
+    assert(producer_state_first_unstable_offset(s) == -1);
 }
 
 int32_t producer_state_count(const producer_state_t *s)
@@ -180,6 +227,39 @@ static void lru_push_newest(producer_state_t *s, int32_t index)
     assert(s->entries[s->lru_newest].lru_newer == NO_INDEX);
 }
 
+static void txn_begin(producer_state_t *s, int32_t index, int64_t first_offset)
+{
+    producer_entry_t *e = &s->entries[index];
+    assert(e->txn_first_offset < 0 && first_offset >= 0);
+    assert(s->txn_tail == NO_INDEX || s->entries[s->txn_tail].txn_first_offset <= first_offset);
+    e->txn_first_offset = first_offset;
+    e->txn_prev = s->txn_tail;
+    e->txn_next = NO_INDEX;
+    if (s->txn_tail != NO_INDEX)
+        s->entries[s->txn_tail].txn_next = index;
+    else
+        s->txn_head = index;
+    s->txn_tail = index;
+    s->ongoing++;
+}
+
+static void txn_unlink(producer_state_t *s, int32_t index)
+{
+    producer_entry_t *e = &s->entries[index];
+    assert(e->txn_first_offset >= 0 && s->ongoing > 0);
+    if (e->txn_prev != NO_INDEX)
+        s->entries[e->txn_prev].txn_next = e->txn_next;
+    else
+        s->txn_head = e->txn_next;
+    if (e->txn_next != NO_INDEX)
+        s->entries[e->txn_next].txn_prev = e->txn_prev;
+    else
+        s->txn_tail = e->txn_prev;
+    e->txn_prev = e->txn_next = NO_INDEX;
+    e->txn_first_offset = -1;
+    s->ongoing--;
+}
+
 static void entry_remove(producer_state_t *s, int32_t index)
 {
     assert(index >= 0 && index < s->entry_capacity);
@@ -187,6 +267,8 @@ static void entry_remove(producer_state_t *s, int32_t index)
     assert(s->slots[pos] == index);
     slot_remove(s, pos);
     lru_unlink(s, index);
+    if (s->entries[index].txn_first_offset >= 0)
+        txn_unlink(s, index);
     s->entries[index].batch_count = 0;
     s->entries[index].lru_newer = s->free_head;
     s->free_head = index;
@@ -197,8 +279,12 @@ static void entry_remove(producer_state_t *s, int32_t index)
  * recently updated producer when the table is full. */
 static producer_entry_t *entry_insert(producer_state_t *s, int64_t producer_id, int16_t epoch)
 {
-    if (s->count == PRODUCER_STATE_MAX_PRODUCERS)
-        entry_remove(s, s->lru_oldest);
+    if (s->count == PRODUCER_STATE_MAX_PRODUCERS) {
+        int32_t victim = s->lru_oldest;
+        while (victim != NO_INDEX && s->entries[victim].txn_first_offset >= 0)
+            victim = s->entries[victim].lru_newer;
+        entry_remove(s, victim != NO_INDEX ? victim : s->lru_oldest);
+    }
     assert(s->count < PRODUCER_STATE_MAX_PRODUCERS);
     if ((uint32_t)(s->count + 1) * 2 > s->slot_capacity)
         slots_grow(s);
@@ -224,6 +310,9 @@ static producer_entry_t *entry_insert(producer_state_t *s, int64_t producer_id, 
     e->batch_oldest = 0;
     e->batch_count = 0;
     e->last_timestamp_ms = 0;
+    e->coordinator_epoch = -1;
+    e->txn_first_offset = -1;
+    e->txn_prev = e->txn_next = NO_INDEX;
     uint32_t pos = slot_find(s, producer_id);
     assert(s->slots[pos] == NO_INDEX);
     s->slots[pos] = index;
@@ -247,6 +336,7 @@ static bool in_sequence(int32_t last_seq, int32_t next_seq)
 
 producer_state_verdict_t producer_state_check(const producer_state_t *s, int64_t producer_id,
                                               int16_t epoch, int32_t first_seq, int32_t last_seq,
+                                              bool transactional,
                                               producer_state_duplicate_t *duplicate)
 {
     assert(epoch >= 0);
@@ -254,7 +344,6 @@ producer_state_verdict_t producer_state_check(const producer_state_t *s, int64_t
     const producer_entry_t *e = entry_find(s, producer_id);
     if (e == NULL)
         return PRODUCER_STATE_OK; /* NO_PRODUCER_EPOCH: any sequence */
-    assert(e->batch_count > 0);
     if (epoch == e->epoch) {
         for (int32_t i = 0; i < e->batch_count; i++) {
             const producer_batch_t *b = entry_batch(e, i);
@@ -267,20 +356,22 @@ producer_state_verdict_t producer_state_check(const producer_state_t *s, int64_t
     }
     if (epoch < e->epoch)
         return PRODUCER_STATE_INVALID_PRODUCER_EPOCH;
-    if (epoch != e->epoch)
+    /* Kafka's checkTransactionalState... for data: a producer inside a
+     * transaction may not write outside it. */
+    if (!transactional && e->txn_first_offset >= 0)
+        return PRODUCER_STATE_INVALID_TXN_STATE;
+    if (epoch != e->epoch || e->batch_count == 0)
         return first_seq == 0 ? PRODUCER_STATE_OK : PRODUCER_STATE_OUT_OF_ORDER_SEQUENCE;
     int32_t newest_last_seq = entry_batch(e, e->batch_count - 1)->last_seq;
     return in_sequence(newest_last_seq, first_seq) ? PRODUCER_STATE_OK
                                                    : PRODUCER_STATE_OUT_OF_ORDER_SEQUENCE;
 }
 
-void producer_state_update(producer_state_t *s, int64_t producer_id, int16_t epoch,
-                           int32_t first_seq, int32_t last_seq, int64_t first_offset,
-                           int64_t last_offset, int64_t timestamp_ms)
+/* The entry for producer_id, made the most recently updated, inserted when
+ * new; its epoch moved to `epoch` (a different one clears the retained
+ * batches, Kafka's maybeUpdateProducerEpoch). */
+static producer_entry_t *entry_touch(producer_state_t *s, int64_t producer_id, int16_t epoch)
 {
-    assert(epoch >= 0 && first_seq >= 0 && last_seq >= 0);
-    assert(first_offset >= 0 && last_offset >= first_offset);
-    assert(last_offset - first_offset <= INT32_MAX);
     int32_t index = s->slots[slot_find(s, producer_id)];
     producer_entry_t *e;
     if (index == NO_INDEX) {
@@ -294,6 +385,24 @@ void producer_state_update(producer_state_t *s, int64_t producer_id, int16_t epo
         e->epoch = epoch;
         e->batch_count = 0;
     }
+    assert(e->producer_id == producer_id);
+    return e;
+}
+
+void producer_state_update(producer_state_t *s, int64_t producer_id, int16_t epoch,
+                           int32_t first_seq, int32_t last_seq, int64_t first_offset,
+                           int64_t last_offset, int64_t timestamp_ms, bool transactional)
+{
+    assert(epoch >= 0 && first_offset >= 0 && last_offset >= first_offset);
+    assert(last_offset - first_offset <= INT32_MAX);
+    producer_entry_t *e = entry_touch(s, producer_id, epoch);
+    if (transactional && e->txn_first_offset < 0)
+        txn_begin(s, (int32_t)(e - s->entries), first_offset);
+    e->last_timestamp_ms = timestamp_ms;
+    /* A batch without sequence (a coordinator's write, or a follower copying
+     * one) moves the epoch and the transaction but is no retry candidate. */
+    if (first_seq < 0 || last_seq < 0)
+        return;
     if (e->batch_count == PRODUCER_STATE_BATCHES_RETAINED) {
         e->batch_oldest = (uint8_t)((e->batch_oldest + 1) % PRODUCER_STATE_BATCHES_RETAINED);
         e->batch_count--;
@@ -305,8 +414,202 @@ void producer_state_update(producer_state_t *s, int64_t producer_id, int16_t epo
     b->last_offset = last_offset;
     b->offset_delta = (int32_t)(last_offset - first_offset);
     e->batch_count++;
-    e->last_timestamp_ms = timestamp_ms;
     assert(e->batch_count > 0 && e->batch_count <= PRODUCER_STATE_BATCHES_RETAINED);
+}
+
+producer_state_verdict_t producer_state_end_txn(producer_state_t *s, int64_t producer_id,
+                                                int16_t epoch, int32_t coordinator_epoch,
+                                                int64_t marker_offset, int64_t timestamp_ms,
+                                                bool check, producer_state_completed_txn_t *out)
+{
+    assert(epoch >= 0 && marker_offset >= 0);
+    assert(out != NULL);
+    out->first_offset = -1;
+    out->last_offset = marker_offset;
+    out->last_stable_offset = -1;
+    const producer_entry_t *found = entry_find(s, producer_id);
+    if (check && found != NULL) {
+        if (epoch < found->epoch)
+            return PRODUCER_STATE_INVALID_PRODUCER_EPOCH;
+        if (coordinator_epoch < found->coordinator_epoch)
+            return PRODUCER_STATE_TRANSACTION_COORDINATOR_FENCED;
+    }
+    producer_entry_t *e = entry_touch(s, producer_id, epoch);
+    e->coordinator_epoch = coordinator_epoch;
+    e->last_timestamp_ms = timestamp_ms;
+    if (e->txn_first_offset < 0)
+        return PRODUCER_STATE_OK; /* nothing written in it: no effect on readers */
+    out->first_offset = e->txn_first_offset;
+    assert(out->first_offset <= marker_offset);
+    txn_unlink(s, (int32_t)(e - s->entries));
+    /* Kafka's lastStableOffset(completedTxn): the next ongoing transaction's
+     * first offset, else just past the marker. */
+    out->last_stable_offset =
+        s->txn_head != NO_INDEX ? s->entries[s->txn_head].txn_first_offset : marker_offset + 1;
+    if (s->unreplicated_count == s->unreplicated_capacity) {
+        int32_t capacity = s->unreplicated_capacity ? s->unreplicated_capacity * 2 : 8;
+        unreplicated_txn_t *ring = xmalloc((size_t)capacity * sizeof(*ring));
+        for (int32_t i = 0; i < s->unreplicated_count; i++)
+            ring[i] = s->unreplicated[(s->unreplicated_head + i) % s->unreplicated_capacity];
+        free(s->unreplicated);
+        s->unreplicated = ring;
+        s->unreplicated_capacity = capacity;
+        s->unreplicated_head = 0;
+    }
+    int32_t tail = (s->unreplicated_head + s->unreplicated_count) % s->unreplicated_capacity;
+    s->unreplicated[tail] = (unreplicated_txn_t){out->first_offset, marker_offset};
+    s->unreplicated_count++;
+    return PRODUCER_STATE_OK;
+}
+
+void producer_state_on_high_watermark(producer_state_t *s, int64_t high_watermark)
+{
+    while (s->unreplicated_count > 0 &&
+           s->unreplicated[s->unreplicated_head].marker_offset < high_watermark) {
+        s->unreplicated_head = (s->unreplicated_head + 1) % s->unreplicated_capacity;
+        s->unreplicated_count--;
+    }
+    assert(s->unreplicated_count >= 0);
+}
+
+int64_t producer_state_first_unstable_offset(const producer_state_t *s)
+{
+    int64_t first = s->txn_head != NO_INDEX ? s->entries[s->txn_head].txn_first_offset : -1;
+    /* Few: only transactions completed since the high watermark last moved. */
+    for (int32_t i = 0; i < s->unreplicated_count; i++) {
+        int64_t offset =
+            s->unreplicated[(s->unreplicated_head + i) % s->unreplicated_capacity].first_offset;
+        if (first < 0 || offset < first)
+            first = offset;
+    }
+    assert(first >= -1);
+    return first;
+}
+
+int32_t producer_state_ongoing_count(const producer_state_t *s)
+{
+    assert(s->ongoing >= 0 && s->ongoing <= s->count);
+    return s->ongoing;
+}
+
+/* ---- snapshots ---- */
+
+static void put_be(uint8_t *p, uint64_t v, int bytes)
+{
+    for (int i = bytes - 1; i >= 0; i--) {
+        p[i] = (uint8_t)v;
+        v >>= 8;
+    }
+}
+
+static uint64_t get_be(const uint8_t *p, int bytes)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < bytes; i++)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+size_t producer_state_snapshot_size(const producer_state_t *s)
+{
+    return SNAPSHOT_HEADER_BYTES + 4 + (size_t)s->count * SNAPSHOT_ENTRY_BYTES;
+}
+
+void producer_state_snapshot_write(const producer_state_t *s, uint8_t *buf)
+{
+    put_be(buf, SNAPSHOT_VERSION, 2);
+    put_be(buf + SNAPSHOT_HEADER_BYTES, (uint64_t)s->count, 4);
+    uint8_t *p = buf + SNAPSHOT_HEADER_BYTES + 4;
+    for (int32_t index = s->lru_oldest; index != NO_INDEX; index = s->entries[index].lru_newer) {
+        const producer_entry_t *e = &s->entries[index];
+        /* Kafka keeps one batch per producer in a snapshot: the newest. */
+        int32_t last_seq = -1, offset_delta = 0;
+        int64_t last_offset = -1;
+        if (e->batch_count > 0) {
+            const producer_batch_t *b = entry_batch(e, e->batch_count - 1);
+            last_seq = b->last_seq;
+            last_offset = b->last_offset;
+            offset_delta = b->offset_delta;
+        }
+        put_be(p, (uint64_t)e->producer_id, 8);
+        put_be(p + 8, (uint64_t)(uint16_t)e->epoch, 2);
+        put_be(p + 10, (uint64_t)(uint32_t)last_seq, 4);
+        put_be(p + 14, (uint64_t)last_offset, 8);
+        put_be(p + 22, (uint64_t)(uint32_t)offset_delta, 4);
+        put_be(p + 26, (uint64_t)e->last_timestamp_ms, 8);
+        put_be(p + 34, (uint64_t)(uint32_t)e->coordinator_epoch, 4);
+        put_be(p + 38, (uint64_t)e->txn_first_offset, 8);
+        p += SNAPSHOT_ENTRY_BYTES;
+    }
+    assert((size_t)(p - buf) == producer_state_snapshot_size(s));
+    size_t body = (size_t)(p - buf) - SNAPSHOT_HEADER_BYTES;
+    put_be(buf + 2, crc32c(0, buf + SNAPSHOT_HEADER_BYTES, body), 4);
+}
+
+int producer_state_snapshot_load(producer_state_t *s, const uint8_t *buf, size_t len)
+{
+    assert(s != NULL);
+    if (len < SNAPSHOT_HEADER_BYTES + 4 || get_be(buf, 2) != SNAPSHOT_VERSION)
+        return -1;
+    if (get_be(buf + 2, 4) != crc32c(0, buf + SNAPSHOT_HEADER_BYTES, len - SNAPSHOT_HEADER_BYTES))
+        return -1;
+    uint64_t count = get_be(buf + SNAPSHOT_HEADER_BYTES, 4);
+    if (count > PRODUCER_STATE_MAX_PRODUCERS ||
+        len != SNAPSHOT_HEADER_BYTES + 4 + count * SNAPSHOT_ENTRY_BYTES)
+        return -1;
+    producer_state_clear(s);
+    const uint8_t *p = buf + SNAPSHOT_HEADER_BYTES + 4;
+    /* Transactions must join the ongoing list in first-offset order. */
+    int64_t *txn_order = NULL;
+    int32_t ntxn = 0;
+    for (uint64_t i = 0; i < count; i++, p += SNAPSHOT_ENTRY_BYTES) {
+        int64_t producer_id = (int64_t)get_be(p, 8);
+        int16_t epoch = (int16_t)get_be(p + 8, 2);
+        int32_t last_seq = (int32_t)get_be(p + 10, 4);
+        int64_t last_offset = (int64_t)get_be(p + 14, 8);
+        int32_t offset_delta = (int32_t)get_be(p + 22, 4);
+        int64_t txn_first = (int64_t)get_be(p + 38, 8);
+        if (producer_id < 0 || epoch < 0 || offset_delta < 0 || entry_find(s, producer_id) ||
+            (last_seq >= 0 && last_offset < offset_delta) || txn_first < -1)
+            goto corrupt;
+        producer_entry_t *e = entry_touch(s, producer_id, epoch);
+        e->last_timestamp_ms = (int64_t)get_be(p + 26, 8);
+        e->coordinator_epoch = (int32_t)get_be(p + 34, 4);
+        if (last_seq >= 0 && last_offset >= 0) {
+            int32_t first_seq = last_seq >= offset_delta
+                                    ? last_seq - offset_delta
+                                    : (int32_t)((int64_t)last_seq - offset_delta + INT32_MAX + 1);
+            e->batches[0] = (producer_batch_t){first_seq, last_seq, last_offset, offset_delta};
+            e->batch_oldest = 0;
+            e->batch_count = 1;
+        }
+        if (txn_first >= 0) {
+            txn_order = xrealloc(txn_order, (size_t)(ntxn + 1) * 2 * sizeof(*txn_order));
+            txn_order[2 * ntxn] = txn_first;
+            txn_order[2 * ntxn + 1] = producer_id;
+            ntxn++;
+        }
+    }
+    /* Insertion sort by first offset: few ongoing transactions. */
+    for (int32_t i = 1; i < ntxn; i++)
+        for (int32_t j = i; j > 0 && txn_order[2 * j] < txn_order[2 * (j - 1)]; j--) {
+            int64_t t0 = txn_order[2 * j], t1 = txn_order[2 * j + 1];
+            txn_order[2 * j] = txn_order[2 * (j - 1)];
+            txn_order[2 * j + 1] = txn_order[2 * (j - 1) + 1];
+            txn_order[2 * (j - 1)] = t0;
+            txn_order[2 * (j - 1) + 1] = t1;
+        }
+    for (int32_t i = 0; i < ntxn; i++) {
+        int32_t index = s->slots[slot_find(s, txn_order[2 * i + 1])];
+        assert(index != NO_INDEX);
+        txn_begin(s, index, txn_order[2 * i]);
+    }
+    free(txn_order);
+    return 0;
+corrupt:
+    free(txn_order);
+    producer_state_clear(s);
+    return -1;
 }
 
 int32_t producer_state_expire(producer_state_t *s, int64_t now_ms, int64_t expiration_ms)
@@ -316,7 +619,10 @@ int32_t producer_state_expire(producer_state_t *s, int64_t now_ms, int64_t expir
     int32_t index = s->lru_oldest;
     while (index != NO_INDEX) {
         int32_t next = s->entries[index].lru_newer;
-        if (now_ms - s->entries[index].last_timestamp_ms >= expiration_ms)
+        /* A producer inside a transaction is kept (Kafka's isProducerExpired):
+         * the transaction times out at its coordinator instead. */
+        if (now_ms - s->entries[index].last_timestamp_ms >= expiration_ms &&
+            s->entries[index].txn_first_offset < 0)
             entry_remove(s, index);
         index = next;
     }

@@ -38,12 +38,24 @@
  *
  * Not Kafka's: PRODUCER_STATE_MAX_PRODUCERS bounds the table; see there.
  *
- * To do (later steps of issue 8): a reset to the state as of an offset for
- * a log truncation (Kafka's truncateAndReload, rebuilding from snapshots
- * and the log), snapshots, and transactions. */
+ * Transactions (ProducerStateManager's ongoingTxns / unreplicatedTxns):
+ *  - a transactional batch of a producer with no ongoing transaction
+ *    begins one at its first offset; a non-transactional batch from a
+ *    producer inside one is INVALID_TXN_STATE;
+ *  - an end-transaction marker (appendEndTxnMarker) checks the epoch and
+ *    the coordinator epoch (TRANSACTION_COORDINATOR_FENCED when older),
+ *    ends the transaction and keeps it unstable until the high watermark
+ *    passes the marker;
+ *  - the first unstable offset is the least first offset of those, so the
+ *    last stable offset is min(it, high watermark).
+ *
+ * Snapshots are Kafka's ProducerSnapshot v1 bytes; like Kafka's they keep
+ * one batch (the newest) per producer. */
 #ifndef VLTAVA_PRODUCER_STATE_H
 #define VLTAVA_PRODUCER_STATE_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* Kafka's ProducerStateEntry.NUM_BATCHES_TO_RETAIN; the producer keeps at
@@ -71,6 +83,8 @@ typedef enum producer_state_verdict {
     PRODUCER_STATE_DUPLICATE, /* do not append; answer with the original offsets */
     PRODUCER_STATE_OUT_OF_ORDER_SEQUENCE,
     PRODUCER_STATE_INVALID_PRODUCER_EPOCH,
+    PRODUCER_STATE_INVALID_TXN_STATE,
+    PRODUCER_STATE_TRANSACTION_COORDINATOR_FENCED,
 } producer_state_verdict_t;
 
 /* Where a duplicate's original was appended. */
@@ -81,6 +95,8 @@ typedef struct producer_state_duplicate {
 
 producer_state_t *producer_state_new(void);
 void producer_state_free(producer_state_t *s);
+/* Forgets every producer and transaction (before a rebuild). */
+void producer_state_clear(producer_state_t *s);
 
 /* Producers tracked, at most PRODUCER_STATE_MAX_PRODUCERS. */
 int32_t producer_state_count(const producer_state_t *s);
@@ -92,19 +108,58 @@ int32_t producer_state_count(const producer_state_t *s);
  * producer_state_update once the batch is appended. */
 producer_state_verdict_t producer_state_check(const producer_state_t *s, int64_t producer_id,
                                               int16_t epoch, int32_t first_seq, int32_t last_seq,
+                                              bool transactional,
                                               producer_state_duplicate_t *duplicate);
 
 /* Records a batch appended at [first_offset, last_offset]: after a leader's
  * append that producer_state_check allowed, and for every producer batch a
  * follower appends (followers apply without checking). timestamp_ms is
- * what expiry measures against (Kafka: the batch's max timestamp). */
+ * what expiry measures against (Kafka: the batch's max timestamp).
+ * first_seq/last_seq -1: a batch without sequence (a coordinator's write),
+ * which moves the epoch and the transaction only. A transactional batch
+ * begins the producer's transaction when none is ongoing. */
 void producer_state_update(producer_state_t *s, int64_t producer_id, int16_t epoch,
                            int32_t first_seq, int32_t last_seq, int64_t first_offset,
-                           int64_t last_offset, int64_t timestamp_ms);
+                           int64_t last_offset, int64_t timestamp_ms, bool transactional);
 
-/* Drops every producer whose last timestamp is expiration_ms or more before
- * now_ms (Kafka's producer.id.expiration.ms, >= as Kafka). Returns how many
- * were dropped. */
+/* A transaction an end marker completed. first_offset -1: the producer had
+ * written nothing in it (Kafka emits no CompletedTxn then: no index entry,
+ * no effect on readers). last_stable_offset is what Kafka's AbortedTxn
+ * records: the first offset of the next ongoing transaction, else
+ * last_offset + 1. */
+typedef struct producer_state_completed_txn {
+    int64_t first_offset;
+    int64_t last_offset; /* the marker's */
+    int64_t last_stable_offset;
+} producer_state_completed_txn_t;
+
+/* The end marker of producer_id's transaction, appended at marker_offset.
+ * check (a leader's append): refuses, changing nothing, an epoch older
+ * than the producer's (INVALID_PRODUCER_EPOCH) or a coordinator epoch
+ * older than the last marker's (TRANSACTION_COORDINATOR_FENCED); a
+ * follower or a replay passes false and applies it as it is. */
+producer_state_verdict_t producer_state_end_txn(producer_state_t *s, int64_t producer_id,
+                                                int16_t epoch, int32_t coordinator_epoch,
+                                                int64_t marker_offset, int64_t timestamp_ms,
+                                                bool check, producer_state_completed_txn_t *out);
+/* The high watermark moved: completed transactions whose marker is below it
+ * are stable now. */
+void producer_state_on_high_watermark(producer_state_t *s, int64_t high_watermark);
+/* The least first offset of a transaction not yet stable, or -1. */
+int64_t producer_state_first_unstable_offset(const producer_state_t *s);
+int32_t producer_state_ongoing_count(const producer_state_t *s);
+
+/* Kafka's ProducerSnapshot v1 file contents. write fills exactly
+ * producer_state_snapshot_size(s) bytes. load replaces the state with the
+ * snapshot's: 0, or -1 (state left empty) for a bad version, CRC or
+ * layout. */
+size_t producer_state_snapshot_size(const producer_state_t *s);
+void producer_state_snapshot_write(const producer_state_t *s, uint8_t *buf);
+int producer_state_snapshot_load(producer_state_t *s, const uint8_t *buf, size_t len);
+
+/* Drops every producer outside a transaction whose last timestamp is
+ * expiration_ms or more before now_ms (Kafka's producer.id.expiration.ms, >= as Kafka). Returns how
+ * many were dropped. */
 int32_t producer_state_expire(producer_state_t *s, int64_t now_ms, int64_t expiration_ms);
 
 #endif

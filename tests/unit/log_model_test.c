@@ -1,8 +1,10 @@
 /* Randomized model test: thousands of random appends (client and replica,
- * some invalid), rolls, truncations, retention, flushes, clean restarts and
- * simulated crashes (abandon without flushing, then chop, zero-extend or
- * corrupt the last segment), checked after every step against a plain
- * in-memory list of batches. VLTAVA_LOG_MODEL_SEED and
+ * some invalid; abort markers with their aborted transactions), rolls,
+ * truncations, retention, flushes, clean restarts, simulated crashes
+ * (abandon without flushing, then chop, zero-extend or corrupt the last
+ * segment) and producer-state replays (drop the aborted transactions from an
+ * offset and add them again), checked after every step against a plain
+ * in-memory list of batches and of aborted transactions. VLTAVA_LOG_MODEL_SEED and
  * VLTAVA_LOG_MODEL_STEPS override the seed and the length. */
 #include <CUnit/CUnit.h>
 #include <dirent.h>
@@ -14,6 +16,7 @@
 #include "log_internal.h"
 #include "log_test.h"
 #include "log_test_util.h"
+#include "record_batch.h"
 
 typedef struct mbatch {
     int64_t base;
@@ -27,6 +30,8 @@ typedef struct model {
     mbatch_t *b;
     int n, cap;
     int64_t start, end;
+    log_aborted_txn_t *txns; /* in last_offset order */
+    int ntxns, txns_cap;
 } model_t;
 
 static uint64_t rng_state;
@@ -56,6 +61,15 @@ static void model_push(model_t *m, const uint8_t *bytes, size_t len, int count, 
     m->end = b->base + count;
 }
 
+static void model_push_txn(model_t *m, log_aborted_txn_t t)
+{
+    if (m->ntxns == m->txns_cap) {
+        m->txns_cap = m->txns_cap ? 2 * m->txns_cap : 64;
+        m->txns = realloc(m->txns, (size_t)m->txns_cap * sizeof(*m->txns));
+    }
+    m->txns[m->ntxns++] = t;
+}
+
 static void model_truncate(model_t *m, int64_t off)
 {
     while (m->n > 0 && m->b[m->n - 1].base + m->b[m->n - 1].count - 1 >= off) {
@@ -63,11 +77,14 @@ static void model_truncate(model_t *m, int64_t off)
         m->n--;
     }
     m->end = m->n > 0 ? m->b[m->n - 1].base + m->b[m->n - 1].count : m->start;
+    while (m->ntxns > 0 && m->txns[m->ntxns - 1].last_offset >= m->end)
+        m->ntxns--;
 }
 
 static void model_reset(model_t *m, int64_t start)
 {
     model_truncate(m, INT64_MIN);
+    m->ntxns = 0;
     m->start = m->end = start;
 }
 
@@ -83,6 +100,13 @@ static void model_drop_front(model_t *m, int64_t start)
         memmove(m->b, m->b + k, (size_t)(m->n - k) * sizeof(*m->b));
     m->n -= k;
     m->start = start;
+    /* Each entry went with the segment holding its marker. */
+    int t = 0;
+    while (t < m->ntxns && m->txns[t].last_offset < start)
+        t++;
+    if (t > 0)
+        memmove(m->txns, m->txns + t, (size_t)(m->ntxns - t) * sizeof(*m->txns));
+    m->ntxns -= t;
 }
 
 static int model_find(const model_t *m, int64_t off)
@@ -126,8 +150,31 @@ static void check_read(partition_log_t *log, const model_t *m, int64_t off, int6
     free(data);
 }
 
+/* The aborted transactions a fetch from `fetch` up to `upper` reports,
+ * against every model entry that ranges over that span. */
+static void check_collect(partition_log_t *log, const model_t *m, int64_t fetch, int64_t upper)
+{
+    log_aborted_txn_t *got = malloc(((size_t)m->ntxns + 1) * sizeof(*got));
+    size_t n;
+    CU_ASSERT_EQUAL_FATAL(
+        partition_log_collect_aborted_txns(log, fetch, upper, got, (size_t)m->ntxns + 1, &n),
+        LOG_OK);
+    size_t want = 0;
+    for (int i = 0; i < m->ntxns; i++) {
+        const log_aborted_txn_t *t = &m->txns[i];
+        if (t->last_offset < fetch || t->first_offset >= upper)
+            continue;
+        CU_ASSERT_FATAL(want < n);
+        CU_ASSERT_FATAL(memcmp(&got[want], t, sizeof(*t)) == 0);
+        want++;
+    }
+    CU_ASSERT_EQUAL_FATAL(n, want);
+    free(got);
+}
+
 static void check_full(partition_log_t *log, const model_t *m)
 {
+    check_collect(log, m, m->start, m->end);
     CU_ASSERT_EQUAL_FATAL(partition_log_start_offset(log), m->start);
     CU_ASSERT_EQUAL_FATAL(partition_log_end_offset(log), m->end);
     int64_t off = m->start;
@@ -235,11 +282,47 @@ static void test_model(void)
     CU_ASSERT_EQUAL_FATAL(partition_log_open(dir, &cfg, 0, true, &log), LOG_OK);
     model_t m = {0};
     int32_t epoch = 0;
-    int crashes = 0, reopens = 0, truncations = 0, retained = 0, refused = 0;
+    int crashes = 0, reopens = 0, truncations = 0, retained = 0, refused = 0, replays = 0,
+        most_txns = 0;
     uint8_t *buf = malloc(64 * 1024);
     for (int step = 0; step < steps; step++) {
         uint32_t op = rnd(100);
-        if (op < 55) { /* client append of 1-3 batches, sometimes one corrupt */
+        if (op < 12) { /* an abort marker and its aborted transaction */
+            uint8_t marker[RECORD_BATCH_TXN_MARKER_SIZE];
+            int64_t pid = rnd(50), ts = 1000000 + rnd(100000);
+            record_batch_build_txn_marker(marker, pid, 0, false, 1, ts);
+            log_append_info_t info;
+            CU_ASSERT_EQUAL_FATAL(
+                partition_log_append_control(log, marker, sizeof(marker), epoch, 0, &info), LOG_OK);
+            model_push(&m, marker, sizeof(marker), 1, ts);
+            /* Transactions one after another, so that every last stable
+             * offset up to the marker's + 1 is one Kafka could record. */
+            int64_t after = m.ntxns > 0 ? m.txns[m.ntxns - 1].last_offset + 1 : 0;
+            int64_t first = after + rnd((uint32_t)(info.last_offset - after + 1));
+            int64_t lso = first + rnd((uint32_t)(info.last_offset - first + 2));
+            CU_ASSERT_EQUAL_FATAL(
+                partition_log_add_aborted_txn(log, pid, first, info.last_offset, lso), LOG_OK);
+            model_push_txn(&m, (log_aborted_txn_t){pid, first, info.last_offset, lso});
+            if (m.ntxns > most_txns)
+                most_txns = m.ntxns;
+        } else if (op < 14) { /* the replica layer's replay from an offset */
+            int64_t from = m.start + rnd((uint32_t)(m.end - m.start + 1));
+            CU_ASSERT_EQUAL_FATAL(partition_log_drop_aborted_txns_from(log, from), LOG_OK);
+            size_t left = 1;
+            log_aborted_txn_t none;
+            CU_ASSERT_EQUAL_FATAL(
+                partition_log_collect_aborted_txns(log, from, m.end, &none, 1, &left), LOG_OK);
+            CU_ASSERT_EQUAL_FATAL(left, 0);
+            for (int i = 0; i < m.ntxns; i++) {
+                const log_aborted_txn_t *t = &m.txns[i];
+                if (t->last_offset >= from)
+                    CU_ASSERT_EQUAL_FATAL(
+                        partition_log_add_aborted_txn(log, t->producer_id, t->first_offset,
+                                                      t->last_offset, t->last_stable_offset),
+                        LOG_OK);
+            }
+            replays++;
+        } else if (op < 55) { /* client append of 1-3 batches, sometimes one corrupt */
             int k = 1 + (int)rnd(3);
             size_t len = 0;
             int counts[3];
@@ -345,19 +428,24 @@ static void test_model(void)
             int64_t off = m.start + rnd((uint32_t)(m.end - m.start));
             int64_t max_offset = off + 1 + rnd((uint32_t)(m.end - off));
             check_read(log, &m, off, 1 + rnd(6000), max_offset);
+            check_collect(log, &m, off, max_offset);
         }
         if (step % 200 == 0)
             check_full(log, &m);
     }
     check_full(log, &m);
     printf("\n    model: seed %llu, %d steps, %d crashes, %d restarts, %d truncations, "
-           "%d segments retained away, %d refused, end offset %lld\n",
+           "%d segments retained away, %d refused, %d replays, up to %d aborted txns, "
+           "end offset %lld\n",
            (unsigned long long)seed, steps, crashes, reopens, truncations, retained, refused,
-           (long long)m.end);
+           replays, most_txns, (long long)m.end);
     CU_ASSERT(crashes > 10);
+    CU_ASSERT(replays > 10);
+    CU_ASSERT(most_txns > 5);
     partition_log_close(log);
     model_reset(&m, 0);
     free(m.b);
+    free(m.txns);
     free(buf);
     log_test_rmrf(dir);
     free(dir);

@@ -27,5 +27,6 @@ void log_test_add_partition(void);
 void log_test_add_recovery(void);
 void log_test_add_model(void);
 void log_test_add_manager(void);
+void log_test_add_txn(void);
 
 #endif

@@ -17,5 +17,6 @@ int main(void)
     log_test_add_recovery();
     log_test_add_model();
     log_test_add_manager();
+    log_test_add_txn();
     return unit_run_registered();
 }

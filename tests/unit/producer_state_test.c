@@ -16,13 +16,14 @@ static producer_state_verdict_t leader_append(producer_state_t *s, int64_t pid, 
                                               int64_t *next_offset, int64_t ts)
 {
     producer_state_duplicate_t dup;
-    producer_state_verdict_t v = producer_state_check(s, pid, epoch, first_seq, last_seq, &dup);
+    producer_state_verdict_t v =
+        producer_state_check(s, pid, epoch, first_seq, last_seq, false, &dup);
     if (v == PRODUCER_STATE_OK) {
         int64_t records = (int64_t)last_seq - first_seq + 1;
         if (records <= 0)
             records += (int64_t)INT32_MAX + 1;
         producer_state_update(s, pid, epoch, first_seq, last_seq, *next_offset,
-                              *next_offset + records - 1, ts);
+                              *next_offset + records - 1, ts, false);
         *next_offset += records;
     }
     return v;
@@ -32,7 +33,7 @@ static producer_state_verdict_t check(const producer_state_t *s, int64_t pid, in
                                       int32_t first_seq, int32_t last_seq)
 {
     producer_state_duplicate_t dup;
-    return producer_state_check(s, pid, epoch, first_seq, last_seq, &dup);
+    return producer_state_check(s, pid, epoch, first_seq, last_seq, false, &dup);
 }
 
 static void test_first_and_consecutive(void)
@@ -66,7 +67,7 @@ static void test_duplicates_of_last_five(void)
     }
     for (int i = 2; i < 7; i++) {
         producer_state_duplicate_t dup = {-1, -1};
-        CU_ASSERT_EQUAL(producer_state_check(s, 1, 2, 3 * i, 3 * i + 2, &dup),
+        CU_ASSERT_EQUAL(producer_state_check(s, 1, 2, 3 * i, 3 * i + 2, false, &dup),
                         PRODUCER_STATE_DUPLICATE);
         CU_ASSERT_EQUAL(dup.first_offset, first_offsets[i]);
         CU_ASSERT_EQUAL(dup.last_offset, first_offsets[i] + 2);
@@ -137,7 +138,7 @@ static void test_sequence_wrap(void)
     CU_ASSERT_EQUAL(leader_append(w, 3, 1, INT32_MAX - 1, 1, &woff, 0), PRODUCER_STATE_OK);
     CU_ASSERT_EQUAL(woff, 8);
     producer_state_duplicate_t dup;
-    CU_ASSERT_EQUAL(producer_state_check(w, 3, 1, INT32_MAX - 1, 1, &dup),
+    CU_ASSERT_EQUAL(producer_state_check(w, 3, 1, INT32_MAX - 1, 1, false, &dup),
                     PRODUCER_STATE_DUPLICATE);
     CU_ASSERT_EQUAL(dup.first_offset, 4);
     CU_ASSERT_EQUAL(dup.last_offset, 7);
@@ -170,7 +171,7 @@ static void test_follower_reproduces_leader(void)
         if (v == PRODUCER_STATE_OK)
             producer_state_update(follower, produced[i].pid, produced[i].epoch,
                                   produced[i].first_seq, produced[i].last_seq, before, off - 1,
-                                  (int64_t)i);
+                                  (int64_t)i, false);
     }
     CU_ASSERT_EQUAL(producer_state_count(leader), producer_state_count(follower));
     for (int64_t pid = 1; pid <= 4; pid++)
@@ -179,15 +180,15 @@ static void test_follower_reproduces_leader(void)
                 for (int32_t last = first; last <= 13; last++) {
                     producer_state_duplicate_t dl = {-1, -1}, df = {-1, -1};
                     producer_state_verdict_t vl =
-                        producer_state_check(leader, pid, epoch, first, last, &dl);
+                        producer_state_check(leader, pid, epoch, first, last, false, &dl);
                     producer_state_verdict_t vf =
-                        producer_state_check(follower, pid, epoch, first, last, &df);
+                        producer_state_check(follower, pid, epoch, first, last, false, &df);
                     CU_ASSERT_EQUAL(vl, vf);
                     CU_ASSERT_EQUAL(dl.first_offset, df.first_offset);
                     CU_ASSERT_EQUAL(dl.last_offset, df.last_offset);
                 }
     /* a follower takes an older epoch as it comes (Kafka only warns) */
-    producer_state_update(follower, 1, 0, 7, 7, off, off, 99);
+    producer_state_update(follower, 1, 0, 7, 7, off, off, 99, false);
     CU_ASSERT_EQUAL(check(follower, 1, 0, 8, 8), PRODUCER_STATE_OK);
     CU_ASSERT_EQUAL(check(follower, 1, 1, 13, 13), PRODUCER_STATE_OUT_OF_ORDER_SEQUENCE);
     producer_state_free(leader);
@@ -225,16 +226,17 @@ static void test_bound_evicts_least_recently_updated(void)
 {
     producer_state_t *s = producer_state_new();
     for (int64_t pid = 0; pid < PRODUCER_STATE_MAX_PRODUCERS; pid++)
-        producer_state_update(s, pid * 1000, 0, 0, 0, pid, pid, 0);
+        producer_state_update(s, pid * 1000, 0, 0, 0, pid, pid, 0, false);
     CU_ASSERT_EQUAL(producer_state_count(s), PRODUCER_STATE_MAX_PRODUCERS);
     /* producer 0 is updated again, so producer 1 becomes the oldest */
-    producer_state_update(s, 0, 0, 1, 1, 20000, 20000, 0);
-    producer_state_update(s, 1000 * PRODUCER_STATE_MAX_PRODUCERS, 0, 0, 0, 20001, 20001, 0);
+    producer_state_update(s, 0, 0, 1, 1, 20000, 20000, 0, false);
+    producer_state_update(s, 1000 * PRODUCER_STATE_MAX_PRODUCERS, 0, 0, 0, 20001, 20001, 0, false);
     CU_ASSERT_EQUAL(producer_state_count(s), PRODUCER_STATE_MAX_PRODUCERS);
     CU_ASSERT_EQUAL(check(s, 0, 0, 0, 0), PRODUCER_STATE_DUPLICATE);
     CU_ASSERT_EQUAL(check(s, 1000, 0, 0, 0), PRODUCER_STATE_OK);
     CU_ASSERT_EQUAL(check(s, 2000, 0, 0, 0), PRODUCER_STATE_DUPLICATE);
-    producer_state_update(s, 1000 * PRODUCER_STATE_MAX_PRODUCERS + 1, 0, 0, 0, 20002, 20002, 0);
+    producer_state_update(s, 1000 * PRODUCER_STATE_MAX_PRODUCERS + 1, 0, 0, 0, 20002, 20002, 0,
+                          false);
     CU_ASSERT_EQUAL(check(s, 2000, 0, 0, 0), PRODUCER_STATE_OK);
     CU_ASSERT_EQUAL(check(s, 3000, 0, 0, 0), PRODUCER_STATE_DUPLICATE);
     CU_ASSERT_EQUAL(producer_state_count(s), PRODUCER_STATE_MAX_PRODUCERS);
@@ -242,7 +244,7 @@ static void test_bound_evicts_least_recently_updated(void)
     int32_t mismatches = 0;
     for (int64_t pid = 3; pid < PRODUCER_STATE_MAX_PRODUCERS; pid++) {
         producer_state_duplicate_t dup;
-        if (producer_state_check(s, pid * 1000, 0, 0, 0, &dup) != PRODUCER_STATE_DUPLICATE ||
+        if (producer_state_check(s, pid * 1000, 0, 0, 0, false, &dup) != PRODUCER_STATE_DUPLICATE ||
             dup.first_offset != pid)
             mismatches++;
     }
@@ -364,7 +366,8 @@ static void test_random_against_model(void)
         int32_t records = 1 + (int32_t)rng(4);
         int32_t last_seq = seq_add(first_seq, records - 1);
         producer_state_duplicate_t dup = {-1, -1}, model_dup = {-1, -1};
-        producer_state_verdict_t v = producer_state_check(s, pid, epoch, first_seq, last_seq, &dup);
+        producer_state_verdict_t v =
+            producer_state_check(s, pid, epoch, first_seq, last_seq, false, &dup);
         producer_state_verdict_t mv = model_check(p, epoch, first_seq, last_seq, &model_dup);
         if (v != mv || dup.first_offset != model_dup.first_offset ||
             dup.last_offset != model_dup.last_offset)
@@ -375,7 +378,8 @@ static void test_random_against_model(void)
         if (mv == PRODUCER_STATE_OK || rng(30) == 0) {
             model_batch_t b = {first_seq, last_seq, off, off + records - 1};
             int64_t ts = now + rng(20);
-            producer_state_update(s, pid, epoch, first_seq, last_seq, off, off + records - 1, ts);
+            producer_state_update(s, pid, epoch, first_seq, last_seq, off, off + records - 1, ts,
+                                  false);
             model_update(p, epoch, b, ts);
             off += records;
         }
