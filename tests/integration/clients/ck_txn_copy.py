@@ -1,0 +1,112 @@
+"""A confluent-kafka 2.x consume-transform-produce loop as a child process of
+a test (tests/integration/test_groups_txn.py): a read_committed group
+consumer of --in-topic and a transactional producer (--txn-id) copying each
+record to --out-topic, a transaction per batch, the consumer's positions sent
+with send_offsets_to_transaction (KIP-447: with the consumer's group
+metadata, so TxnOffsetCommit v3 names its member and generation).
+
+Every --abort-every'th transaction (1-based index divisible by it) is
+aborted instead of committed; the consumer then rewinds to its committed
+offsets and copies the same records again in the next transaction.
+
+Events (see child.py): "started"; "txn" (n, outcome "commit" / "abort",
+offsets [[topic, partition, next offset]] sent, committed: what committed()
+answers right after the outcome, with require_stable, as a read_committed
+consumer asks); "result" (copied records, transactions committed / aborted,
+final committed offsets), last, after the consumer closed.
+"""
+
+import argparse
+
+import child
+from child import emit
+
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+
+
+def parse_args():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bootstrap", required=True)
+    ap.add_argument("--group", required=True)
+    ap.add_argument("--in-topic", required=True)
+    ap.add_argument("--out-topic", required=True)
+    ap.add_argument("--txn-id", required=True)
+    ap.add_argument("--count", type=int, required=True, help="records to copy (committed)")
+    ap.add_argument("--batch", type=int, default=25)
+    ap.add_argument("--abort-every", type=int, default=0)
+    ap.add_argument("--timeout", type=float, default=120.0)
+    return ap.parse_args()
+
+
+def offsets_list(parts):
+    return sorted([p.topic, p.partition, p.offset] for p in parts)
+
+
+def run():
+    args = parse_args()
+    child.watchdog(args.timeout + 60)
+    consumer = Consumer({
+        "bootstrap.servers": args.bootstrap,
+        "group.id": args.group,
+        "client.id": "ck-txn-copy-consumer",
+        "enable.auto.commit": False,
+        "auto.offset.reset": "earliest",
+        "isolation.level": "read_committed",
+        "session.timeout.ms": 6000,
+        "heartbeat.interval.ms": 500,
+    })
+    producer = Producer({
+        "bootstrap.servers": args.bootstrap,
+        "client.id": "ck-txn-copy-producer",
+        "transactional.id": args.txn_id,
+        "transaction.timeout.ms": 60000,
+    })
+    producer.init_transactions(args.timeout)
+    consumer.subscribe([args.in_topic])
+    emit("started")
+    copied = committed_txns = aborted_txns = 0
+    n = 0
+    while copied < args.count:
+        msgs = [m for m in consumer.consume(args.batch, 1.0) if m.error() is None]
+        if not msgs:
+            continue
+        n += 1
+        producer.begin_transaction()
+        for m in msgs:
+            producer.produce(args.out_topic, key=m.key(), value=m.value(), partition=m.partition())
+        assignment = consumer.assignment()
+        # Partitions not consumed yet have no position to send.
+        positions = [p for p in consumer.position(assignment) if p.offset >= 0]
+        producer.send_offsets_to_transaction(positions, consumer.consumer_group_metadata(),
+                                             args.timeout)
+        abort = args.abort_every > 0 and n % args.abort_every == 0
+        if abort:
+            producer.abort_transaction(args.timeout)
+            aborted_txns += 1
+        else:
+            producer.commit_transaction(args.timeout)
+            committed_txns += 1
+            copied += len(msgs)
+        committed = consumer.committed(assignment, timeout=args.timeout)
+        emit("txn", n=n, outcome="abort" if abort else "commit", records=len(msgs),
+             offsets=offsets_list(positions), committed=offsets_list(committed))
+        if abort:
+            # Copy them again: back to what the group last committed.
+            for tp in committed:
+                if tp.offset >= 0:
+                    consumer.seek(tp)
+                else:
+                    consumer.seek(TopicPartition(tp.topic, tp.partition, 0))
+    parts = consumer.assignment()
+    final = consumer.committed(parts, timeout=args.timeout)
+    consumer.close()
+    emit("result", copied=copied, committed_txns=committed_txns, aborted_txns=aborted_txns,
+         committed=offsets_list(final))
+
+
+if __name__ == "__main__":
+    try:
+        child.main(run)
+    except KafkaException as e:
+        emit("fatal", error=str(e))
+        raise
