@@ -90,7 +90,7 @@ static void fetch_partition(fetch_build_t *b, kafka_response_t *resp, kslice_t t
         } else if (limit > 0 || b->min_one) {
             log_err_t err = partition_log_read(log, fetch_offset, limit, max_offset, &rd);
             if (err != LOG_OK) {
-                error = api_log_error_code(err);
+                error = log_err_kafka_error(err);
             } else if (rd.total_bytes > 0 && (b->min_one || rd.total_bytes <= limit)) {
                 have_data = true;
             }

@@ -117,8 +117,6 @@ void api_deferred_answer(api_deferred_t *d);
 
 #define API_MODULE "api"
 
-/* Kafka's ErrorCode for a refused append or read. */
-int16_t api_log_error_code(log_err_t err);
 
 /* Kafka's topic name rule: 1..249 characters of [a-zA-Z0-9._-], and not
  * "." or "..". Returns KAFKA_NONE or KAFKA_INVALID_TOPIC_EXCEPTION with the

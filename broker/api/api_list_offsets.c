@@ -61,7 +61,7 @@ static offset_answer_t lookup_offset(api_context_t *ctx, int32_t replica_id, ksl
         int64_t found_offset, found_ts;
         log_err_t err = partition_log_offset_for_time(log, timestamp, &found_offset, &found_ts);
         if (err != LOG_OK) {
-            a.error = api_log_error_code(err);
+            a.error = log_err_kafka_error(err);
         } else if (found_offset >= 0 && found_offset < visible_end) {
             a.offset = found_offset;
             a.timestamp = found_ts;

@@ -5,10 +5,10 @@
  * place: the log rewrites BaseOffset and PartitionLeaderEpoch inside the
  * request frame and writes the bytes as they are, compressed or not.
  *
- * acks=1 answers after the leader's append. acks=-1 first checks the ISR
- * against min.insync.replicas (NOT_ENOUGH_REPLICAS, nothing appended),
- * then appends and waits in the produce purgatory until the high watermark
- * covers every partition's append (the replica manager moves it as
+ * The append itself (min.insync.replicas, the idempotent producer's
+ * checks, the log, the high watermark) is the replica layer's one call,
+ * replica_manager_leader_append. acks=1 answers after it; acks=-1 waits in the produce purgatory
+ * until the high watermark covers every partition's append (the replica manager moves it as
  * followers fetch), the leadership is lost (NOT_LEADER_OR_FOLLOWER) or the
  * request's timeout passes (REQUEST_TIMED_OUT). When the high watermark
  * covers it but the ISR has meanwhile shrunk below min.insync.replicas,
@@ -97,33 +97,26 @@ static void produce_partition(api_context_t *ctx, kafka_request_t *req, int16_t 
         res.error = KAFKA_INVALID_RECORD;
         goto out;
     }
-    if (acks == -1 && replica_manager_isr_size(ctx->replicas, rp) <
-                          partition_log_config(rp->log)->min_insync_replicas) {
-        res.error = KAFKA_NOT_ENOUGH_REPLICAS;
-        goto out;
-    }
-
     /* The frame is the request's and mutable (api.h): the batches are
      * rewritten where they lie. */
     assert(records.ptr >= req->frame && records.ptr + records.len <= req->frame + req->frame_len);
     uint8_t *batches = req->frame + (records.ptr - req->frame);
-    log_append_info_t info;
-    int64_t hw;
+    replica_append_result_t info;
     /* Also wakes the fetches and Produce requests waiting on it (the
      * listener, api_notify_partition). */
-    log_err_t err =
-        replica_manager_leader_append(ctx->replicas, rp, batches, (size_t)records.len, &info, &hw);
-    if (err != LOG_OK) {
-        res.error = api_log_error_code(err);
+    res.error = replica_manager_leader_append(ctx->replicas, rp, REPLICA_APPEND_CLIENT, acks,
+                                              batches, (size_t)records.len, &info);
+    if (res.error != KAFKA_NONE) {
         VLOG_DEBUG(API_MODULE, "%s: produce to %.*s-%d refused: %s", req->peer, (int)topic.len,
-                   (const char *)topic.ptr, partition, log_err_str(err));
+                   (const char *)topic.ptr, partition, kafka_error_name(res.error));
         goto out;
     }
-    res.error = KAFKA_NONE;
     res.base_offset = info.first_offset;
     res.log_append_time = info.log_append_time;
     res.log_start_offset = partition_log_start_offset(rp->log);
-    if (acks == -1 && hw <= info.last_offset) {
+    /* A duplicate waits like the original would: it is acknowledged only
+     * once replicated. */
+    if (acks == -1 && info.high_watermark <= info.last_offset) {
         part->waiting = true;
         part->last_offset = info.last_offset;
         part->leader_epoch = rp->leader_epoch;

@@ -8,32 +8,6 @@
 #include "kafka_errors.h"
 #include "topic_name.h"
 
-int16_t api_log_error_code(log_err_t err)
-{
-    switch (err) {
-    case LOG_OK:
-        return KAFKA_NONE;
-    case LOG_ERR_BAD_MAGIC:
-        return KAFKA_UNSUPPORTED_FOR_MESSAGE_FORMAT;
-    case LOG_ERR_BAD_CRC:
-    case LOG_ERR_BAD_LENGTH:
-        return KAFKA_CORRUPT_MESSAGE;
-    case LOG_ERR_BAD_COUNT:
-    case LOG_ERR_CONTROL_BATCH:
-        return KAFKA_INVALID_RECORD;
-    case LOG_ERR_TOO_LARGE:
-        return KAFKA_MESSAGE_TOO_LARGE;
-    case LOG_ERR_OUT_OF_RANGE:
-        return KAFKA_OFFSET_OUT_OF_RANGE;
-    case LOG_ERR_IO:
-        return KAFKA_KAFKA_STORAGE_ERROR;
-    case LOG_ERR_GAP:
-    case LOG_ERR_OVERLAP:
-        break;
-    }
-    return KAFKA_UNKNOWN_SERVER_ERROR;
-}
-
 int16_t api_validate_topic_name(const char *name, size_t len, char *msg, size_t msg_size)
 {
     switch (topic_name_check(name, len, NULL)) {

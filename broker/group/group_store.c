@@ -234,22 +234,23 @@ void group_store_write(group_coordinator_t *gc, int32_t partition, uint8_t *batc
         return;
     }
     w->part = p;
-    if (replica_manager_isr_size(gc->replicas, rp) <
-        partition_log_config(rp->log)->min_insync_replicas) {
-        write_finish(gc, w, KAFKA_COORDINATOR_NOT_AVAILABLE); /* Kafka's NOT_ENOUGH_REPLICAS */
-        return;
-    }
-    log_append_info_t info;
-    int64_t hw;
-    log_err_t err = replica_manager_leader_append(gc->replicas, rp, batch, len, &info, &hw);
-    if (err != LOG_OK) {
+    replica_append_result_t info;
+    int16_t error = replica_manager_leader_append(gc->replicas, rp, REPLICA_APPEND_COORDINATOR, -1,
+                                                  batch, len, &info);
+    if (error != KAFKA_NONE) {
         VLOG_WARN(GROUP_MODULE, "%s-%d: append refused: %s", GROUP_OFFSETS_TOPIC, partition,
-                  log_err_str(err));
-        write_finish(gc, w,
-                     err == LOG_ERR_TOO_LARGE ? write_too_large_error(w)
-                                              : KAFKA_NOT_COORDINATOR); /* Kafka's storage error */
+                  kafka_error_name(error));
+        /* Kafka's mapping of append errors for the coordinator's writes. */
+        if (error == KAFKA_MESSAGE_TOO_LARGE)
+            error = write_too_large_error(w);
+        else if (error == KAFKA_NOT_ENOUGH_REPLICAS)
+            error = KAFKA_COORDINATOR_NOT_AVAILABLE;
+        else
+            error = KAFKA_NOT_COORDINATOR; /* the storage error and the rest */
+        write_finish(gc, w, error);
         return;
     }
+    int64_t hw = info.high_watermark;
     /* The listener ran inside the append (a high-watermark move completes
      * earlier writes), but only a role change unloads, and an append
      * changes no role. */

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "crc32c.h"
+#include "kafka_errors.h"
 #include "log_internal.h"
 #include "vlog.h"
 #include "xalloc.h"
@@ -1213,4 +1214,30 @@ int partition_log_tick(partition_log_t *log, int64_t now_ms)
             log->last_flush_ms = now_ms;
     }
     return log_apply_retention(log, now_ms);
+}
+
+int16_t log_err_kafka_error(log_err_t err)
+{
+    switch (err) {
+    case LOG_OK:
+        return KAFKA_NONE;
+    case LOG_ERR_BAD_MAGIC:
+        return KAFKA_UNSUPPORTED_FOR_MESSAGE_FORMAT;
+    case LOG_ERR_BAD_CRC:
+    case LOG_ERR_BAD_LENGTH:
+        return KAFKA_CORRUPT_MESSAGE;
+    case LOG_ERR_BAD_COUNT:
+    case LOG_ERR_CONTROL_BATCH:
+        return KAFKA_INVALID_RECORD;
+    case LOG_ERR_TOO_LARGE:
+        return KAFKA_MESSAGE_TOO_LARGE;
+    case LOG_ERR_OUT_OF_RANGE:
+        return KAFKA_OFFSET_OUT_OF_RANGE;
+    case LOG_ERR_IO:
+        return KAFKA_KAFKA_STORAGE_ERROR;
+    case LOG_ERR_GAP:
+    case LOG_ERR_OVERLAP:
+        break;
+    }
+    return KAFKA_UNKNOWN_SERVER_ERROR;
 }

@@ -63,6 +63,8 @@ typedef enum log_err {
 } log_err_t;
 
 const char *log_err_str(log_err_t err);
+/* The Kafka ErrorCode a client gets for a refused append or read. */
+int16_t log_err_kafka_error(log_err_t err);
 
 /* Opens (creating if needed) the partition directory `dir`.
  * clean_shutdown: the log dir's clean-shutdown marker was present, so the

@@ -417,6 +417,29 @@ void producer_state_update(producer_state_t *s, int64_t producer_id, int16_t epo
     assert(e->batch_count > 0 && e->batch_count <= PRODUCER_STATE_BATCHES_RETAINED);
 }
 
+producer_state_verdict_t producer_state_check_epoch(const producer_state_t *s, int64_t producer_id,
+                                                    int16_t epoch)
+{
+    assert(epoch >= 0);
+    const producer_entry_t *e = entry_find(s, producer_id);
+    return e != NULL && epoch < e->epoch ? PRODUCER_STATE_INVALID_PRODUCER_EPOCH
+                                         : PRODUCER_STATE_OK;
+}
+
+producer_state_verdict_t producer_state_check_end_txn(const producer_state_t *s,
+                                                      int64_t producer_id, int16_t epoch,
+                                                      int32_t coordinator_epoch)
+{
+    assert(epoch >= 0);
+    const producer_entry_t *e = entry_find(s, producer_id);
+    if (e == NULL)
+        return PRODUCER_STATE_OK;
+    if (epoch < e->epoch)
+        return PRODUCER_STATE_INVALID_PRODUCER_EPOCH;
+    return coordinator_epoch < e->coordinator_epoch ? PRODUCER_STATE_TRANSACTION_COORDINATOR_FENCED
+                                                    : PRODUCER_STATE_OK;
+}
+
 producer_state_verdict_t producer_state_end_txn(producer_state_t *s, int64_t producer_id,
                                                 int16_t epoch, int32_t coordinator_epoch,
                                                 int64_t marker_offset, int64_t timestamp_ms,
@@ -427,12 +450,11 @@ producer_state_verdict_t producer_state_end_txn(producer_state_t *s, int64_t pro
     out->first_offset = -1;
     out->last_offset = marker_offset;
     out->last_stable_offset = -1;
-    const producer_entry_t *found = entry_find(s, producer_id);
-    if (check && found != NULL) {
-        if (epoch < found->epoch)
-            return PRODUCER_STATE_INVALID_PRODUCER_EPOCH;
-        if (coordinator_epoch < found->coordinator_epoch)
-            return PRODUCER_STATE_TRANSACTION_COORDINATOR_FENCED;
+    if (check) {
+        producer_state_verdict_t v =
+            producer_state_check_end_txn(s, producer_id, epoch, coordinator_epoch);
+        if (v != PRODUCER_STATE_OK)
+            return v;
     }
     producer_entry_t *e = entry_touch(s, producer_id, epoch);
     e->coordinator_epoch = coordinator_epoch;

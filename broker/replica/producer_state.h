@@ -133,6 +133,16 @@ typedef struct producer_state_completed_txn {
     int64_t last_stable_offset;
 } producer_state_completed_txn_t;
 
+/* For a batch the broker's own coordinators write (Kafka's
+ * AppendOrigin.Coordinator: no sequence): only the epoch is checked. */
+producer_state_verdict_t producer_state_check_epoch(const producer_state_t *s, int64_t producer_id,
+                                                    int16_t epoch);
+/* What producer_state_end_txn with check would refuse, changing nothing:
+ * for a leader to decide before appending the marker. */
+producer_state_verdict_t producer_state_check_end_txn(const producer_state_t *s,
+                                                      int64_t producer_id, int16_t epoch,
+                                                      int32_t coordinator_epoch);
+
 /* The end marker of producer_id's transaction, appended at marker_offset.
  * check (a leader's append): refuses, changing nothing, an epoch older
  * than the producer's (INVALID_PRODUCER_EPOCH) or a coordinator epoch

@@ -28,6 +28,8 @@
 
 #include "config.h"
 #include "kafka_errors.h"
+#include "partition_producers.h"
+#include "record_batch.h"
 #include "replica_logic.h"
 #include "rpc.h"
 #include "rpc.pb-c.h"
@@ -66,6 +68,7 @@ typedef struct rm_entry {
     int64_t epoch_start_offset; /* our log end when this leadership began */
     replica_progress_t progress[REPLICA_MAX_REPLICAS];
     int32_t nprogress;
+    partition_producers_t producers; /* in step with pub.log, leader or follower */
 } rm_entry_t;
 
 /* A follower's fetcher for one leader broker. Lives until the manager is
@@ -187,6 +190,9 @@ void replica_manager_free(replica_manager_t *rm)
         rm_entry_t *e = rm->buckets[i];
         while (e) {
             rm_entry_t *next = e->next;
+            /* A restart then loads the state instead of replaying. */
+            partition_producers_snapshot(&e->producers, e->pub.log);
+            partition_producers_destroy(&e->producers);
             free(e->topic);
             free(e);
             e = next;
@@ -226,17 +232,94 @@ void replica_manager_topic_config(const replica_manager_t *rm, const md_topic_t 
     }
 }
 
-log_err_t replica_manager_leader_append(replica_manager_t *rm, const replica_partition_t *p,
-                                        uint8_t *batches, size_t len, log_append_info_t *info,
-                                        int64_t *hw)
+/* Kafka's verdicts as its error codes. */
+static int16_t rm_verdict_error(producer_state_verdict_t v)
 {
-    assert(p != NULL && p->log != NULL);
-    assert(p->is_leader);
-    log_err_t err =
-        partition_log_append(p->log, batches, len, p->leader_epoch, wall_clock_ms(), info);
-    if (err != LOG_OK)
-        return err;
-    rm_entry_t *e = (rm_entry_t *)p; /* pub is the entry's first member */
+    switch (v) {
+    case PRODUCER_STATE_OK:
+    case PRODUCER_STATE_DUPLICATE:
+        return KAFKA_NONE;
+    case PRODUCER_STATE_OUT_OF_ORDER_SEQUENCE:
+        return KAFKA_OUT_OF_ORDER_SEQUENCE_NUMBER;
+    case PRODUCER_STATE_INVALID_PRODUCER_EPOCH:
+        return KAFKA_INVALID_PRODUCER_EPOCH;
+    case PRODUCER_STATE_INVALID_TXN_STATE:
+        return KAFKA_INVALID_TXN_STATE;
+    case PRODUCER_STATE_TRANSACTION_COORDINATOR_FENCED:
+        return KAFKA_TRANSACTION_COORDINATOR_FENCED;
+    }
+    return KAFKA_UNKNOWN_SERVER_ERROR;
+}
+
+/* Kafka's inSequence, for consecutive batches of one request. */
+static bool rm_follows_sequence(int32_t last_seq, int32_t next_seq)
+{
+    return (int64_t)next_seq == (int64_t)last_seq + 1 || (next_seq == 0 && last_seq == INT32_MAX);
+}
+
+/* Step 2 of the leader append: every producer batch of the request against
+ * the partition's producer state (and a batch against the one before it
+ * when both are the same producer's, as Kafka's ProducerAppendInfo
+ * accumulates them). Batches the log will refuse anyway (a torn or
+ * control one) are left to it. KAFKA_NONE with res->duplicate set when the
+ * request retries batches already appended. */
+static int16_t rm_check_producers(const rm_entry_t *e, replica_append_origin_t origin,
+                                  const uint8_t *p, size_t len, replica_append_result_t *res)
+{
+    const producer_state_t *state = e->producers.state;
+    record_batch_header_t h;
+    int64_t prev_pid = -1;
+    int16_t prev_epoch = -1;
+    int32_t prev_last_seq = -1;
+    while (record_batch_read_header(p, len, &h) && h.length >= 0 &&
+           (uint64_t)record_batch_size(&h) <= len) {
+        size_t size = (size_t)record_batch_size(&h);
+        p += size;
+        len -= size;
+        if (h.producer_id < 0 || record_batch_is_control(&h))
+            continue;
+        if (h.producer_epoch < 0)
+            return KAFKA_INVALID_RECORD;
+        if (origin == REPLICA_APPEND_COORDINATOR) {
+            int16_t error = rm_verdict_error(
+                producer_state_check_epoch(state, h.producer_id, h.producer_epoch));
+            if (error != KAFKA_NONE)
+                return error;
+            continue;
+        }
+        /* LogValidator: a client's producer batch carries a sequence. */
+        if (h.base_sequence < 0)
+            return KAFKA_INVALID_RECORD;
+        int32_t last_seq = record_batch_last_sequence(&h);
+        if (h.producer_id == prev_pid) {
+            if (h.producer_epoch != prev_epoch ||
+                !rm_follows_sequence(prev_last_seq, h.base_sequence))
+                return KAFKA_OUT_OF_ORDER_SEQUENCE_NUMBER;
+        } else {
+            producer_state_duplicate_t dup;
+            producer_state_verdict_t v =
+                producer_state_check(state, h.producer_id, h.producer_epoch, h.base_sequence,
+                                     last_seq, record_batch_is_transactional(&h), &dup);
+            if (v == PRODUCER_STATE_DUPLICATE) {
+                /* Kafka answers the first duplicate and appends nothing. */
+                res->duplicate = true;
+                res->first_offset = dup.first_offset;
+                res->last_offset = dup.last_offset;
+                return KAFKA_NONE;
+            }
+            if (v != PRODUCER_STATE_OK)
+                return rm_verdict_error(v);
+        }
+        prev_pid = h.producer_id;
+        prev_epoch = h.producer_epoch;
+        prev_last_seq = last_seq;
+    }
+    return KAFKA_NONE;
+}
+
+/* Step 4 of the leader append, for data and markers alike. */
+static void rm_after_leader_append(replica_manager_t *rm, rm_entry_t *e)
+{
     if (!rm_update_high_watermark(rm, e))
         rm_notify(rm, e->topic, e->partition); /* the log end moved all the same */
     /* Only this partition's followers can have a parked fetch that asks for
@@ -248,8 +331,71 @@ log_err_t replica_manager_leader_append(replica_manager_t *rm, const replica_par
         followers[i] = e->progress[i].id;
     if (nfollowers > 0)
         rm_wake_parked(rm, followers, nfollowers);
-    *hw = partition_log_high_watermark(p->log);
-    return LOG_OK;
+}
+
+int16_t replica_manager_leader_append(replica_manager_t *rm, const replica_partition_t *p,
+                                      replica_append_origin_t origin, int16_t required_acks,
+                                      uint8_t *batches, size_t len, replica_append_result_t *res)
+{
+    assert(p != NULL && p->log != NULL);
+    assert(p->is_leader && res != NULL);
+    rm_entry_t *e = (rm_entry_t *)p; /* pub is the entry's first member */
+    memset(res, 0, sizeof(*res));
+    res->log_append_time = -1;
+    if (required_acks == -1 &&
+        replica_manager_isr_size(rm, p) < partition_log_config(p->log)->min_insync_replicas)
+        return KAFKA_NOT_ENOUGH_REPLICAS;
+    int16_t error = rm_check_producers(e, origin, batches, len, res);
+    if (error != KAFKA_NONE || res->duplicate) {
+        res->high_watermark = partition_log_high_watermark(p->log);
+        return error;
+    }
+    log_append_info_t info;
+    log_err_t err =
+        partition_log_append(p->log, batches, len, p->leader_epoch, wall_clock_ms(), &info);
+    if (err != LOG_OK)
+        return log_err_kafka_error(err);
+    partition_producers_apply(&e->producers, p->log, batches, len);
+    res->first_offset = info.first_offset;
+    res->last_offset = info.last_offset;
+    res->log_append_time = info.log_append_time;
+    /* e stays: the listener and parked fetches do not remove partitions. */
+    rm_after_leader_append(rm, e);
+    res->high_watermark = partition_log_high_watermark(p->log);
+    return KAFKA_NONE;
+}
+
+int16_t replica_manager_write_txn_marker(replica_manager_t *rm, const replica_partition_t *p,
+                                         int64_t producer_id, int16_t producer_epoch, bool commit,
+                                         int32_t coordinator_epoch, int64_t *marker_offset)
+{
+    assert(p != NULL && p->is_leader);
+    assert(producer_id >= 0 && producer_epoch >= 0);
+    rm_entry_t *e = (rm_entry_t *)p;
+    int16_t error = rm_verdict_error(producer_state_check_end_txn(
+        e->producers.state, producer_id, producer_epoch, coordinator_epoch));
+    if (error != KAFKA_NONE)
+        return error;
+    uint8_t marker[RECORD_BATCH_TXN_MARKER_SIZE];
+    record_batch_build_txn_marker(marker, producer_id, producer_epoch, commit, coordinator_epoch,
+                                  wall_clock_ms());
+    log_append_info_t info;
+    log_err_t err = partition_log_append_control(p->log, marker, sizeof(marker), p->leader_epoch,
+                                                 wall_clock_ms(), &info);
+    if (err != LOG_OK)
+        return log_err_kafka_error(err);
+    partition_producers_apply(&e->producers, p->log, marker, sizeof(marker));
+    *marker_offset = info.first_offset;
+    rm_after_leader_append(rm, e);
+    return KAFKA_NONE;
+}
+
+int64_t replica_manager_last_stable_offset(replica_manager_t *rm, const replica_partition_t *p)
+{
+    assert(p != NULL && p->log != NULL);
+    (void)rm;
+    const rm_entry_t *e = (const rm_entry_t *)p;
+    return partition_producers_last_stable_offset(&e->producers, p->log);
 }
 
 int32_t replica_manager_isr_size(replica_manager_t *rm, const replica_partition_t *p)
@@ -284,6 +430,7 @@ static bool rm_update_high_watermark(replica_manager_t *rm, rm_entry_t *e)
     if (hw <= old)
         return false;
     partition_log_set_high_watermark(log, hw);
+    producer_state_on_high_watermark(e->producers.state, hw);
     assert(partition_log_high_watermark(log) <= leo);
     rm_notify(rm, e->topic, e->partition);
     return true;
@@ -426,6 +573,7 @@ static void rm_partition_changed(void *arg, const md_topic_t *topic, const md_pa
         e->partition = p->id;
         e->hash = rm_hash(topic->name, len, p->id);
         e->pub.log = log;
+        partition_producers_init(&e->producers, log);
         *slot = e;
         rm->nentries++;
         if (rm->nentries > rm->nbuckets)
@@ -459,6 +607,7 @@ static void rm_partition_removed(void *arg, const char *topic, int32_t partition
     if (e) {
         *slot = e->next;
         rm->nentries--;
+        partition_producers_destroy(&e->producers);
         free(e->topic);
         free(e);
     }
@@ -839,6 +988,7 @@ static bool rm_apply_partition(replica_manager_t *rm, rm_fetcher_t *f,
                   e->topic, e->partition, (long long)leo, (long long)partition_log_end_offset(log),
                   f->leader_id, d->diverging_epoch, (long long)d->diverging_end_offset,
                   err == LOG_OK ? "" : ": failed");
+        partition_producers_rebuild(&e->producers, log);
         return err == LOG_OK;
     }
     if (d->error_code == KAFKA_OFFSET_OUT_OF_RANGE && d->log_start_offset > leo) {
@@ -847,6 +997,7 @@ static bool rm_apply_partition(replica_manager_t *rm, rm_fetcher_t *f,
         VLOG_INFO(RM_MODULE, "%s-%d: behind the leader's log start %lld; log restarted there%s",
                   e->topic, e->partition, (long long)d->log_start_offset,
                   err == LOG_OK ? "" : ": failed");
+        partition_producers_rebuild(&e->producers, log);
         return err == LOG_OK;
     }
     if (d->error_code != KAFKA_NONE) {
@@ -862,10 +1013,13 @@ static bool rm_apply_partition(replica_manager_t *rm, rm_fetcher_t *f,
                       (long long)leo, log_err_str(err));
             return false;
         }
+        partition_producers_apply(&e->producers, log, d->records.data, d->records.len);
     }
     /* Never back; the log clamps it to what we hold. */
-    if (d->high_watermark > partition_log_high_watermark(log))
+    if (d->high_watermark > partition_log_high_watermark(log)) {
         partition_log_set_high_watermark(log, d->high_watermark);
+        producer_state_on_high_watermark(e->producers.state, partition_log_high_watermark(log));
+    }
     return true;
 }
 

@@ -48,17 +48,56 @@ void replica_manager_topic_config(const replica_manager_t *rm, const md_topic_t 
 const replica_partition_t *replica_manager_get(replica_manager_t *rm, const char *topic,
                                                size_t topic_len, int32_t partition);
 
+/* Who wrote the batches of a leader append: Kafka's AppendOrigin. */
+typedef enum replica_append_origin {
+    REPLICA_APPEND_CLIENT,      /* Produce: producer epochs and sequences checked */
+    REPLICA_APPEND_COORDINATOR, /* the broker's coordinators: epochs checked, no sequences */
+} replica_append_origin_t;
+
+typedef struct replica_append_result {
+    int64_t first_offset, last_offset; /* of the append, or of the original for a duplicate */
+    int64_t log_append_time;           /* -1 unless LogAppendTime */
+    int64_t high_watermark;            /* after the append */
+    bool duplicate; /* a producer's retry of batches already in the log: nothing appended */
+} replica_append_result_t;
+
 /* The leader append, for Produce and for the broker's own internal-topic
- * writes (the group coordinator): appends client-format batches to `p`,
- * which this broker leads, at its leader epoch (partition_log_append:
- * validated, all-or-nothing, offsets assigned in place), then moves the
- * high watermark as far as the ISR allows (the least log end over the ISR;
- * the log end when the leader is the only member), tells the listener once
- * (see replica_manager_set_listener) and wakes follower fetches waiting for
- * data. On LOG_OK, *hw is the high watermark after the append. */
-log_err_t replica_manager_leader_append(replica_manager_t *rm, const replica_partition_t *p,
-                                        uint8_t *batches, size_t len, log_append_info_t *info,
-                                        int64_t *hw);
+ * writes (the group and transaction coordinators), as one partition-level
+ * operation:
+ *  1. required_acks -1: the ISR must hold min.insync.replicas
+ *     (NOT_ENOUGH_REPLICAS, nothing appended);
+ *  2. the producer state: a retry of one of a producer's last five batches
+ *     is answered with the original offsets and not appended again
+ *     (res->duplicate); OUT_OF_ORDER_SEQUENCE_NUMBER, INVALID_PRODUCER_EPOCH,
+ *     INVALID_TXN_STATE, INVALID_RECORD (a producer id without a sequence
+ *     from a client) refuse the whole append;
+ *  3. partition_log_append: validated, all-or-nothing, offsets assigned in
+ *     place, at the leader epoch (its refusals as log_err_kafka_error);
+ *  4. the producer state takes the appended batches; the high watermark
+ *     moves as far as the ISR allows, the listener hears once (see
+ *     replica_manager_set_listener) and waiting follower fetches wake.
+ * Returns KAFKA_NONE or the refusal; res is filled on KAFKA_NONE. */
+int16_t replica_manager_leader_append(replica_manager_t *rm, const replica_partition_t *p,
+                                      replica_append_origin_t origin, int16_t required_acks,
+                                      uint8_t *batches, size_t len, replica_append_result_t *res);
+
+/* Appends the end-transaction marker for producer_id to p (which this broker
+ * leads): a control batch at the leader epoch, ending the producer's
+ * transaction in the partition's producer state (an abort also records the
+ * aborted range in the segment's .txnindex), then as step 4 above. Returns
+ * KAFKA_NONE with *marker_offset; INVALID_PRODUCER_EPOCH (producer_epoch
+ * older than the producer's), TRANSACTION_COORDINATOR_FENCED (an older
+ * coordinator epoch than the last marker's) or the log's refusal, with
+ * nothing appended. Markers are always written with acks=all semantics by
+ * their callers, which wait for the high watermark. */
+int16_t replica_manager_write_txn_marker(replica_manager_t *rm, const replica_partition_t *p,
+                                         int64_t producer_id, int16_t producer_epoch, bool commit,
+                                         int32_t coordinator_epoch, int64_t *marker_offset);
+
+/* The last stable offset of p (read_committed consumers read below it): the
+ * high watermark, or the first offset of a transaction not yet decided
+ * (or decided by a marker the high watermark has not passed). */
+int64_t replica_manager_last_stable_offset(replica_manager_t *rm, const replica_partition_t *p);
 
 /* The ISR size the leader of `p` counts on for acks=all: the current one,
  * or a smaller one being written. */

@@ -12,7 +12,9 @@
 
 #include "config.h"
 #include "crc32c.h"
+#include "kafka_errors.h"
 #include "log_manager.h"
+#include "record_batch.h"
 #include "replica_manager.h"
 
 void api_replica_suite(void);
@@ -186,14 +188,197 @@ static void test_high_watermark_follows_appends(void)
 
     uint8_t buf[256];
     size_t len = make_batch(buf, 5);
-    log_append_info_t info;
-    int64_t hw = -1;
-    CU_ASSERT_EQUAL_FATAL(replica_manager_leader_append(rm, rp, buf, len, &info, &hw), LOG_OK);
+    replica_append_result_t info;
+    CU_ASSERT_EQUAL_FATAL(
+        replica_manager_leader_append(rm, rp, REPLICA_APPEND_CLIENT, 1, buf, len, &info),
+        KAFKA_NONE);
     CU_ASSERT_EQUAL(info.first_offset, 0);
-    CU_ASSERT_EQUAL(hw, 5);
+    CU_ASSERT_EQUAL(info.high_watermark, 5);
     CU_ASSERT_EQUAL(partition_log_high_watermark(rp->log), 5);
     CU_ASSERT_EQUAL(partition_log_latest_epoch(rp->log), 7);
     cb.partition_removed(cb.arg, "hw", 0);
+}
+
+/* ---- the idempotent and transactional producer's checks ---- */
+
+/* A producer's batch of `count` records from `seq`, as a client sends it;
+ * the caller's buffer must hold it. Returns its length. */
+static size_t producer_batch(uint8_t *out, int64_t pid, int16_t epoch, int32_t seq, int32_t count,
+                             bool transactional)
+{
+    record_batch_builder_t b;
+    record_batch_begin(&b, 1000);
+    record_batch_set_producer(&b, pid, epoch, seq, transactional);
+    for (int32_t i = 0; i < count; i++)
+        record_batch_add(&b, "k", 1, "v", 1);
+    size_t len;
+    const uint8_t *bytes = record_batch_finish(&b, &len);
+    memcpy(out, bytes, len);
+    record_batch_builder_free(&b);
+    return len;
+}
+
+static int16_t produce(const replica_partition_t *rp, int64_t pid, int16_t epoch, int32_t seq,
+                       int32_t count, bool transactional, replica_append_result_t *res)
+{
+    uint8_t buf[512];
+    size_t len = producer_batch(buf, pid, epoch, seq, count, transactional);
+    return replica_manager_leader_append(rm, rp, REPLICA_APPEND_CLIENT, -1, buf, len, res);
+}
+
+static const replica_partition_t *lead(topic_fixture_t *f, const char *topic)
+{
+    fixture(f, topic, 0, 1, 1);
+    cb.partition_changed(cb.arg, &f->topic, &f->part);
+    return replica_manager_get(rm, topic, strlen(topic), 0);
+}
+
+/* The manager as after a broker restart over the same logs. */
+static void restart_replica_manager(void)
+{
+    replica_manager_free(rm);
+    rm = replica_manager_new(NULL, &cfg, logs);
+    cb = replica_manager_callbacks(rm);
+    replica_manager_set_listener(rm, on_event, &events);
+}
+
+static void test_idempotent_checks(void)
+{
+    topic_fixture_t f;
+    const replica_partition_t *rp = lead(&f, "idem");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(rp);
+    replica_append_result_t res;
+    CU_ASSERT_EQUAL(produce(rp, 7, 0, 0, 5, false, &res), KAFKA_NONE);
+    CU_ASSERT_EQUAL(res.first_offset, 0);
+    CU_ASSERT_FALSE(res.duplicate);
+    CU_ASSERT_EQUAL(produce(rp, 7, 0, 5, 2, false, &res), KAFKA_NONE);
+    CU_ASSERT_EQUAL(res.first_offset, 5);
+    /* A retry of either batch: the original offsets, nothing appended. */
+    CU_ASSERT_EQUAL(produce(rp, 7, 0, 0, 5, false, &res), KAFKA_NONE);
+    CU_ASSERT_TRUE(res.duplicate);
+    CU_ASSERT_EQUAL(res.first_offset, 0);
+    CU_ASSERT_EQUAL(res.last_offset, 4);
+    CU_ASSERT_EQUAL(produce(rp, 7, 0, 5, 2, false, &res), KAFKA_NONE);
+    CU_ASSERT_TRUE(res.duplicate);
+    CU_ASSERT_EQUAL(res.first_offset, 5);
+    CU_ASSERT_EQUAL(partition_log_end_offset(rp->log), 7);
+    /* A gap, an old epoch, a client batch without sequence: refused. */
+    CU_ASSERT_EQUAL(produce(rp, 7, 0, 9, 1, false, &res), KAFKA_OUT_OF_ORDER_SEQUENCE_NUMBER);
+    CU_ASSERT_EQUAL(produce(rp, 7, 1, 0, 1, false, &res), KAFKA_NONE);
+    CU_ASSERT_EQUAL(produce(rp, 7, 0, 7, 1, false, &res), KAFKA_INVALID_PRODUCER_EPOCH);
+    CU_ASSERT_EQUAL(produce(rp, 8, 0, -1, 1, false, &res), KAFKA_INVALID_RECORD);
+    CU_ASSERT_EQUAL(partition_log_end_offset(rp->log), 8);
+    /* An unknown producer is accepted at any sequence (Kafka 2.5+). */
+    CU_ASSERT_EQUAL(produce(rp, 9, 0, 42, 1, false, &res), KAFKA_NONE);
+    CU_ASSERT_EQUAL(res.first_offset, 8);
+
+    /* A restart after a clean stop loads the snapshot; the newest batch of
+     * each producer is still recognised. */
+    restart_replica_manager();
+    rp = lead(&f, "idem");
+    CU_ASSERT_EQUAL(produce(rp, 9, 0, 42, 1, false, &res), KAFKA_NONE);
+    CU_ASSERT_TRUE(res.duplicate);
+    CU_ASSERT_EQUAL(res.first_offset, 8);
+    CU_ASSERT_EQUAL(produce(rp, 7, 0, 8, 1, false, &res), KAFKA_INVALID_PRODUCER_EPOCH);
+
+    /* After an unclean stop (no snapshot) the log is replayed: every one of
+     * the last five batches is recognised again. */
+    CU_ASSERT_EQUAL(produce(rp, 7, 1, 1, 3, false, &res), KAFKA_NONE);
+    CU_ASSERT_EQUAL(res.first_offset, 9);
+    char cmd[256];
+    snprintf(cmd, sizeof(cmd), "rm -f %s/idem-0/*.snapshot", tmpdir);
+    restart_replica_manager();
+    CU_ASSERT_EQUAL(system(cmd), 0);
+    rp = lead(&f, "idem");
+    CU_ASSERT_EQUAL(produce(rp, 7, 1, 0, 1, false, &res), KAFKA_NONE);
+    CU_ASSERT_TRUE(res.duplicate);
+    CU_ASSERT_EQUAL(res.first_offset, 7);
+    CU_ASSERT_EQUAL(produce(rp, 7, 1, 1, 3, false, &res), KAFKA_NONE);
+    CU_ASSERT_TRUE(res.duplicate);
+    CU_ASSERT_EQUAL(res.first_offset, 9);
+    CU_ASSERT_EQUAL(produce(rp, 7, 1, 4, 1, false, &res), KAFKA_NONE);
+    CU_ASSERT_FALSE(res.duplicate);
+    CU_ASSERT_EQUAL(res.first_offset, 12);
+    cb.partition_removed(cb.arg, "idem", 0);
+}
+
+static void test_min_insync_refuses_before_append(void)
+{
+    topic_fixture_t f;
+    fixture(&f, "minisr", 0, 1, 1);
+    f.keys[0] = "min.insync.replicas";
+    f.values[0] = "2";
+    cb.partition_changed(cb.arg, &f.topic, &f.part);
+    const replica_partition_t *rp = replica_manager_get(rm, "minisr", 6, 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(rp);
+    replica_append_result_t res;
+    CU_ASSERT_EQUAL(produce(rp, 1, 0, 0, 1, false, &res), KAFKA_NOT_ENOUGH_REPLICAS);
+    CU_ASSERT_EQUAL(partition_log_end_offset(rp->log), 0);
+    /* The producer state saw nothing either: sequence 0 is still new. */
+    uint8_t buf[512];
+    size_t len = producer_batch(buf, 1, 0, 0, 1, false);
+    CU_ASSERT_EQUAL(replica_manager_leader_append(rm, rp, REPLICA_APPEND_CLIENT, 1, buf, len, &res),
+                    KAFKA_NONE);
+    CU_ASSERT_FALSE(res.duplicate);
+    cb.partition_removed(cb.arg, "minisr", 0);
+}
+
+static void test_transactions_and_last_stable_offset(void)
+{
+    topic_fixture_t f;
+    const replica_partition_t *rp = lead(&f, "txn");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(rp);
+    replica_append_result_t res;
+    int64_t marker;
+    CU_ASSERT_EQUAL(produce(rp, 1, 0, 0, 2, false, &res), KAFKA_NONE); /* 0-1 */
+    CU_ASSERT_EQUAL(produce(rp, 2, 0, 0, 3, true, &res), KAFKA_NONE);  /* 2-4, open */
+    CU_ASSERT_EQUAL(produce(rp, 3, 0, 0, 1, true, &res), KAFKA_NONE);  /* 5, open */
+    CU_ASSERT_EQUAL(partition_log_high_watermark(rp->log), 6);
+    CU_ASSERT_EQUAL(replica_manager_last_stable_offset(rm, rp), 2);
+    /* Inside its transaction a producer may not write outside it. */
+    CU_ASSERT_EQUAL(produce(rp, 2, 0, 3, 1, false, &res), KAFKA_INVALID_TXN_STATE);
+    CU_ASSERT_EQUAL(replica_manager_write_txn_marker(rm, rp, 2, 0, false, 0, &marker), KAFKA_NONE);
+    CU_ASSERT_EQUAL(marker, 6);
+    CU_ASSERT_EQUAL(replica_manager_last_stable_offset(rm, rp), 5);
+    log_aborted_txn_t aborted[4];
+    size_t n = 0;
+    CU_ASSERT_EQUAL(partition_log_collect_aborted_txns(rp->log, 0, 7, aborted, 4, &n), LOG_OK);
+    CU_ASSERT_EQUAL_FATAL(n, 1);
+    CU_ASSERT_EQUAL(aborted[0].producer_id, 2);
+    CU_ASSERT_EQUAL(aborted[0].first_offset, 2);
+    CU_ASSERT_EQUAL(aborted[0].last_offset, 6);
+    CU_ASSERT_EQUAL(aborted[0].last_stable_offset, 5);
+    /* Fencing: an older producer epoch or coordinator epoch. */
+    CU_ASSERT_EQUAL(produce(rp, 3, 1, 0, 1, true, &res), KAFKA_NONE); /* 7: epoch bumped */
+    CU_ASSERT_EQUAL(replica_manager_write_txn_marker(rm, rp, 3, 0, true, 0, &marker),
+                    KAFKA_INVALID_PRODUCER_EPOCH);
+    CU_ASSERT_EQUAL(replica_manager_write_txn_marker(rm, rp, 3, 1, true, 5, &marker), KAFKA_NONE);
+    CU_ASSERT_EQUAL(marker, 8);
+    CU_ASSERT_EQUAL(replica_manager_write_txn_marker(rm, rp, 3, 1, true, 4, &marker),
+                    KAFKA_TRANSACTION_COORDINATOR_FENCED);
+    CU_ASSERT_EQUAL(replica_manager_last_stable_offset(rm, rp), 9);
+    CU_ASSERT_EQUAL(partition_log_end_offset(rp->log), 9);
+
+    /* An open transaction survives a restart, clean or not. */
+    CU_ASSERT_EQUAL(produce(rp, 4, 0, 0, 2, true, &res), KAFKA_NONE); /* 9-10, open */
+    restart_replica_manager();
+    rp = lead(&f, "txn");
+    CU_ASSERT_EQUAL(replica_manager_last_stable_offset(rm, rp), 9);
+    char cmd[256];
+    snprintf(cmd, sizeof(cmd), "rm -f %s/txn-0/*.snapshot %s/txn-0/*.txnindex", tmpdir, tmpdir);
+    restart_replica_manager();
+    CU_ASSERT_EQUAL(system(cmd), 0);
+    rp = lead(&f, "txn");
+    CU_ASSERT_EQUAL(replica_manager_last_stable_offset(rm, rp), 9);
+    /* ... and so does the aborted range, rebuilt from the markers. */
+    n = 0;
+    CU_ASSERT_EQUAL(partition_log_collect_aborted_txns(rp->log, 0, 11, aborted, 4, &n), LOG_OK);
+    CU_ASSERT_EQUAL_FATAL(n, 1);
+    CU_ASSERT_EQUAL(aborted[0].first_offset, 2);
+    CU_ASSERT_EQUAL(aborted[0].last_offset, 6);
+    CU_ASSERT_EQUAL(replica_manager_write_txn_marker(rm, rp, 4, 0, true, 0, &marker), KAFKA_NONE);
+    CU_ASSERT_EQUAL(replica_manager_last_stable_offset(rm, rp), 12);
+    cb.partition_removed(cb.arg, "txn", 0);
 }
 
 static void test_remove_unknown_is_harmless(void)
@@ -209,4 +394,8 @@ void api_replica_suite(void)
     CU_add_test(s, "assignment and epoch fencing", test_assignment_and_fencing);
     CU_add_test(s, "high watermark follows appends", test_high_watermark_follows_appends);
     CU_add_test(s, "removing an unknown partition", test_remove_unknown_is_harmless);
+    CU_add_test(s, "idempotent producer checks", test_idempotent_checks);
+    CU_add_test(s, "min.insync.replicas before the append", test_min_insync_refuses_before_append);
+    CU_add_test(s, "transactions and the last stable offset",
+                test_transactions_and_last_stable_offset);
 }
