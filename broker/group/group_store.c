@@ -195,6 +195,24 @@ static int16_t write_too_large_error(const group_write_t *w)
                                             : KAFKA_UNKNOWN_SERVER_ERROR;
 }
 
+/* Kafka's mapping of append errors for the coordinator's writes
+ * (maybeConvertOffsetCommitError). A transactional commit's producer errors
+ * reach its producer as they are: a stale epoch (INVALID_PRODUCER_EPOCH) is
+ * how a fenced producer learns it is. */
+static int16_t append_error(const group_write_t *w, int16_t error)
+{
+    assert(error != KAFKA_NONE);
+    if (error == KAFKA_MESSAGE_TOO_LARGE || error == KAFKA_RECORD_LIST_TOO_LARGE)
+        return write_too_large_error(w);
+    if (error == KAFKA_NOT_ENOUGH_REPLICAS || error == KAFKA_NOT_ENOUGH_REPLICAS_AFTER_APPEND ||
+        error == KAFKA_UNKNOWN_TOPIC_OR_PARTITION)
+        return KAFKA_COORDINATOR_NOT_AVAILABLE;
+    if (w->is_txn_commit &&
+        (error == KAFKA_INVALID_PRODUCER_EPOCH || error == KAFKA_INVALID_TXN_STATE))
+        return error;
+    return KAFKA_NOT_COORDINATOR; /* the storage error and the rest */
+}
+
 static void write_timeout(struct ev_loop *loop, ev_timer *timer, int revents)
 {
     group_write_t *w = timer->data;
@@ -240,14 +258,7 @@ void group_store_write(group_coordinator_t *gc, int32_t partition, uint8_t *batc
     if (error != KAFKA_NONE) {
         VLOG_WARN(GROUP_MODULE, "%s-%d: append refused: %s", GROUP_OFFSETS_TOPIC, partition,
                   kafka_error_name(error));
-        /* Kafka's mapping of append errors for the coordinator's writes. */
-        if (error == KAFKA_MESSAGE_TOO_LARGE)
-            error = write_too_large_error(w);
-        else if (error == KAFKA_NOT_ENOUGH_REPLICAS)
-            error = KAFKA_COORDINATOR_NOT_AVAILABLE;
-        else
-            error = KAFKA_NOT_COORDINATOR; /* the storage error and the rest */
-        write_finish(gc, w, error);
+        write_finish(gc, w, append_error(w, error));
         return;
     }
     int64_t hw = info.high_watermark;
@@ -322,7 +333,7 @@ static void load_offset_commit(group_coordinator_t *gc, offsets_partition_t *p, 
     if (batch->producer_id >= 0) {
         group_txn_t *txn = group_txn_get(gc, g, batch->producer_id, true);
         group_txn_offset_set(txn, topic, topic_len, key->partition, v.offset, v.leader_epoch,
-                             metadata, metadata_len, v.commit_timestamp, batch->base_offset, 0);
+                             metadata, metadata_len, v.commit_timestamp, batch->base_offset);
         return;
     }
     group_offset_set(g, topic, topic_len, key->partition, v.offset, v.leader_epoch, metadata,

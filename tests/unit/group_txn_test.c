@@ -6,10 +6,10 @@
  * from a properties file. __consumer_offsets has one partition, so every
  * group shares it and its log holds every write in order.
  *
- * Transaction markers are control batches this test encodes itself and
- * appends to the offsets partition's log (as a follower would copy them),
- * then reports with group_coordinator_txn_completed, as the transaction
- * coordinator's marker writer does. The load is checked by starting a second
+ * Transaction markers are written through the replica layer
+ * (replica_manager_write_txn_marker) and reported with
+ * group_coordinator_txn_completed, as the transaction coordinator's marker
+ * writer does. The load is checked by starting a second
  * group coordinator over the same log: it must rebuild exactly what the
  * first one served (Kafka's order rule included). */
 #include <CUnit/Basic.h>
@@ -28,7 +28,6 @@
 
 #include "config.h"
 #include "coordinator.h"
-#include "crc32c.h"
 #include "group_coordinator.h"
 #include "kafka_errors.h"
 #include "log_manager.h"
@@ -300,11 +299,12 @@ static void set_flag(void *arg)
     *(bool *)arg = true;
 }
 
-/* A transactional commit of TOPIC/partition = offset by producer pid (epoch
- * 0) for group gid, as a v3 request naming gen / member / instance (pass -1,
+/* A transactional commit of TOPIC/partition = offset by producer pid at
+ * epoch for group gid, as a v3 request naming gen / member / instance (pass -1,
  * "", NULL for v0-2's). Returns the part's error once answered. */
-static int16_t txn_commit_as(const char *gid, int64_t pid, int32_t gen, const char *member,
-                             const char *instance, int32_t partition, int64_t offset)
+static int16_t txn_commit_epoch(const char *gid, int64_t pid, int16_t epoch, int32_t gen,
+                                const char *member, const char *instance, int32_t partition,
+                                int64_t offset)
 {
     group_commit_part_t part = {.topic = sl(TOPIC),
                                 .partition = partition,
@@ -315,7 +315,7 @@ static int16_t txn_commit_as(const char *gid, int64_t pid, int32_t gen, const ch
     group_txn_commit_params_t p = {.version = 3,
                                    .group_id = sl(gid),
                                    .producer_id = pid,
-                                   .producer_epoch = 0,
+                                   .producer_epoch = epoch,
                                    .generation_id = gen,
                                    .member_id = sl(member),
                                    .group_instance_id = sl(instance),
@@ -325,6 +325,12 @@ static int16_t txn_commit_as(const char *gid, int64_t pid, int32_t gen, const ch
     group_txn_offset_commit(gc, &p, set_flag, &done);
     CU_ASSERT_TRUE(run_until(flag_set, &done));
     return part.error;
+}
+
+static int16_t txn_commit_as(const char *gid, int64_t pid, int32_t gen, const char *member,
+                             const char *instance, int32_t partition, int64_t offset)
+{
+    return txn_commit_epoch(gid, pid, 0, gen, member, instance, partition, offset);
 }
 
 static int16_t txn_commit(const char *gid, int64_t pid, int32_t partition, int64_t offset)
@@ -396,60 +402,24 @@ static int16_t stable_error(const char *gid, int32_t partition)
 
 /* ---- transaction markers ---- */
 
-static void put_be(uint8_t *p, uint64_t v, int bytes)
-{
-    for (int i = 0; i < bytes; i++)
-        p[i] = (uint8_t)(v >> (8 * (bytes - 1 - i)));
-}
-
-/* Kafka's end-transaction marker for pid (epoch 0) at base_offset: a
- * transactional control batch of one record, key (version 0, type: 0 abort,
- * 1 commit), value (version 0, coordinator epoch 0). Returns its length. */
-static size_t build_marker(uint8_t *b, int64_t base_offset, int32_t leader_epoch, int64_t pid,
-                           bool commit_it)
-{
-    const uint8_t record[] = {
-        /* length 16 (zigzag 32), attributes, timestamp delta 0, offset delta 0 */
-        32, 0, 0, 0,
-        /* key: length 4 (zigzag 8), version 0, type */
-        8, 0, 0, 0, commit_it ? 1 : 0,
-        /* value: length 6 (zigzag 12), version 0, coordinator epoch 0 */
-        12, 0, 0, 0, 0, 0, 0,
-        /* no headers */
-        0};
-    memset(b, 0, 61);
-    memcpy(b + 61, record, sizeof(record));
-    size_t len = 61 + sizeof(record);
-    int64_t ts = (int64_t)time(NULL) * 1000;
-    put_be(b + 0, (uint64_t)base_offset, 8);
-    put_be(b + 8, len - 12, 4);
-    put_be(b + 12, (uint64_t)leader_epoch, 4);
-    b[16] = 2;                       /* magic */
-    put_be(b + 21, 0x10 | 0x20, 2);  /* transactional, control */
-    put_be(b + 23, 0, 4);            /* last offset delta */
-    put_be(b + 27, (uint64_t)ts, 8); /* base and max timestamp */
-    put_be(b + 35, (uint64_t)ts, 8);
-    put_be(b + 43, (uint64_t)pid, 8);
-    put_be(b + 51, 0, 2);          /* producer epoch */
-    put_be(b + 53, UINT32_MAX, 4); /* base sequence -1 */
-    put_be(b + 57, 1, 4);          /* one record */
-    put_be(b + 17, crc32c(0, b + 21, len - 21), 4);
-    return len;
-}
-
-/* Writes pid's marker at the offsets partition's log end and tells the
- * group coordinator, as the marker writer does. */
-static void marker(int64_t pid, bool commit_it)
+/* Writes pid's marker (at epoch) to the offsets partition through the
+ * replica layer and tells the group coordinator, as the transaction
+ * coordinator's marker writer does. */
+static void marker_at(int64_t pid, int16_t epoch, bool commit_it)
 {
     const replica_partition_t *rp =
         replica_manager_get(rm, GROUP_OFFSETS_TOPIC, strlen(GROUP_OFFSETS_TOPIC), 0);
     CU_ASSERT_PTR_NOT_NULL_FATAL(rp);
-    uint8_t b[128];
-    size_t len =
-        build_marker(b, partition_log_end_offset(rp->log), rp->leader_epoch, pid, commit_it);
-    log_append_info_t info;
-    CU_ASSERT_EQUAL_FATAL(partition_log_append_replica(rp->log, b, len, &info), LOG_OK);
+    int64_t at = -1;
+    int16_t error = replica_manager_write_txn_marker(rm, rp, pid, epoch, commit_it, 0, &at);
+    CU_ASSERT_EQUAL_FATAL(error, KAFKA_NONE);
+    CU_ASSERT(at >= 0);
     group_coordinator_txn_completed(gc, 0, pid, commit_it);
+}
+
+static void marker(int64_t pid, bool commit_it)
+{
+    marker_at(pid, 0, commit_it);
 }
 
 /* ---- tests ---- */
@@ -543,6 +513,20 @@ static void test_refusals(void)
     CU_ASSERT_STRING_EQUAL(d.state, "Dead");
     free(d.members);
     CU_ASSERT_EQUAL(stable_error("g-refused", 0), KAFKA_NONE);
+}
+
+/* The replica layer checks the producer's epoch on the coordinator's
+ * transactional batch: a fenced (older) producer's commit is refused with
+ * INVALID_PRODUCER_EPOCH and nothing of it is pending. */
+static void test_stale_epoch(void)
+{
+    CU_ASSERT_EQUAL(txn_commit_epoch("g-epoch", 1011, 3, -1, "", NULL, 7, 90), KAFKA_NONE);
+    CU_ASSERT_EQUAL(txn_commit_epoch("g-epoch", 1011, 2, -1, "", NULL, 7, 91),
+                    KAFKA_INVALID_PRODUCER_EPOCH);
+    CU_ASSERT_EQUAL(stable_error("g-epoch", 7), KAFKA_UNSTABLE_OFFSET_COMMIT);
+    marker_at(1011, 3, true);
+    CU_ASSERT_EQUAL(committed("g-epoch", 7), 90);
+    CU_ASSERT_EQUAL(stable_error("g-epoch", 7), KAFKA_NONE);
 }
 
 typedef struct joined {
@@ -641,7 +625,7 @@ static const struct {
 } watched[] = {{"g-commit", 0},  {"g-abort", 1},   {"g-abort", 2}, {"g-order", 0},
                {"g-order", 1},   {"g-order", 2},   {"g-a", 3},     {"g-b", 3},
                {"g-members", 4}, {"g-members", 5}, {"g-later", 6}, {"g-only-pending", 6},
-               {"g-refused", 0}};
+               {"g-refused", 0}, {"g-epoch", 7}};
 #define NWATCHED (sizeof(watched) / sizeof(watched[0]))
 
 static void take(snapshot_t *s)
@@ -693,6 +677,7 @@ int main(void)
     CU_add_test(s, "regular and transactional: the later appended wins", test_order_rule);
     CU_add_test(s, "one producer, several groups", test_producers_and_groups);
     CU_add_test(s, "refusals", test_refusals);
+    CU_add_test(s, "a fenced producer's epoch", test_stale_epoch);
     CU_add_test(s, "v3 member, generation and instance checks", test_v3_member_checks);
     CU_add_test(s, "left pending", test_left_pending);
     CU_add_test(s, "a reload rebuilds the same state", test_reload);
