@@ -12,7 +12,8 @@ Checked on the group side: after each committed transaction the group's
 committed offsets (OffsetFetch with require_stable, as a read_committed
 consumer asks) are exactly the positions the transaction sent; after each
 aborted one they are what they were before it; at the end they are the
-input partitions' ends. What the output topic holds (read_committed) is the
+input partitions' ends. The same across a kill -9 of the broker coordinating
+the group, mid-copy. What the output topic holds (read_committed) is the
 transaction tests' business (test_txn_*.py)."""
 
 import unittest
@@ -37,18 +38,10 @@ class GroupsTxnTest(gh.GroupTest):
         """{(topic, partition): offset}, without the "nothing committed" ones."""
         return {(t, p): o for t, p, o in offsets if o >= 0}
 
-    def test_copy_with_aborts(self):
-        c = self.cluster
-        src, dst = "gtxn-in", "gtxn-out"
-        c.create_topic(src, partitions=PARTITIONS, rf=3)
-        c.create_topic(dst, partitions=PARTITIONS, rf=3)
-        gh.produce(c.bootstrap, src, "r", 0, RECORDS, PARTITIONS)
-        events = vt.run_client("ck_txn_copy.py", [
-            "--bootstrap", c.bootstrap, "--group", "gtxn-copy", "--in-topic", src,
-            "--out-topic", dst, "--txn-id", "gtxn-copier", "--count", RECORDS, "--batch", 20,
-            "--abort-every", 3, "--timeout", 240], timeout=330, logdir=self.logdir, name="copy")
-        txns = [e for e in events if e["ev"] == "txn"]
-        self.assertTrue(any(t["outcome"] == "abort" for t in txns), txns)
+    def check_txns(self, txns):
+        """After each committed transaction the group's stable committed
+        offsets are the positions it sent; after each aborted one, what they
+        were before it."""
         before = {}
         for t in txns:
             after = self.committed_of(t["committed"])
@@ -58,10 +51,64 @@ class GroupsTxnTest(gh.GroupTest):
                 else:
                     self.assertEqual(after.get(tp), before.get(tp), t)
             before = after
+
+    def copier(self, group, src, dst, records, batch, name):
+        c = self.cluster
+        p = vt.ClientProcess("ck_txn_copy.py", [
+            "--bootstrap", c.bootstrap, "--group", group, "--in-topic", src, "--out-topic", dst,
+            "--txn-id", group + "-copier", "--count", records, "--batch", batch, "--abort-every", 3,
+            "--timeout", 240], logdir=self.logdir, name=name)
+        self.procs.append(p)
+        return p
+
+    def finish(self, p, src, records):
+        p.proc.stdin.close()
+        code = p.wait_exit(300)
+        self.assertEqual(code, 0, p.describe())
+        events = p.events()
+        self.assertEqual(events[-1]["ev"], "result", p.describe())
+        txns = [e for e in events if e["ev"] == "txn"]
+        self.assertTrue(any(t["outcome"] == "abort" for t in txns), txns)
+        self.check_txns(txns)
         result = events[-1]
-        self.assertEqual(result["copied"], RECORDS)
-        want = {(src, p): RECORDS // PARTITIONS for p in range(PARTITIONS)}
+        self.assertEqual(result["copied"], records)
+        want = {(src, p): records // PARTITIONS for p in range(PARTITIONS)}
         self.assertEqual(self.committed_of(result["committed"]), want)
+        return txns
+
+    def test_copy_with_aborts(self):
+        c = self.cluster
+        src, dst = "gtxn-in", "gtxn-out"
+        c.create_topic(src, partitions=PARTITIONS, rf=3)
+        c.create_topic(dst, partitions=PARTITIONS, rf=3)
+        gh.produce(c.bootstrap, src, "r", 0, RECORDS, PARTITIONS)
+        p = self.copier("gtxn-copy", src, dst, RECORDS, 20, "copy")
+        self.finish(p, src, RECORDS)
+
+    def test_group_coordinator_killed(self):
+        """kill -9 of the broker coordinating the group (the leader of its
+        __consumer_offsets partition) mid-copy: the new leader loads the
+        pending transactional offsets, the markers reach it, and the copy
+        ends with exactly the input's ends committed; the killed broker,
+        restarted, serves the same offsets once it leads again."""
+        c = self.cluster
+        group, src, dst = "gtxn-failover", "gtxn-fo-in", "gtxn-fo-out"
+        records = 2 * RECORDS
+        c.create_topic(src, partitions=PARTITIONS, rf=3)
+        c.create_topic(dst, partitions=PARTITIONS, rf=3)
+        gh.produce(c.bootstrap, src, "f", 0, records, PARTITIONS)
+        p = self.copier(group, src, dst, records, 10, "failover")
+        p.wait_event(lambda e: e["ev"] == "txn" and e["n"] >= 6, 120, what="six transactions")
+        coordinator = vt.group_coordinator(c, group)
+        killed = c.broker(coordinator)
+        killed.kill()
+        commits = []
+        p.wait_event(lambda e: e["ev"] == "txn" and e["outcome"] == "commit"
+                     and commits.append(e) is None and len(commits) >= 3, 120,
+                     what="three transactions committed after the kill", start=p.mark())
+        killed.start()
+        c.wait_ready(timeout=90)
+        self.finish(p, src, records)
 
 
 if __name__ == "__main__":

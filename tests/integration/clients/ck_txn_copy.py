@@ -7,9 +7,12 @@ metadata, so TxnOffsetCommit v3 names its member and generation).
 
 Every --abort-every'th transaction (1-based index divisible by it) is
 aborted instead of committed; the consumer then rewinds to its committed
-offsets and copies the same records again in the next transaction.
+offsets and copies the same records again in the next transaction. A
+retriable error (a coordinator moving or loading) is retried; one that needs
+the transaction aborted aborts it ("forced_abort") and rewinds the same way.
 
-Events (see child.py): "started"; "txn" (n, outcome "commit" / "abort",
+Events (see child.py): "started"; "retry" and "abortable" (what failed and
+why); "txn" (n, outcome "commit" / "abort" / "forced_abort",
 offsets [[topic, partition, next offset]] sent, committed: what committed()
 answers right after the outcome, with require_stable, as a read_committed
 consumer asks); "result" (copied records, transactions committed / aborted,
@@ -17,6 +20,7 @@ final committed offsets), last, after the consumer closed.
 """
 
 import argparse
+import time
 
 import child
 from child import emit
@@ -42,9 +46,31 @@ def offsets_list(parts):
     return sorted([p.topic, p.partition, p.offset] for p in parts)
 
 
+def retrying(what, fn, deadline):
+    """fn() again while it fails with a retriable error (a coordinator moving
+    or loading). Errors that need the transaction aborted are raised as
+    AbortNeeded; others as they are."""
+    while True:
+        try:
+            return fn()
+        except KafkaException as e:
+            err = e.args[0]
+            if err.txn_requires_abort():
+                raise AbortNeeded("%s: %s" % (what, err)) from None
+            if not err.retriable() or time.monotonic() > deadline:
+                raise
+            emit("retry", what=what, error=str(err))
+            time.sleep(0.2)
+
+
+class AbortNeeded(Exception):
+    pass
+
+
 def run():
     args = parse_args()
     child.watchdog(args.timeout + 60)
+    deadline = time.monotonic() + args.timeout
     consumer = Consumer({
         "bootstrap.servers": args.bootstrap,
         "group.id": args.group,
@@ -52,7 +78,7 @@ def run():
         "enable.auto.commit": False,
         "auto.offset.reset": "earliest",
         "isolation.level": "read_committed",
-        "session.timeout.ms": 6000,
+        "session.timeout.ms": 10000,
         "heartbeat.interval.ms": 500,
     })
     producer = Producer({
@@ -61,52 +87,55 @@ def run():
         "transactional.id": args.txn_id,
         "transaction.timeout.ms": 60000,
     })
-    producer.init_transactions(args.timeout)
+    retrying("init_transactions", lambda: producer.init_transactions(30), deadline)
     consumer.subscribe([args.in_topic])
     emit("started")
     copied = committed_txns = aborted_txns = 0
     n = 0
     while copied < args.count:
+        if time.monotonic() > deadline:
+            raise AssertionError("copied %d of %d in time" % (copied, args.count))
         msgs = [m for m in consumer.consume(args.batch, 1.0) if m.error() is None]
         if not msgs:
             continue
         n += 1
         producer.begin_transaction()
-        for m in msgs:
-            producer.produce(args.out_topic, key=m.key(), value=m.value(), partition=m.partition())
         assignment = consumer.assignment()
         # Partitions not consumed yet have no position to send.
         positions = [p for p in consumer.position(assignment) if p.offset >= 0]
-        producer.send_offsets_to_transaction(positions, consumer.consumer_group_metadata(),
-                                             args.timeout)
-        abort = args.abort_every > 0 and n % args.abort_every == 0
-        if abort:
-            producer.abort_transaction(args.timeout)
+        outcome = "abort" if args.abort_every > 0 and n % args.abort_every == 0 else "commit"
+        try:
+            for m in msgs:
+                producer.produce(args.out_topic, key=m.key(), value=m.value(),
+                                 partition=m.partition())
+            retrying("send_offsets_to_transaction",
+                     lambda: producer.send_offsets_to_transaction(
+                         positions, consumer.consumer_group_metadata(), 30), deadline)
+            if outcome == "commit":
+                retrying("commit_transaction", lambda: producer.commit_transaction(30), deadline)
+        except AbortNeeded as e:
+            emit("abortable", error=str(e))
+            outcome = "forced_abort"
+        if outcome != "commit":
+            retrying("abort_transaction", lambda: producer.abort_transaction(30), deadline)
             aborted_txns += 1
         else:
-            producer.commit_transaction(args.timeout)
             committed_txns += 1
             copied += len(msgs)
-        committed = consumer.committed(assignment, timeout=args.timeout)
-        emit("txn", n=n, outcome="abort" if abort else "commit", records=len(msgs),
-             offsets=offsets_list(positions), committed=offsets_list(committed))
-        if abort:
+        committed = retrying("committed", lambda: consumer.committed(assignment, timeout=30),
+                             deadline)
+        emit("txn", n=n, outcome=outcome, records=len(msgs), offsets=offsets_list(positions),
+             committed=offsets_list(committed))
+        if outcome != "commit":
             # Copy them again: back to what the group last committed.
             for tp in committed:
-                if tp.offset >= 0:
-                    consumer.seek(tp)
-                else:
-                    consumer.seek(TopicPartition(tp.topic, tp.partition, 0))
+                consumer.seek(tp if tp.offset >= 0 else TopicPartition(tp.topic, tp.partition, 0))
     parts = consumer.assignment()
-    final = consumer.committed(parts, timeout=args.timeout)
+    final = retrying("committed", lambda: consumer.committed(parts, timeout=30), deadline)
     consumer.close()
     emit("result", copied=copied, committed_txns=committed_txns, aborted_txns=aborted_txns,
          committed=offsets_list(final))
 
 
 if __name__ == "__main__":
-    try:
-        child.main(run)
-    except KafkaException as e:
-        emit("fatal", error=str(e))
-        raise
+    child.main(run)
