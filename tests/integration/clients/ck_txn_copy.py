@@ -11,8 +11,8 @@ offsets and copies the same records again in the next transaction. A
 retriable error (a coordinator moving or loading) is retried; one that needs
 the transaction aborted aborts it ("forced_abort") and rewinds the same way.
 
-Events (see child.py): "started"; "retry" and "abortable" (what failed and
-why); "txn" (n, outcome "commit" / "abort" / "forced_abort",
+Events (see child.py): "started"; "begin" and "offsets_sent" (a
+transaction's progress); "retry" and "abortable" (what failed and why); "txn" (n, outcome "commit" / "abort" / "forced_abort",
 offsets [[topic, partition, next offset]] sent, committed: what committed()
 answers right after the outcome, with require_stable, as a read_committed
 consumer asks); "result" (copied records, transactions committed / aborted,
@@ -25,7 +25,7 @@ import time
 import child
 from child import emit
 
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 
 def parse_args():
@@ -39,11 +39,20 @@ def parse_args():
     ap.add_argument("--batch", type=int, default=25)
     ap.add_argument("--abort-every", type=int, default=0)
     ap.add_argument("--timeout", type=float, default=120.0)
+    ap.add_argument("--debug", default=None, help="librdkafka debug contexts (to stderr)")
     return ap.parse_args()
 
 
 def offsets_list(parts):
     return sorted([p.topic, p.partition, p.offset] for p in parts)
+
+
+# Errors Kafka's clients retry on though librdkafka's committed() does not
+# flag them retriable: the group's coordinator moved, is loading, or was
+# not reached in time.
+COORDINATOR_MOVING = {KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+                      KafkaError.COORDINATOR_NOT_AVAILABLE, KafkaError.REQUEST_TIMED_OUT,
+                      KafkaError._TIMED_OUT, KafkaError._TRANSPORT}
 
 
 def retrying(what, fn, deadline):
@@ -57,7 +66,7 @@ def retrying(what, fn, deadline):
             err = e.args[0]
             if err.txn_requires_abort():
                 raise AbortNeeded("%s: %s" % (what, err)) from None
-            if not err.retriable() or time.monotonic() > deadline:
+            if not (err.retriable() or err.code() in COORDINATOR_MOVING) or time.monotonic() > deadline:
                 raise
             emit("retry", what=what, error=str(err))
             time.sleep(0.2)
@@ -80,12 +89,14 @@ def run():
         "isolation.level": "read_committed",
         "session.timeout.ms": 10000,
         "heartbeat.interval.ms": 500,
+        **({"debug": args.debug} if args.debug else {}),
     })
     producer = Producer({
         "bootstrap.servers": args.bootstrap,
         "client.id": "ck-txn-copy-producer",
         "transactional.id": args.txn_id,
         "transaction.timeout.ms": 60000,
+        **({"debug": args.debug} if args.debug else {}),
     })
     retrying("init_transactions", lambda: producer.init_transactions(30), deadline)
     consumer.subscribe([args.in_topic])
@@ -99,6 +110,7 @@ def run():
         if not msgs:
             continue
         n += 1
+        emit("begin", n=n, records=len(msgs))
         producer.begin_transaction()
         assignment = consumer.assignment()
         # Partitions not consumed yet have no position to send.
@@ -111,6 +123,7 @@ def run():
             retrying("send_offsets_to_transaction",
                      lambda: producer.send_offsets_to_transaction(
                          positions, consumer.consumer_group_metadata(), 30), deadline)
+            emit("offsets_sent", n=n)
             if outcome == "commit":
                 retrying("commit_transaction", lambda: producer.commit_transaction(30), deadline)
         except AbortNeeded as e:
