@@ -55,8 +55,9 @@ struct options {
     const char *queue_messages; /* queue.buffering.max.messages */
     int64_t rate;               /* records/s to pace the producer at; 0: flat out */
     int partitions;
-    int timeout_s; /* bound on each phase */
-    bool latency;  /* run the concurrent latency consumer */
+    int timeout_s;   /* bound on each phase */
+    bool latency;    /* run the concurrent latency consumer */
+    bool idempotent; /* enable.idempotence (acks=all, sequence numbers) */
 };
 
 static const char usage[] =
@@ -76,7 +77,8 @@ static const char usage[] =
     "      --rate R                pace the producer at R records/s (default: flat out)\n"
     "  -P, --partitions N          partitions when creating the topic (default 1)\n"
     "      --timeout SECONDS       bound on each phase (default 300)\n"
-    "      --no-latency            skip the concurrent latency consumer\n";
+    "      --no-latency            skip the concurrent latency consumer\n"
+    "      --idempotent            enable.idempotence=true (needs --acks all)\n";
 
 static void quiet_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
@@ -271,6 +273,7 @@ static int64_t produce_all(const struct options *o, struct bench_deliveries *st,
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     bench_conf_set(conf, "acks", o->acks);
+    bench_conf_set(conf, "enable.idempotence", o->idempotent ? "true" : "false");
     bench_conf_set(conf, "linger.ms", o->linger_ms);
     bench_conf_set(conf, "batch.size", o->batch_size);
     bench_conf_set(conf, "batch.num.messages", o->batch_num);
@@ -353,7 +356,8 @@ static void parse_options(int argc, char **argv, struct options *o)
         OPT_NO_LATENCY,
         OPT_QUEUE_KB,
         OPT_QUEUE_MSGS,
-        OPT_RATE
+        OPT_RATE,
+        OPT_IDEMPOTENT
     };
     static const struct option longopts[] = {
         {"bootstrap", required_argument, NULL, 'b'},
@@ -371,6 +375,7 @@ static void parse_options(int argc, char **argv, struct options *o)
         {"queue-kbytes", required_argument, NULL, OPT_QUEUE_KB},
         {"queue-messages", required_argument, NULL, OPT_QUEUE_MSGS},
         {"rate", required_argument, NULL, OPT_RATE},
+        {"idempotent", no_argument, NULL, OPT_IDEMPOTENT},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -440,6 +445,9 @@ static void parse_options(int argc, char **argv, struct options *o)
         case OPT_NO_LATENCY:
             o->latency = false;
             break;
+        case OPT_IDEMPOTENT:
+            o->idempotent = true;
+            break;
         case OPT_QUEUE_KB:
             o->queue_kbytes = optarg;
             break;
@@ -469,14 +477,17 @@ int main(int argc, char **argv)
 {
     struct options o;
     parse_options(argc, argv, &o);
+    if (o.idempotent && strcmp(o.acks, "all") != 0)
+        bench_die("--idempotent needs --acks all (librdkafka refuses it otherwise)");
     int64_t total_bytes = o.records * o.size;
     char rate_text[32] = "max";
     if (o.rate > 0)
         snprintf(rate_text, sizeof(rate_text), "%" PRId64 "/s", o.rate);
     printf("loadgen: %s topic %s: %" PRId64 " records x %d bytes, acks=%s linger.ms=%s "
-           "batch.size=%s batch.num.messages=%s compression=%s queue=%s msgs/%s KB rate=%s\n",
+           "batch.size=%s batch.num.messages=%s compression=%s queue=%s msgs/%s KB rate=%s%s\n",
            o.bootstrap, o.topic, o.records, o.size, o.acks, o.linger_ms, o.batch_size, o.batch_num,
-           o.compression, o.queue_messages, o.queue_kbytes, rate_text);
+           o.compression, o.queue_messages, o.queue_kbytes, rate_text,
+           o.idempotent ? " idempotent" : "");
     fflush(stdout);
 
     int partitions = topic_prepare(&o);
@@ -570,8 +581,8 @@ int main(int argc, char **argv)
            consume_mbps, consume_mbps / loop_mbps, consume_s);
     printf("RESULT size=%d acks=%s records=%" PRId64 " produce_rps=%.0f produce_mbps=%.1f "
            "consume_rps=%.0f consume_mbps=%.1f p50_ms=%.2f p99_ms=%.2f p999_ms=%.2f "
-           "loopback_mbps=%.1f rate=%s\n",
+           "loopback_mbps=%.1f rate=%s idempotent=%d\n",
            o.size, o.acks, o.records, produce_rps, produce_mbps, consume_rps, consume_mbps, p50,
-           p99, p999, loop_mbps, rate_text);
+           p99, p999, loop_mbps, rate_text, o.idempotent ? 1 : 0);
     return 0;
 }

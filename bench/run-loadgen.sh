@@ -47,7 +47,7 @@ echo
 echo "Summary (records/s; MB/s = 10^6 payload bytes/s; latency: concurrent consumer during produce)"
 printf '%-6s %-5s %-8s %12s %9s %12s %9s %9s %9s %9s %12s\n' size acks rate produce/s MB/s \
     consume/s MB/s p50_ms p99_ms p99.9_ms loopback_MB/s
-grep '^RESULT' "$out" | sed 's/[a-z_0-9]*=//g' | while read -r _ size acks _ prps pmb crps cmb p50 p99 p999 loop prate; do
+grep '^RESULT' "$out" | sed 's/[a-z_0-9]*=//g' | while read -r _ size acks _ prps pmb crps cmb p50 p99 p999 loop prate _idempotent; do
     printf '%-6s %-5s %-8s %12s %9s %12s %9s %9s %9s %9s %12s\n' "$size" "$acks" "$prate" "$prps" \
         "$pmb" "$crps" "$cmb" "$p50" "$p99" "$p999" "$loop"
 done | tee -a "$out"

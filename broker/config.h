@@ -12,8 +12,9 @@
 #include <stdint.h>
 
 /* Named relative to this file: modules that include config.h do not all
- * have broker/group on their include path. */
+ * have broker/group or broker/txn on their include path. */
 #include "group/group_coordinator.h"
+#include "txn/txn_coordinator.h"
 #include "partition_log.h"
 
 typedef struct broker_config {
@@ -38,9 +39,11 @@ typedef struct broker_config {
     int32_t max_connections;            /* max.connections */
     int32_t queued_max_requests;        /* queued.max.requests: pipelined requests per connection */
     int32_t replica_lag_time_max_ms;    /* replica.lag.time.max.ms */
-    int64_t retention_check_interval_ms; /* log.retention.check.interval.ms */
-    int64_t flush_scheduler_interval_ms; /* log.flush.scheduler.interval.ms */
-    int log_level;                       /* log.level: error|warn|info|debug (vlog levels) */
+    int64_t producer_id_expiration_ms;  /* producer.id.expiration.ms */
+    int32_t producer_id_expiration_check_interval_ms; /* producer.id.expiration.check.interval.ms */
+    int64_t retention_check_interval_ms;              /* log.retention.check.interval.ms */
+    int64_t flush_scheduler_interval_ms;              /* log.flush.scheduler.interval.ms */
+    int log_level; /* log.level: error|warn|info|debug (vlog levels) */
     /* Topic defaults: log.segment.bytes, log.roll.ms, log.retention.ms,
      * log.retention.bytes, message.max.bytes, log.flush.interval.messages,
      * log.flush.interval.ms, log.index.interval.bytes,
@@ -48,6 +51,7 @@ typedef struct broker_config {
      * min.insync.replicas. */
     log_config_t log_defaults;
     group_config_t groups; /* offsets.*, group.* settings */
+    txn_config_t txns;     /* transaction.*, transactional.id.* settings */
 } broker_config_t;
 
 /* Fills cfg from defaults, the file named by --config FILE (or a first

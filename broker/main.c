@@ -28,6 +28,7 @@
 #include "group_coordinator.h"
 #include "producer_ids.h"
 #include "replica_manager.h"
+#include "txn_coordinator.h"
 #include "vlog.h"
 #include "wall_clock.h"
 
@@ -44,6 +45,7 @@ typedef struct broker {
     replica_manager_t *replicas;
     group_coordinator_t *groups;
     producer_id_manager_t *producer_ids;
+    txn_coordinator_t *txns;
     coordinator_t *coord;
     api_context_t api;
     bool api_ready;
@@ -110,6 +112,9 @@ static int broker_start(broker_t *b)
     b->api.groups = b->groups;
     b->producer_ids = producer_id_manager_new(b->coord);
     b->api.producer_ids = b->producer_ids;
+    b->txns =
+        txn_coordinator_new(b->loop, &cfg->txns, b->replicas, b->coord, b->groups, b->producer_ids);
+    b->api.txns = b->txns;
     b->api_ready = true;
 
     net_config_t nc = {
@@ -154,6 +159,8 @@ static void broker_stop(broker_t *b)
     ev_timer_stop(b->loop, &b->tick);
     if (b->replicas != NULL)
         replica_manager_stop(b->replicas); /* needs the coordinator's RPC channel */
+    if (b->txns != NULL)
+        txn_coordinator_stop(b->txns); /* answers marker writes while the channel exists */
     if (b->producer_ids != NULL) {
         /* Answers the InitProducerId requests still waiting while net can
          * send; a block reservation in flight ends in coordinator_stop. */
@@ -164,6 +171,13 @@ static void broker_stop(broker_t *b)
     if (b->coord != NULL) {
         coordinator_stop(b->coord);
         b->coord = NULL;
+    }
+    if (b->txns != NULL) {
+        /* Answers the transaction requests still waiting while net can
+         * send; before the group coordinator, which it calls. */
+        txn_coordinator_free(b->txns);
+        b->txns = NULL;
+        b->api.txns = NULL;
     }
     if (b->groups != NULL) {
         /* Answers the group requests still waiting while net can send. */

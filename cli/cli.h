@@ -22,6 +22,7 @@ enum cli_exit {
     CLI_EXIT_TOPIC_EXISTS = 5,    /* topic already exists */
     CLI_EXIT_UNKNOWN_GROUP = 6,   /* unknown consumer group */
     CLI_EXIT_GROUP_NOT_EMPTY = 7, /* the group has members; the operation needs none */
+    CLI_EXIT_UNKNOWN_TXN = 8,     /* unknown transactional id */
 };
 
 enum cli_format { CLI_FORMAT_TEXT, CLI_FORMAT_JSON };
@@ -234,5 +235,6 @@ int cli_cmd_cluster(int argc, char **argv, struct cli_globals *g);
 int cli_cmd_produce(int argc, char **argv, struct cli_globals *g);
 int cli_cmd_consume(int argc, char **argv, struct cli_globals *g);
 int cli_cmd_group(int argc, char **argv, struct cli_globals *g);
+int cli_cmd_txn(int argc, char **argv, struct cli_globals *g);
 
 #endif

@@ -30,6 +30,8 @@ static const char main_usage[] =
     "  group describe GROUP\n"
     "  group delete GROUP\n"
     "  group seek GROUP --to earliest|latest|OFFSET|@TIMESTAMP [-t TOPIC]\n"
+    "  txn list\n"
+    "  txn describe TRANSACTIONAL_ID\n"
     "  Each command takes --help.\n"
     "\n"
     "Global options (anywhere on the line):\n"
@@ -48,7 +50,8 @@ static const char main_usage[] =
     "  4  unknown topic or partition\n"
     "  5  topic already exists\n"
     "  6  unknown consumer group\n"
-    "  7  consumer group not empty: it has members, the command needs none\n";
+    "  7  consumer group not empty: it has members, the command needs none\n"
+    "  8  unknown transactional id\n";
 
 static const char cluster_usage[] = "Usage: vltava cluster info [GLOBAL OPTIONS]\n"
                                     "\n"
@@ -102,6 +105,8 @@ int main(int argc, char **argv)
         return cli_cmd_consume(rest_argc, rest_argv, &globals);
     if (strcmp(name, "group") == 0)
         return cli_cmd_group(rest_argc, rest_argv, &globals);
+    if (strcmp(name, "txn") == 0)
+        return cli_cmd_txn(rest_argc, rest_argv, &globals);
     if (strcmp(name, "cluster") == 0) {
         static const struct cli_subcommand subs[] = {{"info", cli_cmd_cluster}};
         return cli_run_subcommand(rest_argc, rest_argv, &globals, cluster_usage, subs, 1);

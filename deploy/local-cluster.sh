@@ -89,8 +89,9 @@ start_zookeeper() {
 }
 
 # write_config I N: the template with broker I's keys replaced, for a
-# cluster of N brokers (__consumer_offsets is replicated min(N, 3) times, so
-# groups work on a cluster smaller than Kafka's default of 3).
+# cluster of N brokers (__consumer_offsets and __transaction_state are
+# replicated min(N, 3) times, so groups and transactions work on a cluster
+# smaller than Kafka's default of 3).
 write_config() {
     local i=$1 n=$2 dir="$state/broker-$1"
     local -A own=(
@@ -100,6 +101,7 @@ write_config() {
         [zookeeper.connect]="127.0.0.1:$zk_port$chroot"
         [log.dirs]="$dir/data"
         [offsets.topic.replication.factor]="$((n < 3 ? n : 3))"
+        [transaction.state.log.replication.factor]="$((n < 3 ? n : 3))"
     )
     local -A extra=()
     local -a extra_keys=() words=()
@@ -124,7 +126,7 @@ write_config() {
             printf '%s\n' "$line"
         done <"$template"
         for key in broker.id listeners replication.listener zookeeper.connect log.dirs \
-            offsets.topic.replication.factor; do
+            offsets.topic.replication.factor transaction.state.log.replication.factor; do
             printf '%s=%s\n' "$key" "${own[$key]}"
         done
         for key in "${extra_keys[@]}"; do

@@ -46,6 +46,7 @@ struct fetch_purgatory;
 struct produce_purgatory;
 struct admin_op;
 struct group_coordinator;
+struct txn_coordinator;
 
 enum kafka_api_key {
     KAFKA_API_PRODUCE = 0,
@@ -65,11 +66,16 @@ enum kafka_api_key {
     KAFKA_API_CREATE_TOPICS = 19,
     KAFKA_API_DELETE_TOPICS = 20,
     KAFKA_API_INIT_PRODUCER_ID = 22,
+    KAFKA_API_ADD_PARTITIONS_TO_TXN = 24,
+    KAFKA_API_ADD_OFFSETS_TO_TXN = 25,
+    KAFKA_API_END_TXN = 26,
     KAFKA_API_TXN_OFFSET_COMMIT = 28,
     KAFKA_API_DESCRIBE_CONFIGS = 32,
     KAFKA_API_CREATE_PARTITIONS = 37,
     KAFKA_API_DELETE_GROUPS = 42,
     KAFKA_API_OFFSET_DELETE = 47,
+    KAFKA_API_DESCRIBE_TRANSACTIONS = 65,
+    KAFKA_API_LIST_TRANSACTIONS = 66,
     KAFKA_API_KEY_COUNT = 68 /* table size; keys at or above are unknown */
 };
 
@@ -81,9 +87,10 @@ typedef struct api_context {
     struct coordinator *coord;
     struct replica_manager *replicas;
     struct fetch_purgatory *fetches;
-    struct admin_op *admin_ops;         /* admin requests waiting on the coordinator */
-    struct produce_purgatory *produces; /* acks=-1 Produce waiting on replication */
-    struct group_coordinator *groups;   /* consumer groups (broker/group); set by main */
+    struct admin_op *admin_ops;               /* admin requests waiting on the coordinator */
+    struct produce_purgatory *produces;       /* acks=-1 Produce waiting on replication */
+    struct group_coordinator *groups;         /* consumer groups (broker/group); set by main */
+    struct txn_coordinator *txns;             /* transactions (broker/txn); set by main */
     struct producer_id_manager *producer_ids; /* InitProducerId (broker/txn); set by main */
 } api_context_t;
 

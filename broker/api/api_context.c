@@ -5,6 +5,7 @@
 
 #include "api_handlers.h"
 #include "group_coordinator.h"
+#include "txn_coordinator.h"
 
 /* Role changes and removed partitions wake the fetches waiting on them, so
  * that they answer NOT_LEADER_OR_FOLLOWER or UNKNOWN_TOPIC_OR_PARTITION at
@@ -52,6 +53,8 @@ void api_notify_partition(api_context_t *ctx, const char *topic, int32_t partiti
         produce_purgatory_notify(ctx->produces, topic, partition);
     if (ctx->groups)
         group_coordinator_partition_event(ctx->groups, topic, partition);
+    if (ctx->txns)
+        txn_coordinator_partition_event(ctx->txns, topic, partition);
 }
 
 void api_connection_closed(api_context_t *ctx, void *conn)

@@ -39,11 +39,18 @@ static const api_entry_t api_table[KAFKA_API_KEY_COUNT] = {
     [KAFKA_API_CREATE_TOPICS] = {0, 4, 5, api_handle_create_topics, "CreateTopics"},
     [KAFKA_API_DELETE_TOPICS] = {0, 3, 4, api_handle_delete_topics, "DeleteTopics"},
     [KAFKA_API_INIT_PRODUCER_ID] = {0, 4, 2, api_handle_init_producer_id, "InitProducerId"},
+    [KAFKA_API_ADD_PARTITIONS_TO_TXN] = {0, 3, 3, api_handle_add_partitions_to_txn,
+                                         "AddPartitionsToTxn"},
+    [KAFKA_API_ADD_OFFSETS_TO_TXN] = {0, 3, 3, api_handle_add_offsets_to_txn, "AddOffsetsToTxn"},
+    [KAFKA_API_END_TXN] = {0, 3, 3, api_handle_end_txn, "EndTxn"},
     [KAFKA_API_TXN_OFFSET_COMMIT] = {0, 3, 3, api_handle_txn_offset_commit, "TxnOffsetCommit"},
     [KAFKA_API_DESCRIBE_CONFIGS] = {0, 2, 4, api_handle_describe_configs, "DescribeConfigs"},
     [KAFKA_API_CREATE_PARTITIONS] = {0, 1, 2, api_handle_create_partitions, "CreatePartitions"},
     [KAFKA_API_DELETE_GROUPS] = {0, 2, 2, api_handle_delete_groups, "DeleteGroups"},
     [KAFKA_API_OFFSET_DELETE] = {0, 0, -1, api_handle_offset_delete, "OffsetDelete"},
+    [KAFKA_API_DESCRIBE_TRANSACTIONS] = {0, 0, 0, api_handle_describe_transactions,
+                                         "DescribeTransactions"},
+    [KAFKA_API_LIST_TRANSACTIONS] = {0, 1, 0, api_handle_list_transactions, "ListTransactions"},
 };
 
 const api_entry_t *api_lookup(int16_t api_key)

@@ -3,7 +3,9 @@
  * Record data never passes through user space: each partition's records
  * are file ranges from partition_log_read(), handed to the response as
  * slices that net sends with sendfile(). Consumers read up to the high
- * watermark; a follower (replica_id >= 0) reads up to the log end.
+ * watermark, read_committed ones up to the last stable offset, with the
+ * aborted transactions among what they get (from the segments'
+ * .txnindex); a follower (replica_id >= 0) reads up to the log end.
  *
  * Limits follow Kafka: the response holds at most max_bytes and each
  * partition at most its partition_max_bytes, except that the first
@@ -29,6 +31,11 @@
 #include "xalloc.h"
 
 #define KAFKA_FETCH_SESSION_ID_NOT_FOUND 70
+/* Aborted transactions one partition's answer lists. Each costs 16 bytes
+ * of answer; a read that overlaps more aborted transactions than this is
+ * cut before the first one left out (fetch_partition), so a consumer
+ * never gets records of an abort it was not told of. */
+#define FETCH_MAX_ABORTED 1024
 
 typedef struct fetch_waiter {
     struct fetch_waiter *prev, *next;
@@ -70,9 +77,12 @@ static void fetch_partition(fetch_build_t *b, kafka_response_t *resp, kslice_t t
 {
     kwriter_t *w = &resp->body;
     const replica_partition_t *rp = NULL;
-    int64_t hw = -1, log_start = -1;
+    int64_t hw = -1, lso = -1, log_start = -1;
     log_read_t rd = {.nranges = 0};
     bool have_data = false;
+    const bool read_committed = b->isolation_level == 1 && b->replica_id < 0;
+    log_aborted_txn_t *aborted = NULL;
+    size_t naborted = 0;
 
     int16_t error = api_leader_replica(b->ctx, topic, partition, &rp);
     if (error == KAFKA_NONE)
@@ -80,8 +90,11 @@ static void fetch_partition(fetch_build_t *b, kafka_response_t *resp, kslice_t t
     if (error == KAFKA_NONE) {
         partition_log_t *log = rp->log;
         hw = partition_log_high_watermark(log);
+        lso = replica_manager_last_stable_offset(b->ctx->replicas, rp);
         log_start = partition_log_start_offset(log);
-        int64_t max_offset = b->replica_id >= 0 ? partition_log_end_offset(log) : hw;
+        int64_t max_offset = b->replica_id >= 0 ? partition_log_end_offset(log)
+                             : read_committed   ? lso
+                                                : hw;
         int64_t limit = partition_max_bytes < b->remaining ? partition_max_bytes : b->remaining;
         if (limit < 0)
             limit = 0;
@@ -97,6 +110,32 @@ static void fetch_partition(fetch_build_t *b, kafka_response_t *resp, kslice_t t
             if (err == LOG_OK && !have_data)
                 partition_log_read_release(&rd);
         }
+        if (have_data && read_committed) {
+            aborted = xmalloc(FETCH_MAX_ABORTED * sizeof(*aborted));
+            log_err_t err = partition_log_collect_aborted_txns(
+                log, fetch_offset, rd.next_offset, aborted, FETCH_MAX_ABORTED, &naborted);
+            if (err == LOG_OK && naborted == FETCH_MAX_ABORTED) {
+                /* The list may be cut: read only below the last one listed
+                 * begins, so that nothing in the answer belongs to an
+                 * unlisted abort. */
+                int64_t cut = aborted[naborted - 1].first_offset;
+                partition_log_read_release(&rd);
+                have_data = false;
+                if (cut > fetch_offset) {
+                    err = partition_log_read(log, fetch_offset, limit, cut, &rd);
+                    have_data = err == LOG_OK && rd.total_bytes > 0;
+                    if (err == LOG_OK && !have_data)
+                        partition_log_read_release(&rd);
+                }
+            }
+            if (err != LOG_OK) {
+                error = log_err_kafka_error(err);
+                if (have_data)
+                    partition_log_read_release(&rd);
+                have_data = false;
+                naborted = 0;
+            }
+        }
     }
     if (error != KAFKA_NONE)
         out->has_error = true;
@@ -104,11 +143,16 @@ static void fetch_partition(fetch_build_t *b, kafka_response_t *resp, kslice_t t
     kw_i32(w, partition);
     kw_i16(w, error);
     kw_i64(w, hw);
-    kw_i64(w, hw); /* last_stable_offset: no transactions, so the high watermark */
+    kw_i64(w, lso);
     if (b->version >= 5)
         kw_i64(w, log_start);
     /* aborted_transactions: null unless read_committed asked for the list. */
-    kw_array_v(w, false, b->isolation_level == 1 && error == KAFKA_NONE ? 0 : -1);
+    kw_array_v(w, false, read_committed && error == KAFKA_NONE ? (int32_t)naborted : -1);
+    for (size_t i = 0; i < naborted; i++) {
+        kw_i64(w, aborted[i].producer_id);
+        kw_i64(w, aborted[i].first_offset);
+    }
+    free(aborted);
     if (b->version >= 11)
         kw_i32(w, -1); /* preferred_read_replica */
     if (!have_data) {

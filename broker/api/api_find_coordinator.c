@@ -2,24 +2,28 @@
  * KIP-699, and answers each on its own).
  *
  * A group's coordinator is the leader of its partition of
- * __consumer_offsets: group_partition_for(key) over the partition count
- * the metadata gives the topic (Kafka reads the count of the existing
- * topic too; offsets.topic.num.partitions only sizes its creation). The
- * topic is created on first need, as Kafka does: the first FindCoordinator
- * asks the controller for it (one creation in flight per broker) and
- * answers COORDINATOR_NOT_AVAILABLE, which clients retry. There is no
- * transaction coordinator yet: key type 1 answers COORDINATOR_NOT_AVAILABLE
- * too, other key types INVALID_REQUEST.
+ * __consumer_offsets, a transactional id's (key type 1) the leader of its
+ * partition of __transaction_state: group_partition_for(key) over the
+ * partition count the metadata gives the topic (Kafka reads the count of
+ * the existing topic too; the *.num.partitions settings only size its
+ * creation). Each topic is created on first need, as Kafka does: the first
+ * FindCoordinator asks the controller for it (one creation in flight per
+ * topic per broker) and answers COORDINATOR_NOT_AVAILABLE, which clients
+ * retry; with fewer live brokers than its replication factor the
+ * controller creates nothing and the answer stays COORDINATOR_NOT_AVAILABLE.
+ * Other key types answer INVALID_REQUEST.
  *
  * librdkafka gates features on this API (its LZ4 support requires
  * FindCoordinator v0 in ApiVersions), so v0 stays advertised. */
 #include <assert.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "api_handlers.h"
 #include "config.h"
 #include "coordinator.h"
 #include "group_coordinator.h"
+#include "txn_coordinator.h"
 #include "kafka_errors.h"
 #include "vlog.h"
 
@@ -30,11 +34,16 @@
  * the key, so this bounds the response as the frame bounds the request. */
 #define FIND_COORDINATOR_MAX_KEYS 10000
 
-/* At most one creation of the offsets topic in flight per broker: every
- * consumer retries FindCoordinator until the topic has leaders. */
-static struct {
+/* An internal topic that coordinators live on. At most one creation of
+ * each in flight per broker: every client retries FindCoordinator until
+ * the topic has leaders. */
+typedef struct coordinator_topic {
+    const char *name;
     bool creating;
-} offsets_topic;
+} coordinator_topic_t;
+
+static coordinator_topic_t offsets_topic = {.name = GROUP_OFFSETS_TOPIC};
+static coordinator_topic_t txn_topic = {.name = TXN_STATE_TOPIC};
 
 typedef struct coordinator_answer {
     int16_t error;
@@ -44,16 +53,38 @@ typedef struct coordinator_answer {
     int32_t port;
 } coordinator_answer_t;
 
-static void offsets_topic_created(void *arg, int16_t error, const char *message)
+static void topic_created(void *arg, int16_t error, const char *message)
 {
-    assert(arg == NULL);
-    assert(offsets_topic.creating);
-    offsets_topic.creating = false;
+    coordinator_topic_t *topic = arg;
+    assert(topic->creating);
+    topic->creating = false;
     if (error == KAFKA_NONE)
-        VLOG_INFO(API_MODULE, "created %s", GROUP_OFFSETS_TOPIC);
+        VLOG_INFO(API_MODULE, "created %s", topic->name);
     else if (error != KAFKA_TOPIC_ALREADY_EXISTS)
-        VLOG_WARN(API_MODULE, "creating %s failed: %s%s%s", GROUP_OFFSETS_TOPIC,
-                  kafka_error_name(error), message ? ": " : "", message ? message : "");
+        VLOG_WARN(API_MODULE, "creating %s failed: %s%s%s", topic->name, kafka_error_name(error),
+                  message ? ": " : "", message ? message : "");
+}
+
+/* Asks the controller for topic (partitions, factor and its config). */
+static void create_topic(api_context_t *ctx, coordinator_topic_t *topic, int32_t partitions,
+                         int16_t replication_factor, const char *const *keys,
+                         const char *const *values, size_t nconfigs)
+{
+    assert(partitions > 0 && replication_factor > 0);
+    if (topic->creating)
+        return;
+    topic_spec_t spec = {
+        .name = topic->name,
+        .partitions = partitions,
+        .replication_factor = replication_factor,
+        .config_keys = keys,
+        .config_values = values,
+        .nconfigs = nconfigs,
+    };
+    topic->creating = true;
+    VLOG_INFO(API_MODULE, "creating %s (%d partitions, replication factor %d)", topic->name,
+              (int)partitions, (int)replication_factor);
+    coordinator_create_topic(ctx->coord, &spec, topic_created, topic);
 }
 
 /* As Kafka creates it: compacted (only each key's latest offset and group
@@ -63,30 +94,35 @@ static void offsets_topic_created(void *arg, int16_t error, const char *message)
 static void create_offsets_topic(api_context_t *ctx)
 {
     const group_config_t *g = &ctx->config->groups;
-    assert(g->offsets_topic_partitions > 0);
-    if (offsets_topic.creating)
-        return;
     char segment_bytes[16];
     snprintf(segment_bytes, sizeof(segment_bytes), "%d", (int)g->offsets_topic_segment_bytes);
     const char *const keys[] = {"cleanup.policy", "segment.bytes"};
     const char *const values[] = {"compact", segment_bytes};
-    topic_spec_t spec = {
-        .name = GROUP_OFFSETS_TOPIC,
-        .partitions = g->offsets_topic_partitions,
-        .replication_factor = g->offsets_topic_replication_factor,
-        .config_keys = keys,
-        .config_values = values,
-        .nconfigs = sizeof(keys) / sizeof(keys[0]),
-    };
-    offsets_topic.creating = true;
-    VLOG_INFO(API_MODULE, "creating %s (%d partitions, replication factor %d)", GROUP_OFFSETS_TOPIC,
-              (int)spec.partitions, (int)spec.replication_factor);
-    coordinator_create_topic(ctx->coord, &spec, offsets_topic_created, NULL);
+    create_topic(ctx, &offsets_topic, g->offsets_topic_partitions,
+                 g->offsets_topic_replication_factor, keys, values, sizeof(keys) / sizeof(keys[0]));
+}
+
+/* Kafka's transactionTopicConfigs: compacted, with
+ * transaction.state.log.min.isr as its min.insync.replicas (capped at the
+ * replication factor, so that a cluster configured with a smaller factor
+ * than the default can still write it). */
+static void create_txn_topic(api_context_t *ctx)
+{
+    const txn_config_t *t = &ctx->config->txns;
+    char segment_bytes[16], min_isr[8];
+    snprintf(segment_bytes, sizeof(segment_bytes), "%d", (int)t->log_segment_bytes);
+    snprintf(min_isr, sizeof(min_isr), "%d",
+             (int)(t->log_min_isr < t->log_replication_factor ? t->log_min_isr
+                                                              : t->log_replication_factor));
+    const char *const keys[] = {"cleanup.policy", "segment.bytes", "min.insync.replicas"};
+    const char *const values[] = {"compact", segment_bytes, min_isr};
+    create_topic(ctx, &txn_topic, t->log_partitions, t->log_replication_factor, keys, values,
+                 sizeof(keys) / sizeof(keys[0]));
 }
 
 /* The coordinator of one key. The answer's strings are views into the
  * metadata (valid until control returns to the loop) or static. *asked:
- * whether this request already asked for the offsets topic (once is
+ * whether this request already asked for the key type's topic (once is
  * enough, whatever the number of keys). */
 static void find_one(api_context_t *ctx, kslice_t key, int8_t key_type, bool *asked,
                      coordinator_answer_t *a)
@@ -96,24 +132,26 @@ static void find_one(api_context_t *ctx, kslice_t key, int8_t key_type, bool *as
                                 .node_id = -1,
                                 .host = "",
                                 .port = -1};
-    if (key_type == KEY_TYPE_TRANSACTION) {
-        a->message = "This broker has no transaction coordinator";
-        return;
-    }
-    if (key_type != KEY_TYPE_GROUP) {
+    if (key_type != KEY_TYPE_GROUP && key_type != KEY_TYPE_TRANSACTION) {
         a->error = KAFKA_INVALID_REQUEST;
         a->message = "Unknown coordinator key type";
         return;
     }
     assert(key.ptr != NULL);
+    const bool txn = key_type == KEY_TYPE_TRANSACTION;
+    const char *name = txn ? TXN_STATE_TOPIC : GROUP_OFFSETS_TOPIC;
     const cluster_metadata_t *md = coordinator_metadata(ctx->coord);
-    const md_topic_t *t =
-        cluster_metadata_topic(md, GROUP_OFFSETS_TOPIC, sizeof(GROUP_OFFSETS_TOPIC) - 1);
+    const md_topic_t *t = cluster_metadata_topic(md, name, strlen(name));
     if (t == NULL) {
-        if (!*asked)
-            create_offsets_topic(ctx);
+        if (!*asked) {
+            if (txn)
+                create_txn_topic(ctx);
+            else
+                create_offsets_topic(ctx);
+        }
         *asked = true;
-        a->message = "The offsets topic is being created";
+        a->message = txn ? "The transaction state topic is being created"
+                         : "The offsets topic is being created";
         return;
     }
     if (t->npartitions <= 0)
@@ -123,7 +161,8 @@ static void find_one(api_context_t *ctx, kslice_t key, int8_t key_type, bool *as
     const md_partition_t *p = &t->partitions[partition];
     const md_broker_t *b = p->leader < 0 ? NULL : cluster_metadata_broker(md, p->leader);
     if (b == NULL) {
-        a->message = "The group's offsets partition has no live leader";
+        a->message = txn ? "The transactional id's partition has no live leader"
+                         : "The group's offsets partition has no live leader";
         return;
     }
     *a = (coordinator_answer_t){
@@ -161,7 +200,7 @@ api_result_t api_handle_find_coordinator(api_context_t *ctx, kafka_request_t *re
     if (version >= 1)
         kw_i32(w, 0); /* throttle_time_ms */
     coordinator_answer_t a;
-    bool asked = false;
+    bool asked = false; /* for a v4 batch: one key type, one topic to create */
     if (version <= 3) {
         find_one(ctx, key, key_type, &asked, &a);
         kw_i16(w, a.error);

@@ -54,6 +54,17 @@ api_result_t api_handle_offset_delete(api_context_t *ctx, kafka_request_t *req,
 api_result_t api_handle_txn_offset_commit(api_context_t *ctx, kafka_request_t *req,
                                           kafka_response_t *resp);
 
+/* Transactions (api_txn.c), answered by ctx->txns. */
+api_result_t api_handle_add_partitions_to_txn(api_context_t *ctx, kafka_request_t *req,
+                                              kafka_response_t *resp);
+api_result_t api_handle_add_offsets_to_txn(api_context_t *ctx, kafka_request_t *req,
+                                           kafka_response_t *resp);
+api_result_t api_handle_end_txn(api_context_t *ctx, kafka_request_t *req, kafka_response_t *resp);
+api_result_t api_handle_describe_transactions(api_context_t *ctx, kafka_request_t *req,
+                                              kafka_response_t *resp);
+api_result_t api_handle_list_transactions(api_context_t *ctx, kafka_request_t *req,
+                                          kafka_response_t *resp);
+
 /* ---- fetch purgatory (api_fetch.c) ---- */
 
 /* Most fetches that may wait at once; beyond it a fetch answers at once

@@ -7,15 +7,19 @@
  * that lost its sequence state simply starts over with a new id). Any
  * broker answers it, as clients send it to the least loaded one.
  *
- * A transactional id belongs to the transaction coordinator, which this
- * broker does not run yet: NOT_COORDINATOR, as for a key it does not
- * coordinate. */
+ * With a transactional id the request goes to the transaction
+ * coordinator (broker/txn/txn_coordinator.h): the id's producer id with
+ * its epoch bumped (fencing older producers), KIP-360's producer id and
+ * epoch from v3 on. Kafka refuses a v3+ request naming one of the two
+ * without the other (INVALID_REQUEST), and answers clients before v4,
+ * which do not know PRODUCER_FENCED, with INVALID_PRODUCER_EPOCH. */
 #include <assert.h>
 #include <stdlib.h>
 
 #include "api_handlers.h"
 #include "kafka_errors.h"
 #include "producer_ids.h"
+#include "txn_coordinator.h"
 #include "xalloc.h"
 
 typedef struct init_pid_op {
@@ -47,6 +51,18 @@ static void init_pid_done(void *arg, int16_t error, int64_t producer_id)
     api_deferred_answer(&op->d);
 }
 
+/* The first version whose clients know PRODUCER_FENCED (KIP-588). */
+#define FIRST_VERSION_PRODUCER_FENCED 4
+
+static void init_txn_done(void *arg, int16_t error, int64_t producer_id, int16_t epoch)
+{
+    init_pid_op_t *op = arg;
+    if (error == KAFKA_PRODUCER_FENCED && op->d.req->api_version < FIRST_VERSION_PRODUCER_FENCED)
+        error = KAFKA_INVALID_PRODUCER_EPOCH;
+    init_pid_write(op->d.resp, op->d.req->flexible, error, producer_id, epoch);
+    api_deferred_answer(&op->d);
+}
+
 api_result_t api_handle_init_producer_id(api_context_t *ctx, kafka_request_t *req,
                                          kafka_response_t *resp)
 {
@@ -71,8 +87,19 @@ api_result_t api_handle_init_producer_id(api_context_t *ctx, kafka_request_t *re
         return API_REFUSE(req, "malformed InitProducerId request");
 
     if (transactional_id.ptr != NULL) {
-        init_pid_write(resp, flexible, KAFKA_NOT_COORDINATOR, -1, -1);
-        return API_RESPOND;
+        if ((producer_id == -1) != (producer_epoch == -1)) {
+            init_pid_write(resp, flexible, KAFKA_INVALID_REQUEST, -1, -1);
+            return API_RESPOND;
+        }
+        if (ctx->txns == NULL) {
+            init_pid_write(resp, flexible, KAFKA_COORDINATOR_NOT_AVAILABLE, -1, -1);
+            return API_RESPOND;
+        }
+        init_pid_op_t *op = xcalloc(1, sizeof(*op));
+        api_deferred_begin(&op->d, req, resp, free, op);
+        txn_init_producer_id(ctx->txns, transactional_id, transaction_timeout_ms, producer_id,
+                             producer_epoch, init_txn_done, op);
+        return api_deferred_end(&op->d);
     }
     if (ctx->producer_ids == NULL) {
         init_pid_write(resp, flexible, KAFKA_COORDINATOR_NOT_AVAILABLE, -1, -1);

@@ -35,9 +35,9 @@ static int32_t batch_leader_epoch(partition_log_t *log, int64_t offset, int64_t 
     return epoch;
 }
 
-static offset_answer_t lookup_offset(api_context_t *ctx, int32_t replica_id, kslice_t topic,
-                                     int32_t partition, int32_t current_leader_epoch,
-                                     int64_t timestamp)
+static offset_answer_t lookup_offset(api_context_t *ctx, int32_t replica_id, int8_t isolation_level,
+                                     kslice_t topic, int32_t partition,
+                                     int32_t current_leader_epoch, int64_t timestamp)
 {
     offset_answer_t a = {.error = KAFKA_NONE, .timestamp = -1, .offset = -1, .leader_epoch = -1};
     const replica_partition_t *rp;
@@ -48,8 +48,11 @@ static offset_answer_t lookup_offset(api_context_t *ctx, int32_t replica_id, ksl
     if (a.error != KAFKA_NONE)
         return a;
     partition_log_t *log = rp->log;
-    int64_t visible_end =
-        replica_id >= 0 ? partition_log_end_offset(log) : partition_log_high_watermark(log);
+    /* read_committed consumers see up to the last stable offset. */
+    int64_t visible_end = replica_id >= 0 ? partition_log_end_offset(log)
+                          : isolation_level == 1
+                              ? replica_manager_last_stable_offset(ctx->replicas, rp)
+                              : partition_log_high_watermark(log);
 
     if (timestamp == LIST_OFFSETS_LATEST) {
         a.offset = visible_end;
@@ -102,8 +105,8 @@ api_result_t api_handle_list_offsets(api_context_t *ctx, kafka_request_t *req,
             if (!kr_i32(r, &partition) || (version >= 4 && !kr_i32(r, &current_leader_epoch)) ||
                 !kr_i64(r, &timestamp) || (version == 0 && !kr_i32(r, &max_num_offsets)))
                 return API_REFUSE(req, "malformed ListOffsets request");
-            offset_answer_t a =
-                lookup_offset(ctx, replica_id, topic, partition, current_leader_epoch, timestamp);
+            offset_answer_t a = lookup_offset(ctx, replica_id, isolation_level, topic, partition,
+                                              current_leader_epoch, timestamp);
             kw_i32(w, partition);
             kw_i16(w, a.error);
             if (version == 0) {

@@ -162,6 +162,10 @@ const char *kafka_error_name(int error_code)
         return "UNSTABLE_OFFSET_COMMIT";
     case KAFKA_THROTTLING_QUOTA_EXCEEDED:
         return "THROTTLING_QUOTA_EXCEEDED";
+    case KAFKA_PRODUCER_FENCED:
+        return "PRODUCER_FENCED";
+    case KAFKA_TRANSACTIONAL_ID_NOT_FOUND:
+        return "TRANSACTIONAL_ID_NOT_FOUND";
     default:
         return "UNKNOWN";
     }

@@ -82,6 +82,8 @@ enum kafka_error {
     KAFKA_INVALID_RECORD = 87,
     KAFKA_UNSTABLE_OFFSET_COMMIT = 88,
     KAFKA_THROTTLING_QUOTA_EXCEEDED = 89,
+    KAFKA_PRODUCER_FENCED = 90,
+    KAFKA_TRANSACTIONAL_ID_NOT_FOUND = 105,
 };
 
 /* Kafka's name for an error code ("NOT_LEADER_OR_FOLLOWER"); "UNKNOWN" for others. */

@@ -27,7 +27,7 @@
  * i16, crc u32 (CRC-32C of everything after it), then an int32 count of
  * 46-byte entries. */
 #define SNAPSHOT_VERSION      1
-#define SNAPSHOT_HEADER_BYTES 10
+#define SNAPSHOT_HEADER_BYTES 6
 #define SNAPSHOT_ENTRY_BYTES  46
 
 typedef struct producer_batch {
@@ -571,6 +571,7 @@ void producer_state_snapshot_write(const producer_state_t *s, uint8_t *buf)
 int producer_state_snapshot_load(producer_state_t *s, const uint8_t *buf, size_t len)
 {
     assert(s != NULL);
+    producer_state_clear(s);
     if (len < SNAPSHOT_HEADER_BYTES + 4 || get_be(buf, 2) != SNAPSHOT_VERSION)
         return -1;
     if (get_be(buf + 2, 4) != crc32c(0, buf + SNAPSHOT_HEADER_BYTES, len - SNAPSHOT_HEADER_BYTES))
@@ -579,7 +580,6 @@ int producer_state_snapshot_load(producer_state_t *s, const uint8_t *buf, size_t
     if (count > PRODUCER_STATE_MAX_PRODUCERS ||
         len != SNAPSHOT_HEADER_BYTES + 4 + count * SNAPSHOT_ENTRY_BYTES)
         return -1;
-    producer_state_clear(s);
     const uint8_t *p = buf + SNAPSHOT_HEADER_BYTES + 4;
     /* Transactions must join the ongoing list in first-offset order. */
     int64_t *txn_order = NULL;

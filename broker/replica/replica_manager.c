@@ -109,6 +109,7 @@ struct replica_manager {
     bool waking;     /* rm_wake_parked runs (answers may re-enter it) */
     bool wake_again; /* ... and was asked again meanwhile */
     ev_timer isr_timer;
+    ev_timer expiry_timer; /* producer.id.expiration.check.interval.ms */
 };
 
 static void rm_fetcher_kick(rm_fetcher_t *f);
@@ -542,6 +543,23 @@ static void rm_isr_tick(struct ev_loop *loop, ev_timer *w, int revents)
         for (rm_entry_t *e = rm->buckets[i]; e; e = e->next)
             if (e->pub.is_leader)
                 rm_maybe_alter_isr(rm, e);
+}
+
+/* Kafka's removeExpiredProducers, on every partition (leaders and
+ * followers alike: each forgets by the batches' own timestamps). */
+static void rm_expiry_tick(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    replica_manager_t *rm = w->data;
+    (void)loop;
+    (void)revents;
+    int64_t now = wall_clock_ms();
+    int64_t expired = 0;
+    for (size_t i = 0; i < rm->nbuckets; i++)
+        for (rm_entry_t *e = rm->buckets[i]; e; e = e->next)
+            expired +=
+                producer_state_expire(e->producers.state, now, rm->cfg->producer_id_expiration_ms);
+    if (expired > 0)
+        VLOG_DEBUG(RM_MODULE, "forgot %lld expired producer entries", (long long)expired);
 }
 
 static void rm_partition_changed(void *arg, const md_topic_t *topic, const md_partition_t *p)
@@ -1141,6 +1159,10 @@ void replica_manager_set_coordinator(replica_manager_t *rm, coordinator_t *coord
         ev_timer_init(&rm->isr_timer, rm_isr_tick, every, every);
         rm->isr_timer.data = rm;
         ev_timer_start(rm->loop, &rm->isr_timer);
+        double expiry_every = rm->cfg->producer_id_expiration_check_interval_ms / 1000.0;
+        ev_timer_init(&rm->expiry_timer, rm_expiry_tick, expiry_every, expiry_every);
+        rm->expiry_timer.data = rm;
+        ev_timer_start(rm->loop, &rm->expiry_timer);
     }
     rm_kick_all(rm);
 }
@@ -1152,6 +1174,7 @@ void replica_manager_stop(replica_manager_t *rm)
     rm->stopping = true;
     if (rm->loop) {
         ev_timer_stop(rm->loop, &rm->isr_timer);
+        ev_timer_stop(rm->loop, &rm->expiry_timer);
         for (int i = 0; i < rm->nfetchers; i++)
             ev_timer_stop(rm->loop, &rm->fetchers[i]->backoff);
     }

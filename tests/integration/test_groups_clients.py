@@ -5,8 +5,7 @@ virtualenv), Debian's kafka-python 2.0.2 and confluent-kafka 1.7
 group id and commits; the committed offsets are the partitions' ends; a
 second run of the group consumes only what was produced since.
 
-Producers: kafka-python 3.x enables idempotence by default, which needs
-InitProducerId; the scripts turn it off (clients/kp_group.py).
+Producers: kafka-python 3.x with its default idempotence (clients/kp_group.py).
 
 Time: each client runs as a child process with its own deadline (--timeout,
 a watchdog) and a harness timeout; ctest's TIMEOUT bounds the file."""

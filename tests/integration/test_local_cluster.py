@@ -86,8 +86,8 @@ class LocalClusterTest(unittest.TestCase):
 
     def test_readme_quickstart_as_written(self):
         blocks = [self.localize(b) for b in quickstart_blocks()]
-        self.assertEqual(len(blocks), 5, "expected up, kcat, CLI, group and down blocks")
-        up, kcat, cli, groups, down = blocks
+        self.assertEqual(len(blocks), 6, "expected up, kcat, CLI, group, transactions and down blocks")
+        up, kcat, cli, groups, txns, down = blocks
         self.assertIn("local-cluster.sh up --brokers 3", up)
 
         out = self.sh(up).stdout
@@ -117,6 +117,15 @@ class LocalClusterTest(unittest.TestCase):
                          "kcat -G together read every record once:\n%s" % "\n".join(out))
         described = self.sh(setup + "$vltava group describe billing --format json").stdout
         self.assertEqual(sum(p["committed"] for p in json.loads(described)["partitions"]), 4)
+
+        # The transactions block: read_committed sees the committed record
+        # only, read_uncommitted both; the CLI knows the transactional id.
+        lines = self.sh(setup + txns, timeout=180).stdout.splitlines()
+        self.assertEqual([ln for ln in lines if ln in ("committed", "aborted")],
+                         ["committed", "committed", "aborted"], "\n".join(lines))
+        self.assertTrue(any(ln.split()[:1] == ["payments-writer"] for ln in lines), "\n".join(lines))
+        described = json.loads(self.sh(setup + "$vltava txn describe payments-writer --format json").stdout)
+        self.assertEqual(described["state"], "CompleteAbort", described)
 
         self.sh(down)
         status = self.sh("%s status" % SCRIPT, check=False)

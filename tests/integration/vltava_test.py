@@ -532,10 +532,13 @@ def _read_zigzag(r):
     return (v >> 1) ^ -(v & 1)
 
 
-def build_record_batch(records, base_timestamp=None, attributes=0):
+def build_record_batch(records, base_timestamp=None, attributes=0, producer_id=-1, producer_epoch=-1,
+                       base_sequence=-1):
     """An uncompressed RecordBatch v2 (BaseOffset 0) holding records, each
     (key, value) or (key, value, [(header_key, header_value), ...]); bytes or
-    None. Timestamps are base_timestamp + index (ms)."""
+    None. Timestamps are base_timestamp + index (ms). An idempotent
+    producer's batch names its producer id, epoch and first sequence;
+    attributes 0x10 marks it transactional."""
     if base_timestamp is None:
         base_timestamp = int(time.time() * 1000)
     body = Writer()
@@ -561,7 +564,7 @@ def build_record_batch(records, base_timestamp=None, attributes=0):
         _zigzag(body, len(r.buf)).raw(bytes(r.buf))
     n = len(records)
     covered = (Writer().i16(attributes).i32(n - 1).i64(base_timestamp).i64(base_timestamp + n - 1)
-               .i64(-1).i16(-1).i32(-1).i32(n).raw(body.bytes()).bytes())
+               .i64(producer_id).i16(producer_epoch).i32(base_sequence).i32(n).raw(body.bytes()).bytes())
     after_length = Writer().i32(0).i8(2).raw(struct.pack(">I", crc32c(covered))).raw(covered).bytes()
     return Writer().i64(0).i32(len(after_length)).raw(after_length).bytes()
 
@@ -637,10 +640,11 @@ def read_produce_response(body):
 
 
 def raw_fetch(port, topic, partition, offset, max_wait_ms=0, min_bytes=1, max_bytes=1 << 20,
-              partition_max_bytes=1 << 20, timeout=30, conn=None):
+              partition_max_bytes=1 << 20, timeout=30, conn=None, isolation_level=0):
     """One Fetch v4; returns {"error", "high_watermark", "last_stable_offset",
-    "records" (bytes)} for the partition."""
-    body = (Writer().i32(-1).i32(max_wait_ms).i32(min_bytes).i32(max_bytes).i8(0)
+    "aborted" ([(producer_id, first_offset)] or None), "records" (bytes)}
+    for the partition. isolation_level 1: read_committed."""
+    body = (Writer().i32(-1).i32(max_wait_ms).i32(min_bytes).i32(max_bytes).i8(isolation_level)
             .array([topic], lambda w, t: w.string(t).array(
                 [partition], lambda w2, p: w2.i32(p).i64(offset).i32(partition_max_bytes)))
             .bytes())
@@ -657,20 +661,26 @@ def raw_fetch(port, topic, partition, offset, max_wait_ms=0, min_bytes=1, max_by
         r.string()
         for _part in range(r.i32()):
             pid, err, hw, lso = r.i32(), r.i16(), r.i64(), r.i64()
-            r.array(lambda x: (x.i64(), x.i64()))
+            aborted = r.array(lambda x: (x.i64(), x.i64()))
             records = r.bytes_() or b""
             if pid == partition:
-                return {"error": err, "high_watermark": hw, "last_stable_offset": lso, "records": records}
+                return {"error": err, "high_watermark": hw, "last_stable_offset": lso, "aborted": aborted,
+                        "records": records}
     raise AssertionError("Fetch answer without %s-%d" % (topic, partition))
 
 
-def raw_list_offsets(port, topic, partition, timestamp, timeout=10):
-    """ListOffsets v1: (error, timestamp, offset). timestamp -2 = earliest,
-    -1 = latest."""
-    body = (Writer().i32(-1).array([topic], lambda w, t: w.string(t).array(
+def raw_list_offsets(port, topic, partition, timestamp, timeout=10, isolation_level=None):
+    """ListOffsets v1 (v2 when isolation_level is given): (error, timestamp,
+    offset). timestamp -2 = earliest, -1 = latest."""
+    w = Writer().i32(-1)
+    if isolation_level is not None:
+        w.i8(isolation_level)
+    body = (w.array([topic], lambda w, t: w.string(t).array(
         [partition], lambda w2, p: w2.i32(p).i64(timestamp))).bytes())
     with KafkaConnection(port, timeout=timeout) as conn:
-        r = Reader(conn.request(2, 1, body))
+        r = Reader(conn.request(2, 1 if isolation_level is None else 2, body))
+        if isolation_level is not None:
+            r.i32()  # throttle time
     for _topic in range(r.i32()):
         r.string()
         for _part in range(r.i32()):

@@ -396,6 +396,109 @@ static void test_random_against_model(void)
     producer_state_free(s);
 }
 
+/* ---- transactions ---- */
+
+static void test_transactions_and_unstable_offsets(void)
+{
+    producer_state_t *s = producer_state_new();
+    producer_state_completed_txn_t done;
+    /* 1 writes 0-2 in a transaction, 2 writes 3-4 in one, 3 writes 5 plainly. */
+    producer_state_update(s, 1, 0, 0, 2, 0, 2, 10, true);
+    producer_state_update(s, 2, 0, 0, 1, 3, 4, 10, true);
+    producer_state_update(s, 3, 0, 0, 0, 5, 5, 10, false);
+    CU_ASSERT_EQUAL(producer_state_ongoing_count(s), 2);
+    CU_ASSERT_EQUAL(producer_state_first_unstable_offset(s), 0);
+    /* Inside its transaction, a producer may not write outside it. */
+    producer_state_duplicate_t dup;
+    CU_ASSERT_EQUAL(producer_state_check(s, 1, 0, 3, 3, false, &dup),
+                    PRODUCER_STATE_INVALID_TXN_STATE);
+    CU_ASSERT_EQUAL(producer_state_check(s, 1, 0, 3, 3, true, &dup), PRODUCER_STATE_OK);
+    /* Markers: an old epoch or coordinator epoch is refused, changing nothing. */
+    CU_ASSERT_EQUAL(producer_state_end_txn(s, 1, 0, 5, 6, 11, true, &done), PRODUCER_STATE_OK);
+    CU_ASSERT_EQUAL(done.first_offset, 0);
+    CU_ASSERT_EQUAL(done.last_offset, 6);
+    CU_ASSERT_EQUAL(done.last_stable_offset, 3); /* producer 2's transaction is next */
+    CU_ASSERT_EQUAL(producer_state_check_end_txn(s, 1, 0, 4),
+                    PRODUCER_STATE_TRANSACTION_COORDINATOR_FENCED);
+    producer_state_update(s, 1, 1, 0, 0, 7, 7, 12, false);
+    CU_ASSERT_EQUAL(producer_state_end_txn(s, 1, 0, 5, 8, 12, true, &done),
+                    PRODUCER_STATE_INVALID_PRODUCER_EPOCH);
+    /* Producer 1's completed transaction stays unstable until the high
+     * watermark passes its marker. */
+    CU_ASSERT_EQUAL(producer_state_first_unstable_offset(s), 0);
+    producer_state_on_high_watermark(s, 6);
+    CU_ASSERT_EQUAL(producer_state_first_unstable_offset(s), 0);
+    producer_state_on_high_watermark(s, 7);
+    CU_ASSERT_EQUAL(producer_state_first_unstable_offset(s), 3);
+    /* A marker for a producer with nothing written in its transaction
+     * completes nothing (no index entry, no effect on readers). */
+    CU_ASSERT_EQUAL(producer_state_end_txn(s, 3, 0, 0, 8, 13, true, &done), PRODUCER_STATE_OK);
+    CU_ASSERT_EQUAL(done.first_offset, -1);
+    CU_ASSERT_EQUAL(producer_state_end_txn(s, 2, 0, 0, 9, 13, true, &done), PRODUCER_STATE_OK);
+    CU_ASSERT_EQUAL(done.first_offset, 3);
+    CU_ASSERT_EQUAL(done.last_stable_offset, 10);
+    CU_ASSERT_EQUAL(producer_state_ongoing_count(s), 0);
+    producer_state_on_high_watermark(s, 10);
+    CU_ASSERT_EQUAL(producer_state_first_unstable_offset(s), -1);
+    /* Expiry keeps a producer inside a transaction. */
+    producer_state_update(s, 4, 0, 0, 0, 10, 10, 0, true);
+    CU_ASSERT_EQUAL(producer_state_expire(s, 1000000, 10), 3);
+    CU_ASSERT_EQUAL(producer_state_count(s), 1);
+    CU_ASSERT_EQUAL(producer_state_first_unstable_offset(s), 10);
+    producer_state_free(s);
+}
+
+static void test_snapshot_round_trip(void)
+{
+    producer_state_t *s = producer_state_new();
+    producer_state_update(s, 7, 2, 10, 14, 100, 104, 1000, false);
+    producer_state_update(s, 9, 0, 0, 1, 105, 106, 1001, true); /* ongoing */
+    producer_state_update(s, 8, 1, 0, 0, 107, 107, 1002, true); /* ongoing */
+    producer_state_completed_txn_t done;
+    producer_state_end_txn(s, 8, 1, 3, 108, 1003, false, &done);
+    size_t len = producer_state_snapshot_size(s);
+    CU_ASSERT_EQUAL(len, 6 + 4 + 3 * 46);
+    uint8_t *buf = malloc(len);
+    producer_state_snapshot_write(s, buf);
+    CU_ASSERT_EQUAL(buf[0], 0);
+    CU_ASSERT_EQUAL(buf[1], 1); /* version 1 */
+    /* Kafka's layout: the entry count right after version and CRC, then the
+     * entries oldest first: producer 7's id, epoch and last sequence. */
+    static const uint8_t count_and_first[] = {0, 0, 0, 3, 0, 0, 0, 0, 0,
+                                              0, 0, 7, 0, 2, 0, 0, 0, 14};
+    CU_ASSERT_EQUAL(memcmp(buf + 6, count_and_first, sizeof(count_and_first)), 0);
+
+    producer_state_t *t = producer_state_new();
+    CU_ASSERT_EQUAL_FATAL(producer_state_snapshot_load(t, buf, len), 0);
+    CU_ASSERT_EQUAL(producer_state_count(t), 3);
+    /* The newest batch of each producer is a duplicate; sequences go on. */
+    CU_ASSERT_EQUAL(check(t, 7, 2, 10, 14), PRODUCER_STATE_DUPLICATE);
+    CU_ASSERT_EQUAL(check(t, 7, 2, 15, 15), PRODUCER_STATE_OK);
+    CU_ASSERT_EQUAL(check(t, 7, 1, 15, 15), PRODUCER_STATE_INVALID_PRODUCER_EPOCH);
+    /* The ongoing transaction, and the coordinator epoch of the marker. */
+    CU_ASSERT_EQUAL(producer_state_ongoing_count(t), 1);
+    CU_ASSERT_EQUAL(producer_state_first_unstable_offset(t), 105);
+    CU_ASSERT_EQUAL(producer_state_check_end_txn(t, 8, 1, 2),
+                    PRODUCER_STATE_TRANSACTION_COORDINATOR_FENCED);
+    /* Any flipped byte, a cut or a longer file is refused; the state is
+     * left empty. */
+    for (size_t i = 0; i < len; i++) {
+        buf[i] ^= 0x40;
+        CU_ASSERT_EQUAL(producer_state_snapshot_load(t, buf, len), -1);
+        CU_ASSERT_EQUAL(producer_state_count(t), 0);
+        buf[i] ^= 0x40;
+    }
+    for (size_t cut = 0; cut < len; cut++)
+        CU_ASSERT_EQUAL(producer_state_snapshot_load(t, buf, cut), -1);
+    CU_ASSERT_EQUAL(producer_state_snapshot_load(t, buf, len), 0);
+    producer_state_clear(t);
+    CU_ASSERT_EQUAL(producer_state_count(t), 0);
+    CU_ASSERT_EQUAL(producer_state_first_unstable_offset(t), -1);
+    free(buf);
+    producer_state_free(t);
+    producer_state_free(s);
+}
+
 void producer_state_suite(void);
 
 void producer_state_suite(void)
@@ -410,4 +513,6 @@ void producer_state_suite(void)
     CU_add_test(s, "expiry", test_expiry);
     CU_add_test(s, "bound evicts least recently updated", test_bound_evicts_least_recently_updated);
     CU_add_test(s, "random against model", test_random_against_model);
+    CU_add_test(s, "transactions and unstable offsets", test_transactions_and_unstable_offsets);
+    CU_add_test(s, "snapshot round trip", test_snapshot_round_trip);
 }

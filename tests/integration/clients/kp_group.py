@@ -2,8 +2,8 @@
 kafka-python 3.x (the client virtualenv) or Debian's 2.0.2 (/usr/bin/python3).
 
 --produce N: first produces N records "<prefix>-<i>" to partition i % the
-topic's partitions, acks=all (idempotence off: kafka-python 3 enables it by
-default, and it needs InitProducerId). Then a KafkaConsumer in --group
+topic's partitions, acks=all (kafka-python 3 is idempotent by default, so
+that runs InitProducerId and the broker's sequence checks). Then a KafkaConsumer in --group
 subscribes to --topic, consumes until --expect records arrived, commits
 synchronously, and reports "result": consumed ([partition, offset, value]),
 committed and end offsets of every partition ([topic, partition, offset]).
@@ -18,15 +18,9 @@ import kafka
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 
-def major_version():
-    return int(kafka.__version__.split(".")[0])
-
-
 def produce(args):
     kw = dict(bootstrap_servers=args.bootstrap, acks="all", linger_ms=5, request_timeout_ms=30000,
               max_block_ms=30000)
-    if major_version() >= 3:
-        kw["enable_idempotence"] = False
     producer = KafkaProducer(**kw)
     try:
         parts = None
