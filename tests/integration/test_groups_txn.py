@@ -1,22 +1,24 @@
 """Transactional offset commits end to end: confluent-kafka 2.x's
 consume-transform-produce loop (clients/ck_txn_copy.py) with
 send_offsets_to_transaction against a 3-broker cluster (__consumer_offsets and
-__transaction_state replicated 3 times).
-
-Waits on the transaction coordinator (helper txncoord: FindCoordinator key
-type 1, InitProducerId with a transactional id, AddOffsetsToTxn, EndTxn and
-the markers that call group_coordinator_txn_completed): skipped, saying so,
-while the broker does not advertise EndTxn.
+__transaction_state replicated 3 times), every third transaction aborted and
+copied again.
 
 Checked on the group side: after each committed transaction the group's
 committed offsets (OffsetFetch with require_stable, as a read_committed
 consumer asks) are exactly the positions the transaction sent; after each
 aborted one they are what they were before it; at the end they are the
-input partitions' ends. The same across a kill -9 of the broker coordinating
-the group, mid-copy. What the output topic holds (read_committed) is the
-transaction tests' business (test_txn_*.py)."""
+input partitions' ends. And the copy itself: the output, read_committed,
+holds every input record exactly once. The same across a kill -9 of the
+broker coordinating the group, mid-copy.
 
+Needs the transaction coordinator (broker/txn): skipped, saying so, on a
+broker that does not advertise EndTxn."""
+
+import time
 import unittest
+
+from confluent_kafka import KafkaError
 
 import group_helpers as gh
 import vltava_test as vt
@@ -61,6 +63,41 @@ class GroupsTxnTest(gh.GroupTest):
         self.procs.append(p)
         return p
 
+    def read_committed(self, topic, timeout=60):
+        """Every value of topic as a read_committed confluent-kafka consumer
+        (Debian's 1.7, in the harness's python) reads it, each partition up
+        to its high watermark (every transaction has ended by then)."""
+        from confluent_kafka import Consumer, TopicPartition
+
+        c = Consumer({"bootstrap.servers": self.cluster.bootstrap,
+                      "group.id": "gtxn-reader-%d" % time.monotonic_ns(),
+                      "enable.auto.commit": False, "isolation.level": "read_committed",
+                      "enable.partition.eof": True})
+        try:
+            ends = {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+                    for p in range(PARTITIONS)}
+            c.assign([TopicPartition(topic, p, 0) for p in range(PARTITIONS)])
+            values, at_end = [], set()
+            deadline = time.monotonic() + timeout
+            while len(at_end) < PARTITIONS:
+                if time.monotonic() > deadline:
+                    raise AssertionError("read_committed %s: not at %s after %ss (at the end: %s)"
+                                         % (topic, ends, timeout, sorted(at_end)))
+                m = c.poll(0.2)
+                if m is None:
+                    continue
+                if m.error() is None:
+                    values.append((m.value() or b"").decode())
+                elif m.error().code() == KafkaError._PARTITION_EOF:
+                    pos = c.position([TopicPartition(topic, m.partition())])[0].offset
+                    if pos >= ends[m.partition()]:
+                        at_end.add(m.partition())
+                else:
+                    raise AssertionError("read_committed %s: %s" % (topic, m.error()))
+            return values
+        finally:
+            c.close()
+
     def finish(self, p, src, records):
         p.proc.stdin.close()
         code = p.wait_exit(300)
@@ -76,14 +113,22 @@ class GroupsTxnTest(gh.GroupTest):
         self.assertEqual(self.committed_of(result["committed"]), want)
         return txns
 
+    def check_copy(self, dst, values):
+        """The output holds each input record exactly once (read_committed):
+        aborted copies are invisible and committed ones never repeat."""
+        copied = self.read_committed(dst)
+        self.assertEqual(len(copied), len(set(copied)), "records copied more than once")
+        self.assertEqual(sorted(copied), sorted(values))
+
     def test_copy_with_aborts(self):
         c = self.cluster
         src, dst = "gtxn-in", "gtxn-out"
         c.create_topic(src, partitions=PARTITIONS, rf=3)
         c.create_topic(dst, partitions=PARTITIONS, rf=3)
-        gh.produce(c.bootstrap, src, "r", 0, RECORDS, PARTITIONS)
+        values = gh.produce(c.bootstrap, src, "r", 0, RECORDS, PARTITIONS)
         p = self.copier("gtxn-copy", src, dst, RECORDS, 20, "copy")
         self.finish(p, src, RECORDS)
+        self.check_copy(dst, values)
 
     def test_group_coordinator_killed(self):
         """kill -9 of the broker coordinating the group (the leader of its
@@ -95,7 +140,7 @@ class GroupsTxnTest(gh.GroupTest):
         records = 2 * RECORDS
         c.create_topic(src, partitions=PARTITIONS, rf=3)
         c.create_topic(dst, partitions=PARTITIONS, rf=3)
-        gh.produce(c.bootstrap, src, "f", 0, records, PARTITIONS)
+        values = gh.produce(c.bootstrap, src, "f", 0, records, PARTITIONS)
         p = self.copier(group, src, dst, records, 10, "failover")
         p.wait_event(lambda e: e["ev"] == "txn" and e["n"] >= 6, 120, what="six transactions")
         coordinator = vt.group_coordinator(c, group)
@@ -115,6 +160,7 @@ class GroupsTxnTest(gh.GroupTest):
                      and commits.append(e) is None and len(commits) >= 3, 120,
                      what="three transactions committed after the kill", start=at_kill)
         self.finish(p, src, records)
+        self.check_copy(dst, values)
 
 
 if __name__ == "__main__":
