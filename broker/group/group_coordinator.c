@@ -324,16 +324,15 @@ group_txn_t *group_txn_get(group_coordinator_t *gc, group_t *g, int64_t producer
 
 void group_txn_offset_set(group_txn_t *txn, const char *topic, size_t topic_len, int32_t partition,
                           int64_t offset, int32_t leader_epoch, const char *metadata,
-                          size_t metadata_len, int64_t commit_ms, int64_t log_offset,
-                          uint64_t write_id)
+                          size_t metadata_len, int64_t commit_ms, int64_t log_offset)
 {
-    assert(log_offset >= 0 || write_id != 0);
+    assert(log_offset >= 0);
+    assert(!txn->group->removed);
     size_t before = txn->offsets.count;
     committed_offset_t *o = offsets_put(&txn->offsets, topic, topic_len, partition);
     txn->group->txn_offsets += (int32_t)(txn->offsets.count - before);
     /* Kafka writes no expire timestamp for transactional commits. */
     offset_fill(o, offset, leader_epoch, metadata, metadata_len, commit_ms, -1, log_offset);
-    o->write_id = write_id;
 }
 
 void group_txn_offset_drop(group_txn_t *txn, const char *topic, size_t topic_len, int32_t partition)
@@ -395,35 +394,26 @@ static void txn_complete(group_coordinator_t *gc, group_txn_t *txn, bool commit)
 {
     group_t *g = txn->group;
     assert(!g->removed);
-    int32_t applied = 0, unwritten = 0;
+    int32_t applied = 0;
     for (size_t b = 0; commit && b < txn->offsets.nbuckets; b++)
         for (hnode_t *n = txn->offsets.buckets[b]; n; n = n->next) {
             const committed_offset_t *o = (const committed_offset_t *)n;
-            if (o->log_offset < 0) {
-                /* Its TxnOffsetCommit was not answered yet, so its client
-                 * cannot have ended the transaction: Kafka refuses this
-                 * (an IllegalStateException) and the offset is lost. */
-                unwritten++;
-                continue;
-            }
             applied += group_offset_set(g, o->topic, strlen(o->topic), o->partition, o->offset,
                                         o->leader_epoch, o->metadata, strlen(o->metadata),
                                         o->commit_ms, o->expire_ms, o->log_offset);
         }
-    if (unwritten > 0)
-        VLOG_WARN(GROUP_MODULE,
-                  "group %s: producer %" PRId64 " committed its transaction before %d of its "
-                  "offsets were written; they are dropped",
-                  g->id, txn->producer_id, unwritten);
     VLOG_DEBUG(GROUP_MODULE, "group %s: producer %" PRId64 "'s transaction %s: %d offsets applied",
                g->id, txn->producer_id, commit ? "committed" : "aborted", applied);
     group_txn_free(gc, txn);
 }
 
+static void txn_writes_end(offsets_partition_t *p, int64_t producer_id);
+
 void group_txns_complete(group_coordinator_t *gc, offsets_partition_t *p, int64_t producer_id,
                          bool commit)
 {
     assert(p->state != OFFSETS_NOT_LEADER);
+    txn_writes_end(p, producer_id);
     uint64_t h = producer_hash(producer_id);
     hnode_t *n = htable_chain(&p->txns, h);
     while (n) {
@@ -1830,12 +1820,13 @@ static void commit_stored(group_coordinator_t *gc, group_write_t *w, int16_t err
 }
 
 /* GROUP_MAX_OFFSETS_PER_GROUP bounds a group's committed offsets and its
- * pending transactional ones together, so that a transaction's commit
+ * transactional ones (pending or being written) together, so that a transaction's commit
  * cannot take the committed ones past it: is there room for part's? */
 static bool offset_room(const group_t *g, const group_commit_part_t *part)
 {
-    assert(g->txn_offsets >= 0);
-    if (g->offsets.count + (size_t)g->txn_offsets < GROUP_MAX_OFFSETS_PER_GROUP)
+    assert(g->txn_offsets >= 0 && g->txn_in_flight >= 0);
+    if (g->offsets.count + (size_t)g->txn_offsets + (size_t)g->txn_in_flight <
+        GROUP_MAX_OFFSETS_PER_GROUP)
         return true;
     return group_offset_find((group_t *)g, (const char *)part->topic.ptr, (size_t)part->topic.len,
                              part->partition) != NULL;
@@ -1951,40 +1942,92 @@ typedef struct txn_commit_op {
     void *arg;
     group_commit_part_t *parts;
     int32_t nparts;
+    int32_t nwrite; /* parts written (error NONE when written) */
     int64_t producer_id;
-    uint64_t write_id;
+    int64_t commit_ms;
+    bool ended;       /* the producer's marker came while it was being written */
+    bool *superseded; /* per part: a tombstone was written after it */
 } txn_commit_op_t;
 
+/* The in-flight TxnOffsetCommit writes of g in its partition naming (topic,
+ * partition): whether there are any and, with `supersede`, marks them as
+ * preceding a tombstone for it (Kafka's removeOffsets drops pending
+ * transactional offsets too). */
+static bool txn_writes_of(group_coordinator_t *gc, const group_t *g, const char *topic, size_t tlen,
+                          int32_t partition, bool supersede)
+{
+    assert(topic != NULL);
+    assert(g->txn_in_flight >= 0);
+    if (g->txn_in_flight == 0)
+        return false;
+    offsets_partition_t *p = group_part(gc, g);
+    bool found = false;
+    for (group_write_t *w = p ? p->writes_head : NULL; w; w = w->next) {
+        if (!w->is_txn_commit || w->group != g)
+            continue;
+        txn_commit_op_t *op = w->arg;
+        for (int32_t i = 0; i < op->nparts; i++) {
+            const group_commit_part_t *part = &op->parts[i];
+            if (part->error == KAFKA_NONE && part->partition == partition && part->topic.ptr &&
+                (size_t)part->topic.len == tlen && memcmp(part->topic.ptr, topic, tlen) == 0) {
+                found = true;
+                op->superseded[i] |= supersede;
+            }
+        }
+    }
+    return found;
+}
+
+/* A marker for producer_id: its commits still being written belong to the
+ * transaction it ended, so they must not become pending for the next one.
+ * (Its client ended the transaction before they were answered: Kafka
+ * refuses that with an IllegalStateException and they are lost.) */
+static void txn_writes_end(offsets_partition_t *p, int64_t producer_id)
+{
+    for (group_write_t *w = p->writes_head; w; w = w->next) {
+        if (!w->is_txn_commit)
+            continue;
+        txn_commit_op_t *op = w->arg;
+        if (op->producer_id == producer_id && !op->ended) {
+            op->ended = true;
+            VLOG_WARN(GROUP_MODULE,
+                      "group %s: producer %" PRId64
+                      " ended its transaction before its offsets were written; they are dropped",
+                      w->group->id, producer_id);
+        }
+    }
+}
+
 /* Kafka's onTxnOffsetCommitAppend / failPendingTxnOffsetCommit: the
- * write's pending offsets learn where they are in the log, or go. Ones a
- * later write of the same producer replaced belong to that write. */
+ * acknowledged write's offsets become pending, at the write's offset in the
+ * log; a refused one leaves nothing behind. */
 static void txn_commit_stored(group_coordinator_t *gc, group_write_t *w, int16_t error)
 {
     txn_commit_op_t *op = w->arg;
     group_t *g = w->group;
     assert(w->is_txn_commit && g != NULL);
-    assert(op->write_id != 0);
-    group_txn_t *txn = g->removed ? NULL : group_txn_get(gc, g, op->producer_id, false);
-    for (size_t b = 0; txn && b < txn->offsets.nbuckets; b++) {
-        hnode_t *n = txn->offsets.buckets[b];
-        while (n) {
-            hnode_t *next = n->next;
-            committed_offset_t *o = (committed_offset_t *)n;
-            if (o->write_id == op->write_id) {
-                if (error == KAFKA_NONE)
-                    o->log_offset = w->base_offset;
-                else
-                    group_txn_offset_drop(txn, o->topic, strlen(o->topic), o->partition);
-            }
-            n = next;
-        }
+    assert(g->txn_in_flight >= op->nwrite);
+    g->txn_in_flight -= op->nwrite;
+    group_txn_t *txn = NULL;
+    if (error == KAFKA_NONE && !g->removed && !op->ended)
+        txn = group_txn_get(gc, g, op->producer_id, true);
+    for (int32_t i = 0; i < op->nparts; i++) {
+        group_commit_part_t *part = &op->parts[i];
+        if (part->error != KAFKA_NONE)
+            continue;
+        part->error = error;
+        if (txn == NULL || op->superseded[i])
+            continue;
+        kslice_t metadata = part->metadata.ptr ? part->metadata : cslice("");
+        group_txn_offset_set(txn, (const char *)part->topic.ptr, (size_t)part->topic.len,
+                             part->partition, part->offset, part->leader_epoch,
+                             (const char *)metadata.ptr, (size_t)metadata.len, op->commit_ms,
+                             w->base_offset);
     }
     if (txn && txn->offsets.count == 0)
-        group_txn_free(gc, txn);
-    for (int32_t i = 0; i < op->nparts; i++)
-        if (op->parts[i].error == KAFKA_NONE)
-            op->parts[i].error = error;
+        group_txn_free(gc, txn); /* every part superseded */
     op->done(op->arg);
+    free(op->superseded);
     free(op);
 }
 
@@ -2025,13 +2068,12 @@ static int16_t txn_check_member(const group_t *g, const group_txn_commit_params_
     return KAFKA_NONE;
 }
 
-/* The request-level checks; *g_out is the group (created when it passes
- * and there was none). */
+/* The request-level checks; *g_out is the group, NULL when there is none
+ * yet (it is created at *partition once something is to be written). */
 static int16_t txn_commit_route(group_coordinator_t *gc, const group_txn_commit_params_t *p,
-                                group_t **g_out)
+                                group_t **g_out, int32_t *partition)
 {
-    int32_t partition;
-    int16_t error = route_id(gc, p->group_id, false, g_out, &partition);
+    int16_t error = route_id(gc, p->group_id, false, g_out, partition);
     if (error != KAFKA_NONE)
         return error;
     /* Kafka's transaction verification would refuse these (the
@@ -2041,10 +2083,7 @@ static int16_t txn_commit_route(group_coordinator_t *gc, const group_txn_commit_
         return KAFKA_INVALID_PRODUCER_ID_MAPPING;
     if (p->producer_epoch < 0)
         return KAFKA_INVALID_PRODUCER_EPOCH;
-    error = txn_check_member(*g_out, p);
-    if (error == KAFKA_NONE && *g_out == NULL)
-        *g_out = create_routed(gc, p->group_id, partition, &error);
-    return error;
+    return txn_check_member(*g_out, p);
 }
 
 void group_txn_offset_commit(group_coordinator_t *gc, const group_txn_commit_params_t *p,
@@ -2053,8 +2092,11 @@ void group_txn_offset_commit(group_coordinator_t *gc, const group_txn_commit_par
     assert(done != NULL);
     assert(p->nparts >= 0);
     group_t *g = NULL;
-    int16_t error = txn_commit_route(gc, p, &g);
-    group_txn_t *txn = error == KAFKA_NONE ? group_txn_get(gc, g, p->producer_id, false) : NULL;
+    int32_t partition;
+    int16_t error = txn_commit_route(gc, p, &g, &partition);
+    group_txn_t *txn = g ? group_txn_get(gc, g, p->producer_id, false) : NULL;
+    const size_t held =
+        g ? g->offsets.count + (size_t)g->txn_offsets + (size_t)g->txn_in_flight : 0;
     const cluster_metadata_t *md = coordinator_metadata(gc->coord);
     int32_t nwrite = 0;
     for (int32_t i = 0; i < p->nparts; i++) {
@@ -2069,8 +2111,7 @@ void group_txn_offset_commit(group_coordinator_t *gc, const group_txn_commit_par
             part->error = KAFKA_UNKNOWN_TOPIC_OR_PARTITION;
         else if (part->metadata.ptr && part->metadata.len > gc->cfg.offset_metadata_max_bytes)
             part->error = KAFKA_OFFSET_METADATA_TOO_LARGE;
-        else if (g->offsets.count + (size_t)g->txn_offsets + (size_t)nwrite >=
-                     GROUP_MAX_OFFSETS_PER_GROUP &&
+        else if (held + (size_t)nwrite >= GROUP_MAX_OFFSETS_PER_GROUP &&
                  !(txn && offsets_find(&txn->offsets, topic, topic_len, part->partition)))
             /* Replacing the producer's own pending offset adds none; any
              * other would let a transaction's commit grow the committed
@@ -2079,7 +2120,12 @@ void group_txn_offset_commit(group_coordinator_t *gc, const group_txn_commit_par
         else
             nwrite++;
     }
-    if (nwrite == 0) {
+    if (nwrite > 0 && g == NULL) {
+        g = create_routed(gc, p->group_id, partition, &error);
+        for (int32_t i = 0; g == NULL && i < p->nparts; i++)
+            p->parts[i].error = error;
+    }
+    if (nwrite == 0 || g == NULL) {
         done(arg);
         return;
     }
@@ -2088,12 +2134,14 @@ void group_txn_offset_commit(group_coordinator_t *gc, const group_txn_commit_par
     op->arg = arg;
     op->parts = p->parts;
     op->nparts = p->nparts;
+    op->nwrite = nwrite;
     op->producer_id = p->producer_id;
-    op->write_id = ++gc->txn_write_seq;
+    op->superseded = xcalloc((size_t)p->nparts, sizeof(*op->superseded));
+    /* Kafka's prepareTxnOffsetCommit: from now a stable OffsetFetch waits
+     * for them (txn_writes_of). */
+    g->txn_in_flight += nwrite;
     int64_t now = group_now_ms();
-    /* Kafka's prepareTxnOffsetCommit: pending from now, so that a stable
-     * OffsetFetch already waits for them. */
-    txn = group_txn_get(gc, g, p->producer_id, true);
+    op->commit_ms = now;
     record_batch_builder_t b;
     record_batch_begin(&b, now);
     record_batch_set_producer(&b, p->producer_id, p->producer_epoch, -1, true);
@@ -2104,18 +2152,13 @@ void group_txn_offset_commit(group_coordinator_t *gc, const group_txn_commit_par
         const group_commit_part_t *part = &p->parts[i];
         if (part->error != KAFKA_NONE)
             continue;
-        kslice_t metadata = part->metadata.ptr ? part->metadata : cslice("");
-        group_txn_offset_set(txn, (const char *)part->topic.ptr, (size_t)part->topic.len,
-                             part->partition, part->offset, part->leader_epoch,
-                             (const char *)metadata.ptr, (size_t)metadata.len, now, -1,
-                             op->write_id);
         kw_reset(&key);
         kw_reset(&value);
         group_record_write_offset_key(&key, p->group_id, part->topic, part->partition);
         group_offset_value_t v = {
             .offset = part->offset,
             .leader_epoch = part->leader_epoch,
-            .metadata = metadata,
+            .metadata = part->metadata.ptr ? part->metadata : cslice(""),
             .commit_timestamp = now,
             .expire_timestamp = -1,
         };
@@ -2168,7 +2211,8 @@ static bool commit_unstable(group_coordinator_t *gc, const group_t *g, const cha
                             size_t topic_len, int32_t partition)
 {
     return pending_commits_of(gc, g, topic, topic_len, partition, false) > 0 ||
-           txn_pending_for(g, topic, topic_len, partition);
+           txn_pending_for(g, topic, topic_len, partition) ||
+           txn_writes_of(gc, g, topic, topic_len, partition, false);
 }
 
 void group_offset_fetch(group_coordinator_t *gc, kslice_t group_id,
@@ -2320,6 +2364,8 @@ static void write_tombstones(group_coordinator_t *gc, group_t *g, committed_offs
                            offsets[i]->partition, true);
         txn_drop_partition(gc, g, offsets[i]->topic, strlen(offsets[i]->topic),
                            offsets[i]->partition);
+        txn_writes_of(gc, g, offsets[i]->topic, strlen(offsets[i]->topic), offsets[i]->partition,
+                      true);
         group_offset_remove(g, offsets[i]);
     }
     if (group_too) {

@@ -12,6 +12,13 @@
  * (answering COORDINATOR_LOAD_IN_PROGRESS meanwhile); one that loses the
  * leadership drops them (NOT_COORDINATOR).
  *
+ * Transactional offset commits (TxnOffsetCommit) are written to the same
+ * partition as a producer's transactional batch and stay pending per (group,
+ * producer id) until that producer's transaction marker in the partition
+ * commits or drops them (group_coordinator_txn_completed, and on replay the
+ * marker itself). Of a regular and a transactional commit for one
+ * partition, the one appended later wins (Kafka's rule).
+ *
  * Durability: a write (a commit, a completed rebalance, a deletion) is
  * acknowledged only when the partition's high watermark passes it
  * (offsets.commit.required.acks=-1), so an acknowledged commit survives the
@@ -47,7 +54,7 @@ struct replica_manager;
  * client could otherwise grow without limit. */
 #define GROUP_MAX_GROUPS            100000 /* groups one broker coordinates */
 #define GROUP_MAX_MEMBERS           10000  /* ceiling of group.max.size */
-#define GROUP_MAX_OFFSETS_PER_GROUP 100000 /* committed partitions per group */
+#define GROUP_MAX_OFFSETS_PER_GROUP 100000 /* committed + pending transactional, per group */
 #define GROUP_MAX_ID_BYTES          1024   /* group, member and instance ids */
 /* A member's protocol metadata (all protocols together) and an assignment:
  * librdkafka's own limit for a whole JoinGroup response is 100 MB, but a

@@ -94,16 +94,15 @@ typedef struct committed_offset {
     /* The base offset of the batch holding its record in the offsets
      * partition (Kafka's appendedBatchOffset): of a regular and a
      * transactional commit for one partition, the one appended later wins,
-     * whatever order they complete in. -1: a pending one still being
-     * written. */
+     * whatever order they complete in. */
     int64_t log_offset;
-    uint64_t write_id; /* pending: the write carrying it (0: replayed from the log) */
 } committed_offset_t;
 
-/* One producer's transactional offset commits to one group, invisible to
- * OffsetFetch until the producer's transaction marker in the group's
- * offsets partition commits them (or drops them: abort). Kafka's
- * pendingTransactionalOffsetCommits. */
+/* One producer's transactional offset commits to one group, written and
+ * acknowledged, invisible to OffsetFetch until the producer's transaction
+ * marker in the group's offsets partition commits them (or drops them:
+ * abort). Kafka's pendingTransactionalOffsetCommits; the ones still being
+ * written are the partition's in-flight writes (is_txn_commit). */
 typedef struct group_txn {
     hnode_t node; /* in its partition's txns, keyed by producer id */
     int64_t producer_id;
@@ -133,7 +132,9 @@ struct group {
     int32_t delay_remaining_ms;
     htable_t offsets;          /* committed_offset_t */
     group_txn_t *txns;         /* pending transactional offsets, per producer */
-    int32_t txn_offsets;       /* entries across txns; with offsets.count, at most
+    int32_t txn_offsets;       /* entries across txns */
+    int32_t txn_in_flight;     /* offsets of TxnOffsetCommit writes not yet acknowledged;
+                                * with offsets.count and txn_offsets, at most
                                 * GROUP_MAX_OFFSETS_PER_GROUP from live commits */
     int32_t refs;              /* writes in flight that name the group */
     int32_t commits_in_flight; /* OffsetCommit writes not yet acknowledged */
@@ -192,8 +193,7 @@ struct group_coordinator {
     int32_t nparts;
     ev_timer expiry_timer; /* offsets.retention.check.interval.ms */
     int64_t member_seq;
-    uint64_t txn_write_seq; /* write ids of TxnOffsetCommit writes */
-    uint64_t rng;           /* member id suffixes */
+    uint64_t rng; /* member id suffixes */
     bool stopping;
 };
 
@@ -243,11 +243,11 @@ void group_offset_remove(group_t *g, committed_offset_t *o);
 /* The producer's pending offsets in g; with create, a new empty one when
  * there are none. */
 group_txn_t *group_txn_get(group_coordinator_t *gc, group_t *g, int64_t producer_id, bool create);
-/* Records (or replaces) a pending offset of txn's producer. */
+/* Records (or replaces) a pending offset of txn's producer, written at
+ * log_offset. */
 void group_txn_offset_set(group_txn_t *txn, const char *topic, size_t topic_len, int32_t partition,
                           int64_t offset, int32_t leader_epoch, const char *metadata,
-                          size_t metadata_len, int64_t commit_ms, int64_t log_offset,
-                          uint64_t write_id);
+                          size_t metadata_len, int64_t commit_ms, int64_t log_offset);
 /* Drops txn's pending offset for (topic, partition), if any (a tombstone in
  * a transactional batch); txn itself stays, empty or not. */
 void group_txn_offset_drop(group_txn_t *txn, const char *topic, size_t topic_len,
@@ -255,7 +255,8 @@ void group_txn_offset_drop(group_txn_t *txn, const char *topic, size_t topic_len
 /* Unlinks and frees txn (its offsets dropped). */
 void group_txn_free(group_coordinator_t *gc, group_txn_t *txn);
 /* The marker for producer_id in offsets partition p: every group's pending
- * offsets of that producer are committed (by the order rule) or dropped. */
+ * offsets of that producer are committed (by the order rule) or dropped;
+ * its commits still being written are dropped when acknowledged. */
 void group_txns_complete(group_coordinator_t *gc, offsets_partition_t *p, int64_t producer_id,
                          bool commit);
 /* Replaces g's generation state from a GroupMetadataValue record (replay). */

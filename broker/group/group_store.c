@@ -195,6 +195,24 @@ static int16_t write_too_large_error(const group_write_t *w)
                                             : KAFKA_UNKNOWN_SERVER_ERROR;
 }
 
+/* Kafka's mapping of append errors for the coordinator's writes
+ * (maybeConvertOffsetCommitError). A transactional commit's producer errors
+ * reach its producer as they are: a stale epoch (INVALID_PRODUCER_EPOCH) is
+ * how a fenced producer learns it is. */
+static int16_t append_error(const group_write_t *w, int16_t error)
+{
+    assert(error != KAFKA_NONE);
+    if (error == KAFKA_MESSAGE_TOO_LARGE || error == KAFKA_RECORD_LIST_TOO_LARGE)
+        return write_too_large_error(w);
+    if (error == KAFKA_NOT_ENOUGH_REPLICAS || error == KAFKA_NOT_ENOUGH_REPLICAS_AFTER_APPEND ||
+        error == KAFKA_UNKNOWN_TOPIC_OR_PARTITION)
+        return KAFKA_COORDINATOR_NOT_AVAILABLE;
+    if (w->is_txn_commit &&
+        (error == KAFKA_INVALID_PRODUCER_EPOCH || error == KAFKA_INVALID_TXN_STATE))
+        return error;
+    return KAFKA_NOT_COORDINATOR; /* the storage error and the rest */
+}
+
 static void write_timeout(struct ev_loop *loop, ev_timer *timer, int revents)
 {
     group_write_t *w = timer->data;
@@ -240,14 +258,7 @@ void group_store_write(group_coordinator_t *gc, int32_t partition, uint8_t *batc
     if (error != KAFKA_NONE) {
         VLOG_WARN(GROUP_MODULE, "%s-%d: append refused: %s", GROUP_OFFSETS_TOPIC, partition,
                   kafka_error_name(error));
-        /* Kafka's mapping of append errors for the coordinator's writes. */
-        if (error == KAFKA_MESSAGE_TOO_LARGE)
-            error = write_too_large_error(w);
-        else if (error == KAFKA_NOT_ENOUGH_REPLICAS)
-            error = KAFKA_COORDINATOR_NOT_AVAILABLE;
-        else
-            error = KAFKA_NOT_COORDINATOR; /* the storage error and the rest */
-        write_finish(gc, w, error);
+        write_finish(gc, w, append_error(w, error));
         return;
     }
     int64_t hw = info.high_watermark;
@@ -322,7 +333,7 @@ static void load_offset_commit(group_coordinator_t *gc, offsets_partition_t *p, 
     if (batch->producer_id >= 0) {
         group_txn_t *txn = group_txn_get(gc, g, batch->producer_id, true);
         group_txn_offset_set(txn, topic, topic_len, key->partition, v.offset, v.leader_epoch,
-                             metadata, metadata_len, v.commit_timestamp, batch->base_offset, 0);
+                             metadata, metadata_len, v.commit_timestamp, batch->base_offset);
         return;
     }
     group_offset_set(g, topic, topic_len, key->partition, v.offset, v.leader_epoch, metadata,
@@ -398,75 +409,41 @@ static void load_finish(group_coordinator_t *gc, offsets_partition_t *p)
               wall_clock_ms() - p->load_started_ms, p->leader_epoch);
 }
 
-/* A transaction marker's type (Kafka's ControlRecordType: the control
- * record's key is version i16, type i16): 1 for a commit, 0 for an abort or
- * any other type (Kafka's load drops the producer's pending offsets on
- * every marker that is not a commit), -1 when unreadable. batch is one
- * whole control batch of len bytes. */
-static int load_read_marker(const uint8_t *batch, size_t len)
-{
-    assert(len >= BATCH_HEADER_SIZE);
-    kreader_t r;
-    kr_init(&r, batch + BATCH_HEADER_SIZE, len - BATCH_HEADER_SIZE);
-    int32_t record_len, offset_delta, key_len;
-    int8_t attributes;
-    int64_t timestamp_delta;
-    int16_t version, type;
-    kr_varint(&r, &record_len);
-    kr_i8(&r, &attributes);
-    kr_varlong(&r, &timestamp_delta);
-    kr_varint(&r, &offset_delta);
-    kr_varint(&r, &key_len);
-    if (!kr_ok(&r) || key_len < 4 || (size_t)key_len > kr_remaining(&r))
-        return -1;
-    kr_i16(&r, &version);
-    kr_i16(&r, &type);
-    if (!kr_ok(&r) || version < 0)
-        return -1;
-    return type == 1 ? 1 : 0;
-}
-
 /* Replays one whole batch of len bytes: a transaction marker completes its
  * producer's pending offsets; a data batch's records are applied. */
 static void load_batch(group_coordinator_t *gc, offsets_partition_t *p, const uint8_t *buf,
                        size_t len)
 {
     assert(len >= BATCH_HEADER_SIZE);
-    kreader_t r;
-    kr_init(&r, buf, len);
-    load_batch_t batch;
-    int16_t attributes;
-    int32_t last_delta;
-    kr_i64(&r, &batch.base_offset);
-    kr_skip(&r, BATCH_ATTRIBUTES - 8);
-    kr_i16(&r, &attributes);
-    kr_i32(&r, &last_delta);
-    kr_skip(&r, BATCH_PRODUCER_ID - BATCH_MAX_TIMESTAMP);
-    kr_i64(&r, &batch.producer_id);
-    assert(kr_ok(&r) && "the header fits: checked by the caller");
-    bool transactional = (attributes & BATCH_ATTR_TRANSACTIONAL) != 0;
-    if ((transactional || (attributes & BATCH_ATTR_CONTROL)) && batch.producer_id < 0) {
-        VLOG_ERR(GROUP_MODULE,
-                 "%s-%d: transactional batch at offset %" PRId64 " without a producer id, skipped",
-                 GROUP_OFFSETS_TOPIC, p->id, batch.base_offset);
-        return;
-    }
-    if (attributes & BATCH_ATTR_CONTROL) {
-        if (batch.base_offset + last_delta < p->load_offset)
+    record_batch_header_t h;
+    bool whole = record_batch_read_header(buf, len, &h);
+    assert(whole && record_batch_size(&h) == (int64_t)len);
+    (void)whole;
+    load_batch_t batch = {.base_offset = h.base_offset,
+                          .producer_id = record_batch_is_transactional(&h) ? h.producer_id : -1};
+    if (record_batch_is_control(&h)) {
+        if (record_batch_last_offset(&h) < p->load_offset)
             return; /* replayed by the previous read */
-        int marker = load_read_marker(buf, len);
-        if (marker < 0) {
+        int32_t coordinator_epoch;
+        int marker = record_batch_parse_txn_marker(buf, len, &coordinator_epoch);
+        if (marker < 0 || h.producer_id < 0) {
+            /* Its producer's offsets stay pending (unstable) rather than
+             * be committed or dropped on a guess. */
             VLOG_ERR(GROUP_MODULE,
                      "%s-%d: unreadable transaction marker at offset %" PRId64 ", skipped",
-                     GROUP_OFFSETS_TOPIC, p->id, batch.base_offset);
+                     GROUP_OFFSETS_TOPIC, p->id, h.base_offset);
             return;
         }
-        group_txns_complete(gc, p, batch.producer_id, marker == 1);
+        group_txns_complete(gc, p, h.producer_id, marker == RECORD_BATCH_MARKER_COMMIT);
         p->loaded_records++;
         return;
     }
-    if (!transactional)
-        batch.producer_id = -1;
+    if (record_batch_is_transactional(&h) && h.producer_id < 0) {
+        VLOG_ERR(GROUP_MODULE,
+                 "%s-%d: transactional batch at offset %" PRId64 " without a producer id, skipped",
+                 GROUP_OFFSETS_TOPIC, p->id, h.base_offset);
+        return;
+    }
     record_batch_iter_t it;
     record_batch_iter_init(&it, buf, len);
     record_view_t rec;

@@ -224,6 +224,15 @@ void group_offset_commit(group_coordinator_t *gc, const group_commit_params_t *p
     keep_or_fire(fire_done);
 }
 
+/* TxnOffsetCommit's answer: partition 99 unknown, the others fake.error. */
+static void fire_txn_done(void)
+{
+    for (int32_t i = 0; i < fake.nparts; i++)
+        fake.parts[i].error =
+            fake.parts[i].partition == 99 ? KAFKA_UNKNOWN_TOPIC_OR_PARTITION : fake.error;
+    fake.done(fake.arg);
+}
+
 void group_txn_offset_commit(group_coordinator_t *gc, const group_txn_commit_params_t *p,
                              group_done_fn done, void *arg)
 {
@@ -236,7 +245,7 @@ void group_txn_offset_commit(group_coordinator_t *gc, const group_txn_commit_par
     fake.nparts = p->nparts;
     fake.done = done;
     fake.arg = arg;
-    keep_or_fire(fire_done);
+    keep_or_fire(fire_txn_done);
 }
 
 void group_offset_fetch(group_coordinator_t *gc, kslice_t group_id,
@@ -935,6 +944,112 @@ static void test_commit_nothing_known(void)
     }
 }
 
+/* TxnOffsetCommit v0-3: v2 adds leader epochs, v3 the consumer's
+ * generation, member and instance ids and flexible encoding; an answer of
+ * COORDINATOR_LOAD_IN_PROGRESS reaches v2+ clients as it is and v0-1 ones
+ * as COORDINATOR_NOT_AVAILABLE (Kafka's KAFKA-7296 rule). */
+static void test_txn_commit(void)
+{
+    for (int16_t version = 0; version <= 3; version++) {
+        for (int loading = 0; loading <= 1; loading++) {
+            bool flexible = version >= 3;
+            kwriter_t body;
+            call_t c;
+            kw_init(&body, 128);
+            kw_string_v(&body, flexible, "txn-1", -1);
+            kw_string_v(&body, flexible, "g", -1);
+            kw_i64(&body, 4242);
+            kw_i16(&body, 7);
+            if (version >= 3) {
+                kw_i32(&body, 4);
+                kw_string_v(&body, flexible, "m-1", -1);
+                kw_string_v(&body, flexible, "inst", -1);
+            }
+            /* t1: partitions 0 and 99 (which the coordinator refuses);
+             * nope: partition 1 (refused by the handler) */
+            kw_array_v(&body, flexible, 2);
+            for (int t = 0; t < 2; t++) {
+                kw_string_v(&body, flexible, t == 0 ? "t1" : "nope", -1);
+                kw_array_v(&body, flexible, t == 0 ? 2 : 1);
+                for (int p = 0; p < (t == 0 ? 2 : 1); p++) {
+                    kw_i32(&body, t == 0 ? (p == 0 ? 0 : 99) : 1);
+                    kw_i64(&body, 100 + p);
+                    if (version >= 2)
+                        kw_i32(&body, 5);
+                    kw_string_v(&body, flexible, p == 0 ? "md" : NULL, -1);
+                    kw_tags_v(&body, flexible);
+                }
+                kw_tags_v(&body, flexible);
+            }
+            kw_tags_v(&body, flexible);
+            int16_t error = loading ? KAFKA_COORDINATOR_LOAD_IN_PROGRESS : KAFKA_NONE;
+            reset_fake((version + loading) % 2 == 1, error);
+            run(&c, api_handle_txn_offset_commit, KAFKA_API_TXN_OFFSET_COMMIT, version, flexible,
+                &body);
+            CU_ASSERT_EQUAL(fake.calls, 1);
+            CU_ASSERT_EQUAL_FATAL(fake.txn_commit.nparts, 2);
+            CU_ASSERT_EQUAL(fake.txn_commit.version, version);
+            CU_ASSERT_TRUE(kslice_eq(fake.txn_commit.group_id, "g"));
+            CU_ASSERT_EQUAL(fake.txn_commit.producer_id, 4242);
+            CU_ASSERT_EQUAL(fake.txn_commit.producer_epoch, 7);
+            CU_ASSERT_EQUAL(fake.txn_commit.generation_id, version >= 3 ? 4 : -1);
+            CU_ASSERT_TRUE(kslice_eq(fake.txn_commit.member_id, version >= 3 ? "m-1" : ""));
+            CU_ASSERT_EQUAL(fake.txn_commit.group_instance_id.ptr != NULL, version >= 3);
+            CU_ASSERT_TRUE(kslice_eq(fake.commit_parts[0].topic, "t1"));
+            CU_ASSERT_EQUAL(fake.commit_parts[0].offset, 100);
+            CU_ASSERT_EQUAL(fake.commit_parts[1].partition, 99);
+            CU_ASSERT_EQUAL(fake.commit_parts[1].offset, 101);
+            CU_ASSERT_EQUAL(fake.commit_parts[0].leader_epoch, version >= 2 ? 5 : -1);
+            CU_ASSERT_TRUE(kslice_eq(fake.commit_parts[0].metadata, "md"));
+            CU_ASSERT_PTR_NULL(fake.commit_parts[1].metadata.ptr);
+            answered(&c);
+            int16_t shown = !loading      ? KAFKA_NONE
+                            : version < 2 ? KAFKA_COORDINATOR_NOT_AVAILABLE
+                                          : KAFKA_COORDINATOR_LOAD_IN_PROGRESS;
+            kreader_t *r = &c.out;
+            assert_throttle(r, true);
+            CU_ASSERT_EQUAL(rd_array(r, flexible), 2);
+            assert_topic(r, flexible, "t1", 2);
+            assert_part_error(r, flexible, 0, shown);
+            assert_part_error(r, flexible, 99, KAFKA_UNKNOWN_TOPIC_OR_PARTITION);
+            kr_tags_v(r, flexible);
+            assert_topic(r, flexible, "nope", 1);
+            assert_part_error(r, flexible, 1, KAFKA_UNKNOWN_TOPIC_OR_PARTITION);
+            kr_tags_v(r, flexible);
+            call_end(&c, &body, flexible);
+        }
+    }
+}
+
+/* Only partitions the cluster does not have: answered without the
+ * coordinator, as Kafka's KafkaApis does. */
+static void test_txn_commit_nothing_known(void)
+{
+    kwriter_t body;
+    call_t c;
+    kw_init(&body, 64);
+    kw_string_v(&body, false, "txn-1", -1);
+    kw_string_v(&body, false, "g", -1);
+    kw_i64(&body, 1);
+    kw_i16(&body, 0);
+    kw_array_v(&body, false, 1);
+    kw_string_v(&body, false, "t2", -1);
+    kw_array_v(&body, false, 1);
+    kw_i32(&body, 2);
+    kw_i64(&body, 5);
+    kw_string_v(&body, false, NULL, -1);
+    reset_fake(true, KAFKA_NONE);
+    run(&c, api_handle_txn_offset_commit, KAFKA_API_TXN_OFFSET_COMMIT, 0, false, &body);
+    CU_ASSERT_EQUAL(c.result, API_RESPOND);
+    CU_ASSERT_EQUAL(fake.calls, 0);
+    kreader_t *r = &c.out;
+    assert_throttle(r, true);
+    CU_ASSERT_EQUAL(rd_array(r, false), 1);
+    assert_topic(r, false, "t2", 1);
+    assert_part_error(r, false, 2, KAFKA_UNKNOWN_TOPIC_OR_PARTITION);
+    call_end(&c, &body, false);
+}
+
 /* One group's topics in an OffsetFetch request: t1/[0,1] or null. */
 static void fetch_topics(kwriter_t *w, bool flexible, bool null)
 {
@@ -1106,6 +1221,8 @@ int main(void)
     CU_add_test(s, "DeleteGroups v0-v2", test_delete_groups);
     CU_add_test(s, "OffsetCommit v0-v8", test_commit);
     CU_add_test(s, "OffsetCommit of unknown partitions only", test_commit_nothing_known);
+    CU_add_test(s, "TxnOffsetCommit v0-v3", test_txn_commit);
+    CU_add_test(s, "TxnOffsetCommit of unknown partitions only", test_txn_commit_nothing_known);
     CU_add_test(s, "OffsetFetch v0-v7", test_fetch_v0_to_v7);
     CU_add_test(s, "OffsetFetch v8 groups", test_fetch_v8_groups);
     CU_add_test(s, "OffsetDelete v0", test_offset_delete);

@@ -9,3 +9,12 @@ vltava_unit_test(test_group
           ${CMAKE_CURRENT_LIST_DIR}/group_partition_test.c
           ${CMAKE_CURRENT_LIST_DIR}/log_test_batch.c
   LIBS vltava_group vltava_replica vltava_coordinator vltava_log vltava_kafka vltava_util)
+# Transactional offset commits through the real group coordinator of one
+# in-process broker (ZooKeeper, coordinator, replica manager, logs in a
+# temporary directory), configured by broker/config.c as the daemon is.
+vltava_unit_test(test_group_txn
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/group_txn_test.c ${CMAKE_SOURCE_DIR}/broker/config.c
+  LIBS vltava_group vltava_replica vltava_coordinator vltava_log vltava_kafka vltava_util)
+target_include_directories(test_group_txn PRIVATE ${CMAKE_SOURCE_DIR}/broker)
+set_tests_properties(test_group_txn PROPERTIES
+  ENVIRONMENT "LSAN_OPTIONS=suppressions=${CMAKE_CURRENT_LIST_DIR}/coord_lsan.supp")
