@@ -47,8 +47,11 @@ class MembershipTest(gh.GroupTest):
             keeper = members[other]
             before = gh.assignment(old)
             keeper_before = gh.assignment(keeper)
-            vt.wait_for(lambda: self.rebalance_count(keeper) is not None, timeout=10,
-                        what="group statistics of %s" % keeper.name)
+            # Statistics taken after the keeper's last assignment: an older
+            # one (they come every 500 ms) still counts the rebalance before.
+            assigned_at = keeper.last("assignment")["t"]
+            keeper.wait_event(lambda e: e["ev"] == "cgrp" and e["t"] > assigned_at, timeout=10,
+                              what="group statistics of %s after its assignment" % keeper.name)
             count_before = self.rebalance_count(keeper)
             mark = keeper.mark()
 
