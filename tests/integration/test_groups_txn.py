@@ -9,8 +9,9 @@ committed offsets (OffsetFetch with require_stable, as a read_committed
 consumer asks) are exactly the positions the transaction sent; after each
 aborted one they are what they were before it; at the end they are the
 input partitions' ends. And the copy itself: the output, read_committed,
-holds every input record exactly once. The same across a kill -9 of the
-broker coordinating the group, mid-copy.
+holds every input record exactly once. The same across a kill -9, mid-copy,
+of the broker coordinating the group, of the transaction coordinator, and of
+the leader of an output partition.
 
 Needs the transaction coordinator (broker/txn): skipped, saying so, on a
 broker that does not advertise EndTxn."""
@@ -21,7 +22,9 @@ import unittest
 from confluent_kafka import KafkaError
 
 import group_helpers as gh
+import txn_helpers as th
 import vltava_test as vt
+from test_replication import partition_state
 
 END_TXN = 26
 PARTITIONS = 4
@@ -161,6 +164,43 @@ class GroupsTxnTest(gh.GroupTest):
                      what="three transactions committed after the kill", start=at_kill)
         self.finish(p, src, records)
         self.check_copy(dst, values)
+
+    def copy_across_kill(self, name, victim_of):
+        """A copy with a kill -9 mid-way of the broker victim_of(group,
+        dst) names; it restarts once the copier committed after the kill.
+        The copy ends with the input's ends committed and each record once
+        in the output."""
+        c = self.cluster
+        group, src, dst = "gtxn-" + name, "gtxn-%s-in" % name, "gtxn-%s-out" % name
+        records = 2 * RECORDS
+        c.create_topic(src, partitions=PARTITIONS, rf=3)
+        c.create_topic(dst, partitions=PARTITIONS, rf=3)
+        values = gh.produce(c.bootstrap, src, name[0], 0, records, PARTITIONS)
+        p = self.copier(group, src, dst, records, 10, name)
+        p.wait_event(lambda e: e["ev"] == "txn" and e["n"] >= 6, 120, what="six transactions")
+        killed = c.broker(victim_of(group, dst))
+        at_kill = p.mark()
+        killed.kill()
+        commits = []
+        p.wait_event(lambda e: e["ev"] == "txn" and e["outcome"] == "commit"
+                     and commits.append(e) is None and len(commits) >= 2, 120,
+                     what="two transactions committed after the kill", start=at_kill)
+        killed.start()
+        c.wait_ready(timeout=90)
+        self.finish(p, src, records)
+        self.check_copy(dst, values)
+
+    def test_transaction_coordinator_killed(self):
+        """The new leader of the copier's __transaction_state partition
+        replays it and completes or aborts what the old one left."""
+        self.copy_across_kill("txncoord", lambda group, _dst: th.coordinator_of(
+            self.cluster, group + "-copier")[0])
+
+    def test_output_partition_leader_killed(self):
+        """The output partition's new leader holds the producer state and
+        the open transaction, rebuilt from the replicated batches; the
+        markers go to it."""
+        self.copy_across_kill("outleader", lambda _group, dst: partition_state(self.cluster, dst, 0)[0])
 
 
 if __name__ == "__main__":
