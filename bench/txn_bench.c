@@ -72,10 +72,12 @@ static const char usage[] =
     "  -p, --producers N           flushed and transactional producers at once (default 1)\n"
     "      --timeout SECONDS       bound on each round (default 300)\n";
 
+/* Errors only, unless TXN_BENCH_DEBUG asked for librdkafka's debug log. */
 static void quiet_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
     (void)rk;
-    if (level <= 3)
+    const char *debug = getenv("TXN_BENCH_DEBUG");
+    if (level <= 3 || (debug != NULL && *debug))
         fprintf(stderr, "txn_bench: librdkafka %s: %s\n", fac, buf);
 }
 
@@ -177,6 +179,9 @@ static rd_kafka_t *producer_new(const struct options *o, enum kind kind, int rou
         bench_conf_set(conf, "transactional.id", id);
         bench_conf_set(conf, "transaction.timeout.ms", "60000");
     }
+    const char *debug = getenv("TXN_BENCH_DEBUG"); /* e.g. eos,protocol: librdkafka's contexts */
+    if (debug != NULL && *debug)
+        bench_conf_set(conf, "debug", debug);
     rd_kafka_conf_set_dr_msg_cb(conf, bench_on_delivery);
     rd_kafka_conf_set_opaque(conf, dr);
     return bench_client_new(o->bootstrap, kind_names[kind], RD_KAFKA_PRODUCER, conf, quiet_log);
