@@ -31,11 +31,14 @@
 #include "xalloc.h"
 
 #define KAFKA_FETCH_SESSION_ID_NOT_FOUND 70
-/* Aborted transactions one partition's answer lists. Each costs 16 bytes
- * of answer; a read that overlaps more aborted transactions than this is
- * cut before the first one left out (fetch_partition), so a consumer
- * never gets records of an abort it was not told of. */
-#define FETCH_MAX_ABORTED 1024
+/* Aborted transactions one partition's answer may list: 16 bytes each,
+ * so at most 1 MiB. The list starts small and grows while it fills up
+ * (collect_aborted); only a read overlapping more than this many aborted
+ * transactions at once (that many transactions open together in one
+ * partition, all aborted) could return records of an abort it does not
+ * list, and then the read is cut to its first batch. */
+#define FETCH_ABORTED_FIRST 256
+#define FETCH_MAX_ABORTED   65536
 
 typedef struct fetch_waiter {
     struct fetch_waiter *prev, *next;
@@ -70,6 +73,24 @@ typedef struct fetch_build {
     int64_t remaining; /* of max_bytes */
     bool min_one;      /* no partition has returned data yet */
 } fetch_build_t;
+
+/* The aborted transactions overlapping the read rd from fetch_offset (all
+ * whose marker is at or after fetch_offset and that began before the end
+ * of the read), in *out (xmalloc'd, the caller's), at most
+ * FETCH_MAX_ABORTED: the array doubles while it comes back full. */
+static log_err_t collect_aborted(partition_log_t *log, int64_t fetch_offset, const log_read_t *rd,
+                                 log_aborted_txn_t **out, size_t *n)
+{
+    size_t cap = FETCH_ABORTED_FIRST;
+    for (;;) {
+        *out = xrealloc(*out, cap * sizeof(**out));
+        log_err_t err =
+            partition_log_collect_aborted_txns(log, fetch_offset, rd->next_offset, *out, cap, n);
+        if (err != LOG_OK || *n < cap || cap == FETCH_MAX_ABORTED)
+            return err;
+        cap *= 2;
+    }
+}
 
 static void fetch_partition(fetch_build_t *b, kafka_response_t *resp, kslice_t topic,
                             int32_t partition, int32_t current_leader_epoch, int64_t fetch_offset,
@@ -111,22 +132,17 @@ static void fetch_partition(fetch_build_t *b, kafka_response_t *resp, kslice_t t
                 partition_log_read_release(&rd);
         }
         if (have_data && read_committed) {
-            aborted = xmalloc(FETCH_MAX_ABORTED * sizeof(*aborted));
-            log_err_t err = partition_log_collect_aborted_txns(
-                log, fetch_offset, rd.next_offset, aborted, FETCH_MAX_ABORTED, &naborted);
-            if (err == LOG_OK && naborted == FETCH_MAX_ABORTED) {
-                /* The list may be cut: read only below the last one listed
-                 * begins, so that nothing in the answer belongs to an
-                 * unlisted abort. */
-                int64_t cut = aborted[naborted - 1].first_offset;
+            log_err_t err = collect_aborted(log, fetch_offset, &rd, &aborted, &naborted);
+            if (err == LOG_OK && naborted == FETCH_MAX_ABORTED && rd.nranges > 0) {
+                /* Over the bound: one batch, whose overlapping aborts the
+                 * list is most likely to hold. */
                 partition_log_read_release(&rd);
-                have_data = false;
-                if (cut > fetch_offset) {
-                    err = partition_log_read(log, fetch_offset, limit, cut, &rd);
-                    have_data = err == LOG_OK && rd.total_bytes > 0;
-                    if (err == LOG_OK && !have_data)
-                        partition_log_read_release(&rd);
-                }
+                err = partition_log_read(log, fetch_offset, 1, max_offset, &rd);
+                have_data = err == LOG_OK && rd.total_bytes > 0;
+                if (err == LOG_OK && !have_data)
+                    partition_log_read_release(&rd);
+                if (have_data)
+                    err = collect_aborted(log, fetch_offset, &rd, &aborted, &naborted);
             }
             if (err != LOG_OK) {
                 error = log_err_kafka_error(err);

@@ -36,6 +36,7 @@ struct partition_log {
     int64_t start_offset;
     int64_t high_watermark;
     int64_t recovery_point;
+    int64_t unclean_from; /* open re-validated from here (-1: a clean open) */
     int64_t unflushed_messages;
     int64_t last_flush_ms; /* -1 until the first tick */
     bool dir_dirty;        /* names created or removed since the last flush */
@@ -435,6 +436,7 @@ log_err_t partition_log_open(const char *dir, const log_config_t *cfg, int64_t r
     log->recovery_point = recovery_point < log->start_offset ? log->start_offset : recovery_point;
     if (log->recovery_point > end)
         log->recovery_point = end;
+    log->unclean_from = clean_shutdown ? -1 : log->recovery_point;
     if (clean_shutdown || recovered_any) {
         /* Recovered bytes may still sit only in the page cache. */
         err = partition_log_flush(log);
@@ -535,6 +537,12 @@ void partition_log_set_high_watermark(partition_log_t *log, int64_t hw)
     int64_t end = log_active(log)->next_offset;
     log->high_watermark = hw < log->start_offset ? log->start_offset : hw > end ? end : hw;
     assert(log->high_watermark >= log->start_offset && log->high_watermark <= end);
+}
+
+int64_t partition_log_unclean_from(const partition_log_t *log)
+{
+    assert(log->unclean_from >= -1);
+    return log->unclean_from;
 }
 
 int64_t partition_log_recovery_point(const partition_log_t *log)
@@ -690,15 +698,15 @@ static log_err_t log_append_validated(partition_log_t *log, uint8_t *batches, si
     return log_after_append(log, records);
 }
 
-log_err_t partition_log_append(partition_log_t *log, uint8_t *batches, size_t len,
-                               int32_t leader_epoch, int64_t now_ms, log_append_info_t *info)
+log_err_t partition_log_validate(const partition_log_t *log, const uint8_t *batches, size_t len,
+                                 log_validated_t *out)
 {
-    assert(log != NULL && info != NULL);
-    append_info_reset(info);
+    assert(log != NULL && out != NULL);
+    out->records = 0;
+    out->nbatches = 0;
+    out->len = len;
     if (len == 0 || len > INT32_MAX)
         return LOG_ERR_BAD_LENGTH;
-    int64_t records = 0;
-    int32_t nbatches = 0;
     for (size_t pos = 0; pos < len;) {
         batch_header_t h;
         size_t size;
@@ -706,11 +714,35 @@ log_err_t partition_log_append(partition_log_t *log, uint8_t *batches, size_t le
             batch_validate(batches + pos, len - pos, log->cfg.max_message_bytes, true, &h, &size);
         if (err != LOG_OK)
             return err;
-        records += h.records_count;
-        nbatches++;
+        out->records += h.records_count;
+        out->nbatches++;
         pos += size;
     }
-    return log_append_validated(log, batches, len, records, nbatches, leader_epoch, now_ms, info);
+    assert(out->records > 0 && out->nbatches > 0);
+    return LOG_OK;
+}
+
+log_err_t partition_log_append_validated(partition_log_t *log, uint8_t *batches,
+                                         const log_validated_t *v, int32_t leader_epoch,
+                                         int64_t now_ms, log_append_info_t *info)
+{
+    assert(log != NULL && info != NULL && v != NULL);
+    assert(v->nbatches > 0 && v->len > 0);
+    append_info_reset(info);
+    return log_append_validated(log, batches, v->len, v->records, v->nbatches, leader_epoch, now_ms,
+                                info);
+}
+
+log_err_t partition_log_append(partition_log_t *log, uint8_t *batches, size_t len,
+                               int32_t leader_epoch, int64_t now_ms, log_append_info_t *info)
+{
+    assert(log != NULL && info != NULL);
+    append_info_reset(info);
+    log_validated_t v;
+    log_err_t err = partition_log_validate(log, batches, len, &v);
+    if (err != LOG_OK)
+        return err;
+    return partition_log_append_validated(log, batches, &v, leader_epoch, now_ms, info);
 }
 
 log_err_t partition_log_append_control(partition_log_t *log, uint8_t *batch, size_t len,

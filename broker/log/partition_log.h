@@ -102,6 +102,21 @@ typedef struct log_append_info {
  * segment.ms says so. */
 log_err_t partition_log_append(partition_log_t *log, uint8_t *batches, size_t len,
                                int32_t leader_epoch, int64_t now_ms, log_append_info_t *info);
+/* partition_log_append in two steps, for a caller that decides between
+ * them from the validated headers (the replica layer's producer checks
+ * read only batches the log accepted, as Kafka validates before it looks
+ * for duplicates): validate writes nothing; append_validated appends those
+ * same bytes, unchanged since. */
+typedef struct log_validated {
+    size_t len;
+    int64_t records;
+    int32_t nbatches;
+} log_validated_t;
+log_err_t partition_log_validate(const partition_log_t *log, const uint8_t *batches, size_t len,
+                                 log_validated_t *out);
+log_err_t partition_log_append_validated(partition_log_t *log, uint8_t *batches,
+                                         const log_validated_t *v, int32_t leader_epoch,
+                                         int64_t now_ms, log_append_info_t *info);
 /* Appends one broker-built control batch (a transaction marker), stamping
  * its offset and leader epoch like partition_log_append and validating it
  * the same way, the control flag aside. len must be exactly that one batch
@@ -158,6 +173,11 @@ int64_t partition_log_high_watermark(const partition_log_t *log);
 /* Set by the replica layer; clamped to [start, end]. */
 void partition_log_set_high_watermark(partition_log_t *log, int64_t hw);
 int64_t partition_log_recovery_point(const partition_log_t *log);
+/* -1 when the log was opened after a clean shutdown; else the recovery
+ * point the open re-validated from: what lies above it had not been
+ * fsync'd, so files derived from it (the replica layer's producer
+ * snapshots) may describe bytes the crash lost. */
+int64_t partition_log_unclean_from(const partition_log_t *log);
 /* Bytes of all segments (for retention.bytes and DescribeLogDirs). */
 int64_t partition_log_size_bytes(const partition_log_t *log);
 

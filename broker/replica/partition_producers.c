@@ -23,7 +23,7 @@
 /* Most snapshot files one directory listing considers. */
 #define PP_MAX_SNAPSHOT_FILES 1024
 /* Largest snapshot file read: the most producers a state holds. */
-#define PP_MAX_SNAPSHOT_BYTES (64 + (size_t)PRODUCER_STATE_MAX_PRODUCERS * 46)
+#define PP_MAX_SNAPSHOT_BYTES (64 + (size_t)PRODUCER_STATE_HARD_MAX_PRODUCERS * 46)
 
 static void snapshot_path(const partition_log_t *log, int64_t offset, char *out, size_t size)
 {
@@ -214,18 +214,26 @@ static void replay(partition_producers_t *pp, partition_log_t *log, int64_t from
     }
 }
 
-void partition_producers_rebuild(partition_producers_t *pp, partition_log_t *log)
+/* Loads the newest usable snapshot at or below `below` (and the log end)
+ * and replays the log from it; with no snapshot, replays from
+ * `no_snapshot_from` (at least the log start). */
+static void rebuild(partition_producers_t *pp, partition_log_t *log, int64_t below,
+                    int64_t no_snapshot_from)
 {
     assert(pp->state != NULL && log != NULL);
     int64_t end = partition_log_end_offset(log);
     int64_t start = partition_log_start_offset(log);
+    if (below > end)
+        below = end;
     int64_t *offsets;
     size_t n = snapshot_list(log, &offsets);
-    int64_t from = start;
+    int64_t from = no_snapshot_from > start ? no_snapshot_from : start;
     producer_state_clear(pp->state);
     for (size_t i = n; i-- > 0;) {
-        if (offsets[i] > end) {
-            snapshot_delete(log, offsets[i]); /* the log was truncated below it */
+        if (offsets[i] > below) {
+            /* Beyond the log (it was truncated below it), or describing
+             * bytes a crash may have lost. */
+            snapshot_delete(log, offsets[i]);
             continue;
         }
         if (offsets[i] < start)
@@ -246,11 +254,43 @@ void partition_producers_rebuild(partition_producers_t *pp, partition_log_t *log
     assert(producer_state_count(pp->state) >= 0);
 }
 
+void partition_producers_rebuild(partition_producers_t *pp, partition_log_t *log)
+{
+    rebuild(pp, log, INT64_MAX, partition_log_start_offset(log));
+}
+
+void partition_producers_reset(partition_producers_t *pp, partition_log_t *log)
+{
+    if (partition_log_start_offset(log) != partition_log_end_offset(log)) {
+        partition_producers_rebuild(pp, log); /* the truncation failed */
+        return;
+    }
+    int64_t *offsets;
+    size_t n = snapshot_list(log, &offsets);
+    for (size_t i = 0; i < n; i++)
+        snapshot_delete(log, offsets[i]);
+    free(offsets);
+    producer_state_clear(pp->state);
+    pp->snapshot_segment_base = partition_log_active_segment_base(log);
+}
+
 void partition_producers_init(partition_producers_t *pp, partition_log_t *log)
 {
     assert(pp != NULL && log != NULL);
     pp->state = producer_state_new();
-    partition_producers_rebuild(pp, log);
+    int64_t unclean_from = partition_log_unclean_from(log);
+    if (unclean_from >= 0) {
+        /* After a crash a snapshot above the recovery point may describe
+         * batches (and .txnindex entries) that never reached the disk:
+         * replay from at or below it. */
+        rebuild(pp, log, unclean_from, partition_log_start_offset(log));
+    } else {
+        /* A clean stop wrote a snapshot at the log end. Without one (a log
+         * from before producer state existed, or a failed write), only the
+         * active segment is replayed, as Kafka's recovery assumes for a
+         * clean shutdown, so opening a large log stays bounded. */
+        rebuild(pp, log, INT64_MAX, partition_log_active_segment_base(log));
+    }
 }
 
 void partition_producers_destroy(partition_producers_t *pp)
@@ -283,5 +323,10 @@ int64_t partition_producers_last_stable_offset(const partition_producers_t *pp,
 {
     int64_t hw = partition_log_high_watermark(log);
     int64_t unstable = producer_state_first_unstable_offset(pp->state);
-    return unstable >= 0 && unstable < hw ? unstable : hw;
+    if (unstable < 0 || unstable >= hw)
+        return hw;
+    /* Kafka's maybeIncrementFirstUnstableOffset: never below the log start
+     * (retention may have removed a transaction's first records). */
+    int64_t start = partition_log_start_offset(log);
+    return unstable > start ? unstable : start;
 }

@@ -32,7 +32,10 @@ typedef struct partition_producers {
     int64_t snapshot_segment_base; /* active segment when the last snapshot was taken */
 } partition_producers_t;
 
-/* Builds the state for `log` (see partition_producers_rebuild). */
+/* Builds the state for a log just opened: as partition_producers_rebuild,
+ * except that after an unclean open no snapshot above the recovery point
+ * is trusted, and after a clean one without any snapshot only the active
+ * segment is replayed. */
 void partition_producers_init(partition_producers_t *pp, partition_log_t *log);
 void partition_producers_destroy(partition_producers_t *pp);
 
@@ -40,6 +43,10 @@ void partition_producers_destroy(partition_producers_t *pp);
  * one is deleted and the next older tried), drops the .txnindex entries
  * from its offset on and replays the log from there to the end. */
 void partition_producers_rebuild(partition_producers_t *pp, partition_log_t *log);
+/* After the log was emptied to restart at some offset (a follower behind
+ * its leader's log start): every snapshot is of the old history, so all
+ * are deleted and the state starts empty (Kafka's truncateFullyAndStartAt). */
+void partition_producers_reset(partition_producers_t *pp, partition_log_t *log);
 
 /* Applies batches the log has just taken at their final offsets (whole
  * batches, as appended): producers' batches update the state without

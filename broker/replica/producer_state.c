@@ -75,7 +75,8 @@ struct producer_state {
 };
 
 _Static_assert(PRODUCER_STATE_BATCHES_RETAINED <= UINT8_MAX, "batch ring indices are uint8_t");
-_Static_assert(PRODUCER_STATE_MAX_PRODUCERS < INT32_MAX / 4, "slot table size fits in int32");
+_Static_assert(PRODUCER_STATE_HARD_MAX_PRODUCERS < INT32_MAX / 4, "slot table size fits in int32");
+_Static_assert(PRODUCER_STATE_MAX_PRODUCERS <= PRODUCER_STATE_HARD_MAX_PRODUCERS, "bounds ordered");
 
 static uint32_t producer_id_hash(int64_t producer_id)
 {
@@ -112,7 +113,7 @@ void producer_state_free(producer_state_t *s)
 {
     if (s == NULL)
         return;
-    assert(s->count >= 0 && s->count <= PRODUCER_STATE_MAX_PRODUCERS);
+    assert(s->count >= 0 && s->count <= PRODUCER_STATE_HARD_MAX_PRODUCERS);
     free(s->unreplicated);
     free(s->slots);
     free(s->entries);
@@ -136,7 +137,7 @@ void producer_state_clear(producer_state_t *s)
 int32_t producer_state_count(const producer_state_t *s)
 {
     assert(s->count >= 0);
-    assert(s->count <= PRODUCER_STATE_MAX_PRODUCERS);
+    assert(s->count <= PRODUCER_STATE_HARD_MAX_PRODUCERS);
     return s->count;
 }
 
@@ -279,13 +280,18 @@ static void entry_remove(producer_state_t *s, int32_t index)
  * recently updated producer when the table is full. */
 static producer_entry_t *entry_insert(producer_state_t *s, int64_t producer_id, int16_t epoch)
 {
-    if (s->count == PRODUCER_STATE_MAX_PRODUCERS) {
+    if (s->count >= PRODUCER_STATE_MAX_PRODUCERS) {
+        /* The least recently updated outside a transaction; the table grows
+         * instead while every one is inside one, up to the hard bound. */
         int32_t victim = s->lru_oldest;
         while (victim != NO_INDEX && s->entries[victim].txn_first_offset >= 0)
             victim = s->entries[victim].lru_newer;
-        entry_remove(s, victim != NO_INDEX ? victim : s->lru_oldest);
+        if (victim != NO_INDEX)
+            entry_remove(s, victim);
+        else if (s->count == PRODUCER_STATE_HARD_MAX_PRODUCERS)
+            entry_remove(s, s->lru_oldest);
     }
-    assert(s->count < PRODUCER_STATE_MAX_PRODUCERS);
+    assert(s->count < PRODUCER_STATE_HARD_MAX_PRODUCERS);
     if ((uint32_t)(s->count + 1) * 2 > s->slot_capacity)
         slots_grow(s);
     int32_t index;
@@ -295,8 +301,8 @@ static producer_entry_t *entry_insert(producer_state_t *s, int64_t producer_id, 
     } else {
         if (s->count == s->entry_capacity) {
             int32_t capacity = s->entry_capacity * 2;
-            if (capacity > PRODUCER_STATE_MAX_PRODUCERS)
-                capacity = PRODUCER_STATE_MAX_PRODUCERS;
+            if (capacity > PRODUCER_STATE_HARD_MAX_PRODUCERS)
+                capacity = PRODUCER_STATE_HARD_MAX_PRODUCERS;
             s->entries = xrealloc(s->entries, (size_t)capacity * sizeof(*s->entries));
             s->entry_capacity = capacity;
         }
@@ -584,7 +590,7 @@ int producer_state_snapshot_load(producer_state_t *s, const uint8_t *buf, size_t
     if (get_be(buf + 2, 4) != crc32c(0, buf + SNAPSHOT_HEADER_BYTES, len - SNAPSHOT_HEADER_BYTES))
         return -1;
     uint64_t count = get_be(buf + SNAPSHOT_HEADER_BYTES, 4);
-    if (count > PRODUCER_STATE_MAX_PRODUCERS ||
+    if (count > PRODUCER_STATE_HARD_MAX_PRODUCERS ||
         len != SNAPSHOT_HEADER_BYTES + 4 + count * SNAPSHOT_ENTRY_BYTES)
         return -1;
     const uint8_t *p = buf + SNAPSHOT_HEADER_BYTES + 4;

@@ -73,6 +73,14 @@
  * unknown: its next batch is accepted with any sequence, so retries of its
  * batches are no longer recognised as duplicates. */
 #define PRODUCER_STATE_MAX_PRODUCERS 10000
+/* Producers inside a transaction are never evicted (their transaction holds
+ * the last stable offset, and forgetting it would show its records to
+ * read_committed consumers): when every tracked producer is in one, the
+ * table grows past PRODUCER_STATE_MAX_PRODUCERS, up to this. Transactions
+ * end at their timeout (transaction.max.timeout.ms), so reaching it takes
+ * that many transactions open at once in one partition; beyond it the
+ * least recently updated is evicted all the same. */
+#define PRODUCER_STATE_HARD_MAX_PRODUCERS 100000
 
 typedef struct producer_state producer_state_t;
 
@@ -98,7 +106,7 @@ void producer_state_free(producer_state_t *s);
 /* Forgets every producer and transaction (before a rebuild). */
 void producer_state_clear(producer_state_t *s);
 
-/* Producers tracked, at most PRODUCER_STATE_MAX_PRODUCERS. */
+/* Producers tracked (see PRODUCER_STATE_HARD_MAX_PRODUCERS). */
 int32_t producer_state_count(const producer_state_t *s);
 
 /* For a batch a leader is about to append from a client: producer_id >= 0,

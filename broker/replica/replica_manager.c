@@ -258,29 +258,47 @@ static bool rm_follows_sequence(int32_t last_seq, int32_t next_seq)
     return (int64_t)next_seq == (int64_t)last_seq + 1 || (next_seq == 0 && last_seq == INT32_MAX);
 }
 
-/* Step 2 of the leader append: every producer batch of the request against
- * the partition's producer state (and a batch against the one before it
- * when both are the same producer's, as Kafka's ProducerAppendInfo
- * accumulates them). Batches the log will refuse anyway (a torn or
- * control one) are left to it. KAFKA_NONE with res->duplicate set when the
+/* What the request's earlier batches of one producer did, so that its
+ * later batches are checked against them rather than against the state
+ * (Kafka's ProducerAppendInfo accumulates a request's batches the same
+ * way). */
+typedef struct rm_request_producer {
+    int64_t producer_id;
+    int16_t epoch;
+    int32_t last_seq;
+    bool in_txn;
+} rm_request_producer_t;
+
+/* Producers one request's batches are tracked for; a request of more
+ * distinct producers than this in one partition is refused (clients send
+ * one producer's batches per partition). */
+#define RM_REQUEST_PRODUCERS 16
+
+/* Step 2 of the leader append: every producer batch of the request, already
+ * validated by the log, against the partition's producer state and the
+ * request's earlier batches. KAFKA_NONE with res->duplicate set when the
  * request retries batches already appended. */
 static int16_t rm_check_producers(const rm_entry_t *e, replica_append_origin_t origin,
                                   const uint8_t *p, size_t len, replica_append_result_t *res)
 {
     const producer_state_t *state = e->producers.state;
+    rm_request_producer_t seen[RM_REQUEST_PRODUCERS];
+    int32_t nseen = 0;
     record_batch_header_t h;
-    int64_t prev_pid = -1;
-    int16_t prev_epoch = -1;
-    int32_t prev_last_seq = -1;
-    while (record_batch_read_header(p, len, &h) && h.length >= 0 &&
-           (uint64_t)record_batch_size(&h) <= len) {
+    while (len > 0) {
+        /* The log validated every batch: whole, and at least a header. */
+        bool whole = record_batch_read_header(p, len, &h) && (uint64_t)record_batch_size(&h) <= len;
+        assert(whole);
+        if (!whole)
+            return KAFKA_CORRUPT_MESSAGE;
         size_t size = (size_t)record_batch_size(&h);
         p += size;
         len -= size;
-        if (h.producer_id < 0 || record_batch_is_control(&h))
+        if (h.producer_id < 0)
             continue;
         if (h.producer_epoch < 0)
             return KAFKA_INVALID_RECORD;
+        bool transactional = record_batch_is_transactional(&h);
         if (origin == REPLICA_APPEND_COORDINATOR) {
             int16_t error = rm_verdict_error(
                 producer_state_check_epoch(state, h.producer_id, h.producer_epoch));
@@ -292,15 +310,25 @@ static int16_t rm_check_producers(const rm_entry_t *e, replica_append_origin_t o
         if (h.base_sequence < 0)
             return KAFKA_INVALID_RECORD;
         int32_t last_seq = record_batch_last_sequence(&h);
-        if (h.producer_id == prev_pid) {
-            if (h.producer_epoch != prev_epoch ||
-                !rm_follows_sequence(prev_last_seq, h.base_sequence))
+        rm_request_producer_t *rp = NULL;
+        for (int32_t i = 0; i < nseen && rp == NULL; i++)
+            if (seen[i].producer_id == h.producer_id)
+                rp = &seen[i];
+        if (rp != NULL) {
+            if (h.producer_epoch < rp->epoch)
+                return KAFKA_INVALID_PRODUCER_EPOCH;
+            if (rp->in_txn && !transactional)
+                return KAFKA_INVALID_TXN_STATE;
+            if (h.producer_epoch != rp->epoch ? h.base_sequence != 0
+                                              : !rm_follows_sequence(rp->last_seq, h.base_sequence))
                 return KAFKA_OUT_OF_ORDER_SEQUENCE_NUMBER;
         } else {
+            if (nseen == RM_REQUEST_PRODUCERS)
+                return KAFKA_INVALID_RECORD;
             producer_state_duplicate_t dup;
             producer_state_verdict_t v =
                 producer_state_check(state, h.producer_id, h.producer_epoch, h.base_sequence,
-                                     last_seq, record_batch_is_transactional(&h), &dup);
+                                     last_seq, transactional, &dup);
             if (v == PRODUCER_STATE_DUPLICATE) {
                 /* Kafka answers the first duplicate and appends nothing. */
                 res->duplicate = true;
@@ -310,10 +338,13 @@ static int16_t rm_check_producers(const rm_entry_t *e, replica_append_origin_t o
             }
             if (v != PRODUCER_STATE_OK)
                 return rm_verdict_error(v);
+            rp = &seen[nseen++];
+            rp->producer_id = h.producer_id;
+            rp->in_txn = producer_state_in_txn(state, h.producer_id);
         }
-        prev_pid = h.producer_id;
-        prev_epoch = h.producer_epoch;
-        prev_last_seq = last_seq;
+        rp->epoch = h.producer_epoch;
+        rp->last_seq = last_seq;
+        rp->in_txn = rp->in_txn || transactional;
     }
     return KAFKA_NONE;
 }
@@ -346,14 +377,18 @@ int16_t replica_manager_leader_append(replica_manager_t *rm, const replica_parti
     if (required_acks == -1 &&
         replica_manager_isr_size(rm, p) < partition_log_config(p->log)->min_insync_replicas)
         return KAFKA_NOT_ENOUGH_REPLICAS;
+    log_validated_t valid;
+    log_err_t err = partition_log_validate(p->log, batches, len, &valid);
+    if (err != LOG_OK)
+        return log_err_kafka_error(err);
     int16_t error = rm_check_producers(e, origin, batches, len, res);
     if (error != KAFKA_NONE || res->duplicate) {
         res->high_watermark = partition_log_high_watermark(p->log);
         return error;
     }
     log_append_info_t info;
-    log_err_t err =
-        partition_log_append(p->log, batches, len, p->leader_epoch, wall_clock_ms(), &info);
+    err = partition_log_append_validated(p->log, batches, &valid, p->leader_epoch, wall_clock_ms(),
+                                         &info);
     if (err != LOG_OK)
         return log_err_kafka_error(err);
     partition_producers_apply(&e->producers, p->log, batches, len);
@@ -373,6 +408,11 @@ int16_t replica_manager_write_txn_marker(replica_manager_t *rm, const replica_pa
     assert(p != NULL && p->is_leader);
     assert(producer_id >= 0 && producer_epoch >= 0);
     rm_entry_t *e = (rm_entry_t *)p;
+    /* Kafka writes markers with acks=all: below min.insync.replicas the
+     * coordinator is told to try again rather than complete the
+     * transaction on too few copies. */
+    if (replica_manager_isr_size(rm, p) < partition_log_config(p->log)->min_insync_replicas)
+        return KAFKA_NOT_ENOUGH_REPLICAS;
     int16_t error = rm_verdict_error(producer_state_check_end_txn(
         e->producers.state, producer_id, producer_epoch, coordinator_epoch));
     if (error != KAFKA_NONE)
@@ -1007,15 +1047,18 @@ static bool rm_apply_partition(replica_manager_t *rm, rm_fetcher_t *f,
                       e->topic, e->partition, f->leader_id, (long long)target);
             return false;
         }
-        log_err_t err = target >= partition_log_start_offset(log)
-                            ? partition_log_truncate_to(log, target)
-                            : partition_log_truncate_fully(log, d->log_start_offset);
+        bool fully = target < partition_log_start_offset(log);
+        log_err_t err = fully ? partition_log_truncate_fully(log, d->log_start_offset)
+                              : partition_log_truncate_to(log, target);
         VLOG_INFO(RM_MODULE,
                   "%s-%d: truncated from %lld to %lld (leader %d epoch %d ends at %lld)%s",
                   e->topic, e->partition, (long long)leo, (long long)partition_log_end_offset(log),
                   f->leader_id, d->diverging_epoch, (long long)d->diverging_end_offset,
                   err == LOG_OK ? "" : ": failed");
-        partition_producers_rebuild(&e->producers, log);
+        if (fully)
+            partition_producers_reset(&e->producers, log);
+        else
+            partition_producers_rebuild(&e->producers, log);
         return err == LOG_OK;
     }
     if (d->error_code == KAFKA_OFFSET_OUT_OF_RANGE && d->log_start_offset > leo) {
@@ -1024,7 +1067,7 @@ static bool rm_apply_partition(replica_manager_t *rm, rm_fetcher_t *f,
         VLOG_INFO(RM_MODULE, "%s-%d: behind the leader's log start %lld; log restarted there%s",
                   e->topic, e->partition, (long long)d->log_start_offset,
                   err == LOG_OK ? "" : ": failed");
-        partition_producers_rebuild(&e->producers, log);
+        partition_producers_reset(&e->producers, log);
         return err == LOG_OK;
     }
     if (d->error_code != KAFKA_NONE) {
