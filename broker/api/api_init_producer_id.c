@@ -86,11 +86,13 @@ api_result_t api_handle_init_producer_id(api_context_t *ctx, kafka_request_t *re
     if (!kr_ok(r))
         return API_REFUSE(req, "malformed InitProducerId request");
 
+    /* Kafka refuses a producer id without its epoch (or the other way
+     * round) with or without a transactional id. */
+    if ((producer_id == -1) != (producer_epoch == -1)) {
+        init_pid_write(resp, flexible, KAFKA_INVALID_REQUEST, -1, -1);
+        return API_RESPOND;
+    }
     if (transactional_id.ptr != NULL) {
-        if ((producer_id == -1) != (producer_epoch == -1)) {
-            init_pid_write(resp, flexible, KAFKA_INVALID_REQUEST, -1, -1);
-            return API_RESPOND;
-        }
         if (ctx->txns == NULL) {
             init_pid_write(resp, flexible, KAFKA_COORDINATOR_NOT_AVAILABLE, -1, -1);
             return API_RESPOND;

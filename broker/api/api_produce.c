@@ -75,6 +75,7 @@ typedef struct produce_part {
     produce_result_t res;
     int64_t last_offset; /* of the append */
     int32_t leader_epoch;
+    uint32_t txn_guard; /* VERIFYING: replica_manager_producer_txn_guard when it began */
 } produce_part_t;
 
 typedef struct produce_topic {
@@ -369,6 +370,12 @@ static bool part_needs_verification(api_context_t *ctx, produce_req_t *pr, produ
      * least a header long, so the walk ends). */
     record_batch_header_t h;
     while (record_batch_read_header(part->records.ptr + at, len - at, &h)) {
+        if (record_batch_is_transactional(&h) && h.producer_id >= 0 && h.producer_epoch < 0) {
+            /* The append refuses it too; answered here so that no
+             * coordinator is asked about epoch -1. */
+            part_fail(part, KAFKA_INVALID_RECORD);
+            return false;
+        }
         if (record_batch_is_transactional(&h) && h.producer_id >= 0) {
             if (pr->txn_producer_id < 0) {
                 pr->txn_producer_id = h.producer_id;
@@ -399,6 +406,20 @@ static bool part_needs_verification(api_context_t *ctx, produce_req_t *pr, produ
 
 static api_result_t produce_proceed(produce_req_t *pr);
 
+/* The partition's verification guard for the request's transactional
+ * producer; 0 when this broker no longer leads it (the append then
+ * answers that). */
+static uint32_t part_txn_guard(api_context_t *ctx, const produce_req_t *pr,
+                               const produce_part_t *part)
+{
+    assert(pr->txn_producer_id >= 0);
+    const replica_partition_t *rp;
+    if (api_leader_replica(ctx, pr->topics[part->topic_index].name, part->partition, &rp) !=
+        KAFKA_NONE)
+        return 0;
+    return replica_manager_producer_txn_guard(ctx->replicas, rp, pr->txn_producer_id);
+}
+
 /* The coordinator's answers, in the order of the request's verifying
  * parts: each verified part is appended now, the others fail. */
 static void produce_verified(void *arg, const int16_t *errors, int32_t n)
@@ -412,6 +433,11 @@ static void produce_verified(void *arg, const int16_t *errors, int32_t n)
             continue;
         assert(k < n);
         int16_t error = errors[k++];
+        /* A marker of the producer's since the question was asked: the
+         * answer may be about a transaction that has ended (retriable: the
+         * client's retry is verified afresh). */
+        if (error == KAFKA_NONE && part_txn_guard(pr->ctx, pr, part) != part->txn_guard)
+            error = KAFKA_CONCURRENT_TRANSACTIONS;
         if (error == KAFKA_NONE) {
             produce_partition(pr->ctx, pr->req, pr->acks, pr->topics[part->topic_index].name, part);
             if (part->state == PART_WAITING)
@@ -558,6 +584,7 @@ api_result_t api_handle_produce(api_context_t *ctx, kafka_request_t *req, kafka_
             part_fail(part, KAFKA_INVALID_REQUIRED_ACKS);
         } else if (part_needs_verification(ctx, pr, part)) {
             part->state = PART_VERIFYING;
+            part->txn_guard = part_txn_guard(ctx, pr, part);
             pr->nverifying++;
         } else if (part->state == PART_DECODED) {
             produce_partition(ctx, req, acks, pr->topics[part->topic_index].name, part);

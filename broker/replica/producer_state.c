@@ -47,6 +47,7 @@ typedef struct producer_entry {
     int32_t lru_older;          /* in use: toward lru_oldest; free: unused */
     int32_t lru_newer;          /* in use: toward lru_newest; free: next free entry */
     int32_t coordinator_epoch;  /* of the last marker; -1: none */
+    uint32_t markers;           /* end markers applied (wrapping): a verification's guard */
     int64_t txn_first_offset;   /* the ongoing transaction's; -1: none */
     int32_t txn_prev, txn_next; /* in the ongoing list while txn_first_offset >= 0 */
 } producer_entry_t;
@@ -317,6 +318,7 @@ static producer_entry_t *entry_insert(producer_state_t *s, int64_t producer_id, 
     e->batch_count = 0;
     e->last_timestamp_ms = 0;
     e->coordinator_epoch = -1;
+    e->markers = 0;
     e->txn_first_offset = -1;
     e->txn_prev = e->txn_next = NO_INDEX;
     uint32_t pos = slot_find(s, producer_id);
@@ -465,6 +467,7 @@ producer_state_verdict_t producer_state_end_txn(producer_state_t *s, int64_t pro
     producer_entry_t *e = entry_touch(s, producer_id, epoch);
     e->coordinator_epoch = coordinator_epoch;
     e->last_timestamp_ms = timestamp_ms;
+    e->markers++;
     if (e->txn_first_offset < 0)
         return PRODUCER_STATE_OK; /* nothing written in it: no effect on readers */
     out->first_offset = e->txn_first_offset;
@@ -512,6 +515,13 @@ int64_t producer_state_first_unstable_offset(const producer_state_t *s)
     }
     assert(first >= -1);
     return first;
+}
+
+uint32_t producer_state_markers(const producer_state_t *s, int64_t producer_id)
+{
+    assert(s != NULL && producer_id >= 0);
+    const producer_entry_t *e = entry_find(s, producer_id);
+    return e != NULL ? e->markers : 0;
 }
 
 bool producer_state_in_txn(const producer_state_t *s, int64_t producer_id)

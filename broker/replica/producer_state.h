@@ -169,6 +169,9 @@ int32_t producer_state_ongoing_count(const producer_state_t *s);
 /* Whether producer_id (>= 0) has a transaction ongoing here: it wrote a
  * transactional batch that no end marker has ended yet. */
 bool producer_state_in_txn(const producer_state_t *s, int64_t producer_id);
+/* How many end markers of producer_id this state applied (0 for an
+ * unknown producer; wraps). */
+uint32_t producer_state_markers(const producer_state_t *s, int64_t producer_id);
 
 /* Kafka's ProducerSnapshot v1 file contents. write fills exactly
  * producer_state_snapshot_size(s) bytes. load replaces the state with the

@@ -440,6 +440,15 @@ bool replica_manager_producer_in_txn(replica_manager_t *rm, const replica_partit
     return producer_state_in_txn(e->producers.state, producer_id);
 }
 
+uint32_t replica_manager_producer_txn_guard(replica_manager_t *rm, const replica_partition_t *p,
+                                            int64_t producer_id)
+{
+    assert(p != NULL && p->log != NULL && producer_id >= 0);
+    (void)rm;
+    const rm_entry_t *e = (const rm_entry_t *)p;
+    return producer_state_markers(e->producers.state, producer_id);
+}
+
 int64_t replica_manager_last_stable_offset(replica_manager_t *rm, const replica_partition_t *p)
 {
     assert(p != NULL && p->log != NULL);

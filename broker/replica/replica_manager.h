@@ -105,6 +105,13 @@ int64_t replica_manager_last_stable_offset(replica_manager_t *rm, const replica_
  * coordinator, KIP-890; later ones are not asked again). Read-only. */
 bool replica_manager_producer_in_txn(replica_manager_t *rm, const replica_partition_t *p,
                                      int64_t producer_id);
+/* A guard for that verification (Kafka's VerificationGuard): a value that
+ * changes whenever an end marker of producer_id is appended to p. Produce
+ * takes it before asking the coordinator and appends only if it is
+ * unchanged when the answer comes, so a marker that ended the transaction
+ * meanwhile cannot be followed by a batch that opens one nobody will end. */
+uint32_t replica_manager_producer_txn_guard(replica_manager_t *rm, const replica_partition_t *p,
+                                            int64_t producer_id);
 
 /* The ISR size the leader of `p` counts on for acks=all: the current one,
  * or a smaller one being written. */

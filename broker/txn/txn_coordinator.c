@@ -30,9 +30,12 @@ int64_t txn_now_ms(void)
     return wall_clock_ms();
 }
 
+/* Ids travel between brokers as protobuf strings (NUL-terminated in
+ * protobuf-c), so an id with a NUL byte is refused everywhere alike. */
 static bool slice_ok_id(kslice_t id)
 {
-    return id.ptr != NULL && id.len > 0 && id.len <= TXN_MAX_ID_BYTES;
+    return id.ptr != NULL && id.len > 0 && id.len <= TXN_MAX_ID_BYTES &&
+           memchr(id.ptr, '\0', (size_t)id.len) == NULL;
 }
 
 /* The entry a request names, or the error to answer. */
