@@ -160,6 +160,8 @@ typedef struct group_write {
     bool is_metadata;   /* a GroupMetadata value (store_group), not tombstones */
 } group_write_t;
 
+_Static_assert(offsetof(group_write_t, log) == 0, "the store's queue holds group_write_t");
+
 /* The write whose queue link lw is. */
 static inline group_write_t *group_write_of(coord_log_write_t *lw)
 {
@@ -170,6 +172,7 @@ typedef struct offsets_partition {
     coord_log_partition_t log; /* first: its state, load and waiting writes */
     htable_t txns;             /* group_txn_t of this partition's groups, by producer id */
 } offsets_partition_t;
+_Static_assert(offsetof(offsets_partition_t, log) == 0, "the store allocates these");
 
 struct group_coordinator {
     struct ev_loop *loop;

@@ -57,6 +57,7 @@ typedef struct txn_write {
     txn_write_done_fn done;
     void *arg;
 } txn_write_t;
+_Static_assert(offsetof(txn_write_t, log) == 0, "the store's queue holds txn_write_t");
 
 /* ---- markers (txn_markers.c) ---- */
 
