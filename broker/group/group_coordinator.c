@@ -298,7 +298,7 @@ static uint64_t producer_hash(int64_t producer_id)
 static offsets_partition_t *group_part(group_coordinator_t *gc, const group_t *g)
 {
     assert(g->partition >= 0);
-    return g->partition < gc->nparts ? gc->parts[g->partition] : NULL;
+    return group_store_partition(gc, g->partition);
 }
 
 group_txn_t *group_txn_get(group_coordinator_t *gc, group_t *g, int64_t producer_id, bool create)
@@ -412,7 +412,7 @@ static void txn_writes_end(offsets_partition_t *p, int64_t producer_id);
 void group_txns_complete(group_coordinator_t *gc, offsets_partition_t *p, int64_t producer_id,
                          bool commit)
 {
-    assert(p->state != OFFSETS_NOT_LEADER);
+    assert(p->log.state != COORD_LOG_NOT_LEADER);
     txn_writes_end(p, producer_id);
     uint64_t h = producer_hash(producer_id);
     hnode_t *n = htable_chain(&p->txns, h);
@@ -433,13 +433,13 @@ void group_coordinator_txn_completed(group_coordinator_t *gc, int32_t offsets_pa
                                      int64_t producer_id, bool commit)
 {
     assert(offsets_partition >= 0);
-    if (gc->stopping || offsets_partition >= gc->nparts || gc->parts[offsets_partition] == NULL)
+    offsets_partition_t *p = group_store_partition(gc, offsets_partition);
+    if (gc->stopping || p == NULL)
         return;
-    offsets_partition_t *p = gc->parts[offsets_partition];
     /* Loading: the load replays the marker itself (it reads up to the log
      * end, which the marker is below). Not the leader: nothing is pending
      * here. */
-    if (p->state != OFFSETS_ACTIVE)
+    if (p->log.state != COORD_LOG_ACTIVE)
         return;
     group_txns_complete(gc, p, producer_id, commit);
 }
@@ -1103,6 +1103,7 @@ group_coordinator_t *group_coordinator_new(struct ev_loop *loop, const group_con
     gc->cfg = *cfg;
     gc->replicas = replicas;
     gc->coord = coord;
+    group_store_init(gc);
     if (getrandom(&gc->rng, sizeof(gc->rng), 0) != (ssize_t)sizeof(gc->rng))
         gc->rng = (uint64_t)wall_clock_ms() ^ ((uint64_t)getpid() << 32);
     gc->rng |= 1;
@@ -1773,9 +1774,10 @@ static int32_t pending_commits_of(group_coordinator_t *gc, const group_t *g, con
     assert(g->commits_in_flight >= 0);
     if (g->commits_in_flight == 0)
         return 0;
-    offsets_partition_t *p = g->partition < gc->nparts ? gc->parts[g->partition] : NULL;
+    offsets_partition_t *p = group_store_partition(gc, g->partition);
     int32_t n = 0;
-    for (group_write_t *w = p ? p->writes_head : NULL; w; w = w->next) {
+    for (coord_log_write_t *lw = p ? p->log.writes_head : NULL; lw; lw = lw->next) {
+        group_write_t *w = group_write_of(lw);
         if (!w->is_commit || w->group != g)
             continue;
         commit_op_t *op = w->arg;
@@ -1812,7 +1814,7 @@ static void commit_stored(group_coordinator_t *gc, group_write_t *w, int16_t err
                              (const char *)part->metadata.ptr,
                              part->metadata.ptr ? (size_t)part->metadata.len : 0,
                              part->commit_timestamp >= 0 ? part->commit_timestamp : op->commit_ms,
-                             op->expire_ms, w->base_offset);
+                             op->expire_ms, w->log.base_offset);
     }
     op->done(op->arg);
     free(op->superseded);
@@ -1962,7 +1964,8 @@ static bool txn_writes_of(group_coordinator_t *gc, const group_t *g, const char 
         return false;
     offsets_partition_t *p = group_part(gc, g);
     bool found = false;
-    for (group_write_t *w = p ? p->writes_head : NULL; w; w = w->next) {
+    for (coord_log_write_t *lw = p ? p->log.writes_head : NULL; lw; lw = lw->next) {
+        group_write_t *w = group_write_of(lw);
         if (!w->is_txn_commit || w->group != g)
             continue;
         txn_commit_op_t *op = w->arg;
@@ -1984,7 +1987,8 @@ static bool txn_writes_of(group_coordinator_t *gc, const group_t *g, const char 
  * refuses that with an IllegalStateException and they are lost.) */
 static void txn_writes_end(offsets_partition_t *p, int64_t producer_id)
 {
-    for (group_write_t *w = p->writes_head; w; w = w->next) {
+    for (coord_log_write_t *lw = p->log.writes_head; lw; lw = lw->next) {
+        group_write_t *w = group_write_of(lw);
         if (!w->is_txn_commit)
             continue;
         txn_commit_op_t *op = w->arg;
@@ -2022,7 +2026,7 @@ static void txn_commit_stored(group_coordinator_t *gc, group_write_t *w, int16_t
         group_txn_offset_set(txn, (const char *)part->topic.ptr, (size_t)part->topic.len,
                              part->partition, part->offset, part->leader_epoch,
                              (const char *)metadata.ptr, (size_t)metadata.len, op->commit_ms,
-                             w->base_offset);
+                             w->log.base_offset);
     }
     if (txn && txn->offsets.count == 0)
         group_txn_free(gc, txn); /* every part superseded */
@@ -2280,16 +2284,16 @@ int16_t group_list(group_coordinator_t *gc, const kslice_t *states, int32_t nsta
 {
     assert(out != NULL && count != NULL);
     int16_t error = KAFKA_NONE;
-    for (int32_t i = 0; i < gc->nparts; i++)
-        if (gc->parts[i] && gc->parts[i]->state == OFFSETS_LOADING)
+    for (int32_t i = 0; i < gc->store.nparts; i++)
+        if (gc->store.parts[i] && gc->store.parts[i]->state == COORD_LOG_LOADING)
             error = KAFKA_COORDINATOR_LOAD_IN_PROGRESS;
     *out = xcalloc(gc->groups.count + 1, sizeof(**out));
     *count = 0;
     for (size_t b = 0; b < gc->groups.nbuckets; b++)
         for (hnode_t *n = gc->groups.buckets[b]; n; n = n->next) {
             const group_t *g = (const group_t *)n;
-            offsets_partition_t *p = g->partition < gc->nparts ? gc->parts[g->partition] : NULL;
-            if (p == NULL || p->state != OFFSETS_ACTIVE)
+            offsets_partition_t *p = group_store_partition(gc, g->partition);
+            if (p == NULL || p->log.state != COORD_LOG_ACTIVE)
                 continue;
             const char *state = group_state_names[g->state];
             bool wanted = nstates == 0;
@@ -2647,8 +2651,8 @@ static void expiry_tick(struct ev_loop *loop, ev_timer *timer, int revents)
     for (size_t b = 0; b < gc->groups.nbuckets; b++)
         for (hnode_t *e = gc->groups.buckets[b]; e; e = e->next) {
             group_t *g = (group_t *)e;
-            offsets_partition_t *p = g->partition < gc->nparts ? gc->parts[g->partition] : NULL;
-            if (p && p->state == OFFSETS_ACTIVE)
+            offsets_partition_t *p = group_store_partition(gc, g->partition);
+            if (p && p->log.state == COORD_LOG_ACTIVE)
                 all[n++] = g;
         }
     for (size_t i = 0; i < n; i++)

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "coord_log.h"
 #include "group_coordinator.h"
 
 #define GROUP_MODULE "group"
@@ -144,53 +145,42 @@ struct group {
 
 /* ---- the offsets partitions this broker leads ---- */
 
-typedef enum offsets_partition_state {
-    OFFSETS_NOT_LEADER,
-    OFFSETS_LOADING,
-    OFFSETS_ACTIVE,
-} offsets_partition_state_t;
-
 struct group_write;
 /* Runs once per write: error NONE when the high watermark passed it. */
 typedef void (*group_write_done_fn)(group_coordinator_t *gc, struct group_write *w, int16_t error);
 
 typedef struct group_write {
-    struct group_write *next; /* FIFO in its partition, by offset */
-    struct offsets_partition *part;
-    int64_t base_offset; /* of its batch, once appended */
-    int64_t last_offset;
-    group_t *group; /* holds a ref; NULL: none */
+    coord_log_write_t log; /* first: the store's queue, offsets and timeout */
+    group_t *group;        /* holds a ref; NULL: none */
     group_write_done_fn done;
     void *arg;          /* done's, which frees it */
     int32_t generation; /* SyncGroup: the generation it stores */
     bool is_commit;     /* OffsetCommit (require_stable asks for these) */
     bool is_txn_commit; /* TxnOffsetCommit (its pending offsets are in group_txn_t) */
     bool is_metadata;   /* a GroupMetadata value (store_group), not tombstones */
-    ev_timer timer;     /* offsets.commit.timeout.ms */
 } group_write_t;
 
+_Static_assert(offsetof(group_write_t, log) == 0, "the store's queue holds group_write_t");
+
+/* The write whose queue link lw is. */
+static inline group_write_t *group_write_of(coord_log_write_t *lw)
+{
+    return (group_write_t *)lw;
+}
+
 typedef struct offsets_partition {
-    group_coordinator_t *gc;
-    int32_t id;
-    offsets_partition_state_t state;
-    int32_t leader_epoch; /* the epoch it was loaded at */
-    int64_t load_offset;  /* LOADING: the next offset to replay */
-    int64_t load_started_ms;
-    int64_t loaded_records;
-    ev_timer load_timer; /* one bounded chunk per loop iteration (not ev_idle: a busy loop
-                          * would starve it) */
-    group_write_t *writes_head, *writes_tail;
-    htable_t txns; /* group_txn_t of this partition's groups, by producer id */
+    coord_log_partition_t log; /* first: its state, load and waiting writes */
+    htable_t txns;             /* group_txn_t of this partition's groups, by producer id */
 } offsets_partition_t;
+_Static_assert(offsetof(offsets_partition_t, log) == 0, "the store allocates these");
 
 struct group_coordinator {
     struct ev_loop *loop;
     group_config_t cfg;
     struct replica_manager *replicas;
     struct coordinator *coord;
-    htable_t groups;             /* group_t by id */
-    offsets_partition_t **parts; /* indexed by partition id; NULL: never led */
-    int32_t nparts;
+    htable_t groups;       /* group_t by id */
+    coord_log_t store;     /* the offsets partitions (of offsets_partition_t) */
     ev_timer expiry_timer; /* offsets.retention.check.interval.ms */
     int64_t member_seq;
     uint64_t rng; /* member id suffixes */
@@ -198,6 +188,11 @@ struct group_coordinator {
 };
 
 /* ---- store (group_store.c) ---- */
+
+/* Sets up gc->store; before the first partition event. */
+void group_store_init(group_coordinator_t *gc);
+/* Offsets partition id, or NULL when this broker never led it. */
+offsets_partition_t *group_store_partition(group_coordinator_t *gc, int32_t id);
 
 /* The partition for a group id (from the metadata's partition count), and
  * the error a request for it gets: NONE when it is loaded here,

@@ -4,7 +4,11 @@
  * serves its groups; writes are leader appends that wait, in offset order,
  * until the partition's high watermark passes them. Losing the leadership
  * fails the waiting writes with NOT_COORDINATOR and drops the partition's
- * groups: the new leader rebuilds them from the same records. */
+ * groups: the new leader rebuilds them from the same records. That
+ * lifecycle and the write queue are coord_log's (shared with the
+ * transaction coordinator); this file holds the groups' rules: what a
+ * replayed record means, what loading and unloading do to the groups, and
+ * Kafka's error mapping for the offsets writes. */
 #include <assert.h>
 #include <inttypes.h>
 #include <stdlib.h>
@@ -15,15 +19,8 @@
 #include "group_records.h"
 #include "kafka_errors.h"
 #include "record_batch.h"
-#include "replica_manager.h"
 #include "vlog.h"
-#include "wall_clock.h"
 #include "xalloc.h"
-
-/* Bytes replayed per loop iteration while loading: large enough that
- * 100,000 commits load in well under a second, small enough that the loop
- * keeps serving other partitions and clients in between. */
-#define GROUP_LOAD_CHUNK_BYTES (4 << 20)
 
 /* ---- hash table ---- */
 
@@ -93,24 +90,9 @@ void htable_free(htable_t *t)
 
 /* ---- partitions ---- */
 
-static offsets_partition_t *part_get(group_coordinator_t *gc, int32_t id, bool create)
+offsets_partition_t *group_store_partition(group_coordinator_t *gc, int32_t id)
 {
-    assert(id >= 0);
-    if (id >= gc->nparts) {
-        if (!create)
-            return NULL;
-        gc->parts = xrealloc(gc->parts, (size_t)(id + 1) * sizeof(*gc->parts));
-        memset(gc->parts + gc->nparts, 0, (size_t)(id + 1 - gc->nparts) * sizeof(*gc->parts));
-        gc->nparts = id + 1;
-    }
-    if (gc->parts[id] == NULL && create) {
-        offsets_partition_t *p = xcalloc(1, sizeof(*p));
-        p->gc = gc;
-        p->id = id;
-        p->state = OFFSETS_NOT_LEADER;
-        gc->parts[id] = p;
-    }
-    return gc->parts[id];
+    return (offsets_partition_t *)coord_log_partition(&gc->store, id);
 }
 
 /* The offsets partition group `id` belongs to; -1 while the metadata has
@@ -129,28 +111,17 @@ int16_t group_store_route(group_coordinator_t *gc, const uint8_t *id, size_t len
                           int32_t *partition)
 {
     *partition = group_home(gc, id, len);
-    if (*partition < 0)
-        return KAFKA_NOT_COORDINATOR;
-    offsets_partition_t *p = part_get(gc, *partition, false);
-    if (p == NULL || p->state == OFFSETS_NOT_LEADER)
-        return KAFKA_NOT_COORDINATOR;
-    return p->state == OFFSETS_LOADING ? KAFKA_COORDINATOR_LOAD_IN_PROGRESS : KAFKA_NONE;
-}
-
-static const replica_partition_t *part_replica(group_coordinator_t *gc, int32_t id)
-{
-    return replica_manager_get(gc->replicas, GROUP_OFFSETS_TOPIC, strlen(GROUP_OFFSETS_TOPIC), id);
+    return coord_log_route(&gc->store, *partition);
 }
 
 /* ---- writes ---- */
 
 /* Runs w's done once, drops its group ref and frees it. w is out of its
- * partition's queue (or never was in it). */
+ * partition's queue (or never was in it), its timer stopped. */
 static void write_finish(group_coordinator_t *gc, group_write_t *w, int16_t error)
 {
-    assert(w->next == NULL);
+    assert(w->log.next == NULL);
     assert(w->group == NULL || w->group->refs > 0);
-    ev_timer_stop(gc->loop, &w->timer);
     if (w->group && w->is_commit)
         w->group->commits_in_flight--;
     w->done(gc, w, error);
@@ -159,19 +130,9 @@ static void write_finish(group_coordinator_t *gc, group_write_t *w, int16_t erro
     free(w);
 }
 
-static void write_unlink(offsets_partition_t *p, group_write_t *w)
+static void store_write_done(void *owner, coord_log_write_t *w, int16_t error)
 {
-    group_write_t **pp = &p->writes_head;
-    group_write_t *prev = NULL;
-    while (*pp != w) {
-        assert(*pp != NULL);
-        prev = *pp;
-        pp = &(*pp)->next;
-    }
-    *pp = w->next;
-    if (p->writes_tail == w)
-        p->writes_tail = prev;
-    w->next = NULL;
+    write_finish(owner, group_write_of(w), error);
 }
 
 /* Kafka's answers for a write that timed out waiting for the ISR, or that
@@ -182,8 +143,9 @@ static void write_unlink(offsets_partition_t *p, group_write_t *w)
  * mapping) or fails (UNKNOWN_SERVER_ERROR). Tombstones (DeleteGroups,
  * OffsetDelete) have no members to send round: a timeout is a coordinator
  * error their admin clients retry on. */
-static int16_t write_timed_out_error(const group_write_t *w)
+static int16_t write_timed_out_error(const coord_log_write_t *lw)
 {
+    const group_write_t *w = (const group_write_t *)lw;
     if (w->is_commit || w->is_txn_commit)
         return KAFKA_REQUEST_TIMED_OUT;
     return w->is_metadata ? KAFKA_REBALANCE_IN_PROGRESS : KAFKA_COORDINATOR_NOT_AVAILABLE;
@@ -199,8 +161,9 @@ static int16_t write_too_large_error(const group_write_t *w)
  * (maybeConvertOffsetCommitError). A transactional commit's producer errors
  * reach its producer as they are: a stale epoch (INVALID_PRODUCER_EPOCH) is
  * how a fenced producer learns it is. */
-static int16_t append_error(const group_write_t *w, int16_t error)
+static int16_t append_error(const coord_log_write_t *lw, int16_t error)
 {
+    const group_write_t *w = (const group_write_t *)lw;
     assert(error != KAFKA_NONE);
     if (error == KAFKA_MESSAGE_TOO_LARGE || error == KAFKA_RECORD_LIST_TOO_LARGE)
         return write_too_large_error(w);
@@ -213,26 +176,6 @@ static int16_t append_error(const group_write_t *w, int16_t error)
     return KAFKA_NOT_COORDINATOR; /* the storage error and the rest */
 }
 
-static void write_timeout(struct ev_loop *loop, ev_timer *timer, int revents)
-{
-    group_write_t *w = timer->data;
-    (void)loop;
-    (void)revents;
-    write_unlink(w->part, w);
-    write_finish(w->part->gc, w, write_timed_out_error(w));
-}
-
-/* Completes, in offset order, the writes the high watermark passed. */
-static void part_complete_writes(group_coordinator_t *gc, offsets_partition_t *p, int64_t hw)
-{
-    assert(p->state == OFFSETS_ACTIVE);
-    while (p->writes_head && p->writes_head->last_offset < hw) {
-        group_write_t *w = p->writes_head;
-        write_unlink(p, w);
-        write_finish(gc, w, KAFKA_NONE);
-    }
-}
-
 void group_store_write(group_coordinator_t *gc, int32_t partition, uint8_t *batch, size_t len,
                        group_write_t *w)
 {
@@ -242,51 +185,20 @@ void group_store_write(group_coordinator_t *gc, int32_t partition, uint8_t *batc
         w->group->refs++;
         w->group->commits_in_flight += w->is_commit;
     }
-    ev_timer_init(&w->timer, write_timeout, gc->cfg.offsets_commit_timeout_ms / 1000.0, 0.);
-    w->timer.data = w;
-    offsets_partition_t *p = part_get(gc, partition, false);
-    const replica_partition_t *rp = part_replica(gc, partition);
-    if (p == NULL || p->state != OFFSETS_ACTIVE || rp == NULL || !rp->is_leader ||
-        rp->leader_epoch != p->leader_epoch) {
+    coord_log_partition_t *p = coord_log_writable(&gc->store, partition);
+    if (p == NULL) {
         write_finish(gc, w, KAFKA_NOT_COORDINATOR);
         return;
     }
-    w->part = p;
-    replica_append_result_t info;
-    int16_t error = replica_manager_leader_append(gc->replicas, rp, REPLICA_APPEND_COORDINATOR, -1,
-                                                  batch, len, &info);
-    if (error != KAFKA_NONE) {
-        VLOG_WARN(GROUP_MODULE, "%s-%d: append refused: %s", GROUP_OFFSETS_TOPIC, partition,
-                  kafka_error_name(error));
-        write_finish(gc, w, append_error(w, error));
-        return;
-    }
-    int64_t hw = info.high_watermark;
-    /* The listener ran inside the append (a high-watermark move completes
-     * earlier writes), but only a role change unloads, and an append
-     * changes no role. */
-    assert(p->state == OFFSETS_ACTIVE);
-    w->base_offset = info.first_offset;
-    w->last_offset = info.last_offset;
-    if (hw > w->last_offset && p->writes_head == NULL) {
-        write_finish(gc, w, KAFKA_NONE);
-        return;
-    }
-    if (p->writes_tail)
-        p->writes_tail->next = w;
-    else
-        p->writes_head = w;
-    p->writes_tail = w;
-    ev_timer_start(gc->loop, &w->timer);
-    part_complete_writes(gc, p, hw);
+    coord_log_append(&gc->store, p, batch, len, &w->log, gc->cfg.offsets_commit_timeout_ms);
 }
 
 /* ---- loading ---- */
 
 static void load_skip(const offsets_partition_t *p, const record_view_t *rec, const char *what)
 {
-    VLOG_WARN(GROUP_MODULE, "%s-%d: offset %" PRId64 ": %s, skipped", GROUP_OFFSETS_TOPIC, p->id,
-              rec->offset, what);
+    VLOG_WARN(GROUP_MODULE, "%s-%d: offset %" PRId64 ": %s, skipped", GROUP_OFFSETS_TOPIC,
+              p->log.id, rec->offset, what);
 }
 
 /* What replaying a record needs of its batch. */
@@ -327,7 +239,7 @@ static void load_offset_commit(group_coordinator_t *gc, offsets_partition_t *p, 
         return;
     }
     if (g == NULL)
-        g = group_create(gc, (const char *)key->group.ptr, (size_t)key->group.len, p->id);
+        g = group_create(gc, (const char *)key->group.ptr, (size_t)key->group.len, p->log.id);
     const char *metadata = (const char *)v.metadata.ptr;
     size_t metadata_len = v.metadata.ptr ? (size_t)v.metadata.len : 0;
     if (batch->producer_id >= 0) {
@@ -346,7 +258,7 @@ static void load_offset_commit(group_coordinator_t *gc, offsets_partition_t *p, 
 static void load_apply(group_coordinator_t *gc, offsets_partition_t *p, const record_view_t *rec,
                        const load_batch_t *batch)
 {
-    assert(p->state == OFFSETS_LOADING);
+    assert(p->log.state == COORD_LOG_LOADING);
     group_record_key_t key;
     if (rec->key.ptr == NULL || !group_record_read_key(rec->key.ptr, (size_t)rec->key.len, &key)) {
         load_skip(p, rec, "unreadable key");
@@ -356,7 +268,7 @@ static void load_apply(group_coordinator_t *gc, offsets_partition_t *p, const re
     const char *id = (const char *)key.group.ptr;
     size_t id_len = (size_t)key.group.len;
     group_t *g = group_find(gc, id, id_len);
-    if (group_home(gc, key.group.ptr, id_len) != p->id || (g && g->partition != p->id)) {
+    if (group_home(gc, key.group.ptr, id_len) != p->log.id || (g && g->partition != p->log.id)) {
         /* Foreign data: the group lives in another partition, whose own
          * load (here or elsewhere) is the truth about it. */
         load_skip(p, rec, "group of another partition");
@@ -384,15 +296,67 @@ static void load_apply(group_coordinator_t *gc, offsets_partition_t *p, const re
         return;
     }
     if (g == NULL)
-        g = group_create(gc, id, id_len, p->id);
+        g = group_create(gc, id, id_len, p->log.id);
     group_apply_metadata(gc, g, &v);
     free(v.members);
 }
 
-static void load_finish(group_coordinator_t *gc, offsets_partition_t *p)
+/* Replays one whole batch of len bytes: a transaction marker completes its
+ * producer's pending offsets; a data batch's records are applied. */
+static void load_batch(void *owner, coord_log_partition_t *lp, const uint8_t *buf, size_t len)
 {
-    ev_timer_stop(gc->loop, &p->load_timer);
-    p->state = OFFSETS_ACTIVE;
+    group_coordinator_t *gc = owner;
+    offsets_partition_t *p = (offsets_partition_t *)lp;
+    assert(len >= BATCH_HEADER_SIZE);
+    record_batch_header_t h;
+    bool whole = record_batch_read_header(buf, len, &h);
+    assert(whole && record_batch_size(&h) == (int64_t)len);
+    (void)whole;
+    load_batch_t batch = {.base_offset = h.base_offset,
+                          .producer_id = record_batch_is_transactional(&h) ? h.producer_id : -1};
+    if (record_batch_is_control(&h)) {
+        if (record_batch_last_offset(&h) < p->log.load_offset)
+            return; /* replayed by the previous read */
+        int32_t coordinator_epoch;
+        int marker = record_batch_parse_txn_marker(buf, len, &coordinator_epoch);
+        if (marker < 0 || h.producer_id < 0) {
+            /* Its producer's offsets stay pending (unstable) rather than
+             * be committed or dropped on a guess. */
+            VLOG_ERR(GROUP_MODULE,
+                     "%s-%d: unreadable transaction marker at offset %" PRId64 ", skipped",
+                     GROUP_OFFSETS_TOPIC, p->log.id, h.base_offset);
+            return;
+        }
+        group_txns_complete(gc, p, h.producer_id, marker == RECORD_BATCH_MARKER_COMMIT);
+        p->log.loaded_records++;
+        return;
+    }
+    if (record_batch_is_transactional(&h) && h.producer_id < 0) {
+        VLOG_ERR(GROUP_MODULE,
+                 "%s-%d: transactional batch at offset %" PRId64 " without a producer id, skipped",
+                 GROUP_OFFSETS_TOPIC, p->log.id, h.base_offset);
+        return;
+    }
+    record_batch_iter_t it;
+    record_batch_iter_init(&it, buf, len);
+    record_view_t rec;
+    int rc;
+    while ((rc = record_batch_iter_next(&it, &rec)) == 1) {
+        if (rec.offset < p->log.load_offset)
+            continue; /* the batch holding load_offset began before it */
+        load_apply(gc, p, &rec, &batch);
+        p->log.loaded_records++;
+    }
+    if (rc < 0)
+        VLOG_ERR(GROUP_MODULE, "%s-%d: unreadable record batch at offset %" PRId64 ", skipped",
+                 GROUP_OFFSETS_TOPIC, p->log.id, batch.base_offset);
+}
+
+/* The partition's groups go live: with members Stable (session timers
+ * running), the others Empty. */
+static int64_t store_loaded(void *owner, coord_log_partition_t *p)
+{
+    group_coordinator_t *gc = owner;
     int64_t ngroups = 0;
     for (size_t b = 0; b < gc->groups.nbuckets; b++)
         for (hnode_t *n = gc->groups.buckets[b]; n; n = n->next) {
@@ -402,163 +366,12 @@ static void load_finish(group_coordinator_t *gc, offsets_partition_t *p)
                 ngroups++;
             }
         }
-    VLOG_INFO(GROUP_MODULE,
-              "%s-%d: loaded %" PRId64 " records, %" PRId64 " groups in %" PRId64
-              " ms (leader epoch %d)",
-              GROUP_OFFSETS_TOPIC, p->id, p->loaded_records, ngroups,
-              wall_clock_ms() - p->load_started_ms, p->leader_epoch);
+    return ngroups;
 }
 
-/* Replays one whole batch of len bytes: a transaction marker completes its
- * producer's pending offsets; a data batch's records are applied. */
-static void load_batch(group_coordinator_t *gc, offsets_partition_t *p, const uint8_t *buf,
-                       size_t len)
+static int32_t store_unloaded(void *owner, coord_log_partition_t *p, int16_t error)
 {
-    assert(len >= BATCH_HEADER_SIZE);
-    record_batch_header_t h;
-    bool whole = record_batch_read_header(buf, len, &h);
-    assert(whole && record_batch_size(&h) == (int64_t)len);
-    (void)whole;
-    load_batch_t batch = {.base_offset = h.base_offset,
-                          .producer_id = record_batch_is_transactional(&h) ? h.producer_id : -1};
-    if (record_batch_is_control(&h)) {
-        if (record_batch_last_offset(&h) < p->load_offset)
-            return; /* replayed by the previous read */
-        int32_t coordinator_epoch;
-        int marker = record_batch_parse_txn_marker(buf, len, &coordinator_epoch);
-        if (marker < 0 || h.producer_id < 0) {
-            /* Its producer's offsets stay pending (unstable) rather than
-             * be committed or dropped on a guess. */
-            VLOG_ERR(GROUP_MODULE,
-                     "%s-%d: unreadable transaction marker at offset %" PRId64 ", skipped",
-                     GROUP_OFFSETS_TOPIC, p->id, h.base_offset);
-            return;
-        }
-        group_txns_complete(gc, p, h.producer_id, marker == RECORD_BATCH_MARKER_COMMIT);
-        p->loaded_records++;
-        return;
-    }
-    if (record_batch_is_transactional(&h) && h.producer_id < 0) {
-        VLOG_ERR(GROUP_MODULE,
-                 "%s-%d: transactional batch at offset %" PRId64 " without a producer id, skipped",
-                 GROUP_OFFSETS_TOPIC, p->id, h.base_offset);
-        return;
-    }
-    record_batch_iter_t it;
-    record_batch_iter_init(&it, buf, len);
-    record_view_t rec;
-    int rc;
-    while ((rc = record_batch_iter_next(&it, &rec)) == 1) {
-        if (rec.offset < p->load_offset)
-            continue; /* the batch holding load_offset began before it */
-        load_apply(gc, p, &rec, &batch);
-        p->loaded_records++;
-    }
-    if (rc < 0)
-        VLOG_ERR(GROUP_MODULE, "%s-%d: unreadable record batch at offset %" PRId64 ", skipped",
-                 GROUP_OFFSETS_TOPIC, p->id, batch.base_offset);
-}
-
-/* Replays the whole batches in buf, one at a time. The log validated every
- * batch (CRC and lengths) on append and recovery, so a batch that does not
- * parse here is not expected; it is skipped alone, by its Length, so that
- * the commits after it still load. */
-static void load_batches(group_coordinator_t *gc, offsets_partition_t *p, const uint8_t *buf,
-                         size_t len)
-{
-    size_t at = 0;
-    while (len - at >= BATCH_LOG_OVERHEAD) {
-        kreader_t r;
-        kr_init(&r, buf + at, len - at);
-        int64_t base_offset;
-        int32_t length;
-        kr_i64(&r, &base_offset);
-        kr_i32(&r, &length);
-        if (length < BATCH_HEADER_SIZE - BATCH_LOG_OVERHEAD) {
-            VLOG_ERR(GROUP_MODULE,
-                     "%s-%d: unreadable record batch at offset %" PRId64
-                     "; the rest of this read is skipped",
-                     GROUP_OFFSETS_TOPIC, p->id, base_offset);
-            return;
-        }
-        if ((size_t)length > len - at - BATCH_LOG_OVERHEAD)
-            return; /* a partial batch: reads return whole ones, so none is expected */
-        size_t batch_len = BATCH_LOG_OVERHEAD + (size_t)length;
-        load_batch(gc, p, buf + at, batch_len);
-        at += batch_len;
-    }
-}
-
-static void load_step(struct ev_loop *loop, ev_timer *timer, int revents)
-{
-    offsets_partition_t *p = timer->data;
-    group_coordinator_t *gc = p->gc;
-    (void)loop;
-    (void)revents;
-    assert(p->state == OFFSETS_LOADING);
-    const replica_partition_t *rp = part_replica(gc, p->id);
-    if (rp == NULL || !rp->is_leader || rp->leader_epoch != p->leader_epoch)
-        return; /* the role-change event unloads it */
-    int64_t end = partition_log_end_offset(rp->log);
-    if (p->load_offset < partition_log_start_offset(rp->log))
-        p->load_offset = partition_log_start_offset(rp->log);
-    if (p->load_offset >= end) {
-        load_finish(gc, p);
-        return;
-    }
-    uint8_t *buf;
-    size_t len;
-    int64_t next;
-    log_err_t err = partition_log_read_copy(rp->log, p->load_offset, GROUP_LOAD_CHUNK_BYTES, end,
-                                            &buf, &len, &next);
-    if (err != LOG_OK) {
-        /* The log refused (an I/O error): the partition stays loading and
-         * clients keep retrying; a second later it tries again, without
-         * spinning. */
-        VLOG_ERR(GROUP_MODULE, "%s-%d: loading at offset %" PRId64 " failed: %s",
-                 GROUP_OFFSETS_TOPIC, p->id, p->load_offset, log_err_str(err));
-        ev_timer_set(timer, 1., 0.);
-        ev_timer_start(gc->loop, timer);
-        return;
-    }
-    if (buf == NULL) {
-        load_finish(gc, p); /* nothing below the end after all */
-        return;
-    }
-    load_batches(gc, p, buf, len);
-    free(buf);
-    p->load_offset = next > p->load_offset ? next : end;
-    ev_timer_set(timer, 0., 0.);
-    ev_timer_start(gc->loop, timer);
-}
-
-static void part_load(group_coordinator_t *gc, offsets_partition_t *p,
-                      const replica_partition_t *rp)
-{
-    assert(p->state == OFFSETS_NOT_LEADER);
-    assert(p->writes_head == NULL);
-    p->state = OFFSETS_LOADING;
-    p->leader_epoch = rp->leader_epoch;
-    p->load_offset = partition_log_start_offset(rp->log);
-    p->load_started_ms = wall_clock_ms();
-    p->loaded_records = 0;
-    ev_timer_init(&p->load_timer, load_step, 0., 0.);
-    p->load_timer.data = p;
-    ev_timer_start(gc->loop, &p->load_timer);
-    VLOG_INFO(GROUP_MODULE, "%s-%d: leader at epoch %d, loading groups from offset %" PRId64,
-              GROUP_OFFSETS_TOPIC, p->id, rp->leader_epoch, p->load_offset);
-}
-
-static void part_unload(group_coordinator_t *gc, offsets_partition_t *p, int16_t error)
-{
-    assert(p->state != OFFSETS_NOT_LEADER);
-    ev_timer_stop(gc->loop, &p->load_timer);
-    p->state = OFFSETS_NOT_LEADER;
-    while (p->writes_head) {
-        group_write_t *w = p->writes_head;
-        write_unlink(p, w);
-        write_finish(gc, w, error);
-    }
+    group_coordinator_t *gc = owner;
     int32_t dropped = 0;
     for (size_t b = 0; b < gc->groups.nbuckets; b++) {
         hnode_t *n = gc->groups.buckets[b];
@@ -572,45 +385,49 @@ static void part_unload(group_coordinator_t *gc, offsets_partition_t *p, int16_t
             n = next;
         }
     }
-    assert(p->txns.count == 0 && "every pending transaction belongs to a dropped group");
-    VLOG_INFO(GROUP_MODULE, "%s-%d: no longer leader; dropped %d groups", GROUP_OFFSETS_TOPIC,
-              p->id, dropped);
+    assert(((offsets_partition_t *)p)->txns.count == 0 &&
+           "every pending transaction belongs to a dropped group");
+    return dropped;
+}
+
+static const coord_log_ops_t store_ops = {
+    .replay_batch = load_batch,
+    .loaded = store_loaded,
+    .unloaded = store_unloaded,
+    .write_done = store_write_done,
+    .timed_out_error = write_timed_out_error,
+    .append_error = append_error,
+};
+
+static const coord_log_names_t store_names = {
+    .module = GROUP_MODULE,
+    .topic = GROUP_OFFSETS_TOPIC,
+    .loading = "groups",
+    .entities = "groups",
+    .epoch = "leader epoch",
+};
+
+void group_store_init(group_coordinator_t *gc)
+{
+    coord_log_init(&gc->store, gc->loop, gc->replicas, &store_ops, &store_names, gc,
+                   sizeof(offsets_partition_t));
 }
 
 void group_store_partition_event(group_coordinator_t *gc, int32_t partition)
 {
     if (gc->stopping || partition < 0)
         return;
-    const replica_partition_t *rp = part_replica(gc, partition);
-    offsets_partition_t *p = part_get(gc, partition, rp != NULL && rp->is_leader);
-    if (p == NULL)
-        return;
-    if (rp == NULL || !rp->is_leader) {
-        if (p->state != OFFSETS_NOT_LEADER)
-            part_unload(gc, p, KAFKA_NOT_COORDINATOR);
-        return;
-    }
-    if (p->state != OFFSETS_NOT_LEADER && p->leader_epoch != rp->leader_epoch)
-        part_unload(gc, p, KAFKA_NOT_COORDINATOR);
-    if (p->state == OFFSETS_NOT_LEADER)
-        part_load(gc, p, rp);
-    else if (p->state == OFFSETS_ACTIVE)
-        part_complete_writes(gc, p, partition_log_high_watermark(rp->log));
+    coord_log_partition_event(&gc->store, partition);
+}
+
+static void store_free_partition(coord_log_partition_t *p)
+{
+    offsets_partition_t *op = (offsets_partition_t *)p;
+    assert(op->txns.count == 0);
+    htable_free(&op->txns);
 }
 
 void group_store_free(group_coordinator_t *gc)
 {
-    for (int32_t i = 0; i < gc->nparts; i++) {
-        offsets_partition_t *p = gc->parts[i];
-        if (p == NULL)
-            continue;
-        if (p->state != OFFSETS_NOT_LEADER)
-            part_unload(gc, p, KAFKA_COORDINATOR_NOT_AVAILABLE);
-        assert(p->txns.count == 0);
-        htable_free(&p->txns);
-        free(p);
-    }
-    free(gc->parts);
-    gc->parts = NULL;
-    gc->nparts = 0;
+    coord_log_free(&gc->store, store_free_partition);
 }

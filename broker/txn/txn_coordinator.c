@@ -389,8 +389,8 @@ int16_t txn_list(txn_coordinator_t *tc, const txn_list_filter_t *filter, txn_lis
     *count = 0;
     *unknown_states = NULL;
     *nunknown = 0;
-    for (int32_t p = 0; p < tc->nparts; p++)
-        if (txn_store_partition_state(tc, p) == TXN_LOG_LOADING)
+    for (int32_t p = 0; p < tc->store.nparts; p++)
+        if (txn_store_partition_state(tc, p) == COORD_LOG_LOADING)
             return KAFKA_COORDINATOR_LOAD_IN_PROGRESS;
     bool states[TXN_STATE_COUNT] = {false};
     for (int32_t i = 0; i < filter->nstates; i++) {
@@ -461,7 +461,7 @@ static void abort_tick(struct ev_loop *loop, ev_timer *timer, int revents)
     int32_t n = 0, cap = 0;
     for (size_t b = 0; b < tc->nbuckets && n < TXN_ABORTS_PER_TICK; b++)
         for (txn_entry_t *e = tc->buckets[b]; e && n < TXN_ABORTS_PER_TICK; e = e->hnext) {
-            if (txn_store_partition_state(tc, e->partition) != TXN_LOG_ACTIVE ||
+            if (txn_store_partition_state(tc, e->partition) != COORD_LOG_ACTIVE ||
                 !txn_meta_timed_out(&e->meta, now))
                 continue;
             if (n == cap) {
@@ -508,7 +508,7 @@ static void expiry_tick(struct ev_loop *loop, ev_timer *timer, int revents)
     int32_t n = 0, cap = 0;
     for (size_t b = 0; b < tc->nbuckets && n < TXN_EXPIRIES_PER_TICK; b++)
         for (txn_entry_t *e = tc->buckets[b]; e && n < TXN_EXPIRIES_PER_TICK; e = e->hnext) {
-            if (txn_store_partition_state(tc, e->partition) != TXN_LOG_ACTIVE ||
+            if (txn_store_partition_state(tc, e->partition) != COORD_LOG_ACTIVE ||
                 !txn_meta_expirable(&e->meta, now, tc->cfg.id_expiration_ms))
                 continue;
             if (n == cap) {
@@ -582,6 +582,7 @@ txn_coordinator_t *txn_coordinator_new(struct ev_loop *loop, const txn_config_t 
     tc->coord = coord;
     tc->groups = groups;
     tc->pids = pids;
+    txn_store_init(tc);
     txn_markers_init(tc);
     txn_verify_init(tc);
     double every = cfg->abort_timed_out_interval_ms / 1000.0;

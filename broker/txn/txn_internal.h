@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "coord_log.h"
 #include "txn_coordinator.h"
 #include "txn_meta.h"
 
@@ -37,22 +38,15 @@ typedef struct txn_entry {
 
 /* ---- the __transaction_state partitions this broker leads ---- */
 
-typedef enum txn_log_state {
-    TXN_LOG_NOT_LEADER,
-    TXN_LOG_LOADING,
-    TXN_LOG_ACTIVE,
-} txn_log_state_t;
-
 struct txn_write;
 /* Runs once per write, after the store applied it (error NONE: the
  * transit is now the entry's metadata; a tombstone removed the entry). */
 typedef void (*txn_write_done_fn)(txn_coordinator_t *tc, struct txn_write *w, int16_t error);
 
 typedef struct txn_write {
-    struct txn_write *next; /* FIFO in its partition, by offset */
-    struct txn_log_partition *part;
-    int64_t last_offset;
-    txn_entry_t *entry; /* holds a ref */
+    coord_log_write_t log; /* first: the store's queue, offsets and timeout (the
+                            * transaction's, as Kafka's append) */
+    txn_entry_t *entry;    /* holds a ref */
     int32_t coordinator_epoch;
     txn_transit_t transit; /* unused for a tombstone */
     bool tombstone;        /* transactional.id.expiration.ms: forget the id */
@@ -62,20 +56,8 @@ typedef struct txn_write {
     bool keep_pending_on_unavailable;
     txn_write_done_fn done;
     void *arg;
-    ev_timer timer; /* the transaction's timeout, as Kafka's append */
 } txn_write_t;
-
-typedef struct txn_log_partition {
-    txn_coordinator_t *tc;
-    int32_t id;
-    txn_log_state_t state;
-    int32_t coordinator_epoch; /* the leader epoch it was loaded at */
-    int64_t load_offset;       /* LOADING: the next offset to replay */
-    int64_t load_started_ms;
-    int64_t loaded_records;
-    ev_timer load_timer; /* one bounded chunk per loop iteration */
-    txn_write_t *writes_head, *writes_tail;
-} txn_log_partition_t;
+_Static_assert(offsetof(txn_write_t, log) == 0, "the store's queue holds txn_write_t");
 
 /* ---- markers (txn_markers.c) ---- */
 
@@ -94,8 +76,7 @@ struct txn_coordinator {
     txn_entry_t **buckets;
     size_t nbuckets;
     size_t nentries;
-    txn_log_partition_t **parts; /* indexed by partition id; NULL: never led */
-    int32_t nparts;
+    coord_log_t store;     /* the __transaction_state partitions */
     ev_timer abort_timer;  /* transaction.abort.timed.out.transaction.cleanup.interval.ms */
     ev_timer expiry_timer; /* transaction.remove.expired.transaction.cleanup.interval.ms */
     /* coordinator side of the markers */
@@ -125,6 +106,9 @@ void txn_entry_release(txn_coordinator_t *tc, txn_entry_t *e);
 
 /* ---- store (txn_store.c) ---- */
 
+/* Sets up tc->store; before the first partition event. */
+void txn_store_init(txn_coordinator_t *tc);
+
 /* The partition for a transactional id (from the metadata's partition
  * count) and the error a request for it gets: NONE when loaded here (with
  * *coordinator_epoch), COORDINATOR_LOAD_IN_PROGRESS while loading,
@@ -132,7 +116,7 @@ void txn_entry_release(txn_coordinator_t *tc, txn_entry_t *e);
 int16_t txn_store_route(txn_coordinator_t *tc, const char *id, size_t len, int32_t *partition,
                         int32_t *coordinator_epoch);
 /* The state of a led partition's load; NOT_LEADER for others. */
-txn_log_state_t txn_store_partition_state(const txn_coordinator_t *tc, int32_t partition);
+coord_log_state_t txn_store_partition_state(const txn_coordinator_t *tc, int32_t partition);
 
 /* Appends w's record (its transit, or a tombstone) to its entry's
  * partition, unless the partition moved past w->coordinator_epoch, and

@@ -6,7 +6,11 @@
  * partition's high watermark passes them, and only then become the ids'
  * metadata. Losing the leadership fails the waiting writes with
  * NOT_COORDINATOR and drops the partition's ids: the new leader rebuilds
- * them from the same records. */
+ * them from the same records. That lifecycle and the write queue are
+ * coord_log's (shared with the group coordinator); this file holds the
+ * ids' rules: the id table, what a replayed record means, how a completed
+ * write becomes the id's metadata, and Kafka's appendTransactionToLog
+ * error mapping. */
 #include <assert.h>
 #include <inttypes.h>
 #include <stdlib.h>
@@ -16,17 +20,11 @@
 #include "group_coordinator.h"
 #include "kafka_errors.h"
 #include "record_batch.h"
-#include "replica_manager.h"
 #include "txn_internal.h"
 #include "txn_records.h"
 #include "vlog.h"
-#include "wall_clock.h"
 #include "xalloc.h"
 
-/* Bytes replayed per loop iteration while loading: large enough that a
- * partition of 100,000 records loads in well under a second, small enough
- * that the loop keeps serving others in between. */
-#define TXN_LOAD_CHUNK_BYTES (4 << 20)
 /* A tombstone's wait for the in-sync replicas: Kafka's request.timeout.ms,
  * with which it writes them. */
 #define TXN_TOMBSTONE_TIMEOUT_MS 30000
@@ -129,26 +127,6 @@ void txn_entry_release(txn_coordinator_t *tc, txn_entry_t *e)
 
 /* ---- partitions ---- */
 
-static txn_log_partition_t *part_get(txn_coordinator_t *tc, int32_t id, bool create)
-{
-    assert(id >= 0);
-    if (id >= tc->nparts) {
-        if (!create)
-            return NULL;
-        tc->parts = xrealloc(tc->parts, (size_t)(id + 1) * sizeof(*tc->parts));
-        memset(tc->parts + tc->nparts, 0, (size_t)(id + 1 - tc->nparts) * sizeof(*tc->parts));
-        tc->nparts = id + 1;
-    }
-    if (tc->parts[id] == NULL && create) {
-        txn_log_partition_t *p = xcalloc(1, sizeof(*p));
-        p->tc = tc;
-        p->id = id;
-        p->state = TXN_LOG_NOT_LEADER;
-        tc->parts[id] = p;
-    }
-    return tc->parts[id];
-}
-
 /* The __transaction_state partition of transactional id `id`; -1 while the
  * metadata has no such topic. */
 static int32_t id_home(txn_coordinator_t *tc, const char *id, size_t len)
@@ -165,27 +143,16 @@ int16_t txn_store_route(txn_coordinator_t *tc, const char *id, size_t len, int32
 {
     *partition = id_home(tc, id, len);
     *coordinator_epoch = -1;
-    if (*partition < 0)
-        return KAFKA_NOT_COORDINATOR;
-    txn_log_partition_t *p = part_get(tc, *partition, false);
-    if (p == NULL || p->state == TXN_LOG_NOT_LEADER)
-        return KAFKA_NOT_COORDINATOR;
-    if (p->state == TXN_LOG_LOADING)
-        return KAFKA_COORDINATOR_LOAD_IN_PROGRESS;
-    *coordinator_epoch = p->coordinator_epoch;
-    return KAFKA_NONE;
+    int16_t error = coord_log_route(&tc->store, *partition);
+    if (error == KAFKA_NONE)
+        *coordinator_epoch = coord_log_partition(&tc->store, *partition)->leader_epoch;
+    return error;
 }
 
-txn_log_state_t txn_store_partition_state(const txn_coordinator_t *tc, int32_t partition)
+coord_log_state_t txn_store_partition_state(const txn_coordinator_t *tc, int32_t partition)
 {
-    if (partition < 0 || partition >= tc->nparts || tc->parts[partition] == NULL)
-        return TXN_LOG_NOT_LEADER;
-    return tc->parts[partition]->state;
-}
-
-static const replica_partition_t *part_replica(txn_coordinator_t *tc, int32_t id)
-{
-    return replica_manager_get(tc->replicas, TXN_STATE_TOPIC, strlen(TXN_STATE_TOPIC), id);
+    const coord_log_partition_t *p = coord_log_partition(&tc->store, partition);
+    return p ? p->state : COORD_LOG_NOT_LEADER;
 }
 
 /* ---- writes ---- */
@@ -194,20 +161,19 @@ static const replica_partition_t *part_replica(txn_coordinator_t *tc, int32_t id
  * this broker leads at that epoch. */
 static bool write_current(const txn_write_t *w)
 {
-    const txn_log_partition_t *p = w->part;
-    return !w->entry->removed && p != NULL && p->state == TXN_LOG_ACTIVE &&
-           p->coordinator_epoch == w->coordinator_epoch;
+    const coord_log_partition_t *p = w->log.part;
+    return !w->entry->removed && p != NULL && p->state == COORD_LOG_ACTIVE &&
+           p->leader_epoch == w->coordinator_epoch;
 }
 
 /* Applies the outcome to the entry (appendTransactionToLog's callback),
  * runs done, drops the entry ref and frees w. w is out of its partition's
- * queue (or never was in it). */
+ * queue (or never was in it), its timer stopped. */
 static void write_finish(txn_coordinator_t *tc, txn_write_t *w, int16_t error)
 {
-    assert(w->next == NULL);
+    assert(w->log.next == NULL);
     txn_entry_t *e = w->entry;
     assert(e->refs > 0);
-    ev_timer_stop(tc->loop, &w->timer);
     const bool current = write_current(w);
     if (error == KAFKA_NONE && !current) {
         /* Written, but the partition moved meanwhile: its new leader owns
@@ -235,41 +201,17 @@ static void write_finish(txn_coordinator_t *tc, txn_write_t *w, int16_t error)
     free(w);
 }
 
-static void write_unlink(txn_log_partition_t *p, txn_write_t *w)
+static void store_write_done(void *owner, coord_log_write_t *w, int16_t error)
 {
-    txn_write_t **pp = &p->writes_head;
-    txn_write_t *prev = NULL;
-    while (*pp != w) {
-        assert(*pp != NULL);
-        prev = *pp;
-        pp = &(*pp)->next;
-    }
-    *pp = w->next;
-    if (p->writes_tail == w)
-        p->writes_tail = prev;
-    w->next = NULL;
+    write_finish(owner, (txn_write_t *)w, error);
 }
 
-static void write_timeout(struct ev_loop *loop, ev_timer *timer, int revents)
+/* Kafka: REQUEST_TIMED_OUT becomes COORDINATOR_NOT_AVAILABLE, which clients
+ * retry. */
+static int16_t write_timed_out_error(const coord_log_write_t *w)
 {
-    txn_write_t *w = timer->data;
-    (void)loop;
-    (void)revents;
-    write_unlink(w->part, w);
-    /* Kafka: REQUEST_TIMED_OUT becomes COORDINATOR_NOT_AVAILABLE, which
-     * clients retry. */
-    write_finish(w->part->tc, w, KAFKA_COORDINATOR_NOT_AVAILABLE);
-}
-
-/* Completes, in offset order, the writes the high watermark passed. */
-static void part_complete_writes(txn_coordinator_t *tc, txn_log_partition_t *p, int64_t hw)
-{
-    assert(p->state == TXN_LOG_ACTIVE);
-    while (p->writes_head && p->writes_head->last_offset < hw) {
-        txn_write_t *w = p->writes_head;
-        write_unlink(p, w);
-        write_finish(tc, w, KAFKA_NONE);
-    }
+    (void)w;
+    return KAFKA_COORDINATOR_NOT_AVAILABLE;
 }
 
 /* Kafka's appendTransactionToLog mapping of an append's refusal to what
@@ -277,8 +219,9 @@ static void part_complete_writes(txn_coordinator_t *tc, txn_log_partition_t *p, 
  * COORDINATOR_NOT_AVAILABLE, a lost leadership or a storage error
  * NOT_COORDINATOR (the client looks for the coordinator again), a record
  * too large UNKNOWN_SERVER_ERROR; anything else as it is. */
-static int16_t append_error(int16_t error)
+static int16_t append_error(const coord_log_write_t *w, int16_t error)
 {
+    (void)w;
     switch (error) {
     case KAFKA_UNKNOWN_TOPIC_OR_PARTITION:
     case KAFKA_NOT_ENOUGH_REPLICAS:
@@ -326,46 +269,23 @@ void txn_store_write(txn_coordinator_t *tc, txn_write_t *w)
     assert(w->tombstone || (int)w->transit.state == e->meta.pending);
     e->refs++;
     int32_t timeout_ms = w->tombstone ? TXN_TOMBSTONE_TIMEOUT_MS : w->transit.timeout_ms;
-    ev_timer_init(&w->timer, write_timeout, timeout_ms / 1000.0, 0.);
-    w->timer.data = w;
-    txn_log_partition_t *p = part_get(tc, e->partition, false);
-    const replica_partition_t *rp = part_replica(tc, e->partition);
-    w->part = p;
-    if (!write_current(w) || rp == NULL || !rp->is_leader ||
-        rp->leader_epoch != p->coordinator_epoch) {
-        w->part = NULL; /* not this epoch's: leave the entry alone */
+    coord_log_partition_t *p = coord_log_writable(&tc->store, e->partition);
+    w->log.part = p;
+    if (p == NULL || !write_current(w)) {
+        w->log.part = NULL; /* not this epoch's: leave the entry alone */
         write_finish(tc, w, KAFKA_NOT_COORDINATOR);
         return;
     }
     record_batch_builder_t b;
     size_t len;
     uint8_t *batch = write_batch(w, &b, &len);
-    replica_append_result_t res;
-    int16_t err = replica_manager_leader_append(tc->replicas, rp, REPLICA_APPEND_COORDINATOR, -1,
-                                                batch, len, &res);
+    coord_log_append(&tc->store, p, batch, len, &w->log, timeout_ms);
     record_batch_builder_free(&b);
-    if (err != KAFKA_NONE) {
-        VLOG_WARN(TXN_MODULE, "%s-%d: append refused: %s", TXN_STATE_TOPIC, e->partition,
-                  kafka_error_name(err));
-        write_finish(tc, w, append_error(err));
-        return;
-    }
-    const int64_t hw = res.high_watermark;
-    /* The listener ran inside the append, but an append changes no role. */
-    assert(p->state == TXN_LOG_ACTIVE);
-    w->last_offset = res.last_offset;
-    if (p->writes_tail)
-        p->writes_tail->next = w;
-    else
-        p->writes_head = w;
-    p->writes_tail = w;
-    ev_timer_start(tc->loop, &w->timer);
-    part_complete_writes(tc, p, hw);
 }
 
 /* ---- loading ---- */
 
-static void load_skip(const txn_log_partition_t *p, const record_view_t *rec, const char *what)
+static void load_skip(const coord_log_partition_t *p, const record_view_t *rec, const char *what)
 {
     VLOG_WARN(TXN_MODULE, "%s-%d: offset %" PRId64 ": %s, skipped", TXN_STATE_TOPIC, p->id,
               rec->offset, what);
@@ -374,9 +294,9 @@ static void load_skip(const txn_log_partition_t *p, const record_view_t *rec, co
 /* Replays one record: the log is the truth, so each record replaces (or,
  * as a tombstone, removes) its id's state. Unreadable records are skipped,
  * never trusted: the partition may hold another writer's data. */
-static void load_apply(txn_coordinator_t *tc, txn_log_partition_t *p, const record_view_t *rec)
+static void load_apply(txn_coordinator_t *tc, coord_log_partition_t *p, const record_view_t *rec)
 {
-    assert(p->state == TXN_LOG_LOADING);
+    assert(p->state == COORD_LOG_LOADING);
     kslice_t id;
     if (rec->key.ptr == NULL || !txn_record_read_key(rec->key.ptr, (size_t)rec->key.len, &id)) {
         load_skip(p, rec, "unreadable key");
@@ -424,128 +344,45 @@ static void load_apply(txn_coordinator_t *tc, txn_log_partition_t *p, const reco
     }
 }
 
-static void load_finish(txn_coordinator_t *tc, txn_log_partition_t *p)
+/* Replays one whole batch: __transaction_state holds no transactions, so
+ * every record is an id's state (a control record's key does not read). */
+static void load_batch(void *owner, coord_log_partition_t *p, const uint8_t *buf, size_t len)
 {
-    ev_timer_stop(tc->loop, &p->load_timer);
-    p->state = TXN_LOG_ACTIVE;
+    record_batch_iter_t it;
+    record_batch_iter_init(&it, buf, len);
+    record_view_t rec;
+    int rc;
+    while ((rc = record_batch_iter_next(&it, &rec)) == 1) {
+        if (rec.offset < p->load_offset)
+            continue; /* the batch holding load_offset began before it */
+        load_apply(owner, p, &rec);
+        p->loaded_records++;
+    }
+    if (rc < 0) {
+        kreader_t r;
+        kr_init(&r, buf, len);
+        int64_t base_offset = -1;
+        kr_i64(&r, &base_offset); /* the store passes whole batches: 8 bytes are there */
+        VLOG_ERR(TXN_MODULE, "%s-%d: unreadable record batch at offset %" PRId64 ", skipped",
+                 TXN_STATE_TOPIC, p->id, base_offset);
+    }
+}
+
+static int64_t store_loaded(void *owner, coord_log_partition_t *p)
+{
+    txn_coordinator_t *tc = owner;
     int64_t nids = 0;
     for (size_t b = 0; b < tc->nbuckets; b++)
         for (txn_entry_t *e = tc->buckets[b]; e; e = e->hnext)
             nids += e->partition == p->id;
-    VLOG_INFO(TXN_MODULE,
-              "%s-%d: loaded %" PRId64 " records, %" PRId64 " transactional ids in %" PRId64
-              " ms (coordinator epoch %d)",
-              TXN_STATE_TOPIC, p->id, p->loaded_records, nids, wall_clock_ms() - p->load_started_ms,
-              p->coordinator_epoch);
     txn_coordinator_loaded(tc, p->id);
+    return nids;
 }
 
-/* Replays the whole batches in buf. The log validated every batch on
- * append and recovery, so a batch that does not parse is not expected; it
- * is skipped alone, by its Length, so that the records after it load. */
-static void load_batches(txn_coordinator_t *tc, txn_log_partition_t *p, const uint8_t *buf,
-                         size_t len)
+static int32_t store_unloaded(void *owner, coord_log_partition_t *p, int16_t error)
 {
-    size_t at = 0;
-    while (at < len) {
-        record_batch_iter_t it;
-        record_batch_iter_init(&it, buf + at, len - at);
-        record_view_t rec;
-        int rc;
-        while ((rc = record_batch_iter_next(&it, &rec)) == 1) {
-            if (rec.offset < p->load_offset)
-                continue; /* the batch holding load_offset began before it */
-            load_apply(tc, p, &rec);
-            p->loaded_records++;
-        }
-        if (rc == 0)
-            return;
-        size_t bad = at + record_batch_iter_consumed(&it);
-        kreader_t r;
-        kr_init(&r, buf + bad, len - bad);
-        int64_t base_offset;
-        int32_t length;
-        bool sized = kr_i64(&r, &base_offset) && kr_i32(&r, &length) &&
-                     length >= BATCH_HEADER_SIZE - BATCH_LOG_OVERHEAD &&
-                     (size_t)length <= len - bad - BATCH_LOG_OVERHEAD;
-        VLOG_ERR(TXN_MODULE, "%s-%d: unreadable record batch at offset %" PRId64 "%s",
-                 TXN_STATE_TOPIC, p->id, sized ? base_offset : p->load_offset,
-                 sized ? ", skipped" : "; the rest of this read is skipped");
-        if (!sized)
-            return;
-        at = bad + BATCH_LOG_OVERHEAD + (size_t)length;
-        assert(at <= len);
-    }
-}
-
-static void load_step(struct ev_loop *loop, ev_timer *timer, int revents)
-{
-    txn_log_partition_t *p = timer->data;
-    txn_coordinator_t *tc = p->tc;
-    (void)loop;
-    (void)revents;
-    assert(p->state == TXN_LOG_LOADING);
-    const replica_partition_t *rp = part_replica(tc, p->id);
-    if (rp == NULL || !rp->is_leader || rp->leader_epoch != p->coordinator_epoch)
-        return; /* the role-change event unloads it */
-    int64_t end = partition_log_end_offset(rp->log);
-    if (p->load_offset < partition_log_start_offset(rp->log))
-        p->load_offset = partition_log_start_offset(rp->log);
-    if (p->load_offset >= end) {
-        load_finish(tc, p);
-        return;
-    }
-    uint8_t *buf;
-    size_t len;
-    int64_t next;
-    log_err_t err = partition_log_read_copy(rp->log, p->load_offset, TXN_LOAD_CHUNK_BYTES, end,
-                                            &buf, &len, &next);
-    if (err != LOG_OK) {
-        /* An I/O error: the partition stays loading and clients retry; a
-         * second later it tries again, without spinning. */
-        VLOG_ERR(TXN_MODULE, "%s-%d: loading at offset %" PRId64 " failed: %s", TXN_STATE_TOPIC,
-                 p->id, p->load_offset, log_err_str(err));
-        ev_timer_set(timer, 1., 0.);
-        ev_timer_start(tc->loop, timer);
-        return;
-    }
-    if (buf == NULL) {
-        load_finish(tc, p);
-        return;
-    }
-    load_batches(tc, p, buf, len);
-    free(buf);
-    p->load_offset = next > p->load_offset ? next : end;
-    ev_timer_set(timer, 0., 0.);
-    ev_timer_start(tc->loop, timer);
-}
-
-static void part_load(txn_coordinator_t *tc, txn_log_partition_t *p, const replica_partition_t *rp)
-{
-    assert(p->state == TXN_LOG_NOT_LEADER);
-    assert(p->writes_head == NULL);
-    p->state = TXN_LOG_LOADING;
-    p->coordinator_epoch = rp->leader_epoch;
-    p->load_offset = partition_log_start_offset(rp->log);
-    p->load_started_ms = wall_clock_ms();
-    p->loaded_records = 0;
-    ev_timer_init(&p->load_timer, load_step, 0., 0.);
-    p->load_timer.data = p;
-    ev_timer_start(tc->loop, &p->load_timer);
-    VLOG_INFO(TXN_MODULE, "%s-%d: leader at epoch %d, loading transactions from offset %" PRId64,
-              TXN_STATE_TOPIC, p->id, rp->leader_epoch, p->load_offset);
-}
-
-static void part_unload(txn_coordinator_t *tc, txn_log_partition_t *p, int16_t error)
-{
-    assert(p->state != TXN_LOG_NOT_LEADER);
-    ev_timer_stop(tc->loop, &p->load_timer);
-    p->state = TXN_LOG_NOT_LEADER;
-    while (p->writes_head) {
-        txn_write_t *w = p->writes_head;
-        write_unlink(p, w);
-        write_finish(tc, w, error);
-    }
+    txn_coordinator_t *tc = owner;
+    (void)error; /* the ids' waiting writes were answered with it already */
     int32_t dropped = 0;
     for (size_t b = 0; b < tc->nbuckets; b++) {
         txn_entry_t *e = tc->buckets[b];
@@ -558,44 +395,42 @@ static void part_unload(txn_coordinator_t *tc, txn_log_partition_t *p, int16_t e
             e = next;
         }
     }
-    VLOG_INFO(TXN_MODULE, "%s-%d: no longer leader; dropped %d transactional ids", TXN_STATE_TOPIC,
-              p->id, dropped);
+    return dropped;
+}
+
+static const coord_log_ops_t store_ops = {
+    .replay_batch = load_batch,
+    .loaded = store_loaded,
+    .unloaded = store_unloaded,
+    .write_done = store_write_done,
+    .timed_out_error = write_timed_out_error,
+    .append_error = append_error,
+};
+
+static const coord_log_names_t store_names = {
+    .module = TXN_MODULE,
+    .topic = TXN_STATE_TOPIC,
+    .loading = "transactions",
+    .entities = "transactional ids",
+    .epoch = "coordinator epoch",
+};
+
+void txn_store_init(txn_coordinator_t *tc)
+{
+    coord_log_init(&tc->store, tc->loop, tc->replicas, &store_ops, &store_names, tc,
+                   sizeof(coord_log_partition_t));
 }
 
 void txn_store_partition_event(txn_coordinator_t *tc, int32_t partition)
 {
     if (tc->freeing || partition < 0)
         return;
-    const replica_partition_t *rp = part_replica(tc, partition);
-    txn_log_partition_t *p = part_get(tc, partition, rp != NULL && rp->is_leader);
-    if (p == NULL)
-        return;
-    if (rp == NULL || !rp->is_leader) {
-        if (p->state != TXN_LOG_NOT_LEADER)
-            part_unload(tc, p, KAFKA_NOT_COORDINATOR);
-        return;
-    }
-    if (p->state != TXN_LOG_NOT_LEADER && p->coordinator_epoch != rp->leader_epoch)
-        part_unload(tc, p, KAFKA_NOT_COORDINATOR);
-    if (p->state == TXN_LOG_NOT_LEADER)
-        part_load(tc, p, rp);
-    else if (p->state == TXN_LOG_ACTIVE)
-        part_complete_writes(tc, p, partition_log_high_watermark(rp->log));
+    coord_log_partition_event(&tc->store, partition);
 }
 
 void txn_store_free(txn_coordinator_t *tc)
 {
-    for (int32_t i = 0; i < tc->nparts; i++) {
-        txn_log_partition_t *p = tc->parts[i];
-        if (p == NULL)
-            continue;
-        if (p->state != TXN_LOG_NOT_LEADER)
-            part_unload(tc, p, KAFKA_COORDINATOR_NOT_AVAILABLE);
-        free(p);
-    }
-    free(tc->parts);
-    tc->parts = NULL;
-    tc->nparts = 0;
+    coord_log_free(&tc->store, NULL);
     /* Ids of partitions never led cannot exist. */
     assert(tc->nentries == 0);
     free(tc->buckets);
