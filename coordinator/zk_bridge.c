@@ -473,7 +473,16 @@ void zk_multi_submit(coordinator_t *c, zk_call_t *call)
     for (int i = 0; i < call->nops; i++)
         if (call->ops[i].type == ZOO_SETDATA_OP)
             call->ops[i].set_op.stat = &call->stats[i];
-    submitted(call, handle(c, call)
+    /* libzookeeper's zoo_amulti frees a sub-request's path again when the
+     * handle is unrecoverable (an expired session: state < 0), because its
+     * request structs keep the previous op's freed pointer when their init
+     * fails; with a chroot that is a double free (seen under ASan after a
+     * SIGSTOPped broker's session expired). Such a handle only answers
+     * ZINVALIDSTATE anyway, so it is not called then. The state can still
+     * turn between this check and the call, on the client's I/O thread;
+     * the window is that of one function call. */
+    bool usable = c->zh != NULL && zoo_state(c->zh) >= 0;
+    submitted(call, usable && handle(c, call)
                         ? zoo_amulti(c->zh, call->nops, call->ops, call->results, on_void, call)
                         : ZINVALIDSTATE);
 }

@@ -45,6 +45,17 @@ class TxnFailoverTest(vt.SharedClusterTest):
             if not b.alive():
                 b.start()
         self.cluster.wait_ready()
+        # A restarted broker gets its preferred leaderships back (automatic
+        # leader rebalance) once it has caught up: wait for that, so that
+        # the next test's coordinator does not move under it.
+        vt.wait_for(self.preferred_leaders, timeout=90, what="__transaction_state's preferred leaders back")
+
+    def preferred_leaders(self):
+        try:
+            parts = self.metadata()["topics"].get("__transaction_state", {}).get("partitions", {})
+        except (AssertionError, KeyError):
+            return False
+        return all(p["replicas"] and p["leader"] == p["replicas"][0] for p in parts.values())
 
     def txn_partition(self, txn_id):
         return th.partition_for(txn_id, 5)
