@@ -19,7 +19,7 @@ import time
 import unittest
 
 import vltava_test as vt
-from vltava_test import KafkaConnection, Reader, Writer
+from vltava_test import Dec, Enc, KafkaConnection, Reader, Writer
 
 OFFSET_COMMIT = 8
 OFFSET_FETCH = 9
@@ -63,120 +63,7 @@ TOPIC = "gw-topic"
 CLIENT_ID = "vltava-test"
 
 
-# --------------------------------------------------------------------------
-# Encoding: one class for classic and compact (flexible) fields
-
-
-class Enc:
-    def __init__(self, flexible):
-        self.w = Writer()
-        self.flexible = flexible
-
-    def i8(self, v):
-        self.w.i8(v)
-        return self
-
-    def i16(self, v):
-        self.w.i16(v)
-        return self
-
-    def i32(self, v):
-        self.w.i32(v)
-        return self
-
-    def i64(self, v):
-        self.w.i64(v)
-        return self
-
-    def bool_(self, v):
-        return self.i8(1 if v else 0)
-
-    def str_(self, s):
-        if self.flexible:
-            self.w.compact_string(s)
-        else:
-            self.w.string(s)
-        return self
-
-    def bytes_(self, b):
-        if not self.flexible:
-            self.w.bytes_(b)
-        elif b is None:
-            self.w.uvarint(0)
-        else:
-            self.w.uvarint(len(b) + 1).raw(b)
-        return self
-
-    def array(self, items, encode_item):
-        if items is None:
-            if self.flexible:
-                self.w.uvarint(0)
-            else:
-                self.w.i32(-1)
-            return self
-        if self.flexible:
-            self.w.uvarint(len(items) + 1)
-        else:
-            self.w.i32(len(items))
-        for item in items:
-            encode_item(self, item)
-        return self
-
-    def tags(self):
-        if self.flexible:
-            self.w.tags()
-        return self
-
-    def bytes(self):
-        return self.w.bytes()
-
-
-class Dec:
-    def __init__(self, data, flexible):
-        self.r = Reader(data)
-        self.flexible = flexible
-
-    def i8(self):
-        return self.r.i8()
-
-    def i16(self):
-        return self.r.i16()
-
-    def i32(self):
-        return self.r.i32()
-
-    def i64(self):
-        return self.r.i64()
-
-    def bool_(self):
-        return self.r.i8() != 0
-
-    def _length(self):
-        return self.r.uvarint() - 1
-
-    def str_(self):
-        if not self.flexible:
-            return self.r.string()
-        n = self._length()
-        return None if n < 0 else self.r._take(n).decode()
-
-    def bytes_(self):
-        if not self.flexible:
-            return self.r.bytes_()
-        n = self._length()
-        return None if n < 0 else self.r._take(n)
-
-    def array(self, decode_item):
-        n = self._length() if self.flexible else self.r.i32()
-        return None if n < 0 else [decode_item(self) for _ in range(n)]
-
-    def tags(self):
-        if self.flexible:
-            self.r.skip_tags()
-
-    def end(self, what):
-        self.tags()
-        assert self.r.remaining() == 0, "%d bytes left in %s" % (self.r.remaining(), what)
+# Encoding: vltava_test.Enc / Dec (classic and compact fields in one class)
 
 
 def flexible(key, version):
