@@ -152,6 +152,20 @@ int cli_exit_for_error(rd_kafka_resp_err_t err);
 /* A handle for admin requests, after checking that the cluster is
  * reachable. NULL with *exit_code set (after a message) on failure. */
 rd_kafka_t *cli_admin_client(const struct cli_globals *g, int *exit_code);
+
+/* ListOffsets for each partition of parts at spec (RD_KAFKA_OFFSET_BEGINNING,
+ * RD_KAFKA_OFFSET_END or a timestamp in ms), in one call bounded by
+ * timeout_ms (rd_kafka_offsets_for_times: rd_kafka_query_watermark_offsets
+ * can hang in librdkafka 2.0.2 after a broker dies). Returns the answers
+ * (the caller's; per-partition .err), or NULL with *err set. */
+rd_kafka_topic_partition_list_t *cli_list_offsets(rd_kafka_t *rk,
+                                                  const rd_kafka_topic_partition_list_t *parts,
+                                                  int64_t spec, int timeout_ms,
+                                                  rd_kafka_resp_err_t *err);
+/* One partition's answer in cli_list_offsets' list: its error, the offset in
+ * *offset (-1 when missing: UNKNOWN_PARTITION). */
+rd_kafka_resp_err_t cli_offset_answer(const rd_kafka_topic_partition_list_t *answers,
+                                      const char *topic, int32_t partition, int64_t *offset);
 /* AdminOptions bounding the request (and, for the topic requests, the
  * cluster-side operation) by the --timeout. Owned by the caller. */
 rd_kafka_AdminOptions_t *cli_admin_options(rd_kafka_t *rk, rd_kafka_admin_op_t op,

@@ -643,3 +643,45 @@ void cli_print_deleted(const struct cli_globals *g, const char *what, const char
     json_end_object(&w);
     json_finish(&w);
 }
+
+/* What ListOffsets answers for each partition of parts at `spec`:
+ * RD_KAFKA_OFFSET_BEGINNING (the log start offset), RD_KAFKA_OFFSET_END
+ * (the log end offset) or a timestamp in ms (the first offset at or after
+ * it; -1 when there is none). One call bounded by timeout_ms:
+ * rd_kafka_query_watermark_offsets can hang in librdkafka 2.0.2 after a
+ * broker dies, rd_kafka_offsets_for_times gives up at its deadline. Returns
+ * the answers (owned by the caller; per-partition .err), or NULL with *err
+ * set when the request as a whole failed. */
+rd_kafka_topic_partition_list_t *cli_list_offsets(rd_kafka_t *rk,
+                                                  const rd_kafka_topic_partition_list_t *parts,
+                                                  int64_t spec, int timeout_ms,
+                                                  rd_kafka_resp_err_t *err)
+{
+    assert(parts->cnt > 0);
+    assert(spec >= 0 || spec == RD_KAFKA_OFFSET_BEGINNING || spec == RD_KAFKA_OFFSET_END);
+    rd_kafka_topic_partition_list_t *answers = rd_kafka_topic_partition_list_copy(parts);
+    for (int i = 0; i < answers->cnt; i++) {
+        answers->elems[i].offset = spec;
+        answers->elems[i].err = RD_KAFKA_RESP_ERR_NO_ERROR;
+    }
+    *err = rd_kafka_offsets_for_times(rk, answers, timeout_ms);
+    if (*err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        rd_kafka_topic_partition_list_destroy(answers);
+        return NULL;
+    }
+    return answers;
+}
+
+/* The answer cli_list_offsets got for topic/partition: its error, the offset in
+ * *offset. A partition missing from the answer is an unknown partition. */
+rd_kafka_resp_err_t cli_offset_answer(const rd_kafka_topic_partition_list_t *answers,
+                                      const char *topic, int32_t partition, int64_t *offset)
+{
+    *offset = -1;
+    const rd_kafka_topic_partition_t *a = rd_kafka_topic_partition_list_find(
+        (rd_kafka_topic_partition_list_t *)answers, topic, partition);
+    if (a == NULL)
+        return RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION;
+    *offset = a->offset;
+    return a->err;
+}

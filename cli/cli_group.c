@@ -258,48 +258,6 @@ static int committed_offsets(rd_kafka_t *rk, const struct cli_globals *g, const 
     return code;
 }
 
-/* What ListOffsets answers for each partition of parts at `spec`:
- * RD_KAFKA_OFFSET_BEGINNING (the log start offset), RD_KAFKA_OFFSET_END
- * (the log end offset) or a timestamp in ms (the first offset at or after
- * it; -1 when there is none). One call bounded by timeout_ms:
- * rd_kafka_query_watermark_offsets can hang in librdkafka 2.0.2 after a
- * broker dies, rd_kafka_offsets_for_times gives up at its deadline. Returns
- * the answers (owned by the caller; per-partition .err), or NULL with *err
- * set when the request as a whole failed. */
-static rd_kafka_topic_partition_list_t *list_offsets(rd_kafka_t *rk,
-                                                     const rd_kafka_topic_partition_list_t *parts,
-                                                     int64_t spec, int timeout_ms,
-                                                     rd_kafka_resp_err_t *err)
-{
-    assert(parts->cnt > 0);
-    assert(spec >= 0 || spec == RD_KAFKA_OFFSET_BEGINNING || spec == RD_KAFKA_OFFSET_END);
-    rd_kafka_topic_partition_list_t *answers = rd_kafka_topic_partition_list_copy(parts);
-    for (int i = 0; i < answers->cnt; i++) {
-        answers->elems[i].offset = spec;
-        answers->elems[i].err = RD_KAFKA_RESP_ERR_NO_ERROR;
-    }
-    *err = rd_kafka_offsets_for_times(rk, answers, timeout_ms);
-    if (*err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        rd_kafka_topic_partition_list_destroy(answers);
-        return NULL;
-    }
-    return answers;
-}
-
-/* The answer list_offsets got for topic/partition: its error, the offset in
- * *offset. A partition missing from the answer is an unknown partition. */
-static rd_kafka_resp_err_t answer_for(const rd_kafka_topic_partition_list_t *answers,
-                                      const char *topic, int32_t partition, int64_t *offset)
-{
-    *offset = -1;
-    const rd_kafka_topic_partition_t *a = rd_kafka_topic_partition_list_find(
-        (rd_kafka_topic_partition_list_t *)answers, topic, partition);
-    if (a == NULL)
-        return RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION;
-    *offset = a->offset;
-    return a->err;
-}
-
 /* ---- group list ---- */
 
 static int cmp_listing(const void *a, const void *b)
@@ -674,7 +632,7 @@ static bool fill_log_ends(rd_kafka_t *rk, const struct cli_globals *g, struct gr
         return true;
     rd_kafka_resp_err_t err;
     rd_kafka_topic_partition_list_t *ends =
-        list_offsets(rk, v->rows, RD_KAFKA_OFFSET_END, g->timeout_ms, &err);
+        cli_list_offsets(rk, v->rows, RD_KAFKA_OFFSET_END, g->timeout_ms, &err);
     if (ends == NULL) {
         cli_warn("log end offsets unknown: %s", rd_kafka_err2str(err));
         return false;
@@ -682,7 +640,7 @@ static bool fill_log_ends(rd_kafka_t *rk, const struct cli_globals *g, struct gr
     bool all = true;
     for (int i = 0; i < v->rows->cnt; i++) {
         const rd_kafka_topic_partition_t *r = &v->rows->elems[i];
-        err = answer_for(ends, r->topic, r->partition, &v->log_end[i]);
+        err = cli_offset_answer(ends, r->topic, r->partition, &v->log_end[i]);
         if (err != RD_KAFKA_RESP_ERR_NO_ERROR || v->log_end[i] < 0) {
             cli_warn("log end offset of %s [%d] unknown: %s", r->topic, r->partition,
                      rd_kafka_err2str(err));
@@ -822,15 +780,15 @@ static int resolve_seek(rd_kafka_t *rk, const struct cli_globals *g,
     rd_kafka_topic_partition_list_t *starts = NULL, *ends = NULL, *at_time = NULL;
     bool ok = true;
     if (to->kind == CLI_SEEK_EARLIEST || to->kind == CLI_SEEK_OFFSET) {
-        starts = list_offsets(rk, targets, RD_KAFKA_OFFSET_BEGINNING, g->timeout_ms, &err);
+        starts = cli_list_offsets(rk, targets, RD_KAFKA_OFFSET_BEGINNING, g->timeout_ms, &err);
         ok = starts != NULL;
     }
     if (ok && to->kind != CLI_SEEK_EARLIEST) {
-        ends = list_offsets(rk, targets, RD_KAFKA_OFFSET_END, g->timeout_ms, &err);
+        ends = cli_list_offsets(rk, targets, RD_KAFKA_OFFSET_END, g->timeout_ms, &err);
         ok = ends != NULL;
     }
     if (ok && to->kind == CLI_SEEK_TIMESTAMP) {
-        at_time = list_offsets(rk, targets, to->value, g->timeout_ms, &err);
+        at_time = cli_list_offsets(rk, targets, to->value, g->timeout_ms, &err);
         ok = at_time != NULL;
     }
     int code = CLI_EXIT_OK;
@@ -843,11 +801,11 @@ static int resolve_seek(rd_kafka_t *rk, const struct cli_globals *g,
         int64_t start = -1, end = -1, found = -1;
         err = RD_KAFKA_RESP_ERR_NO_ERROR;
         if (starts != NULL)
-            err = answer_for(starts, t->topic, t->partition, &start);
+            err = cli_offset_answer(starts, t->topic, t->partition, &start);
         if (err == RD_KAFKA_RESP_ERR_NO_ERROR && ends != NULL)
-            err = answer_for(ends, t->topic, t->partition, &end);
+            err = cli_offset_answer(ends, t->topic, t->partition, &end);
         if (err == RD_KAFKA_RESP_ERR_NO_ERROR && at_time != NULL)
-            err = answer_for(at_time, t->topic, t->partition, &found);
+            err = cli_offset_answer(at_time, t->topic, t->partition, &found);
         if (err == RD_KAFKA_RESP_ERR_NO_ERROR &&
             ((starts != NULL && start < 0) || (ends != NULL && end < 0)))
             err = RD_KAFKA_RESP_ERR__NO_OFFSET;

@@ -604,19 +604,35 @@ static int topic_describe(int argc, char **argv, struct cli_globals *g)
     const rd_kafka_metadata_topic_t *t = &md->topics[0];
     const rd_kafka_metadata_partition_t **parts = sorted_partitions(t);
 
-    /* Offsets are informative; a partition without a leader has none. */
+    /* Offsets are informative; a partition without a leader has none. Two
+     * calls, each bounded by the timeout, for all partitions at once. */
     struct partition_extra *wm = xcalloc((size_t)t->partition_cnt + 1, sizeof(*wm));
+    rd_kafka_topic_partition_list_t *led = rd_kafka_topic_partition_list_new(t->partition_cnt);
     for (int i = 0; i < t->partition_cnt; i++) {
         wm[i].low = wm[i].high = -1;
-        if (parts[i]->leader < 0)
-            continue;
-        int64_t lo, hi;
-        if (rd_kafka_query_watermark_offsets(rk, name, parts[i]->id, &lo, &hi, g->timeout_ms) ==
-            RD_KAFKA_RESP_ERR_NO_ERROR) {
-            wm[i].low = lo;
-            wm[i].high = hi;
-        }
+        if (parts[i]->leader >= 0)
+            rd_kafka_topic_partition_list_add(led, name, parts[i]->id);
     }
+    if (led->cnt > 0) {
+        rd_kafka_resp_err_t err;
+        rd_kafka_topic_partition_list_t *starts =
+            cli_list_offsets(rk, led, RD_KAFKA_OFFSET_BEGINNING, g->timeout_ms, &err);
+        rd_kafka_topic_partition_list_t *ends =
+            starts ? cli_list_offsets(rk, led, RD_KAFKA_OFFSET_END, g->timeout_ms, &err) : NULL;
+        for (int i = 0; ends != NULL && i < t->partition_cnt; i++) {
+            int64_t lo, hi;
+            if (cli_offset_answer(starts, name, parts[i]->id, &lo) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+                cli_offset_answer(ends, name, parts[i]->id, &hi) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+                wm[i].low = lo;
+                wm[i].high = hi;
+            }
+        }
+        if (starts)
+            rd_kafka_topic_partition_list_destroy(starts);
+        if (ends)
+            rd_kafka_topic_partition_list_destroy(ends);
+    }
+    rd_kafka_topic_partition_list_destroy(led);
 
     /* Leader epochs and offline replicas: informative too. */
     struct cli_raw_metadata raw;
