@@ -407,13 +407,14 @@ static void txn_complete(group_coordinator_t *gc, group_txn_t *txn, bool commit)
     group_txn_free(gc, txn);
 }
 
-static void txn_writes_end(offsets_partition_t *p, int64_t producer_id);
+static void txn_writes_end(offsets_partition_t *p, int64_t producer_id, int64_t marker_offset);
 
 void group_txns_complete(group_coordinator_t *gc, offsets_partition_t *p, int64_t producer_id,
-                         bool commit)
+                         bool commit, int64_t marker_offset)
 {
     assert(p->log.state != COORD_LOG_NOT_LEADER);
-    txn_writes_end(p, producer_id);
+    assert(marker_offset >= 0);
+    txn_writes_end(p, producer_id, marker_offset);
     uint64_t h = producer_hash(producer_id);
     hnode_t *n = htable_chain(&p->txns, h);
     while (n) {
@@ -430,7 +431,7 @@ void group_txns_complete(group_coordinator_t *gc, offsets_partition_t *p, int64_
 }
 
 void group_coordinator_txn_completed(group_coordinator_t *gc, int32_t offsets_partition,
-                                     int64_t producer_id, bool commit)
+                                     int64_t producer_id, bool commit, int64_t marker_offset)
 {
     assert(offsets_partition >= 0);
     offsets_partition_t *p = group_store_partition(gc, offsets_partition);
@@ -441,7 +442,7 @@ void group_coordinator_txn_completed(group_coordinator_t *gc, int32_t offsets_pa
      * here. */
     if (p->log.state != COORD_LOG_ACTIVE)
         return;
-    group_txns_complete(gc, p, producer_id, commit);
+    group_txns_complete(gc, p, producer_id, commit, marker_offset);
 }
 
 static void member_free_protocols(group_member_t *m)
@@ -1985,10 +1986,14 @@ static bool txn_writes_of(group_coordinator_t *gc, const group_t *g, const char 
  * transaction it ended, so they must not become pending for the next one.
  * (Its client ended the transaction before they were answered: Kafka
  * refuses that with an IllegalStateException and they are lost.) */
-static void txn_writes_end(offsets_partition_t *p, int64_t producer_id)
+static void txn_writes_end(offsets_partition_t *p, int64_t producer_id, int64_t marker_offset)
 {
     for (coord_log_write_t *lw = p->log.writes_head; lw; lw = lw->next) {
         group_write_t *w = group_write_of(lw);
+        /* Writes wait in offset order: from the marker on they are later
+         * transactions'. */
+        if (lw->base_offset > marker_offset)
+            break;
         if (!w->is_txn_commit)
             continue;
         txn_commit_op_t *op = w->arg;

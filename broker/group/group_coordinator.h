@@ -246,11 +246,13 @@ typedef struct group_txn_commit_params {
 void group_txn_offset_commit(group_coordinator_t *gc, const group_txn_commit_params_t *p,
                              group_done_fn done, void *arg);
 
-/* A transaction marker for producer_id was written to __consumer_offsets partition
- * offsets_partition, which this broker leads: its pending offsets become committed (commit)
- * or are dropped (abort). */
+/* A transaction marker for producer_id was written at marker_offset to
+ * __consumer_offsets partition offsets_partition, which this broker leads:
+ * its pending offsets become committed (commit) or are dropped (abort),
+ * and its writes still in flight below the marker end with it (those
+ * above belong to a later transaction). */
 void group_coordinator_txn_completed(struct group_coordinator *gc, int32_t offsets_partition,
-                                     int64_t producer_id, bool commit);
+                                     int64_t producer_id, bool commit, int64_t marker_offset);
 
 /* ---- OffsetFetch ---- */
 

@@ -253,7 +253,7 @@ void group_txn_free(group_coordinator_t *gc, group_txn_t *txn);
  * offsets of that producer are committed (by the order rule) or dropped;
  * its commits still being written are dropped when acknowledged. */
 void group_txns_complete(group_coordinator_t *gc, offsets_partition_t *p, int64_t producer_id,
-                         bool commit);
+                         bool commit, int64_t marker_offset);
 /* Replaces g's generation state from a GroupMetadataValue record (replay). */
 struct group_metadata_value;
 void group_apply_metadata(group_coordinator_t *gc, group_t *g,

@@ -327,7 +327,8 @@ static void load_batch(void *owner, coord_log_partition_t *lp, const uint8_t *bu
                      GROUP_OFFSETS_TOPIC, p->log.id, h.base_offset);
             return;
         }
-        group_txns_complete(gc, p, h.producer_id, marker == RECORD_BATCH_MARKER_COMMIT);
+        group_txns_complete(gc, p, h.producer_id, marker == RECORD_BATCH_MARKER_COMMIT,
+                            h.base_offset);
         p->log.loaded_records++;
         return;
     }

@@ -635,7 +635,8 @@ static void waiter_resolve(txn_coordinator_t *tc, txn_leader_waiter_t *w, int16_
     if (error == KAFKA_NONE && tc->groups != NULL && strcmp(w->topic, GROUP_OFFSETS_TOPIC) == 0) {
         /* Replicated: the group's transactional offsets become committed
          * or are dropped (Kafka's onTransactionCompleted). */
-        group_coordinator_txn_completed(tc->groups, w->partition, w->producer_id, w->commit);
+        group_coordinator_txn_completed(tc->groups, w->partition, w->producer_id, w->commit,
+                                        w->marker_offset);
     }
     if (--b->left == 0)
         batch_finish(b);

@@ -414,7 +414,7 @@ static void marker_at(int64_t pid, int16_t epoch, bool commit_it)
     int16_t error = replica_manager_write_txn_marker(rm, rp, pid, epoch, commit_it, 0, &at);
     CU_ASSERT_EQUAL_FATAL(error, KAFKA_NONE);
     CU_ASSERT(at >= 0);
-    group_coordinator_txn_completed(gc, 0, pid, commit_it);
+    group_coordinator_txn_completed(gc, 0, pid, commit_it, at);
 }
 
 static void marker(int64_t pid, bool commit_it)
@@ -434,7 +434,7 @@ static void test_pending_then_committed(void)
     CU_ASSERT_EQUAL(stable_error("g-commit", 1), KAFKA_NONE); /* only its partition */
     /* A marker of another producer, or in another partition, changes nothing. */
     marker(999, true);
-    group_coordinator_txn_completed(gc, 7, 1000, true);
+    group_coordinator_txn_completed(gc, 7, 1000, true, 0);
     CU_ASSERT_EQUAL(stable_error("g-commit", 0), KAFKA_UNSTABLE_OFFSET_COMMIT);
     marker(1000, true);
     CU_ASSERT_EQUAL(committed("g-commit", 0), 5);
