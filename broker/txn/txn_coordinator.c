@@ -456,13 +456,20 @@ static void abort_tick(struct ev_loop *loop, ev_timer *timer, int revents)
     (void)revents;
     const int64_t now = txn_now_ms();
     /* Collected first: the writes may complete at once and change the
-     * table. */
+     * table. Also collected: a decided transaction whose completion write
+     * failed while this broker stayed its coordinator (a storage error):
+     * nothing else would send its markers again until the partition
+     * reloads (Kafka leaves the same gap). */
     txn_entry_t **found = NULL;
     int32_t n = 0, cap = 0;
     for (size_t b = 0; b < tc->nbuckets && n < TXN_ABORTS_PER_TICK; b++)
         for (txn_entry_t *e = tc->buckets[b]; e && n < TXN_ABORTS_PER_TICK; e = e->hnext) {
-            if (txn_store_partition_state(tc, e->partition) != COORD_LOG_ACTIVE ||
-                !txn_meta_timed_out(&e->meta, now))
+            if (txn_store_partition_state(tc, e->partition) != COORD_LOG_ACTIVE)
+                continue;
+            bool stalled =
+                (e->meta.state == TXN_PREPARE_COMMIT || e->meta.state == TXN_PREPARE_ABORT) &&
+                e->markers == NULL && e->meta.pending == TXN_NO_PENDING;
+            if (!stalled && !txn_meta_timed_out(&e->meta, now))
                 continue;
             if (n == cap) {
                 cap = cap ? cap * 2 : 16;
@@ -474,9 +481,15 @@ static void abort_tick(struct ev_loop *loop, ev_timer *timer, int revents)
     for (int32_t i = 0; i < n; i++) {
         txn_entry_t *e = found[i];
         int32_t partition, coordinator_epoch;
-        if (!e->removed &&
-            txn_store_route(tc, e->id, e->id_len, &partition, &coordinator_epoch) == KAFKA_NONE &&
-            txn_meta_timed_out(&e->meta, now)) {
+        if (!e->removed && e->markers == NULL && e->meta.pending == TXN_NO_PENDING &&
+            (e->meta.state == TXN_PREPARE_COMMIT || e->meta.state == TXN_PREPARE_ABORT)) {
+            VLOG_WARN(TXN_MODULE, "transactional id %s: %s with no markers under way; sending them",
+                      e->id, txn_state_name(e->meta.state));
+            txn_markers_start(tc, e);
+        } else if (!e->removed &&
+                   txn_store_route(tc, e->id, e->id_len, &partition, &coordinator_epoch) ==
+                       KAFKA_NONE &&
+                   txn_meta_timed_out(&e->meta, now)) {
             txn_transit_t t;
             txn_meta_prepare_fence(&e->meta, now, &t);
             write_transit(tc, e, coordinator_epoch, &t, true, timeout_fenced, NULL);
