@@ -446,43 +446,67 @@ static void timeout_fenced(txn_coordinator_t *tc, txn_write_t *w, int16_t error)
     }
 }
 
+/* ---- periodic work and reloads, over the whole table ---- */
+
+/* A decided transaction with nothing under way to finish it: no markers
+ * being sent and no state change being written. */
+static bool markers_stalled(const txn_entry_t *e)
+{
+    return (e->meta.state == TXN_PREPARE_COMMIT || e->meta.state == TXN_PREPARE_ABORT) &&
+           e->markers == NULL && e->meta.pending == TXN_NO_PENDING;
+}
+
+typedef bool (*entry_pick_fn)(const txn_coordinator_t *tc, const txn_entry_t *e, int64_t arg);
+
+/* The entries pick selects, at most max, each with a reference the caller
+ * drops (txn_entry_release). Collected before anything is done to them:
+ * acting on one may write, complete at once and change the table. */
+static txn_entry_t **collect_entries(txn_coordinator_t *tc, int32_t max, entry_pick_fn pick,
+                                     int64_t arg, int32_t *n)
+{
+    assert(max > 0);
+    txn_entry_t **found = NULL;
+    int32_t cap = 0;
+    *n = 0;
+    for (size_t b = 0; b < tc->nbuckets && *n < max; b++)
+        for (txn_entry_t *e = tc->buckets[b]; e && *n < max; e = e->hnext) {
+            if (!pick(tc, e, arg))
+                continue;
+            if (*n == cap) {
+                cap = cap ? cap * 2 : 16;
+                found = xrealloc(found, (size_t)cap * sizeof(*found));
+            }
+            found[(*n)++] = e;
+            e->refs++;
+        }
+    return found;
+}
+
+/* Timed out (arg: now), or stalled (see abort_tick), on a loaded partition. */
+static bool pick_abortable(const txn_coordinator_t *tc, const txn_entry_t *e, int64_t now)
+{
+    return txn_store_partition_state(tc, e->partition) == COORD_LOG_ACTIVE &&
+           (markers_stalled(e) || txn_meta_timed_out(&e->meta, now));
+}
+
 /* abortTimedOutTransactions: a transaction older than its timeout is
  * aborted with the producer fenced (an epoch bump), so a producer that
- * comes back late cannot add to it. */
+ * comes back late cannot add to it. The same tick restarts the markers of
+ * a decided transaction whose completion write failed while this broker
+ * stayed its coordinator (a storage error): nothing else would send them
+ * again until the partition reloads (Kafka leaves the same gap). */
 static void abort_tick(struct ev_loop *loop, ev_timer *timer, int revents)
 {
     txn_coordinator_t *tc = timer->data;
     (void)loop;
     (void)revents;
     const int64_t now = txn_now_ms();
-    /* Collected first: the writes may complete at once and change the
-     * table. Also collected: a decided transaction whose completion write
-     * failed while this broker stayed its coordinator (a storage error):
-     * nothing else would send its markers again until the partition
-     * reloads (Kafka leaves the same gap). */
-    txn_entry_t **found = NULL;
-    int32_t n = 0, cap = 0;
-    for (size_t b = 0; b < tc->nbuckets && n < TXN_ABORTS_PER_TICK; b++)
-        for (txn_entry_t *e = tc->buckets[b]; e && n < TXN_ABORTS_PER_TICK; e = e->hnext) {
-            if (txn_store_partition_state(tc, e->partition) != COORD_LOG_ACTIVE)
-                continue;
-            bool stalled =
-                (e->meta.state == TXN_PREPARE_COMMIT || e->meta.state == TXN_PREPARE_ABORT) &&
-                e->markers == NULL && e->meta.pending == TXN_NO_PENDING;
-            if (!stalled && !txn_meta_timed_out(&e->meta, now))
-                continue;
-            if (n == cap) {
-                cap = cap ? cap * 2 : 16;
-                found = xrealloc(found, (size_t)cap * sizeof(*found));
-            }
-            found[n++] = e;
-            e->refs++;
-        }
+    int32_t n;
+    txn_entry_t **found = collect_entries(tc, TXN_ABORTS_PER_TICK, pick_abortable, now, &n);
     for (int32_t i = 0; i < n; i++) {
         txn_entry_t *e = found[i];
         int32_t partition, coordinator_epoch;
-        if (!e->removed && e->markers == NULL && e->meta.pending == TXN_NO_PENDING &&
-            (e->meta.state == TXN_PREPARE_COMMIT || e->meta.state == TXN_PREPARE_ABORT)) {
+        if (!e->removed && markers_stalled(e)) {
             VLOG_WARN(TXN_MODULE, "transactional id %s: %s with no markers under way; sending them",
                       e->id, txn_state_name(e->meta.state));
             txn_markers_start(tc, e);
@@ -509,6 +533,14 @@ static void expired(txn_coordinator_t *tc, txn_write_t *w, int16_t error)
                   kafka_error_name(error));
 }
 
+/* Idle past transactional.id.expiration.ms (arg: now), on a loaded
+ * partition. */
+static bool pick_expirable(const txn_coordinator_t *tc, const txn_entry_t *e, int64_t now)
+{
+    return txn_store_partition_state(tc, e->partition) == COORD_LOG_ACTIVE &&
+           txn_meta_expirable(&e->meta, now, tc->cfg.id_expiration_ms);
+}
+
 /* removeExpiredTransactionalIds: an id idle for
  * transactional.id.expiration.ms is forgotten (a tombstone). */
 static void expiry_tick(struct ev_loop *loop, ev_timer *timer, int revents)
@@ -517,20 +549,8 @@ static void expiry_tick(struct ev_loop *loop, ev_timer *timer, int revents)
     (void)loop;
     (void)revents;
     const int64_t now = txn_now_ms();
-    txn_entry_t **found = NULL;
-    int32_t n = 0, cap = 0;
-    for (size_t b = 0; b < tc->nbuckets && n < TXN_EXPIRIES_PER_TICK; b++)
-        for (txn_entry_t *e = tc->buckets[b]; e && n < TXN_EXPIRIES_PER_TICK; e = e->hnext) {
-            if (txn_store_partition_state(tc, e->partition) != COORD_LOG_ACTIVE ||
-                !txn_meta_expirable(&e->meta, now, tc->cfg.id_expiration_ms))
-                continue;
-            if (n == cap) {
-                cap = cap ? cap * 2 : 16;
-                found = xrealloc(found, (size_t)cap * sizeof(*found));
-            }
-            found[n++] = e;
-            e->refs++;
-        }
+    int32_t n;
+    txn_entry_t **found = collect_entries(tc, TXN_EXPIRIES_PER_TICK, pick_expirable, now, &n);
     for (int32_t i = 0; i < n; i++) {
         txn_entry_t *e = found[i];
         int32_t partition, coordinator_epoch;
@@ -552,26 +572,21 @@ static void expiry_tick(struct ev_loop *loop, ev_timer *timer, int revents)
 
 /* ---- lifecycle ---- */
 
+/* A decided transaction of the partition (arg) just loaded. */
+static bool pick_prepared_in(const txn_coordinator_t *tc, const txn_entry_t *e, int64_t partition)
+{
+    (void)tc;
+    return e->partition == partition &&
+           (e->meta.state == TXN_PREPARE_COMMIT || e->meta.state == TXN_PREPARE_ABORT);
+}
+
 void txn_coordinator_loaded(txn_coordinator_t *tc, int32_t partition)
 {
-    /* Collected first: starting markers may write and complete at once. */
-    txn_entry_t **found = NULL;
-    int32_t n = 0, cap = 0;
-    for (size_t b = 0; b < tc->nbuckets; b++)
-        for (txn_entry_t *e = tc->buckets[b]; e; e = e->hnext) {
-            const txn_state_t s = e->meta.state;
-            if (e->partition != partition || (s != TXN_PREPARE_COMMIT && s != TXN_PREPARE_ABORT))
-                continue;
-            if (n == cap) {
-                cap = cap ? cap * 2 : 16;
-                found = xrealloc(found, (size_t)cap * sizeof(*found));
-            }
-            found[n++] = e;
-            e->refs++;
-        }
+    int32_t n;
+    txn_entry_t **found = collect_entries(tc, INT32_MAX, pick_prepared_in, partition, &n);
     for (int32_t i = 0; i < n; i++) {
         txn_entry_t *e = found[i];
-        if (!e->removed && e->markers == NULL && e->meta.pending == TXN_NO_PENDING) {
+        if (!e->removed && markers_stalled(e)) {
             VLOG_INFO(TXN_MODULE, "transactional id %s: %s after loading; sending its markers",
                       e->id, txn_state_name(e->meta.state));
             txn_markers_start(tc, e);
