@@ -1855,6 +1855,39 @@ static int16_t commit_check_member(group_coordinator_t *gc, group_t *g,
     return KAFKA_NONE;
 }
 
+/* Adds one offset-commit record (Kafka's key and value schemas) to b for
+ * each part the request did not refuse: committed at commit_ms unless the
+ * part names its own time (OffsetCommit v1), expiring at expire_ms (-1:
+ * never). OffsetCommit and TxnOffsetCommit write the same records. */
+static void add_offset_records(record_batch_builder_t *b, kslice_t group_id,
+                               const group_commit_part_t *parts, int32_t nparts, int64_t commit_ms,
+                               int64_t expire_ms)
+{
+    assert(nparts >= 0 && commit_ms >= 0);
+    kwriter_t key, value;
+    kw_init(&key, 128);
+    kw_init(&value, 128);
+    for (int32_t i = 0; i < nparts; i++) {
+        const group_commit_part_t *part = &parts[i];
+        if (part->error != KAFKA_NONE)
+            continue;
+        kw_reset(&key);
+        kw_reset(&value);
+        group_record_write_offset_key(&key, group_id, part->topic, part->partition);
+        group_offset_value_t v = {
+            .offset = part->offset,
+            .leader_epoch = part->leader_epoch,
+            .metadata = part->metadata.ptr ? part->metadata : cslice(""),
+            .commit_timestamp = part->commit_timestamp >= 0 ? part->commit_timestamp : commit_ms,
+            .expire_timestamp = expire_ms,
+        };
+        group_record_write_offset_value(&value, &v);
+        record_batch_add(b, key.buf, (int32_t)key.len, value.buf, (int32_t)value.len);
+    }
+    kw_free(&key);
+    kw_free(&value);
+}
+
 void group_offset_commit(group_coordinator_t *gc, const group_commit_params_t *p,
                          group_done_fn done, void *arg)
 {
@@ -1904,29 +1937,7 @@ void group_offset_commit(group_coordinator_t *gc, const group_commit_params_t *p
     op->expire_ms = p->retention_time_ms >= 0 ? op->commit_ms + p->retention_time_ms : -1;
     record_batch_builder_t b;
     record_batch_begin(&b, op->commit_ms);
-    kwriter_t key, value;
-    kw_init(&key, 128);
-    kw_init(&value, 128);
-    for (int32_t i = 0; i < p->nparts; i++) {
-        const group_commit_part_t *part = &p->parts[i];
-        if (part->error != KAFKA_NONE)
-            continue;
-        kw_reset(&key);
-        kw_reset(&value);
-        group_record_write_offset_key(&key, p->group_id, part->topic, part->partition);
-        group_offset_value_t v = {
-            .offset = part->offset,
-            .leader_epoch = part->leader_epoch,
-            .metadata = part->metadata.ptr ? part->metadata : cslice(""),
-            .commit_timestamp =
-                part->commit_timestamp >= 0 ? part->commit_timestamp : op->commit_ms,
-            .expire_timestamp = op->expire_ms,
-        };
-        group_record_write_offset_value(&value, &v);
-        record_batch_add(&b, key.buf, (int32_t)key.len, value.buf, (int32_t)value.len);
-    }
-    kw_free(&key);
-    kw_free(&value);
+    add_offset_records(&b, p->group_id, p->parts, p->nparts, op->commit_ms, op->expire_ms);
     size_t len;
     const uint8_t *batch = record_batch_finish(&b, &len);
     group_write_t *w = xcalloc(1, sizeof(*w));
@@ -2154,28 +2165,9 @@ void group_txn_offset_commit(group_coordinator_t *gc, const group_txn_commit_par
     record_batch_builder_t b;
     record_batch_begin(&b, now);
     record_batch_set_producer(&b, p->producer_id, p->producer_epoch, -1, true);
-    kwriter_t key, value;
-    kw_init(&key, 128);
-    kw_init(&value, 128);
-    for (int32_t i = 0; i < p->nparts; i++) {
-        const group_commit_part_t *part = &p->parts[i];
-        if (part->error != KAFKA_NONE)
-            continue;
-        kw_reset(&key);
-        kw_reset(&value);
-        group_record_write_offset_key(&key, p->group_id, part->topic, part->partition);
-        group_offset_value_t v = {
-            .offset = part->offset,
-            .leader_epoch = part->leader_epoch,
-            .metadata = part->metadata.ptr ? part->metadata : cslice(""),
-            .commit_timestamp = now,
-            .expire_timestamp = -1,
-        };
-        group_record_write_offset_value(&value, &v);
-        record_batch_add(&b, key.buf, (int32_t)key.len, value.buf, (int32_t)value.len);
-    }
-    kw_free(&key);
-    kw_free(&value);
+    /* A TxnOffsetCommit names no commit time: every part is committed now,
+     * and a transactional commit never expires on its own. */
+    add_offset_records(&b, p->group_id, p->parts, p->nparts, now, -1);
     size_t len;
     const uint8_t *batch = record_batch_finish(&b, &len);
     group_write_t *w = xcalloc(1, sizeof(*w));
