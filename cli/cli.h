@@ -216,6 +216,14 @@ void cli_raw_metadata_free(struct cli_raw_metadata *md);
 /* Asks the first reachable bootstrap broker for the brokers and, when
  * topic != NULL, that topic (never auto-created). False with the reason in
  * why on any failure, within g->timeout_ms per step. */
+/* Sends the request frame req (req_len bytes, size prefix included) on fd and reads one
+ * answer frame: *resp (xmalloc'd, the caller's) holds the answer after its
+ * size field, *len its size, which must lie in [min_size, max_size]. False
+ * with the reason in why ("no answer to the <what> request: ...",
+ * out of bounds, truncated). The socket's own timeouts bound the waits. */
+bool cli_raw_exchange(int fd, const uint8_t *req, size_t req_len, uint32_t min_size,
+                      uint32_t max_size, const char *what, uint8_t **resp, size_t *len, char *why,
+                      size_t whylen);
 bool cli_raw_metadata_fetch(const struct cli_globals *g, const char *topic,
                             struct cli_raw_metadata *md, char *why, size_t whylen);
 

@@ -171,6 +171,40 @@ static bool transfer_all(int fd, uint8_t *buf, size_t len, bool writing)
     return true;
 }
 
+bool cli_raw_exchange(int fd, const uint8_t *req, size_t req_len, uint32_t min_size,
+                      uint32_t max_size, const char *what, uint8_t **resp, size_t *len, char *why,
+                      size_t whylen)
+{
+    assert(req_len > 4 && min_size >= 4 && max_size >= min_size);
+    *resp = NULL;
+    *len = 0;
+    uint8_t hdr[4];
+    errno = 0;
+    if (!transfer_all(fd, (uint8_t *)req, req_len, true) ||
+        !transfer_all(fd, hdr, sizeof(hdr), false)) {
+        snprintf(why, whylen, "no answer to the %s request: %s", what,
+                 errno != 0 ? strerror(errno) : "connection closed");
+        return false;
+    }
+    uint32_t size;
+    memcpy(&size, hdr, 4);
+    size = ntohl(size);
+    if (size < min_size || size > max_size) {
+        snprintf(why, whylen, "the answer to the %s request is %u bytes, out of bounds", what,
+                 size);
+        return false;
+    }
+    uint8_t *frame = xmalloc(size);
+    if (!transfer_all(fd, frame, size, false)) {
+        snprintf(why, whylen, "truncated answer to the %s request", what);
+        free(frame);
+        return false;
+    }
+    *resp = frame;
+    *len = size;
+    return true;
+}
+
 /* Appends a Metadata v7 request for one topic or none, size prefix
  * included. */
 static void build_request(kwriter_t *w, const char *topic)
@@ -204,26 +238,11 @@ bool cli_raw_metadata_fetch(const struct cli_globals *g, const char *topic,
     kw_init(&req, 64);
     build_request(&req, topic);
     uint8_t *resp = NULL;
+    size_t size = 0;
     bool ok = false;
-    uint8_t hdr[4];
-    errno = 0;
-    if (!transfer_all(fd, req.buf, req.len, true) || !transfer_all(fd, hdr, sizeof(hdr), false)) {
-        snprintf(why, whylen, "no Metadata answer: %s",
-                 errno != 0 ? strerror(errno) : "connection closed");
+    if (!cli_raw_exchange(fd, req.buf, req.len, 8, RAW_MAX_RESPONSE, "Metadata", &resp, &size, why,
+                          whylen))
         goto out;
-    }
-    uint32_t size;
-    memcpy(&size, hdr, 4);
-    size = ntohl(size);
-    if (size < 8 || size > RAW_MAX_RESPONSE) {
-        snprintf(why, whylen, "Metadata answer of %u bytes is out of bounds", size);
-        goto out;
-    }
-    resp = xmalloc(size);
-    if (!transfer_all(fd, resp, size, false)) {
-        snprintf(why, whylen, "truncated Metadata answer");
-        goto out;
-    }
     if (!cli_decode_metadata_v7(resp, size, RAW_CORRELATION_ID, md)) {
         snprintf(why, whylen, "malformed Metadata v7 answer");
         goto out;

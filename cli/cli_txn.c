@@ -72,20 +72,6 @@ static const char describe_usage[] =
 
 /* ---- one request over a socket ---- */
 
-static bool transfer_all(int fd, uint8_t *buf, size_t len, bool writing)
-{
-    while (len > 0) {
-        ssize_t n = writing ? write(fd, buf, len) : read(fd, buf, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return false;
-        buf += n;
-        len -= (size_t)n;
-    }
-    return true;
-}
-
 /* A connection to host:port, or -1 with the reason in why. */
 static int connect_to(const char *host, int port, int64_t deadline_ms, char *why, size_t whylen)
 {
@@ -121,26 +107,12 @@ static bool call(int fd, int16_t key, int16_t version, bool flexible, const kwri
     kw_tags_v(&w, flexible);
     kw_raw(&w, body->buf, body->len);
     kw_patch_i32(&w, size_at, (int32_t)(w.len - size_at - 4));
-    uint8_t hdr[4];
     uint8_t *frame = NULL;
+    size_t size = 0;
     bool ok = false;
-    errno = 0;
-    if (!transfer_all(fd, w.buf, w.len, true) || !transfer_all(fd, hdr, sizeof(hdr), false)) {
-        snprintf(why, whylen, "no answer: %s", errno ? strerror(errno) : "connection closed");
+    if (!cli_raw_exchange(fd, w.buf, w.len, 4, TXN_MAX_RESPONSE, "transaction", &frame, &size, why,
+                          whylen))
         goto out;
-    }
-    uint32_t size;
-    memcpy(&size, hdr, 4);
-    size = ntohl(size);
-    if (size < 4 || size > TXN_MAX_RESPONSE) {
-        snprintf(why, whylen, "an answer of %u bytes is out of bounds", size);
-        goto out;
-    }
-    frame = xmalloc(size);
-    if (!transfer_all(fd, frame, size, false)) {
-        snprintf(why, whylen, "truncated answer");
-        goto out;
-    }
     kreader_t r;
     kr_init(&r, frame, size);
     int32_t got;
