@@ -34,7 +34,7 @@ enum cli_format { CLI_FORMAT_TEXT, CLI_FORMAT_JSON };
 /* Options every command accepts, before or after the command words. */
 struct cli_globals {
     const char *brokers; /* comma-separated host:port list; not owned */
-    int timeout_ms;      /* bound on each wait for the cluster */
+    int timeout_ms;      /* --timeout: bound on each phase of waiting (cli_phase_begin) */
     enum cli_format format;
     bool verbose; /* pass librdkafka's log through to stderr */
 };
@@ -120,9 +120,35 @@ void cli_print_deleted(const struct cli_globals *g, const char *what, const char
 /* Milliseconds on a monotonic clock. */
 int64_t cli_now_ms(void);
 
+/* ---- The command's clock ----
+ * --timeout bounds every phase in which a command waits for the cluster:
+ * for the admin commands the whole command, from its first contact with the
+ * cluster to its exit; for produce and consume their start (connect,
+ * metadata) and their end (the last deliveries, the commit, leaving the
+ * group), not the records the user streams in between. Each wait inside a
+ * phase gets what is left of it (cli_wait_ms). A watchdog enforces the
+ * bound whatever a library call does: when a phase overruns, the process
+ * says so on stderr and exits with CLI_EXIT_UNREACHABLE. One command runs
+ * per process, so the clock is the process's. */
+
+/* Starts a phase of g->timeout_ms and arms the watchdog; does nothing while
+ * a phase runs. */
+void cli_phase_begin(const struct cli_globals *g);
+/* Ends the running phase (before streaming) and disarms the watchdog. */
+void cli_phase_end(void);
+/* When the waits of the running phase must end (cli_now_ms() based): a
+ * little before the watchdog, so that the command can say what it was
+ * waiting for and clean up. Starts a phase if none runs. */
+int64_t cli_wait_deadline_ms(const struct cli_globals *g);
+/* Milliseconds left for one wait in the running phase; at least 1 (a
+ * library call given 0 may wait without a bound). Starts a phase if none
+ * runs. */
+int cli_wait_ms(const struct cli_globals *g);
+
 /* Opens a TCP connection to the first bootstrap broker that accepts one
  * before deadline_ms (cli_now_ms() based). Returns the fd (blocking mode,
- * owned by the caller) or -1 with a reason in errbuf. */
+ * owned by the caller; its reads and writes time out at deadline_ms) or -1
+ * with a reason in errbuf. */
 int cli_connect_bootstrap(const char *brokers, int64_t deadline_ms, char *errbuf, size_t errlen);
 
 /* Fails fast with CLI_EXIT_UNREACHABLE when no bootstrap broker accepts a
@@ -154,13 +180,13 @@ int cli_exit_for_error(rd_kafka_resp_err_t err);
 rd_kafka_t *cli_admin_client(const struct cli_globals *g, int *exit_code);
 
 /* ListOffsets for each partition of parts at spec (RD_KAFKA_OFFSET_BEGINNING,
- * RD_KAFKA_OFFSET_END or a timestamp in ms), in one call bounded by
- * timeout_ms (rd_kafka_offsets_for_times: rd_kafka_query_watermark_offsets
+ * RD_KAFKA_OFFSET_END or a timestamp in ms), in one call bounded by what is
+ * left of the phase (rd_kafka_offsets_for_times: rd_kafka_query_watermark_offsets
  * can hang in librdkafka 2.0.2 after a broker dies). Returns the answers
  * (the caller's; per-partition .err), or NULL with *err set. */
 rd_kafka_topic_partition_list_t *cli_list_offsets(rd_kafka_t *rk,
                                                   const rd_kafka_topic_partition_list_t *parts,
-                                                  int64_t spec, int timeout_ms,
+                                                  int64_t spec, const struct cli_globals *g,
                                                   rd_kafka_resp_err_t *err);
 /* One partition's answer in cli_list_offsets' list: its error, the offset in
  * *offset (-1 when missing: UNKNOWN_PARTITION). */
@@ -215,7 +241,7 @@ bool cli_decode_metadata_v7(const uint8_t *frame, size_t len, int32_t correlatio
 void cli_raw_metadata_free(struct cli_raw_metadata *md);
 /* Asks the first reachable bootstrap broker for the brokers and, when
  * topic != NULL, that topic (never auto-created). False with the reason in
- * why on any failure, within g->timeout_ms per step. */
+ * why on any failure, within what is left of the phase. */
 /* Sends the request frame req (req_len bytes, size prefix included) on fd and reads one
  * answer frame: *resp (xmalloc'd, the caller's) holds the answer after its
  * size field, *len its size, which must lie in [min_size, max_size]. False

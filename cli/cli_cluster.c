@@ -56,8 +56,8 @@ int cli_cmd_cluster(int argc, char **argv, struct cli_globals *g)
         return code;
     }
     /* Both are cached from the Metadata answer above. */
-    char *cluster_id = rd_kafka_clusterid(rk, g->timeout_ms);
-    int32_t controller = rd_kafka_controllerid(rk, g->timeout_ms);
+    char *cluster_id = rd_kafka_clusterid(rk, cli_wait_ms(g));
+    int32_t controller = rd_kafka_controllerid(rk, cli_wait_ms(g));
 
     struct cli_raw_metadata raw;
     char why[256] = "";

@@ -8,11 +8,13 @@
 #include <math.h>
 #include <netdb.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -333,6 +335,78 @@ int64_t cli_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* ---- The command's clock ---- */
+
+/* The running phase: when it ends (0: none runs) and its length. */
+static int64_t phase_deadline_ms;
+static int phase_timeout_ms;
+/* What the watchdog writes; formatted when the phase starts, because the
+ * signal handler may only write(). */
+static char watchdog_message[512];
+static size_t watchdog_message_len;
+
+/* SIGALRM: the phase overran its --timeout inside some call that did not
+ * honour the wait it was given. Nothing here may allocate or lock. */
+static void on_watchdog(int sig)
+{
+    (void)sig;
+    ssize_t n = write(STDERR_FILENO, watchdog_message, watchdog_message_len);
+    (void)n;
+    _exit(CLI_EXIT_UNREACHABLE);
+}
+
+static void watchdog_arm(int ms)
+{
+    struct itimerval timer = {
+        .it_value = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000},
+    };
+    int rc = setitimer(ITIMER_REAL, &timer, NULL);
+    assert(rc == 0);
+    (void)rc;
+}
+
+void cli_phase_begin(const struct cli_globals *g)
+{
+    assert(g->timeout_ms > 0 && g->timeout_ms <= CLI_MAX_TIMEOUT_MS);
+    if (phase_deadline_ms != 0)
+        return;
+    int n = snprintf(watchdog_message, sizeof(watchdog_message),
+                     "vltava: error: no answer from the cluster at %s within --timeout %.1f s\n",
+                     g->brokers, g->timeout_ms / 1000.0);
+    watchdog_message_len = n < 0                                  ? 0
+                           : (size_t)n < sizeof(watchdog_message) ? (size_t)n
+                                                                  : sizeof(watchdog_message) - 1;
+    struct sigaction sa = {.sa_handler = on_watchdog};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGALRM, &sa, NULL);
+    phase_timeout_ms = g->timeout_ms;
+    phase_deadline_ms = cli_now_ms() + g->timeout_ms;
+    watchdog_arm(g->timeout_ms);
+}
+
+void cli_phase_end(void)
+{
+    watchdog_arm(0);
+    phase_deadline_ms = 0;
+    phase_timeout_ms = 0;
+}
+
+int64_t cli_wait_deadline_ms(const struct cli_globals *g)
+{
+    cli_phase_begin(g);
+    assert(phase_deadline_ms > 0);
+    /* The waits leave a fifth of the phase, at most a second, for saying
+     * what failed and for tearing the client down. */
+    int reserve_ms = phase_timeout_ms / 5 < 1000 ? phase_timeout_ms / 5 : 1000;
+    return phase_deadline_ms - reserve_ms;
+}
+
+int cli_wait_ms(const struct cli_globals *g)
+{
+    int64_t left = cli_wait_deadline_ms(g) - cli_now_ms();
+    return left < 1 ? 1 : left > INT32_MAX ? INT32_MAX : (int)left;
+}
+
 /* Splits "host:port" (or "[v6]:port"); false if malformed. */
 static bool split_host_port(const char *entry, char *host, size_t hostlen, char *port,
                             size_t portlen)
@@ -437,13 +511,22 @@ int cli_connect_bootstrap(const char *brokers, int64_t deadline_ms, char *errbuf
         freeaddrinfo(res);
     }
     free(list);
+    if (fd >= 0) {
+        /* Reads and writes on the connection end at the deadline too. */
+        int64_t left = deadline_ms - cli_now_ms();
+        if (left < 1)
+            left = 1;
+        struct timeval tv = {.tv_sec = left / 1000, .tv_usec = (left % 1000) * 1000};
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    }
     return fd;
 }
 
 int cli_check_reachable(const struct cli_globals *g)
 {
     char why[512];
-    int fd = cli_connect_bootstrap(g->brokers, cli_now_ms() + g->timeout_ms, why, sizeof(why));
+    int fd = cli_connect_bootstrap(g->brokers, cli_wait_deadline_ms(g), why, sizeof(why));
     if (fd < 0) {
         cli_error("cannot reach the cluster at %s (%s)", g->brokers, why);
         return CLI_EXIT_UNREACHABLE;
@@ -543,7 +626,7 @@ int cli_fetch_metadata(rd_kafka_t *rk, const struct cli_globals *g, const char *
         cli_error("topic '%s': %s", topic, rd_kafka_err2str(rd_kafka_last_error()));
         return CLI_EXIT_ERROR;
     }
-    rd_kafka_resp_err_t err = rd_kafka_metadata(rk, topic == NULL, rkt, md, g->timeout_ms);
+    rd_kafka_resp_err_t err = rd_kafka_metadata(rk, topic == NULL, rkt, md, cli_wait_ms(g));
     if (rkt != NULL)
         rd_kafka_topic_destroy(rkt);
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
@@ -589,13 +672,13 @@ rd_kafka_AdminOptions_t *cli_admin_options(rd_kafka_t *rk, rd_kafka_admin_op_t o
     rd_kafka_AdminOptions_t *opts = rd_kafka_AdminOptions_new(rk, op);
     char errstr[256];
     rd_kafka_resp_err_t err =
-        rd_kafka_AdminOptions_set_request_timeout(opts, g->timeout_ms, errstr, sizeof(errstr));
+        rd_kafka_AdminOptions_set_request_timeout(opts, cli_wait_ms(g), errstr, sizeof(errstr));
     assert(err == RD_KAFKA_RESP_ERR_NO_ERROR);
     /* Only these requests carry a cluster-side timeout; librdkafka refuses
      * the option for the others. */
     if (op == RD_KAFKA_ADMIN_OP_CREATETOPICS || op == RD_KAFKA_ADMIN_OP_DELETETOPICS ||
         op == RD_KAFKA_ADMIN_OP_CREATEPARTITIONS) {
-        err = rd_kafka_AdminOptions_set_operation_timeout(opts, g->timeout_ms, errstr,
+        err = rd_kafka_AdminOptions_set_operation_timeout(opts, cli_wait_ms(g), errstr,
                                                           sizeof(errstr));
         assert(err == RD_KAFKA_RESP_ERR_NO_ERROR);
     }
@@ -606,11 +689,9 @@ rd_kafka_AdminOptions_t *cli_admin_options(rd_kafka_t *rk, rd_kafka_admin_op_t o
 rd_kafka_event_t *cli_admin_wait(rd_kafka_queue_t *q, rd_kafka_event_type_t want,
                                  const struct cli_globals *g, int *exit_code)
 {
-    /* librdkafka itself ends the request at the request timeout; the margin
-     * only covers its bookkeeping. */
-    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, g->timeout_ms + 5000);
+    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, cli_wait_ms(g));
     if (ev == NULL) {
-        cli_error("no answer from the cluster within %d ms", g->timeout_ms);
+        cli_error("no answer from the cluster within --timeout %.1f s", g->timeout_ms / 1000.0);
         *exit_code = CLI_EXIT_UNREACHABLE;
         return NULL;
     }
@@ -647,14 +728,14 @@ void cli_print_deleted(const struct cli_globals *g, const char *what, const char
 /* What ListOffsets answers for each partition of parts at `spec`:
  * RD_KAFKA_OFFSET_BEGINNING (the log start offset), RD_KAFKA_OFFSET_END
  * (the log end offset) or a timestamp in ms (the first offset at or after
- * it; -1 when there is none). One call bounded by timeout_ms:
+ * it; -1 when there is none). One call bounded by what is left of the phase:
  * rd_kafka_query_watermark_offsets can hang in librdkafka 2.0.2 after a
  * broker dies, rd_kafka_offsets_for_times gives up at its deadline. Returns
  * the answers (owned by the caller; per-partition .err), or NULL with *err
  * set when the request as a whole failed. */
 rd_kafka_topic_partition_list_t *cli_list_offsets(rd_kafka_t *rk,
                                                   const rd_kafka_topic_partition_list_t *parts,
-                                                  int64_t spec, int timeout_ms,
+                                                  int64_t spec, const struct cli_globals *g,
                                                   rd_kafka_resp_err_t *err)
 {
     assert(parts->cnt > 0);
@@ -664,7 +745,7 @@ rd_kafka_topic_partition_list_t *cli_list_offsets(rd_kafka_t *rk,
         answers->elems[i].offset = spec;
         answers->elems[i].err = RD_KAFKA_RESP_ERR_NO_ERROR;
     }
-    *err = rd_kafka_offsets_for_times(rk, answers, timeout_ms);
+    *err = rd_kafka_offsets_for_times(rk, answers, cli_wait_ms(g));
     if (*err != RD_KAFKA_RESP_ERR_NO_ERROR) {
         rd_kafka_topic_partition_list_destroy(answers);
         return NULL;

@@ -257,14 +257,15 @@ static void note_partition_end(struct group_member *gm, int32_t partition)
 /* Commits the offsets stored for what was printed and waits for the
  * answer, so that the group's offsets cover every printed record when the
  * command returns. rd_kafka_commit() would wait without a bound for a
- * coordinator; this waits --timeout. Returns an exit code after saying why. */
+ * coordinator; this waits what is left of the closing phase. Returns an exit code after saying why.
+ */
 static int commit_printed(rd_kafka_t *rk, const struct cli_globals *g,
                           const struct group_member *gm)
 {
     rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
     rd_kafka_resp_err_t err = rd_kafka_commit_queue(rk, NULL, q, NULL, NULL);
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-        rd_kafka_event_t *ev = rd_kafka_queue_poll(q, g->timeout_ms);
+        rd_kafka_event_t *ev = rd_kafka_queue_poll(q, cli_wait_ms(g));
         if (ev == NULL) {
             err = RD_KAFKA_RESP_ERR__TIMED_OUT;
         } else {
@@ -297,13 +298,13 @@ static void leave_group(rd_kafka_t *rk, const struct cli_globals *g, struct grou
         rd_kafka_queue_destroy(q);
         return;
     }
-    int64_t deadline_ms = cli_now_ms() + g->timeout_ms;
+    int64_t deadline_ms = cli_wait_deadline_ms(g);
     while (!rd_kafka_consumer_closed(rk)) {
         int64_t left_ms = deadline_ms - cli_now_ms();
         if (left_ms <= 0) {
-            cli_warn("group '%s' not left within %d ms; the group drops this member at its "
+            cli_warn("group '%s' not left within --timeout; the group drops this member at its "
                      "session timeout",
-                     gm->group, g->timeout_ms);
+                     gm->group);
             break;
         }
         rd_kafka_event_t *ev = rd_kafka_queue_poll(q, left_ms < 100 ? (int)left_ms : 100);
@@ -389,6 +390,8 @@ static int consume_group_loop(rd_kafka_t *rk, const char *topic, const struct co
         if (code == CLI_EXIT_OK)
             code = CLI_EXIT_ERROR;
     }
+    /* The closing phase: the commit and leaving the group share --timeout. */
+    cli_phase_begin(g);
     /* A member that printed nothing has nothing to commit, and may never
      * have found the coordinator to commit to. */
     int commit_code = printed > 0 ? commit_printed(rk, g, gm) : CLI_EXIT_OK;
@@ -532,6 +535,8 @@ int cli_cmd_consume(int argc, char **argv, struct cli_globals *g)
             cli_error("topic '%s' has no partitions", topic);
         code = CLI_EXIT_UNKNOWN_TOPIC;
     } else if (code == CLI_EXIT_OK) {
+        /* The records stream for as long as the user wants them. */
+        cli_phase_end();
         consume_stop = 0;
         struct sigaction sa = {.sa_handler = on_stop_signal};
         sigaction(SIGINT, &sa, NULL);
@@ -546,6 +551,7 @@ int cli_cmd_consume(int argc, char **argv, struct cli_globals *g)
             rd_kafka_topic_destroy(rkt);
         }
     }
+    cli_phase_begin(g);
     free(parts);
     record_format_free(&o.fmt);
     /* A member has left (or stopped waiting to) in consume_group_loop, and

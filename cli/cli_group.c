@@ -279,7 +279,7 @@ static bool some_broker_listed(rd_kafka_t *rk, const struct cli_globals *g, size
 {
     assert(nfailed > 0);
     const struct rd_kafka_metadata *md = NULL;
-    if (rd_kafka_metadata(rk, 0, NULL, &md, g->timeout_ms) != RD_KAFKA_RESP_ERR_NO_ERROR)
+    if (rd_kafka_metadata(rk, 0, NULL, &md, cli_wait_ms(g)) != RD_KAFKA_RESP_ERR_NO_ERROR)
         return false;
     bool listed = md->broker_cnt > 0 && (size_t)md->broker_cnt > nfailed;
     rd_kafka_metadata_destroy(md);
@@ -632,7 +632,7 @@ static bool fill_log_ends(rd_kafka_t *rk, const struct cli_globals *g, struct gr
         return true;
     rd_kafka_resp_err_t err;
     rd_kafka_topic_partition_list_t *ends =
-        cli_list_offsets(rk, v->rows, RD_KAFKA_OFFSET_END, g->timeout_ms, &err);
+        cli_list_offsets(rk, v->rows, RD_KAFKA_OFFSET_END, g, &err);
     if (ends == NULL) {
         cli_warn("log end offsets unknown: %s", rd_kafka_err2str(err));
         return false;
@@ -780,15 +780,15 @@ static int resolve_seek(rd_kafka_t *rk, const struct cli_globals *g,
     rd_kafka_topic_partition_list_t *starts = NULL, *ends = NULL, *at_time = NULL;
     bool ok = true;
     if (to->kind == CLI_SEEK_EARLIEST || to->kind == CLI_SEEK_OFFSET) {
-        starts = cli_list_offsets(rk, targets, RD_KAFKA_OFFSET_BEGINNING, g->timeout_ms, &err);
+        starts = cli_list_offsets(rk, targets, RD_KAFKA_OFFSET_BEGINNING, g, &err);
         ok = starts != NULL;
     }
     if (ok && to->kind != CLI_SEEK_EARLIEST) {
-        ends = cli_list_offsets(rk, targets, RD_KAFKA_OFFSET_END, g->timeout_ms, &err);
+        ends = cli_list_offsets(rk, targets, RD_KAFKA_OFFSET_END, g, &err);
         ok = ends != NULL;
     }
     if (ok && to->kind == CLI_SEEK_TIMESTAMP) {
-        at_time = cli_list_offsets(rk, targets, to->value, g->timeout_ms, &err);
+        at_time = cli_list_offsets(rk, targets, to->value, g, &err);
         ok = at_time != NULL;
     }
     int code = CLI_EXIT_OK;

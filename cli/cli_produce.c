@@ -156,6 +156,9 @@ int cli_cmd_produce(int argc, char **argv, struct cli_globals *g)
         return CLI_EXIT_UNKNOWN_TOPIC;
     }
 
+    /* Reading stdin takes as long as the user's input does; message.timeout.ms
+     * bounds each record's delivery meanwhile. */
+    cli_phase_end();
     produce_stop = 0;
     struct sigaction sa = {.sa_handler = on_stop_signal};
     sigaction(SIGINT, &sa, NULL);
@@ -209,13 +212,13 @@ int cli_cmd_produce(int argc, char **argv, struct cli_globals *g)
     }
     free(line);
 
-    /* message.timeout.ms (= --timeout) already bounds every record's
-     * delivery; the flush waits at most that long after the last one. */
-    rd_kafka_resp_err_t ferr = rd_kafka_flush(rk, g->timeout_ms + 1000);
+    /* The closing phase: the last deliveries within --timeout. */
+    cli_phase_begin(g);
+    rd_kafka_resp_err_t ferr = rd_kafka_flush(rk, cli_wait_ms(g));
     int64_t pending = rd_kafka_outq_len(rk);
     if (ferr != RD_KAFKA_RESP_ERR_NO_ERROR && pending > 0) {
-        cli_error("%lld records still unacknowledged after %d ms", (long long)pending,
-                  g->timeout_ms);
+        cli_error("%lld records still unacknowledged within --timeout %.1f s", (long long)pending,
+                  g->timeout_ms / 1000.0);
         if (code == CLI_EXIT_OK)
             code = CLI_EXIT_UNREACHABLE;
     }

@@ -227,12 +227,9 @@ bool cli_raw_metadata_fetch(const struct cli_globals *g, const char *topic,
                             struct cli_raw_metadata *md, char *why, size_t whylen)
 {
     memset(md, 0, sizeof(*md));
-    int fd = cli_connect_bootstrap(g->brokers, cli_now_ms() + g->timeout_ms, why, whylen);
+    int fd = cli_connect_bootstrap(g->brokers, cli_wait_deadline_ms(g), why, whylen);
     if (fd < 0)
         return false;
-    struct timeval tv = {.tv_sec = g->timeout_ms / 1000, .tv_usec = (g->timeout_ms % 1000) * 1000};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 
     kwriter_t req;
     kw_init(&req, 64);

@@ -174,7 +174,7 @@ static bool all_partitions_led(const rd_kafka_metadata_topic_t *t)
 static int wait_for_leaders(rd_kafka_t *rk, const struct cli_globals *g, const char *topic,
                             int want_partitions, bool *led)
 {
-    int64_t deadline = cli_now_ms() + g->timeout_ms;
+    int64_t deadline = cli_wait_deadline_ms(g);
     int seen = 0;
     *led = false;
     rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
@@ -293,8 +293,9 @@ static int topic_create(int argc, char **argv, struct cli_globals *g)
         bool led = false;
         int count = wait_for_leaders(rk, g, name, (int)partitions > 0 ? (int)partitions : 0, &led);
         if (!led)
-            cli_warn("topic '%s' was created but not every partition had a leader within %d ms",
-                     name, g->timeout_ms);
+            cli_warn("topic '%s' was created but not every partition had a leader within "
+                     "--timeout",
+                     name);
         if (g->format == CLI_FORMAT_JSON) {
             struct json_writer w;
             json_init(&w, stdout);
@@ -616,9 +617,9 @@ static int topic_describe(int argc, char **argv, struct cli_globals *g)
     if (led->cnt > 0) {
         rd_kafka_resp_err_t err;
         rd_kafka_topic_partition_list_t *starts =
-            cli_list_offsets(rk, led, RD_KAFKA_OFFSET_BEGINNING, g->timeout_ms, &err);
+            cli_list_offsets(rk, led, RD_KAFKA_OFFSET_BEGINNING, g, &err);
         rd_kafka_topic_partition_list_t *ends =
-            starts ? cli_list_offsets(rk, led, RD_KAFKA_OFFSET_END, g->timeout_ms, &err) : NULL;
+            starts ? cli_list_offsets(rk, led, RD_KAFKA_OFFSET_END, g, &err) : NULL;
         for (int i = 0; ends != NULL && i < t->partition_cnt; i++) {
             int64_t lo, hi;
             if (cli_offset_answer(starts, name, parts[i]->id, &lo) == RD_KAFKA_RESP_ERR_NO_ERROR &&
@@ -765,8 +766,8 @@ static int topic_add_partitions(int argc, char **argv, struct cli_globals *g)
         bool led = false;
         int seen = wait_for_leaders(rk, g, name, after, &led);
         if (!led)
-            cli_warn("topic '%s' has %d partitions, not all with a leader within %d ms", name, seen,
-                     g->timeout_ms);
+            cli_warn("topic '%s' has %d partitions, not all with a leader within --timeout", name,
+                     seen);
         if (g->format == CLI_FORMAT_JSON) {
             struct json_writer w;
             json_init(&w, stdout);

@@ -77,16 +77,7 @@ static int connect_to(const char *host, int port, int64_t deadline_ms, char *why
 {
     char addr[300];
     snprintf(addr, sizeof(addr), strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, port);
-    int fd = cli_connect_bootstrap(addr, deadline_ms, why, whylen);
-    if (fd < 0)
-        return -1;
-    int64_t left = deadline_ms - cli_now_ms();
-    if (left < 1)
-        left = 1;
-    struct timeval tv = {.tv_sec = left / 1000, .tv_usec = (left % 1000) * 1000};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-    return fd;
+    return cli_connect_bootstrap(addr, deadline_ms, why, whylen);
 }
 
 /* Sends one request (header v1, or v2 when flexible) with `body` and
@@ -263,7 +254,7 @@ static int txn_list_run(int argc, char **argv, struct cli_globals *g)
         rd_kafka_destroy(rk);
         return code;
     }
-    const int64_t deadline = cli_now_ms() + g->timeout_ms;
+    const int64_t deadline = cli_wait_deadline_ms(g);
     struct listing *all = NULL;
     size_t n = 0;
     int failed = 0;
@@ -553,7 +544,7 @@ static int txn_describe_run(int argc, char **argv, struct cli_globals *g)
     }
     if ((code = cli_check_reachable(g)) != CLI_EXIT_OK)
         return code;
-    const int64_t deadline = cli_now_ms() + g->timeout_ms;
+    const int64_t deadline = cli_wait_deadline_ms(g);
     char why[256] = "no answer";
     for (;;) {
         struct coordinator_node node = {0};
@@ -576,12 +567,13 @@ static int txn_describe_run(int argc, char **argv, struct cli_globals *g)
             cli_error("unknown transactional id '%s'", id);
             return CLI_EXIT_UNKNOWN_TXN;
         }
-        if ((error != -1 && !retriable(error)) || cli_now_ms() + TXN_RETRY_MS > deadline)
-            break;
+        if ((error != -1 && !retriable(error)) || cli_now_ms() + TXN_RETRY_MS > deadline) {
+            cli_error("cannot describe transactional id '%s': %s", id, why);
+            /* -1: no broker answered in time. */
+            return error == -1 ? CLI_EXIT_UNREACHABLE : CLI_EXIT_ERROR;
+        }
         sleep_ms(TXN_RETRY_MS);
     }
-    cli_error("cannot describe transactional id '%s': %s", id, why);
-    return CLI_EXIT_ERROR;
 }
 
 int cli_cmd_txn(int argc, char **argv, struct cli_globals *g)
