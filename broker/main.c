@@ -15,10 +15,12 @@
  */
 #include <assert.h>
 #include <ev.h>
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "api.h"
 #include "config.h"
@@ -70,6 +72,29 @@ static void signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
         VLOG_INFO(MAIN_MODULE, "signal %d: shutting down", w->signum);
     b->stop_signal = w->signum;
     ev_break(loop, EVBREAK_ALL);
+}
+
+/* Every partition replica holds open files (segment, indexes), so the
+ * default soft limit of 1024 descriptors ends a broker at a few hundred
+ * partitions: take the hard limit, as the soft one is only a default. */
+static void raise_open_file_limit(void)
+{
+    struct rlimit lim;
+    if (getrlimit(RLIMIT_NOFILE, &lim) != 0) {
+        VLOG_WARN(MAIN_MODULE, "getrlimit(RLIMIT_NOFILE): %s", strerror(errno));
+        return;
+    }
+    rlim_t soft = lim.rlim_cur;
+    if (lim.rlim_cur < lim.rlim_max) {
+        lim.rlim_cur = lim.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &lim) != 0)
+            VLOG_WARN(MAIN_MODULE, "setrlimit(RLIMIT_NOFILE, %llu): %s",
+                      (unsigned long long)lim.rlim_max, strerror(errno));
+        else
+            soft = lim.rlim_cur;
+    }
+    VLOG_INFO(MAIN_MODULE, "open files: at most %llu (hard limit %llu)", (unsigned long long)soft,
+              (unsigned long long)lim.rlim_max);
 }
 
 /* Starts everything; on failure prints the reason and tears down what did
@@ -217,6 +242,7 @@ int main(int argc, char **argv)
     vlog_set_level((enum vlog_level)b.cfg.log_level);
     /* A peer that disappears mid-write is an EPIPE error, not a kill. */
     signal(SIGPIPE, SIG_IGN);
+    raise_open_file_limit();
 
     b.loop = ev_default_loop(EVFLAG_AUTO);
     if (b.loop == NULL) {

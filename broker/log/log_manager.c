@@ -5,10 +5,12 @@
 #include <assert.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -19,6 +21,7 @@
 #include "topic_name.h"
 
 #define LM_CLEAN_SHUTDOWN_FILE    ".kafka_cleanshutdown"
+#define LM_LOCK_FILE              ".lock" /* Kafka's name */
 #define LM_RECOVERY_CHECKPOINT    "recovery-point-offset-checkpoint"
 #define LM_HW_CHECKPOINT          "replication-offset-checkpoint"
 #define LM_START_CHECKPOINT       "log-start-offset-checkpoint"
@@ -35,7 +38,8 @@ typedef struct lm_entry {
 } lm_entry_t;
 
 struct log_manager {
-    char *dir; /* owned */
+    char *dir;   /* owned */
+    int lock_fd; /* <dir>/.lock, flock'ed exclusively while open */
     log_config_t defaults;
     lm_entry_t **buckets;
     size_t nbuckets, count;
@@ -214,7 +218,55 @@ static void lm_free(log_manager_t *lm, bool close_logs)
     }
     free(lm->buckets);
     free(lm->dir);
+    /* Closing the descriptor drops the lock; the file stays, as Kafka's
+     * does: removing it would let a second opener lock a different inode. */
+    if (lm->lock_fd >= 0)
+        close(lm->lock_fd);
     free(lm);
+}
+
+/* Locks dir against a second broker (or any second opener): returns the
+ * locked descriptor, or -1 after logging why (LOG_ERR_LOCKED in *err when
+ * another process holds the lock, naming its pid). */
+static int lm_lock_dir(const char *dir, log_err_t *err)
+{
+    assert(dir != NULL && err != NULL);
+    char *path = xasprintf("%s/%s", dir, LM_LOCK_FILE);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        VLOG_ERR("log", "open %s: %s", path, strerror(errno));
+        *err = LOG_ERR_IO;
+        goto fail;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int lock_errno = errno;
+        char holder[32] = "";
+        ssize_t n = pread(fd, holder, sizeof(holder) - 1, 0);
+        holder[n > 0 ? n : 0] = '\0';
+        holder[strcspn(holder, "\n")] = '\0';
+        if (lock_errno == EWOULDBLOCK) {
+            VLOG_ERR("log",
+                     "log directory %s is in use by another process (pid %s holds %s); two "
+                     "brokers must never share a log directory",
+                     dir, holder[0] != '\0' ? holder : "unknown", path);
+            *err = LOG_ERR_LOCKED;
+        } else {
+            VLOG_ERR("log", "flock %s: %s", path, strerror(lock_errno));
+            *err = LOG_ERR_IO;
+        }
+        close(fd);
+        fd = -1;
+        goto fail;
+    }
+    /* The pid is for the message a second opener prints; the lock itself
+     * is the flock. */
+    char pid[32];
+    int len = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)len, 0) != len)
+        VLOG_WARN("log", "%s: cannot record this pid: %s", path, strerror(errno));
+fail:
+    free(path);
+    return fd;
 }
 
 log_err_t log_manager_open(const char *dir, const log_config_t *defaults, log_manager_t **out)
@@ -224,13 +276,19 @@ log_err_t log_manager_open(const char *dir, const log_config_t *defaults, log_ma
         VLOG_ERR("log", "mkdir %s: %s", dir, strerror(errno));
         return LOG_ERR_IO;
     }
+    log_err_t lock_err = LOG_OK;
+    int lock_fd = lm_lock_dir(dir, &lock_err);
+    if (lock_fd < 0)
+        return lock_err;
     DIR *d = opendir(dir);
     if (d == NULL) {
         VLOG_ERR("log", "opendir %s: %s", dir, strerror(errno));
+        close(lock_fd);
         return LOG_ERR_IO;
     }
     log_manager_t *lm = xcalloc(1, sizeof(*lm));
     lm->dir = xstrdup(dir);
+    lm->lock_fd = lock_fd;
     lm->defaults = *defaults;
     lm->nbuckets = 64;
     lm->buckets = xcalloc(lm->nbuckets, sizeof(*lm->buckets));

@@ -14,7 +14,10 @@
 
 typedef struct log_manager log_manager_t;
 
-/* Opens the directory (created if absent), reads the checkpoints and the
+/* Opens the directory (created if absent), takes its lock (an exclusive
+ * flock on <dir>/.lock, holding this process's pid, kept until
+ * log_manager_close: LOG_ERR_LOCKED, with the holder's pid in the log, when
+ * another process has it), reads the checkpoints and the
  * clean-shutdown marker (then removes the marker: we are running now), and
  * opens every partition directory in it, recovering those that need it.
  * Logs open with `defaults`; the broker applies topic overrides later with

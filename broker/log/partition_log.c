@@ -75,6 +75,8 @@ const char *log_err_str(log_err_t err)
         return "offset out of range";
     case LOG_ERR_IO:
         return "I/O error";
+    case LOG_ERR_LOCKED:
+        return "locked by another process";
     }
     return "unknown log error";
 }
@@ -1266,6 +1268,7 @@ int16_t log_err_kafka_error(log_err_t err)
     case LOG_ERR_OUT_OF_RANGE:
         return KAFKA_OFFSET_OUT_OF_RANGE;
     case LOG_ERR_IO:
+    case LOG_ERR_LOCKED:
         return KAFKA_KAFKA_STORAGE_ERROR;
     case LOG_ERR_GAP:
     case LOG_ERR_OVERLAP:

@@ -60,6 +60,7 @@ typedef enum log_err {
     LOG_ERR_OVERLAP,       /* follower append: first offset below the log end */
     LOG_ERR_OUT_OF_RANGE,  /* read/truncate offset outside [start, end] */
     LOG_ERR_IO,            /* the OS refused (errno is kept in the message) */
+    LOG_ERR_LOCKED,        /* the log directory is locked by another process */
 } log_err_t;
 
 const char *log_err_str(log_err_t err);

@@ -375,6 +375,28 @@ class BadConfigRestartTest(unittest.TestCase):
             b.start()
             b.wait_ready()
 
+    def test_second_broker_on_a_locked_log_dir_is_refused(self):
+        # Two brokers on one log directory would both recover and write it:
+        # the second exits at once, naming the directory and the holder.
+        with vt.Cluster(brokers=1, name="dir_lock") as cluster:
+            b = cluster.brokers[0]
+            config = os.path.join(cluster.tmpdir, "second.properties")
+            with open(config, "w") as f:
+                for key, value in dict(b.config, **{
+                        "broker.id": "2",
+                        "listeners": "PLAINTEXT://127.0.0.1:%d" % vt.free_port(),
+                        "replication.listener": "127.0.0.1:%d" % vt.free_port()}).items():
+                    f.write("%s=%s\n" % (key, value))
+            out = subprocess.run([vt.broker_bin(), "--config", config], capture_output=True,
+                                 text=True, timeout=60)
+            self.assertEqual(out.returncode, 1, out.stderr)
+            self.assertIn("log directory %s is in use by another process (pid %d" % (b.datadir, b.pid),
+                          out.stderr)
+            self.assertIsNone(cluster.zk_get("/brokers/ids/2"))
+            # The first broker was not disturbed.
+            b.wait_ready()
+            self.assertTrue(b.alive())
+
     def test_help_lists_options(self):
         out = subprocess.run([vt.broker_bin(), "--help"], capture_output=True, text=True, timeout=30)
         self.assertEqual(out.returncode, 0)

@@ -3,6 +3,7 @@
 #include <CUnit/CUnit.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "log_manager.h"
 #include "log_test.h"
@@ -138,8 +139,33 @@ static void test_manager_lifecycle(void)
     free(root);
 }
 
+/* Two openers of one directory: the second is refused while the first
+ * has it (flock conflicts between open file descriptions, so this holds
+ * within one process too), and the lock file names the holder's pid. */
+static void test_manager_lock(void)
+{
+    char *root = log_test_tmpdir();
+    log_config_t defaults;
+    log_config_defaults(&defaults);
+    log_manager_t *first, *second = NULL;
+    CU_ASSERT_EQUAL_FATAL(log_manager_open(root, &defaults, &first), LOG_OK);
+    char *pid = read_text(root, ".lock");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(pid);
+    CU_ASSERT_EQUAL(atol(pid), (long)getpid());
+    free(pid);
+    CU_ASSERT_EQUAL(log_manager_open(root, &defaults, &second), LOG_ERR_LOCKED);
+    log_manager_close(first);
+    /* Closed: the lock is free again, and the file stays. */
+    CU_ASSERT_TRUE(exists(root, ".lock"));
+    CU_ASSERT_EQUAL_FATAL(log_manager_open(root, &defaults, &second), LOG_OK);
+    log_manager_close(second);
+    log_test_rmrf(root);
+    free(root);
+}
+
 void log_test_add_manager(void)
 {
     CU_pSuite s = CU_add_suite("log_manager", NULL, NULL);
     CU_add_test(s, "lifecycle, checkpoints, marker, recovery", test_manager_lifecycle);
+    CU_add_test(s, "one opener per directory (.lock)", test_manager_lock);
 }
