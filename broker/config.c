@@ -23,10 +23,12 @@ enum option_type {
     OPT_INT32,
     OPT_INT64,
     OPT_BOOL,
-    OPT_STRING,    /* char *; "" leaves it NULL */
-    OPT_LISTENER,  /* PLAINTEXT://host:port into (host, port) at offset, offset2 */
-    OPT_HOST_PORT, /* host:port into (host, port) */
-    OPT_LOG_DIRS,  /* one directory */
+    OPT_STRING,        /* char *; "" leaves it NULL */
+    OPT_ENDPOINTS,     /* NAME://host:port[,...], checked and kept as text; "": NULL */
+    OPT_PROTOCOL_MAP,  /* NAME:PROTOCOL[,...], checked and kept as text; "": NULL */
+    OPT_LISTENER_NAME, /* a listener name, checked and kept as text; "": NULL */
+    OPT_HOST_PORT,     /* host:port into (host, port) */
+    OPT_LOG_DIRS,      /* one directory */
     OPT_LOG_LEVEL,
     OPT_LOG, /* a topic default, set through log_config_set(topic_key) */
 };
@@ -35,7 +37,7 @@ typedef struct config_option {
     const char *key;
     enum option_type type;
     size_t offset;  /* field in broker_config_t */
-    size_t offset2; /* port field for OPT_LISTENER / OPT_HOST_PORT */
+    size_t offset2; /* port field for OPT_HOST_PORT */
     int64_t min, max;
     const char *default_value; /* NULL: no default (required, or unset) */
     const char *topic_key;     /* OPT_LOG */
@@ -57,13 +59,24 @@ typedef struct config_option {
 static const config_option_t config_options[] = {
     NUM("broker.id", OPT_INT32, broker_id, 0, INT32_MAX, NULL,
         "this broker's id in the cluster (required)"),
-    {"listeners", OPT_LISTENER, F(listener_host), F(listener_port), 0, 0, "PLAINTEXT://:9092", NULL,
-     "the Kafka listener, PLAINTEXT://host:port (empty host: every interface)"},
-    {"advertised.listeners", OPT_LISTENER, F(advertised_host), F(advertised_port), 0, 0, NULL, NULL,
-     "the listener clients are told to use (default: listeners; an empty host becomes this "
-     "machine's host name)"},
+    {"listeners", OPT_ENDPOINTS, F(listener_keys.listeners), 0, 0, 0, "PLAINTEXT://:9092", NULL,
+     "the Kafka listeners, NAME://host:port[,NAME://host:port...]: names unique, ports unique "
+     "unless 0; empty host: every interface"},
+    {"advertised.listeners", OPT_ENDPOINTS, F(listener_keys.advertised), 0, 0, 0, NULL, NULL,
+     "what clients are told per listener, NAME://host:port[,...], each NAME a listener; a "
+     "listener not named here advertises its own address, an empty or 0.0.0.0 host becoming "
+     "this machine's host name. Metadata answers with the endpoints of the listener the "
+     "request came in on"},
+    {"listener.security.protocol.map", OPT_PROTOCOL_MAP, F(listener_keys.protocol_map), 0, 0, 0,
+     "PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL", NULL,
+     "NAME:PROTOCOL[,...], naming every listener; only PLAINTEXT is supported"},
+    {"inter.broker.listener.name", OPT_LISTENER_NAME, F(listener_keys.inter_broker_name), 0, 0, 0,
+     NULL, NULL,
+     "the listener registered as this broker's host:port; replication.listener's host defaults "
+     "to its advertised host (unset: PLAINTEXT if a listener, else the first listener)"},
     {"replication.listener", OPT_HOST_PORT, F(rpc_host), F(rpc_port), 0, 0, ":9093", NULL,
-     "inter-broker RPC listener, host:port (empty host: the advertised host)"},
+     "inter-broker RPC listener, host:port (empty host: the inter-broker listener's advertised "
+     "host)"},
     {"zookeeper.connect", OPT_STRING, F(zookeeper_connect), 0, 0, 0, NULL, NULL,
      "ZooKeeper ensemble host:port[,host:port...][/chroot] (required)"},
     NUM("zookeeper.session.timeout.ms", OPT_INT32, zk_session_timeout_ms, 1000, INT32_MAX, "18000",
@@ -241,6 +254,312 @@ static int parse_int(const char *key, const char *value, int64_t min, int64_t ma
     return 0;
 }
 
+/* ---- listeners ----
+ *
+ * listeners, advertised.listeners, listener.security.protocol.map and
+ * inter.broker.listener.name depend on each other and may come from
+ * different sources, so each is checked on its own when set and kept as
+ * text; resolve_listeners() combines the final values into listeners[]. */
+
+/* Kafka's security protocols; only PLAINTEXT is served. */
+static const char *const security_protocols[] = {"PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"};
+#define NPROTOCOLS (sizeof(security_protocols) / sizeof(security_protocols[0]))
+/* Entries listener.security.protocol.map may have: Kafka's default names
+ * four protocols, and each listener needs one. */
+#define PROTOCOL_MAP_MAX (BROKER_MAX_LISTENERS + NPROTOCOLS)
+/* Longest "NAME://[host]:port" entry. */
+#define ENDPOINT_TEXT_MAX (BROKER_LISTENER_NAME_MAX + BROKER_HOST_MAX + 16)
+
+typedef struct endpoint_spec {
+    char name[BROKER_LISTENER_NAME_MAX + 1];
+    char *host; /* owned by the list */
+    int32_t port;
+} endpoint_spec_t;
+
+/* A parsed listeners or advertised.listeners value, in the order given. */
+typedef struct endpoint_list {
+    endpoint_spec_t v[BROKER_MAX_LISTENERS];
+    size_t n;
+} endpoint_list_t;
+
+typedef struct protocol_map {
+    char name[PROTOCOL_MAP_MAX][BROKER_LISTENER_NAME_MAX + 1];
+    size_t protocol[PROTOCOL_MAP_MAX]; /* index in security_protocols */
+    size_t n;
+} protocol_map_t;
+
+static void endpoint_list_free(endpoint_list_t *list)
+{
+    assert(list->n <= BROKER_MAX_LISTENERS);
+    for (size_t i = 0; i < list->n; i++)
+        free(list->v[i].host);
+    list->n = 0;
+}
+
+/* The next comma-separated item of *s with blanks trimmed, empty items
+ * skipped as Kafka's list parser does. Returns false after the last. */
+static bool next_item(const char **s, const char **item, size_t *len)
+{
+    for (;;) {
+        const char *p = *s;
+        if (*p == '\0')
+            return false;
+        const char *end = p + strcspn(p, ",");
+        *s = *end == ',' ? end + 1 : end;
+        while (p < end && isspace((unsigned char)*p))
+            p++;
+        while (end > p && isspace((unsigned char)end[-1]))
+            end--;
+        if (end > p) {
+            *item = p;
+            *len = (size_t)(end - p);
+            return true;
+        }
+    }
+}
+
+/* A listener name: 1..BROKER_LISTENER_NAME_MAX of [A-Za-z0-9_-], written
+ * upper-cased into out (Kafka normalises listener names so). */
+static int parse_listener_name(const char *key, const char *name, size_t len,
+                               char out[BROKER_LISTENER_NAME_MAX + 1], char *err, size_t err_size)
+{
+    if (len == 0 || len > BROKER_LISTENER_NAME_MAX)
+        return config_fail(err, err_size, key, "a listener name has 1 to %d characters, got '%.*s'",
+                           BROKER_LISTENER_NAME_MAX, (int)len, name);
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)name[i];
+        if (!isalnum(ch) && ch != '_' && ch != '-')
+            return config_fail(err, err_size, key,
+                               "invalid listener name '%.*s' (letters, digits, '_' and '-')",
+                               (int)len, name);
+        out[i] = (char)toupper(ch);
+    }
+    out[len] = '\0';
+    return 0;
+}
+
+/* Parses NAME://host:port[,NAME://host:port...] into list (empty: none).
+ * Names must be unique; ports are checked by resolve_listeners. On failure
+ * list holds nothing. */
+static int parse_endpoints(const char *key, const char *value, endpoint_list_t *list, char *err,
+                           size_t err_size)
+{
+    const char *item;
+    size_t len;
+    list->n = 0;
+    while (next_item(&value, &item, &len)) {
+        char text[ENDPOINT_TEXT_MAX + 1];
+        if (list->n == BROKER_MAX_LISTENERS) {
+            config_fail(err, err_size, key, "more than %d listeners", BROKER_MAX_LISTENERS);
+            goto fail;
+        }
+        if (len > ENDPOINT_TEXT_MAX) {
+            config_fail(err, err_size, key, "entry '%.40s...' is longer than %d characters", item,
+                        ENDPOINT_TEXT_MAX);
+            goto fail;
+        }
+        memcpy(text, item, len);
+        text[len] = '\0';
+        const char *scheme = strstr(text, "://");
+        if (scheme == NULL) {
+            config_fail(err, err_size, key, "invalid entry '%s' (expected NAME://host:port)", text);
+            goto fail;
+        }
+        endpoint_spec_t *e = &list->v[list->n];
+        if (parse_listener_name(key, text, (size_t)(scheme - text), e->name, err, err_size) != 0)
+            goto fail;
+        for (size_t i = 0; i < list->n; i++) {
+            if (strcmp(list->v[i].name, e->name) == 0) {
+                config_fail(err, err_size, key, "listener %s is named twice", e->name);
+                goto fail;
+            }
+        }
+        e->host = NULL;
+        if (parse_host_port(key, scheme + 3, &e->host, &e->port, err, err_size) != 0)
+            goto fail;
+        list->n++;
+        if (strlen(e->host) > BROKER_HOST_MAX) {
+            config_fail(err, err_size, key, "host of listener %s is longer than %d characters",
+                        e->name, BROKER_HOST_MAX);
+            goto fail;
+        }
+    }
+    return 0;
+
+fail:
+    endpoint_list_free(list);
+    return -1;
+}
+
+/* Parses NAME:PROTOCOL[,NAME:PROTOCOL...] (protocol case-insensitive). */
+static int parse_protocol_map(const char *key, const char *value, protocol_map_t *map, char *err,
+                              size_t err_size)
+{
+    const char *item;
+    size_t len;
+    map->n = 0;
+    while (next_item(&value, &item, &len)) {
+        if (map->n == PROTOCOL_MAP_MAX)
+            return config_fail(err, err_size, key, "more than %d entries", (int)PROTOCOL_MAP_MAX);
+        const char *colon = memchr(item, ':', len);
+        if (colon == NULL)
+            return config_fail(err, err_size, key, "invalid entry '%.*s' (expected NAME:PROTOCOL)",
+                               (int)len, item);
+        if (parse_listener_name(key, item, (size_t)(colon - item), map->name[map->n], err,
+                                err_size) != 0)
+            return -1;
+        for (size_t i = 0; i < map->n; i++)
+            if (strcmp(map->name[i], map->name[map->n]) == 0)
+                return config_fail(err, err_size, key, "listener %s is mapped twice", map->name[i]);
+        const char *proto = colon + 1;
+        size_t plen = len - (size_t)(proto - item);
+        size_t p = 0;
+        while (p < NPROTOCOLS && (strlen(security_protocols[p]) != plen ||
+                                  strncasecmp(security_protocols[p], proto, plen) != 0))
+            p++;
+        if (p == NPROTOCOLS)
+            return config_fail(err, err_size, key,
+                               "unknown security protocol '%.*s' (PLAINTEXT, SSL, SASL_PLAINTEXT "
+                               "or SASL_SSL)",
+                               (int)plen, proto);
+        map->protocol[map->n++] = p;
+    }
+    return 0;
+}
+
+static const endpoint_spec_t *endpoint_find(const endpoint_list_t *list, const char *name)
+{
+    for (size_t i = 0; i < list->n; i++)
+        if (strcmp(list->v[i].name, name) == 0)
+            return &list->v[i];
+    return NULL;
+}
+
+/* "A, B, C": the names of list, for messages. */
+static void endpoint_names(const endpoint_list_t *list, char *out, size_t size)
+{
+    size_t n = 0;
+    assert(size > 0);
+    out[0] = '\0';
+    for (size_t i = 0; i < list->n && n < size; i++) {
+        int w = snprintf(out + n, size - n, "%s%s", i ? ", " : "", list->v[i].name);
+        if (w < 0)
+            break;
+        n += (size_t)w;
+    }
+}
+
+/* Checks the listener keys' combination and fills listeners[],
+ * inter_broker_listener and the advertised views. */
+static int resolve_listeners(broker_config_t *cfg, char *err, size_t err_size)
+{
+    endpoint_list_t bind, adv;
+    protocol_map_t map;
+    const char *adv_text = cfg->listener_keys.advertised;
+    const char *map_text = cfg->listener_keys.protocol_map;
+    int rc = -1;
+
+    assert(cfg->nlisteners == 0);
+    adv.n = 0;
+    if (parse_endpoints("listeners",
+                        cfg->listener_keys.listeners ? cfg->listener_keys.listeners : "", &bind,
+                        err, err_size) != 0)
+        return -1;
+    if (bind.n == 0) {
+        config_fail(err, err_size, "listeners", "at least one listener is required");
+        goto out;
+    }
+    if (parse_endpoints("advertised.listeners", adv_text ? adv_text : "", &adv, err, err_size) !=
+            0 ||
+        parse_protocol_map("listener.security.protocol.map", map_text ? map_text : "", &map, err,
+                           err_size) != 0)
+        goto out;
+    for (size_t i = 0; i < bind.n; i++) {
+        for (size_t j = 0; j < i; j++) {
+            if (bind.v[i].port != 0 && bind.v[i].port == bind.v[j].port) {
+                config_fail(err, err_size, "listeners", "listeners %s and %s both use port %d",
+                            bind.v[j].name, bind.v[i].name, bind.v[i].port);
+                goto out;
+            }
+        }
+    }
+    for (size_t i = 0; i < bind.n; i++) {
+        size_t m = 0;
+        while (m < map.n && strcmp(map.name[m], bind.v[i].name) != 0)
+            m++;
+        if (m == map.n) {
+            config_fail(err, err_size, "listener.security.protocol.map",
+                        "no security protocol for listener %s", bind.v[i].name);
+            goto out;
+        }
+        if (map.protocol[m] != 0) {
+            config_fail(err, err_size, "listener.security.protocol.map",
+                        "listener %s uses %s; only PLAINTEXT is supported", bind.v[i].name,
+                        security_protocols[map.protocol[m]]);
+            goto out;
+        }
+    }
+    char names[BROKER_MAX_LISTENERS * (BROKER_LISTENER_NAME_MAX + 2)];
+    endpoint_names(&bind, names, sizeof(names));
+    for (size_t i = 0; i < adv.n; i++) {
+        if (endpoint_find(&bind, adv.v[i].name) == NULL) {
+            config_fail(err, err_size, "advertised.listeners",
+                        "%s is not a listener (listeners: %s)", adv.v[i].name, names);
+            goto out;
+        }
+    }
+    const char *inter = cfg->listener_keys.inter_broker_name;
+    const endpoint_spec_t *inter_ep = NULL;
+    if (inter != NULL) {
+        char name[BROKER_LISTENER_NAME_MAX + 1];
+        if (parse_listener_name("inter.broker.listener.name", inter, strlen(inter), name, err,
+                                err_size) != 0)
+            goto out;
+        inter_ep = endpoint_find(&bind, name);
+        if (inter_ep == NULL) {
+            config_fail(err, err_size, "inter.broker.listener.name",
+                        "%s is not a listener (listeners: %s)", name, names);
+            goto out;
+        }
+    } else {
+        inter_ep = endpoint_find(&bind, "PLAINTEXT");
+        if (inter_ep == NULL)
+            inter_ep = &bind.v[0];
+    }
+    cfg->inter_broker_listener = (size_t)(inter_ep - bind.v);
+
+    char this_host[BROKER_HOST_MAX + 1];
+    if (gethostname(this_host, sizeof(this_host)) != 0)
+        snprintf(this_host, sizeof(this_host), "localhost");
+    this_host[sizeof(this_host) - 1] = '\0';
+    for (size_t i = 0; i < bind.n; i++) {
+        const endpoint_spec_t *a = endpoint_find(&adv, bind.v[i].name);
+        if (a == NULL)
+            a = &bind.v[i];
+        broker_listener_t *l = &cfg->listeners[cfg->nlisteners++];
+        l->name = xstrdup(bind.v[i].name);
+        l->host = xstrdup(bind.v[i].host);
+        l->port = bind.v[i].port;
+        bool wildcard = a->host[0] == '\0' || strcmp(a->host, "0.0.0.0") == 0;
+        l->advertised_host = xstrdup(wildcard ? this_host : a->host);
+        l->advertised_port = a->port;
+        if (l->advertised_port == 0) {
+            config_fail(err, err_size, "advertised.listeners",
+                        "listener %s needs an advertised port (its port is 0)", l->name);
+            goto out;
+        }
+    }
+    const broker_listener_t *ib = &cfg->listeners[cfg->inter_broker_listener];
+    cfg->advertised_host = ib->advertised_host;
+    cfg->advertised_port = ib->advertised_port;
+    rc = 0;
+
+out:
+    endpoint_list_free(&bind);
+    endpoint_list_free(&adv);
+    return rc;
+}
+
 /* Applies one key=value. Returns 0, or -1 with "<key>: <reason>" in err. */
 static int config_set(broker_config_t *cfg, const char *key, const char *value, char *err,
                       size_t err_size)
@@ -280,16 +599,31 @@ static int config_set(broker_config_t *cfg, const char *key, const char *value, 
             set_string(cfg, opt->offset, value, strlen(value));
         }
         return 0;
-    case OPT_LISTENER: {
-        static const char scheme[] = "PLAINTEXT://";
-        if (strchr(value, ',') != NULL)
-            return config_fail(err, err_size, key, "only one listener is supported, got '%s'",
-                               value);
-        if (strncasecmp(value, scheme, sizeof(scheme) - 1) != 0)
-            return config_fail(err, err_size, key,
-                               "invalid value '%s' (expected PLAINTEXT://host:port)", value);
-        return parse_host_port(key, value + sizeof(scheme) - 1, (char **)(base + opt->offset),
-                               (int32_t *)(base + opt->offset2), err, err_size);
+    case OPT_ENDPOINTS:
+    case OPT_PROTOCOL_MAP:
+    case OPT_LISTENER_NAME: {
+        /* Checked alone now; combined with the others by resolve_listeners. */
+        int rc;
+        if (opt->type == OPT_ENDPOINTS) {
+            endpoint_list_t list;
+            rc = parse_endpoints(key, value, &list, err, err_size);
+            if (rc == 0)
+                endpoint_list_free(&list);
+        } else if (opt->type == OPT_PROTOCOL_MAP) {
+            protocol_map_t map;
+            rc = parse_protocol_map(key, value, &map, err, err_size);
+        } else {
+            char name[BROKER_LISTENER_NAME_MAX + 1];
+            rc = value[0] == '\0'
+                     ? 0
+                     : parse_listener_name(key, value, strlen(value), name, err, err_size);
+        }
+        if (rc != 0)
+            return -1;
+        char **field = (char **)(base + opt->offset);
+        free(*field);
+        *field = value[0] == '\0' ? NULL : xstrdup(value);
+        return 0;
     }
     case OPT_HOST_PORT:
         return parse_host_port(key, value, (char **)(base + opt->offset),
@@ -411,21 +745,8 @@ static int config_finish(broker_config_t *cfg, char *err, size_t err_size)
         return config_fail(err, err_size, "broker.id", "required (a non-negative integer)");
     if (cfg->zookeeper_connect == NULL)
         return config_fail(err, err_size, "zookeeper.connect", "required (host:port[/chroot])");
-    if (cfg->advertised_host == NULL) {
-        cfg->advertised_host = xstrdup(cfg->listener_host);
-        cfg->advertised_port = cfg->listener_port;
-    }
-    if (cfg->advertised_host[0] == '\0' || strcmp(cfg->advertised_host, "0.0.0.0") == 0) {
-        char name[256];
-        if (gethostname(name, sizeof(name)) != 0)
-            snprintf(name, sizeof(name), "localhost");
-        name[sizeof(name) - 1] = '\0';
-        free(cfg->advertised_host);
-        cfg->advertised_host = xstrdup(name);
-    }
-    if (cfg->advertised_port == 0)
-        return config_fail(err, err_size, "advertised.listeners",
-                           "a port is required (the listener's port is 0)");
+    if (resolve_listeners(cfg, err, err_size) != 0)
+        return -1;
     if (cfg->rpc_host[0] == '\0') {
         free(cfg->rpc_host);
         cfg->rpc_host = xstrdup(cfg->advertised_host);
@@ -434,7 +755,8 @@ static int config_finish(broker_config_t *cfg, char *err, size_t err_size)
         return config_fail(err, err_size, "group.min.session.timeout.ms",
                            "%d is above group.max.session.timeout.ms (%d)",
                            cfg->groups.min_session_timeout_ms, cfg->groups.max_session_timeout_ms);
-    assert(cfg->listener_host != NULL && cfg->log_dir != NULL);
+    assert(cfg->nlisteners >= 1 && cfg->inter_broker_listener < cfg->nlisteners);
+    assert(cfg->log_dir != NULL);
     return 0;
 }
 
@@ -514,13 +836,24 @@ fail:
 
 void broker_config_free(broker_config_t *cfg)
 {
-    free(cfg->listener_host);
-    free(cfg->advertised_host);
+    assert(cfg->nlisteners <= BROKER_MAX_LISTENERS);
+    for (size_t i = 0; i < cfg->nlisteners; i++) {
+        free(cfg->listeners[i].name);
+        free(cfg->listeners[i].host);
+        free(cfg->listeners[i].advertised_host);
+    }
+    cfg->nlisteners = 0;
+    cfg->advertised_host = NULL;
+    free(cfg->listener_keys.listeners);
+    free(cfg->listener_keys.advertised);
+    free(cfg->listener_keys.protocol_map);
+    free(cfg->listener_keys.inter_broker_name);
+    memset(&cfg->listener_keys, 0, sizeof(cfg->listener_keys));
     free(cfg->rpc_host);
     free(cfg->zookeeper_connect);
     free(cfg->log_dir);
     free(cfg->rack);
-    cfg->listener_host = cfg->advertised_host = cfg->rpc_host = NULL;
+    cfg->rpc_host = NULL;
     cfg->zookeeper_connect = cfg->log_dir = cfg->rack = NULL;
 }
 

@@ -17,12 +17,49 @@
 #include "txn/txn_coordinator.h"
 #include "partition_log.h"
 
-typedef struct broker_config {
-    int32_t broker_id;   /* broker.id */
-    char *listener_host; /* listeners=PLAINTEXT://host:port */
-    int32_t listener_port;
-    char *advertised_host; /* advertised.listeners (default: listeners) */
+/* Bounds on the Kafka listeners. Every advertised endpoint goes into the
+ * broker's registration znode, so these bound its size too. */
+#define BROKER_MAX_LISTENERS     16
+#define BROKER_LISTENER_NAME_MAX 64 /* characters of a listener name */
+#define BROKER_HOST_MAX          255
+
+/* One Kafka listener (listeners, advertised.listeners,
+ * listener.security.protocol.map). The security protocol is always
+ * PLAINTEXT: the load refuses any other. */
+typedef struct broker_listener {
+    char *name;   /* [A-Z0-9_-]+, unique; Kafka upper-cases listener names */
+    char *host;   /* address to bind; "": every interface */
+    int32_t port; /* unique among the listeners unless 0 (an ephemeral port) */
+    /* What clients are told: the listener's entry of advertised.listeners,
+     * else host:port; an empty or 0.0.0.0 host becomes this machine's host
+     * name. The port is never 0. */
+    char *advertised_host;
     int32_t advertised_port;
+} broker_listener_t;
+
+typedef struct broker_config {
+    int32_t broker_id; /* broker.id */
+    /* The Kafka listeners, in the order listeners names them; set by the
+     * load from the four listener keys. */
+    broker_listener_t listeners[BROKER_MAX_LISTENERS];
+    size_t nlisteners; /* at least 1 */
+    /* Index in listeners of inter.broker.listener.name: the endpoint
+     * registered as the broker's host:port (what tools and older readers of
+     * /brokers/ids see) and whose advertised host replication.listener
+     * defaults to. Brokers replicate over replication.listener, not over a
+     * Kafka listener. */
+    size_t inter_broker_listener;
+    /* Views of listeners[inter_broker_listener]'s advertised endpoint. */
+    const char *advertised_host;
+    int32_t advertised_port;
+    /* The listener keys as given (each checked when set), combined into
+     * listeners[] once every source has been read. */
+    struct {
+        char *listeners;         /* listeners */
+        char *advertised;        /* advertised.listeners (NULL: unset) */
+        char *protocol_map;      /* listener.security.protocol.map */
+        char *inter_broker_name; /* inter.broker.listener.name (NULL: unset) */
+    } listener_keys;
     char *rpc_host; /* replication.listener=host:port (inter-broker RPC) */
     int32_t rpc_port;
     char *zookeeper_connect;            /* zookeeper.connect */

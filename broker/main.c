@@ -3,7 +3,7 @@
  *
  * Start: configuration -> log level -> logs (recovery) -> replica manager ->
  * coordinator (ZooKeeper: register, controller election, metadata) -> API
- * context -> Kafka listener -> periodic log work -> run.
+ * context -> Kafka listeners -> periodic log work -> run.
  *
  * Stop: stop accepting and answer in-flight requests (bounded) -> leave
  * ZooKeeper (ephemeral registration gone at once) -> release what the API
@@ -39,6 +39,10 @@
 #define SHUTDOWN_DRAIN_MS 5000
 /* The periodic log work runs at least this often. */
 #define TICK_MAX_MS 1000
+
+/* Every configured listener is registered and bound. */
+_Static_assert(BROKER_MAX_LISTENERS <= MD_MAX_ENDPOINTS, "listeners fit a registration");
+_Static_assert(BROKER_MAX_LISTENERS <= NET_MAX_LISTENERS, "listeners fit the net server");
 
 typedef struct broker {
     struct ev_loop *loop;
@@ -97,12 +101,45 @@ static void raise_open_file_limit(void)
               (unsigned long long)lim.rlim_max);
 }
 
+/* The startup line: every listener with its bound port and what it
+ * advertises, the inter-broker one marked. */
+static void log_listeners(const broker_t *b)
+{
+    const broker_config_t *cfg = &b->cfg;
+    char text[2048];
+    size_t n = 0;
+    assert(cfg->nlisteners >= 1);
+    for (size_t i = 0; i < cfg->nlisteners && n < sizeof(text); i++) {
+        const broker_listener_t *l = &cfg->listeners[i];
+        int w = snprintf(text + n, sizeof(text) - n, "%s%s %s:%d (advertised %s:%d%s)",
+                         i ? ", " : "", l->name, l->host[0] ? l->host : "0.0.0.0",
+                         net_server_port(b->net, i), l->advertised_host, l->advertised_port,
+                         i == cfg->inter_broker_listener ? ", inter-broker" : "");
+        if (w < 0)
+            break;
+        n += (size_t)w;
+    }
+    VLOG_INFO(MAIN_MODULE, "broker %d serving Kafka on %s", cfg->broker_id, text);
+}
+
 /* Starts everything; on failure prints the reason and tears down what did
  * start. Returns 0 or the exit code. */
 static int broker_start(broker_t *b)
 {
     const broker_config_t *cfg = &b->cfg;
     char err[512];
+    /* Views into cfg, for the coordinator (which copies them) and net. */
+    md_endpoint_t endpoints[BROKER_MAX_LISTENERS];
+    net_listener_t listeners[BROKER_MAX_LISTENERS];
+    assert(cfg->nlisteners >= 1 && cfg->nlisteners <= BROKER_MAX_LISTENERS);
+    for (size_t i = 0; i < cfg->nlisteners; i++) {
+        const broker_listener_t *l = &cfg->listeners[i];
+        endpoints[i] = (md_endpoint_t){.listener = l->name,
+                                       .host = l->advertised_host,
+                                       .port = l->advertised_port,
+                                       .security_protocol = "PLAINTEXT"};
+        listeners[i] = (net_listener_t){.name = l->name, .host = l->host, .port = l->port};
+    }
 
     log_err_t lerr = log_manager_open(cfg->log_dir, &cfg->log_defaults, &b->logs);
     if (lerr != LOG_OK) {
@@ -117,6 +154,8 @@ static int broker_start(broker_t *b)
         .broker_id = cfg->broker_id,
         .advertised_host = cfg->advertised_host,
         .advertised_port = cfg->advertised_port,
+        .endpoints = endpoints,
+        .nendpoints = cfg->nlisteners,
         .rpc_host = cfg->rpc_host,
         .rpc_port = cfg->rpc_port,
         .rack = cfg->rack,
@@ -143,8 +182,8 @@ static int broker_start(broker_t *b)
     b->api_ready = true;
 
     net_config_t nc = {
-        .host = cfg->listener_host,
-        .port = cfg->listener_port,
+        .listeners = listeners,
+        .nlisteners = cfg->nlisteners,
         .max_request_bytes = cfg->socket_request_max_bytes,
         .max_connections = cfg->max_connections,
         .max_inflight_requests = cfg->queued_max_requests,
@@ -167,9 +206,7 @@ static int broker_start(broker_t *b)
     ev_timer_init(&b->tick, tick_cb, (double)tick_ms / 1000.0, (double)tick_ms / 1000.0);
     b->tick.data = b;
     ev_timer_start(b->loop, &b->tick);
-    VLOG_INFO(MAIN_MODULE, "broker %d serving Kafka on %s:%d (advertised %s:%d)", cfg->broker_id,
-              cfg->listener_host[0] ? cfg->listener_host : "0.0.0.0", net_server_port(b->net),
-              cfg->advertised_host, cfg->advertised_port);
+    log_listeners(b);
     return 0;
 }
 

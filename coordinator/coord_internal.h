@@ -20,6 +20,9 @@
 #define COORD_MAX_REPLICAS         64
 #define COORD_MAX_CONFIGS          256
 #define COORD_MAX_ZNODE_BYTES      (1024 * 1024)
+/* A broker registration: MD_MAX_ENDPOINTS endpoints of 64-character
+ * listener names and 255-character hosts fit with room to spare. */
+#define COORD_MAX_REGISTRATION_BYTES 16384
 
 /* ---- znode payloads -------------------------------------------------- */
 
@@ -50,9 +53,21 @@ typedef struct zk_assignment {
  * a well-formed message of that kind (never an assert: it came from the
  * network). Decoded values are owned by the out struct. */
 uint8_t *znode_encode_broker(const md_broker_t *b, size_t *len);
+/* Fills m (initialising it) with b's registration: views into b, endpoint
+ * messages in eps and ptrs (each room for b->nendpoints), all owned by the
+ * caller. The UpdateMetadata push sends the same message. */
+struct Vltava__BrokerRegistration;
+struct Vltava__BrokerEndpoint;
+void coord_fill_broker_registration(struct Vltava__BrokerRegistration *m, const md_broker_t *b,
+                                    struct Vltava__BrokerEndpoint *eps,
+                                    struct Vltava__BrokerEndpoint **ptrs);
 int znode_decode_broker(const uint8_t *buf, size_t len, md_broker_t *out, char *err,
                         size_t err_size);
 void md_broker_clear(md_broker_t *b);
+/* e = copies of the strings given; md_endpoints_free frees an array of n. */
+void md_endpoint_set(md_endpoint_t *e, const char *listener, const char *host, int32_t port,
+                     const char *security_protocol);
+void md_endpoints_free(md_endpoint_t *eps, size_t n);
 
 uint8_t *znode_encode_assignment(const zk_assignment_t *a, size_t *len);
 int znode_decode_assignment(const uint8_t *buf, size_t len, zk_assignment_t *out, char *err,

@@ -120,6 +120,16 @@ const md_broker_t *cluster_metadata_broker(const cluster_metadata_t *md, int32_t
     return NULL;
 }
 
+const md_endpoint_t *md_broker_endpoint(const md_broker_t *b, const char *listener)
+{
+    assert(listener != NULL);
+    assert(b->nendpoints <= MD_MAX_ENDPOINTS);
+    for (size_t i = 0; i < b->nendpoints; i++)
+        if (strcmp(b->endpoints[i].listener, listener) == 0)
+            return &b->endpoints[i];
+    return NULL;
+}
+
 bool coord_broker_live(void *arg, int32_t id)
 {
     const coordinator_t *c = arg;
@@ -654,6 +664,8 @@ static void registration_payload(const coordinator_t *c, uint8_t **buf, size_t *
         .port = c->cfg.advertised_port,
         .rpc_port = c->cfg.rpc_port,
         .rack = (char *)c->cfg.rack,
+        .endpoints = (md_endpoint_t *)c->cfg.endpoints,
+        .nendpoints = c->cfg.nendpoints,
     };
     *buf = znode_encode_broker(&me, len);
 }
@@ -859,6 +871,14 @@ static int register_sync(coordinator_t *c, char *err, size_t err_size)
     uint8_t *payload;
     size_t plen;
     registration_payload(c, &payload, &plen);
+    if (plen > COORD_MAX_REGISTRATION_BYTES) {
+        /* Brokers read registrations up to this size (below). */
+        snprintf(err, err_size, "the registration of broker %d is %zu bytes (max %d)",
+                 c->cfg.broker_id, plen, COORD_MAX_REGISTRATION_BYTES);
+        free(payload);
+        return -1;
+    }
+    char *buf = xmalloc(COORD_MAX_REGISTRATION_BYTES);
     int64_t wait_deadline = -1;
     int result = -1;
     for (;;) {
@@ -872,8 +892,7 @@ static int register_sync(coordinator_t *c, char *err, size_t err_size)
             snprintf(err, err_size, "registering %s: %s", path, zerror(rc));
             break;
         }
-        char buf[1024];
-        int len = sizeof(buf);
+        int len = COORD_MAX_REGISTRATION_BYTES;
         struct Stat st;
         rc = zoo_get(c->zh, path, 0, buf, &len, &st);
         if (rc == ZNONODE)
@@ -917,6 +936,7 @@ static int register_sync(coordinator_t *c, char *err, size_t err_size)
         }
         usleep(200 * 1000);
     }
+    free(buf);
     free(payload);
     return result;
 }
@@ -968,6 +988,7 @@ static void coordinator_free(coordinator_t *c)
     free(c->chroot);
     free((char *)c->cfg.zk_connect);
     free((char *)c->cfg.advertised_host);
+    md_endpoints_free((md_endpoint_t *)c->cfg.endpoints, c->cfg.nendpoints);
     free((char *)c->cfg.rpc_host);
     free(c->rpc_bind_host);
     free((char *)c->cfg.rack);
@@ -984,6 +1005,18 @@ static coordinator_t *coordinator_new(struct ev_loop *loop, const coordinator_co
     c->cfg = *cfg;
     c->cfg.zk_connect = xstrdup(cfg->zk_connect);
     c->cfg.advertised_host = xstrdup(cfg->advertised_host);
+    /* Owned copies, freed by coordinator_free. */
+    assert(cfg->nendpoints <= MD_MAX_ENDPOINTS);
+    size_t neps = cfg->nendpoints ? cfg->nendpoints : 1;
+    md_endpoint_t *eps = xcalloc(neps, sizeof(*eps));
+    for (size_t i = 0; i < cfg->nendpoints; i++)
+        md_endpoint_set(&eps[i], cfg->endpoints[i].listener, cfg->endpoints[i].host,
+                        cfg->endpoints[i].port, cfg->endpoints[i].security_protocol);
+    if (cfg->nendpoints == 0)
+        md_endpoint_set(&eps[0], "PLAINTEXT", cfg->advertised_host, cfg->advertised_port,
+                        "PLAINTEXT");
+    c->cfg.endpoints = eps;
+    c->cfg.nendpoints = neps;
     /* Peers connect to the RPC listener's host, unless it is a wildcard
      * address, which only the advertised host can stand for. */
     const char *rpc_host = cfg->rpc_host;

@@ -20,13 +20,30 @@ struct ev_loop;
 
 typedef struct coordinator coordinator_t;
 
+/* One advertised Kafka endpoint of a broker: a listener of its
+ * listeners, as clients of that listener reach it. */
+typedef struct md_endpoint {
+    char *listener; /* listener name, upper-case, unique per broker */
+    char *host;
+    int32_t port;
+    char *security_protocol; /* "PLAINTEXT" (the only one served) */
+} md_endpoint_t;
+
+/* Endpoints one broker may register; a registration with more is corrupt. */
+#define MD_MAX_ENDPOINTS 16
+
 typedef struct md_broker {
     int32_t id;
-    char *host;
-    int32_t port;     /* Kafka listener (advertised) */
+    char *host;       /* the inter-broker listener's advertised endpoint, */
+    int32_t port;     /* as older readers of the registration expect it */
     int32_t rpc_port; /* inter-broker RPC listener */
     char *rack;       /* NULL when unset */
     char *rpc_host;   /* host of the RPC listener (other brokers connect there) */
+    /* Every advertised listener, 1..MD_MAX_ENDPOINTS. A registration
+     * without any (an older broker's) reads as one PLAINTEXT endpoint at
+     * host:port. */
+    md_endpoint_t *endpoints;
+    size_t nendpoints;
 } md_broker_t;
 
 typedef struct md_partition {
@@ -65,13 +82,23 @@ typedef struct cluster_metadata {
 const md_topic_t *cluster_metadata_topic(const cluster_metadata_t *md, const char *name,
                                          size_t name_len);
 const md_broker_t *cluster_metadata_broker(const cluster_metadata_t *md, int32_t id);
+/* b's endpoint of the named listener, or NULL when b has no such listener:
+ * Kafka then leaves b out of the answers given on that listener. */
+const md_endpoint_t *md_broker_endpoint(const md_broker_t *b, const char *listener);
 
 typedef struct coordinator_config {
     const char *zk_connect; /* "host:port[,host:port...][/chroot]" */
     int32_t zk_session_timeout_ms;
     int32_t broker_id;
+    /* The inter-broker listener's advertised endpoint: the registration's
+     * host and port. */
     const char *advertised_host;
     int32_t advertised_port;
+    /* Every advertised listener, registered for clients (copied; at most
+     * MD_MAX_ENDPOINTS). NULL/0: one PLAINTEXT endpoint at
+     * advertised_host:advertised_port. */
+    const md_endpoint_t *endpoints;
+    size_t nendpoints;
     const char *rpc_host;
     int32_t rpc_port;                   /* 0: any free port; -1: no RPC listener */
     const char *rack;                   /* NULL when unset */

@@ -65,17 +65,86 @@ static bool ids_valid(const int32_t *ids, size_t n, char *err, size_t err_size, 
 
 /* ---- /brokers/ids/<id> ---- */
 
-uint8_t *znode_encode_broker(const md_broker_t *b, size_t *len)
+void coord_fill_broker_registration(Vltava__BrokerRegistration *m, const md_broker_t *b,
+                                    Vltava__BrokerEndpoint *eps, Vltava__BrokerEndpoint **ptrs)
 {
     assert(b->host && b->id >= 0);
-    Vltava__BrokerRegistration m = VLTAVA__BROKER_REGISTRATION__INIT;
-    m.id = b->id;
-    m.host = b->host;
-    m.port = b->port;
-    m.rpc_port = b->rpc_port;
-    m.rpc_host = b->rpc_host ? b->rpc_host : b->host;
-    m.rack = b->rack ? b->rack : "";
+    assert(b->nendpoints <= MD_MAX_ENDPOINTS);
+    vltava__broker_registration__init(m);
+    m->id = b->id;
+    m->host = b->host;
+    m->port = b->port;
+    m->rpc_port = b->rpc_port;
+    m->rpc_host = b->rpc_host ? b->rpc_host : b->host;
+    m->rack = b->rack ? b->rack : "";
+    for (size_t i = 0; i < b->nendpoints; i++) {
+        const md_endpoint_t *e = &b->endpoints[i];
+        assert(e->listener && e->host && e->security_protocol);
+        vltava__broker_endpoint__init(&eps[i]);
+        eps[i].listener = e->listener;
+        eps[i].host = e->host;
+        eps[i].port = e->port;
+        eps[i].security_protocol = e->security_protocol;
+        ptrs[i] = &eps[i];
+    }
+    m->endpoints = ptrs;
+    m->n_endpoints = b->nendpoints;
+}
+
+uint8_t *znode_encode_broker(const md_broker_t *b, size_t *len)
+{
+    Vltava__BrokerRegistration m;
+    Vltava__BrokerEndpoint eps[MD_MAX_ENDPOINTS];
+    Vltava__BrokerEndpoint *ptrs[MD_MAX_ENDPOINTS];
+    coord_fill_broker_registration(&m, b, eps, ptrs);
     return coord_pack_message(&m.base, len);
+}
+
+void md_endpoint_set(md_endpoint_t *e, const char *listener, const char *host, int32_t port,
+                     const char *security_protocol)
+{
+    e->listener = xstrdup(listener);
+    e->host = xstrdup(host);
+    e->port = port;
+    e->security_protocol = xstrdup(security_protocol);
+}
+
+/* The registration's endpoints into out (at least one). */
+static int decode_endpoints(const Vltava__BrokerRegistration *m, md_broker_t *out, char *err,
+                            size_t err_size)
+{
+    if (m->n_endpoints > MD_MAX_ENDPOINTS) {
+        snprintf(err, err_size, "broker registration lists %zu endpoints (max %d)", m->n_endpoints,
+                 MD_MAX_ENDPOINTS);
+        return -1;
+    }
+    for (size_t i = 0; i < m->n_endpoints; i++) {
+        const Vltava__BrokerEndpoint *e = m->endpoints[i];
+        if (!e->listener[0] || !e->host[0] || e->port <= 0 || e->port > 65535) {
+            snprintf(err, err_size, "broker registration has an invalid endpoint");
+            return -1;
+        }
+        for (size_t j = 0; j < i; j++) {
+            if (strcmp(m->endpoints[j]->listener, e->listener) == 0) {
+                snprintf(err, err_size, "broker registration names listener %.64s twice",
+                         e->listener);
+                return -1;
+            }
+        }
+    }
+    size_t n = m->n_endpoints ? m->n_endpoints : 1;
+    out->endpoints = xcalloc(n, sizeof(*out->endpoints));
+    out->nendpoints = n;
+    if (m->n_endpoints == 0) {
+        md_endpoint_set(&out->endpoints[0], "PLAINTEXT", m->host, m->port, "PLAINTEXT");
+        return 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const Vltava__BrokerEndpoint *e = m->endpoints[i];
+        md_endpoint_set(&out->endpoints[i], e->listener, e->host, e->port,
+                        e->security_protocol[0] ? e->security_protocol : "PLAINTEXT");
+    }
+    return 0;
 }
 
 int znode_decode_broker(const uint8_t *buf, size_t len, md_broker_t *out, char *err,
@@ -92,6 +161,8 @@ int znode_decode_broker(const uint8_t *buf, size_t len, md_broker_t *out, char *
         snprintf(err, err_size, "broker registration has an invalid id, host or port");
         goto out;
     }
+    if (decode_endpoints(m, out, err, err_size) != 0)
+        goto out;
     out->id = m->id;
     out->host = xstrdup(m->host);
     out->port = m->port;
@@ -104,12 +175,26 @@ out:
     return rc;
 }
 
+void md_endpoints_free(md_endpoint_t *eps, size_t n)
+{
+    assert(n <= MD_MAX_ENDPOINTS);
+    for (size_t i = 0; i < n; i++) {
+        free(eps[i].listener);
+        free(eps[i].host);
+        free(eps[i].security_protocol);
+    }
+    free(eps);
+}
+
 void md_broker_clear(md_broker_t *b)
 {
+    md_endpoints_free(b->endpoints, b->nendpoints);
     free(b->host);
     free(b->rack);
     free(b->rpc_host);
     b->host = b->rack = b->rpc_host = NULL;
+    b->endpoints = NULL;
+    b->nendpoints = 0;
 }
 
 /* ---- /brokers/topics/<t> ---- */

@@ -106,6 +106,10 @@ typedef struct kafka_request {
     uint8_t *frame;
     size_t frame_len;
     const char *peer; /* "ip:port", for logs */
+    /* The listener the connection came in on: an index in the broker's
+     * config->listeners (net's listeners, bound in that order). Metadata
+     * and FindCoordinator answer with that listener's endpoints. */
+    size_t listener;
     /* Why the request was refused, for net's log line when dispatch or a
      * handler returns API_MALFORMED (a static string; NULL: not given). */
     const char *malformed_reason;

@@ -1,6 +1,10 @@
 /* FindCoordinator v0-4 (flexible from v3; v4 asks for a batch of keys,
  * KIP-699, and answers each on its own).
  *
+ * The coordinator's endpoint is that of the listener the request came in
+ * on; a coordinator without that listener answers COORDINATOR_NOT_AVAILABLE,
+ * as Kafka does.
+ *
  * A group's coordinator is the leader of its partition of
  * __consumer_offsets, a transactional id's (key type 1) the leader of its
  * partition of __transaction_state: group_partition_for(key) over the
@@ -120,12 +124,13 @@ static void create_txn_topic(api_context_t *ctx)
                  sizeof(keys) / sizeof(keys[0]));
 }
 
-/* The coordinator of one key. The answer's strings are views into the
- * metadata (valid until control returns to the loop) or static. *asked:
- * whether this request already asked for the key type's topic (once is
- * enough, whatever the number of keys). */
-static void find_one(api_context_t *ctx, kslice_t key, int8_t key_type, bool *asked,
-                     coordinator_answer_t *a)
+/* The coordinator of one key, its endpoint that of `listener`. The
+ * answer's strings are views into the metadata (valid until control
+ * returns to the loop) or static. *asked: whether this request already
+ * asked for the key type's topic (once is enough, whatever the number of
+ * keys). */
+static void find_one(api_context_t *ctx, const char *listener, kslice_t key, int8_t key_type,
+                     bool *asked, coordinator_answer_t *a)
 {
     *a = (coordinator_answer_t){.error = KAFKA_COORDINATOR_NOT_AVAILABLE,
                                 .message = "The coordinator is not available.",
@@ -165,8 +170,13 @@ static void find_one(api_context_t *ctx, kslice_t key, int8_t key_type, bool *as
                          : "The group's offsets partition has no live leader";
         return;
     }
+    const md_endpoint_t *e = md_broker_endpoint(b, listener);
+    if (e == NULL) {
+        a->message = "The coordinator has no endpoint on this listener";
+        return;
+    }
     *a = (coordinator_answer_t){
-        .error = KAFKA_NONE, .node_id = b->id, .host = b->host, .port = b->port};
+        .error = KAFKA_NONE, .node_id = b->id, .host = e->host, .port = e->port};
 }
 
 api_result_t api_handle_find_coordinator(api_context_t *ctx, kafka_request_t *req,
@@ -199,10 +209,11 @@ api_result_t api_handle_find_coordinator(api_context_t *ctx, kafka_request_t *re
 
     if (version >= 1)
         kw_i32(w, 0); /* throttle_time_ms */
+    const char *listener = api_listener_name(ctx, req);
     coordinator_answer_t a;
     bool asked = false; /* for a v4 batch: one key type, one topic to create */
     if (version <= 3) {
-        find_one(ctx, key, key_type, &asked, &a);
+        find_one(ctx, listener, key, key_type, &asked, &a);
         kw_i16(w, a.error);
         if (version >= 1)
             kw_string_v(w, flexible, a.message, -1);
@@ -215,7 +226,7 @@ api_result_t api_handle_find_coordinator(api_context_t *ctx, kafka_request_t *re
     kw_array_v(w, true, nkeys);
     for (int32_t i = 0; i < nkeys; i++) {
         kr_string_v(&keys_at, true, &key); /* read above */
-        find_one(ctx, key, key_type, &asked, &a);
+        find_one(ctx, listener, key, key_type, &asked, &a);
         kw_string_v(w, true, (const char *)key.ptr, key.len);
         kw_i32(w, a.node_id);
         kw_string_v(w, true, a.host, -1);

@@ -1,5 +1,10 @@
 /* Metadata v0-8 (non-flexible), answered from the coordinator's cache.
  *
+ * As Kafka does, the answer is about the listener the request came in on:
+ * every live broker with its endpoint of that listener, brokers without
+ * one left out; a partition whose live leader lacks the listener answers
+ * leader -1 with LISTENER_NOT_FOUND (v6+; LEADER_NOT_AVAILABLE before).
+ *
  * A requested topic that does not exist is created when
  * auto.create.topics.enable is set and the client allows it (always for
  * v0-3, the AllowAutoTopicCreation flag from v4): the coordinator is asked
@@ -48,7 +53,33 @@ static void write_int32_array(kwriter_t *w, const int32_t *v, int32_t n)
         kw_i32(w, v[i]);
 }
 
-static void write_topic(kwriter_t *w, int16_t version, const md_topic_t *t)
+const char *api_listener_name(const api_context_t *ctx, const kafka_request_t *req)
+{
+    const broker_config_t *cfg = ctx->config;
+    assert(req->listener < cfg->nlisteners);
+    assert(cfg->listeners[req->listener].name != NULL);
+    return cfg->listeners[req->listener].name;
+}
+
+/* The leader id and error a partition answers with on `listener`. */
+static int32_t partition_leader(const cluster_metadata_t *md, const char *listener, int16_t version,
+                                const md_partition_t *p, int16_t *error)
+{
+    *error = KAFKA_NONE;
+    if (p->leader < 0) {
+        *error = KAFKA_LEADER_NOT_AVAILABLE;
+        return p->leader;
+    }
+    const md_broker_t *b = cluster_metadata_broker(md, p->leader);
+    if (b != NULL && md_broker_endpoint(b, listener) == NULL) {
+        *error = version >= 6 ? KAFKA_LISTENER_NOT_FOUND : KAFKA_LEADER_NOT_AVAILABLE;
+        return -1;
+    }
+    return p->leader;
+}
+
+static void write_topic(kwriter_t *w, int16_t version, const cluster_metadata_t *md,
+                        const char *listener, const md_topic_t *t)
 {
     kw_i16(w, KAFKA_NONE);
     kw_string_v(w, false, t->name, -1);
@@ -58,9 +89,11 @@ static void write_topic(kwriter_t *w, int16_t version, const md_topic_t *t)
     kw_array_v(w, false, t->npartitions);
     for (int32_t i = 0; i < t->npartitions; i++) {
         const md_partition_t *p = &t->partitions[i];
-        kw_i16(w, p->leader < 0 ? KAFKA_LEADER_NOT_AVAILABLE : KAFKA_NONE);
+        int16_t error;
+        int32_t leader = partition_leader(md, listener, version, p, &error);
+        kw_i16(w, error);
         kw_i32(w, p->id);
-        kw_i32(w, p->leader);
+        kw_i32(w, leader);
         if (version >= 7)
             kw_i32(w, p->leader_epoch);
         write_int32_array(w, p->replicas, p->nreplicas);
@@ -113,20 +146,27 @@ api_result_t api_handle_metadata(api_context_t *ctx, kafka_request_t *req, kafka
     }
 
     const cluster_metadata_t *md = coordinator_metadata(ctx->coord);
+    const char *listener = api_listener_name(ctx, req);
     kwriter_t *w = &resp->body;
     kslice_t *to_create = NULL; /* topics to auto-create, at most ntopics */
     int32_t ncreate = 0;
     if (version >= 3)
-        kw_i32(w, 0); /* throttle_time_ms */
-    kw_array_v(w, false, (int32_t)md->nbrokers);
+        kw_i32(w, 0);                    /* throttle_time_ms */
+    size_t count_at = kw_reserve_i32(w); /* brokers with the listener, once known */
+    int32_t nbrokers = 0;
     for (size_t i = 0; i < md->nbrokers; i++) {
         const md_broker_t *b = &md->brokers[i];
+        const md_endpoint_t *e = md_broker_endpoint(b, listener);
+        if (e == NULL)
+            continue;
         kw_i32(w, b->id);
-        kw_string_v(w, false, b->host, -1);
-        kw_i32(w, b->port);
+        kw_string_v(w, false, e->host, -1);
+        kw_i32(w, e->port);
         if (version >= 1)
             kw_string_v(w, false, b->rack, -1);
+        nbrokers++;
     }
+    kw_patch_i32(w, count_at, nbrokers);
     if (version >= 2)
         kw_string_v(w, false, md->cluster_id, -1);
     if (version >= 1)
@@ -135,7 +175,7 @@ api_result_t api_handle_metadata(api_context_t *ctx, kafka_request_t *req, kafka
     if (all_topics) {
         kw_array_v(w, false, (int32_t)md->ntopics);
         for (size_t i = 0; i < md->ntopics; i++)
-            write_topic(w, version, &md->topics[i]);
+            write_topic(w, version, md, listener, &md->topics[i]);
     } else {
         bool may_create = ctx->config->auto_create_topics && (version < 4 || allow_auto_create);
         to_create = xcalloc((size_t)ntopics, sizeof(*to_create));
@@ -146,7 +186,7 @@ api_result_t api_handle_metadata(api_context_t *ctx, kafka_request_t *req, kafka
             const md_topic_t *t =
                 cluster_metadata_topic(md, (const char *)name.ptr, (size_t)name.len);
             if (t) {
-                write_topic(w, version, t);
+                write_topic(w, version, md, listener, t);
                 continue;
             }
             char msg[256];

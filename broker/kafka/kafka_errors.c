@@ -134,6 +134,8 @@ const char *kafka_error_name(int error_code)
         return "NON_EMPTY_GROUP";
     case KAFKA_GROUP_ID_NOT_FOUND:
         return "GROUP_ID_NOT_FOUND";
+    case KAFKA_LISTENER_NOT_FOUND:
+        return "LISTENER_NOT_FOUND";
     case KAFKA_UNKNOWN_TOPIC_ID:
         return "UNKNOWN_TOPIC_ID";
     case KAFKA_FENCED_LEADER_EPOCH:

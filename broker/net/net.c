@@ -1,4 +1,4 @@
-/* The Kafka listener and its connections (see net.h).
+/* The Kafka listeners and their connections (see net.h).
  *
  * A connection reads into a fixed input buffer and cuts frames out of it;
  * every frame gets its own allocation, owned by its request, because a
@@ -98,18 +98,28 @@ struct net_conn {
     size_t inflight_frame_bytes;
     size_t output_bytes; /* memory bytes of queued responses */
     int busy;            /* callbacks running on this connection */
+    size_t listener;     /* index of the listening socket it came in on */
     net_conn_t *prev, *next;
 };
 
+/* One listening socket. */
+typedef struct net_socket {
+    net_server_t *srv;
+    size_t index; /* in srv->sockets and the config's listeners */
+    char *name;   /* for logs; owned; NULL: none */
+    int fd;       /* -1 once closed */
+    int32_t port; /* bound */
+    ev_io accept_watcher;
+} net_socket_t;
+
 struct net_server {
     struct ev_loop *loop;
-    net_config_t cfg;
-    int listen_fd;
-    int32_t port;
-    ev_io accept_watcher;
-    ev_timer accept_retry;
-    net_conn_t *conns; /* every connection not yet freed, open or held */
-    size_t nopen;      /* connections whose socket is open */
+    net_config_t cfg; /* listeners not kept: see sockets */
+    net_socket_t sockets[NET_MAX_LISTENERS];
+    size_t nsockets;
+    ev_timer accept_retry; /* resumes every accept watcher after EMFILE and the like */
+    net_conn_t *conns;     /* every connection not yet freed, open or held */
+    size_t nopen;          /* connections whose socket is open */
     bool stopping;
 };
 
@@ -438,6 +448,7 @@ static bool conn_handle_frame(net_conn_t *c, uint8_t *frame, size_t len)
     nr->req.frame = frame;
     nr->req.frame_len = len;
     nr->req.peer = c->peer;
+    nr->req.listener = c->listener;
     nr->req.conn = c;
     kafka_response_init(&nr->resp);
     /* Queued before dispatch: a handler may complete it before returning. */
@@ -649,12 +660,14 @@ static void conn_close(net_conn_t *c)
     c->busy--;
 }
 
-static void conn_new(net_server_t *srv, int fd, const struct sockaddr *sa)
+static void conn_new(net_socket_t *sock, int fd, const struct sockaddr *sa)
 {
+    net_server_t *srv = sock->srv;
     net_conn_t *c = xcalloc(1, sizeof(*c));
     c->srv = srv;
     c->loop = srv->loop;
     c->fd = fd;
+    c->listener = sock->index;
     c->state = CONN_READ_SIZE;
     c->in = xmalloc(NET_INPUT_BYTES);
     char host[INET6_ADDRSTRLEN] = "?";
@@ -679,24 +692,28 @@ static void conn_new(net_server_t *srv, int fd, const struct sockaddr *sa)
     srv->conns = c;
     srv->nopen++;
     ev_io_start(srv->loop, &c->read_watcher);
-    VLOG_DEBUG(NET_MODULE, "%s: connection accepted", c->peer);
+    VLOG_DEBUG(NET_MODULE, "%s: connection accepted on listener %s", c->peer,
+               sock->name ? sock->name : "-");
 }
 
 static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
-    net_server_t *srv = w->data;
+    net_socket_t *sock = w->data;
+    net_server_t *srv = sock->srv;
     assert(loop == srv->loop);
+    assert(sock == &srv->sockets[sock->index]);
     for (int i = 0; i < NET_ACCEPTS_PER_WAKEUP; i++) {
         struct sockaddr_storage ss;
         socklen_t sslen = sizeof(ss);
-        int fd =
-            accept4(srv->listen_fd, (struct sockaddr *)&ss, &sslen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        int fd = accept4(sock->fd, (struct sockaddr *)&ss, &sslen, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno == EINTR || errno == ECONNABORTED)
                 continue;
             if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                /* Out of a process-wide resource: every listener pauses. */
                 VLOG_WARN(NET_MODULE, "accept: %s; pausing new connections", strerror(errno));
-                ev_io_stop(loop, &srv->accept_watcher);
+                for (size_t k = 0; k < srv->nsockets; k++)
+                    ev_io_stop(loop, &srv->sockets[k].accept_watcher);
                 ev_timer_set(&srv->accept_retry, NET_ACCEPT_RETRY_S, 0.0);
                 ev_timer_start(loop, &srv->accept_retry);
             } else if (errno != EAGAIN && errno != EWOULDBLOCK) {
@@ -713,15 +730,17 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
         int one = 1;
         if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0)
             VLOG_DEBUG(NET_MODULE, "TCP_NODELAY: %s", strerror(errno));
-        conn_new(srv, fd, (struct sockaddr *)&ss);
+        conn_new(sock, fd, (struct sockaddr *)&ss);
     }
 }
 
 static void accept_retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     net_server_t *srv = w->data;
-    if (!srv->stopping)
-        ev_io_start(loop, &srv->accept_watcher);
+    if (srv->stopping)
+        return;
+    for (size_t k = 0; k < srv->nsockets; k++)
+        ev_io_start(loop, &srv->sockets[k].accept_watcher);
 }
 
 /* ---- server ---- */
@@ -775,40 +794,75 @@ static int listen_on(const char *host, int32_t port, int32_t *bound_port, char *
     return fd;
 }
 
+/* Closes every listening socket (stops accepting). */
+static void close_sockets(net_server_t *srv)
+{
+    assert(srv->nsockets <= NET_MAX_LISTENERS);
+    for (size_t k = 0; k < srv->nsockets; k++) {
+        net_socket_t *sock = &srv->sockets[k];
+        ev_io_stop(srv->loop, &sock->accept_watcher);
+        if (sock->fd >= 0)
+            close(sock->fd);
+        sock->fd = -1;
+    }
+    ev_timer_stop(srv->loop, &srv->accept_retry);
+}
+
+static void free_sockets(net_server_t *srv)
+{
+    close_sockets(srv);
+    for (size_t k = 0; k < srv->nsockets; k++)
+        free(srv->sockets[k].name);
+    srv->nsockets = 0;
+}
+
 net_server_t *net_server_new(struct ev_loop *loop, const net_config_t *cfg, char *err,
                              size_t err_size)
 {
     assert(loop != NULL && cfg != NULL);
     assert(cfg->dispatch != NULL);
+    assert(cfg->nlisteners >= 1 && cfg->nlisteners <= NET_MAX_LISTENERS);
     assert(cfg->max_request_bytes >= NET_MIN_FRAME_BYTES);
     assert(cfg->max_connections > 0 && cfg->max_inflight_requests > 0);
 
     net_server_t *srv = xcalloc(1, sizeof(*srv));
     srv->loop = loop;
     srv->cfg = *cfg;
-    srv->cfg.host = NULL; /* not kept: the caller owns the string */
+    srv->cfg.listeners = NULL; /* not kept: the caller owns them */
     if (srv->cfg.requests_per_wakeup <= 0)
         srv->cfg.requests_per_wakeup = NET_REQUESTS_PER_WAKEUP;
     if (srv->cfg.max_output_bytes == 0)
         srv->cfg.max_output_bytes = NET_OUTPUT_MAX_BYTES;
-    srv->listen_fd = listen_on(cfg->host, cfg->port, &srv->port, err, err_size);
-    if (srv->listen_fd < 0) {
-        free(srv);
-        return NULL;
-    }
-    ev_io_init(&srv->accept_watcher, accept_cb, srv->listen_fd, EV_READ);
-    srv->accept_watcher.data = srv;
     ev_timer_init(&srv->accept_retry, accept_retry_cb, NET_ACCEPT_RETRY_S, 0.0);
     srv->accept_retry.data = srv;
-    ev_io_start(loop, &srv->accept_watcher);
-    VLOG_INFO(NET_MODULE, "listening on %s:%d", cfg->host && cfg->host[0] ? cfg->host : "0.0.0.0",
-              srv->port);
+    for (size_t k = 0; k < cfg->nlisteners; k++) {
+        const net_listener_t *l = &cfg->listeners[k];
+        net_socket_t *sock = &srv->sockets[k];
+        char why[256];
+        sock->srv = srv;
+        sock->index = k;
+        sock->fd = listen_on(l->host, l->port, &sock->port, why, sizeof(why));
+        if (sock->fd < 0) {
+            snprintf(err, err_size, "%s%s%s", l->name ? l->name : "", l->name ? " " : "", why);
+            free_sockets(srv);
+            free(srv);
+            return NULL;
+        }
+        sock->name = l->name ? xstrdup(l->name) : NULL;
+        srv->nsockets++;
+        ev_io_init(&sock->accept_watcher, accept_cb, sock->fd, EV_READ);
+        sock->accept_watcher.data = sock;
+        ev_io_start(loop, &sock->accept_watcher);
+        VLOG_INFO(NET_MODULE, "listening on %s%s%s:%d", l->name ? l->name : "", l->name ? " " : "",
+                  l->host && l->host[0] ? l->host : "0.0.0.0", sock->port);
+    }
     return srv;
 }
 
-int32_t net_server_port(const net_server_t *srv)
+int32_t net_server_port(const net_server_t *srv, size_t index)
 {
-    return srv->port;
+    assert(index < srv->nsockets);
+    return srv->sockets[index].port;
 }
 
 size_t net_server_connections(const net_server_t *srv)
@@ -821,10 +875,7 @@ void net_server_stop_accepting(net_server_t *srv)
     if (srv->stopping)
         return;
     srv->stopping = true;
-    ev_io_stop(srv->loop, &srv->accept_watcher);
-    ev_timer_stop(srv->loop, &srv->accept_retry);
-    close(srv->listen_fd);
-    srv->listen_fd = -1;
+    close_sockets(srv);
     for (net_conn_t *c = srv->conns, *next; c != NULL; c = next) {
         next = c->next;
         if (c->state == CONN_CLOSED || c->state == CONN_DRAINING)
@@ -878,6 +929,7 @@ void net_server_free(net_server_t *srv)
         conn_maybe_release(c);
     }
     assert(srv->nopen == 0);
+    free_sockets(srv);
     free(srv);
 }
 

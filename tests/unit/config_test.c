@@ -60,10 +60,15 @@ static void test_defaults(void)
     CU_ASSERT_EQUAL_FATAL(load(&cfg, err, sizeof(err), conf_path, NULL), 0);
     CU_ASSERT_EQUAL(cfg.broker_id, 3);
     CU_ASSERT_STRING_EQUAL(cfg.zookeeper_connect, "127.0.0.1:2181/vltava");
-    CU_ASSERT_STRING_EQUAL(cfg.listener_host, "");
-    CU_ASSERT_EQUAL(cfg.listener_port, 9092);
+    CU_ASSERT_EQUAL_FATAL(cfg.nlisteners, 1);
+    CU_ASSERT_STRING_EQUAL(cfg.listeners[0].name, "PLAINTEXT");
+    CU_ASSERT_STRING_EQUAL(cfg.listeners[0].host, "");
+    CU_ASSERT_EQUAL(cfg.listeners[0].port, 9092);
+    CU_ASSERT_EQUAL(cfg.inter_broker_listener, 0);
     char host[256];
     gethostname(host, sizeof(host));
+    CU_ASSERT_STRING_EQUAL(cfg.listeners[0].advertised_host, host);
+    CU_ASSERT_EQUAL(cfg.listeners[0].advertised_port, 9092);
     CU_ASSERT_STRING_EQUAL(cfg.advertised_host, host);
     CU_ASSERT_EQUAL(cfg.advertised_port, 9092);
     CU_ASSERT_STRING_EQUAL(cfg.rpc_host, host);
@@ -114,6 +119,8 @@ static void test_every_key(void)
                "broker.id = 7\n"
                "listeners=PLAINTEXT://127.0.0.1:19092\n"
                "advertised.listeners=PLAINTEXT://broker7.example:29092\n"
+               "listener.security.protocol.map=PLAINTEXT:PLAINTEXT\n"
+               "inter.broker.listener.name=PLAINTEXT\n"
                "replication.listener=[::1]:39092\n"
                "zookeeper.connect: zk1:2181,zk2:2181/x\n"
                "zookeeper.session.timeout.ms 6000\n"
@@ -145,8 +152,10 @@ static void test_every_key(void)
                "log.message.timestamp.type=LogAppendTime\n");
     CU_ASSERT_EQUAL_FATAL(load(&cfg, err, sizeof(err), "--config", conf_path, NULL), 0);
     CU_ASSERT_EQUAL(cfg.broker_id, 7);
-    CU_ASSERT_STRING_EQUAL(cfg.listener_host, "127.0.0.1");
-    CU_ASSERT_EQUAL(cfg.listener_port, 19092);
+    CU_ASSERT_EQUAL_FATAL(cfg.nlisteners, 1);
+    CU_ASSERT_STRING_EQUAL(cfg.listeners[0].host, "127.0.0.1");
+    CU_ASSERT_EQUAL(cfg.listeners[0].port, 19092);
+    CU_ASSERT_STRING_EQUAL(cfg.listeners[0].advertised_host, "broker7.example");
     CU_ASSERT_STRING_EQUAL(cfg.advertised_host, "broker7.example");
     CU_ASSERT_EQUAL(cfg.advertised_port, 29092);
     CU_ASSERT_STRING_EQUAL(cfg.rpc_host, "::1");
@@ -232,9 +241,6 @@ static void test_refusals(void)
     expect_refused("broker.id=-1\nzookeeper.connect=z:1\n", "broker.id", "invalid value '-1'");
     expect_refused("broker.id=1\n", "zookeeper.connect", "required");
     expect_refused(REQUIRED "broker.id=99999999999\n", "broker.id", "invalid value");
-    expect_refused(REQUIRED "listeners=SSL://:9093\n", "listeners", "PLAINTEXT://host:port");
-    expect_refused(REQUIRED "listeners=PLAINTEXT://a:1,PLAINTEXT://b:2\n", "listeners",
-                   "only one listener");
     expect_refused(REQUIRED "listeners=PLAINTEXT://host:70000\n", "listeners", "invalid port");
     expect_refused(REQUIRED "listeners=PLAINTEXT://host\n", "listeners", "host:port");
     expect_refused(REQUIRED "replication.listener=h:x\n", "replication.listener", "invalid port");
@@ -269,6 +275,149 @@ static void test_refusals(void)
     CU_ASSERT_EQUAL(strncmp(err, "stray: ", 7), 0);
 }
 
+/* Loads REQUIRED + conf; the caller frees cfg. */
+static void load_ok(broker_config_t *cfg, const char *conf)
+{
+    char err[512];
+    char text[2048];
+    snprintf(text, sizeof(text), REQUIRED "%s", conf);
+    write_conf(text);
+    int rc = load(cfg, err, sizeof(err), conf_path, NULL);
+    if (rc != 0)
+        fprintf(stderr, "\n    refused: %s\n", err);
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+}
+
+/* The docker-compose setup: one broker reachable as broker1:29092 on the
+ * compose network and as 127.0.0.1:9092 from the host. */
+#define DOCKER_LISTENERS                                                                           \
+    "listeners=INTERNAL://0.0.0.0:29092,EXTERNAL://0.0.0.0:9092\n"                                 \
+    "advertised.listeners=INTERNAL://broker1:29092,EXTERNAL://127.0.0.1:9092\n"                    \
+    "listener.security.protocol.map=INTERNAL:PLAINTEXT,EXTERNAL:PLAINTEXT\n"                       \
+    "inter.broker.listener.name=INTERNAL\n"
+
+static void test_named_listeners(void)
+{
+    broker_config_t cfg;
+    load_ok(&cfg, DOCKER_LISTENERS);
+    CU_ASSERT_EQUAL_FATAL(cfg.nlisteners, 2);
+    const broker_listener_t *in = &cfg.listeners[0], *ex = &cfg.listeners[1];
+    CU_ASSERT_STRING_EQUAL(in->name, "INTERNAL");
+    CU_ASSERT_STRING_EQUAL(in->host, "0.0.0.0");
+    CU_ASSERT_EQUAL(in->port, 29092);
+    CU_ASSERT_STRING_EQUAL(in->advertised_host, "broker1");
+    CU_ASSERT_EQUAL(in->advertised_port, 29092);
+    CU_ASSERT_STRING_EQUAL(ex->name, "EXTERNAL");
+    CU_ASSERT_EQUAL(ex->port, 9092);
+    CU_ASSERT_STRING_EQUAL(ex->advertised_host, "127.0.0.1");
+    CU_ASSERT_EQUAL(ex->advertised_port, 9092);
+    CU_ASSERT_EQUAL(cfg.inter_broker_listener, 0);
+    CU_ASSERT_STRING_EQUAL(cfg.advertised_host, "broker1");
+    CU_ASSERT_EQUAL(cfg.advertised_port, 29092);
+    /* replication.listener's empty host: the inter-broker listener's. */
+    CU_ASSERT_STRING_EQUAL(cfg.rpc_host, "broker1");
+    broker_config_free(&cfg);
+
+    /* The same through the environment, as the containers set it. */
+    setenv("VLTAVA_LISTENERS", "INTERNAL://0.0.0.0:29092,EXTERNAL://0.0.0.0:9092", 1);
+    setenv("VLTAVA_ADVERTISED_LISTENERS", "INTERNAL://broker1:29092,EXTERNAL://127.0.0.1:9092", 1);
+    setenv("VLTAVA_LISTENER_SECURITY_PROTOCOL_MAP", "INTERNAL:PLAINTEXT,EXTERNAL:PLAINTEXT", 1);
+    setenv("VLTAVA_INTER_BROKER_LISTENER_NAME", "EXTERNAL", 1);
+    load_ok(&cfg, "");
+    CU_ASSERT_EQUAL(cfg.nlisteners, 2);
+    CU_ASSERT_EQUAL(cfg.inter_broker_listener, 1);
+    CU_ASSERT_STRING_EQUAL(cfg.advertised_host, "127.0.0.1");
+    CU_ASSERT_EQUAL(cfg.advertised_port, 9092);
+    broker_config_free(&cfg);
+    unsetenv("VLTAVA_LISTENERS");
+    unsetenv("VLTAVA_ADVERTISED_LISTENERS");
+    unsetenv("VLTAVA_LISTENER_SECURITY_PROTOCOL_MAP");
+    unsetenv("VLTAVA_INTER_BROKER_LISTENER_NAME");
+
+    /* Names are upper-cased; blanks and empty items are skipped; a listener
+     * not in advertised.listeners advertises its own address (the wildcard
+     * becoming the host name); ports 0 may repeat; the default inter-broker
+     * listener is PLAINTEXT when there is one. */
+    char host[256];
+    gethostname(host, sizeof(host));
+    load_ok(&cfg, "listeners= internal://127.0.0.1:0 , ,PLAINTEXT://:0,Ext-1://[::1]:9095,\n"
+                  "advertised.listeners=INTERNAL://in.example:1,PLAINTEXT://0.0.0.0:2\n"
+                  "listener.security.protocol.map=internal:plaintext,PLAINTEXT:PLAINTEXT,"
+                  "EXT-1:PLAINTEXT,SSL:SSL\n"
+                  "replication.listener=:7000\n");
+    CU_ASSERT_EQUAL_FATAL(cfg.nlisteners, 3);
+    CU_ASSERT_STRING_EQUAL(cfg.listeners[0].name, "INTERNAL");
+    CU_ASSERT_STRING_EQUAL(cfg.listeners[0].advertised_host, "in.example");
+    CU_ASSERT_STRING_EQUAL(cfg.listeners[1].name, "PLAINTEXT");
+    CU_ASSERT_STRING_EQUAL(cfg.listeners[1].advertised_host, host);
+    CU_ASSERT_EQUAL(cfg.listeners[1].advertised_port, 2);
+    CU_ASSERT_STRING_EQUAL(cfg.listeners[2].name, "EXT-1");
+    CU_ASSERT_STRING_EQUAL(cfg.listeners[2].host, "::1");
+    CU_ASSERT_STRING_EQUAL(cfg.listeners[2].advertised_host, "::1");
+    CU_ASSERT_EQUAL(cfg.listeners[2].advertised_port, 9095);
+    CU_ASSERT_EQUAL(cfg.inter_broker_listener, 1);
+    CU_ASSERT_STRING_EQUAL(cfg.rpc_host, host);
+    broker_config_free(&cfg);
+
+    /* Without PLAINTEXT, the first listener is the inter-broker one. */
+    load_ok(&cfg,
+            "listeners=B://:1,A://:2\nlistener.security.protocol.map=A:PLAINTEXT,B:PLAINTEXT\n");
+    CU_ASSERT_EQUAL(cfg.inter_broker_listener, 0);
+    CU_ASSERT_EQUAL(cfg.advertised_port, 1);
+    broker_config_free(&cfg);
+
+    /* A later source replaces the whole list. */
+    write_conf(REQUIRED "listeners=PLAINTEXT://:1,OTHER://:2\n"
+                        "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,OTHER:PLAINTEXT\n");
+    char err[256];
+    CU_ASSERT_EQUAL_FATAL(
+        load(&cfg, err, sizeof(err), conf_path, "--listeners=OTHER://127.0.0.1:5", NULL), 0);
+    CU_ASSERT_EQUAL(cfg.nlisteners, 1);
+    CU_ASSERT_STRING_EQUAL(cfg.listeners[0].name, "OTHER");
+    CU_ASSERT_EQUAL(cfg.advertised_port, 5);
+    broker_config_free(&cfg);
+}
+
+static void test_listener_refusals(void)
+{
+    expect_refused(REQUIRED "listeners=PLAINTEXT://a:1,plaintext://b:2\n", "listeners",
+                   "listener PLAINTEXT is named twice");
+    expect_refused(REQUIRED "listeners=A://a:1,B://b:1\n"
+                            "listener.security.protocol.map=A:PLAINTEXT,B:PLAINTEXT\n",
+                   "listeners", "listeners A and B both use port 1");
+    expect_refused(REQUIRED "listeners=PLAINTEXT://:1\nadvertised.listeners=OTHER://h:1\n",
+                   "advertised.listeners", "OTHER is not a listener");
+    expect_refused(REQUIRED "advertised.listeners=PLAINTEXT://h:1,PLAINTEXT://h:2\n",
+                   "advertised.listeners", "named twice");
+    expect_refused(REQUIRED "listeners=INTERNAL://:1\n", "listener.security.protocol.map",
+                   "no security protocol for listener INTERNAL");
+    expect_refused(REQUIRED "listeners=SSL://:9093\n", "listener.security.protocol.map",
+                   "listener SSL uses SSL; only PLAINTEXT is supported");
+    expect_refused(REQUIRED "listeners=IN://:1\nlistener.security.protocol.map=IN:SASL_SSL\n",
+                   "listener.security.protocol.map", "only PLAINTEXT is supported");
+    expect_refused(REQUIRED "listener.security.protocol.map=PLAINTEXT:TLS\n",
+                   "listener.security.protocol.map", "unknown security protocol 'TLS'");
+    expect_refused(REQUIRED "listener.security.protocol.map=PLAINTEXT\n",
+                   "listener.security.protocol.map", "expected NAME:PROTOCOL");
+    expect_refused(REQUIRED "listener.security.protocol.map=A:PLAINTEXT,a:SSL\n",
+                   "listener.security.protocol.map", "listener A is mapped twice");
+    expect_refused(REQUIRED "inter.broker.listener.name=INTERNAL\n", "inter.broker.listener.name",
+                   "INTERNAL is not a listener");
+    expect_refused(REQUIRED "inter.broker.listener.name=IN TERNAL\n", "inter.broker.listener.name",
+                   "invalid listener name");
+    expect_refused(REQUIRED "listeners=127.0.0.1:9092\n", "listeners", "NAME://host:port");
+    expect_refused(REQUIRED "listeners=PLAIN.TEXT://:1\n", "listeners", "invalid listener name");
+    expect_refused(REQUIRED "listeners=://:1\n", "listeners", "1 to 64 characters");
+    expect_refused(REQUIRED "listeners=PLAINTEXT://host\n", "listeners", "host:port");
+    expect_refused(REQUIRED "listeners=\n", "listeners", "at least one listener");
+    expect_refused(REQUIRED "listeners=PLAINTEXT://:0\n", "advertised.listeners",
+                   "listener PLAINTEXT needs an advertised port");
+    expect_refused(REQUIRED "listeners=A://:1,B://:2,C://:3,D://:4,E://:5,F://:6,G://:7,H://:8,"
+                            "I://:9,J://:10,K://:11,L://:12,M://:13,N://:14,O://:15,P://:16,"
+                            "Q://:17\n",
+                   "listeners", "more than 16 listeners");
+}
+
 static void test_help_lists_every_key(void)
 {
     broker_config_t cfg;
@@ -281,6 +430,8 @@ static void test_help_lists_every_key(void)
     const char *keys[] = {"broker.id",
                           "listeners",
                           "advertised.listeners",
+                          "listener.security.protocol.map",
+                          "inter.broker.listener.name",
                           "replication.listener",
                           "zookeeper.connect",
                           "log.dirs",
@@ -316,6 +467,8 @@ int main(void)
     CU_add_test(s, "every key", test_every_key);
     CU_add_test(s, "precedence file < env < flag", test_precedence);
     CU_add_test(s, "refusals name the key", test_refusals);
+    CU_add_test(s, "named listeners", test_named_listeners);
+    CU_add_test(s, "listener refusals name the key", test_listener_refusals);
     CU_add_test(s, "--help lists every key", test_help_lists_every_key);
     int status = unit_run_registered();
     unlink(conf_path);

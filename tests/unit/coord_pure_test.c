@@ -197,6 +197,73 @@ static void test_codec_broker_round_trip(void)
     CU_ASSERT_EQUAL(znode_decode_broker(garbage, 0, &out, err, sizeof(err)), -1);
 }
 
+/* Named listeners: every endpoint goes through the registration; one
+ * without endpoints (an older broker's) reads as a PLAINTEXT endpoint at
+ * host:port; duplicate or invalid endpoints are refused. */
+static void test_codec_broker_endpoints(void)
+{
+    md_endpoint_t eps[] = {
+        {.listener = "INTERNAL",
+         .host = "broker1",
+         .port = 29092,
+         .security_protocol = "PLAINTEXT"},
+        {.listener = "EXTERNAL",
+         .host = "127.0.0.1",
+         .port = 9092,
+         .security_protocol = "PLAINTEXT"},
+    };
+    md_broker_t b = {.id = 1,
+                     .host = "broker1",
+                     .port = 29092,
+                     .rpc_port = 19092,
+                     .endpoints = eps,
+                     .nendpoints = 2};
+    size_t len;
+    uint8_t *buf = znode_encode_broker(&b, &len);
+    md_broker_t out;
+    char err[160];
+    CU_ASSERT_EQUAL_FATAL(znode_decode_broker(buf, len, &out, err, sizeof(err)), 0);
+    free(buf);
+    CU_ASSERT_STRING_EQUAL(out.host, "broker1");
+    CU_ASSERT_EQUAL(out.port, 29092);
+    CU_ASSERT_EQUAL_FATAL(out.nendpoints, 2);
+    CU_ASSERT_STRING_EQUAL(out.endpoints[1].listener, "EXTERNAL");
+    CU_ASSERT_STRING_EQUAL(out.endpoints[1].host, "127.0.0.1");
+    CU_ASSERT_EQUAL(out.endpoints[1].port, 9092);
+    CU_ASSERT_STRING_EQUAL(out.endpoints[1].security_protocol, "PLAINTEXT");
+    const md_endpoint_t *e = md_broker_endpoint(&out, "INTERNAL");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+    CU_ASSERT_STRING_EQUAL(e->host, "broker1");
+    CU_ASSERT_EQUAL(e->port, 29092);
+    CU_ASSERT_PTR_NULL(md_broker_endpoint(&out, "PLAINTEXT"));
+    md_broker_clear(&out);
+
+    b.nendpoints = 0;
+    buf = znode_encode_broker(&b, &len);
+    CU_ASSERT_EQUAL_FATAL(znode_decode_broker(buf, len, &out, err, sizeof(err)), 0);
+    free(buf);
+    CU_ASSERT_EQUAL_FATAL(out.nendpoints, 1);
+    e = md_broker_endpoint(&out, "PLAINTEXT");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+    CU_ASSERT_STRING_EQUAL(e->host, "broker1");
+    CU_ASSERT_EQUAL(e->port, 29092);
+    md_broker_clear(&out);
+
+    md_endpoint_t dup[] = {eps[0], eps[0]};
+    b.endpoints = dup;
+    b.nendpoints = 2;
+    buf = znode_encode_broker(&b, &len);
+    CU_ASSERT_EQUAL(znode_decode_broker(buf, len, &out, err, sizeof(err)), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "INTERNAL twice"));
+    free(buf);
+    md_endpoint_t bad_port = {.listener = "X", .host = "h", .port = 0, .security_protocol = ""};
+    b.endpoints = &bad_port;
+    b.nendpoints = 1;
+    buf = znode_encode_broker(&b, &len);
+    CU_ASSERT_EQUAL(znode_decode_broker(buf, len, &out, err, sizeof(err)), -1);
+    free(buf);
+}
+
 static void test_codec_assignment_round_trip(void)
 {
     int32_t r0[] = {1, 2}, r1[] = {2, 3}, r2[] = {3, 1};
@@ -379,6 +446,7 @@ void coord_add_pure_suite(void)
     CU_add_test(s, "election: offline without unclean", test_elect_offline_without_unclean);
     CU_add_test(s, "election: unclean picks live replica", test_elect_unclean_picks_live_replica);
     CU_add_test(s, "codec: broker registration", test_codec_broker_round_trip);
+    CU_add_test(s, "codec: broker endpoints", test_codec_broker_endpoints);
     CU_add_test(s, "codec: topic assignment", test_codec_assignment_round_trip);
     CU_add_test(s, "codec: short topic id refused", test_codec_assignment_rejects_short_topic_id);
     CU_add_test(s, "codec: partition state", test_codec_partition_state);

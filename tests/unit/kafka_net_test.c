@@ -9,8 +9,11 @@
  *   key 3 malformed
  *   key 4 file: body "<", a slice of the test file, ">"
  *   key 18 echo, with the ApiVersions rule (header v0 even when flexible)
- * Versions >= 5 are flexible (request header v2, response header v1). */
+ * Versions >= 5 are flexible (request header v2, response header v1).
+ * The server has two listeners on 127.0.0.1; clients use the first unless a
+ * test says otherwise. */
 #include <CUnit/Basic.h>
+#include <dirent.h>
 #include <errno.h>
 #include <ev.h>
 #include <fcntl.h>
@@ -44,6 +47,7 @@ static struct {
     deferred_t deferred[MAX_DEFERRED];
     int ndeferred;
     int dispatched;
+    size_t last_listener; /* of the last request dispatched */
     int closed_calls;
     void *closed_conn;
     int file_fd; /* a test file; responses get dup()s of it */
@@ -53,6 +57,7 @@ static struct {
 static api_result_t test_dispatch(api_context_t *ctx, kafka_request_t *req, kafka_response_t *resp)
 {
     T.dispatched++;
+    T.last_listener = req->listener;
     req->flexible = req->api_version >= 5;
     if (!kr_tags_v(&req->body, req->flexible))
         return API_MALFORMED;
@@ -105,8 +110,10 @@ static void server_start(int32_t max_request_bytes, int32_t max_connections, int
     memset(&T, 0, sizeof(T));
     T.file_fd = -1;
     loop = ev_loop_new(EVFLAG_AUTO);
-    net_config_t cfg = {.host = "127.0.0.1",
-                        .port = 0,
+    static const net_listener_t listeners[] = {{.name = "TEST", .host = "127.0.0.1", .port = 0},
+                                               {.name = "OTHER", .host = "127.0.0.1", .port = 0}};
+    net_config_t cfg = {.listeners = listeners,
+                        .nlisteners = 2,
                         .max_request_bytes = max_request_bytes,
                         .max_connections = max_connections,
                         .max_inflight_requests = max_inflight,
@@ -116,7 +123,9 @@ static void server_start(int32_t max_request_bytes, int32_t max_connections, int
     char err[256];
     srv = net_server_new(loop, &cfg, err, sizeof(err));
     CU_ASSERT_PTR_NOT_NULL_FATAL(srv);
-    CU_ASSERT_TRUE(net_server_port(srv) > 0);
+    CU_ASSERT_TRUE(net_server_port(srv, 0) > 0);
+    CU_ASSERT_TRUE(net_server_port(srv, 1) > 0);
+    CU_ASSERT_NOT_EQUAL(net_server_port(srv, 0), net_server_port(srv, 1));
 }
 
 static void server_stop(void)
@@ -152,15 +161,22 @@ static void pump(int ms)
             pump(1);                                                                               \
     } while (0)
 
-static int client_connect(void)
+/* Connects to the server's listener `listener`. */
+static int client_connect_to(size_t listener)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     CU_ASSERT_FATAL(fd >= 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(net_server_port(srv))};
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_port = htons(net_server_port(srv, listener))};
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     CU_ASSERT_FATAL(connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0);
     pump(5); /* let the server accept */
     return fd;
+}
+
+static int client_connect(void)
+{
+    return client_connect_to(0);
 }
 
 /* Writes all of buf while pumping the loop (the server may need to read
@@ -543,6 +559,64 @@ static void test_max_connections(void)
     server_stop();
 }
 
+static int open_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+    int n = 0;
+    while (readdir(d) != NULL)
+        n++;
+    closedir(d);
+    return n;
+}
+
+/* Every request names the listener its connection came in on, and
+ * max.connections counts the connections of all listeners. */
+static void test_listeners(void)
+{
+    server_start(1 << 20, 2, 100, 0);
+    int a = client_connect_to(1);
+    send_request(a, 0, 0, 1, "one", 3);
+    expect_response(a, false, 1, "one");
+    CU_ASSERT_EQUAL(T.last_listener, 1);
+    int b = client_connect_to(0);
+    send_request(b, 0, 0, 2, "zero", 4);
+    expect_response(b, false, 2, "zero");
+    CU_ASSERT_EQUAL(T.last_listener, 0);
+    send_request(a, 0, 0, 3, "one again", 9);
+    expect_response(a, false, 3, "one again");
+    CU_ASSERT_EQUAL(T.last_listener, 1);
+    CU_ASSERT_EQUAL(T.dispatched, 3);
+    int c = client_connect_to(1);
+    CU_ASSERT_TRUE(wait_closed(c, 2000));
+    close(c);
+    CU_ASSERT_EQUAL(net_server_connections(srv), 2);
+    close(a);
+    close(b);
+    server_stop();
+
+    /* A listener that cannot bind fails the start, naming it; nothing of
+     * the listeners bound before it stays open. */
+    struct ev_loop *l2 = ev_loop_new(EVFLAG_AUTO);
+    server_start(1 << 20, 2, 100, 0);
+    const net_listener_t clash[] = {
+        {.name = "FREE", .host = "127.0.0.1", .port = 0},
+        {.name = "TAKEN", .host = "127.0.0.1", .port = net_server_port(srv, 0)}};
+    net_config_t cfg = {.listeners = clash,
+                        .nlisteners = 2,
+                        .max_request_bytes = 1 << 20,
+                        .max_connections = 2,
+                        .max_inflight_requests = 10,
+                        .dispatch = test_dispatch};
+    char err[256] = "";
+    int fds = open_fds();
+    CU_ASSERT_PTR_NULL(net_server_new(l2, &cfg, err, sizeof(err)));
+    CU_ASSERT_EQUAL(strncmp(err, "TAKEN listener 127.0.0.1:", 25), 0);
+    CU_ASSERT_EQUAL(open_fds(), fds);
+    server_stop();
+    ev_loop_destroy(l2);
+}
+
 static void test_closed_with_deferred(void)
 {
     server_start(1 << 20, 100, 100, 0);
@@ -630,7 +704,7 @@ static void test_graceful_stop(void)
     CU_ASSERT_EQUAL(net_server_connections(srv), 1);
     /* No new connections. */
     int fresh = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(net_server_port(srv))};
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(net_server_port(srv, 0))};
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     CU_ASSERT_NOT_EQUAL(connect(fresh, (struct sockaddr *)&sa, sizeof(sa)), 0);
     close(fresh);
@@ -678,6 +752,7 @@ void kafka_net_suite(void)
                 test_malformed_closes_only_that_connection);
     CU_add_test(s, "truncated frame", test_truncated_frame);
     CU_add_test(s, "max connections", test_max_connections);
+    CU_add_test(s, "listeners", test_listeners);
     CU_add_test(s, "closed with deferred", test_closed_with_deferred);
     CU_add_test(s, "large frames and backpressure", test_large_frames_and_backpressure);
     CU_add_test(s, "sendfile slices", test_sendfile_slices);
