@@ -354,7 +354,8 @@ class BadConfigRestartTest(unittest.TestCase):
                  "config: socket.request.max.bytes: invalid value 'lots'"),
                 ({"log.dirs": b.datadir + "," + b.datadir + "-2"},
                  "config: log.dirs: only one log directory is supported"),
-                ({"listeners": "SSL://127.0.0.1:%d" % b.port}, "config: listeners: invalid value"),
+                ({"listeners": "SSL://127.0.0.1:%d" % b.port},
+                 "config: listener.security.protocol.map: listener SSL uses SSL; only PLAINTEXT is supported"),
             ]
             good = dict(b.config)
             for extra, message in cases:
