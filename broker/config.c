@@ -449,114 +449,164 @@ static void endpoint_names(const endpoint_list_t *list, char *out, size_t size)
     }
 }
 
-/* Checks the listener keys' combination and fills listeners[],
- * inter_broker_listener and the advertised views. */
-static int resolve_listeners(broker_config_t *cfg, char *err, size_t err_size)
+/* The listener keys' final values, parsed. */
+typedef struct listener_specs {
+    endpoint_list_t bind; /* listeners (at least one) */
+    endpoint_list_t adv;  /* advertised.listeners (none: unset) */
+    protocol_map_t map;   /* listener.security.protocol.map */
+} listener_specs_t;
+
+/* Parses the final values into s. The lists are freed by the caller
+ * whatever the result (parse_endpoints leaves a failed one empty). */
+static int parse_listener_specs(const broker_config_t *cfg, listener_specs_t *s, char *err,
+                                size_t err_size)
 {
-    endpoint_list_t bind, adv;
-    protocol_map_t map;
+    const char *bind_text = cfg->listener_keys.listeners;
     const char *adv_text = cfg->listener_keys.advertised;
     const char *map_text = cfg->listener_keys.protocol_map;
-    int rc = -1;
-
-    assert(cfg->nlisteners == 0);
-    adv.n = 0;
-    if (parse_endpoints("listeners",
-                        cfg->listener_keys.listeners ? cfg->listener_keys.listeners : "", &bind,
-                        err, err_size) != 0)
+    s->bind.n = s->adv.n = s->map.n = 0;
+    if (parse_endpoints("listeners", bind_text ? bind_text : "", &s->bind, err, err_size) != 0)
         return -1;
-    if (bind.n == 0) {
-        config_fail(err, err_size, "listeners", "at least one listener is required");
-        goto out;
-    }
-    if (parse_endpoints("advertised.listeners", adv_text ? adv_text : "", &adv, err, err_size) !=
-            0 ||
-        parse_protocol_map("listener.security.protocol.map", map_text ? map_text : "", &map, err,
-                           err_size) != 0)
-        goto out;
-    for (size_t i = 0; i < bind.n; i++) {
+    if (s->bind.n == 0)
+        return config_fail(err, err_size, "listeners", "at least one listener is required");
+    if (parse_endpoints("advertised.listeners", adv_text ? adv_text : "", &s->adv, err, err_size) !=
+        0)
+        return -1;
+    return parse_protocol_map("listener.security.protocol.map", map_text ? map_text : "", &s->map,
+                              err, err_size);
+}
+
+/* Listeners' ports are unique unless 0 (an ephemeral port each). */
+static int check_listener_ports(const endpoint_list_t *bind, char *err, size_t err_size)
+{
+    for (size_t i = 0; i < bind->n; i++) {
         for (size_t j = 0; j < i; j++) {
-            if (bind.v[i].port != 0 && bind.v[i].port == bind.v[j].port) {
-                config_fail(err, err_size, "listeners", "listeners %s and %s both use port %d",
-                            bind.v[j].name, bind.v[i].name, bind.v[i].port);
-                goto out;
-            }
+            if (bind->v[i].port != 0 && bind->v[i].port == bind->v[j].port)
+                return config_fail(err, err_size, "listeners",
+                                   "listeners %s and %s both use port %d", bind->v[j].name,
+                                   bind->v[i].name, bind->v[i].port);
         }
     }
-    for (size_t i = 0; i < bind.n; i++) {
+    return 0;
+}
+
+/* Every listener is mapped, to PLAINTEXT (the only protocol served). */
+static int check_protocol_map(const endpoint_list_t *bind, const protocol_map_t *map, char *err,
+                              size_t err_size)
+{
+    for (size_t i = 0; i < bind->n; i++) {
         size_t m = 0;
-        while (m < map.n && strcmp(map.name[m], bind.v[i].name) != 0)
+        while (m < map->n && strcmp(map->name[m], bind->v[i].name) != 0)
             m++;
-        if (m == map.n) {
-            config_fail(err, err_size, "listener.security.protocol.map",
-                        "no security protocol for listener %s", bind.v[i].name);
-            goto out;
-        }
-        if (map.protocol[m] != 0) {
-            config_fail(err, err_size, "listener.security.protocol.map",
-                        "listener %s uses %s; only PLAINTEXT is supported", bind.v[i].name,
-                        security_protocols[map.protocol[m]]);
-            goto out;
-        }
+        if (m == map->n)
+            return config_fail(err, err_size, "listener.security.protocol.map",
+                               "no security protocol for listener %s", bind->v[i].name);
+        if (map->protocol[m] != 0)
+            return config_fail(err, err_size, "listener.security.protocol.map",
+                               "listener %s uses %s; only PLAINTEXT is supported", bind->v[i].name,
+                               security_protocols[map->protocol[m]]);
     }
+    return 0;
+}
+
+/* Every name in advertised.listeners is a listener, and every listener
+ * advertises a port. */
+static int check_advertised(const listener_specs_t *s, char *err, size_t err_size)
+{
     char names[BROKER_MAX_LISTENERS * (BROKER_LISTENER_NAME_MAX + 2)];
-    endpoint_names(&bind, names, sizeof(names));
-    for (size_t i = 0; i < adv.n; i++) {
-        if (endpoint_find(&bind, adv.v[i].name) == NULL) {
-            config_fail(err, err_size, "advertised.listeners",
-                        "%s is not a listener (listeners: %s)", adv.v[i].name, names);
-            goto out;
-        }
+    endpoint_names(&s->bind, names, sizeof(names));
+    for (size_t i = 0; i < s->adv.n; i++) {
+        if (endpoint_find(&s->bind, s->adv.v[i].name) == NULL)
+            return config_fail(err, err_size, "advertised.listeners",
+                               "%s is not a listener (listeners: %s)", s->adv.v[i].name, names);
     }
+    for (size_t i = 0; i < s->bind.n; i++) {
+        const endpoint_spec_t *a = endpoint_find(&s->adv, s->bind.v[i].name);
+        if ((a ? a : &s->bind.v[i])->port == 0)
+            return config_fail(err, err_size, "advertised.listeners",
+                               "listener %s needs an advertised port (its port is 0)",
+                               s->bind.v[i].name);
+    }
+    return 0;
+}
+
+/* inter.broker.listener.name's index in bind (unset: PLAINTEXT if a
+ * listener, else the first). */
+static int pick_inter_broker(const broker_config_t *cfg, const endpoint_list_t *bind, size_t *index,
+                             char *err, size_t err_size)
+{
     const char *inter = cfg->listener_keys.inter_broker_name;
-    const endpoint_spec_t *inter_ep = NULL;
+    const endpoint_spec_t *ep;
     if (inter != NULL) {
         char name[BROKER_LISTENER_NAME_MAX + 1];
         if (parse_listener_name("inter.broker.listener.name", inter, strlen(inter), name, err,
                                 err_size) != 0)
-            goto out;
-        inter_ep = endpoint_find(&bind, name);
-        if (inter_ep == NULL) {
-            config_fail(err, err_size, "inter.broker.listener.name",
-                        "%s is not a listener (listeners: %s)", name, names);
-            goto out;
+            return -1;
+        ep = endpoint_find(bind, name);
+        if (ep == NULL) {
+            char names[BROKER_MAX_LISTENERS * (BROKER_LISTENER_NAME_MAX + 2)];
+            endpoint_names(bind, names, sizeof(names));
+            return config_fail(err, err_size, "inter.broker.listener.name",
+                               "%s is not a listener (listeners: %s)", name, names);
         }
     } else {
-        inter_ep = endpoint_find(&bind, "PLAINTEXT");
-        if (inter_ep == NULL)
-            inter_ep = &bind.v[0];
+        ep = endpoint_find(bind, "PLAINTEXT");
+        if (ep == NULL)
+            ep = &bind->v[0];
     }
-    cfg->inter_broker_listener = (size_t)(inter_ep - bind.v);
+    *index = (size_t)(ep - bind->v);
+    return 0;
+}
 
+/* Fills listeners[] from checked specs: each listener with its entry of
+ * advertised.listeners, else its own address; an empty or 0.0.0.0
+ * advertised host becomes this machine's host name. */
+static void fill_listeners(broker_config_t *cfg, const listener_specs_t *s, size_t inter)
+{
     char this_host[BROKER_HOST_MAX + 1];
+    assert(cfg->nlisteners == 0 && s->bind.n >= 1 && s->bind.n <= BROKER_MAX_LISTENERS);
+    assert(inter < s->bind.n);
     if (gethostname(this_host, sizeof(this_host)) != 0)
         snprintf(this_host, sizeof(this_host), "localhost");
     this_host[sizeof(this_host) - 1] = '\0';
-    for (size_t i = 0; i < bind.n; i++) {
-        const endpoint_spec_t *a = endpoint_find(&adv, bind.v[i].name);
+    for (size_t i = 0; i < s->bind.n; i++) {
+        const endpoint_spec_t *a = endpoint_find(&s->adv, s->bind.v[i].name);
         if (a == NULL)
-            a = &bind.v[i];
+            a = &s->bind.v[i];
         broker_listener_t *l = &cfg->listeners[cfg->nlisteners++];
-        l->name = xstrdup(bind.v[i].name);
-        l->host = xstrdup(bind.v[i].host);
-        l->port = bind.v[i].port;
+        l->name = xstrdup(s->bind.v[i].name);
+        l->host = xstrdup(s->bind.v[i].host);
+        l->port = s->bind.v[i].port;
         bool wildcard = a->host[0] == '\0' || strcmp(a->host, "0.0.0.0") == 0;
         l->advertised_host = xstrdup(wildcard ? this_host : a->host);
         l->advertised_port = a->port;
-        if (l->advertised_port == 0) {
-            config_fail(err, err_size, "advertised.listeners",
-                        "listener %s needs an advertised port (its port is 0)", l->name);
-            goto out;
-        }
+        assert(l->advertised_port > 0);
     }
-    const broker_listener_t *ib = &cfg->listeners[cfg->inter_broker_listener];
-    cfg->advertised_host = ib->advertised_host;
-    cfg->advertised_port = ib->advertised_port;
-    rc = 0;
+    cfg->inter_broker_listener = inter;
+    cfg->advertised_host = cfg->listeners[inter].advertised_host;
+    cfg->advertised_port = cfg->listeners[inter].advertised_port;
+}
 
-out:
-    endpoint_list_free(&bind);
-    endpoint_list_free(&adv);
+/* Checks the listener keys' combination and fills listeners[],
+ * inter_broker_listener and the advertised views. */
+static int resolve_listeners(broker_config_t *cfg, char *err, size_t err_size)
+{
+    listener_specs_t s;
+    size_t inter = 0;
+    assert(cfg->nlisteners == 0);
+    int rc = parse_listener_specs(cfg, &s, err, err_size);
+    if (rc == 0)
+        rc = check_listener_ports(&s.bind, err, err_size);
+    if (rc == 0)
+        rc = check_protocol_map(&s.bind, &s.map, err, err_size);
+    if (rc == 0)
+        rc = check_advertised(&s, err, err_size);
+    if (rc == 0)
+        rc = pick_inter_broker(cfg, &s.bind, &inter, err, err_size);
+    if (rc == 0)
+        fill_listeners(cfg, &s, inter);
+    endpoint_list_free(&s.bind);
+    endpoint_list_free(&s.adv);
     return rc;
 }
 
