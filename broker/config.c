@@ -75,8 +75,8 @@ static const config_option_t config_options[] = {
      "the listener registered as this broker's host:port; replication.listener's host defaults "
      "to its advertised host (unset: PLAINTEXT if a listener, else the first listener)"},
     {"replication.listener", OPT_HOST_PORT, F(rpc_host), F(rpc_port), 0, 0, ":9093", NULL,
-     "inter-broker RPC listener, host:port (empty host: the inter-broker listener's advertised "
-     "host)"},
+     "inter-broker RPC listener, host:port, its port not a Kafka listener's (empty host: the "
+     "inter-broker listener's advertised host)"},
     {"zookeeper.connect", OPT_STRING, F(zookeeper_connect), 0, 0, 0, NULL, NULL,
      "ZooKeeper ensemble host:port[,host:port...][/chroot] (required)"},
     NUM("zookeeper.session.timeout.ms", OPT_INT32, zk_session_timeout_ms, 1000, INT32_MAX, "18000",
@@ -476,10 +476,18 @@ static int parse_listener_specs(const broker_config_t *cfg, listener_specs_t *s,
                               err, err_size);
 }
 
-/* Listeners' ports are unique unless 0 (an ephemeral port each). */
-static int check_listener_ports(const endpoint_list_t *bind, char *err, size_t err_size)
+/* Listeners' ports are unique unless 0 (an ephemeral port each), and
+ * replication.listener, not a Kafka listener, has a port of its own:
+ * refused here, before the broker registers, rather than at bind. */
+static int check_listener_ports(const broker_config_t *cfg, const endpoint_list_t *bind, char *err,
+                                size_t err_size)
 {
     for (size_t i = 0; i < bind->n; i++) {
+        if (cfg->rpc_port != 0 && cfg->rpc_port == bind->v[i].port)
+            return config_fail(err, err_size, "replication.listener",
+                               "port %d is also the port of listener %s (the replication "
+                               "listener needs its own)",
+                               cfg->rpc_port, bind->v[i].name);
         for (size_t j = 0; j < i; j++) {
             if (bind->v[i].port != 0 && bind->v[i].port == bind->v[j].port)
                 return config_fail(err, err_size, "listeners",
@@ -596,7 +604,7 @@ static int resolve_listeners(broker_config_t *cfg, char *err, size_t err_size)
     assert(cfg->nlisteners == 0);
     int rc = parse_listener_specs(cfg, &s, err, err_size);
     if (rc == 0)
-        rc = check_listener_ports(&s.bind, err, err_size);
+        rc = check_listener_ports(cfg, &s.bind, err, err_size);
     if (rc == 0)
         rc = check_protocol_map(&s.bind, &s.map, err, err_size);
     if (rc == 0)

@@ -356,6 +356,9 @@ class BadConfigRestartTest(unittest.TestCase):
                  "config: log.dirs: only one log directory is supported"),
                 ({"listeners": "SSL://127.0.0.1:%d" % b.port},
                  "config: listener.security.protocol.map: listener SSL uses SSL; only PLAINTEXT is supported"),
+                # Refused at load, naming the key, not at bind after registering.
+                ({"replication.listener": "127.0.0.1:%d" % b.port},
+                 "config: replication.listener: port %d is also the port of listener PLAINTEXT" % b.port),
             ]
             good = dict(b.config)
             for extra, message in cases:
@@ -365,6 +368,7 @@ class BadConfigRestartTest(unittest.TestCase):
                 vt.wait_for(lambda: not b.alive(), timeout=30, what="the broker to refuse its config")
                 self.assertEqual(b.stop(), 2)
                 self.assertIn(message, b.log_text()[before:])
+                self.assertIsNone(cluster.zk_get("/brokers/ids/%d" % b.id))
             # A flag names a bad key the same way.
             b.config = good
             before = len(b.log_text())

@@ -366,6 +366,13 @@ static void test_named_listeners(void)
     CU_ASSERT_EQUAL(cfg.advertised_port, 1);
     broker_config_free(&cfg);
 
+    /* Port 0 (ephemeral) on both sides is no clash. */
+    load_ok(&cfg, "listeners=PLAINTEXT://127.0.0.1:0\nadvertised.listeners=PLAINTEXT://h:5\n"
+                  "replication.listener=127.0.0.1:0\n");
+    CU_ASSERT_EQUAL(cfg.listeners[0].port, 0);
+    CU_ASSERT_EQUAL(cfg.rpc_port, 0);
+    broker_config_free(&cfg);
+
     /* A later source replaces the whole list. */
     write_conf(REQUIRED "listeners=PLAINTEXT://:1,OTHER://:2\n"
                         "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,OTHER:PLAINTEXT\n");
@@ -385,13 +392,20 @@ static void test_listener_refusals(void)
     expect_refused(REQUIRED "listeners=A://a:1,B://b:1\n"
                             "listener.security.protocol.map=A:PLAINTEXT,B:PLAINTEXT\n",
                    "listeners", "listeners A and B both use port 1");
+    /* Refused at load, before the broker registers, not at bind. */
+    expect_refused(REQUIRED "listeners=PLAINTEXT://127.0.0.1:9000\n"
+                            "replication.listener=10.0.0.1:9000\n",
+                   "replication.listener", "port 9000 is also the port of listener PLAINTEXT");
+    expect_refused(REQUIRED "listeners=A://:1,B://:9093\n"
+                            "listener.security.protocol.map=A:PLAINTEXT,B:PLAINTEXT\n",
+                   "replication.listener", "port 9093 is also the port of listener B");
     expect_refused(REQUIRED "listeners=PLAINTEXT://:1\nadvertised.listeners=OTHER://h:1\n",
                    "advertised.listeners", "OTHER is not a listener");
     expect_refused(REQUIRED "advertised.listeners=PLAINTEXT://h:1,PLAINTEXT://h:2\n",
                    "advertised.listeners", "named twice");
     expect_refused(REQUIRED "listeners=INTERNAL://:1\n", "listener.security.protocol.map",
                    "no security protocol for listener INTERNAL");
-    expect_refused(REQUIRED "listeners=SSL://:9093\n", "listener.security.protocol.map",
+    expect_refused(REQUIRED "listeners=SSL://:9095\n", "listener.security.protocol.map",
                    "listener SSL uses SSL; only PLAINTEXT is supported");
     expect_refused(REQUIRED "listeners=IN://:1\nlistener.security.protocol.map=IN:SASL_SSL\n",
                    "listener.security.protocol.map", "only PLAINTEXT is supported");
