@@ -73,7 +73,7 @@ static const config_option_t config_options[] = {
     {"inter.broker.listener.name", OPT_LISTENER_NAME, F(listener_keys.inter_broker_name), 0, 0, 0,
      NULL, NULL,
      "the listener registered as this broker's host:port; replication.listener's host defaults "
-     "to its advertised host (unset: PLAINTEXT if a listener, else the first listener)"},
+     "to its advertised host. Unset: PLAINTEXT, which must then be a listener"},
     {"replication.listener", OPT_HOST_PORT, F(rpc_host), F(rpc_port), 0, 0, ":9093", NULL,
      "inter-broker RPC listener, host:port, its port not a Kafka listener's (empty host: the "
      "inter-broker listener's advertised host)"},
@@ -538,31 +538,27 @@ static int check_advertised(const listener_specs_t *s, char *err, size_t err_siz
     return 0;
 }
 
-/* inter.broker.listener.name's index in bind (unset: PLAINTEXT if a
- * listener, else the first). */
+/* inter.broker.listener.name's index in bind. Unset, it is PLAINTEXT,
+ * which must then be a listener: Kafka's default, and Kafka requires the
+ * inter-broker listener to exist. */
 static int pick_inter_broker(const broker_config_t *cfg, const endpoint_list_t *bind, size_t *index,
                              char *err, size_t err_size)
 {
     const char *inter = cfg->listener_keys.inter_broker_name;
-    const endpoint_spec_t *ep;
-    if (inter != NULL) {
-        char name[BROKER_LISTENER_NAME_MAX + 1];
-        if (parse_listener_name("inter.broker.listener.name", inter, strlen(inter), name, err,
-                                err_size) != 0)
-            return -1;
-        ep = endpoint_find(bind, name);
-        if (ep == NULL) {
-            char names[BROKER_MAX_LISTENERS * (BROKER_LISTENER_NAME_MAX + 2)];
-            endpoint_names(bind, names, sizeof(names));
-            return config_fail(err, err_size, "inter.broker.listener.name",
-                               "%s is not a listener (listeners: %s)", name, names);
-        }
-    } else {
-        ep = endpoint_find(bind, "PLAINTEXT");
-        if (ep == NULL)
-            ep = &bind->v[0];
+    char name[BROKER_LISTENER_NAME_MAX + 1] = "PLAINTEXT";
+    if (inter != NULL && parse_listener_name("inter.broker.listener.name", inter, strlen(inter),
+                                             name, err, err_size) != 0)
+        return -1;
+    const endpoint_spec_t *ep = endpoint_find(bind, name);
+    if (ep == NULL) {
+        char names[BROKER_MAX_LISTENERS * (BROKER_LISTENER_NAME_MAX + 2)];
+        endpoint_names(bind, names, sizeof(names));
+        return config_fail(err, err_size, "inter.broker.listener.name",
+                           "%s%s is not a listener (listeners: %s)", name,
+                           inter == NULL ? " (the default)" : "", names);
     }
     *index = (size_t)(ep - bind->v);
+    assert(*index < bind->n);
     return 0;
 }
 

@@ -359,11 +359,13 @@ static void test_named_listeners(void)
     CU_ASSERT_STRING_EQUAL(cfg.rpc_host, host);
     broker_config_free(&cfg);
 
-    /* Without PLAINTEXT, the first listener is the inter-broker one. */
+    /* Without PLAINTEXT, inter.broker.listener.name names one (the
+     * refusal without it is in test_listener_refusals). */
     load_ok(&cfg,
-            "listeners=B://:1,A://:2\nlistener.security.protocol.map=A:PLAINTEXT,B:PLAINTEXT\n");
-    CU_ASSERT_EQUAL(cfg.inter_broker_listener, 0);
-    CU_ASSERT_EQUAL(cfg.advertised_port, 1);
+            "listeners=B://:1,A://:2\nlistener.security.protocol.map=A:PLAINTEXT,B:PLAINTEXT\n"
+            "inter.broker.listener.name=A\n");
+    CU_ASSERT_EQUAL(cfg.inter_broker_listener, 1);
+    CU_ASSERT_EQUAL(cfg.advertised_port, 2);
     broker_config_free(&cfg);
 
     /* Port 0 (ephemeral) on both sides is no clash. */
@@ -377,8 +379,9 @@ static void test_named_listeners(void)
     write_conf(REQUIRED "listeners=PLAINTEXT://:1,OTHER://:2\n"
                         "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,OTHER:PLAINTEXT\n");
     char err[256];
-    CU_ASSERT_EQUAL_FATAL(
-        load(&cfg, err, sizeof(err), conf_path, "--listeners=OTHER://127.0.0.1:5", NULL), 0);
+    CU_ASSERT_EQUAL_FATAL(load(&cfg, err, sizeof(err), conf_path, "--listeners=OTHER://127.0.0.1:5",
+                               "--inter.broker.listener.name=OTHER", NULL),
+                          0);
     CU_ASSERT_EQUAL(cfg.nlisteners, 1);
     CU_ASSERT_STRING_EQUAL(cfg.listeners[0].name, "OTHER");
     CU_ASSERT_EQUAL(cfg.advertised_port, 5);
@@ -417,6 +420,11 @@ static void test_listener_refusals(void)
                    "listener.security.protocol.map", "listener A is mapped twice");
     expect_refused(REQUIRED "inter.broker.listener.name=INTERNAL\n", "inter.broker.listener.name",
                    "INTERNAL is not a listener");
+    /* Unset, it is PLAINTEXT, which must exist (as in Kafka). */
+    expect_refused(REQUIRED "listeners=B://:1,A://:2\n"
+                            "listener.security.protocol.map=A:PLAINTEXT,B:PLAINTEXT\n",
+                   "inter.broker.listener.name",
+                   "PLAINTEXT (the default) is not a listener (listeners: B, A)");
     expect_refused(REQUIRED "inter.broker.listener.name=IN TERNAL\n", "inter.broker.listener.name",
                    "invalid listener name");
     expect_refused(REQUIRED "listeners=127.0.0.1:9092\n", "listeners", "NAME://host:port");
