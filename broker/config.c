@@ -63,17 +63,19 @@ static const config_option_t config_options[] = {
      "the Kafka listeners, NAME://host:port[,NAME://host:port...]: names unique, ports unique "
      "unless 0; empty host: every interface"},
     {"advertised.listeners", OPT_ENDPOINTS, F(listener_keys.advertised), 0, 0, 0, NULL, NULL,
-     "what clients are told per listener, NAME://host:port[,...], each NAME a listener; a "
-     "listener not named here advertises its own address, an empty or 0.0.0.0 host becoming "
-     "this machine's host name. Metadata answers with the endpoints of the listener the "
-     "request came in on"},
+     "what clients are told, NAME://host:port[,...], each NAME a listener. Set, it replaces the "
+     "whole list: a listener not named here is not advertised (not registered; Metadata through "
+     "it lists no broker without it). Unset: every listener advertises its own address. An "
+     "empty host becomes this machine's host name; 0.0.0.0 is refused. Metadata answers with "
+     "the endpoints of the listener the request came in on"},
     {"listener.security.protocol.map", OPT_PROTOCOL_MAP, F(listener_keys.protocol_map), 0, 0, 0,
      "PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL", NULL,
      "NAME:PROTOCOL[,...], naming every listener; only PLAINTEXT is supported"},
     {"inter.broker.listener.name", OPT_LISTENER_NAME, F(listener_keys.inter_broker_name), 0, 0, 0,
      NULL, NULL,
-     "the listener registered as this broker's host:port; replication.listener's host defaults "
-     "to its advertised host. Unset: PLAINTEXT, which must then be a listener"},
+     "the listener registered as this broker's host:port, which must be advertised; "
+     "replication.listener's host defaults to its advertised host. Unset: PLAINTEXT, which "
+     "must then be such a listener"},
     {"replication.listener", OPT_HOST_PORT, F(rpc_host), F(rpc_port), 0, 0, ":9093", NULL,
      "inter-broker RPC listener, host:port, its port not a Kafka listener's (empty host: the "
      "inter-broker listener's advertised host)"},
@@ -452,9 +454,20 @@ static void endpoint_names(const endpoint_list_t *list, char *out, size_t size)
 /* The listener keys' final values, parsed. */
 typedef struct listener_specs {
     endpoint_list_t bind; /* listeners (at least one) */
-    endpoint_list_t adv;  /* advertised.listeners (none: unset) */
+    endpoint_list_t adv;  /* advertised.listeners */
+    bool adv_set;         /* advertised.listeners is set: it alone says what is advertised */
     protocol_map_t map;   /* listener.security.protocol.map */
 } listener_specs_t;
+
+/* What a listener advertises, as in Kafka: with advertised.listeners set,
+ * its entry there (NULL when it has none: the listener is not advertised,
+ * not registered, and no Metadata answer names it); unset, its own
+ * address. */
+static const endpoint_spec_t *advertised_spec(const listener_specs_t *s,
+                                              const endpoint_spec_t *listener)
+{
+    return s->adv_set ? endpoint_find(&s->adv, listener->name) : listener;
+}
 
 /* Parses the final values into s. The lists are freed by the caller
  * whatever the result (parse_endpoints leaves a failed one empty). */
@@ -465,6 +478,7 @@ static int parse_listener_specs(const broker_config_t *cfg, listener_specs_t *s,
     const char *adv_text = cfg->listener_keys.advertised;
     const char *map_text = cfg->listener_keys.protocol_map;
     s->bind.n = s->adv.n = s->map.n = 0;
+    s->adv_set = adv_text != NULL;
     if (parse_endpoints("listeners", bind_text ? bind_text : "", &s->bind, err, err_size) != 0)
         return -1;
     if (s->bind.n == 0)
@@ -517,8 +531,9 @@ static int check_protocol_map(const endpoint_list_t *bind, const protocol_map_t 
     return 0;
 }
 
-/* Every name in advertised.listeners is a listener, and every listener
- * advertises a port. */
+/* Every name in advertised.listeners is a listener, and every advertised
+ * endpoint has a port and a host clients can use: Kafka refuses the
+ * non-routable 0.0.0.0 (an empty host advertises the host name). */
 static int check_advertised(const listener_specs_t *s, char *err, size_t err_size)
 {
     char names[BROKER_MAX_LISTENERS * (BROKER_LISTENER_NAME_MAX + 2)];
@@ -529,42 +544,63 @@ static int check_advertised(const listener_specs_t *s, char *err, size_t err_siz
                                "%s is not a listener (listeners: %s)", s->adv.v[i].name, names);
     }
     for (size_t i = 0; i < s->bind.n; i++) {
-        const endpoint_spec_t *a = endpoint_find(&s->adv, s->bind.v[i].name);
-        if ((a ? a : &s->bind.v[i])->port == 0)
+        const char *name = s->bind.v[i].name;
+        const endpoint_spec_t *a = advertised_spec(s, &s->bind.v[i]);
+        if (a == NULL)
+            continue;
+        if (strcmp(a->host, "0.0.0.0") == 0 && s->adv_set)
             return config_fail(err, err_size, "advertised.listeners",
-                               "listener %s needs an advertised port (its port is 0)",
-                               s->bind.v[i].name);
+                               "listener %s advertises 0.0.0.0, which is not routable: name an "
+                               "address clients can reach (an empty host advertises this "
+                               "machine's host name)",
+                               name);
+        if (strcmp(a->host, "0.0.0.0") == 0)
+            return config_fail(err, err_size, "advertised.listeners",
+                               "unset, so listener %s advertises its address 0.0.0.0, which is "
+                               "not routable: name an address clients can reach here (an empty "
+                               "host in listeners binds every interface and advertises this "
+                               "machine's host name)",
+                               name);
+        if (a->port == 0)
+            return config_fail(err, err_size, "advertised.listeners",
+                               "listener %s needs an advertised port (its port is 0)", name);
     }
     return 0;
 }
 
-/* inter.broker.listener.name's index in bind. Unset, it is PLAINTEXT,
- * which must then be a listener: Kafka's default, and Kafka requires the
- * inter-broker listener to exist. */
-static int pick_inter_broker(const broker_config_t *cfg, const endpoint_list_t *bind, size_t *index,
+/* inter.broker.listener.name's index in bind: a listener, advertised
+ * (other brokers and tools read its endpoint from the registration). Unset,
+ * it is PLAINTEXT, which must then be such a listener: Kafka's default and
+ * Kafka's rules. */
+static int pick_inter_broker(const broker_config_t *cfg, const listener_specs_t *s, size_t *index,
                              char *err, size_t err_size)
 {
     const char *inter = cfg->listener_keys.inter_broker_name;
+    const char *dflt = inter == NULL ? " (the default)" : "";
     char name[BROKER_LISTENER_NAME_MAX + 1] = "PLAINTEXT";
+    char names[BROKER_MAX_LISTENERS * (BROKER_LISTENER_NAME_MAX + 2)];
     if (inter != NULL && parse_listener_name("inter.broker.listener.name", inter, strlen(inter),
                                              name, err, err_size) != 0)
         return -1;
-    const endpoint_spec_t *ep = endpoint_find(bind, name);
+    const endpoint_spec_t *ep = endpoint_find(&s->bind, name);
     if (ep == NULL) {
-        char names[BROKER_MAX_LISTENERS * (BROKER_LISTENER_NAME_MAX + 2)];
-        endpoint_names(bind, names, sizeof(names));
+        endpoint_names(&s->bind, names, sizeof(names));
         return config_fail(err, err_size, "inter.broker.listener.name",
-                           "%s%s is not a listener (listeners: %s)", name,
-                           inter == NULL ? " (the default)" : "", names);
+                           "%s%s is not a listener (listeners: %s)", name, dflt, names);
     }
-    *index = (size_t)(ep - bind->v);
-    assert(*index < bind->n);
+    if (advertised_spec(s, ep) == NULL) {
+        endpoint_names(&s->adv, names, sizeof(names));
+        return config_fail(err, err_size, "inter.broker.listener.name",
+                           "%s%s is not in advertised.listeners (advertised: %s)", name, dflt,
+                           names);
+    }
+    *index = (size_t)(ep - s->bind.v);
+    assert(*index < s->bind.n);
     return 0;
 }
 
-/* Fills listeners[] from checked specs: each listener with its entry of
- * advertised.listeners, else its own address; an empty or 0.0.0.0
- * advertised host becomes this machine's host name. */
+/* Fills listeners[] from checked specs; an empty advertised host becomes
+ * this machine's host name. */
 static void fill_listeners(broker_config_t *cfg, const listener_specs_t *s, size_t inter)
 {
     char this_host[BROKER_HOST_MAX + 1];
@@ -574,21 +610,23 @@ static void fill_listeners(broker_config_t *cfg, const listener_specs_t *s, size
         snprintf(this_host, sizeof(this_host), "localhost");
     this_host[sizeof(this_host) - 1] = '\0';
     for (size_t i = 0; i < s->bind.n; i++) {
-        const endpoint_spec_t *a = endpoint_find(&s->adv, s->bind.v[i].name);
-        if (a == NULL)
-            a = &s->bind.v[i];
+        const endpoint_spec_t *a = advertised_spec(s, &s->bind.v[i]);
         broker_listener_t *l = &cfg->listeners[cfg->nlisteners++];
         l->name = xstrdup(s->bind.v[i].name);
         l->host = xstrdup(s->bind.v[i].host);
         l->port = s->bind.v[i].port;
-        bool wildcard = a->host[0] == '\0' || strcmp(a->host, "0.0.0.0") == 0;
-        l->advertised_host = xstrdup(wildcard ? this_host : a->host);
-        l->advertised_port = a->port;
-        assert(l->advertised_port > 0);
+        l->advertised_host = NULL;
+        l->advertised_port = 0;
+        if (a != NULL) {
+            l->advertised_host = xstrdup(a->host[0] ? a->host : this_host);
+            l->advertised_port = a->port;
+            assert(l->advertised_port > 0);
+        }
     }
     cfg->inter_broker_listener = inter;
     cfg->advertised_host = cfg->listeners[inter].advertised_host;
     cfg->advertised_port = cfg->listeners[inter].advertised_port;
+    assert(cfg->advertised_host != NULL);
 }
 
 /* Checks the listener keys' combination and fills listeners[],
@@ -606,7 +644,7 @@ static int resolve_listeners(broker_config_t *cfg, char *err, size_t err_size)
     if (rc == 0)
         rc = check_advertised(&s, err, err_size);
     if (rc == 0)
-        rc = pick_inter_broker(cfg, &s.bind, &inter, err, err_size);
+        rc = pick_inter_broker(cfg, &s, &inter, err, err_size);
     if (rc == 0)
         fill_listeners(cfg, &s, inter);
     endpoint_list_free(&s.bind);

@@ -30,9 +30,11 @@ typedef struct broker_listener {
     char *name;   /* [A-Z0-9_-]+, unique; Kafka upper-cases listener names */
     char *host;   /* address to bind; "": every interface */
     int32_t port; /* unique among the listeners unless 0 (an ephemeral port) */
-    /* What clients are told: the listener's entry of advertised.listeners,
-     * else host:port; an empty or 0.0.0.0 host becomes this machine's host
-     * name. The port is never 0. */
+    /* What clients are told, as in Kafka: with advertised.listeners set,
+     * the listener's entry there, NULL/0 when it has none (the listener is
+     * served but not advertised: not in the registration, so no Metadata
+     * answer names it); unset, host:port. An empty host becomes this
+     * machine's host name; 0.0.0.0 is refused; the port is never 0. */
     char *advertised_host;
     int32_t advertised_port;
 } broker_listener_t;

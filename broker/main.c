@@ -111,9 +111,11 @@ static void log_listeners(const broker_t *b)
     assert(cfg->nlisteners >= 1);
     for (size_t i = 0; i < cfg->nlisteners && n < sizeof(text); i++) {
         const broker_listener_t *l = &cfg->listeners[i];
-        int w = snprintf(text + n, sizeof(text) - n, "%s%s %s:%d (advertised %s:%d%s)",
-                         i ? ", " : "", l->name, l->host[0] ? l->host : "0.0.0.0",
-                         net_server_port(b->net, i), l->advertised_host, l->advertised_port,
+        char adv[BROKER_HOST_MAX + 32] = "not advertised";
+        if (l->advertised_host != NULL)
+            snprintf(adv, sizeof(adv), "advertised %s:%d", l->advertised_host, l->advertised_port);
+        int w = snprintf(text + n, sizeof(text) - n, "%s%s %s:%d (%s%s)", i ? ", " : "", l->name,
+                         l->host[0] ? l->host : "0.0.0.0", net_server_port(b->net, i), adv,
                          i == cfg->inter_broker_listener ? ", inter-broker" : "");
         if (w < 0)
             break;
@@ -128,18 +130,23 @@ static int broker_start(broker_t *b)
 {
     const broker_config_t *cfg = &b->cfg;
     char err[512];
-    /* Views into cfg, for the coordinator (which copies them) and net. */
+    /* Views into cfg, for the coordinator (which copies them) and net:
+     * every listener is bound, the advertised ones are registered. */
     md_endpoint_t endpoints[BROKER_MAX_LISTENERS];
     net_listener_t listeners[BROKER_MAX_LISTENERS];
+    size_t nendpoints = 0;
     assert(cfg->nlisteners >= 1 && cfg->nlisteners <= BROKER_MAX_LISTENERS);
     for (size_t i = 0; i < cfg->nlisteners; i++) {
         const broker_listener_t *l = &cfg->listeners[i];
-        endpoints[i] = (md_endpoint_t){.listener = l->name,
-                                       .host = l->advertised_host,
-                                       .port = l->advertised_port,
-                                       .security_protocol = "PLAINTEXT"};
         listeners[i] = (net_listener_t){.name = l->name, .host = l->host, .port = l->port};
+        if (l->advertised_host == NULL)
+            continue;
+        endpoints[nendpoints++] = (md_endpoint_t){.listener = l->name,
+                                                  .host = l->advertised_host,
+                                                  .port = l->advertised_port,
+                                                  .security_protocol = "PLAINTEXT"};
     }
+    assert(nendpoints >= 1); /* the inter-broker listener is advertised */
 
     log_err_t lerr = log_manager_open(cfg->log_dir, &cfg->log_defaults, &b->logs);
     if (lerr != LOG_OK) {
@@ -155,7 +162,7 @@ static int broker_start(broker_t *b)
         .advertised_host = cfg->advertised_host,
         .advertised_port = cfg->advertised_port,
         .endpoints = endpoints,
-        .nendpoints = cfg->nlisteners,
+        .nendpoints = nendpoints,
         .rpc_host = cfg->rpc_host,
         .rpc_port = cfg->rpc_port,
         .rack = cfg->rack,

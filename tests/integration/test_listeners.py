@@ -3,13 +3,15 @@ INTERNAL on 127.0.0.1 (the harness's port, advertised as bound, the
 inter-broker listener) and EXTERNAL bound on every interface and advertised
 as 127.0.0.2, as a Docker broker is reachable both on the compose network
 and from the host. Broker 3 has a third listener, EXTRA, that the others
-lack.
+lack; broker 2 has HIDDEN, which advertised.listeners does not name.
 
 Metadata and FindCoordinator (every version) through each listener answer
 with that listener's endpoints only, and leave out brokers without it, as
-Kafka does; the registration znode carries every endpoint; librdkafka
-clients produce through one listener and consume, in groups, through
-either."""
+Kafka does; advertised.listeners replaces the whole advertised list, so
+HIDDEN is served but registered nowhere and answers through it name no
+broker; the registration znode carries every advertised endpoint;
+librdkafka clients produce through one listener and consume, in groups,
+through either."""
 
 import unittest
 
@@ -72,19 +74,26 @@ class ListenersTest(vt.SharedClusterTest):
     @classmethod
     def setUpClass(cls):
         config = dict(vt.GROUP_BROKER_CONFIG)
-        config["listener.security.protocol.map"] = "INTERNAL:PLAINTEXT,EXTERNAL:PLAINTEXT,EXTRA:PLAINTEXT"
+        config["listener.security.protocol.map"] = (
+            "INTERNAL:PLAINTEXT,EXTERNAL:PLAINTEXT,EXTRA:PLAINTEXT,HIDDEN:PLAINTEXT")
         config["inter.broker.listener.name"] = "INTERNAL"
         cls.cluster = vt.Cluster(brokers=3, name="listeners", broker_config=config, start=False)
         # listener -> {broker id: (host clients connect to, port)}
         cls.endpoints = {"INTERNAL": {}, "EXTERNAL": {}, "EXTRA": {}}
+        cls.hidden_port = vt.free_port()  # broker 2's HIDDEN listener
         try:
             for b in cls.cluster.brokers:
                 ext, extra = vt.free_port(), vt.free_port()
                 listeners = "INTERNAL://127.0.0.1:%d,EXTERNAL://0.0.0.0:%d" % (b.port, ext)
-                advertised = "EXTERNAL://%s:%d" % (EXTERNAL_HOST, ext)
+                # Set, advertised.listeners is the whole list: INTERNAL (the
+                # inter-broker listener) must be in it.
+                advertised = "INTERNAL://127.0.0.1:%d,EXTERNAL://%s:%d" % (b.port, EXTERNAL_HOST, ext)
                 if b.id == 3:
                     listeners += ",EXTRA://127.0.0.1:%d" % extra
+                    advertised += ",EXTRA://127.0.0.1:%d" % extra
                     cls.endpoints["EXTRA"][b.id] = ("127.0.0.1", extra)
+                if b.id == 2:
+                    listeners += ",HIDDEN://127.0.0.1:%d" % cls.hidden_port
                 b.config["listeners"] = listeners
                 b.config["advertised.listeners"] = advertised
                 cls.endpoints["INTERNAL"][b.id] = ("127.0.0.1", b.port)
@@ -130,6 +139,20 @@ class ListenersTest(vt.SharedClusterTest):
                         want = LISTENER_NOT_FOUND if version >= 6 else LEADER_NOT_AVAILABLE
                         self.assertEqual((p["error"], p["leader"]), (want, -1))
 
+    def test_listener_not_advertised_names_no_broker(self):
+        """Kafka answers a request on a listener that no broker advertises
+        like one on a listener the leaders lack: no brokers, every leader
+        -1 (LISTENER_NOT_FOUND from v6, LEADER_NOT_AVAILABLE before)."""
+        for version in (1, 5, 6, 8):
+            with self.subTest(version=version):
+                md = metadata("127.0.0.1", self.hidden_port, version, [TOPIC])
+                self.assertEqual(md["brokers"], {})
+                want = LISTENER_NOT_FOUND if version >= 6 else LEADER_NOT_AVAILABLE
+                parts = md["topics"][TOPIC]["partitions"]
+                self.assertEqual(len(parts), PARTITIONS)
+                for p in parts.values():
+                    self.assertEqual((p["error"], p["leader"]), (want, -1))
+
     def coordinators(self, groups):
         """{group: coordinator id}, once every group has one (INTERNAL)."""
         port = self.cluster.brokers[0].port
@@ -164,8 +187,14 @@ class ListenersTest(vt.SharedClusterTest):
                         self.assertEqual(got[g], (0, 3) + self.endpoints["EXTRA"][3])
                     else:
                         self.assertEqual(got[g][:2], (COORDINATOR_NOT_AVAILABLE, -1))
+        # On HIDDEN no coordinator has an endpoint.
+        for version in (0, 3, 4):
+            with self.subTest(listener="HIDDEN", version=version):
+                got = find_coordinators("127.0.0.1", self.hidden_port, version, groups)
+                self.assertEqual({g: v[:2] for g, v in got.items()},
+                                 {g: (COORDINATOR_NOT_AVAILABLE, -1) for g in groups})
 
-    def test_registration_carries_every_endpoint(self):
+    def test_registration_carries_every_advertised_endpoint(self):
         for b in self.cluster.brokers:
             with self.subTest(broker=b.id):
                 reg = pb_parse(self.cluster.zk_get("/brokers/ids/%d" % b.id))
@@ -175,6 +204,7 @@ class ListenersTest(vt.SharedClusterTest):
                 for raw in reg[7]:
                     e = pb_parse(raw)
                     endpoints[e[1][0].decode()] = (e[2][0].decode(), e[3][0], e[4][0].decode())
+                # HIDDEN (broker 2) is not advertised, so not registered.
                 want = {name: eps[b.id] + ("PLAINTEXT",) for name, eps in self.endpoints.items() if b.id in eps}
                 self.assertEqual(endpoints, want)
 
@@ -186,6 +216,8 @@ class ListenersTest(vt.SharedClusterTest):
                 "EXTERNAL 0.0.0.0:%d (advertised %s:%d), EXTRA 127.0.0.1:%d (advertised 127.0.0.1:%d)"
                 % (b.port, b.port, ext, EXTERNAL_HOST, ext, extra, extra))
         self.assertIn(want, b.log_text())
+        b = self.cluster.broker(2)
+        self.assertIn("HIDDEN 127.0.0.1:%d (not advertised)" % self.hidden_port, b.log_text())
 
     def test_clients_produce_through_one_listener_and_consume_through_the_other(self):
         external = ",".join("%s:%d" % hp for hp in self.endpoints["EXTERNAL"].values())

@@ -334,14 +334,15 @@ static void test_named_listeners(void)
     unsetenv("VLTAVA_LISTENER_SECURITY_PROTOCOL_MAP");
     unsetenv("VLTAVA_INTER_BROKER_LISTENER_NAME");
 
-    /* Names are upper-cased; blanks and empty items are skipped; a listener
-     * not in advertised.listeners advertises its own address (the wildcard
-     * becoming the host name); ports 0 may repeat; the default inter-broker
-     * listener is PLAINTEXT when there is one. */
+    /* Names are upper-cased; blanks and empty items are skipped; with
+     * advertised.listeners set, a listener it does not name is not
+     * advertised (as in Kafka), and an empty advertised host becomes the
+     * host name; ports 0 may repeat; the default inter-broker listener is
+     * PLAINTEXT. */
     char host[256];
     gethostname(host, sizeof(host));
     load_ok(&cfg, "listeners= internal://127.0.0.1:0 , ,PLAINTEXT://:0,Ext-1://[::1]:9095,\n"
-                  "advertised.listeners=INTERNAL://in.example:1,PLAINTEXT://0.0.0.0:2\n"
+                  "advertised.listeners=INTERNAL://in.example:1,PLAINTEXT://:2\n"
                   "listener.security.protocol.map=internal:plaintext,PLAINTEXT:PLAINTEXT,"
                   "EXT-1:PLAINTEXT,SSL:SSL\n"
                   "replication.listener=:7000\n");
@@ -353,10 +354,22 @@ static void test_named_listeners(void)
     CU_ASSERT_EQUAL(cfg.listeners[1].advertised_port, 2);
     CU_ASSERT_STRING_EQUAL(cfg.listeners[2].name, "EXT-1");
     CU_ASSERT_STRING_EQUAL(cfg.listeners[2].host, "::1");
-    CU_ASSERT_STRING_EQUAL(cfg.listeners[2].advertised_host, "::1");
-    CU_ASSERT_EQUAL(cfg.listeners[2].advertised_port, 9095);
+    CU_ASSERT_EQUAL(cfg.listeners[2].port, 9095);
+    CU_ASSERT_PTR_NULL(cfg.listeners[2].advertised_host);
+    CU_ASSERT_EQUAL(cfg.listeners[2].advertised_port, 0);
     CU_ASSERT_EQUAL(cfg.inter_broker_listener, 1);
     CU_ASSERT_STRING_EQUAL(cfg.rpc_host, host);
+    broker_config_free(&cfg);
+
+    /* advertised.listeners unset: every listener advertises its own
+     * address, an empty host the host name. */
+    load_ok(&cfg, "listeners=PLAINTEXT://127.0.0.1:5,OTHER://:6\n"
+                  "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,OTHER:PLAINTEXT\n");
+    CU_ASSERT_EQUAL_FATAL(cfg.nlisteners, 2);
+    CU_ASSERT_STRING_EQUAL(cfg.listeners[0].advertised_host, "127.0.0.1");
+    CU_ASSERT_EQUAL(cfg.listeners[0].advertised_port, 5);
+    CU_ASSERT_STRING_EQUAL(cfg.listeners[1].advertised_host, host);
+    CU_ASSERT_EQUAL(cfg.listeners[1].advertised_port, 6);
     broker_config_free(&cfg);
 
     /* Without PLAINTEXT, inter.broker.listener.name names one (the
@@ -433,6 +446,31 @@ static void test_listener_refusals(void)
     expect_refused(REQUIRED "listeners=\n", "listeners", "at least one listener");
     expect_refused(REQUIRED "listeners=PLAINTEXT://:0\n", "advertised.listeners",
                    "listener PLAINTEXT needs an advertised port");
+    expect_refused(REQUIRED "listeners=PLAINTEXT://:1\nadvertised.listeners=PLAINTEXT://h:0\n",
+                   "advertised.listeners", "listener PLAINTEXT needs an advertised port");
+    /* Kafka refuses the non-routable 0.0.0.0 as an advertised host, given
+     * or inherited from listeners. */
+    expect_refused(REQUIRED
+                   "listeners=PLAINTEXT://:1\nadvertised.listeners=PLAINTEXT://0.0.0.0:1\n",
+                   "advertised.listeners", "listener PLAINTEXT advertises 0.0.0.0");
+    expect_refused(REQUIRED "listeners=PLAINTEXT://0.0.0.0:1\n", "advertised.listeners",
+                   "unset, so listener PLAINTEXT advertises its address 0.0.0.0");
+    /* The inter-broker listener must be advertised (Kafka's rule). */
+    expect_refused(REQUIRED "listeners=PLAINTEXT://:1,EXT://:2\n"
+                            "advertised.listeners=EXT://h:2\n"
+                            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,EXT:PLAINTEXT\n",
+                   "inter.broker.listener.name",
+                   "PLAINTEXT (the default) is not in advertised.listeners (advertised: EXT)");
+    expect_refused(REQUIRED DOCKER_LISTENERS "advertised.listeners=EXTERNAL://127.0.0.1:9092\n",
+                   "inter.broker.listener.name",
+                   "INTERNAL is not in advertised.listeners (advertised: EXTERNAL)");
+    /* A listener that is not advertised may keep port 0. */
+    broker_config_t cfg;
+    load_ok(&cfg,
+            "listeners=PLAINTEXT://:1,EXT://127.0.0.1:0\nadvertised.listeners=PLAINTEXT://h:1\n"
+            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,EXT:PLAINTEXT\n");
+    CU_ASSERT_PTR_NULL(cfg.listeners[1].advertised_host);
+    broker_config_free(&cfg);
     expect_refused(REQUIRED "listeners=A://:1,B://:2,C://:3,D://:4,E://:5,F://:6,G://:7,H://:8,"
                             "I://:9,J://:10,K://:11,L://:12,M://:13,N://:14,O://:15,P://:16,"
                             "Q://:17\n",
