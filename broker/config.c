@@ -14,6 +14,8 @@
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <sys/socket.h>
 
 #include "vlog.h"
 #include "xalloc.h"
@@ -298,26 +300,32 @@ static void endpoint_list_free(endpoint_list_t *list)
     list->n = 0;
 }
 
+/* [*s, *s + *len) without its leading and trailing blanks. */
+static void trim_span(const char **s, size_t *len)
+{
+    while (*len > 0 && isspace((unsigned char)**s)) {
+        (*s)++;
+        (*len)--;
+    }
+    while (*len > 0 && isspace((unsigned char)(*s)[*len - 1]))
+        (*len)--;
+}
+
 /* The next comma-separated item of *s with blanks trimmed, empty items
  * skipped as Kafka's list parser does. Returns false after the last. */
 static bool next_item(const char **s, const char **item, size_t *len)
 {
-    for (;;) {
+    while (**s != '\0') {
         const char *p = *s;
-        if (*p == '\0')
-            return false;
         const char *end = p + strcspn(p, ",");
         *s = *end == ',' ? end + 1 : end;
-        while (p < end && isspace((unsigned char)*p))
-            p++;
-        while (end > p && isspace((unsigned char)end[-1]))
-            end--;
-        if (end > p) {
-            *item = p;
-            *len = (size_t)(end - p);
+        *item = p;
+        *len = (size_t)(end - p);
+        trim_span(item, len);
+        if (*len > 0)
             return true;
-        }
     }
+    return false;
 }
 
 /* A listener name: 1..BROKER_LISTENER_NAME_MAX of [A-Za-z0-9_-], written
@@ -403,18 +411,24 @@ static int parse_protocol_map(const char *key, const char *value, protocol_map_t
     while (next_item(&value, &item, &len)) {
         if (map->n == PROTOCOL_MAP_MAX)
             return config_fail(err, err_size, key, "more than %d entries", (int)PROTOCOL_MAP_MAX);
-        const char *colon = memchr(item, ':', len);
-        if (colon == NULL)
+        /* Split at the last ':' with blanks around it trimmed, as Kafka's
+         * map parser does. */
+        size_t nlen = len;
+        while (nlen > 0 && item[nlen - 1] != ':')
+            nlen--;
+        if (nlen == 0)
             return config_fail(err, err_size, key, "invalid entry '%.*s' (expected NAME:PROTOCOL)",
                                (int)len, item);
-        if (parse_listener_name(key, item, (size_t)(colon - item), map->name[map->n], err,
-                                err_size) != 0)
+        const char *proto = item + nlen;
+        size_t plen = len - nlen;
+        nlen--; /* the ':' */
+        trim_span(&item, &nlen);
+        trim_span(&proto, &plen);
+        if (parse_listener_name(key, item, nlen, map->name[map->n], err, err_size) != 0)
             return -1;
         for (size_t i = 0; i < map->n; i++)
             if (strcmp(map->name[i], map->name[map->n]) == 0)
                 return config_fail(err, err_size, key, "listener %s is mapped twice", map->name[i]);
-        const char *proto = colon + 1;
-        size_t plen = len - (size_t)(proto - item);
         size_t p = 0;
         while (p < NPROTOCOLS && (strlen(security_protocols[p]) != plen ||
                                   strncasecmp(security_protocols[p], proto, plen) != 0))
@@ -490,23 +504,48 @@ static int parse_listener_specs(const broker_config_t *cfg, listener_specs_t *s,
                               err, err_size);
 }
 
-/* Listeners' ports are unique unless 0 (an ephemeral port each), and
- * replication.listener, not a Kafka listener, has a port of its own:
- * refused here, before the broker registers, rather than at bind. */
+/* AF_INET or AF_INET6 when host is an address literal of that family;
+ * AF_UNSPEC for a name or "" (every interface). */
+static int address_family(const char *host)
+{
+    unsigned char addr[sizeof(struct in6_addr)];
+    if (inet_pton(AF_INET, host, addr) == 1)
+        return AF_INET;
+    if (inet_pton(AF_INET6, host, addr) == 1)
+        return AF_INET6;
+    return AF_UNSPEC;
+}
+
+/* Kafka's port rule: listeners' ports are unique unless 0 (an ephemeral
+ * port each), except that exactly two may share one when one binds an IPv4
+ * address and the other an IPv6 address (net binds that IPv6 socket IPv6
+ * only). replication.listener, not a Kafka listener, has a port of its
+ * own: refused here, before the broker registers, rather than at bind. */
 static int check_listener_ports(const broker_config_t *cfg, const endpoint_list_t *bind, char *err,
                                 size_t err_size)
 {
     for (size_t i = 0; i < bind->n; i++) {
-        if (cfg->rpc_port != 0 && cfg->rpc_port == bind->v[i].port)
+        const endpoint_spec_t *e = &bind->v[i];
+        if (e->port == 0)
+            continue;
+        if (cfg->rpc_port == e->port)
             return config_fail(err, err_size, "replication.listener",
                                "port %d is also the port of listener %s (the replication "
                                "listener needs its own)",
-                               cfg->rpc_port, bind->v[i].name);
+                               cfg->rpc_port, e->name);
+        size_t sharing = 0;
+        for (size_t j = 0; j < bind->n; j++)
+            sharing += bind->v[j].port == e->port;
         for (size_t j = 0; j < i; j++) {
-            if (bind->v[i].port != 0 && bind->v[i].port == bind->v[j].port)
+            if (bind->v[j].port != e->port)
+                continue;
+            int fi = address_family(e->host), fj = address_family(bind->v[j].host);
+            bool v4_v6 = fi != AF_UNSPEC && fj != AF_UNSPEC && fi != fj;
+            if (sharing > 2 || !v4_v6)
                 return config_fail(err, err_size, "listeners",
-                                   "listeners %s and %s both use port %d", bind->v[j].name,
-                                   bind->v[i].name, bind->v[i].port);
+                                   "listeners %s and %s both use port %d (only an IPv4 and an "
+                                   "IPv6 address may share a port)",
+                                   bind->v[j].name, e->name, e->port);
         }
     }
     return 0;
@@ -694,28 +733,35 @@ static int config_set(broker_config_t *cfg, const char *key, const char *value, 
     case OPT_ENDPOINTS:
     case OPT_PROTOCOL_MAP:
     case OPT_LISTENER_NAME: {
-        /* Checked alone now; combined with the others by resolve_listeners. */
-        int rc;
+        /* Checked alone now, combined with the others by resolve_listeners.
+         * Kept trimmed, as Kafka trims string values (environment variables
+         * and flags keep the blanks the file loader drops); "": unset. */
+        size_t len = strlen(value);
+        trim_span(&value, &len);
+        char *text = xstrndup(value, len);
+        int rc = 0;
         if (opt->type == OPT_ENDPOINTS) {
             endpoint_list_t list;
-            rc = parse_endpoints(key, value, &list, err, err_size);
+            rc = parse_endpoints(key, text, &list, err, err_size);
             if (rc == 0)
                 endpoint_list_free(&list);
         } else if (opt->type == OPT_PROTOCOL_MAP) {
             protocol_map_t map;
-            rc = parse_protocol_map(key, value, &map, err, err_size);
-        } else {
+            rc = parse_protocol_map(key, text, &map, err, err_size);
+        } else if (len > 0) {
             char name[BROKER_LISTENER_NAME_MAX + 1];
-            rc = value[0] == '\0'
-                     ? 0
-                     : parse_listener_name(key, value, strlen(value), name, err, err_size);
+            rc = parse_listener_name(key, text, len, name, err, err_size);
         }
-        if (rc != 0)
-            return -1;
-        char **field = (char **)(base + opt->offset);
-        free(*field);
-        *field = value[0] == '\0' ? NULL : xstrdup(value);
-        return 0;
+        if (rc != 0 || len == 0) {
+            free(text);
+            text = NULL;
+        }
+        if (rc == 0) {
+            char **field = (char **)(base + opt->offset);
+            free(*field);
+            *field = text; /* owned by cfg */
+        }
+        return rc;
     }
     case OPT_HOST_PORT:
         return parse_host_port(key, value, (char **)(base + opt->offset),

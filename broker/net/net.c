@@ -745,7 +745,10 @@ static void accept_retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 /* ---- server ---- */
 
-static int listen_on(const char *host, int32_t port, int32_t *bound_port, char *err,
+/* A listening socket on host:port. v6only: an IPv6 socket takes IPv6
+ * only, so that an IPv4 listener can bind the same port (with the default
+ * dual stack, [::] would hold the IPv4 side of the port too). */
+static int listen_on(const char *host, int32_t port, bool v6only, int32_t *bound_port, char *err,
                      size_t err_size)
 {
     struct addrinfo hints = {.ai_family = AF_UNSPEC,
@@ -774,6 +777,8 @@ static int listen_on(const char *host, int32_t port, int32_t *bound_port, char *
         }
         int one = 1;
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        if (v6only && ai->ai_family == AF_INET6)
+            setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
         if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 1024) == 0)
             break;
         saved = errno;
@@ -841,7 +846,10 @@ net_server_t *net_server_new(struct ev_loop *loop, const net_config_t *cfg, char
         char why[256];
         sock->srv = srv;
         sock->index = k;
-        sock->fd = listen_on(l->host, l->port, &sock->port, why, sizeof(why));
+        bool shares_port = false; /* config allows that for an IPv4 and an IPv6 address */
+        for (size_t j = 0; j < cfg->nlisteners; j++)
+            shares_port |= j != k && l->port != 0 && cfg->listeners[j].port == l->port;
+        sock->fd = listen_on(l->host, l->port, shares_port, &sock->port, why, sizeof(why));
         if (sock->fd < 0) {
             snprintf(err, err_size, "%s%s%s", l->name ? l->name : "", l->name ? " " : "", why);
             free_sockets(srv);

@@ -39,7 +39,10 @@ typedef void (*net_closed_fn)(api_context_t *ctx, void *conn);
 typedef struct net_listener {
     const char *name; /* for logs (the broker's listener name); NULL: none */
     const char *host; /* address to bind; NULL or "" or "0.0.0.0": every IPv4 address */
-    int32_t port;     /* 0: an ephemeral port (see net_server_port) */
+    /* 0: an ephemeral port (see net_server_port). Two listeners may share
+     * a port when one binds an IPv4 address and the other an IPv6 one
+     * (the config checks that): the IPv6 socket then takes IPv6 only. */
+    int32_t port;
 } net_listener_t;
 
 typedef struct net_config {

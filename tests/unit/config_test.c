@@ -388,6 +388,35 @@ static void test_named_listeners(void)
     CU_ASSERT_EQUAL(cfg.rpc_port, 0);
     broker_config_free(&cfg);
 
+    /* Blanks around a map entry's ':' and around inter.broker.listener.name
+     * (from the environment or a flag, which keep them) are trimmed, as
+     * Kafka trims them. */
+    setenv("VLTAVA_INTER_BROKER_LISTENER_NAME", " internal\t", 1);
+    load_ok(&cfg, "listeners=INTERNAL://:1,EXTERNAL://:2\n"
+                  "listener.security.protocol.map=INTERNAL : PLAINTEXT , EXTERNAL:\tplaintext\n");
+    unsetenv("VLTAVA_INTER_BROKER_LISTENER_NAME");
+    CU_ASSERT_EQUAL(cfg.nlisteners, 2);
+    CU_ASSERT_EQUAL(cfg.inter_broker_listener, 0);
+    broker_config_free(&cfg);
+    write_conf(REQUIRED "listeners=A://:1,B://:2\n"
+                        "listener.security.protocol.map=A:PLAINTEXT,B:PLAINTEXT\n");
+    char flag_err[256];
+    CU_ASSERT_EQUAL_FATAL(load(&cfg, flag_err, sizeof(flag_err), conf_path,
+                               "--inter.broker.listener.name", " b ", NULL),
+                          0);
+    CU_ASSERT_EQUAL(cfg.inter_broker_listener, 1);
+    broker_config_free(&cfg);
+
+    /* Two listeners may share a port when one binds an IPv4 address and
+     * the other an IPv6 address (Kafka's exception). */
+    load_ok(&cfg, "listeners=PLAINTEXT://127.0.0.1:7,V6://[::1]:7,ANY4://0.0.0.0:8,ANY6://[::]:8\n"
+                  "advertised.listeners=PLAINTEXT://h:7\n"
+                  "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,V6:PLAINTEXT,"
+                  "ANY4:PLAINTEXT,ANY6:PLAINTEXT\n");
+    CU_ASSERT_EQUAL(cfg.nlisteners, 4);
+    CU_ASSERT_EQUAL(cfg.listeners[1].port, 7);
+    broker_config_free(&cfg);
+
     /* A later source replaces the whole list. */
     write_conf(REQUIRED "listeners=PLAINTEXT://:1,OTHER://:2\n"
                         "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,OTHER:PLAINTEXT\n");
@@ -405,6 +434,20 @@ static void test_listener_refusals(void)
 {
     expect_refused(REQUIRED "listeners=PLAINTEXT://a:1,plaintext://b:2\n", "listeners",
                    "listener PLAINTEXT is named twice");
+    /* Sharing a port: not two IPv4 addresses, not a name or an empty host,
+     * not three listeners. */
+    expect_refused(REQUIRED "listeners=A://127.0.0.1:1,B://127.0.0.2:1\n"
+                            "listener.security.protocol.map=A:PLAINTEXT,B:PLAINTEXT\n",
+                   "listeners", "listeners A and B both use port 1");
+    expect_refused(REQUIRED "listeners=A://localhost:1,B://[::1]:1\n"
+                            "listener.security.protocol.map=A:PLAINTEXT,B:PLAINTEXT\n",
+                   "listeners", "only an IPv4 and an IPv6 address may share a port");
+    expect_refused(REQUIRED "listeners=A://:1,B://[::1]:1\n"
+                            "listener.security.protocol.map=A:PLAINTEXT,B:PLAINTEXT\n",
+                   "listeners", "listeners A and B both use port 1");
+    expect_refused(REQUIRED "listeners=A://127.0.0.1:1,B://[::1]:1,C://[::2]:1\n"
+                            "listener.security.protocol.map=A:PLAINTEXT,B:PLAINTEXT,C:PLAINTEXT\n",
+                   "listeners", "listeners A and B both use port 1");
     expect_refused(REQUIRED "listeners=A://a:1,B://b:1\n"
                             "listener.security.protocol.map=A:PLAINTEXT,B:PLAINTEXT\n",
                    "listeners", "listeners A and B both use port 1");
@@ -429,6 +472,10 @@ static void test_listener_refusals(void)
                    "listener.security.protocol.map", "unknown security protocol 'TLS'");
     expect_refused(REQUIRED "listener.security.protocol.map=PLAINTEXT\n",
                    "listener.security.protocol.map", "expected NAME:PROTOCOL");
+    expect_refused(REQUIRED "listener.security.protocol.map= :PLAINTEXT\n",
+                   "listener.security.protocol.map", "1 to 64 characters");
+    expect_refused(REQUIRED "listener.security.protocol.map=A:B:PLAINTEXT\n",
+                   "listener.security.protocol.map", "invalid listener name 'A:B'");
     expect_refused(REQUIRED "listener.security.protocol.map=A:PLAINTEXT,a:SSL\n",
                    "listener.security.protocol.map", "listener A is mapped twice");
     expect_refused(REQUIRED "inter.broker.listener.name=INTERNAL\n", "inter.broker.listener.name",

@@ -617,6 +617,62 @@ static void test_listeners(void)
     ev_loop_destroy(l2);
 }
 
+/* A port free on IPv4 and IPv6 when probed (a dual-stack [::]:0 bind). */
+static int32_t free_dual_stack_port(void)
+{
+    int fd = socket(AF_INET6, SOCK_STREAM, 0);
+    CU_ASSERT_FATAL(fd >= 0);
+    struct sockaddr_in6 sa = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_ANY_INIT};
+    CU_ASSERT_FATAL(bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0);
+    socklen_t len = sizeof(sa);
+    CU_ASSERT_FATAL(getsockname(fd, (struct sockaddr *)&sa, &len) == 0);
+    close(fd);
+    return ntohs(sa.sin6_port);
+}
+
+/* An IPv4 and an IPv6 listener on one port, as Kafka allows: both bind,
+ * even as wildcards ([::] would otherwise hold the IPv4 side too), and
+ * each request names the one its connection came in on. */
+static void test_ipv4_and_ipv6_share_a_port(void)
+{
+    memset(&T, 0, sizeof(T));
+    T.file_fd = -1;
+    loop = ev_loop_new(EVFLAG_AUTO);
+    int32_t port = free_dual_stack_port();
+    const net_listener_t pair[] = {{.name = "V4", .host = "0.0.0.0", .port = port},
+                                   {.name = "V6", .host = "::", .port = port}};
+    net_config_t cfg = {.listeners = pair,
+                        .nlisteners = 2,
+                        .max_request_bytes = 1 << 20,
+                        .max_connections = 10,
+                        .max_inflight_requests = 10,
+                        .dispatch = test_dispatch};
+    char err[256] = "";
+    srv = net_server_new(loop, &cfg, err, sizeof(err));
+    if (srv == NULL)
+        fprintf(stderr, "\n    %s\n", err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(srv);
+    CU_ASSERT_EQUAL(net_server_port(srv, 0), port);
+    CU_ASSERT_EQUAL(net_server_port(srv, 1), port);
+
+    int v4 = client_connect_to(0);
+    send_request(v4, 0, 0, 1, "four", 4);
+    expect_response(v4, false, 1, "four");
+    CU_ASSERT_EQUAL(T.last_listener, 0);
+
+    int v6 = socket(AF_INET6, SOCK_STREAM, 0);
+    CU_ASSERT_FATAL(v6 >= 0);
+    struct sockaddr_in6 sa = {
+        .sin6_family = AF_INET6, .sin6_port = htons(port), .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+    CU_ASSERT_FATAL(connect(v6, (struct sockaddr *)&sa, sizeof(sa)) == 0);
+    send_request(v6, 0, 0, 2, "six", 3);
+    expect_response(v6, false, 2, "six");
+    CU_ASSERT_EQUAL(T.last_listener, 1);
+    close(v4);
+    close(v6);
+    server_stop();
+}
+
 static void test_closed_with_deferred(void)
 {
     server_start(1 << 20, 100, 100, 0);
@@ -753,6 +809,7 @@ void kafka_net_suite(void)
     CU_add_test(s, "truncated frame", test_truncated_frame);
     CU_add_test(s, "max connections", test_max_connections);
     CU_add_test(s, "listeners", test_listeners);
+    CU_add_test(s, "an IPv4 and an IPv6 listener share a port", test_ipv4_and_ipv6_share_a_port);
     CU_add_test(s, "closed with deferred", test_closed_with_deferred);
     CU_add_test(s, "large frames and backpressure", test_large_frames_and_backpressure);
     CU_add_test(s, "sendfile slices", test_sendfile_slices);
