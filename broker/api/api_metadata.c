@@ -1,9 +1,13 @@
 /* Metadata v0-8 (non-flexible), answered from the coordinator's cache.
  *
- * As Kafka does, the answer is about the listener the request came in on:
- * every live broker with its endpoint of that listener, brokers without
- * one left out; a partition whose live leader lacks the listener answers
- * leader -1 with LISTENER_NOT_FOUND (v6+; LEADER_NOT_AVAILABLE before).
+ * As Kafka's ZkMetadataCache does, the answer is about the listener the
+ * request came in on: every live broker with its endpoint of that
+ * listener, brokers without one left out. A partition whose leader is not
+ * live answers leader -1 with LEADER_NOT_AVAILABLE; one whose live leader
+ * lacks the listener, leader -1 with LISTENER_NOT_FOUND (v6+;
+ * LEADER_NOT_AVAILABLE before). Version 0 also leaves out of the replica
+ * and ISR lists the brokers without a live endpoint on the listener, and a
+ * partition with a leader but such a replica answers REPLICA_NOT_AVAILABLE.
  *
  * A requested topic that does not exist is created when
  * auto.create.topics.enable is set and the client allows it (always for
@@ -46,13 +50,6 @@ static void auto_create(api_context_t *ctx, kslice_t name)
     coordinator_create_topic(ctx->coord, &spec, auto_create_done, owned);
 }
 
-static void write_int32_array(kwriter_t *w, const int32_t *v, int32_t n)
-{
-    kw_array_v(w, false, n);
-    for (int32_t i = 0; i < n; i++)
-        kw_i32(w, v[i]);
-}
-
 const char *api_listener_name(const api_context_t *ctx, const kafka_request_t *req)
 {
     const broker_config_t *cfg = ctx->config;
@@ -61,21 +58,51 @@ const char *api_listener_name(const api_context_t *ctx, const kafka_request_t *r
     return cfg->listeners[req->listener].name;
 }
 
-/* The leader id and error a partition answers with on `listener`. */
-static int32_t partition_leader(const cluster_metadata_t *md, const char *listener, int16_t version,
-                                const md_partition_t *p, int16_t *error)
+/* Whether broker id is live with an endpoint on listener (Kafka's
+ * hasAliveEndpoint). */
+static bool reachable(const cluster_metadata_t *md, const char *listener, int32_t id)
 {
-    *error = KAFKA_NONE;
-    if (p->leader < 0) {
-        *error = KAFKA_LEADER_NOT_AVAILABLE;
-        return p->leader;
+    const md_broker_t *b = id >= 0 ? cluster_metadata_broker(md, id) : NULL;
+    return b != NULL && md_broker_endpoint(b, listener) != NULL;
+}
+
+static int32_t count_reachable(const cluster_metadata_t *md, const char *listener,
+                               const int32_t *ids, int32_t n)
+{
+    int32_t count = 0;
+    for (int32_t i = 0; i < n; i++)
+        count += reachable(md, listener, ids[i]);
+    assert(count <= n);
+    return count;
+}
+
+/* A replica or ISR list; with only_reachable (Metadata v0), the brokers
+ * reachable on listener alone. */
+static void write_broker_ids(kwriter_t *w, const cluster_metadata_t *md, const char *listener,
+                             const int32_t *ids, int32_t n, bool only_reachable)
+{
+    kw_array_v(w, false, only_reachable ? count_reachable(md, listener, ids, n) : n);
+    for (int32_t i = 0; i < n; i++)
+        if (!only_reachable || reachable(md, listener, ids[i]))
+            kw_i32(w, ids[i]);
+}
+
+/* The error and leader a partition answers with on listener (Kafka's
+ * getPartitionMetadata). */
+static int16_t partition_error(const cluster_metadata_t *md, const char *listener, int16_t version,
+                               const md_partition_t *p, int32_t *leader)
+{
+    *leader = -1;
+    if (!reachable(md, listener, p->leader)) {
+        if (p->leader < 0 || cluster_metadata_broker(md, p->leader) == NULL)
+            return KAFKA_LEADER_NOT_AVAILABLE;
+        return version >= 6 ? KAFKA_LISTENER_NOT_FOUND : KAFKA_LEADER_NOT_AVAILABLE;
     }
-    const md_broker_t *b = cluster_metadata_broker(md, p->leader);
-    if (b != NULL && md_broker_endpoint(b, listener) == NULL) {
-        *error = version >= 6 ? KAFKA_LISTENER_NOT_FOUND : KAFKA_LEADER_NOT_AVAILABLE;
-        return -1;
-    }
-    return p->leader;
+    *leader = p->leader;
+    if (version == 0 && (count_reachable(md, listener, p->replicas, p->nreplicas) < p->nreplicas ||
+                         count_reachable(md, listener, p->isr, p->nisr) < p->nisr))
+        return KAFKA_REPLICA_NOT_AVAILABLE;
+    return KAFKA_NONE;
 }
 
 static void write_topic(kwriter_t *w, int16_t version, const cluster_metadata_t *md,
@@ -89,17 +116,16 @@ static void write_topic(kwriter_t *w, int16_t version, const cluster_metadata_t 
     kw_array_v(w, false, t->npartitions);
     for (int32_t i = 0; i < t->npartitions; i++) {
         const md_partition_t *p = &t->partitions[i];
-        int16_t error;
-        int32_t leader = partition_leader(md, listener, version, p, &error);
-        kw_i16(w, error);
+        int32_t leader;
+        kw_i16(w, partition_error(md, listener, version, p, &leader));
         kw_i32(w, p->id);
         kw_i32(w, leader);
         if (version >= 7)
             kw_i32(w, p->leader_epoch);
-        write_int32_array(w, p->replicas, p->nreplicas);
-        write_int32_array(w, p->isr, p->nisr);
+        write_broker_ids(w, md, listener, p->replicas, p->nreplicas, version == 0);
+        write_broker_ids(w, md, listener, p->isr, p->nisr, version == 0);
         if (version >= 5)
-            write_int32_array(w, p->offline, p->noffline);
+            write_broker_ids(w, md, listener, p->offline, p->noffline, false);
     }
     if (version >= 8)
         kw_i32(w, API_AUTHORIZED_OPS_OMITTED);

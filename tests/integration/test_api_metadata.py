@@ -10,6 +10,7 @@ from vltava_test import KafkaConnection, Reader, Writer
 INT32_MIN = -(2 ** 31)
 UNKNOWN_TOPIC_OR_PARTITION = 3
 LEADER_NOT_AVAILABLE = 5
+REPLICA_NOT_AVAILABLE = 9
 INVALID_TOPIC_EXCEPTION = 17
 
 
@@ -161,6 +162,59 @@ class AutoCreateDisabledTest(unittest.TestCase):
             md = metadata(c.brokers[0].port, 0, ["md-never"])
             self.assertEqual(md["topics"]["md-never"]["error"], UNKNOWN_TOPIC_OR_PARTITION)
             self.assertIsNone(c.zk_get("/brokers/topics/md-never"))
+
+
+class BrokersNotLiveTest(unittest.TestCase):
+    def test_leader_and_replicas_not_live(self):
+        """Kafka's answers (ZkMetadataCache) for partitions naming a broker
+        that is not live: leader -1 with LEADER_NOT_AVAILABLE where the
+        leader is gone; from v0 alone, the replica and ISR lists without
+        it and REPLICA_NOT_AVAILABLE where the leader is live. The
+        controller is frozen (SIGSTOP; its session, 30 s, outlives the
+        test) before broker A leaves, so the partition states keep naming
+        A while broker B's cache already lacks it."""
+        config = {"zookeeper.session.timeout.ms": "30000"}
+        with vt.Cluster(brokers=3, name="md-not-live", broker_config=config) as c:
+            c.create_topic("md-one", partitions=6, rf=1)
+            c.create_topic("md-two", partitions=6, rf=2)
+            controller = c.controller_id()
+            a, b = [x.id for x in c.brokers if x.id != controller]
+            port = c.broker(b).port
+            before = metadata(port, 1, ["md-one", "md-two"])["topics"]
+            c.broker(controller).pause()
+            try:
+                self.assertEqual(c.broker(a).stop(), 0)
+                vt.wait_for(lambda: a not in metadata(port, 1, [])["brokers"], timeout=30,
+                            what="broker %d to leave broker %d's metadata" % (a, b))
+                for version in (0, 1, 6):
+                    with self.subTest(version=version):
+                        topics = metadata(port, version, ["md-one", "md-two"])["topics"]
+                        self.check_not_live(version, a, before, topics)
+            finally:
+                c.broker(controller).resume()
+
+    def check_not_live(self, version, gone, before, topics):
+        seen = set()
+        for name in ("md-one", "md-two"):
+            for pid, p in topics[name]["partitions"].items():
+                old = before[name]["partitions"][pid]
+                # The controller is frozen: nothing moved.
+                self.assertEqual(sorted(p["replicas"]) if version else p["replicas"],
+                                 sorted(old["replicas"]) if version else [r for r in old["replicas"] if r != gone])
+                if old["leader"] == gone:
+                    seen.add("leader gone")
+                    self.assertEqual((p["error"], p["leader"]), (LEADER_NOT_AVAILABLE, -1))
+                elif gone in old["replicas"]:
+                    seen.add("replica gone")
+                    self.assertEqual((p["error"], p["leader"]),
+                                     (REPLICA_NOT_AVAILABLE if version == 0 else 0, old["leader"]))
+                    if version == 0:
+                        self.assertNotIn(gone, p["isr"])
+                else:
+                    self.assertEqual((p["error"], p["leader"]), (0, old["leader"]))
+        # Six partitions of rf 1 and six of rf 2 over three brokers: each
+        # case occurs.
+        self.assertEqual(seen, {"leader gone", "replica gone"})
 
 
 class FindCoordinatorTest(unittest.TestCase):

@@ -22,6 +22,7 @@ from test_cluster import pb_parse
 
 COORDINATOR_NOT_AVAILABLE = 15
 LEADER_NOT_AVAILABLE = 5
+REPLICA_NOT_AVAILABLE = 9
 LISTENER_NOT_FOUND = 72
 EXTERNAL_HOST = "127.0.0.2"
 TOPIC = "listeners"
@@ -127,13 +128,19 @@ class ListenersTest(vt.SharedClusterTest):
     def test_broker_without_the_listener_is_left_out(self):
         leaders = self.leaders()
         host, port = self.endpoints["EXTRA"][3]
-        for version in (1, 5, 6, 8):
+        for version in (0, 1, 5, 6, 8):
             with self.subTest(version=version):
                 md = metadata(host, port, version, [TOPIC])
                 self.assertEqual({i: (h, p) for i, (h, p, _r) in md["brokers"].items()}, self.endpoints["EXTRA"])
                 for pid, p in md["topics"][TOPIC]["partitions"].items():
+                    if version == 0:
+                        # Kafka's v0 lists only the replicas reachable on the
+                        # listener, and says so when it dropped some.
+                        self.assertEqual((p["replicas"], p["isr"]), ([3], [3]))
+                    else:
+                        self.assertEqual(sorted(p["replicas"]), [1, 2, 3])
                     if leaders[pid] == 3:
-                        self.assertEqual((p["error"], p["leader"]), (0, 3))
+                        self.assertEqual((p["error"], p["leader"]), (REPLICA_NOT_AVAILABLE if version == 0 else 0, 3))
                     else:
                         # Kafka: a live leader without the listener.
                         want = LISTENER_NOT_FOUND if version >= 6 else LEADER_NOT_AVAILABLE
