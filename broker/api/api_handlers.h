@@ -128,7 +128,7 @@ void api_deferred_answer(api_deferred_t *d);
 
 #define API_MODULE "api"
 
-/* The name of the listener req came in on (api_metadata.c). Metadata and
+/* The name of the listener req came in on. Metadata and
  * FindCoordinator hand out each broker's endpoint of that listener
  * (md_broker_endpoint), leaving out brokers that lack it, as Kafka does. */
 const char *api_listener_name(const api_context_t *ctx, const kafka_request_t *req);

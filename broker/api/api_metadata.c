@@ -50,14 +50,6 @@ static void auto_create(api_context_t *ctx, kslice_t name)
     coordinator_create_topic(ctx->coord, &spec, auto_create_done, owned);
 }
 
-const char *api_listener_name(const api_context_t *ctx, const kafka_request_t *req)
-{
-    const broker_config_t *cfg = ctx->config;
-    assert(req->listener < cfg->nlisteners);
-    assert(cfg->listeners[req->listener].name != NULL);
-    return cfg->listeners[req->listener].name;
-}
-
 /* Whether broker id is live with an endpoint on listener (Kafka's
  * hasAliveEndpoint). */
 static bool reachable(const cluster_metadata_t *md, const char *listener, int32_t id)

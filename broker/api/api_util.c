@@ -1,8 +1,9 @@
 /* Helpers shared by the API handlers that read broker state: leader
- * lookup. The pure ones are in api_validate.c. */
+ * lookup, the request's listener. The pure ones are in api_validate.c. */
 #include <assert.h>
 
 #include "api_handlers.h"
+#include "config.h"
 #include "coordinator.h"
 #include "kafka_errors.h"
 
@@ -22,4 +23,12 @@ int16_t api_leader_replica(api_context_t *ctx, kslice_t topic, int32_t partition
     if (!rp && (!t || partition < 0 || partition >= t->npartitions))
         return KAFKA_UNKNOWN_TOPIC_OR_PARTITION;
     return KAFKA_NOT_LEADER_OR_FOLLOWER;
+}
+
+const char *api_listener_name(const api_context_t *ctx, const kafka_request_t *req)
+{
+    const broker_config_t *cfg = ctx->config;
+    assert(req->listener < cfg->nlisteners);
+    assert(cfg->listeners[req->listener].name != NULL);
+    return cfg->listeners[req->listener].name;
 }
