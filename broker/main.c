@@ -17,6 +17,7 @@
 #include <ev.h>
 #include <errno.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -134,19 +135,21 @@ static int broker_start(broker_t *b)
      * every listener is bound, the advertised ones are registered. */
     md_endpoint_t endpoints[BROKER_MAX_LISTENERS];
     net_listener_t listeners[BROKER_MAX_LISTENERS];
-    size_t nendpoints = 0;
+    size_t nendpoints = 0, inter_broker_endpoint = SIZE_MAX;
     assert(cfg->nlisteners >= 1 && cfg->nlisteners <= BROKER_MAX_LISTENERS);
     for (size_t i = 0; i < cfg->nlisteners; i++) {
         const broker_listener_t *l = &cfg->listeners[i];
         listeners[i] = (net_listener_t){.name = l->name, .host = l->host, .port = l->port};
         if (l->advertised_host == NULL)
             continue;
+        if (i == cfg->inter_broker_listener)
+            inter_broker_endpoint = nendpoints;
         endpoints[nendpoints++] = (md_endpoint_t){.listener = l->name,
                                                   .host = l->advertised_host,
                                                   .port = l->advertised_port,
                                                   .security_protocol = "PLAINTEXT"};
     }
-    assert(nendpoints >= 1); /* the inter-broker listener is advertised */
+    assert(inter_broker_endpoint < nendpoints); /* the inter-broker listener is advertised */
 
     log_err_t lerr = log_manager_open(cfg->log_dir, &cfg->log_defaults, &b->logs);
     if (lerr != LOG_OK) {
@@ -159,10 +162,9 @@ static int broker_start(broker_t *b)
         .zk_connect = cfg->zookeeper_connect,
         .zk_session_timeout_ms = cfg->zk_session_timeout_ms,
         .broker_id = cfg->broker_id,
-        .advertised_host = cfg->advertised_host,
-        .advertised_port = cfg->advertised_port,
         .endpoints = endpoints,
         .nendpoints = nendpoints,
+        .inter_broker_endpoint = inter_broker_endpoint,
         .rpc_host = cfg->rpc_host,
         .rpc_port = cfg->rpc_port,
         .rack = cfg->rack,

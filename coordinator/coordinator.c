@@ -655,13 +655,21 @@ void coord_request_reload(coordinator_t *c)
 
 /* ---- registration and session ---- */
 
+/* This broker's inter-broker endpoint: the registration's host:port. */
+static const md_endpoint_t *own_endpoint(const coordinator_t *c)
+{
+    assert(c->cfg.nendpoints >= 1 && c->cfg.nendpoints <= MD_MAX_ENDPOINTS);
+    assert(c->cfg.inter_broker_endpoint < c->cfg.nendpoints);
+    return &c->cfg.endpoints[c->cfg.inter_broker_endpoint];
+}
+
 static void registration_payload(const coordinator_t *c, uint8_t **buf, size_t *len)
 {
     md_broker_t me = {
         .id = c->cfg.broker_id,
-        .host = (char *)c->cfg.advertised_host,
+        .host = own_endpoint(c)->host,
         .rpc_host = (char *)c->cfg.rpc_host,
-        .port = c->cfg.advertised_port,
+        .port = own_endpoint(c)->port,
         .rpc_port = c->cfg.rpc_port,
         .rack = (char *)c->cfg.rack,
         .endpoints = (md_endpoint_t *)c->cfg.endpoints,
@@ -987,7 +995,6 @@ static void coordinator_free(coordinator_t *c)
     free(c->zk_hosts);
     free(c->chroot);
     free((char *)c->cfg.zk_connect);
-    free((char *)c->cfg.advertised_host);
     md_endpoints_free((md_endpoint_t *)c->cfg.endpoints, c->cfg.nendpoints);
     free((char *)c->cfg.rpc_host);
     free(c->rpc_bind_host);
@@ -999,30 +1006,25 @@ static void coordinator_free(coordinator_t *c)
 static coordinator_t *coordinator_new(struct ev_loop *loop, const coordinator_config_t *cfg,
                                       const coordinator_callbacks_t *cb)
 {
-    assert(cfg->zk_connect && cfg->advertised_host);
+    assert(cfg->zk_connect != NULL);
+    assert(cfg->nendpoints >= 1 && cfg->nendpoints <= MD_MAX_ENDPOINTS);
+    assert(cfg->inter_broker_endpoint < cfg->nendpoints);
     coordinator_t *c = xcalloc(1, sizeof(*c));
     c->loop = loop;
     c->cfg = *cfg;
     c->cfg.zk_connect = xstrdup(cfg->zk_connect);
-    c->cfg.advertised_host = xstrdup(cfg->advertised_host);
     /* Owned copies, freed by coordinator_free. */
-    assert(cfg->nendpoints <= MD_MAX_ENDPOINTS);
-    size_t neps = cfg->nendpoints ? cfg->nendpoints : 1;
-    md_endpoint_t *eps = xcalloc(neps, sizeof(*eps));
+    md_endpoint_t *eps = xcalloc(cfg->nendpoints, sizeof(*eps));
     for (size_t i = 0; i < cfg->nendpoints; i++)
         md_endpoint_set(&eps[i], cfg->endpoints[i].listener, cfg->endpoints[i].host,
                         cfg->endpoints[i].port, cfg->endpoints[i].security_protocol);
-    if (cfg->nendpoints == 0)
-        md_endpoint_set(&eps[0], "PLAINTEXT", cfg->advertised_host, cfg->advertised_port,
-                        "PLAINTEXT");
     c->cfg.endpoints = eps;
-    c->cfg.nendpoints = neps;
     /* Peers connect to the RPC listener's host, unless it is a wildcard
      * address, which only the advertised host can stand for. */
     const char *rpc_host = cfg->rpc_host;
     if (!rpc_host || !rpc_host[0] || strcmp(rpc_host, "0.0.0.0") == 0 ||
         strcmp(rpc_host, "::") == 0 || strcmp(rpc_host, "*") == 0)
-        rpc_host = cfg->advertised_host;
+        rpc_host = own_endpoint(c)->host;
     c->cfg.rpc_host = xstrdup(rpc_host);
     c->rpc_bind_host = xstrdup(cfg->rpc_host && cfg->rpc_host[0] ? cfg->rpc_host : rpc_host);
     c->cfg.rack = cfg->rack && cfg->rack[0] ? xstrdup(cfg->rack) : NULL;
@@ -1085,7 +1087,7 @@ static int connect_and_register(coordinator_t *c, char *err, size_t err_size)
     c->registered = true;
     c->session_id = zoo_client_id(c->zh)->client_id;
     VLOG_INFO("coord", "registered broker %d (%s:%d, rpc %d) in cluster %s, session 0x%llx",
-              c->cfg.broker_id, c->cfg.advertised_host, c->cfg.advertised_port, c->cfg.rpc_port,
+              c->cfg.broker_id, own_endpoint(c)->host, own_endpoint(c)->port, c->cfg.rpc_port,
               c->cluster_id, (unsigned long long)c->session_id);
     return 0;
 }

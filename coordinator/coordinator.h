@@ -90,15 +90,13 @@ typedef struct coordinator_config {
     const char *zk_connect; /* "host:port[,host:port...][/chroot]" */
     int32_t zk_session_timeout_ms;
     int32_t broker_id;
-    /* The inter-broker listener's advertised endpoint: the registration's
-     * host and port. */
-    const char *advertised_host;
-    int32_t advertised_port;
-    /* Every advertised listener, registered for clients (copied; at most
-     * MD_MAX_ENDPOINTS). NULL/0: one PLAINTEXT endpoint at
-     * advertised_host:advertised_port. */
+    /* Every advertised listener, registered for clients: 1..MD_MAX_ENDPOINTS,
+     * copied. endpoints[inter_broker_endpoint] is the inter-broker
+     * listener's: the registration's host and port, and the host peers
+     * reach the RPC listener on when rpc_host is a wildcard. */
     const md_endpoint_t *endpoints;
     size_t nendpoints;
+    size_t inter_broker_endpoint;
     const char *rpc_host;
     int32_t rpc_port;                   /* 0: any free port; -1: no RPC listener */
     const char *rack;                   /* NULL when unset */

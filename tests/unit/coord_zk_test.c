@@ -145,12 +145,16 @@ static void new_chroot(char *out, size_t size)
 static coordinator_t *start_broker(const char *connect, int32_t id, broker_rec_t *rec, char *err,
                                    size_t err_size)
 {
+    const md_endpoint_t endpoint = {.listener = "PLAINTEXT",
+                                    .host = "127.0.0.1",
+                                    .port = 19000 + id,
+                                    .security_protocol = "PLAINTEXT"};
     coordinator_config_t cfg = {
         .zk_connect = connect,
         .zk_session_timeout_ms = 2000,
         .broker_id = id,
-        .advertised_host = "127.0.0.1",
-        .advertised_port = 19000 + id,
+        .endpoints = &endpoint,
+        .nendpoints = 1,
         .rpc_host = "127.0.0.1",
         .rpc_port = free_port(),
         .default_partitions = 1,

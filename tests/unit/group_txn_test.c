@@ -236,12 +236,16 @@ static int suite_init(void)
     if (log_manager_open(cfg.log_dir, &cfg.log_defaults, &logs) != LOG_OK)
         return -1;
     rm = replica_manager_new(loop, &cfg, logs);
+    const md_endpoint_t endpoint = {.listener = "PLAINTEXT",
+                                    .host = (char *)cfg.advertised_host,
+                                    .port = cfg.advertised_port,
+                                    .security_protocol = "PLAINTEXT"};
     coordinator_config_t cc = {
         .zk_connect = cfg.zookeeper_connect,
         .zk_session_timeout_ms = cfg.zk_session_timeout_ms,
         .broker_id = cfg.broker_id,
-        .advertised_host = cfg.advertised_host,
-        .advertised_port = cfg.advertised_port,
+        .endpoints = &endpoint,
+        .nendpoints = 1,
         .rpc_host = cfg.rpc_host,
         .rpc_port = cfg.rpc_port,
         .default_partitions = 1,
