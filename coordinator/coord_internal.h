@@ -53,14 +53,12 @@ typedef struct zk_assignment {
  * a well-formed message of that kind (never an assert: it came from the
  * network). Decoded values are owned by the out struct. */
 uint8_t *znode_encode_broker(const md_broker_t *b, size_t *len);
-/* Fills m (initialising it) with b's registration: views into b, endpoint
- * messages in eps and ptrs (each room for b->nendpoints), all owned by the
- * caller. The UpdateMetadata push sends the same message. */
+/* Fills m (initialising it) with b's registration without its endpoints:
+ * views into b. znode_encode_broker adds the endpoints; the UpdateMetadata
+ * push sends it as is, its receivers reloading the registrations from
+ * ZooKeeper. */
 struct Vltava__BrokerRegistration;
-struct Vltava__BrokerEndpoint;
-void coord_fill_broker_registration(struct Vltava__BrokerRegistration *m, const md_broker_t *b,
-                                    struct Vltava__BrokerEndpoint *eps,
-                                    struct Vltava__BrokerEndpoint **ptrs);
+void coord_fill_broker_registration(struct Vltava__BrokerRegistration *m, const md_broker_t *b);
 int znode_decode_broker(const uint8_t *buf, size_t len, md_broker_t *out, char *err,
                         size_t err_size);
 void md_broker_clear(md_broker_t *b);

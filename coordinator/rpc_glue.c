@@ -327,13 +327,9 @@ void controller_push_metadata(coordinator_t *c)
     assert(k == total);
     Vltava__BrokerRegistration *regs = xcalloc(md->nbrokers + 1, sizeof(*regs));
     Vltava__BrokerRegistration **reg_ptrs = xcalloc(md->nbrokers + 1, sizeof(*reg_ptrs));
-    /* MD_MAX_ENDPOINTS slots per broker. */
-    size_t neps = md->nbrokers * MD_MAX_ENDPOINTS + 1;
-    Vltava__BrokerEndpoint *eps = xcalloc(neps, sizeof(*eps));
-    Vltava__BrokerEndpoint **ep_ptrs = xcalloc(neps, sizeof(*ep_ptrs));
+    /* Without endpoints: receivers reload the registrations from ZooKeeper. */
     for (size_t i = 0; i < md->nbrokers; i++) {
-        coord_fill_broker_registration(&regs[i], &md->brokers[i], eps + i * MD_MAX_ENDPOINTS,
-                                       ep_ptrs + i * MD_MAX_ENDPOINTS);
+        coord_fill_broker_registration(&regs[i], &md->brokers[i]);
         reg_ptrs[i] = &regs[i];
     }
     for (size_t b = 0; b < md->nbrokers; b++) {
@@ -362,8 +358,6 @@ void controller_push_metadata(coordinator_t *c)
         la.n_partitions = n;
         send_push(c, id, VLTAVA__RPC_TYPE__RPC_LEADER_AND_ISR, "LeaderAndIsr", &la.base);
     }
-    free(ep_ptrs);
-    free(eps);
     free(regs);
     free(reg_ptrs);
     free(parts);

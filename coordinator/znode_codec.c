@@ -65,11 +65,9 @@ static bool ids_valid(const int32_t *ids, size_t n, char *err, size_t err_size, 
 
 /* ---- /brokers/ids/<id> ---- */
 
-void coord_fill_broker_registration(Vltava__BrokerRegistration *m, const md_broker_t *b,
-                                    Vltava__BrokerEndpoint *eps, Vltava__BrokerEndpoint **ptrs)
+void coord_fill_broker_registration(Vltava__BrokerRegistration *m, const md_broker_t *b)
 {
     assert(b->host && b->id >= 0);
-    assert(b->nendpoints <= MD_MAX_ENDPOINTS);
     vltava__broker_registration__init(m);
     m->id = b->id;
     m->host = b->host;
@@ -77,6 +75,16 @@ void coord_fill_broker_registration(Vltava__BrokerRegistration *m, const md_brok
     m->rpc_port = b->rpc_port;
     m->rpc_host = b->rpc_host ? b->rpc_host : b->host;
     m->rack = b->rack ? b->rack : "";
+    assert(m->n_endpoints == 0);
+}
+
+uint8_t *znode_encode_broker(const md_broker_t *b, size_t *len)
+{
+    Vltava__BrokerRegistration m;
+    Vltava__BrokerEndpoint eps[MD_MAX_ENDPOINTS];
+    Vltava__BrokerEndpoint *ptrs[MD_MAX_ENDPOINTS];
+    assert(b->nendpoints <= MD_MAX_ENDPOINTS); /* none: as a broker before named listeners */
+    coord_fill_broker_registration(&m, b);
     for (size_t i = 0; i < b->nendpoints; i++) {
         const md_endpoint_t *e = &b->endpoints[i];
         assert(e->listener && e->host && e->security_protocol);
@@ -87,16 +95,8 @@ void coord_fill_broker_registration(Vltava__BrokerRegistration *m, const md_brok
         eps[i].security_protocol = e->security_protocol;
         ptrs[i] = &eps[i];
     }
-    m->endpoints = ptrs;
-    m->n_endpoints = b->nendpoints;
-}
-
-uint8_t *znode_encode_broker(const md_broker_t *b, size_t *len)
-{
-    Vltava__BrokerRegistration m;
-    Vltava__BrokerEndpoint eps[MD_MAX_ENDPOINTS];
-    Vltava__BrokerEndpoint *ptrs[MD_MAX_ENDPOINTS];
-    coord_fill_broker_registration(&m, b, eps, ptrs);
+    m.endpoints = ptrs;
+    m.n_endpoints = b->nendpoints;
     return coord_pack_message(&m.base, len);
 }
 
