@@ -102,27 +102,23 @@ static void raise_open_file_limit(void)
               (unsigned long long)lim.rlim_max);
 }
 
-/* The startup line: every listener with its bound port and what it
+/* The startup lines, one per listener (a line of vlog holds one listener
+ * whatever its host names' lengths): its bound address and what it
  * advertises, the inter-broker one marked. */
 static void log_listeners(const broker_t *b)
 {
     const broker_config_t *cfg = &b->cfg;
-    char text[2048];
-    size_t n = 0;
-    assert(cfg->nlisteners >= 1);
-    for (size_t i = 0; i < cfg->nlisteners && n < sizeof(text); i++) {
+    assert(cfg->nlisteners >= 1 && cfg->nlisteners <= BROKER_MAX_LISTENERS);
+    for (size_t i = 0; i < cfg->nlisteners; i++) {
         const broker_listener_t *l = &cfg->listeners[i];
         char adv[BROKER_HOST_MAX + 32] = "not advertised";
         if (l->advertised_host != NULL)
             snprintf(adv, sizeof(adv), "advertised %s:%d", l->advertised_host, l->advertised_port);
-        int w = snprintf(text + n, sizeof(text) - n, "%s%s %s:%d (%s%s)", i ? ", " : "", l->name,
-                         l->host[0] ? l->host : "0.0.0.0", net_server_port(b->net, i), adv,
-                         i == cfg->inter_broker_listener ? ", inter-broker" : "");
-        if (w < 0)
-            break;
-        n += (size_t)w;
+        VLOG_INFO(MAIN_MODULE, "broker %d serving Kafka listener %s on %s:%d (%s%s)",
+                  cfg->broker_id, l->name, l->host[0] ? l->host : "0.0.0.0",
+                  net_server_port(b->net, i), adv,
+                  i == cfg->inter_broker_listener ? ", inter-broker" : "");
     }
-    VLOG_INFO(MAIN_MODULE, "broker %d serving Kafka on %s", cfg->broker_id, text);
 }
 
 /* Starts everything; on failure prints the reason and tears down what did

@@ -215,16 +215,16 @@ class ListenersTest(vt.SharedClusterTest):
                 want = {name: eps[b.id] + ("PLAINTEXT",) for name, eps in self.endpoints.items() if b.id in eps}
                 self.assertEqual(endpoints, want)
 
-    def test_startup_line_names_every_listener(self):
+    def test_startup_lines_name_every_listener(self):
         b = self.cluster.broker(3)
         ext = self.endpoints["EXTERNAL"][3][1]
         extra = self.endpoints["EXTRA"][3][1]
-        want = ("broker 3 serving Kafka on INTERNAL 127.0.0.1:%d (advertised 127.0.0.1:%d, inter-broker), "
-                "EXTERNAL 0.0.0.0:%d (advertised %s:%d), EXTRA 127.0.0.1:%d (advertised 127.0.0.1:%d)"
-                % (b.port, b.port, ext, EXTERNAL_HOST, ext, extra, extra))
-        self.assertIn(want, b.log_text())
-        b = self.cluster.broker(2)
-        self.assertIn("HIDDEN 127.0.0.1:%d (not advertised)" % self.hidden_port, b.log_text())
+        for line in ("INTERNAL on 127.0.0.1:%d (advertised 127.0.0.1:%d, inter-broker)" % (b.port, b.port),
+                     "EXTERNAL on 0.0.0.0:%d (advertised %s:%d)" % (ext, EXTERNAL_HOST, ext),
+                     "EXTRA on 127.0.0.1:%d (advertised 127.0.0.1:%d)" % (extra, extra)):
+            self.assertIn("broker 3 serving Kafka listener " + line + "\n", b.log_text())
+        self.assertIn("broker 2 serving Kafka listener HIDDEN on 127.0.0.1:%d (not advertised)\n" % self.hidden_port,
+                      self.cluster.broker(2).log_text())
 
     def test_clients_produce_through_one_listener_and_consume_through_the_other(self):
         external = ",".join("%s:%d" % hp for hp in self.endpoints["EXTERNAL"].values())
