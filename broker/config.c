@@ -217,7 +217,8 @@ static void set_string(broker_config_t *cfg, size_t offset, const char *value, s
     *field = xstrndup(value, len);
 }
 
-/* host:port, host may be empty or a bracketed IPv6 literal. */
+/* host:port, host may be empty or a bracketed IPv6 literal, and has at
+ * most BROKER_HOST_MAX characters (a registration carries it). */
 static int parse_host_port(const char *key, const char *value, char **host, int32_t *port,
                            char *err, size_t err_size)
 {
@@ -233,6 +234,9 @@ static int parse_host_port(const char *key, const char *value, char **host, int3
         return config_fail(err, err_size, key,
                            "invalid value '%s' (write an IPv6 address as [addr]:port)", value);
     }
+    if (hlen > BROKER_HOST_MAX)
+        return config_fail(err, err_size, key, "host '%.40s...' is longer than %d characters", h,
+                           BROKER_HOST_MAX);
     char *end = NULL;
     errno = 0;
     long p = strtol(colon + 1, &end, 10);
@@ -388,11 +392,6 @@ static int parse_endpoints(const char *key, const char *value, endpoint_list_t *
         if (parse_host_port(key, scheme + 3, &e->host, &e->port, err, err_size) != 0)
             goto fail;
         list->n++;
-        if (strlen(e->host) > BROKER_HOST_MAX) {
-            config_fail(err, err_size, key, "host of listener %s is longer than %d characters",
-                        e->name, BROKER_HOST_MAX);
-            goto fail;
-        }
     }
     return 0;
 

@@ -44,6 +44,9 @@
 /* Every configured listener is registered and bound. */
 _Static_assert(BROKER_MAX_LISTENERS <= MD_MAX_ENDPOINTS, "listeners fit a registration");
 _Static_assert(BROKER_MAX_LISTENERS <= NET_MAX_LISTENERS, "listeners fit the net server");
+_Static_assert(BROKER_LISTENER_NAME_MAX <= MD_LISTENER_NAME_MAX,
+               "listener names fit a registration");
+_Static_assert(BROKER_HOST_MAX <= MD_HOST_MAX, "hosts fit a registration");
 
 typedef struct broker {
     struct ev_loop *loop;

@@ -29,8 +29,11 @@ typedef struct md_endpoint {
     char *security_protocol; /* "PLAINTEXT" (the only one served) */
 } md_endpoint_t;
 
-/* Endpoints one broker may register; a registration with more is corrupt. */
-#define MD_MAX_ENDPOINTS 16
+/* Bounds on what one broker may register; a registration beyond them is
+ * corrupt (registrations come from other brokers). */
+#define MD_MAX_ENDPOINTS     16
+#define MD_LISTENER_NAME_MAX 64  /* characters of [A-Z0-9_-] (listener names are upper-cased) */
+#define MD_HOST_MAX          255 /* characters of a host */
 
 typedef struct md_broker {
     int32_t id;

@@ -109,7 +109,39 @@ void md_endpoint_set(md_endpoint_t *e, const char *listener, const char *host, i
     e->security_protocol = xstrdup(security_protocol);
 }
 
-/* The registration's endpoints into out (at least one). */
+/* A listener name as brokers register them: 1..MD_LISTENER_NAME_MAX of
+ * [A-Z0-9_-] (the config upper-cases names of [A-Za-z0-9_-]). */
+static bool listener_name_valid(const char *name)
+{
+    size_t len = strnlen(name, MD_LISTENER_NAME_MAX + 1);
+    if (len == 0 || len > MD_LISTENER_NAME_MAX)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char ch = name[i];
+        if (!(ch >= 'A' && ch <= 'Z') && !(ch >= '0' && ch <= '9') && ch != '_' && ch != '-')
+            return false;
+    }
+    return true;
+}
+
+static bool host_valid(const char *host)
+{
+    size_t len = strnlen(host, MD_HOST_MAX + 1);
+    return len > 0 && len <= MD_HOST_MAX;
+}
+
+/* Kafka's security protocols; none named: PLAINTEXT (the only one served). */
+static bool security_protocol_valid(const char *p)
+{
+    static const char *const known[] = {"", "PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"};
+    for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+        if (strcmp(p, known[i]) == 0)
+            return true;
+    return false;
+}
+
+/* The registration's endpoints into out (at least one). The untrusted
+ * strings are checked before any is copied or printed. */
 static int decode_endpoints(const Vltava__BrokerRegistration *m, md_broker_t *out, char *err,
                             size_t err_size)
 {
@@ -120,18 +152,29 @@ static int decode_endpoints(const Vltava__BrokerRegistration *m, md_broker_t *ou
     }
     for (size_t i = 0; i < m->n_endpoints; i++) {
         const Vltava__BrokerEndpoint *e = m->endpoints[i];
-        if (!e->listener[0] || !e->host[0] || e->port <= 0 || e->port > 65535) {
-            snprintf(err, err_size, "broker registration has an invalid endpoint");
+        if (!listener_name_valid(e->listener)) {
+            snprintf(err, err_size,
+                     "broker registration has an invalid listener name (1 to %d of A-Z, 0-9, "
+                     "'_' and '-')",
+                     MD_LISTENER_NAME_MAX);
+            return -1;
+        }
+        if (!host_valid(e->host) || e->port <= 0 || e->port > 65535 ||
+            !security_protocol_valid(e->security_protocol)) {
+            snprintf(err, err_size, "broker registration has an invalid endpoint for listener %s",
+                     e->listener);
             return -1;
         }
         for (size_t j = 0; j < i; j++) {
             if (strcmp(m->endpoints[j]->listener, e->listener) == 0) {
-                snprintf(err, err_size, "broker registration names listener %.64s twice",
-                         e->listener);
+                snprintf(err, err_size, "broker registration names listener %s twice", e->listener);
                 return -1;
             }
         }
     }
+    /* A registration without endpoints (a broker from before named
+     * listeners): one PLAINTEXT endpoint at host:port. The decoder alone
+     * says so; every reader sees at least one endpoint. */
     size_t n = m->n_endpoints ? m->n_endpoints : 1;
     out->endpoints = xcalloc(n, sizeof(*out->endpoints));
     out->nendpoints = n;
@@ -156,8 +199,8 @@ int znode_decode_broker(const uint8_t *buf, size_t len, md_broker_t *out, char *
     if (!m)
         return -1;
     int rc = -1;
-    if (m->id < 0 || !m->host[0] || m->port <= 0 || m->port > 65535 || m->rpc_port < 0 ||
-        m->rpc_port > 65535) {
+    if (m->id < 0 || !host_valid(m->host) || m->port <= 0 || m->port > 65535 || m->rpc_port < 0 ||
+        m->rpc_port > 65535 || (m->rpc_host[0] && !host_valid(m->rpc_host))) {
         snprintf(err, err_size, "broker registration has an invalid id, host or port");
         goto out;
     }

@@ -244,6 +244,12 @@ static void test_refusals(void)
     expect_refused(REQUIRED "listeners=PLAINTEXT://host:70000\n", "listeners", "invalid port");
     expect_refused(REQUIRED "listeners=PLAINTEXT://host\n", "listeners", "host:port");
     expect_refused(REQUIRED "replication.listener=h:x\n", "replication.listener", "invalid port");
+    /* Hosts are registered, and brokers read at most 255 characters. */
+    char conf[1024];
+    snprintf(conf, sizeof(conf), REQUIRED "replication.listener=%0256d:1\n", 0);
+    expect_refused(conf, "replication.listener", "longer than 255 characters");
+    snprintf(conf, sizeof(conf), REQUIRED "advertised.listeners=PLAINTEXT://%0256d:1\n", 0);
+    expect_refused(conf, "advertised.listeners", "longer than 255 characters");
     expect_refused(REQUIRED "log.dirs=/a,/b\n", "log.dirs", "only one log directory");
     expect_refused(REQUIRED "auto.create.topics.enable=yes\n", "auto.create.topics.enable",
                    "true or false");

@@ -262,6 +262,57 @@ static void test_codec_broker_endpoints(void)
     buf = znode_encode_broker(&b, &len);
     CU_ASSERT_EQUAL(znode_decode_broker(buf, len, &out, err, sizeof(err)), -1);
     free(buf);
+
+    /* Registrations come from other brokers: names are 1..64 of
+     * [A-Z0-9_-] (as the config writes them), hosts 1..255 characters,
+     * protocols Kafka's. */
+    char long_name[66], long_host[257];
+    memset(long_name, 'A', 65);
+    long_name[65] = '\0';
+    memset(long_host, 'h', 256);
+    long_host[256] = '\0';
+    const struct {
+        const char *listener, *host, *protocol, *reason;
+    } bad[] = {
+        {"", "h", "", "invalid listener name"},
+        {"internal", "h", "", "invalid listener name"},
+        {"IN TERNAL", "h", "", "invalid listener name"},
+        {"IN\nX", "h", "", "invalid listener name"},
+        {long_name, "h", "", "invalid listener name"},
+        {"X", long_host, "", "invalid endpoint for listener X"},
+        {"X", "", "", "invalid endpoint for listener X"},
+        {"X", "h", "TLS", "invalid endpoint for listener X"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        md_endpoint_t one = {.listener = (char *)bad[i].listener,
+                             .host = (char *)bad[i].host,
+                             .port = 1,
+                             .security_protocol = (char *)bad[i].protocol};
+        b.endpoints = &one;
+        buf = znode_encode_broker(&b, &len);
+        err[0] = '\0';
+        CU_ASSERT_EQUAL(znode_decode_broker(buf, len, &out, err, sizeof(err)), -1);
+        CU_ASSERT_PTR_NOT_NULL(strstr(err, bad[i].reason));
+        free(buf);
+    }
+    /* The longest name and host pass. */
+    long_name[64] = '\0';
+    long_host[255] = '\0';
+    md_endpoint_t longest = {
+        .listener = long_name, .host = long_host, .port = 1, .security_protocol = "SSL"};
+    b.endpoints = &longest;
+    buf = znode_encode_broker(&b, &len);
+    CU_ASSERT_EQUAL_FATAL(znode_decode_broker(buf, len, &out, err, sizeof(err)), 0);
+    CU_ASSERT_STRING_EQUAL(out.endpoints[0].listener, long_name);
+    md_broker_clear(&out);
+    free(buf);
+    /* So is the registration's own host. */
+    b.nendpoints = 0;
+    b.host = long_host;
+    long_host[255] = 'h';
+    buf = znode_encode_broker(&b, &len);
+    CU_ASSERT_EQUAL(znode_decode_broker(buf, len, &out, err, sizeof(err)), -1);
+    free(buf);
 }
 
 static void test_codec_assignment_round_trip(void)
