@@ -21,7 +21,15 @@ struct ev_loop;
 typedef struct coordinator coordinator_t;
 
 /* One advertised Kafka endpoint of a broker: a listener of its
- * listeners, as clients of that listener reach it. */
+ * listeners, as clients of that listener reach it.
+ *
+ * Who owns the strings: in the cluster metadata (decoded registrations,
+ * freed by md_broker_clear) and in the coordinator's copy of its config,
+ * whoever holds the array (md_endpoint_set copies strings in,
+ * md_endpoints_free frees them). Endpoints handed to coordinator_start or
+ * znode_encode_broker are the caller's views, copied or encoded and never
+ * freed there (main.c's point into its config and at the literal
+ * "PLAINTEXT"; the fields are not const so that one struct serves both). */
 typedef struct md_endpoint {
     char *listener; /* listener name, upper-case, unique per broker */
     char *host;
@@ -44,7 +52,7 @@ typedef struct md_broker {
     char *rpc_host;   /* host of the RPC listener (other brokers connect there) */
     /* Every advertised listener, 1..MD_MAX_ENDPOINTS. A registration
      * without any (an older broker's) reads as one PLAINTEXT endpoint at
-     * host:port. */
+     * host:port (znode_decode_broker says so, nothing else). */
     md_endpoint_t *endpoints;
     size_t nendpoints;
 } md_broker_t;
@@ -93,8 +101,8 @@ typedef struct coordinator_config {
     const char *zk_connect; /* "host:port[,host:port...][/chroot]" */
     int32_t zk_session_timeout_ms;
     int32_t broker_id;
-    /* Every advertised listener, registered for clients: 1..MD_MAX_ENDPOINTS,
-     * copied. endpoints[inter_broker_endpoint] is the inter-broker
+    /* Every advertised listener, registered for clients: 1..MD_MAX_ENDPOINTS
+     * views, copied. endpoints[inter_broker_endpoint] is the inter-broker
      * listener's: the registration's host and port, and the host peers
      * reach the RPC listener on when rpc_host is a wildcard. */
     const md_endpoint_t *endpoints;

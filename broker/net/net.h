@@ -1,9 +1,10 @@
-/* The Kafka listeners: accept client connections on the broker's libev loop
- * on one listening socket per listener, read size-prefixed request frames, hands each to the
- * dispatcher (api_dispatch) and writes the responses back strictly in request order, memory parts
- * with writev() and file slices with sendfile(). Every request names the listener its connection
- * came in on (kafka_request_t.listener), so that the API answers with that listener's broker
- * endpoints.
+/* The Kafka listeners: one listening socket per listener on the broker's
+ * libev loop. The server accepts client connections, reads size-prefixed
+ * request frames, hands each to the dispatcher (api_dispatch) and writes
+ * the responses back strictly in request order, memory parts with writev()
+ * and file slices with sendfile(). Every request names the listener its
+ * connection came in on (kafka_request_t.listener), so that the API
+ * answers with that listener's broker endpoints.
  *
  * Locality: everything runs on the loop thread that created the server.
  *
