@@ -20,16 +20,18 @@
 /* Bounds on the Kafka listeners. Every advertised endpoint goes into the
  * broker's registration znode, so these bound its size too. */
 #define BROKER_MAX_LISTENERS     16
-#define BROKER_LISTENER_NAME_MAX 64 /* characters of a listener name */
-#define BROKER_HOST_MAX          255
+#define BROKER_LISTENER_NAME_MAX 64  /* characters of a listener name */
+#define BROKER_HOST_MAX          255 /* characters of any host, replication.listener's too */
 
 /* One Kafka listener (listeners, advertised.listeners,
  * listener.security.protocol.map). The security protocol is always
  * PLAINTEXT: the load refuses any other. */
 typedef struct broker_listener {
-    char *name;   /* [A-Z0-9_-]+, unique; Kafka upper-cases listener names */
-    char *host;   /* address to bind; "": every interface */
-    int32_t port; /* unique among the listeners unless 0 (an ephemeral port) */
+    char *name; /* [A-Z0-9_-]+, unique; Kafka upper-cases listener names */
+    char *host; /* address to bind; "": every interface */
+    /* Unique among the listeners unless 0 (an ephemeral port), or shared by
+     * exactly two, one binding an IPv4 address, the other an IPv6 one. */
+    int32_t port;
     /* What clients are told, as in Kafka: with advertised.listeners set,
      * the listener's entry there, NULL/0 when it has none (the listener is
      * served but not advertised: not in the registration, so no Metadata
