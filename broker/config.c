@@ -33,6 +33,8 @@ enum option_type {
     OPT_LOG_DIRS,      /* one directory */
     OPT_LOG_LEVEL,
     OPT_LOG, /* a topic default, set through log_config_set(topic_key) */
+    /* OPT_HOST_PORT, or "" for none (host NULL, port 0) */
+    OPT_HOST_PORT_OR_OFF,
 };
 
 typedef struct config_option {
@@ -81,6 +83,9 @@ static const config_option_t config_options[] = {
     {"replication.listener", OPT_HOST_PORT, F(rpc_host), F(rpc_port), 0, 0, ":9093", NULL,
      "inter-broker RPC listener, host:port, its port not a Kafka listener's (empty host: the "
      "inter-broker listener's advertised host)"},
+    {"metrics.listener", OPT_HOST_PORT_OR_OFF, F(metrics_host), F(metrics_port), 0, 0, "", NULL,
+     "Prometheus endpoint serving GET /metrics, host:port (empty host: every interface; "
+     "empty: off)"},
     {"zookeeper.connect", OPT_STRING, F(zookeeper_connect), 0, 0, 0, NULL, NULL,
      "ZooKeeper ensemble host:port[,host:port...][/chroot] (required)"},
     NUM("zookeeper.session.timeout.ms", OPT_INT32, zk_session_timeout_ms, 1000, INT32_MAX, "18000",
@@ -762,6 +767,15 @@ static int config_set(broker_config_t *cfg, const char *key, const char *value, 
         }
         return rc;
     }
+    case OPT_HOST_PORT_OR_OFF:
+        if (value[0] == '\0') {
+            char **host = (char **)(base + opt->offset);
+            free(*host);
+            *host = NULL;
+            *(int32_t *)(base + opt->offset2) = 0;
+            return 0;
+        }
+        /* fall through */
     case OPT_HOST_PORT:
         return parse_host_port(key, value, (char **)(base + opt->offset),
                                (int32_t *)(base + opt->offset2), err, err_size);
@@ -987,10 +1001,11 @@ void broker_config_free(broker_config_t *cfg)
     free(cfg->listener_keys.inter_broker_name);
     memset(&cfg->listener_keys, 0, sizeof(cfg->listener_keys));
     free(cfg->rpc_host);
+    free(cfg->metrics_host);
     free(cfg->zookeeper_connect);
     free(cfg->log_dir);
     free(cfg->rack);
-    cfg->rpc_host = NULL;
+    cfg->rpc_host = cfg->metrics_host = NULL;
     cfg->zookeeper_connect = cfg->log_dir = cfg->rack = NULL;
 }
 

@@ -66,6 +66,8 @@ typedef struct broker_config {
     } listener_keys;
     char *rpc_host; /* replication.listener=host:port (inter-broker RPC) */
     int32_t rpc_port;
+    char *metrics_host; /* metrics.listener=host:port (Prometheus); NULL: no endpoint */
+    int32_t metrics_port;
     char *zookeeper_connect;            /* zookeeper.connect */
     int32_t zk_session_timeout_ms;      /* zookeeper.session.timeout.ms */
     char *log_dir;                      /* log.dirs (one directory) */

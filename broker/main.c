@@ -3,9 +3,10 @@
  *
  * Start: configuration -> log level -> logs (recovery) -> replica manager ->
  * coordinator (ZooKeeper: register, controller election, metadata) -> API
- * context -> Kafka listeners -> periodic log work -> run.
+ * context -> Kafka listeners -> metrics endpoint -> periodic log work -> run.
  *
- * Stop: stop accepting and answer in-flight requests (bounded) -> leave
+ * Stop: close the metrics endpoint (a scrape reads every module's state) ->
+ * stop accepting and answer in-flight requests (bounded) -> leave
  * ZooKeeper (ephemeral registration gone at once) -> release what the API
  * layer still holds -> close connections -> flush logs, write checkpoints
  * and the clean-shutdown marker -> exit 0. The coordinator stops before the
@@ -27,6 +28,7 @@
 #include "config.h"
 #include "coordinator.h"
 #include "log_manager.h"
+#include "metrics.h"
 #include "net.h"
 #include "group_coordinator.h"
 #include "producer_ids.h"
@@ -60,6 +62,8 @@ typedef struct broker {
     api_context_t api;
     bool api_ready;
     net_server_t *net;
+    metrics_t *metrics;                   /* counters the request path updates */
+    metrics_endpoint_t *metrics_endpoint; /* NULL: metrics.listener is off */
     ev_timer tick;
     ev_signal sigterm;
     ev_signal sigint;
@@ -187,6 +191,8 @@ static int broker_start(broker_t *b)
     b->txns =
         txn_coordinator_new(b->loop, &cfg->txns, b->replicas, b->coord, b->groups, b->producer_ids);
     b->api.txns = b->txns;
+    b->metrics = metrics_new();
+    b->api.metrics = b->metrics;
     b->api_ready = true;
 
     net_config_t nc = {
@@ -203,6 +209,21 @@ static int broker_start(broker_t *b)
     if (b->net == NULL) {
         VLOG_ERR(MAIN_MODULE, "%s", err);
         return 1;
+    }
+    if (cfg->metrics_host != NULL) {
+        metrics_sources_t src = {
+            .registry = b->metrics,
+            .coord = b->coord,
+            .replicas = b->replicas,
+            .groups = b->groups,
+            .net = b->net,
+        };
+        b->metrics_endpoint = metrics_endpoint_start(b->loop, cfg->metrics_host, cfg->metrics_port,
+                                                     &src, err, sizeof(err));
+        if (b->metrics_endpoint == NULL) {
+            VLOG_ERR(MAIN_MODULE, "%s", err);
+            return 1;
+        }
     }
 
     int64_t tick_ms = cfg->retention_check_interval_ms;
@@ -222,6 +243,8 @@ static int broker_start(broker_t *b)
  * comment gives. */
 static void broker_stop(broker_t *b)
 {
+    metrics_endpoint_stop(b->metrics_endpoint);
+    b->metrics_endpoint = NULL;
     if (b->net != NULL) {
         net_server_stop_accepting(b->net);
         net_server_drain(b->net, SHUTDOWN_DRAIN_MS);
@@ -269,6 +292,10 @@ static void broker_stop(broker_t *b)
         log_manager_close(b->logs);
         b->logs = NULL;
     }
+    /* Last: a request net still held when it was freed reports its latency
+     * as its owner completes it. */
+    metrics_free(b->metrics);
+    b->metrics = NULL;
 }
 
 int main(int argc, char **argv)

@@ -1169,3 +1169,30 @@ bool coordinator_is_controller(const coordinator_t *c)
 {
     return c->is_controller;
 }
+
+coordinator_session_t coordinator_session_state(coordinator_t *c)
+{
+    if (c->zh == NULL)
+        return COORDINATOR_SESSION_CLOSED;
+    /* The ZooKeeper constants are variables, not case labels. */
+    int state = zk_session_state(c);
+    if (state == ZOO_CONNECTED_STATE)
+        return COORDINATOR_SESSION_CONNECTED;
+    if (state == ZOO_EXPIRED_SESSION_STATE)
+        return COORDINATOR_SESSION_EXPIRED;
+    if (state == ZOO_AUTH_FAILED_STATE)
+        return COORDINATOR_SESSION_CLOSED;
+    return COORDINATOR_SESSION_CONNECTING;
+}
+
+const char *coordinator_session_name(coordinator_session_t state)
+{
+    static const char *const names[COORDINATOR_SESSION_STATES] = {
+        [COORDINATOR_SESSION_CONNECTED] = "connected",
+        [COORDINATOR_SESSION_CONNECTING] = "connecting",
+        [COORDINATOR_SESSION_EXPIRED] = "expired",
+        [COORDINATOR_SESSION_CLOSED] = "closed",
+    };
+    assert(state >= 0 && state < COORDINATOR_SESSION_STATES);
+    return names[state];
+}

@@ -150,6 +150,19 @@ struct rpc *coordinator_rpc(coordinator_t *c);
 int32_t coordinator_broker_id(const coordinator_t *c);
 bool coordinator_is_controller(const coordinator_t *c);
 
+/* This broker's ZooKeeper session, as the metrics report it. */
+typedef enum coordinator_session {
+    COORDINATOR_SESSION_CONNECTED,  /* connected (a read-only server counts as connecting) */
+    COORDINATOR_SESSION_CONNECTING, /* (re)connecting: the session may still be alive */
+    COORDINATOR_SESSION_EXPIRED,    /* expired: a new one is about to be opened */
+    COORDINATOR_SESSION_CLOSED,     /* none open: waiting to retry, refused, or stopping */
+    COORDINATOR_SESSION_STATES
+} coordinator_session_t;
+
+coordinator_session_t coordinator_session_state(coordinator_t *c);
+/* "connected", "connecting", "expired", "closed". */
+const char *coordinator_session_name(coordinator_session_t state);
+
 /* Admin requests; only the controller executes them. `done` runs on the
  * loop, exactly once, with a Kafka error code and a message (NULL when
  * none). On a broker that is not the controller, delete and partition

@@ -8,7 +8,7 @@ set -euo pipefail
 packages=(
   build-essential cmake pkg-config clang-format
   libev-dev libzookeeper-mt-dev protobuf-c-compiler libprotobuf-c-dev
-  libcunit1-dev librdkafka-dev
+  libcunit1-dev librdkafka-dev libmicrohttpd-dev
   zlib1g-dev liblz4-dev libzstd-dev libsnappy-dev
   zookeeper default-jre-headless
   kcat python3-kafka python3-confluent-kafka python3-kazoo python3-venv

@@ -47,6 +47,7 @@ struct produce_purgatory;
 struct admin_op;
 struct group_coordinator;
 struct txn_coordinator;
+struct metrics;
 
 enum kafka_api_key {
     KAFKA_API_PRODUCE = 0,
@@ -92,6 +93,7 @@ typedef struct api_context {
     struct group_coordinator *groups;         /* consumer groups (broker/group); set by main */
     struct txn_coordinator *txns;             /* transactions (broker/txn); set by main */
     struct producer_id_manager *producer_ids; /* InitProducerId (broker/txn); set by main */
+    struct metrics *metrics; /* request counters (broker/metrics); set by main; NULL: none */
 } api_context_t;
 
 typedef struct kafka_request {
@@ -114,6 +116,13 @@ typedef struct kafka_request {
      * handler returns API_MALFORMED (a static string; NULL: not given). */
     const char *malformed_reason;
     void *conn; /* opaque to handlers; net's */
+    /* Request accounting, set by api_dispatch: when the request was
+     * dispatched, the registry it counts in, and what net calls (once, in
+     * api_request_complete) as a deferred request completes. NULL: not
+     * accounted. */
+    int64_t dispatched_ns;
+    struct metrics *metrics;
+    void (*on_complete)(struct kafka_request *req);
 } kafka_request_t;
 
 typedef enum api_result {
@@ -156,7 +165,8 @@ bool api_is_flexible(int16_t api_key, int16_t api_version);
 api_result_t api_dispatch(api_context_t *ctx, kafka_request_t *req, kafka_response_t *resp);
 
 /* Completes a deferred request (implemented by broker/net). `result` is
- * API_RESPOND or API_NO_RESPONSE. Net takes back ownership of req and resp. */
+ * API_RESPOND or API_NO_RESPONSE. Net takes back ownership of req and resp,
+ * after calling req->on_complete when set. */
 void api_request_complete(kafka_request_t *req, kafka_response_t *resp, api_result_t result);
 
 #endif

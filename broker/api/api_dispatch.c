@@ -14,6 +14,7 @@
 #include "api_handlers.h"
 #include "kafka_codec.h"
 #include "kafka_errors.h"
+#include "metrics.h"
 
 static api_result_t api_handle_api_versions(api_context_t *ctx, kafka_request_t *req,
                                             kafka_response_t *resp);
@@ -21,6 +22,8 @@ static api_result_t api_handle_api_versions(api_context_t *ctx, kafka_request_t 
 /* One row per supported API: {min, max, first flexible version, handler,
  * name}. ApiVersions advertises exactly these ranges, so a row's max must be
  * a version whose (flexible) encoding the handler really implements. */
+_Static_assert(KAFKA_API_KEY_COUNT <= METRICS_API_KEYS, "every API key has a metrics slot");
+
 static const api_entry_t api_table[KAFKA_API_KEY_COUNT] = {
     [KAFKA_API_PRODUCE] = {0, 8, 9, api_handle_produce, "Produce"},
     [KAFKA_API_FETCH] = {4, 11, 12, api_handle_fetch, "Fetch"},
@@ -73,16 +76,21 @@ bool api_is_flexible(int16_t api_key, int16_t api_version)
     return api_version >= e->first_flexible;
 }
 
-api_result_t api_dispatch(api_context_t *ctx, kafka_request_t *req, kafka_response_t *resp)
+/* The latency of a request, answered (or given up) now. */
+static void api_request_accounted(kafka_request_t *req)
 {
-    assert(req != NULL && resp != NULL);
-    assert(resp->body.len == 0);
-    const api_entry_t *e = api_lookup(req->api_key);
-    if (e == NULL) {
-        req->malformed_reason = "unknown API key";
-        return API_MALFORMED;
-    }
+    double seconds = (double)(metrics_clock_ns() - req->dispatched_ns) / 1e9;
+    metrics_request_completed(req->metrics, req->api_key, seconds);
+}
+
+/* Checks the version, decides the header's flexibility and runs the
+ * handler. A refusal's error code (for the metrics) goes to *refusal. */
+static api_result_t api_run(api_context_t *ctx, const api_entry_t *e, kafka_request_t *req,
+                            kafka_response_t *resp, int16_t *refusal)
+{
+    *refusal = KAFKA_INVALID_REQUEST;
     if (req->api_version < e->min_version || req->api_version > e->max_version) {
+        *refusal = KAFKA_UNSUPPORTED_VERSION;
         if (req->api_key == KAFKA_API_API_VERSIONS)
             return api_handle_api_versions(ctx, req, resp); /* KIP-511 */
         req->malformed_reason = "unsupported version";
@@ -94,6 +102,32 @@ api_result_t api_dispatch(api_context_t *ctx, kafka_request_t *req, kafka_respon
         return API_MALFORMED;
     }
     return e->handler(ctx, req, resp);
+}
+
+api_result_t api_dispatch(api_context_t *ctx, kafka_request_t *req, kafka_response_t *resp)
+{
+    assert(req != NULL && resp != NULL);
+    assert(resp->body.len == 0);
+    const api_entry_t *e = api_lookup(req->api_key);
+    if (e == NULL) {
+        req->malformed_reason = "unknown API key"; /* no API to count it under */
+        return API_MALFORMED;
+    }
+    /* Set before the handler runs: it may complete a deferred request
+     * before it returns. */
+    req->metrics = ctx->metrics;
+    req->dispatched_ns = metrics_clock_ns();
+    req->on_complete = api_request_accounted;
+    metrics_request_received(req->metrics, req->api_key, e->name);
+    int16_t refusal;
+    api_result_t result = api_run(ctx, e, req, resp, &refusal);
+    if (result == API_DEFERRED)
+        return result; /* req belongs to its handler now, and may be gone */
+    if (result == API_MALFORMED ||
+        (req->api_key == KAFKA_API_API_VERSIONS && refusal == KAFKA_UNSUPPORTED_VERSION))
+        metrics_request_error(req->metrics, req->api_key, refusal);
+    api_request_accounted(req);
+    return result;
 }
 
 /* Kafka's rule for ClientSoftwareName/Version (KIP-511):

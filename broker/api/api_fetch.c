@@ -27,6 +27,7 @@
 
 #include "api_handlers.h"
 #include "kafka_errors.h"
+#include "metrics.h"
 #include "vlog.h"
 #include "xalloc.h"
 
@@ -40,6 +41,21 @@
 #define FETCH_ABORTED_FIRST 256
 #define FETCH_MAX_ABORTED   65536
 
+/* What an answer delivered, per partition: counted in the metrics only
+ * for the answer that is sent (a parked fetch rebuilds its answer each
+ * time it is woken). Topic names are views into the request frame. */
+typedef struct fetch_tally_entry {
+    kslice_t topic;
+    int64_t bytes;
+    int64_t records; /* offsets past the fetch position */
+    int16_t error;
+} fetch_tally_entry_t;
+
+typedef struct fetch_tally {
+    fetch_tally_entry_t *entries; /* xmalloc'd; bounded by the request's partitions */
+    size_t n, cap;
+} fetch_tally_t;
+
 typedef struct fetch_waiter {
     struct fetch_waiter *prev, *next;
     struct fetch_purgatory *fp;
@@ -47,6 +63,7 @@ typedef struct fetch_waiter {
     kafka_response_t *resp;
     kreader_t body; /* the request body, from its start */
     int32_t min_bytes;
+    fetch_tally_t tally; /* of the answer last built */
     ev_timer timer;
 } fetch_waiter_t;
 
@@ -61,7 +78,8 @@ typedef struct fetch_outcome {
     int32_t min_bytes;
     int32_t max_wait_ms;
     int32_t npartitions;
-    bool has_error; /* a partition (or the request) failed: answer at once */
+    bool has_error;      /* a partition (or the request) failed: answer at once */
+    fetch_tally_t tally; /* the caller frees (fetch_tally_free) */
 } fetch_outcome_t;
 
 /* Per-request state while the answer is built. */
@@ -73,6 +91,35 @@ typedef struct fetch_build {
     int64_t remaining; /* of max_bytes */
     bool min_one;      /* no partition has returned data yet */
 } fetch_build_t;
+
+static void fetch_tally_add(fetch_tally_t *t, kslice_t topic, int64_t bytes, int64_t records,
+                            int16_t error)
+{
+    if (t->n == t->cap) {
+        t->cap = t->cap ? 2 * t->cap : 16;
+        t->entries = xrealloc(t->entries, t->cap * sizeof(*t->entries));
+    }
+    t->entries[t->n++] = (fetch_tally_entry_t){topic, bytes, records, error};
+}
+
+static void fetch_tally_free(fetch_tally_t *t)
+{
+    free(t->entries);
+    memset(t, 0, sizeof(*t));
+}
+
+/* Counts an answer being sent: each partition's records out or error. */
+static void fetch_tally_count(api_context_t *ctx, const fetch_tally_t *t)
+{
+    for (size_t i = 0; i < t->n; i++) {
+        const fetch_tally_entry_t *e = &t->entries[i];
+        if (e->error != KAFKA_NONE)
+            metrics_request_error(ctx->metrics, KAFKA_API_FETCH, e->error);
+        else if (e->bytes > 0)
+            metrics_topic_out(ctx->metrics, (const char *)e->topic.ptr, (size_t)e->topic.len,
+                              e->bytes, e->records);
+    }
+}
 
 /* The aborted transactions overlapping the read rd from fetch_offset (all
  * whose marker is at or after fetch_offset and that began before the end
@@ -173,6 +220,7 @@ static void fetch_partition(fetch_build_t *b, kafka_response_t *resp, kslice_t t
         kw_i32(w, -1); /* preferred_read_replica */
     if (!have_data) {
         kw_i32(w, 0); /* empty records */
+        fetch_tally_add(&out->tally, topic, 0, 0, error);
         return;
     }
     assert(rd.total_bytes <= INT32_MAX);
@@ -185,6 +233,10 @@ static void fetch_partition(fetch_build_t *b, kafka_response_t *resp, kslice_t t
     b->remaining -= rd.total_bytes;
     b->min_one = false;
     out->bytes += rd.total_bytes;
+    /* The first batch may begin below the fetch position. */
+    int64_t from = rd.first_offset > fetch_offset ? rd.first_offset : fetch_offset;
+    fetch_tally_add(&out->tally, topic, rd.total_bytes,
+                    rd.next_offset > from ? rd.next_offset - from : 0, KAFKA_NONE);
 }
 
 /* Decodes the request from `body` and writes the whole answer into resp.
@@ -216,6 +268,8 @@ static bool fetch_answer(api_context_t *ctx, const kafka_request_t *req, kreader
         if (session_id != 0) {
             kw_array_v(w, false, 0);
             out->has_error = true;
+            fetch_tally_add(&out->tally, (kslice_t){NULL, 0}, 0, 0,
+                            KAFKA_FETCH_SESSION_ID_NOT_FOUND);
             return true;
         }
     }
@@ -312,6 +366,8 @@ static bool waiter_ready(fetch_waiter_t *fw)
     bool ok = fetch_answer(fw->fp->ctx, fw->req, fw->body, fw->resp, &out);
     assert(ok); /* it decoded when it was parked */
     (void)ok;
+    fetch_tally_free(&fw->tally);
+    fw->tally = out.tally;
     return out.has_error || out.bytes >= out.min_bytes;
 }
 
@@ -321,6 +377,9 @@ static void waiter_finish(fetch_waiter_t *fw, api_result_t result)
 {
     kafka_request_t *req = fw->req;
     kafka_response_t *resp = fw->resp;
+    if (result == API_RESPOND)
+        fetch_tally_count(fw->fp->ctx, &fw->tally);
+    fetch_tally_free(&fw->tally);
     free(fw);
     api_request_complete(req, resp, result);
 }
@@ -421,19 +480,25 @@ api_result_t api_handle_fetch(api_context_t *ctx, kafka_request_t *req, kafka_re
     fetch_outcome_t out;
     kreader_t body = req->body;
 
-    if (!fetch_answer(ctx, req, body, resp, &out))
+    if (!fetch_answer(ctx, req, body, resp, &out)) {
+        fetch_tally_free(&out.tally);
         return API_REFUSE(req, "malformed Fetch request");
+    }
     bool may_wait =
         out.max_wait_ms > 0 && out.npartitions > 0 && !out.has_error && out.bytes < out.min_bytes;
-    if (!may_wait)
-        return API_RESPOND;
-    if (fp->count >= FETCH_PURGATORY_MAX) {
+    if (may_wait && fp->count >= FETCH_PURGATORY_MAX) {
         VLOG_DEBUG(API_MODULE, "%s: fetch purgatory full (%zu); answering at once", req->peer,
                    fp->count);
+        may_wait = false;
+    }
+    if (!may_wait) {
+        fetch_tally_count(ctx, &out.tally);
+        fetch_tally_free(&out.tally);
         return API_RESPOND;
     }
 
     /* Park it: the answer is rebuilt when it is sent. */
+    fetch_tally_free(&out.tally);
     kafka_response_free(resp);
     kafka_response_init(resp);
     fetch_waiter_t *fw = xcalloc(1, sizeof(*fw));

@@ -40,6 +40,7 @@
 #include "config.h"
 #include "coordinator.h"
 #include "kafka_errors.h"
+#include "metrics.h"
 #include "record_batch.h"
 #include "vlog.h"
 #include "xalloc.h"
@@ -148,6 +149,11 @@ static void produce_partition(api_context_t *ctx, kafka_request_t *req, int16_t 
                    (const char *)topic.ptr, partition, kafka_error_name(res.error));
         goto out;
     }
+    /* Offsets are dense: one per record appended. A duplicate appended
+     * nothing. */
+    if (!info.duplicate)
+        metrics_topic_in(ctx->metrics, (const char *)topic.ptr, (size_t)topic.len, records.len,
+                         info.last_offset - info.first_offset + 1);
     res.base_offset = info.first_offset;
     res.log_append_time = info.log_append_time;
     res.log_start_offset = partition_log_start_offset(rp->log);
@@ -213,6 +219,18 @@ static void produce_write_answer(const produce_req_t *pr)
         kw_i32(w, 0); /* throttle_time_ms */
 }
 
+/* The request's end: every part is DONE. Counts the parts' errors and,
+ * unless acks=0, writes the answer. */
+static void produce_answer(const produce_req_t *pr)
+{
+    for (int32_t i = 0; i < pr->nparts; i++) {
+        assert(pr->parts[i].state == PART_DONE);
+        metrics_request_error(pr->ctx->metrics, KAFKA_API_PRODUCE, pr->parts[i].res.error);
+    }
+    if (pr->acks != 0)
+        produce_write_answer(pr);
+}
+
 static void produce_req_free(produce_req_t *pr)
 {
     free(pr->topics);
@@ -251,7 +269,7 @@ static void produce_finish(produce_req_t *pr, bool answer)
     kafka_request_t *req = pr->req;
     kafka_response_t *resp = pr->resp;
     if (answer)
-        produce_write_answer(pr);
+        produce_answer(pr);
     produce_req_free(pr);
     api_request_complete(req, resp, answer ? API_RESPOND : API_NO_RESPONSE);
 }
@@ -516,8 +534,7 @@ static api_result_t produce_proceed(produce_req_t *pr)
         return API_DEFERRED;
     }
     const int16_t acks = pr->acks;
-    if (acks != 0)
-        produce_write_answer(pr);
+    produce_answer(pr);
     produce_req_free(pr);
     return acks == 0 ? API_NO_RESPONSE : API_RESPOND;
 }

@@ -110,6 +110,8 @@ struct replica_manager {
     bool wake_again; /* ... and was asked again meanwhile */
     ev_timer isr_timer;
     ev_timer expiry_timer; /* producer.id.expiration.check.interval.ms */
+    uint64_t isr_shrinks;  /* ISR writes that dropped a replica (metrics) */
+    uint64_t isr_expands;  /* ISR writes that added one */
 };
 
 static void rm_fetcher_kick(rm_fetcher_t *f);
@@ -535,6 +537,21 @@ typedef struct rm_isr_op {
     int32_t leader_epoch;
 } rm_isr_op_t;
 
+/* Counts the write of e's pending ISR over its current one: a shrink when
+ * a replica leaves, an expand when one joins (both when it does both;
+ * neither for a rewrite of the same members, which a duplicate id in a
+ * state znode can cause). */
+static void rm_count_isr_change(replica_manager_t *rm, const rm_entry_t *e)
+{
+    bool shrink = false, expand = false;
+    for (int32_t i = 0; i < e->nisr; i++)
+        shrink = shrink || !replica_contains(e->pending_isr, e->npending_isr, e->isr[i]);
+    for (int32_t i = 0; i < e->npending_isr; i++)
+        expand = expand || !replica_contains(e->isr, e->nisr, e->pending_isr[i]);
+    rm->isr_shrinks += shrink;
+    rm->isr_expands += expand;
+}
+
 static void rm_isr_written(void *arg, int16_t error_code, const char *message)
 {
     rm_isr_op_t *op = arg;
@@ -544,6 +561,7 @@ static void rm_isr_written(void *arg, int16_t error_code, const char *message)
         e->isr_write_in_flight) {
         e->isr_write_in_flight = false;
         if (error_code == KAFKA_NONE) {
+            rm_count_isr_change(rm, e);
             memcpy(e->isr, e->pending_isr, (size_t)e->npending_isr * sizeof(e->isr[0]));
             e->nisr = e->npending_isr;
             VLOG_INFO(RM_MODULE, "%s-%d: ISR now %d replica(s)", e->topic, e->partition, e->nisr);
@@ -1246,4 +1264,34 @@ void replica_manager_stop(replica_manager_t *rm)
         rm_fetch_answer(rm, pk->req, pk->sender_id, pk->msg, true);
         rm_parked_free(pk);
     }
+}
+
+/* ---- read at scrape time ---- */
+
+void replica_manager_visit(replica_manager_t *rm,
+                           void (*fn)(void *arg, const replica_partition_info_t *info), void *arg)
+{
+    assert(rm != NULL && fn != NULL);
+    for (size_t i = 0; i < rm->nbuckets; i++) {
+        for (const rm_entry_t *e = rm->buckets[i]; e; e = e->next) {
+            replica_partition_info_t info = {
+                .topic = e->topic,
+                .partition = e->partition,
+                .is_leader = e->pub.is_leader,
+                .size_bytes = partition_log_size_bytes(e->pub.log),
+            };
+            if (e->pub.is_leader) {
+                info.nreplicas = e->nreplicas;
+                info.nisr = e->nisr;
+                info.min_insync_replicas = partition_log_config(e->pub.log)->min_insync_replicas;
+            }
+            fn(arg, &info);
+        }
+    }
+}
+
+void replica_manager_isr_changes(const replica_manager_t *rm, uint64_t *shrinks, uint64_t *expands)
+{
+    *shrinks = rm->isr_shrinks;
+    *expands = rm->isr_expands;
 }

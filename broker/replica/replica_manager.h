@@ -132,6 +132,30 @@ void replica_manager_stop(replica_manager_t *rm);
 typedef void (*replica_event_fn)(void *arg, const char *topic, int32_t partition);
 void replica_manager_set_listener(replica_manager_t *rm, replica_event_fn fn, void *arg);
 
+/* ---- read at scrape time (broker/metrics) ---- */
+
+/* One partition this broker holds. */
+typedef struct replica_partition_info {
+    const char *topic; /* valid until control returns to the loop */
+    int32_t partition;
+    bool is_leader;
+    /* Leader only (0 on a follower): the assigned replicas, the ISR as last
+     * written, and the topic's min.insync.replicas. */
+    int32_t nreplicas;
+    int32_t nisr;
+    int32_t min_insync_replicas;
+    int64_t size_bytes; /* the local log's segments */
+} replica_partition_info_t;
+
+/* Calls fn once for every partition this broker holds; fn must not change
+ * the replica manager. */
+void replica_manager_visit(replica_manager_t *rm,
+                           void (*fn)(void *arg, const replica_partition_info_t *info), void *arg);
+/* The ISR changes this broker wrote as a leader since it started: shrinks
+ * (a replica left the ISR) and expands (one joined); a write that does
+ * both counts as both. */
+void replica_manager_isr_changes(const replica_manager_t *rm, uint64_t *shrinks, uint64_t *expands);
+
 /* Deletes local logs that no topic in the loaded metadata assigns to this
  * broker (the topic was deleted, or the replica moved, while this broker
  * was down). Returns how many were removed. Call once the coordinator has

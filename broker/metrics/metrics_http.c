@@ -1,0 +1,266 @@
+/* The metrics endpoint: libmicrohttpd (MHD) parses HTTP, inside the
+ * broker's libev loop.
+ *
+ * MHD runs with MHD_USE_EPOLL and no thread of its own: it keeps every
+ * socket in its own epoll set, whose fd an ev_io watches; MHD_run() does
+ * whatever is ready without blocking, and MHD_get_timeout() says when it
+ * must run again even if no socket stirs (a connection's idle timeout, or
+ * work it left for the next round), which an ev_timer keeps. The request
+ * handler therefore runs on the loop thread and reads the broker's state
+ * directly. A wakeup's work is bounded by the connection limit and by the
+ * rendering, which happens at most once per METRICS_HTTP_REUSE_MS: the
+ * rendered text is one MHD response, reference-counted by MHD, that every
+ * request in that window shares. So a flood of scrapes costs the Kafka
+ * listeners little time and bounded memory.
+ *
+ * Answers: GET or HEAD /metrics 200; another path 404; another method 405
+ * (with Allow); a request that announces a body (Content-Length above 0,
+ * or Transfer-Encoding) 413 and the connection closed before the body is
+ * read. Request line and headers must fit in METRICS_HTTP_MEMORY_BYTES
+ * (MHD answers larger ones itself and closes). */
+#include <arpa/inet.h>
+#include <assert.h>
+#include <ev.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "metrics_internal.h"
+#include "vlog.h"
+#include "xalloc.h"
+
+struct metrics_endpoint {
+    struct ev_loop *loop;
+    struct MHD_Daemon *daemon;
+    metrics_sources_t src;
+    int32_t port;
+    ev_io epoll_watcher; /* MHD's epoll fd */
+    ev_timer timer;      /* MHD_get_timeout */
+    /* The last rendering: our reference (MHD holds its own per request
+     * using it); NULL before the first scrape. */
+    struct MHD_Response *scrape;
+    int64_t scrape_at_ns;
+    struct MHD_Response *not_found, *not_allowed, *too_large; /* static texts */
+    char *start_error; /* while starting: MHD's first complaint */
+};
+
+static const char not_found_text[] = "Not found: the metrics are at /metrics\n";
+static const char not_allowed_text[] = "Method not allowed: use GET or HEAD\n";
+static const char too_large_text[] = "A metrics request carries no body\n";
+
+/* MHD's messages: the first one while starting (the reason a start
+ * fails), debug lines afterwards (a client's bad request is not the
+ * broker's problem). */
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    metrics_endpoint_t *ep = cls;
+    char msg[256];
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    size_t n = strlen(msg);
+    while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+        msg[--n] = '\0';
+    if (ep->daemon == NULL && ep->start_error == NULL)
+        ep->start_error = xstrdup(msg);
+    VLOG_DEBUG(METRICS_MODULE, "http: %s", msg);
+}
+
+/* ---- requests ---- */
+
+static bool request_has_body(struct MHD_Connection *conn)
+{
+    const char *length =
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (length != NULL && strspn(length, "0 \t") != strlen(length))
+        return true;
+    return MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING) !=
+           NULL;
+}
+
+/* The rendering to answer with now: the last one while it is fresh. */
+static struct MHD_Response *current_scrape(metrics_endpoint_t *ep)
+{
+    int64_t now = metrics_clock_ns();
+    if (ep->scrape != NULL && now - ep->scrape_at_ns < (int64_t)METRICS_HTTP_REUSE_MS * 1000000)
+        return ep->scrape;
+    size_t len;
+    char *text = metrics_render(&ep->src, &len);
+    /* MHD frees text with free() once the last request using it is done. */
+    struct MHD_Response *r = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
+    if (r == NULL) {
+        free(text);
+        return NULL;
+    }
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, METRICS_CONTENT_TYPE);
+    if (ep->scrape != NULL)
+        MHD_destroy_response(ep->scrape); /* ours; requests still sending it keep theirs */
+    ep->scrape = r;
+    ep->scrape_at_ns = now;
+    return r;
+}
+
+/* Every request is answered at its first call, when its headers are in:
+ * nothing here ever reads a body. */
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
+{
+    metrics_endpoint_t *ep = cls;
+    (void)version;
+    (void)upload_data;
+    (void)upload_data_size;
+    (void)con_cls;
+    if (strcmp(url, "/metrics") != 0)
+        return MHD_queue_response(conn, MHD_HTTP_NOT_FOUND, ep->not_found);
+    if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
+        return MHD_queue_response(conn, MHD_HTTP_METHOD_NOT_ALLOWED, ep->not_allowed);
+    if (request_has_body(conn))
+        return MHD_queue_response(conn, MHD_HTTP_CONTENT_TOO_LARGE, ep->too_large);
+    struct MHD_Response *r = current_scrape(ep);
+    if (r == NULL)
+        return MHD_NO; /* MHD closes the connection */
+    return MHD_queue_response(conn, MHD_HTTP_OK, r);
+}
+
+/* ---- the loop glue ---- */
+
+static void run_mhd(metrics_endpoint_t *ep)
+{
+    MHD_run(ep->daemon);
+    MHD_UNSIGNED_LONG_LONG ms;
+    ev_timer_stop(ep->loop, &ep->timer);
+    if (MHD_get_timeout(ep->daemon, &ms) == MHD_YES) {
+        ev_timer_set(&ep->timer, (double)ms / 1000.0, 0.);
+        ev_timer_start(ep->loop, &ep->timer);
+    }
+}
+
+static void on_epoll(struct ev_loop *loop, ev_io *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    run_mhd(w->data);
+}
+
+static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    run_mhd(w->data);
+}
+
+/* ---- start and stop ---- */
+
+static struct MHD_Response *static_response(const char *text, const char *allow)
+{
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(strlen(text), (void *)text, MHD_RESPMEM_PERSISTENT);
+    if (r == NULL)
+        abort(); /* out of memory, as xmalloc */
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; charset=utf-8");
+    if (allow != NULL)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);
+    return r;
+}
+
+/* host:port as a socket address, by the Kafka listener's rule: an empty
+ * host or 0.0.0.0 is every IPv4 address, a name binds its IPv4 address
+ * unless it is an IPv6 literal. */
+static bool resolve(const char *host, int32_t port, struct sockaddr_storage *ss, char *err,
+                    size_t err_size)
+{
+    char service[16];
+    snprintf(service, sizeof(service), "%d", port);
+    bool any = host == NULL || host[0] == '\0' || strcmp(host, "0.0.0.0") == 0;
+    struct addrinfo hints = {.ai_family = !any && strchr(host, ':') != NULL ? AF_INET6 : AF_INET,
+                             .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    struct addrinfo *res = NULL;
+    int rc = getaddrinfo(any ? NULL : host, service, &hints, &res);
+    if (rc != 0) {
+        snprintf(err, err_size, "metrics.listener %s:%d: %s", any ? "0.0.0.0" : host, port,
+                 gai_strerror(rc));
+        return false;
+    }
+    assert(res->ai_addrlen <= sizeof(*ss));
+    memset(ss, 0, sizeof(*ss));
+    memcpy(ss, res->ai_addr, res->ai_addrlen);
+    freeaddrinfo(res);
+    return true;
+}
+
+metrics_endpoint_t *metrics_endpoint_start(struct ev_loop *loop, const char *host, int32_t port,
+                                           const metrics_sources_t *src, char *err, size_t err_size)
+{
+    assert(loop != NULL && src != NULL && src->registry != NULL);
+    assert(port >= 0 && port <= 65535);
+    struct sockaddr_storage ss;
+    if (!resolve(host, port, &ss, err, err_size))
+        return NULL;
+
+    metrics_endpoint_t *ep = xcalloc(1, sizeof(*ep));
+    ep->loop = loop;
+    ep->src = *src;
+    unsigned int flags = MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
+    if (ss.ss_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    ep->daemon = MHD_start_daemon(
+        flags, (uint16_t)port, NULL, NULL, on_request, ep, MHD_OPTION_SOCK_ADDR,
+        (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_LIMIT, (unsigned int)METRICS_HTTP_CONNECTIONS,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)METRICS_HTTP_IDLE_TIMEOUT_S,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)METRICS_HTTP_MEMORY_BYTES,
+        MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned int)1, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
+        ep,
+        /* main ignores SIGPIPE: MHD need not guard its writes. */
+        MHD_OPTION_SIGPIPE_HANDLED_BY_APP, (int)1, MHD_OPTION_END);
+    if (ep->daemon == NULL) {
+        snprintf(err, err_size, "metrics.listener %s:%d: %s",
+                 host != NULL && host[0] ? host : "0.0.0.0", port,
+                 ep->start_error ? ep->start_error : "cannot start the HTTP server");
+        free(ep->start_error);
+        free(ep);
+        return NULL;
+    }
+    free(ep->start_error);
+    ep->start_error = NULL;
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(ep->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    ep->port = info != NULL ? info->port : port;
+    info = MHD_get_daemon_info(ep->daemon, MHD_DAEMON_INFO_EPOLL_FD);
+    assert(info != NULL && info->epoll_fd >= 0);
+    ep->not_found = static_response(not_found_text, NULL);
+    ep->not_allowed = static_response(not_allowed_text, "GET, HEAD");
+    ep->too_large = static_response(too_large_text, NULL);
+
+    ev_io_init(&ep->epoll_watcher, on_epoll, info->epoll_fd, EV_READ);
+    ep->epoll_watcher.data = ep;
+    ev_io_start(loop, &ep->epoll_watcher);
+    ev_timer_init(&ep->timer, on_timer, 0., 0.);
+    ep->timer.data = ep;
+    run_mhd(ep);
+    VLOG_INFO(METRICS_MODULE, "serving metrics on http://%s:%d/metrics",
+              host != NULL && host[0] ? host : "0.0.0.0", ep->port);
+    return ep;
+}
+
+int32_t metrics_endpoint_port(const metrics_endpoint_t *ep)
+{
+    return ep->port;
+}
+
+void metrics_endpoint_stop(metrics_endpoint_t *ep)
+{
+    if (ep == NULL)
+        return;
+    ev_io_stop(ep->loop, &ep->epoll_watcher);
+    ev_timer_stop(ep->loop, &ep->timer);
+    MHD_stop_daemon(ep->daemon); /* closes the connections; drops their references */
+    if (ep->scrape != NULL)
+        MHD_destroy_response(ep->scrape);
+    MHD_destroy_response(ep->not_found);
+    MHD_destroy_response(ep->not_allowed);
+    MHD_destroy_response(ep->too_large);
+    free(ep);
+}
