@@ -23,6 +23,7 @@ enum cli_exit {
     CLI_EXIT_UNKNOWN_GROUP = 6,   /* unknown consumer group */
     CLI_EXIT_GROUP_NOT_EMPTY = 7, /* the group has members; the operation needs none */
     CLI_EXIT_UNKNOWN_TXN = 8,     /* unknown transactional id */
+    CLI_EXIT_UNHEALTHY = 9,       /* cluster health: the cluster (or broker) is not healthy */
 };
 
 enum cli_format { CLI_FORMAT_TEXT, CLI_FORMAT_JSON };
@@ -252,6 +253,49 @@ bool cli_raw_exchange(int fd, const uint8_t *req, size_t req_len, uint32_t min_s
                       size_t whylen);
 bool cli_raw_metadata_fetch(const struct cli_globals *g, const char *topic,
                             struct cli_raw_metadata *md, char *why, size_t whylen);
+/* cli_raw_metadata_fetch's request and answer over a connection the
+ * caller made (cli_connect_bootstrap), which may carry more requests. */
+bool cli_raw_metadata_exchange(int fd, const char *topic, struct cli_raw_metadata *md, char *why,
+                               size_t whylen);
+
+/* ---- Cluster health (cli_cluster.c) ---- */
+
+/* A partition with a problem: views into the metadata assessed. */
+struct cli_health_partition {
+    const char *topic;
+    const rd_kafka_metadata_partition_t *p;
+};
+
+/* The cluster as one Metadata answer shows it. Healthy when a controller
+ * is known, every broker that holds a replica is live, and every partition
+ * has a live leader and its whole replica set in sync. */
+struct cli_health {
+    int32_t controller_id;                         /* -1: none known */
+    int32_t *live, nlive;                          /* live brokers, sorted; owned */
+    int32_t *down, ndown;                          /* brokers of replicas not live, sorted; owned */
+    struct cli_health_partition *leaderless;       /* owned; in the answer's order */
+    int32_t nleaderless;                           /* leader none, or not a live broker */
+    struct cli_health_partition *under_replicated; /* owned */
+    int32_t nunder_replicated;                     /* ISR smaller than the replica set */
+};
+
+#define CLI_HEALTH_MAX_REASONS 4
+void cli_health_assess(const struct rd_kafka_metadata *md, int32_t controller_id,
+                       struct cli_health *h);
+void cli_health_free(struct cli_health *h);
+/* Why h is unhealthy, in a fixed order: "no_controller", "nodes_down",
+ * "leaderless_partitions", "under_replicated_partitions". Returns how many
+ * (0: healthy). */
+int cli_health_reasons(const struct cli_health *h, const char *reasons[CLI_HEALTH_MAX_REASONS]);
+
+/* Decodes a DescribeConfigs v0 answer (after its size prefix) to BROKER
+ * resources named by broker ids: the id of the one answered without an
+ * error, which a broker does only for itself (Kafka answers another id
+ * INVALID_REQUEST). -1 in *self when none was; false when malformed. */
+bool cli_decode_describe_configs_self(const uint8_t *frame, size_t len, int32_t correlation_id,
+                                      int32_t *self);
+
+int cli_cmd_cluster_health(int argc, char **argv, struct cli_globals *g);
 
 /* ---- Consumer groups (cli_group.c) ---- */
 

@@ -223,14 +223,10 @@ static void build_request(kwriter_t *w, const char *topic)
     kw_patch_i32(w, size_at, (int32_t)(w->len - size_at - 4));
 }
 
-bool cli_raw_metadata_fetch(const struct cli_globals *g, const char *topic,
-                            struct cli_raw_metadata *md, char *why, size_t whylen)
+bool cli_raw_metadata_exchange(int fd, const char *topic, struct cli_raw_metadata *md, char *why,
+                               size_t whylen)
 {
     memset(md, 0, sizeof(*md));
-    int fd = cli_connect_bootstrap(g->brokers, cli_wait_deadline_ms(g), why, whylen);
-    if (fd < 0)
-        return false;
-
     kwriter_t req;
     kw_init(&req, 64);
     build_request(&req, topic);
@@ -248,6 +244,17 @@ bool cli_raw_metadata_fetch(const struct cli_globals *g, const char *topic,
 out:
     kw_free(&req);
     free(resp);
+    return ok;
+}
+
+bool cli_raw_metadata_fetch(const struct cli_globals *g, const char *topic,
+                            struct cli_raw_metadata *md, char *why, size_t whylen)
+{
+    memset(md, 0, sizeof(*md));
+    int fd = cli_connect_bootstrap(g->brokers, cli_wait_deadline_ms(g), why, whylen);
+    if (fd < 0)
+        return false;
+    bool ok = cli_raw_metadata_exchange(fd, topic, md, why, whylen);
     close(fd);
     return ok;
 }

@@ -23,6 +23,7 @@ static const char main_usage[] =
     "  topic delete NAME\n"
     "  topic add-partitions NAME -n COUNT\n"
     "  cluster info\n"
+    "  cluster health [--local]\n"
     "  produce TOPIC [-k SEP] [--acks 0|1|all] [-p PARTITION]\n"
     "  consume TOPIC [-o beginning|end|OFFSET|-N] [-n COUNT] [-p PARTITION] [-e]\n"
     "                [-f FORMAT] [-g GROUP]\n"
@@ -53,15 +54,19 @@ static const char main_usage[] =
     "  5  topic already exists\n"
     "  6  unknown consumer group\n"
     "  7  consumer group not empty: it has members, the command needs none\n"
-    "  8  unknown transactional id\n";
+    "  8  unknown transactional id\n"
+    "  9  cluster health: not healthy (the reasons are printed)\n";
 
-static const char cluster_usage[] = "Usage: vltava cluster info [GLOBAL OPTIONS]\n"
-                                    "\n"
-                                    "Subcommands:\n"
-                                    "  info   brokers (id, host, port, rack), controller id and\n"
-                                    "         cluster id\n"
-                                    "\n"
-                                    "See vltava --help for the global options and exit codes.\n";
+static const char cluster_usage[] =
+    "Usage: vltava cluster info|health [OPTIONS] [GLOBAL OPTIONS]\n"
+    "\n"
+    "Subcommands:\n"
+    "  info     brokers (id, host, port, rack), controller id and cluster id\n"
+    "  health   controller, live brokers, brokers down, leaderless and\n"
+    "           under-replicated partitions; exit code 0 only when healthy\n"
+    "           (--local: only the broker at the first --brokers address)\n"
+    "\n"
+    "See vltava --help for the global options and exit codes.\n";
 
 int main(int argc, char **argv)
 {
@@ -110,8 +115,10 @@ int main(int argc, char **argv)
     if (strcmp(name, "txn") == 0)
         return cli_cmd_txn(rest_argc, rest_argv, &globals);
     if (strcmp(name, "cluster") == 0) {
-        static const struct cli_subcommand subs[] = {{"info", cli_cmd_cluster}};
-        return cli_run_subcommand(rest_argc, rest_argv, &globals, cluster_usage, subs, 1);
+        static const struct cli_subcommand subs[] = {{"info", cli_cmd_cluster},
+                                                     {"health", cli_cmd_cluster_health}};
+        return cli_run_subcommand(rest_argc, rest_argv, &globals, cluster_usage, subs,
+                                  sizeof(subs) / sizeof(subs[0]));
     }
     cli_usage_error(main_usage, "unknown command '%s'", name);
     return CLI_EXIT_USAGE;
