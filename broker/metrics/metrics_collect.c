@@ -186,9 +186,11 @@ typedef struct lag_writer {
     int64_t other; /* -1: nothing beyond the cap */
 } lag_writer_t;
 
+/* A group id that is not valid UTF-8 has no series of its own: the
+ * writer's repair could give two such groups the same label. */
 static void lag_sample(lag_writer_t *lw, const char *group, const char *topic, int64_t lag)
 {
-    if (lw->series == METRICS_MAX_LAG_SERIES) {
+    if (lw->series == METRICS_MAX_LAG_SERIES || !mtext_utf8_valid(group)) {
         lw->other = (lw->other < 0 ? 0 : lw->other) + lag;
         return;
     }
@@ -234,7 +236,8 @@ static void write_group_lag(mtext_t *t, struct group_coordinator *gc, struct rep
     mtext_family(t, "vltava_consumer_group_lag", "gauge",
                  "Records between a group's committed offsets and the high watermark, summed "
                  "over a topic's partitions that this broker holds a replica of; reported by the "
-                 "group's coordinator.");
+                 "group's coordinator. Groups beyond the series cap, and group ids that are not "
+                 "UTF-8, are summed in group=\"(other)\",topic=\"(other)\".");
     if (gc == NULL)
         return;
     group_listing_t *groups = NULL;

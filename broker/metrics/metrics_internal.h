@@ -4,6 +4,7 @@
 #ifndef VLTAVA_METRICS_INTERNAL_H
 #define VLTAVA_METRICS_INTERNAL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -27,6 +28,11 @@ void mtext_init(mtext_t *t);
 void mtext_free(mtext_t *t);
 /* Hands the buffer to the caller (xmalloc'd, NUL-terminated) and empties t. */
 char *mtext_take(mtext_t *t, size_t *len);
+
+/* Whether s is valid UTF-8 (a label value written as it is, escapes
+ * aside). The writer repairs invalid values, but two of them can come out
+ * the same: a family whose values come from clients checks first. */
+bool mtext_utf8_valid(const char *s);
 
 /* "# HELP" and "# TYPE" lines; type is counter, gauge or histogram. */
 void mtext_family(mtext_t *t, const char *name, const char *type, const char *help);

@@ -125,6 +125,18 @@ static size_t utf8_sequence_len(const unsigned char *s)
     return n;
 }
 
+bool mtext_utf8_valid(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        size_t n = utf8_sequence_len(p);
+        if (n == 0)
+            return false;
+        p += n;
+    }
+    return true;
+}
+
 static void put_label_value(mtext_t *t, const char *value)
 {
     static const char replacement[] = "\xEF\xBF\xBD"; /* U+FFFD */
@@ -259,7 +271,8 @@ void mtext_histogram(mtext_t *t, const char *name, const mlabel_t *labels, size_
     assert(nlabels < MTEXT_MAX_LABELS);
     assert(nbounds > 0);
     mlabel_t with_le[MTEXT_MAX_LABELS];
-    memcpy(with_le, labels, nlabels * sizeof(*labels));
+    if (nlabels > 0) /* labels may be NULL then */
+        memcpy(with_le, labels, nlabels * sizeof(*labels));
     char le[40];
     with_le[nlabels] = (mlabel_t){"le", le};
     uint64_t cumulative = 0;

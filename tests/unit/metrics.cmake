@@ -1,0 +1,5 @@
+# The metrics registry and the text exposition writer (broker/metrics), which
+# need nothing of the broker's state.
+vltava_unit_test(test_metrics
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/metrics_test.c
+  LIBS vltava_metrics vltava_kafka vltava_util m)
