@@ -127,9 +127,33 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 
 /* ---- the loop glue ---- */
 
+static unsigned int open_connections(const metrics_endpoint_t *ep)
+{
+    const union MHD_DaemonInfo *info =
+        MHD_get_daemon_info(ep->daemon, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+    return info != NULL ? info->num_connections : 0;
+}
+
+/* MHD takes its listening socket out of its epoll set at the connection
+ * limit and puts it back only at the start of a run, and MHD_get_timeout()
+ * does not ask for that run: after a run that closed connections, the
+ * connections queued meanwhile would wait for an event that never comes.
+ * So a run that changed the number of connections is followed by another;
+ * each needs the one before to have changed something, and a few are
+ * enough (the bound is for safety). */
+#define MHD_RUNS_PER_WAKEUP 8
+
 static void run_mhd(metrics_endpoint_t *ep)
 {
-    MHD_run(ep->daemon);
+    unsigned int before = open_connections(ep);
+    for (int run = 0; run < MHD_RUNS_PER_WAKEUP; run++) {
+        MHD_run(ep->daemon);
+        unsigned int after = open_connections(ep);
+        assert(after <= METRICS_HTTP_CONNECTIONS);
+        if (after == before)
+            break;
+        before = after;
+    }
     MHD_UNSIGNED_LONG_LONG ms;
     ev_timer_stop(ep->loop, &ep->timer);
     if (MHD_get_timeout(ep->daemon, &ms) == MHD_YES) {
@@ -207,13 +231,14 @@ metrics_endpoint_t *metrics_endpoint_start(struct ev_loop *loop, const char *hos
     unsigned int flags = MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
+    /* The logger first: MHD logs the options after it with it. */
     ep->daemon = MHD_start_daemon(
-        flags, (uint16_t)port, NULL, NULL, on_request, ep, MHD_OPTION_SOCK_ADDR,
-        (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_LIMIT, (unsigned int)METRICS_HTTP_CONNECTIONS,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)METRICS_HTTP_IDLE_TIMEOUT_S,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)METRICS_HTTP_MEMORY_BYTES,
-        MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned int)1, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
-        ep,
+        flags, (uint16_t)port, NULL, NULL, on_request, ep, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, ep,
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned int)METRICS_HTTP_CONNECTIONS, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned int)METRICS_HTTP_IDLE_TIMEOUT_S, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        (size_t)METRICS_HTTP_MEMORY_BYTES, MHD_OPTION_LISTEN_BACKLOG_SIZE,
+        (unsigned int)METRICS_HTTP_BACKLOG, MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned int)1,
         /* main ignores SIGPIPE: MHD need not guard its writes. */
         MHD_OPTION_SIGPIPE_HANDLED_BY_APP, (int)1, MHD_OPTION_END);
     if (ep->daemon == NULL) {
