@@ -17,6 +17,7 @@
 #include <arpa/inet.h>
 #include <sys/socket.h>
 
+#include "metrics/metrics.h"
 #include "vlog.h"
 #include "xalloc.h"
 
@@ -1031,4 +1032,6 @@ void broker_config_usage(FILE *out)
         }
         fprintf(out, "  --%-34s %s [%s]\n", opt->key, opt->help, shown != NULL ? shown : "none");
     }
+    fprintf(out, "\nMetrics (metrics.listener, Prometheus text format 0.0.4):\n%s",
+            METRICS_FAMILIES_USAGE);
 }

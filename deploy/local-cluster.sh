@@ -12,7 +12,9 @@
 # keys replaced. Binaries come from $VLTAVA_BUILD_DIR (default <repo>/build),
 # built there first if missing. ZooKeeper listens on $VLTAVA_ZK_PORT (2181);
 # $VLTAVA_BASE_PORT (9091) moves the brokers: broker i on BASE+i, its
-# replication listener on BASE+10000+i. $VLTAVA_EXTRA_CONFIG adds broker
+# replication listener on BASE+10000+i. $VLTAVA_METRICS_BASE_PORT (unset:
+# none) gives broker i a Prometheus endpoint on 127.0.0.1:(METRICS_BASE+i)
+# (VLTAVA_METRICS_BASE_PORT=9643: 9644, 9645, ...). $VLTAVA_EXTRA_CONFIG adds broker
 # settings to every broker's properties, as space-separated key=value words
 # (VLTAVA_EXTRA_CONFIG="group.initial.rebalance.delay.ms=0 log.level=warn");
 # they replace the template's value of the same key, and may not name a
@@ -25,6 +27,7 @@ state="${VLTAVA_LOCAL_DIR:-$repo/.vltava-local}"
 build="${VLTAVA_BUILD_DIR:-$repo/build}"
 zk_port="${VLTAVA_ZK_PORT:-2181}"
 base_port="${VLTAVA_BASE_PORT:-9091}"
+metrics_base="${VLTAVA_METRICS_BASE_PORT:-}"
 template="$repo/deploy/broker.properties"
 chroot=/vltava
 
@@ -103,6 +106,12 @@ write_config() {
         [offsets.topic.replication.factor]="$((n < 3 ? n : 3))"
         [transaction.state.log.replication.factor]="$((n < 3 ? n : 3))"
     )
+    local -a own_keys=(broker.id listeners replication.listener zookeeper.connect log.dirs
+        offsets.topic.replication.factor transaction.state.log.replication.factor)
+    if [ -n "$metrics_base" ]; then
+        own[metrics.listener]="127.0.0.1:$((metrics_base + i))"
+        own_keys+=(metrics.listener)
+    fi
     local -A extra=()
     local -a extra_keys=() words=()
     local word key
@@ -125,8 +134,7 @@ write_config() {
             fi
             printf '%s\n' "$line"
         done <"$template"
-        for key in broker.id listeners replication.listener zookeeper.connect log.dirs \
-            offsets.topic.replication.factor transaction.state.log.replication.factor; do
+        for key in "${own_keys[@]}"; do
             printf '%s=%s\n' "$key" "${own[$key]}"
         done
         for key in "${extra_keys[@]}"; do
@@ -183,6 +191,7 @@ cmd_up() {
         esac
     done
     [[ "$n" =~ ^[1-9][0-9]*$ ]] || die "--brokers must be a positive number"
+    [[ "$metrics_base" =~ ^[0-9]*$ ]] || die "VLTAVA_METRICS_BASE_PORT must be a port number"
     ensure_built
     mkdir -p "$state"
     printf 'zk_port=%s\nbase_port=%s\n' "$zk_port" "$base_port" >"$state/ports"
@@ -197,7 +206,7 @@ cmd_up() {
             tail -30 "$dir/broker.log" >&2 || true
             die "broker $i did not join a cluster of $n; see $dir/broker.log"
         fi
-        say "broker $i 127.0.0.1:$((base_port + i)) (pid $(cat "$dir/pid"))"
+        say "broker $i 127.0.0.1:$((base_port + i)) (pid $(cat "$dir/pid"))${metrics_base:+, metrics http://127.0.0.1:$((metrics_base + i))/metrics}"
     done
     say "bootstrap: $(bootstrap)"
 }

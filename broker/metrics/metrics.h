@@ -31,6 +31,20 @@ struct replica_manager;
 struct group_coordinator;
 struct net_server;
 
+/* The families a scrape shows, for the broker's --help (README's "Metrics
+ * and health" says what each counts). */
+#define METRICS_FAMILIES_USAGE                                                                     \
+    "  vltava_requests_total{api}, vltava_request_errors_total{api,error},\n"                      \
+    "  vltava_request_duration_seconds{api} (histogram),\n"                                        \
+    "  vltava_topic_bytes_in_total{topic}, vltava_topic_records_in_total{topic},\n"                \
+    "  vltava_topic_bytes_out_total{topic}, vltava_topic_records_out_total{topic},\n"              \
+    "  vltava_partitions{role}, vltava_under_replicated_partitions,\n"                             \
+    "  vltava_under_min_isr_partitions, vltava_offline_partitions,\n"                              \
+    "  vltava_isr_shrinks_total, vltava_isr_expands_total, vltava_active_controller,\n"            \
+    "  vltava_controller_id, vltava_live_brokers, vltava_zookeeper_session_state{state},\n"        \
+    "  vltava_log_size_bytes{topic}, vltava_connections,\n"                                        \
+    "  vltava_consumer_group_lag{group,topic}\n"
+
 /* API keys the registry has slots for (Kafka's keys are below 100). */
 #define METRICS_API_KEYS 128
 /* Topics with series of their own per family. */

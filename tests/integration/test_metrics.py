@@ -18,8 +18,10 @@ that the Kafka listener answers meanwhile.
 import http.client
 import json
 import math
+import os
 import re
 import socket
+import subprocess
 import time
 import unittest
 
@@ -383,6 +385,21 @@ class MetricsBadInputTest(vt.SharedClusterTest):
         vt.wait_for(lambda: http_get(self.port, timeout=3)[0] == 200, timeout=30,
                     what="a scrape after the flood")
         self.kafka_answers()
+
+    def test_every_family_documented(self):
+        # The broker's --help and README list exactly the families a scrape
+        # shows.
+        _, _, text = http_get(self.port)
+        parse_exposition(text)
+        typed = set(re.findall(r"(?m)^# TYPE (\S+) ", text))
+        self.assertIn("vltava_consumer_group_lag", typed)
+        usage = subprocess.run([vt.broker_bin(), "--help"], capture_output=True, text=True, check=True).stdout
+        helped = set(re.findall(r"vltava_[a-z_]+", usage))
+        self.assertEqual(helped, typed)
+        with open(os.path.join(vt.HERE, "..", "..", "README.md")) as f:
+            readme = f.read()
+        section = readme[readme.index("### Metrics and health"):readme.index("## Limitations")]
+        self.assertEqual(set(re.findall(r"`(vltava_[a-z_]+)`", section)), typed)
 
     def test_scrape_flood_shares_renderings(self):
         # Scrapes back to back: each is complete and parsable.
