@@ -96,6 +96,13 @@ typedef struct api_context {
     struct metrics *metrics; /* request counters (broker/metrics); set by main; NULL: none */
 } api_context_t;
 
+typedef enum api_result {
+    API_RESPOND = 0,
+    API_NO_RESPONSE,
+    API_DEFERRED,
+    API_MALFORMED,
+} api_result_t;
+
 typedef struct kafka_request {
     int16_t api_key;
     int16_t api_version;
@@ -118,19 +125,13 @@ typedef struct kafka_request {
     void *conn; /* opaque to handlers; net's */
     /* Request accounting, set by api_dispatch: when the request was
      * dispatched, the registry it counts in, and what net calls (once, in
-     * api_request_complete) as a deferred request completes. NULL: not
-     * accounted. */
+     * api_request_complete, with its arguments) as a deferred request
+     * completes. NULL: not accounted. */
     int64_t dispatched_ns;
     struct metrics *metrics;
-    void (*on_complete)(struct kafka_request *req);
+    void (*on_complete)(struct kafka_request *req, const kafka_response_t *resp,
+                        api_result_t result);
 } kafka_request_t;
-
-typedef enum api_result {
-    API_RESPOND = 0,
-    API_NO_RESPONSE,
-    API_DEFERRED,
-    API_MALFORMED,
-} api_result_t;
 
 typedef api_result_t (*api_handler_fn)(api_context_t *ctx, kafka_request_t *req,
                                        kafka_response_t *resp);

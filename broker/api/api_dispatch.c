@@ -9,6 +9,7 @@
  */
 #include <assert.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "api.h"
 #include "api_handlers.h"
@@ -76,11 +77,46 @@ bool api_is_flexible(int16_t api_key, int16_t api_version)
     return api_version >= e->first_flexible;
 }
 
-/* The latency of a request, answered (or given up) now. */
-static void api_request_accounted(kafka_request_t *req)
+/* Where an answer's top-level ErrorCode is, for the error metrics: first
+ * in the body, or after ThrottleTimeMs from version throttle_from on; only
+ * versions below `until` have one. The APIs not listed answer errors per
+ * item (topic, partition, group); Produce and Fetch count theirs. */
+typedef struct api_top_error {
+    int16_t throttle_from;
+    int16_t until; /* 0: no top-level ErrorCode */
+} api_top_error_t;
+
+static const api_top_error_t api_top_errors[KAFKA_API_KEY_COUNT] = {
+    [KAFKA_API_FIND_COORDINATOR] = {1, 4}, /* v4 answers per key */
+    [KAFKA_API_JOIN_GROUP] = {2, INT16_MAX},
+    [KAFKA_API_HEARTBEAT] = {1, INT16_MAX},
+    [KAFKA_API_LEAVE_GROUP] = {1, INT16_MAX},
+    [KAFKA_API_SYNC_GROUP] = {1, INT16_MAX},
+    [KAFKA_API_LIST_GROUPS] = {1, INT16_MAX},
+    [KAFKA_API_API_VERSIONS] = {INT16_MAX, INT16_MAX}, /* an unsupported version's too */
+    [KAFKA_API_INIT_PRODUCER_ID] = {0, INT16_MAX},
+    [KAFKA_API_ADD_OFFSETS_TO_TXN] = {0, INT16_MAX},
+    [KAFKA_API_END_TXN] = {0, INT16_MAX},
+    [KAFKA_API_OFFSET_DELETE] = {INT16_MAX, INT16_MAX},
+    [KAFKA_API_LIST_TRANSACTIONS] = {0, INT16_MAX},
+};
+
+/* A request answered (or given up) now: its latency, and the answer's
+ * top-level error when it has one. */
+static void api_request_accounted(kafka_request_t *req, const kafka_response_t *resp,
+                                  api_result_t result)
 {
     double seconds = (double)(metrics_clock_ns() - req->dispatched_ns) / 1e9;
     metrics_request_completed(req->metrics, req->api_key, seconds);
+    assert(req->api_key >= 0 && req->api_key < KAFKA_API_KEY_COUNT);
+    const api_top_error_t *top = &api_top_errors[req->api_key];
+    if (result != API_RESPOND || req->api_version >= top->until)
+        return;
+    size_t at = req->api_version >= top->throttle_from ? 4 : 0;
+    if (resp->body.len < at + 2)
+        return;
+    const uint8_t *p = resp->body.buf + at;
+    metrics_request_error(req->metrics, req->api_key, (int16_t)((uint16_t)p[0] << 8 | p[1]));
 }
 
 /* Checks the version, decides the header's flexibility and runs the
@@ -90,9 +126,9 @@ static api_result_t api_run(api_context_t *ctx, const api_entry_t *e, kafka_requ
 {
     *refusal = KAFKA_INVALID_REQUEST;
     if (req->api_version < e->min_version || req->api_version > e->max_version) {
-        *refusal = KAFKA_UNSUPPORTED_VERSION;
         if (req->api_key == KAFKA_API_API_VERSIONS)
             return api_handle_api_versions(ctx, req, resp); /* KIP-511 */
+        *refusal = KAFKA_UNSUPPORTED_VERSION;
         req->malformed_reason = "unsupported version";
         return API_MALFORMED;
     }
@@ -123,10 +159,9 @@ api_result_t api_dispatch(api_context_t *ctx, kafka_request_t *req, kafka_respon
     api_result_t result = api_run(ctx, e, req, resp, &refusal);
     if (result == API_DEFERRED)
         return result; /* req belongs to its handler now, and may be gone */
-    if (result == API_MALFORMED ||
-        (req->api_key == KAFKA_API_API_VERSIONS && refusal == KAFKA_UNSUPPORTED_VERSION))
+    if (result == API_MALFORMED)
         metrics_request_error(req->metrics, req->api_key, refusal);
-    api_request_accounted(req);
+    api_request_accounted(req, resp, result);
     return result;
 }
 

@@ -283,9 +283,11 @@ static void write_apis(const metrics_t *m, mtext_t *t)
         mtext_sample_u64(t, "vltava_requests_total", &label, 1, a->requests);
     }
     mtext_family(t, "vltava_request_errors_total", "counter",
-                 "Error codes answered, by API and error: Produce and Fetch count each "
-                 "partition's, every API counts the requests refused as malformed "
-                 "(INVALID_REQUEST) or of an unsupported version (UNSUPPORTED_VERSION).");
+                 "Error codes answered, by API and error: the answer's own error code for the "
+                 "APIs that have one (group membership, FindCoordinator v0-3, ApiVersions, "
+                 "transactions), each partition's for Produce and Fetch, and for every API the "
+                 "requests refused as malformed (INVALID_REQUEST) or of an unsupported version "
+                 "(UNSUPPORTED_VERSION).");
     for (size_t k = 0; k < METRICS_API_KEYS; k++) {
         const metrics_api_t *a = &m->apis[k];
         if (a->name == NULL || a->errors == NULL)

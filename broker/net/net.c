@@ -952,7 +952,7 @@ void api_request_complete(kafka_request_t *req, kafka_response_t *resp, api_resu
     assert(nr->status == REQ_PENDING);
     assert(result == API_RESPOND || result == API_NO_RESPONSE);
     if (req->on_complete != NULL)
-        req->on_complete(req); /* the dispatcher's accounting (metrics) */
+        req->on_complete(req, resp, result); /* the dispatcher's accounting (metrics) */
     c->busy++;
     if (c->state == CONN_CLOSED) {
         request_unlink_free(nr);

@@ -386,6 +386,34 @@ class MetricsBadInputTest(vt.SharedClusterTest):
                     what="a scrape after the flood")
         self.kafka_answers()
 
+    def closed_without_answer(self, api_key, version, body):
+        with vt.KafkaConnection(self.broker.port) as conn:
+            conn.send(api_key, version, body)
+            try:
+                self.assertIsNone(conn.recv_frame())
+            except ConnectionResetError:
+                pass
+
+    def test_errors_by_api(self):
+        before = scrape(self.port)
+        # Heartbeat v0 of a member of a group nobody knows: an error answer.
+        body = vt.Writer().string("no-such-group").i32(1).string("no-such-member").bytes()
+        with vt.KafkaConnection(self.broker.port) as conn:
+            code = vt.Reader(conn.request(12, 0, body)).i16()
+        self.assertNotEqual(code, 0)
+        self.closed_without_answer(0, 99, b"")  # Produce v99
+        self.closed_without_answer(3, 1, b"\x00\x00\x00\x05")  # Metadata: 5 topics, none there
+
+        def grew(api, error=None):
+            def sum_of(samples):
+                return sum(v for (n, ls), v in samples.items() if n == "vltava_request_errors_total"
+                           and dict(ls)["api"] == api and error in (None, dict(ls)["error"]))
+            return sum_of(scrape(self.port)) - sum_of(before)
+
+        vt.wait_for(lambda: (grew("Heartbeat"), grew("Produce", "UNSUPPORTED_VERSION"),
+                             grew("Metadata", "INVALID_REQUEST")) == (1, 1, 1),
+                    timeout=10, what="one error each for Heartbeat, Produce and Metadata")
+
     def test_every_family_documented(self):
         # The broker's --help and README list exactly the families a scrape
         # shows.
