@@ -74,8 +74,10 @@ static void mtext_putc(mtext_t *t, char c)
     mtext_put(t, &c, 1);
 }
 
+#ifndef NDEBUG
 /* [a-zA-Z_:][a-zA-Z0-9_:]* (label names: no ':', which this allows; the
- * code's label names have none). */
+ * code's label names have none). Only asserts use it: names are the code's
+ * own literals. */
 static bool name_valid(const char *name)
 {
     if (name == NULL || name[0] == '\0' || (name[0] >= '0' && name[0] <= '9'))
@@ -88,6 +90,7 @@ static bool name_valid(const char *name)
     }
     return true;
 }
+#endif
 
 /* Length of the valid UTF-8 sequence at s (1 to 4), or 0 when s[0] starts
  * none (a stray continuation byte, an overlong form, a surrogate, a code
