@@ -44,6 +44,27 @@ static int cmp_broker(const void *a, const void *b)
     return (x->id > y->id) - (x->id < y->id);
 }
 
+/* A handle and the metadata of every topic (both the caller's), after
+ * checking that the cluster is reachable. */
+static int cluster_metadata(struct cli_globals *g, rd_kafka_t **rk,
+                            const struct rd_kafka_metadata **md)
+{
+    *rk = NULL;
+    *md = NULL;
+    int code = cli_check_reachable(g);
+    if (code != CLI_EXIT_OK)
+        return code;
+    *rk = cli_kafka_new(g, RD_KAFKA_PRODUCER, NULL);
+    if (*rk == NULL)
+        return CLI_EXIT_ERROR;
+    code = cli_fetch_metadata(*rk, g, NULL, md);
+    if (code != CLI_EXIT_OK) {
+        rd_kafka_destroy(*rk);
+        *rk = NULL;
+    }
+    return code;
+}
+
 int cli_cmd_cluster(int argc, char **argv, struct cli_globals *g)
 {
     struct cli_parser p;
@@ -52,18 +73,11 @@ int cli_cmd_cluster(int argc, char **argv, struct cli_globals *g)
     if (!cli_no_operand(&p, cli_parser_next(&p), &code))
         return code;
 
-    code = cli_check_reachable(g);
+    rd_kafka_t *rk;
+    const struct rd_kafka_metadata *md;
+    code = cluster_metadata(g, &rk, &md);
     if (code != CLI_EXIT_OK)
         return code;
-    rd_kafka_t *rk = cli_kafka_new(g, RD_KAFKA_PRODUCER, NULL);
-    if (rk == NULL)
-        return CLI_EXIT_ERROR;
-    const struct rd_kafka_metadata *md = NULL;
-    code = cli_fetch_metadata(rk, g, NULL, &md);
-    if (code != CLI_EXIT_OK) {
-        rd_kafka_destroy(rk);
-        return code;
-    }
     /* Both are cached from the Metadata answer above. */
     char *cluster_id = rd_kafka_clusterid(rk, cli_wait_ms(g));
     int32_t controller = rd_kafka_controllerid(rk, cli_wait_ms(g));
@@ -357,18 +371,11 @@ static void print_health(const struct cli_globals *g, const struct cli_health *h
 
 static int health_cluster(struct cli_globals *g)
 {
-    int code = cli_check_reachable(g);
+    rd_kafka_t *rk;
+    const struct rd_kafka_metadata *md;
+    int code = cluster_metadata(g, &rk, &md);
     if (code != CLI_EXIT_OK)
         return code;
-    rd_kafka_t *rk = cli_kafka_new(g, RD_KAFKA_PRODUCER, NULL);
-    if (rk == NULL)
-        return CLI_EXIT_ERROR;
-    const struct rd_kafka_metadata *md = NULL;
-    code = cli_fetch_metadata(rk, g, NULL, &md);
-    if (code != CLI_EXIT_OK) {
-        rd_kafka_destroy(rk);
-        return code;
-    }
     /* Cached from the Metadata answer above. */
     int32_t controller = rd_kafka_controllerid(rk, cli_wait_ms(g));
     struct cli_health h;

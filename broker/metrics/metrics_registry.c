@@ -155,24 +155,34 @@ static metrics_topic_io_t *topic_slot(metrics_t *m, const char *name, size_t len
     return s;
 }
 
-void metrics_topic_in(metrics_t *m, const char *topic, size_t len, int64_t bytes, int64_t records)
+/* Adds to the (bytes, records) pair at *counters within the topic's slot:
+ * offsetof(bytes_in) or offsetof(bytes_out), records following bytes. */
+static void topic_add(metrics_t *m, const char *topic, size_t len, size_t counters, int64_t bytes,
+                      int64_t records)
 {
     if (m == NULL)
         return;
     assert(bytes >= 0 && records >= 0);
-    metrics_topic_io_t *s = topic_slot(m, topic, len);
-    s->bytes_in += (uint64_t)bytes;
-    s->records_in += (uint64_t)records;
+    uint64_t *pair = (uint64_t *)((char *)topic_slot(m, topic, len) + counters);
+    pair[0] += (uint64_t)bytes;
+    pair[1] += (uint64_t)records;
+}
+
+_Static_assert(offsetof(metrics_topic_io_t, records_in) ==
+                   offsetof(metrics_topic_io_t, bytes_in) + sizeof(uint64_t),
+               "records follow bytes");
+_Static_assert(offsetof(metrics_topic_io_t, records_out) ==
+                   offsetof(metrics_topic_io_t, bytes_out) + sizeof(uint64_t),
+               "records follow bytes");
+
+void metrics_topic_in(metrics_t *m, const char *topic, size_t len, int64_t bytes, int64_t records)
+{
+    topic_add(m, topic, len, offsetof(metrics_topic_io_t, bytes_in), bytes, records);
 }
 
 void metrics_topic_out(metrics_t *m, const char *topic, size_t len, int64_t bytes, int64_t records)
 {
-    if (m == NULL)
-        return;
-    assert(bytes >= 0 && records >= 0);
-    metrics_topic_io_t *s = topic_slot(m, topic, len);
-    s->bytes_out += (uint64_t)bytes;
-    s->records_out += (uint64_t)records;
+    topic_add(m, topic, len, offsetof(metrics_topic_io_t, bytes_out), bytes, records);
 }
 
 void metrics_forget_topics(metrics_t *m, bool (*exists)(void *arg, const char *topic), void *arg)

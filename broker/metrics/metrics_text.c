@@ -240,32 +240,37 @@ static void format_double(char *out, size_t size, double v)
     assert(0 && "%.17g always reads back");
 }
 
+/* A sample line whose value is already text. */
+static void put_sample(mtext_t *t, const char *name, const mlabel_t *labels, size_t nlabels,
+                       const char *value)
+{
+    put_series(t, name, "", labels, nlabels);
+    mtext_puts(t, value);
+    mtext_putc(t, '\n');
+}
+
 void mtext_sample_u64(mtext_t *t, const char *name, const mlabel_t *labels, size_t nlabels,
                       uint64_t value)
 {
     char num[32];
-    put_series(t, name, "", labels, nlabels);
-    snprintf(num, sizeof(num), "%" PRIu64 "\n", value);
-    mtext_puts(t, num);
+    snprintf(num, sizeof(num), "%" PRIu64, value);
+    put_sample(t, name, labels, nlabels, num);
 }
 
 void mtext_sample_i64(mtext_t *t, const char *name, const mlabel_t *labels, size_t nlabels,
                       int64_t value)
 {
     char num[32];
-    put_series(t, name, "", labels, nlabels);
-    snprintf(num, sizeof(num), "%" PRId64 "\n", value);
-    mtext_puts(t, num);
+    snprintf(num, sizeof(num), "%" PRId64, value);
+    put_sample(t, name, labels, nlabels, num);
 }
 
 void mtext_sample_double(mtext_t *t, const char *name, const mlabel_t *labels, size_t nlabels,
                          double value)
 {
     char num[40];
-    put_series(t, name, "", labels, nlabels);
     format_double(num, sizeof(num), value);
-    mtext_puts(t, num);
-    mtext_putc(t, '\n');
+    put_sample(t, name, labels, nlabels, num);
 }
 
 void mtext_histogram(mtext_t *t, const char *name, const mlabel_t *labels, size_t nlabels,

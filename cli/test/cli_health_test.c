@@ -10,6 +10,7 @@
 
 #include "cli.h"
 #include "kafka_codec.h"
+#include "unit_run.h"
 
 /* ---- a Metadata answer built by hand ---- */
 
@@ -236,9 +237,5 @@ int main(void)
     CU_add_test(s, "empty cluster", test_empty_cluster);
     CU_add_test(s, "describe configs: self", test_describe_self);
     CU_add_test(s, "describe configs: nobody", test_describe_nobody);
-    CU_basic_set_mode(CU_BRM_VERBOSE);
-    CU_basic_run_tests();
-    unsigned failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
-    CU_cleanup_registry();
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return unit_run_registered();
 }
