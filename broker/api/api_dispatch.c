@@ -20,11 +20,11 @@
 static api_result_t api_handle_api_versions(api_context_t *ctx, kafka_request_t *req,
                                             kafka_response_t *resp);
 
+_Static_assert(KAFKA_API_KEY_COUNT <= METRICS_API_KEYS, "every API key has a metrics slot");
+
 /* One row per supported API: {min, max, first flexible version, handler,
  * name}. ApiVersions advertises exactly these ranges, so a row's max must be
  * a version whose (flexible) encoding the handler really implements. */
-_Static_assert(KAFKA_API_KEY_COUNT <= METRICS_API_KEYS, "every API key has a metrics slot");
-
 static const api_entry_t api_table[KAFKA_API_KEY_COUNT] = {
     [KAFKA_API_PRODUCE] = {0, 8, 9, api_handle_produce, "Produce"},
     [KAFKA_API_FETCH] = {4, 11, 12, api_handle_fetch, "Fetch"},
