@@ -524,8 +524,9 @@ static int address_family(const char *host)
 /* Kafka's port rule: listeners' ports are unique unless 0 (an ephemeral
  * port each), except that exactly two may share one when one binds an IPv4
  * address and the other an IPv6 address (net binds that IPv6 socket IPv6
- * only). replication.listener, not a Kafka listener, has a port of its
- * own: refused here, before the broker registers, rather than at bind. */
+ * only). replication.listener and metrics.listener, not Kafka listeners,
+ * have ports of their own: refused here, before the broker registers,
+ * rather than at bind. */
 static int check_listener_ports(const broker_config_t *cfg, const endpoint_list_t *bind, char *err,
                                 size_t err_size)
 {
@@ -538,6 +539,10 @@ static int check_listener_ports(const broker_config_t *cfg, const endpoint_list_
                                "port %d is also the port of listener %s (the replication "
                                "listener needs its own)",
                                cfg->rpc_port, e->name);
+        if (cfg->metrics_host != NULL && cfg->metrics_port == e->port)
+            return config_fail(err, err_size, "metrics.listener",
+                               "port %d is also the port of listener %s", cfg->metrics_port,
+                               e->name);
         size_t sharing = 0;
         for (size_t j = 0; j < bind->n; j++)
             sharing += bind->v[j].port == e->port;
@@ -553,6 +558,9 @@ static int check_listener_ports(const broker_config_t *cfg, const endpoint_list_
                                    bind->v[j].name, e->name, e->port);
         }
     }
+    if (cfg->metrics_host != NULL && cfg->metrics_port != 0 && cfg->metrics_port == cfg->rpc_port)
+        return config_fail(err, err_size, "metrics.listener",
+                           "port %d is also replication.listener's", cfg->metrics_port);
     return 0;
 }
 

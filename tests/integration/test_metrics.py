@@ -451,6 +451,16 @@ class MetricsConfigTest(unittest.TestCase):
                 self.assertEqual(code, 2, bad)
                 self.assertIn("metrics.listener", b.log_text())
 
+    def test_port_of_another_listener_refused(self):
+        with vt.Cluster(brokers=1, start=False) as c:
+            b = c.broker(1)
+            for port in (b.port, b.rpc_port):
+                b.config["metrics.listener"] = "127.0.0.1:%d" % port
+                b.start()
+                code = vt.wait_for(lambda: b.proc.poll(), timeout=30, what="the broker to refuse it")
+                self.assertEqual(code, 2)
+                self.assertRegex(b.log_text(), r"metrics\.listener: port %d is also" % port)
+
     def test_taken_port_fails_the_start(self):
         with socket.socket() as taken:
             taken.bind(("127.0.0.1", 0))
