@@ -327,9 +327,11 @@ class ClusterTest(unittest.TestCase):
             victim.kill()
             live = [b for b in c.brokers if b.id != victim.id]
 
+            # The controller's decision, at a new leader epoch: a Metadata
+            # answer shows leader -1 as soon as the leader is not live.
             def offline():
                 md = metadata_v7(live[0].port, ["t"])["topics"]["t"]["partitions"]
-                return all(md[p]["leader"] == -1 for p in led)
+                return all(md[p]["leader"] == -1 and md[p]["leader_epoch"] == 1 for p in led)
 
             vt.wait_for(offline, timeout=30, what="the lost broker's partitions to go offline")
             md = metadata_v7(live[0].port, ["t"])

@@ -10,6 +10,7 @@ import os
 import signal
 import time
 import unittest
+import urllib.request
 
 import vltava_test as vt
 from vltava_test import KafkaConnection
@@ -226,7 +227,19 @@ class ReplicationTest(unittest.TestCase):
             self.assertEqual(produce_one(port, "w", 0, [b"e"]), (0, 3))
 
     def test_acks_all_refused_below_min_insync(self):
-        with vt.Cluster(brokers=3, broker_config=config) as c:
+        def with_metrics(broker_id):
+            return dict(config(broker_id), **{"metrics.listener": "127.0.0.1:%d" % vt.free_port()})
+
+        def leader_below_min_insync(broker):
+            # The leader's own ISR, which its acks=all check reads: the one
+            # in ZooKeeper may be the controller's, written before the
+            # leader has applied it.
+            port = int(broker.config["metrics.listener"].rsplit(":", 1)[1])
+            with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=10) as r:
+                text = r.read().decode()
+            return "\nvltava_under_min_isr_partitions 1\n" in "\n" + text
+
+        with vt.Cluster(brokers=3, broker_config=with_metrics) as c:
             c.create_topic("m", partitions=1, rf=3)
             leader, _ = partition_state(c, "m", 0)
             self.assertEqual(produce_one(c.broker(leader).port, "m", 0, [b"a"]), (0, 0))
@@ -236,6 +249,8 @@ class ReplicationTest(unittest.TestCase):
             try:
                 vt.wait_for(lambda: partition_state(c, "m", 0)[1] == [leader], timeout=30,
                             what="the ISR to shrink to the leader")
+                vt.wait_for(lambda: leader_below_min_insync(c.broker(leader)), timeout=30,
+                            what="the leader to apply the shrink")
                 err, _ = produce_one(c.broker(leader).port, "m", 0, [b"b"])
                 self.assertEqual(err, NOT_ENOUGH_REPLICAS)
                 # acks=1 does not care about the ISR
