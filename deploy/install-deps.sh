@@ -3,17 +3,35 @@
 # packages, and a virtualenv of current Kafka client libraries from PyPI for
 # the integration tests. This file is the only place the dependency list
 # lives. Idempotent: prints nothing and installs nothing when all are present.
+#
+#   install-deps.sh             everything
+#   install-deps.sh build       only what configures and builds vltava-broker
+#                               and vltava (deploy/Dockerfile's build stage)
+#   install-deps.sh zookeeper   only the ZooKeeper server (deploy/zookeeper.Dockerfile)
 set -euo pipefail
 
-packages=(
-  build-essential cmake pkg-config clang-format
+build_packages=(
+  build-essential cmake pkg-config
   libev-dev libzookeeper-mt-dev protobuf-c-compiler libprotobuf-c-dev
   libcunit1-dev librdkafka-dev libmicrohttpd-dev
   zlib1g-dev liblz4-dev libzstd-dev libsnappy-dev
-  zookeeper default-jre-headless
-  kcat python3-kafka python3-confluent-kafka python3-kazoo python3-venv
-  procps iproute2 debootstrap
 )
+# The ZooKeeper server's jar and what it links (libzookeeper-java), run by
+# zookeeper-lib.sh; Debian's zookeeper package would add only scripts, and a
+# full JRE with GTK.
+zookeeper_packages=(libzookeeper-java default-jre-headless)
+group="${1:-all}"
+case "$group" in
+  build) packages=("${build_packages[@]}") ;;
+  zookeeper) packages=("${zookeeper_packages[@]}") ;;
+  all)
+    packages=(
+      "${build_packages[@]}" "${zookeeper_packages[@]}" clang-format
+      kcat python3-kafka python3-confluent-kafka python3-kazoo python3-venv
+      procps iproute2 debootstrap
+    ) ;;
+  *) echo "usage: install-deps.sh [build|zookeeper]" >&2; exit 2 ;;
+esac
 
 missing=()
 for p in "${packages[@]}"; do
@@ -31,6 +49,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   "${sudo_cmd[@]}" apt-get update -qq
   "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+
+[ "$group" = all ] || exit 0
 
 # Current Kafka clients for the integration tests, pinned, in a virtualenv of
 # Debian's /usr/bin/python3 (Debian's python3-kafka 2.0.2 and
