@@ -29,6 +29,7 @@ security_mirror="${VLTAVA_DEBIAN_SECURITY_MIRROR:-http://deb.debian.org/debian-s
 jobs="${VLTAVA_BUILD_JOBS:-2}"
 
 log() { printf 'docker-build: %s\n' "$*" >&2; }
+image_size() { docker image inspect -f '{{.Size}}' "$1" | awk '{ printf "%.0f MB", $1 / 1e6 }'; }
 
 rebase=0
 case "${1:-}" in
@@ -89,7 +90,7 @@ make_base() {
         docker import -c 'ENV LANG=C.UTF-8' -c 'CMD ["bash"]' - "$base" >/dev/null
     rm -rf --one-file-system "$rootfs" "$rootfs.log"
     trap - EXIT
-    log "imported $base ($(docker image inspect -f '{{.Size}}' "$base" | awk '{printf "%.0f MB", $1 / 1e6}'))"
+    log "imported $base ($(image_size "$base"))"
 }
 
 # One base maker at a time: test runs of several clones may start together.
@@ -128,6 +129,6 @@ build() {
 build "$image" deploy/Dockerfile --build-arg "JOBS=$jobs"
 build "$zookeeper_image" deploy/zookeeper.Dockerfile
 for i in "$image" "$zookeeper_image"; do
-    log "$i: $(docker image inspect -f '{{.Size}}' "$i" | awk '{printf "%.0f MB", $1 / 1e6}')"
+    log "$i: $(image_size "$i")"
 done
 log "done; now: docker-compose up -d"

@@ -9,7 +9,7 @@ starts it again (the ISR is full again), and takes everything down with its
 volumes.
 
 Run as a program: exits 77 (ctest: skipped) where no Docker engine runs.
-The images get tags of this run's own (vltava:test-<project>) so runs of
+The images get tags of this run's own (vltava:<project>) so runs of
 several clones never use each other's image; the layers stay in Docker's
 cache for the next run. Everything this run starts is removed at exit; what
 a run killed before its cleanup left behind (its pid is gone) is removed by
@@ -135,7 +135,8 @@ def remove_stale_runs(compose):
     """Takes down the projects and image tags of earlier runs whose process
     is gone (killed before its cleanup ran). Names carry the run's pid:
     vltava-test-<pid>-<hex>."""
-    labels = run(["docker", "ps", "-a", "--format", '{{.Label "com.docker.compose.project"}}'], 60).stdout
+    labels = run(["docker", "ps", "-a", "--format",
+                  '{{.Label "com.docker.compose.project"}} {{.Label "vltava-test"}}'], 60).stdout
     volumes = run(["docker", "volume", "ls", "--format", '{{.Label "com.docker.compose.project"}}'], 60).stdout
     tags = run(["docker", "image", "ls", "--format", "{{.Repository}}:{{.Tag}}"], 60).stdout
     stale = set()
@@ -145,10 +146,18 @@ def remove_stale_runs(compose):
             stale.add(name)
     for project in sorted(stale):
         print("removing the leftovers of an earlier run: %s" % project, file=sys.stderr)
+        remove_cli_containers(project)
         run(compose + ["-p", project, "-f", COMPOSE_FILE, "down", "-v", "--remove-orphans", "--timeout", "5"],
             300, check=False)
         for tag in ("vltava:" + project, "vltava-zookeeper:" + project):
             run(["docker", "image", "rm", "--no-prune", tag], 120, check=False)
+
+
+def remove_cli_containers(project):
+    """The containers on_network started for project (label vltava-test)."""
+    ids = run(["docker", "ps", "-aq", "--filter", "label=vltava-test=%s" % project], 60).stdout.split()
+    if ids:
+        run(["docker", "rm", "-f"] + ids, 120, check=False)
 
 
 class DockerComposeTest(unittest.TestCase):
@@ -183,8 +192,8 @@ class DockerComposeTest(unittest.TestCase):
         _cleanups.append(lambda: run(["docker", "image", "rm", "--no-prune", cls.image, cls.zookeeper_image],
                                      120, check=False))
         started = time.monotonic()
-        run(["bash", BUILD_SCRIPT], 1800, env=cls.env)
-        print("images built in %.0f s" % (time.monotonic() - started), file=sys.stderr)
+        built = run(["bash", BUILD_SCRIPT], 1800, env=cls.env)
+        print("%simages built in %.0f s" % (built.stderr, time.monotonic() - started), file=sys.stderr)
 
         cls.tmpdir = tempfile.mkdtemp(prefix="vltava-docker-test-")
         _cleanups.append(lambda: shutil.rmtree(cls.tmpdir, ignore_errors=True))
@@ -196,7 +205,7 @@ class DockerComposeTest(unittest.TestCase):
         _cleanups.append(cls.compose_down)
         # Runs before the compose down: a CLI container still on the network
         # (its docker run timed out) would keep the network from going.
-        _cleanups.append(lambda: cls.remove_cli_containers())
+        _cleanups.append(lambda: remove_cli_containers(cls.project))
         started = time.monotonic()
         cls.compose_run("up", "-d", timeout=600)
         # Now, while the brokers' health logs (Docker keeps the last five
@@ -256,12 +265,6 @@ class DockerComposeTest(unittest.TestCase):
         assert len(names) == 1, "project networks: %r" % names
         return names[0]
 
-    @classmethod
-    def remove_cli_containers(cls):
-        ids = run(["docker", "ps", "-aq", "--filter", "label=vltava-test=%s" % cls.project], 60).stdout.split()
-        if ids:
-            run(["docker", "rm", "-f"] + ids, 120, check=False)
-
     def on_network(self, *args, input=None, timeout=120, check=True):
         """The image's vltava CLI in a container of its own on the compose
         network, bootstrapping from the brokers' INTERNAL listeners. A run
@@ -273,7 +276,7 @@ class DockerComposeTest(unittest.TestCase):
         try:
             return run(argv, timeout, check=check, input=input)
         except subprocess.TimeoutExpired:
-            self.remove_cli_containers()
+            remove_cli_containers(self.project)
             raise
 
     def on_host(self, *args, input=None, timeout=120, check=True):
