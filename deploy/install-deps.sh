@@ -29,6 +29,7 @@ case "$group" in
       "${build_packages[@]}" "${zookeeper_packages[@]}" clang-format
       kcat python3-kafka python3-confluent-kafka python3-kazoo python3-venv
       procps iproute2 debootstrap
+      iptables python3-matplotlib
     ) ;;
   *) echo "usage: install-deps.sh [build|zookeeper]" >&2; exit 2 ;;
 esac
