@@ -99,6 +99,12 @@ struct coordinator {
     bool registered;
     bool registering;
     int64_t session_id;
+    /* When the registered session's connection was lost (coord_now_ms());
+     * 0 while connected. ZooKeeper expires a session it has not heard from
+     * for the session timeout, but the client library says so only once it
+     * reaches the server again: past that long, the session is taken as
+     * lost here (see check_session in coordinator.c). */
+    int64_t disconnected_since_ms;
 
     /* metadata: current snapshot, owned; zk parallels md->topics. */
     cluster_metadata_t *md;

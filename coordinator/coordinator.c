@@ -40,6 +40,7 @@ typedef struct ltopic {
 } ltopic_t;
 
 struct loader {
+    uint64_t session_gen; /* the session it reads through */
     int pending;
     bool failed;
     md_broker_t *brokers;
@@ -392,6 +393,10 @@ static void reload_finish(coordinator_t *c, loader_t *l)
 {
     assert(c->load == l && l->pending == 0);
     c->load = NULL;
+    /* Reads of a session since lost may predate the step-down that loss
+     * caused (session_lost): installing them would undo it. */
+    if (l->session_gen != c->session_gen)
+        l->failed = true;
     if (l->failed) {
         loader_free(l);
         VLOG_DEBUG("coord", "metadata reload failed; retrying");
@@ -627,6 +632,7 @@ static void reload_start(coordinator_t *c)
     if (!c->zh || !c->registered)
         return; /* the (re-)registration reloads */
     loader_t *l = xcalloc(1, sizeof(*l));
+    l->session_gen = c->session_gen;
     l->controller_id = -1;
     l->epoch = -1;
     l->epoch_version = -1;
@@ -714,22 +720,104 @@ static char *connect_string(const coordinator_t *c)
     return c->chroot ? xasprintf("%s%s", c->zk_hosts, c->chroot) : xstrdup(c->zk_hosts);
 }
 
+/* Opens a new session handle; its CONNECTED event registers the broker. */
+static void reopen_session(coordinator_t *c)
+{
+    assert(!c->registered && c->zh == NULL);
+    char *connect = connect_string(c);
+    if (zk_open_session(c, connect) != 0)
+        coord_schedule_retry(c);
+    free(connect);
+}
+
 static void on_retry(struct ev_loop *loop, ev_timer *w, int revents)
 {
     (void)loop;
     (void)revents;
     coordinator_t *c = w->data;
-    if (!c->registered)
+    if (!c->zh)
+        reopen_session(c);
+    else if (!c->registered)
         register_async(c);
     else
         coord_request_reload(c);
+}
+
+/* This broker stops acting as the leader of its partitions: in the cache
+ * each becomes leaderless at its current epoch (Metadata answers
+ * LEADER_NOT_AVAILABLE, so clients look elsewhere) and the replica manager
+ * hears it (Produce and Fetch answer NOT_LEADER_OR_FOLLOWER). The next
+ * reload, once registered again, brings the partitions' real state: a new
+ * leader, or this broker again at the same epoch when none was elected. */
+static void step_down(coordinator_t *c)
+{
+    const int32_t me = c->cfg.broker_id;
+    int stepped = 0;
+    for (size_t i = 0; c->md && i < c->md->ntopics; i++) {
+        md_topic_t *t = &c->md->topics[i];
+        for (int32_t p = 0; p < t->npartitions; p++) {
+            md_partition_t *mp = &t->partitions[p];
+            if (mp->leader != me)
+                continue;
+            mp->leader = -1;
+            stepped++;
+            if (c->cb.partition_changed)
+                c->cb.partition_changed(c->cb.arg, t, mp);
+        }
+    }
+    if (stepped)
+        VLOG_WARN("coord", "broker %d steps down as leader of %d partition(s)", me, stepped);
+}
+
+/* The session is gone (expired, or disconnected past its timeout, which
+ * ZooKeeper will report as expired when it can): its ephemeral znodes,
+ * the registration and the controller office, are gone or about to go, and
+ * the controller elects other leaders for this broker's partitions. So
+ * step down at once rather than keep taking writes for partitions that
+ * another broker now leads, then register again with a new session. */
+static void session_lost(coordinator_t *c, const char *why)
+{
+    VLOG_WARN("coord",
+              "ZooKeeper session 0x%llx lost (%s); stepping down and re-registering in a new "
+              "session",
+              (unsigned long long)c->session_id, why);
+    controller_resign(c, why);
+    step_down(c);
+    c->registered = false;
+    c->registering = false;
+    c->disconnected_since_ms = 0;
+    zk_close_session(c);
+    reopen_session(c);
+}
+
+/* Once a second: a registered broker that has been disconnected for
+ * longer than the session timeout takes its session as lost. The server
+ * expired it by then, since the server last heard from it no later than
+ * the disconnection (libzookeeper only reports the expiry when it gets
+ * through to the server again, which a partition may delay for long). */
+static void check_session(coordinator_t *c)
+{
+    if (!c->registered || !c->zh || c->disconnected_since_ms == 0)
+        return;
+    int timeout_ms = zoo_recv_timeout(c->zh);
+    if (timeout_ms <= 0)
+        timeout_ms = c->cfg.zk_session_timeout_ms;
+    int64_t away_ms = coord_now_ms() - c->disconnected_since_ms;
+    if (away_ms <= timeout_ms)
+        return;
+    char why[96];
+    snprintf(why, sizeof(why), "disconnected for %lld ms, past the %d ms session timeout",
+             (long long)away_ms, timeout_ms);
+    session_lost(c, why);
 }
 
 static void on_tick(struct ev_loop *loop, ev_timer *w, int revents)
 {
     (void)loop;
     (void)revents;
-    controller_check_waiters(w->data, false);
+    coordinator_t *c = w->data;
+    check_session(c);
+    controller_check_waiters(c, false);
 }
 
 void coord_on_watch(coordinator_t *c, const zk_watch_event_t *ev)
@@ -742,22 +830,17 @@ void coord_on_watch(coordinator_t *c, const zk_watch_event_t *ev)
     }
     if (ev->state == ZOO_CONNECTED_STATE) {
         VLOG_INFO("coord", "ZooKeeper session connected");
+        c->disconnected_since_ms = 0;
         if (!c->registered)
             register_async(c);
         else
             coord_request_reload(c);
     } else if (ev->state == ZOO_CONNECTING_STATE) {
         VLOG_WARN("coord", "lost the ZooKeeper connection; reconnecting");
+        if (c->disconnected_since_ms == 0)
+            c->disconnected_since_ms = coord_now_ms();
     } else if (ev->state == ZOO_EXPIRED_SESSION_STATE) {
-        VLOG_WARN("coord", "ZooKeeper session expired; opening a new one and re-registering");
-        controller_resign(c, "session expired");
-        c->registered = false;
-        c->registering = false;
-        zk_close_session(c);
-        char *connect = connect_string(c);
-        if (zk_open_session(c, connect) != 0)
-            coord_schedule_retry(c);
-        free(connect);
+        session_lost(c, "expired");
     }
 }
 

@@ -45,10 +45,9 @@ class Out:
 def common_config(args):
     return {
         "bootstrap.servers": args.bootstrap,
-        # Brokers come and go on purpose: find new leaders fast.
-        "topic.metadata.refresh.interval.ms": 5000,
-        "reconnect.backoff.max.ms": 1000,
-        "socket.connection.setup.timeout.ms": 5000,
+        # librdkafka's defaults otherwise (metadata refreshed every 5 min and
+        # on errors): a client finds a new leader only when its old one or
+        # a request failure sends it looking.
         "log_level": 4,
     }
 
