@@ -157,3 +157,20 @@ def unavailability(rounds, producer_ack_times):
         key = r["kind"] + (":" + r["variant"] if r["kind"] == "partition" else "")
         per_kind.setdefault(key, []).append(gap)
     return {k: (len(v), statistics.median(v), max(v)) for k, v in per_kind.items()}
+
+
+def split_by_leader(rounds, ack_times):
+    """For rounds aimed at one broker: the longest acknowledgement gap of
+    the partitions it led when the fault began (gap_led_s) and of the
+    others (gap_other_s). ack_times: (topic, partition) -> sorted times."""
+    for r in rounds:
+        if not isinstance(r.get("target"), int):
+            continue
+        led, other = [], []
+        for (topic, p), times in ack_times.items():
+            leader = r.get("leaders", {}).get(topic, {}).get(str(p))
+            (led if leader == r["target"] else other).append(longest_gap(times, r["t"], r["end"]))
+        if led:
+            r["gap_led_s"] = round(max(led), 2)
+        if other:
+            r["gap_other_s"] = round(max(other), 2)

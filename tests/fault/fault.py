@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -208,13 +209,15 @@ class Suite:
 
     def run_rounds(self):
         nem = nemesis.Nemesis(self.lab, self.zk, self.brokers, self.view, self.topics, self.rng,
-                              SESSION_TIMEOUT_MS / 1000, self.wait_full_isr, log)
+                              SESSION_TIMEOUT_MS / 1000, self.wait_full_isr, log, self.args.partition_hold)
         kinds = self.args.faults
         with open(self.path("nemesis.jsonl"), "a") as out:
             for i in range(self.args.rounds):
                 kind = kinds[i % len(kinds)]
                 self.check_processes()
+                leaders = {t: self.view.leaders(t) for t in self.topics}
                 ev = nem.inject(kind)
+                ev["leaders"] = {t: {str(p): b for p, b in ls.items()} for t, ls in leaders.items()}
                 self.lab.heal_all()
                 for p in [self.zk] + list(self.brokers.values()):
                     if p.paused:
@@ -296,7 +299,7 @@ class Suite:
             {i: b.datadir for i, b in self.brokers.items()}, self.topics)
         log("compared %d partitions' replicas, %d batches below the high watermark" % (nparts, nbatches))
         sanitizer = ["%s: %s" % (b.name, line) for b in self.brokers.values() for line in b.sanitizer_reports()]
-        ack_times, rows = [], []
+        ack_times, rows, by_partition = [], [], {}
         events = []
         for topic, idempotent in TOPICS:
             tag = "idem" if idempotent else "plain"
@@ -305,12 +308,14 @@ class Suite:
             for p in range(self.args.partitions):
                 times = sorted(e["t"] for e in acks if e["p"] == p)
                 ack_times.append(times)
+                by_partition[(topic, p)] = times
                 rows.append(("%s-%d" % (topic, p), times))
             for name in ("producer", "consumer", "final"):
                 for e in checker.load_jsonl(self.path("%s-%s.jsonl" % (name, tag))):
                     e["src"] = "%s-%s" % (name, tag)
                     events.append(e)
         kinds = checker.unavailability(self.rounds, ack_times)
+        checker.split_by_leader(self.rounds, by_partition)
         events.extend(self.rounds)
         events.sort(key=lambda e: e.get("t", 0))
         with open(self.path("history.jsonl"), "w") as f:
@@ -318,10 +323,10 @@ class Suite:
                 f.write(json.dumps(e, separators=(",", ":")) + "\n")
         text, violations = report.summary(results, kinds, self.rounds, divergences, self.deaths, sanitizer,
                                           self.stuck, elapsed)
-        round_rows = [[r["round"], r["kind"], r["variant"], r["target"], r.get("gap_s"), r.get("full_isr_s")]
-                      for r in self.rounds]
-        rounds_text = report.table(round_rows, ["round", "fault", "variant", "target", "ack-gap-s",
-                                                "full-isr-after-heal-s"])
+        round_rows = [[r["round"], r["kind"], r["variant"], r["target"], r.get("gap_s"), r.get("gap_led_s", "-"),
+                       r.get("gap_other_s", "-"), r.get("full_isr_s")] for r in self.rounds]
+        rounds_text = report.table(round_rows, ["round", "fault", "variant", "target", "ack-gap-s", "led-by-target-s",
+                                                "others-s", "full-isr-after-heal-s"])
         with open(self.path("rounds.txt"), "w") as f:
             f.write(rounds_text + "\n")
         with open(self.path("summary.txt"), "w") as f:
@@ -343,8 +348,12 @@ def parse_args(argv):
     ap.add_argument("--partitions", type=int, default=6, help="per topic (default 6)")
     ap.add_argument("--rate", type=float, default=150, help="records/s per producer (default 150)")
     ap.add_argument("--quiet", type=float, default=3, help="seconds between rounds (default 3)")
+    ap.add_argument("--partition-hold", type=float, default=None,
+                    help="seconds a partition lasts (default: the session timeout + 8 s)")
     ap.add_argument("--seed", type=int, default=None)
-    ap.add_argument("--workdir", default=None, help="default: a new /tmp/vltava-fault-*")
+    ap.add_argument("--workdir", default=None,
+                    help="default: a new /tmp/vltava-fault-*, deleted after a run that passed unless "
+                    "VLTAVA_KEEP_TMP=1")
     ap.add_argument("--build-dir", default=os.environ.get("VLTAVA_BUILD_DIR") or os.path.join(cluster.REPO, "build"))
     ap.add_argument("--run-id", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -376,6 +385,7 @@ def main(argv):
         return 2
     run_id = args.run_id or "%06x" % random.randrange(1 << 24)
     workdir = args.workdir or tempfile.mkdtemp(prefix="vltava-fault-")
+    keep = bool(args.workdir) or os.environ.get("VLTAVA_KEEP_TMP") == "1"
     os.makedirs(workdir, exist_ok=True)
     log("run %s: %d rounds of %s, seed %d, work dir %s, build %s" % (run_id, args.rounds, ",".join(args.faults),
                                                                    args.seed, workdir, args.build_dir))
@@ -422,7 +432,11 @@ def main(argv):
         if suite:
             suite.kill_all()
         lab.cleanup()
-        log("namespaces of run %s removed; work dir %s" % (run_id, workdir))
+        if status == 0 and not keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+            log("namespaces of run %s and work dir %s removed (VLTAVA_KEEP_TMP=1 keeps it)" % (run_id, workdir))
+        else:
+            log("namespaces of run %s removed; work dir %s kept" % (run_id, workdir))
     return status
 
 

@@ -36,7 +36,8 @@ def valid(fault):
 
 
 class Nemesis:
-    def __init__(self, lab, zk, brokers, view, topics, rng, session_timeout_s, wait_full_isr, log):
+    def __init__(self, lab, zk, brokers, view, topics, rng, session_timeout_s, wait_full_isr, log,
+                 partition_hold_s=None):
         self.lab = lab
         self.zk = zk
         self.brokers = brokers  # id -> Broker
@@ -44,6 +45,9 @@ class Nemesis:
         self.topics = topics
         self.rng = rng
         self.session_s = session_timeout_s
+        # Longer than the session timeout by more than the time the client
+        # library takes to notice (2/3 of it), so sessions do expire.
+        self.partition_hold_s = partition_hold_s or session_timeout_s + 8
         self.wait_full_isr = wait_full_isr  # callable(timeout) -> bool
         self.log = log
         self.counts = {}  # kind -> rounds so far, to rotate variants and targets
@@ -114,7 +118,7 @@ class Nemesis:
         target, role = self._target(turn // len(PARTITION_VARIANTS))
         node = "b%d" % target
         others = ["b%d" % i for i in self.brokers if i != target]
-        hold = self.session_s + 4
+        hold = self.partition_hold_s
         start = time.time()
         self.log("partition %s: broker %d (%s) for %.0f s" % (variant, target, role, hold))
         self.brokers[target].note("partition %s for %.0f s" % (variant, hold))
