@@ -60,13 +60,13 @@ def broker_config(partitions):
 
 
 class AckTail:
-    """Follows a producer's history file: how many acks so far, and when the
-    last one came (the file is written line by line)."""
+    """Follows a producer's history file (written line by line): how many
+    acknowledgements each partition has had so far."""
 
     def __init__(self, path):
         self.path = path
         self.pos = 0
-        self.acks = 0
+        self.acks = {}  # partition -> count
         self.partial = b""
 
     def poll(self):
@@ -80,7 +80,10 @@ class AckTail:
         data = self.partial + data
         lines = data.split(b"\n")
         self.partial = lines.pop()
-        self.acks += sum(1 for line in lines if b'"k":"ack"' in line)
+        for line in lines:
+            if b'"k":"ack"' in line:
+                p = json.loads(line)["p"]
+                self.acks[p] = self.acks.get(p, 0) + 1
         return self.acks
 
 
@@ -185,13 +188,19 @@ class Suite:
             self.clients.append(("consumer-" + tag, self.client("consumer-" + tag, "consume", *common, "--id",
                                                                 tag)))
         self.tails = [AckTail(self.path("producer-%s.jsonl" % ("idem" if i else "plain"))) for _, i in TOPICS]
-        if not cluster.wait_for(lambda: all(t.poll() > 0 for t in self.tails), 90, 0.5):
+        if not self.acking(90):
             raise RuntimeError("the producers got no acknowledgement within 90 s; see %s" % self.workdir)
 
     def acking(self, timeout):
-        """Waits until every producer has an acknowledgement newer than now."""
-        base = [t.poll() for t in self.tails]
-        return cluster.wait_for(lambda: all(t.poll() > b for t, b in zip(self.tails, base)), timeout, 0.2)
+        """Waits until every partition of both topics has an
+        acknowledgement newer than now."""
+        base = [dict(t.poll()) for t in self.tails]
+
+        def moved():
+            return all(t.poll().get(p, 0) > b.get(p, 0) for t, b in zip(self.tails, base)
+                       for p in range(self.args.partitions))
+
+        return cluster.wait_for(moved, timeout, 0.2)
 
     def stop_workload(self):
         for name, proc in self.clients:
@@ -234,7 +243,8 @@ class Suite:
                 if not full or not acking:
                     self.stuck.append("round %d (%s %s): %s" % (i + 1, kind, ev["variant"],
                                                                 "no full ISR within %d s" % FULL_ISR_TIMEOUT_S
-                                                                if not full else "producers not acknowledged"))
+                                                                if not full else
+                                                                "a partition without acknowledgements for 60 s"))
                 out.write(json.dumps(ev) + "\n")
                 out.flush()
                 self.rounds.append(ev)

@@ -63,8 +63,6 @@ def produce(args, out):
             "linger.ms": 5,
             "compression.type": "none",
             "message.timeout.ms": 60000,
-            "request.timeout.ms": 10000,
-            "retry.backoff.ms": 100,
             "error_cb": on_error,
         })
         return Producer(cfg)
