@@ -44,9 +44,11 @@ def support_problem():
         return "cannot create a network namespace: %s" % e
     try:
         run("ip", "link", "set", "lo", "up", ns=name)
+        run("ip", "link", "add", "vfbr", "type", "bridge", ns=name)
+        run("ip", "link", "add", "vfa", "type", "veth", "peer", "name", "vfb", ns=name)
         run("iptables", "-A", "INPUT", "-s", "127.0.0.2", "-j", "DROP", ns=name)
     except RuntimeError as e:
-        return "iptables does not work in a network namespace: %s" % e
+        return "no bridge, veth or iptables in a network namespace: %s" % e
     finally:
         run("ip", "netns", "del", name, check=False)
     return None
