@@ -164,6 +164,9 @@ void zk_multi_submit(coordinator_t *c, zk_call_t *call);
 int zk_multi_failed_op(const zk_call_t *call);
 
 int64_t coord_now_ms(void);
+/* When the ZooKeeper client library last logged a refused connection
+ * (coord_now_ms()), 0 when never: no server was listening there then. */
+int64_t zk_last_refused_ms(void);
 
 /* ---- coordinator.c, called by the bridge and the controller ---- */
 void coord_on_watch(coordinator_t *c, const zk_watch_event_t *ev);

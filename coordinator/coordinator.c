@@ -794,7 +794,17 @@ static void session_lost(coordinator_t *c, const char *why)
  * longer than the session timeout takes its session as lost. The server
  * expired it by then, since the server last heard from it no later than
  * the disconnection (libzookeeper only reports the expiry when it gets
- * through to the server again, which a partition may delay for long). */
+ * through to the server again, which a partition may delay for long).
+ * Apache Curator 3's simulated session expiry is the same rule.
+ *
+ * Except while ZooKeeper is down: a server that restarts gives every
+ * session it restores a new timeout, so a broker would give up a session
+ * that is still good, and with every broker stepping down, a ZooKeeper
+ * outage would stop the whole cluster. A refused connection says that no
+ * server was listening at that moment; with a single server, the timeout
+ * then counts from the last refusal. (With an ensemble one member's
+ * refusal proves nothing about the others, and a server whose host is
+ * down refuses nothing: those are taken as a cut.) */
 static void check_session(coordinator_t *c)
 {
     if (!c->registered || !c->zh || c->disconnected_since_ms == 0)
@@ -802,11 +812,16 @@ static void check_session(coordinator_t *c)
     int timeout_ms = zoo_recv_timeout(c->zh);
     if (timeout_ms <= 0)
         timeout_ms = c->cfg.zk_session_timeout_ms;
-    int64_t away_ms = coord_now_ms() - c->disconnected_since_ms;
+    int64_t since_ms = c->disconnected_since_ms;
+    int64_t refused_ms = zk_last_refused_ms();
+    if (!strchr(c->zk_hosts, ',') && refused_ms > since_ms)
+        since_ms = refused_ms;
+    int64_t away_ms = coord_now_ms() - since_ms;
     if (away_ms <= timeout_ms)
         return;
     char why[96];
-    snprintf(why, sizeof(why), "disconnected for %lld ms, past the %d ms session timeout",
+    snprintf(why, sizeof(why),
+             "out of reach of ZooKeeper for %lld ms, past the %d ms session timeout",
              (long long)away_ms, timeout_ms);
     session_lost(c, why);
 }

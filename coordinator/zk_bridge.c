@@ -9,6 +9,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -36,12 +37,34 @@ int64_t coord_now_ms(void)
 
 /* ---- ZooKeeper's threads ---- */
 
+/* When a connection attempt to ZooKeeper was last refused (coord_now_ms()),
+ * 0: never. Process-wide: the library's log callback has no context. */
+static _Atomic int64_t zk_refused_ms;
+static char zk_refused_needle[64];
+
+static void zk_refused_text(void)
+{
+    snprintf(zk_refused_needle, sizeof(zk_refused_needle), "errno=%d(%s)", ECONNREFUSED,
+             strerror(ECONNREFUSED));
+}
+
+int64_t zk_last_refused_ms(void)
+{
+    return atomic_load(&zk_refused_ms);
+}
+
 /* The client library retries a refused connection every few tens of
- * milliseconds and logs each attempt; let one line a second through. */
+ * milliseconds and logs each attempt; let one line a second through.
+ * Refusals are noted first: the library reports them only here, as
+ * errno=<n>(<strerror text>). */
 static void zk_client_log(const char *message)
 {
     static _Atomic int64_t last_ms;
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, zk_refused_text);
     int64_t now = coord_now_ms();
+    if (strstr(message, zk_refused_needle))
+        atomic_store(&zk_refused_ms, now);
     int64_t prev = last_ms;
     if (now - prev < 1000 || !atomic_compare_exchange_strong(&last_ms, &prev, now))
         return;

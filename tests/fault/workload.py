@@ -175,7 +175,7 @@ def final(args, out):
         if msg.offset() + 1 >= hw[msg.partition()]:
             done.add(msg.partition())
     for p, o in sorted(hw.items()):
-        out(k="hw", p=p, o=o, complete=p in done)
+        out(k="hw", t=time.time(), p=p, o=o, complete=p in done)
     c.close()
     return 0 if len(done) == args.partitions else 1
 
