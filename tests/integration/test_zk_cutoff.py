@@ -138,7 +138,10 @@ class ZooKeeperCutOffTest(unittest.TestCase):
                 return st is not None and st.ephemeralOwner != session
 
             vt.wait_for(new_session, timeout=40, what="broker 1 registered in a new session")
-            self.assertIn("re-registered broker 1 in a new ZooKeeper session", cut.log_text())
+            # ZooKeeper shows the znode before the broker hears its create
+            # answered and says so.
+            vt.wait_for(lambda: "re-registered broker 1 in a new ZooKeeper session" in cut.log_text(), timeout=10,
+                        what="broker 1 to log its new registration")
             vt.wait_for(lambda: 1 in vt.raw_metadata(c.broker(2).port, ["cut"])["topics"]["cut"]["partitions"][p]
                         ["isr"], timeout=60, what="broker 1 back in the ISR of cut-%d" % p)
             print("stepped down %.1f s into the cut" % stepped_down_s)
