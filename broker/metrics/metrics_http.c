@@ -238,7 +238,7 @@ metrics_endpoint_t *metrics_endpoint_start(struct ev_loop *loop, const char *hos
         (unsigned int)METRICS_HTTP_CONNECTIONS, MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned int)METRICS_HTTP_IDLE_TIMEOUT_S, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
         (size_t)METRICS_HTTP_MEMORY_BYTES, MHD_OPTION_LISTEN_BACKLOG_SIZE,
-        (unsigned int)METRICS_HTTP_BACKLOG, MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned int)1,
+        (unsigned int)METRICS_HTTP_BACKLOG,
         /* main ignores SIGPIPE: MHD need not guard its writes. */
         MHD_OPTION_SIGPIPE_HANDLED_BY_APP, (int)1, MHD_OPTION_END);
     if (ep->daemon == NULL) {

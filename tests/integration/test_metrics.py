@@ -474,6 +474,23 @@ class MetricsConfigTest(unittest.TestCase):
                 self.assertEqual(code, 1)
                 self.assertRegex(b.log_text(), r"metrics\.listener 127\.0\.0\.1:%d: .*in use" % port)
 
+    def test_second_broker_on_the_same_listener_fails(self):
+        # SO_REUSEPORT would let both bind and the kernel split the scrapes
+        # between them: the second broker must refuse to start instead.
+        port = vt.free_port()
+        with vt.Cluster(brokers=2, broker_config={"metrics.listener": "127.0.0.1:%d" % port},
+                        start=False) as c:
+            first, second = c.broker(1), c.broker(2)
+            first.start()
+            first.wait_ready()
+            self.assertEqual(http_get(port)[0], 200)
+            second.start()
+            code = vt.wait_for(lambda: second.proc.poll(), timeout=60, what="broker 2 to fail")
+            self.assertEqual(code, 1)
+            self.assertRegex(second.log_text(), r"metrics\.listener 127\.0\.0\.1:%d: .*in use" % port)
+            self.assertTrue(first.alive())
+            self.assertEqual(http_get(port)[0], 200)
+
 
 if __name__ == "__main__":
     unittest.main()
