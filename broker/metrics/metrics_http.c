@@ -139,25 +139,26 @@ static unsigned int open_connections(const metrics_endpoint_t *ep)
  * does not ask for that run: after a run that closed connections, the
  * connections queued meanwhile would wait for an event that never comes.
  * So a run that changed the number of connections is followed by another;
- * each needs the one before to have changed something, and a few are
- * enough (the bound is for safety). */
-#define MHD_RUNS_PER_WAKEUP 8
+ * each needs the one before to have changed something. When every run of
+ * the bound changed it, the next wakeup is due at once (a timer at 0), as
+ * the last run may have left the listener out of the set. */
+#define METRICS_HTTP_RUNS_PER_WAKEUP 8
 
 static void run_mhd(metrics_endpoint_t *ep)
 {
     unsigned int before = open_connections(ep);
-    for (int run = 0; run < MHD_RUNS_PER_WAKEUP; run++) {
+    bool settled = false;
+    for (int run = 0; run < METRICS_HTTP_RUNS_PER_WAKEUP && !settled; run++) {
         MHD_run(ep->daemon);
         unsigned int after = open_connections(ep);
         assert(after <= METRICS_HTTP_CONNECTIONS);
-        if (after == before)
-            break;
+        settled = after == before;
         before = after;
     }
-    MHD_UNSIGNED_LONG_LONG ms;
+    MHD_UNSIGNED_LONG_LONG ms = 0;
     ev_timer_stop(ep->loop, &ep->timer);
-    if (MHD_get_timeout(ep->daemon, &ms) == MHD_YES) {
-        ev_timer_set(&ep->timer, (double)ms / 1000.0, 0.);
+    if (!settled || MHD_get_timeout(ep->daemon, &ms) == MHD_YES) {
+        ev_timer_set(&ep->timer, settled ? (double)ms / 1000.0 : 0., 0.);
         ev_timer_start(ep->loop, &ep->timer);
     }
 }
