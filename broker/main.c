@@ -1,9 +1,12 @@
 /* vltava-broker: wires the modules together on one libev loop, in the order
  * of the design's control flow, and takes them down again on SIGTERM/SIGINT.
  *
- * Start: configuration -> log level -> logs (recovery) -> replica manager ->
- * coordinator (ZooKeeper: register, controller election, metadata) -> API
- * context -> Kafka listeners -> metrics endpoint -> periodic log work -> run.
+ * Start: configuration -> log level -> metrics endpoint (bound first, so
+ * that a bad metrics.listener stops the start before the broker registers
+ * in ZooKeeper; it answers 503 until its sources are set) -> logs
+ * (recovery) -> replica manager -> coordinator (ZooKeeper: register,
+ * controller election, metadata) -> API context -> Kafka listeners ->
+ * metrics sources -> periodic log work -> run.
  *
  * Stop: close the metrics endpoint (a scrape reads every module's state) ->
  * stop accepting and answer in-flight requests (bounded) -> leave
@@ -154,6 +157,16 @@ static int broker_start(broker_t *b)
     }
     assert(inter_broker_endpoint < nendpoints); /* the inter-broker listener is advertised */
 
+    b->metrics = metrics_new();
+    if (cfg->metrics_host != NULL) {
+        b->metrics_endpoint =
+            metrics_endpoint_start(b->loop, cfg->metrics_host, cfg->metrics_port, err, sizeof(err));
+        if (b->metrics_endpoint == NULL) {
+            VLOG_ERR(MAIN_MODULE, "%s", err);
+            return 1;
+        }
+    }
+
     log_err_t lerr = log_manager_open(cfg->log_dir, &cfg->log_defaults, &b->logs);
     if (lerr != LOG_OK) {
         VLOG_ERR(MAIN_MODULE, "log.dirs %s: %s", cfg->log_dir, log_err_str(lerr));
@@ -191,7 +204,6 @@ static int broker_start(broker_t *b)
     b->txns =
         txn_coordinator_new(b->loop, &cfg->txns, b->replicas, b->coord, b->groups, b->producer_ids);
     b->api.txns = b->txns;
-    b->metrics = metrics_new();
     b->api.metrics = b->metrics;
     b->api_ready = true;
 
@@ -210,7 +222,7 @@ static int broker_start(broker_t *b)
         VLOG_ERR(MAIN_MODULE, "%s", err);
         return 1;
     }
-    if (cfg->metrics_host != NULL) {
+    if (b->metrics_endpoint != NULL) {
         metrics_sources_t src = {
             .registry = b->metrics,
             .coord = b->coord,
@@ -218,12 +230,7 @@ static int broker_start(broker_t *b)
             .groups = b->groups,
             .net = b->net,
         };
-        b->metrics_endpoint = metrics_endpoint_start(b->loop, cfg->metrics_host, cfg->metrics_port,
-                                                     &src, err, sizeof(err));
-        if (b->metrics_endpoint == NULL) {
-            VLOG_ERR(MAIN_MODULE, "%s", err);
-            return 1;
-        }
+        metrics_endpoint_set_sources(b->metrics_endpoint, &src);
     }
 
     int64_t tick_ms = cfg->retention_check_interval_ms;

@@ -126,11 +126,14 @@ char *metrics_render(const metrics_sources_t *src, size_t *len);
 typedef struct metrics_endpoint metrics_endpoint_t;
 
 /* Listens on host:port (empty host or "0.0.0.0": every IPv4 address; port
- * 0: an ephemeral one) and serves GET and HEAD /metrics from src; other
- * paths 404, other methods 405. Returns NULL with the reason in err. */
+ * 0: an ephemeral one) and serves GET and HEAD /metrics, 503 until
+ * metrics_endpoint_set_sources; other paths 404, other methods 405.
+ * Returns NULL with the reason (naming metrics.listener) in err. */
 metrics_endpoint_t *metrics_endpoint_start(struct ev_loop *loop, const char *host, int32_t port,
-                                           const metrics_sources_t *src, char *err,
-                                           size_t err_size);
+                                           char *err, size_t err_size);
+/* Where scrapes read from from now on (copied; the pointers must outlive
+ * the endpoint). Once only. */
+void metrics_endpoint_set_sources(metrics_endpoint_t *ep, const metrics_sources_t *src);
 /* The port actually bound. */
 int32_t metrics_endpoint_port(const metrics_endpoint_t *ep);
 /* Closes every connection and the listener; frees. NULL is ignored. */

@@ -13,7 +13,10 @@
  * request in that window shares. So a flood of scrapes costs the Kafka
  * listeners little time and bounded memory.
  *
- * Answers: GET or HEAD /metrics 200; another path 404; another method 405
+ * Answers: GET or HEAD /metrics 200 (503 until the broker has set the
+ * sources: the endpoint binds before the broker joins the cluster, so
+ * that a bad metrics.listener stops the start before that); another path
+ * 404; another method 405
  * (with Allow); a request that announces a body (Content-Length above 0,
  * or Transfer-Encoding) 413 and the connection closed before the body is
  * read. Request line and headers must fit in METRICS_HTTP_MEMORY_BYTES
@@ -36,7 +39,7 @@
 struct metrics_endpoint {
     struct ev_loop *loop;
     struct MHD_Daemon *daemon;
-    metrics_sources_t src;
+    metrics_sources_t src; /* registry NULL until metrics_endpoint_set_sources */
     int32_t port;
     ev_io epoll_watcher; /* MHD's epoll fd */
     ev_timer timer;      /* MHD_get_timeout */
@@ -44,13 +47,14 @@ struct metrics_endpoint {
      * using it); NULL before the first scrape. */
     struct MHD_Response *scrape;
     int64_t scrape_at_ns;
-    struct MHD_Response *not_found, *not_allowed, *too_large; /* static texts */
+    struct MHD_Response *not_found, *not_allowed, *too_large, *starting; /* static texts */
     char *start_error; /* while starting: MHD's first complaint */
 };
 
 static const char not_found_text[] = "Not found: the metrics are at /metrics\n";
 static const char not_allowed_text[] = "Method not allowed: use GET or HEAD\n";
 static const char too_large_text[] = "A metrics request carries no body\n";
+static const char starting_text[] = "The broker is starting: no metrics yet\n";
 
 /* MHD's messages: the first one while starting (the reason a start
  * fails), debug lines afterwards (a client's bad request is not the
@@ -119,6 +123,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return MHD_queue_response(conn, MHD_HTTP_METHOD_NOT_ALLOWED, ep->not_allowed);
     if (request_has_body(conn))
         return MHD_queue_response(conn, MHD_HTTP_CONTENT_TOO_LARGE, ep->too_large);
+    if (ep->src.registry == NULL)
+        return MHD_queue_response(conn, MHD_HTTP_SERVICE_UNAVAILABLE, ep->starting);
     struct MHD_Response *r = current_scrape(ep);
     if (r == NULL)
         return MHD_NO; /* MHD closes the connection */
@@ -218,9 +224,9 @@ static bool resolve(const char *host, int32_t port, struct sockaddr_storage *ss,
 }
 
 metrics_endpoint_t *metrics_endpoint_start(struct ev_loop *loop, const char *host, int32_t port,
-                                           const metrics_sources_t *src, char *err, size_t err_size)
+                                           char *err, size_t err_size)
 {
-    assert(loop != NULL && src != NULL && src->registry != NULL);
+    assert(loop != NULL);
     assert(port >= 0 && port <= 65535);
     struct sockaddr_storage ss;
     if (!resolve(host, port, &ss, err, err_size))
@@ -228,7 +234,6 @@ metrics_endpoint_t *metrics_endpoint_start(struct ev_loop *loop, const char *hos
 
     metrics_endpoint_t *ep = xcalloc(1, sizeof(*ep));
     ep->loop = loop;
-    ep->src = *src;
     unsigned int flags = MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
@@ -259,6 +264,7 @@ metrics_endpoint_t *metrics_endpoint_start(struct ev_loop *loop, const char *hos
     ep->not_found = static_response(not_found_text, NULL);
     ep->not_allowed = static_response(not_allowed_text, "GET, HEAD");
     ep->too_large = static_response(too_large_text, NULL);
+    ep->starting = static_response(starting_text, NULL);
 
     ev_io_init(&ep->epoll_watcher, on_epoll, info->epoll_fd, EV_READ);
     ep->epoll_watcher.data = ep;
@@ -269,6 +275,13 @@ metrics_endpoint_t *metrics_endpoint_start(struct ev_loop *loop, const char *hos
     VLOG_INFO(METRICS_MODULE, "serving metrics on http://%s:%d/metrics",
               host != NULL && host[0] ? host : "0.0.0.0", ep->port);
     return ep;
+}
+
+void metrics_endpoint_set_sources(metrics_endpoint_t *ep, const metrics_sources_t *src)
+{
+    assert(ep != NULL && ep->src.registry == NULL);
+    assert(src != NULL && src->registry != NULL && src->coord != NULL && src->replicas != NULL);
+    ep->src = *src;
 }
 
 int32_t metrics_endpoint_port(const metrics_endpoint_t *ep)
@@ -288,5 +301,6 @@ void metrics_endpoint_stop(metrics_endpoint_t *ep)
     MHD_destroy_response(ep->not_found);
     MHD_destroy_response(ep->not_allowed);
     MHD_destroy_response(ep->too_large);
+    MHD_destroy_response(ep->starting);
     free(ep);
 }

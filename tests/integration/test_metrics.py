@@ -474,6 +474,20 @@ class MetricsConfigTest(unittest.TestCase):
                 self.assertEqual(code, 1)
                 self.assertRegex(b.log_text(), r"metrics\.listener 127\.0\.0\.1:%d: .*in use" % port)
 
+    def test_unresolvable_host_fails_before_joining_the_cluster(self):
+        # The endpoint binds before the broker registers in ZooKeeper: a
+        # name that does not resolve stops the start with nothing registered.
+        listener = "no-such-host.invalid:%d" % vt.free_port()
+        with vt.Cluster(brokers=1, broker_config={"metrics.listener": listener}, start=False) as c:
+            b = c.broker(1)
+            b.start()
+            code = vt.wait_for(lambda: b.proc.poll(), timeout=60, what="the broker to fail")
+            self.assertEqual(code, 1)
+            log = b.log_text()
+            self.assertIn("metrics.listener %s: " % listener, log)
+            self.assertNotIn("ZooKeeper session connected", log)
+            self.assertNotIn("registered broker", log)
+
     def test_second_broker_on_the_same_listener_fails(self):
         # SO_REUSEPORT would let both bind and the kernel split the scrapes
         # between them: the second broker must refuse to start instead.
