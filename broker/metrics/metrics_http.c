@@ -26,6 +26,7 @@
 #include <ev.h>
 #include <microhttpd.h>
 #include <netdb.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +44,7 @@ struct metrics_endpoint {
     int32_t port;
     ev_io epoll_watcher; /* MHD's epoll fd */
     ev_timer timer;      /* MHD_get_timeout */
+    ev_timer retry;      /* resumes epoll_watcher after a wakeup that could do nothing */
     /* The last rendering: our reference (MHD holds its own per request
      * using it); NULL before the first scrape. */
     struct MHD_Response *scrape;
@@ -149,20 +151,44 @@ static unsigned int open_connections(const metrics_endpoint_t *ep)
  * the bound changed it, the next wakeup is due at once (a timer at 0), as
  * the last run may have left the listener out of the set. */
 #define METRICS_HTTP_RUNS_PER_WAKEUP 8
+/* The pause after a wakeup that could do nothing, as net.c pauses its
+ * accepts. */
+#define METRICS_HTTP_RETRY_S 0.1
+
+static bool epoll_fd_ready(const metrics_endpoint_t *ep)
+{
+    struct pollfd pfd = {.fd = ep->epoll_watcher.fd, .events = POLLIN};
+    return poll(&pfd, 1, 0) > 0;
+}
 
 static void run_mhd(metrics_endpoint_t *ep)
 {
     unsigned int before = open_connections(ep);
-    bool settled = false;
+    bool settled = false, idle = false;
     for (int run = 0; run < METRICS_HTTP_RUNS_PER_WAKEUP && !settled; run++) {
         MHD_run(ep->daemon);
         unsigned int after = open_connections(ep);
         assert(after <= METRICS_HTTP_CONNECTIONS);
         settled = after == before;
+        idle = settled && run == 0;
         before = after;
     }
-    MHD_UNSIGNED_LONG_LONG ms = 0;
     ev_timer_stop(ep->loop, &ep->timer);
+    /* A wakeup that changed nothing and left the epoll fd readable is one
+     * that will come back at once: MHD keeps its listening socket in its
+     * (level-triggered) set when accept fails for want of descriptors with
+     * no connection open, so every loop iteration would wake it for
+     * nothing. Pause instead. The rule also catches a run that only
+     * refused connections (the per-address limit) with more waiting, or
+     * data that arrived during the run: a pause delays them, nothing is
+     * lost. */
+    if (idle && epoll_fd_ready(ep)) {
+        ev_io_stop(ep->loop, &ep->epoll_watcher);
+        ev_timer_set(&ep->retry, METRICS_HTTP_RETRY_S, 0.);
+        ev_timer_start(ep->loop, &ep->retry);
+        return;
+    }
+    MHD_UNSIGNED_LONG_LONG ms = 0;
     if (!settled || MHD_get_timeout(ep->daemon, &ms) == MHD_YES) {
         ev_timer_set(&ep->timer, settled ? (double)ms / 1000.0 : 0., 0.);
         ev_timer_start(ep->loop, &ep->timer);
@@ -181,6 +207,15 @@ static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
     (void)loop;
     (void)revents;
     run_mhd(w->data);
+}
+
+static void on_retry(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)revents;
+    metrics_endpoint_t *ep = w->data;
+    assert(!ev_is_active(&ep->epoll_watcher));
+    ev_io_start(loop, &ep->epoll_watcher);
+    run_mhd(ep);
 }
 
 /* ---- start and stop ---- */
@@ -271,6 +306,8 @@ metrics_endpoint_t *metrics_endpoint_start(struct ev_loop *loop, const char *hos
     ev_io_start(loop, &ep->epoll_watcher);
     ev_timer_init(&ep->timer, on_timer, 0., 0.);
     ep->timer.data = ep;
+    ev_timer_init(&ep->retry, on_retry, 0., 0.);
+    ep->retry.data = ep;
     run_mhd(ep);
     VLOG_INFO(METRICS_MODULE, "serving metrics on http://%s:%d/metrics",
               host != NULL && host[0] ? host : "0.0.0.0", ep->port);
@@ -295,6 +332,7 @@ void metrics_endpoint_stop(metrics_endpoint_t *ep)
         return;
     ev_io_stop(ep->loop, &ep->epoll_watcher);
     ev_timer_stop(ep->loop, &ep->timer);
+    ev_timer_stop(ep->loop, &ep->retry);
     MHD_stop_daemon(ep->daemon); /* closes the connections; drops their references */
     if (ep->scrape != NULL)
         MHD_destroy_response(ep->scrape);
