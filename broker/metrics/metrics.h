@@ -109,19 +109,22 @@ char *metrics_render_registry(const metrics_t *m, size_t *len);
 /* The whole exposition (registry and scrape-time gauges), as above. */
 char *metrics_render(const metrics_sources_t *src, size_t *len);
 
-/* The endpoint. Bounds: METRICS_HTTP_CONNECTIONS connections at once (more
- * wait in a listen backlog of METRICS_HTTP_BACKLOG, beyond which the kernel
- * completes no more), METRICS_HTTP_MEMORY_BYTES of request memory each (a larger
+/* The endpoint. Bounds: METRICS_HTTP_CONNECTIONS connections at once, at
+ * most METRICS_HTTP_CONNECTIONS_PER_IP of them from one client address (so
+ * that slow clients trickling from one address cannot hold every slot; the
+ * extra ones are closed at once), more wait in a listen backlog of METRICS_HTTP_BACKLOG, beyond
+ * which the kernel completes no more), METRICS_HTTP_MEMORY_BYTES of request memory each (a larger
  * request line or header gets an error answer and is closed), a connection
  * idle for METRICS_HTTP_IDLE_TIMEOUT_S is closed, a request that carries a
  * body is answered 413 and closed, a rendered exposition is reused for
  * METRICS_HTTP_REUSE_MS (so a flood of scrapes renders at most that often). */
-#define METRICS_HTTP_CONNECTIONS    32
-#define METRICS_HTTP_BACKLOG        64
-#define METRICS_HTTP_MEMORY_BYTES   (16 * 1024)
-#define METRICS_HTTP_IDLE_TIMEOUT_S 5
-#define METRICS_HTTP_REUSE_MS       250
-#define METRICS_CONTENT_TYPE        "text/plain; version=0.0.4; charset=utf-8"
+#define METRICS_HTTP_CONNECTIONS        32
+#define METRICS_HTTP_CONNECTIONS_PER_IP 8
+#define METRICS_HTTP_BACKLOG            64
+#define METRICS_HTTP_MEMORY_BYTES       (16 * 1024)
+#define METRICS_HTTP_IDLE_TIMEOUT_S     5
+#define METRICS_HTTP_REUSE_MS           250
+#define METRICS_CONTENT_TYPE            "text/plain; version=0.0.4; charset=utf-8"
 
 typedef struct metrics_endpoint metrics_endpoint_t;
 

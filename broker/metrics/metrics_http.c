@@ -276,7 +276,8 @@ metrics_endpoint_t *metrics_endpoint_start(struct ev_loop *loop, const char *hos
     ep->daemon = MHD_start_daemon(
         flags, (uint16_t)port, NULL, NULL, on_request, ep, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, ep,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned int)METRICS_HTTP_CONNECTIONS, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned int)METRICS_HTTP_CONNECTIONS, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+        (unsigned int)METRICS_HTTP_CONNECTIONS_PER_IP, MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned int)METRICS_HTTP_IDLE_TIMEOUT_S, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
         (size_t)METRICS_HTTP_MEMORY_BYTES, MHD_OPTION_LISTEN_BACKLOG_SIZE,
         (unsigned int)METRICS_HTTP_BACKLOG,

@@ -33,6 +33,7 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # broker/metrics/metrics.h
 IDLE_TIMEOUT_S = 5
 CONNECTION_LIMIT = 32
+CONNECTIONS_PER_IP = 8
 
 _NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
 _LABEL = r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\\n]|\\[\\"n])*)"'
@@ -381,7 +382,10 @@ class MetricsBadInputTest(vt.SharedClusterTest):
                 except OSError:
                     break
             for s in socks[:CONNECTION_LIMIT]:
-                s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")  # and stall
+                try:
+                    s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")  # and stall
+                except OSError:
+                    pass  # closed: beyond the per-address limit
             self.kafka_answers()
         finally:
             for s in socks:
@@ -397,6 +401,38 @@ class MetricsBadInputTest(vt.SharedClusterTest):
                 self.assertIsNone(conn.recv_frame())
             except ConnectionResetError:
                 pass
+
+    def test_connections_per_address(self):
+        # One address stalls its whole allowance: one more from it is closed
+        # without an answer, while another address still gets its scrape.
+        socks = []
+        try:
+            for _ in range(CONNECTIONS_PER_IP):
+                s = socket.create_connection(("127.0.0.1", self.port), timeout=5)
+                s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")  # and stall
+                socks.append(s)
+            with socket.create_connection(("127.0.0.1", self.port), timeout=10) as extra:
+                try:
+                    extra.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")
+                    self.assertEqual(extra.recv(4096), b"")
+                except ConnectionResetError:
+                    pass
+            with socket.socket() as other:
+                other.settimeout(10)
+                other.bind(("127.0.0.2", 0))
+                other.connect(("127.0.0.1", self.port))
+                other.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")
+                answer = b""
+                while True:
+                    chunk = other.recv(65536)
+                    if not chunk:
+                        break
+                    answer += chunk
+                self.assertTrue(answer.startswith(b"HTTP/1.0 200") or answer.startswith(b"HTTP/1.1 200"),
+                                answer[:80])
+        finally:
+            for s in socks:
+                s.close()
 
     def test_errors_by_api(self):
         before = scrape(self.port)
