@@ -39,6 +39,7 @@ typedef struct metrics_api {
 
 typedef struct metrics_topic_io {
     char *name; /* owned; NULL: a free slot */
+    size_t name_len;
     uint64_t bytes_in, records_in, bytes_out, records_out;
 } metrics_topic_io_t;
 
@@ -134,7 +135,7 @@ static metrics_topic_io_t *topic_probe(metrics_topic_io_t *table, const char *na
     size_t i = topic_hash(name, len) & (METRICS_TOPIC_SLOTS - 1);
     for (size_t probes = 0; probes < METRICS_TOPIC_SLOTS; probes++) {
         metrics_topic_io_t *s = &table[i];
-        if (s->name == NULL || (strlen(s->name) == len && memcmp(s->name, name, len) == 0))
+        if (s->name == NULL || (s->name_len == len && memcmp(s->name, name, len) == 0))
             return s;
         i = (i + 1) & (METRICS_TOPIC_SLOTS - 1);
     }
@@ -151,6 +152,7 @@ static metrics_topic_io_t *topic_slot(metrics_t *m, const char *name, size_t len
     if (m->ntopics == METRICS_MAX_TOPICS)
         return &m->other;
     s->name = xstrndup(name, len);
+    s->name_len = len;
     m->ntopics++;
     return s;
 }
@@ -188,6 +190,15 @@ void metrics_topic_out(metrics_t *m, const char *topic, size_t len, int64_t byte
 void metrics_forget_topics(metrics_t *m, bool (*exists)(void *arg, const char *topic), void *arg)
 {
     assert(m != NULL && exists != NULL);
+    /* Every render calls this and topics are rarely deleted: the table is
+     * rebuilt only once a topic is found gone (exists() is asked once per
+     * topic either way). */
+    size_t first_gone = 0;
+    while (first_gone < METRICS_TOPIC_SLOTS &&
+           (m->topics[first_gone].name == NULL || exists(arg, m->topics[first_gone].name)))
+        first_gone++;
+    if (first_gone == METRICS_TOPIC_SLOTS)
+        return;
     /* Open addressing cannot simply empty a slot (a later probe would stop
      * there): the survivors move into a fresh table. */
     metrics_topic_io_t *old = m->topics;
@@ -197,16 +208,16 @@ void metrics_forget_topics(metrics_t *m, bool (*exists)(void *arg, const char *t
         metrics_topic_io_t *s = &old[i];
         if (s->name == NULL)
             continue;
-        if (!exists(arg, s->name)) {
+        if (i == first_gone || (i > first_gone && !exists(arg, s->name))) {
             free(s->name);
             continue;
         }
-        metrics_topic_io_t *to = topic_probe(m->topics, s->name, strlen(s->name));
+        metrics_topic_io_t *to = topic_probe(m->topics, s->name, s->name_len);
         assert(to->name == NULL);
         *to = *s;
         kept++;
     }
-    assert(kept <= m->ntopics);
+    assert(kept < m->ntopics);
     m->ntopics = kept;
     free(old);
 }

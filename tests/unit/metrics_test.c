@@ -329,6 +329,13 @@ static bool keep_even(void *arg, const char *topic)
     return topic[0] == 't' && atoi(topic + 1) % 2 == 0;
 }
 
+static bool keep_all(void *arg, const char *topic)
+{
+    int *calls = arg;
+    (*calls)++;
+    return topic[0] != '\0';
+}
+
 static void test_topic_counters_and_cap(void)
 {
     metrics_t *m = metrics_new();
@@ -370,6 +377,16 @@ static void test_topic_counters_and_cap(void)
     CU_ASSERT_PTR_NULL(strstr(text, "{topic=\"t3\"}"));
     /* The overflow series stays: counters never go back. */
     ASSERT_LINE(text, "vltava_topic_bytes_in_total{topic=\"" METRICS_OTHER_LABEL "\"} 60");
+    free(text);
+
+    /* Nothing gone: each topic asked once, every count kept. */
+    calls = 0;
+    metrics_forget_topics(m, keep_all, &calls);
+    CU_ASSERT_EQUAL(calls, 501);
+    CU_ASSERT_EQUAL(metrics_topic_count(m), 501);
+    text = render(m);
+    ASSERT_LINE(text, "vltava_topic_bytes_in_total{topic=\"t2\"} 11");
+    ASSERT_LINE(text, "vltava_topic_bytes_in_total{topic=\"t999\"} 7");
     free(text);
     metrics_free(m);
 }
