@@ -139,7 +139,7 @@ void zk_bridge_destroy(coordinator_t *c);
 /* Opens a new session handle (closing any previous one). Non-blocking. */
 int zk_open_session(coordinator_t *c, const char *connect);
 void zk_close_session(coordinator_t *c);
-int zk_session_state(coordinator_t *c);
+int zk_session_state(const coordinator_t *c);
 /* Start-up only: waits until the session is connected or the deadline. */
 bool zk_wait_connected(coordinator_t *c, int64_t deadline_ms);
 /* Start-up only: runs queued events on this thread until *flag or the

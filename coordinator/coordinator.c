@@ -1268,7 +1268,7 @@ bool coordinator_is_controller(const coordinator_t *c)
     return c->is_controller;
 }
 
-coordinator_session_t coordinator_session_state(coordinator_t *c)
+coordinator_session_t coordinator_session_state(const coordinator_t *c)
 {
     if (c->zh == NULL)
         return COORDINATOR_SESSION_CLOSED;

@@ -159,7 +159,7 @@ typedef enum coordinator_session {
     COORDINATOR_SESSION_STATES
 } coordinator_session_t;
 
-coordinator_session_t coordinator_session_state(coordinator_t *c);
+coordinator_session_t coordinator_session_state(const coordinator_t *c);
 /* "connected", "connecting", "expired", "closed". */
 const char *coordinator_session_name(coordinator_session_t state);
 

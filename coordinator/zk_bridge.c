@@ -326,11 +326,14 @@ void zk_close_session(coordinator_t *c)
     c->zh_ctx = NULL;
 }
 
-int zk_session_state(coordinator_t *c)
+int zk_session_state(const coordinator_t *c)
 {
-    pthread_mutex_lock(&c->mu);
+    /* Taking the lock changes no state of the coordinator's: the cast only
+     * lets a reader lock it. */
+    pthread_mutex_t *mu = (pthread_mutex_t *)&c->mu;
+    pthread_mutex_lock(mu);
     int state = c->session_state;
-    pthread_mutex_unlock(&c->mu);
+    pthread_mutex_unlock(mu);
     return state;
 }
 

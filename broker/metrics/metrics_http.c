@@ -21,7 +21,6 @@
  * or Transfer-Encoding) 413 and the connection closed before the body is
  * read. Request line and headers must fit in METRICS_HTTP_MEMORY_BYTES
  * (MHD answers larger ones itself and closes). */
-#include <arpa/inet.h>
 #include <assert.h>
 #include <ev.h>
 #include <microhttpd.h>
@@ -225,11 +224,21 @@ static struct MHD_Response *static_response(const char *text, const char *allow)
     struct MHD_Response *r =
         MHD_create_response_from_buffer(strlen(text), (void *)text, MHD_RESPMEM_PERSISTENT);
     if (r == NULL)
-        abort(); /* out of memory, as xmalloc */
+        xalloc_oom(sizeof(struct MHD_Response *)); /* MHD's allocation failed */
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; charset=utf-8");
     if (allow != NULL)
         MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);
     return r;
+}
+
+/* host:port as written in a URL and in messages: an IPv6 literal in
+ * brackets, an empty host as 0.0.0.0. */
+static void format_host_port(char *buf, size_t size, const char *host, int32_t port)
+{
+    if (host == NULL || host[0] == '\0')
+        host = "0.0.0.0";
+    bool ipv6 = strchr(host, ':') != NULL;
+    snprintf(buf, size, "%s%s%s:%d", ipv6 ? "[" : "", host, ipv6 ? "]" : "", port);
 }
 
 /* host:port as a socket address, by the Kafka listener's rule: an empty
@@ -247,8 +256,9 @@ static bool resolve(const char *host, int32_t port, struct sockaddr_storage *ss,
     struct addrinfo *res = NULL;
     int rc = getaddrinfo(any ? NULL : host, service, &hints, &res);
     if (rc != 0) {
-        snprintf(err, err_size, "metrics.listener %s:%d: %s", any ? "0.0.0.0" : host, port,
-                 gai_strerror(rc));
+        char where[300];
+        format_host_port(where, sizeof(where), host, port);
+        snprintf(err, err_size, "metrics.listener %s: %s", where, gai_strerror(rc));
         return false;
     }
     assert(res->ai_addrlen <= sizeof(*ss));
@@ -284,8 +294,9 @@ metrics_endpoint_t *metrics_endpoint_start(struct ev_loop *loop, const char *hos
         /* main ignores SIGPIPE: MHD need not guard its writes. */
         MHD_OPTION_SIGPIPE_HANDLED_BY_APP, (int)1, MHD_OPTION_END);
     if (ep->daemon == NULL) {
-        snprintf(err, err_size, "metrics.listener %s:%d: %s",
-                 host != NULL && host[0] ? host : "0.0.0.0", port,
+        char where[300];
+        format_host_port(where, sizeof(where), host, port);
+        snprintf(err, err_size, "metrics.listener %s: %s", where,
                  ep->start_error ? ep->start_error : "cannot start the HTTP server");
         free(ep->start_error);
         free(ep);
@@ -310,8 +321,9 @@ metrics_endpoint_t *metrics_endpoint_start(struct ev_loop *loop, const char *hos
     ev_timer_init(&ep->retry, on_retry, 0., 0.);
     ep->retry.data = ep;
     run_mhd(ep);
-    VLOG_INFO(METRICS_MODULE, "serving metrics on http://%s:%d/metrics",
-              host != NULL && host[0] ? host : "0.0.0.0", ep->port);
+    char where[300];
+    format_host_port(where, sizeof(where), host, ep->port);
+    VLOG_INFO(METRICS_MODULE, "serving metrics on http://%s/metrics", where);
     return ep;
 }
 

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void xalloc_oom(size_t size)
+void xalloc_oom(size_t size)
 {
     fprintf(stderr, "fatal: out of memory allocating %zu bytes\n", size);
     abort();

@@ -524,6 +524,15 @@ class MetricsConfigTest(unittest.TestCase):
             self.assertNotIn("ZooKeeper session connected", log)
             self.assertNotIn("registered broker", log)
 
+    @unittest.skipUnless(socket.has_ipv6, "no IPv6")
+    def test_ipv6_listener_logged_in_brackets(self):
+        port = vt.free_port()
+        with vt.Cluster(brokers=1, broker_config={"metrics.listener": "[::1]:%d" % port}) as c:
+            self.assertIn("serving metrics on http://[::1]:%d/metrics" % port, c.broker(1).log_text())
+            with socket.create_connection(("::1", port), timeout=10) as s:
+                s.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")
+                self.assertTrue(s.recv(64).startswith(b"HTTP/1.0 200"))
+
     def test_second_broker_on_the_same_listener_fails(self):
         # SO_REUSEPORT would let both bind and the kernel split the scrapes
         # between them: the second broker must refuse to start instead.
