@@ -819,6 +819,10 @@ static void check_session(coordinator_t *c)
     int64_t away_ms = coord_now_ms() - since_ms;
     if (away_ms <= timeout_ms)
         return;
+    /* The watcher thread may have seen the session come back in an event
+     * this loop has not drained yet: a live session is never declared lost. */
+    if (zk_session_state(c) == ZOO_CONNECTED_STATE)
+        return;
     char why[96];
     snprintf(why, sizeof(why),
              "out of reach of ZooKeeper for %lld ms, past the %d ms session timeout",
