@@ -17,6 +17,7 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include "fnv1a.h"
 #include "coordinator.h"
 #include "group_internal.h"
 #include "group_records.h"
@@ -141,13 +142,13 @@ static void set_state(group_t *g, group_state_t state)
 
 static uint64_t group_id_hash(const char *id, size_t len)
 {
-    return group_hash_bytes(GROUP_HASH_SEED, id, len);
+    return fnv1a(FNV1A_BASIS, id, len);
 }
 
 static uint64_t offset_hash(const char *topic, size_t len, int32_t partition)
 {
-    uint64_t h = group_hash_bytes(GROUP_HASH_SEED, topic, len);
-    return group_hash_bytes(h, &partition, sizeof(partition));
+    uint64_t h = fnv1a(FNV1A_BASIS, topic, len);
+    return fnv1a(h, &partition, sizeof(partition));
 }
 
 /* ---- groups and offsets ---- */
@@ -291,7 +292,7 @@ void group_offset_remove(group_t *g, committed_offset_t *o)
 
 static uint64_t producer_hash(int64_t producer_id)
 {
-    return group_hash_bytes(GROUP_HASH_SEED, &producer_id, sizeof(producer_id));
+    return fnv1a(FNV1A_BASIS, &producer_id, sizeof(producer_id));
 }
 
 /* The group's partition, which holds its txns' index. */

@@ -28,8 +28,6 @@ typedef struct htable {
     size_t count;
 } htable_t;
 
-uint64_t group_hash_bytes(uint64_t h, const void *data, size_t len);
-#define GROUP_HASH_SEED 1469598103934665603ULL /* FNV-1a offset basis */
 void htable_insert(htable_t *t, hnode_t *n);
 void htable_remove(htable_t *t, hnode_t *n);
 /* The chain that may hold `hash`; NULL when the table is empty. */

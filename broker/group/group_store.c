@@ -24,16 +24,6 @@
 
 /* ---- hash table ---- */
 
-uint64_t group_hash_bytes(uint64_t h, const void *data, size_t len)
-{
-    const uint8_t *p = data;
-    for (size_t i = 0; i < len; i++) {
-        h ^= p[i];
-        h *= 1099511628211ULL; /* FNV-1a prime */
-    }
-    return h;
-}
-
 static void htable_grow(htable_t *t)
 {
     size_t n = t->nbuckets ? t->nbuckets * 2 : 16;

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fnv1a.h"
 #include "kafka_errors.h"
 #include "metrics_internal.h"
 #include "xalloc.h"
@@ -118,21 +119,11 @@ void metrics_request_error(metrics_t *m, int16_t api_key, int16_t error_code)
 
 /* ---- topics ---- */
 
-static uint32_t topic_hash(const char *name, size_t len)
-{
-    uint32_t h = 2166136261u; /* FNV-1a */
-    for (size_t i = 0; i < len; i++) {
-        h ^= (uint8_t)name[i];
-        h *= 16777619u;
-    }
-    return h;
-}
-
 /* The slot holding the topic, or the free slot where it would go. The
  * table is never full (load <= 1/2), so the probe ends. */
 static metrics_topic_io_t *topic_probe(metrics_topic_io_t *table, const char *name, size_t len)
 {
-    size_t i = topic_hash(name, len) & (METRICS_TOPIC_SLOTS - 1);
+    size_t i = fnv1a(FNV1A_BASIS, name, len) & (METRICS_TOPIC_SLOTS - 1);
     for (size_t probes = 0; probes < METRICS_TOPIC_SLOTS; probes++) {
         metrics_topic_io_t *s = &table[i];
         if (s->name == NULL || (s->name_len == len && memcmp(s->name, name, len) == 0))

@@ -19,6 +19,7 @@
  *    write is in flight the high watermark counts both the old and the
  *    proposed ISR, so it never gets ahead of either. */
 #include "replica_manager.h"
+#include "fnv1a.h"
 
 #include <assert.h>
 #include <ev.h>
@@ -127,14 +128,7 @@ static int64_t rm_now_ms(const replica_manager_t *rm)
 
 static uint32_t rm_hash(const char *topic, size_t len, int32_t partition)
 {
-    uint32_t h = 2166136261u; /* FNV-1a */
-    for (size_t i = 0; i < len; i++) {
-        h ^= (uint8_t)topic[i];
-        h *= 16777619u;
-    }
-    h ^= (uint32_t)partition;
-    h *= 16777619u;
-    return h;
+    return (uint32_t)fnv1a(fnv1a(FNV1A_BASIS, topic, len), &partition, sizeof(partition));
 }
 
 static rm_entry_t **rm_find_slot(replica_manager_t *rm, const char *topic, size_t len,

@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fnv1a.h"
 #include "coordinator.h"
 #include "group_coordinator.h"
 #include "kafka_errors.h"
@@ -582,13 +583,7 @@ void txn_markers_cancel(txn_coordinator_t *tc, txn_entry_t *e)
 
 static size_t waiter_bucket(const char *topic, int32_t partition)
 {
-    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-    for (const char *c = topic; *c; c++) {
-        h ^= (uint8_t)*c;
-        h *= 1099511628211ULL;
-    }
-    h ^= (uint32_t)partition;
-    h *= 1099511628211ULL;
+    uint64_t h = fnv1a(fnv1a(FNV1A_BASIS, topic, strlen(topic)), &partition, sizeof(partition));
     return (size_t)(h % TXN_WAITER_BUCKETS);
 }
 

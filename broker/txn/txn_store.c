@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fnv1a.h"
 #include "coordinator.h"
 #include "group_coordinator.h"
 #include "kafka_errors.h"
@@ -33,12 +34,7 @@
 
 static uint64_t id_hash(const char *id, size_t len)
 {
-    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-    for (size_t i = 0; i < len; i++) {
-        h ^= (uint8_t)id[i];
-        h *= 1099511628211ULL;
-    }
-    return h;
+    return fnv1a(FNV1A_BASIS, id, len);
 }
 
 static void table_grow(txn_coordinator_t *tc)
