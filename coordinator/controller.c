@@ -177,7 +177,7 @@ static void start_election(coordinator_t *c)
 
 /* ---- fenced writes ---- */
 
-static zk_call_t *fenced_call(coordinator_t *c, zk_done_fn done, void *arg)
+zk_call_t *controller_fenced_call(coordinator_t *c, zk_done_fn done, void *arg)
 {
     assert(c->is_controller && c->my_epoch_version >= 0);
     zk_call_t *call = zk_call_new(c, done, arg, NULL);
@@ -222,20 +222,20 @@ static void on_controller_write(coordinator_t *c, zk_call_t *call)
         coord_schedule_retry(c);
 }
 
-static void submit_controller_write(coordinator_t *c, zk_call_t *call)
+void controller_submit_write(coordinator_t *c, zk_call_t *call)
 {
     c->controller_writes_inflight++;
     zk_multi_submit(c, call);
 }
 
-static const topic_zk_t *topic_zk_of(const coordinator_t *c, const md_topic_t *t)
+const topic_zk_t *controller_topic_zk(const coordinator_t *c, const md_topic_t *t)
 {
     size_t i = (size_t)(t - c->md->topics);
     assert(i < c->md->ntopics);
     return &c->md_zk[i];
 }
 
-static bool being_deleted(const coordinator_t *c, const char *name)
+bool controller_topic_being_deleted(const coordinator_t *c, const char *name)
 {
     for (size_t i = 0; i < c->ndelete_requests; i++)
         if (strcmp(c->delete_requests[i], name) == 0)
@@ -243,17 +243,33 @@ static bool being_deleted(const coordinator_t *c, const char *name)
     return false;
 }
 
+void controller_write_partition_state(coordinator_t *c, const md_topic_t *t, int32_t partition,
+                                      const zk_partition_state_t *next)
+{
+    assert(partition >= 0 && partition < t->npartitions);
+    assert(next->leader_epoch > t->partitions[partition].leader_epoch);
+    const topic_zk_t *z = controller_topic_zk(c, t);
+    char path[700];
+    snprintf(path, sizeof(path), "/brokers/topics/%s/partitions/%d/state", t->name, partition);
+    size_t len;
+    uint8_t *buf = znode_encode_partition_state(next, &len);
+    zk_call_t *call = controller_fenced_call(c, on_controller_write, NULL);
+    zk_multi_set(call, path, buf, len, z->state_version[partition]);
+    free(buf);
+    controller_submit_write(c, call);
+}
+
 static void delete_topic_znodes(coordinator_t *c, const char *name)
 {
     for (size_t i = 0; i < c->ndeleting; i++)
         if (strcmp(c->deleting[i], name) == 0)
             return; /* in flight */
-    zk_call_t *call = fenced_call(c, on_controller_write, NULL);
+    zk_call_t *call = controller_fenced_call(c, on_controller_write, NULL);
     call->path = xstrdup(name);
     char path[700];
     const md_topic_t *t = cluster_metadata_topic(c->md, name, strlen(name));
     if (t) {
-        const topic_zk_t *z = topic_zk_of(c, t);
+        const topic_zk_t *z = controller_topic_zk(c, t);
         for (int32_t p = 0; p < t->npartitions; p++) {
             if (z->state_version[p] >= 0) {
                 snprintf(path, sizeof(path), "/brokers/topics/%s/partitions/%d/state", name, p);
@@ -276,7 +292,7 @@ static void delete_topic_znodes(coordinator_t *c, const char *name)
     c->deleting = xrealloc(c->deleting, (c->ndeleting + 1) * sizeof(char *));
     c->deleting[c->ndeleting++] = xstrdup(name);
     VLOG_INFO("coord", "controller deletes topic %s", name);
-    submit_controller_write(c, call);
+    controller_submit_write(c, call);
 }
 
 /* Decides the partition's next state; false when it stays as it is. */
@@ -335,7 +351,7 @@ static void elect_leaders(coordinator_t *c)
     for (size_t i = 0; i < c->md->ntopics; i++) {
         const md_topic_t *t = &c->md->topics[i];
         const topic_zk_t *z = &c->md_zk[i];
-        if (being_deleted(c, t->name))
+        if (controller_topic_being_deleted(c, t->name))
             continue;
         for (int32_t p = 0; p < t->npartitions; p++) {
             const md_partition_t *mp = &t->partitions[p];
@@ -356,22 +372,18 @@ static void elect_leaders(coordinator_t *c)
                 next.isr = mp->replicas;
                 next.nisr = mp->nreplicas;
                 buf = znode_encode_partition_state(&next, &len);
-                call = fenced_call(c, on_controller_write, NULL);
+                call = controller_fenced_call(c, on_controller_write, NULL);
                 zk_multi_create(call, path, buf, len, ZOO_PERSISTENT);
                 free(buf);
-                submit_controller_write(c, call);
+                controller_submit_write(c, call);
                 continue;
             }
             if (!next_partition_state(c, mp, &next))
                 continue;
             VLOG_INFO("coord", "%s-%d: leader %d -> %d, leader epoch %d", t->name, p, mp->leader,
                       next.leader, next.leader_epoch);
-            buf = znode_encode_partition_state(&next, &len);
+            controller_write_partition_state(c, t, p, &next);
             zk_partition_state_clear(&next);
-            call = fenced_call(c, on_controller_write, NULL);
-            zk_multi_set(call, path, buf, len, z->state_version[p]);
-            free(buf);
-            submit_controller_write(c, call);
         }
     }
 }
@@ -514,7 +526,7 @@ static int16_t validate_topic_spec(const coordinator_t *c, const topic_spec_t *s
     if (!topic_name_valid(spec->name, msg, msg_size))
         return KAFKA_INVALID_TOPIC_EXCEPTION;
     if (cluster_metadata_topic(c->md, spec->name, strlen(spec->name)) ||
-        being_deleted(c, spec->name)) {
+        controller_topic_being_deleted(c, spec->name)) {
         snprintf(msg, msg_size, "topic '%s' already exists", spec->name);
         return KAFKA_TOPIC_ALREADY_EXISTS;
     }
@@ -568,7 +580,7 @@ static void write_new_topic(coordinator_t *c, const topic_spec_t *spec, const in
         a.replicas[p] = (int32_t *)replicas + (size_t)p * (size_t)rf;
         a.nreplicas[p] = rf;
     }
-    zk_call_t *call = fenced_call(c, on_admin_write, NULL);
+    zk_call_t *call = controller_fenced_call(c, on_admin_write, NULL);
     char path[700];
     size_t len;
     uint8_t *buf =
@@ -642,12 +654,12 @@ void coordinator_delete_topic(coordinator_t *c, const char *name, coordinator_do
     }
     /* The request znode is what the controller (possibly a later one)
      * acts on; the fence only keeps a deposed controller from answering. */
-    zk_call_t *call = fenced_call(c, on_admin_write, NULL);
+    zk_call_t *call = controller_fenced_call(c, on_admin_write, NULL);
     char path[700];
     size_t len;
     uint8_t *buf = znode_encode_delete_request(name, c->cfg.broker_id, &len);
     snprintf(path, sizeof(path), "/admin/delete_topics/%s", name);
-    if (being_deleted(c, name))
+    if (controller_topic_being_deleted(c, name))
         zk_multi_set(call, path, buf, len, -1);
     else
         zk_multi_create(call, path, buf, len, ZOO_PERSISTENT);
@@ -662,7 +674,7 @@ static int16_t validate_new_partitions(const coordinator_t *c, const char *name,
                                        const md_topic_t *t, int32_t total_count, char *msg,
                                        size_t msg_size)
 {
-    if (!t || being_deleted(c, name)) {
+    if (!t || controller_topic_being_deleted(c, name)) {
         snprintf(msg, msg_size, "no such topic");
         return KAFKA_UNKNOWN_TOPIC_OR_PARTITION;
     }
@@ -732,12 +744,12 @@ void coordinator_create_partitions(coordinator_t *c, const char *name, int32_t t
             old ? t->partitions[p].replicas : replicas + (size_t)(p - t->npartitions) * (size_t)rf;
         a.nreplicas[p] = old ? t->partitions[p].nreplicas : rf;
     }
-    zk_call_t *call = fenced_call(c, on_admin_write, NULL);
+    zk_call_t *call = controller_fenced_call(c, on_admin_write, NULL);
     char path[700];
     size_t len;
     uint8_t *buf = znode_encode_assignment(&a, &len);
     snprintf(path, sizeof(path), "/brokers/topics/%s", name);
-    zk_multi_set(call, path, buf, len, topic_zk_of(c, t)->assignment_version);
+    zk_multi_set(call, path, buf, len, controller_topic_zk(c, t)->assignment_version);
     free(buf);
     add_partition_znodes(c, call, name, replicas, rf, t->npartitions, total_count);
     call->always_complete = true;
@@ -802,7 +814,7 @@ void coordinator_alter_isr(coordinator_t *c, const char *topic, int32_t partitio
         done(arg, KAFKA_INVALID_REQUEST, "the ISR must hold the leader and only replicas, once");
         return;
     }
-    const topic_zk_t *z = topic_zk_of(c, t);
+    const topic_zk_t *z = controller_topic_zk(c, t);
     zk_partition_state_t st = {
         .leader = me,
         .leader_epoch = leader_epoch,

@@ -197,5 +197,23 @@ void controller_after_reload(coordinator_t *c, bool controller_exists, int32_t c
 void controller_resign(coordinator_t *c, const char *why);
 void controller_check_waiters(coordinator_t *c, bool stopping);
 void controller_push_metadata(coordinator_t *c);
+/* The controller's writes. Each is one multi-op whose first op checks
+ * /controller_epoch at the version this controller's election produced
+ * (a deposed controller writes nothing); controller_fenced_call starts one
+ * (c must be the controller) and controller_submit_write sends it, counting
+ * it in flight: its completion must call the done given, which for the
+ * writes below re-reads the state (or retries shortly after a refusal). */
+zk_call_t *controller_fenced_call(coordinator_t *c, zk_done_fn done, void *arg);
+void controller_submit_write(coordinator_t *c, zk_call_t *call);
+/* Writes partition's next state (leader, leader epoch, ISR): fenced, and
+ * conditional on the state znode's version as last read, so a decision
+ * made on a stale read fails and is made again after the next reload.
+ * next->leader_epoch must be newer than the cached one. */
+void controller_write_partition_state(coordinator_t *c, const md_topic_t *t, int32_t partition,
+                                      const zk_partition_state_t *next);
+/* t's znode versions; t must point into c->md. */
+const topic_zk_t *controller_topic_zk(const coordinator_t *c, const md_topic_t *t);
+/* True while /admin/delete_topics/<name> exists. */
+bool controller_topic_being_deleted(const coordinator_t *c, const char *name);
 
 #endif
