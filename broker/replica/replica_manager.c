@@ -666,9 +666,10 @@ static void rm_partition_changed(void *arg, const md_topic_t *topic, const md_pa
         rm->nentries++;
         if (rm->nentries > rm->nbuckets)
             rm_grow(rm);
-    } else {
-        partition_log_set_config(e->pub.log, &cfg);
     }
+    /* Also for a log found open: the log manager opened it at start with
+     * the broker's defaults, before the topic's overrides were known. */
+    partition_log_set_config(e->pub.log, &cfg);
 
     bool was_leader = e->pub.is_leader;
     bool new_epoch = p->leader_epoch != e->pub.leader_epoch || p->leader != e->pub.leader_id;
