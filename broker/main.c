@@ -188,6 +188,7 @@ static int broker_start(broker_t *b)
         .default_replication_factor = cfg->default_replication_factor,
         .unclean_leader_election = cfg->unclean_leader_election,
         .auto_leader_rebalance = cfg->auto_leader_rebalance,
+        .session_dir = cfg->log_dir, /* locked by log_manager_open above */
     };
     coordinator_callbacks_t cb = replica_manager_callbacks(b->replicas);
     if (coordinator_start(b->loop, &cc, &cb, &b->coord, err, sizeof(err)) != 0) {

@@ -296,21 +296,30 @@ static void delete_topic_znodes(coordinator_t *c, const char *name)
 }
 
 /* Decides the partition's next state; false when it stays as it is. */
-static bool next_partition_state(coordinator_t *c, const md_partition_t *p,
+static bool next_partition_state(coordinator_t *c, const md_topic_t *t, int32_t partition,
                                  zk_partition_state_t *next)
 {
+    const md_partition_t *p = &t->partitions[partition];
     const int32_t leader = p->leader;
-    bool leader_ok = leader >= 0 && coord_broker_live(c, leader) &&
+    /* A restarted leader is a leave and a join (zk_session.c). */
+    const bool restarted = coord_leader_restarted(c, t, partition);
+    bool leader_ok = !restarted && leader >= 0 && coord_broker_live(c, leader) &&
                      coord_contains(p->replicas, p->nreplicas, leader);
     int32_t new_leader;
     int32_t *isr = xmalloc((size_t)(p->nreplicas + 1) * sizeof(int32_t));
     int32_t nisr = 0;
     if (!leader_ok) {
-        bool unclean;
-        new_leader =
-            coord_elect_leader(p->replicas, p->nreplicas, p->isr, p->nisr, coord_broker_live, c,
-                               c->cfg.unclean_leader_election, &unclean);
-        if (new_leader == leader) {
+        bool unclean = false;
+        live_except_t others = {.c = c, .except = leader};
+        new_leader = restarted
+                         ? coord_elect_leader(p->replicas, p->nreplicas, p->isr, p->nisr,
+                                              coord_broker_live_except, &others, false, &unclean)
+                         : -1;
+        if (new_leader < 0)
+            new_leader =
+                coord_elect_leader(p->replicas, p->nreplicas, p->isr, p->nisr, coord_broker_live, c,
+                                   c->cfg.unclean_leader_election, &unclean);
+        if (new_leader == leader && !restarted) {
             free(isr);
             return false; /* still offline */
         }
@@ -324,7 +333,8 @@ static bool next_partition_state(coordinator_t *c, const md_partition_t *p,
             isr[nisr++] = new_leader;
         } else {
             for (int32_t i = 0; i < p->nisr; i++)
-                if (coord_broker_live(c, p->isr[i]) || p->isr[i] == new_leader)
+                if (p->isr[i] == new_leader ||
+                    (coord_broker_live(c, p->isr[i]) && !(restarted && p->isr[i] == leader)))
                     isr[nisr++] = p->isr[i];
         }
     } else if (c->cfg.auto_leader_rebalance && p->nreplicas > 0 && p->replicas[0] != leader &&
@@ -378,7 +388,7 @@ static void elect_leaders(coordinator_t *c)
                 controller_submit_write(c, call);
                 continue;
             }
-            if (!next_partition_state(c, mp, &next))
+            if (!next_partition_state(c, t, p, &next))
                 continue;
             VLOG_INFO("coord", "%s-%d: leader %d -> %d, leader epoch %d", t->name, p, mp->leader,
                       next.leader, next.leader_epoch);

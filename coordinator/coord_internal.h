@@ -143,4 +143,17 @@ bool coord_contains(const int32_t *ids, int32_t n, int32_t id);
 /* An xmalloc'd copy of ids[0..n), never NULL (even for n == 0). */
 int32_t *coord_copy_ids(const int32_t *ids, int32_t n);
 
+/* ---- the session file (zk_session.c) ------------------------------------ */
+
+/* "vltava-zookeeper-session 1 <session id: 16 hex> <password: 32 hex>\n" */
+#define COORD_SESSION_LINE_BYTES 77
+
+/* Writes the line (NUL-terminated) into out; returns its length. */
+size_t coord_session_line_encode(int64_t session_id, const char passwd[16],
+                                 char out[COORD_SESSION_LINE_BYTES + 1]);
+/* 0 with the client id, or -1 with the reason in err for anything that is
+ * not exactly one such line (wrong size, garbage, session id 0). */
+int coord_session_line_decode(const char *buf, size_t len, int64_t *session_id, char passwd[16],
+                              char *err, size_t err_size);
+
 #endif

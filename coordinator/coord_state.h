@@ -11,6 +11,7 @@
 
 #include <ev.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <zookeeper/zookeeper.h>
 
 #include "coord_internal.h"
@@ -64,6 +65,7 @@ typedef struct zk_watch_event {
 typedef struct topic_zk {
     int32_t assignment_version;
     int32_t *state_version; /* per partition; -1: state znode missing */
+    int64_t *state_mzxid;   /* per partition: the state's last write (mzxid) */
     bool has_config;
 } topic_zk_t;
 
@@ -131,6 +133,14 @@ struct coordinator {
     bool push_pending; /* metadata must be pushed to brokers over RPC */
 
     struct rpc *rpc;
+
+    /* fast restart (zk_session.c) */
+    char *session_file;      /* <log dir>/zookeeper-session, NULL: none kept */
+    bool session_file_saved; /* it names the current session */
+    pthread_t reaper;        /* ends a lost session the server may still hold */
+    bool reaper_running;     /* reaper is to be joined */
+    _Atomic bool reaper_done;
+    clientid_t lost_session; /* client_id 0: none to end */
 };
 
 /* ---- bridge (zk_bridge.c) ---- */
@@ -175,12 +185,50 @@ void coord_request_reload(coordinator_t *c);
  * immediate retry would only repeat. */
 void coord_schedule_retry(coordinator_t *c);
 bool coord_broker_live(void *arg, int32_t id);
+/* coord_broker_live, except one broker (arg: a live_except_t). */
+typedef struct live_except {
+    const coordinator_t *c;
+    int32_t except;
+} live_except_t;
+bool coord_broker_live_except(void *arg, int32_t id);
+/* True when partition `partition` of t (in c->md) is led by a broker
+ * whose current registration is newer than the leadership: a restarted
+ * process that never took it, which the controller treats as a leave and
+ * a join (the partition gets a new leader, another in-sync replica if
+ * any; the restarted broker leaves the ISR). */
+bool coord_leader_restarted(const coordinator_t *c, const md_topic_t *t, int32_t partition);
 /* Replaces one partition's state in the cache when leader_epoch is newer
  * (or equal with a new ISR); fires partition_changed when it concerns this
  * broker. Used by LeaderAndIsr/UpdateMetadata. */
 void coord_apply_partition(coordinator_t *c, const char *topic, const uint8_t topic_id[16],
                            int32_t partition, int32_t leader, int32_t leader_epoch,
                            const int32_t *isr, int32_t nisr);
+
+/* ---- zk_session.c: the previous process's session (fast restart) ---- */
+typedef enum zk_prev_session {
+    ZK_PREV_SESSION_NONE,    /* no session file */
+    ZK_PREV_SESSION_CLOSED,  /* it was alive: its ephemerals deleted, closed */
+    ZK_PREV_SESSION_EXPIRED, /* the server reported it expired */
+    ZK_PREV_SESSION_UNKNOWN, /* no answer in time, or an unreadable file */
+} zk_prev_session_t;
+/* dir/zookeeper-session (xmalloc'd), NULL when dir is NULL or empty. */
+char *zk_session_file_path(const char *dir);
+/* Atomically replaces the file with id (0600); -1 after logging why. */
+int zk_session_file_save(const char *path, const clientid_t *id);
+void zk_session_file_remove(const char *path);
+/* Blocking, until deadline_ms: resumes session id through connect (with
+ * the chroot), and when the server accepts it deletes its ephemerals
+ * (/brokers/ids/<broker_id>, /controller) and closes it. */
+zk_prev_session_t zk_end_session(const char *connect, const clientid_t *id, int timeout_ms,
+                                 int32_t broker_id, int64_t deadline_ms);
+/* Start-up, blocking (about 2 s at most): ends the session named by the
+ * session file, then removes the file unless the outcome is unknown. The
+ * caller holds the log directory's lock. */
+zk_prev_session_t zk_end_previous_session(coordinator_t *c, const char *connect);
+/* Ends a session this broker gave up as lost on a helper thread (joined by
+ * zk_reaper_join, in coordinator_free). */
+void zk_reap_session(coordinator_t *c, const char *connect, const clientid_t *id);
+void zk_reaper_join(coordinator_t *c);
 
 /* ---- rpc_glue.c ---- */
 int rpc_glue_start(coordinator_t *c, char *err, size_t err_size);

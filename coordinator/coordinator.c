@@ -34,6 +34,7 @@ typedef struct ltopic {
     int32_t assignment_version;
     zk_partition_state_t *states; /* per partition */
     int32_t *state_versions;      /* -1: missing */
+    int64_t *state_mzxids;        /* when each state was last written */
     char **ckeys, **cvalues;
     size_t nconfigs;
     bool has_config;
@@ -85,8 +86,10 @@ static void metadata_free(cluster_metadata_t *md, topic_zk_t *zk)
     free(md->brokers);
     for (size_t i = 0; i < md->ntopics; i++) {
         md_topic_free(&md->topics[i]);
-        if (zk)
+        if (zk) {
             free(zk[i].state_version);
+            free(zk[i].state_mzxid);
+        }
     }
     free(md->topics);
     free(zk);
@@ -135,6 +138,32 @@ bool coord_broker_live(void *arg, int32_t id)
 {
     const coordinator_t *c = arg;
     return cluster_metadata_broker(c->md, id) != NULL;
+}
+
+bool coord_broker_live_except(void *arg, int32_t id)
+{
+    const live_except_t *e = arg;
+    return id != e->except && coord_broker_live((void *)e->c, id);
+}
+
+/* The partition's state was last written before its leader's current
+ * registration was created: no process of that registration took the
+ * leadership, since a controller elects only registered brokers and a
+ * leader writes its ISR through its own session, which ZooKeeper orders
+ * before that session's end. So the leader is a restarted process (or a
+ * new session of one) whose previous self led: ZooKeeper's order (zxids),
+ * not the timing of reloads, says so, whoever is the controller then. */
+bool coord_leader_restarted(const coordinator_t *c, const md_topic_t *t, int32_t partition)
+{
+    assert(partition >= 0 && partition < t->npartitions);
+    const md_partition_t *p = &t->partitions[partition];
+    if (p->leader < 0)
+        return false;
+    const md_broker_t *b = cluster_metadata_broker(c->md, p->leader);
+    const topic_zk_t *z = controller_topic_zk(c, t);
+    assert(z->state_mzxid != NULL);
+    return b && z->state_version[partition] >= 0 && z->state_mzxid[partition] > 0 &&
+           b->registration_zxid > z->state_mzxid[partition];
 }
 
 static void partition_set_offline(md_partition_t *p, const cluster_metadata_t *md)
@@ -192,6 +221,8 @@ static cluster_metadata_t *metadata_build(coordinator_t *c, loader_t *l, topic_z
         tp->z.assignment_version = lt->assignment_version;
         tp->z.has_config = lt->has_config;
         tp->z.state_version = xcalloc((size_t)lt->a.npartitions, sizeof(int32_t));
+        tp->z.state_mzxid = lt->state_mzxids;
+        lt->state_mzxids = NULL;
         for (int32_t p = 0; p < lt->a.npartitions; p++) {
             md_partition_t *mp = &tp->t.partitions[p];
             mp->id = p;
@@ -365,6 +396,7 @@ static void loader_free(loader_t *l)
         }
         free(t->states);
         free(t->state_versions);
+        free(t->state_mzxids);
         for (size_t k = 0; k < t->nconfigs; k++) {
             free(t->ckeys[k]);
             free(t->cvalues[k]);
@@ -472,6 +504,7 @@ static void on_broker(coordinator_t *c, zk_call_t *call)
         char err[160];
         if (znode_decode_broker((const uint8_t *)call->data, (size_t)call->data_len, &b, err,
                                 sizeof(err)) == 0) {
+            b.registration_zxid = call->stat.czxid;
             l->brokers = xrealloc(l->brokers, (l->nbrokers + 1) * sizeof(*l->brokers));
             l->brokers[l->nbrokers++] = b;
         } else {
@@ -503,9 +536,10 @@ static void on_state(coordinator_t *c, zk_call_t *call)
     if (load_rc_ok(l, call)) {
         char err[160];
         if (znode_decode_partition_state((const uint8_t *)call->data, (size_t)call->data_len,
-                                         &t->states[p], err, sizeof(err)) == 0)
+                                         &t->states[p], err, sizeof(err)) == 0) {
             t->state_versions[p] = call->stat.version;
-        else
+            t->state_mzxids[p] = call->stat.mzxid;
+        } else
             VLOG_ERR("coord", "%s: %s; partition treated as offline", call->path, err);
     }
     load_done_one(c, l);
@@ -523,6 +557,7 @@ static void on_topic(coordinator_t *c, zk_call_t *call)
             t->assignment_version = call->stat.version;
             t->states = xcalloc((size_t)t->a.npartitions, sizeof(*t->states));
             t->state_versions = xmalloc((size_t)t->a.npartitions * sizeof(int32_t));
+            t->state_mzxids = xcalloc((size_t)t->a.npartitions, sizeof(int64_t));
             for (int32_t p = 0; p < t->a.npartitions; p++) {
                 char path[600];
                 t->state_versions[p] = -1;
@@ -684,6 +719,16 @@ static void registration_payload(const coordinator_t *c, uint8_t **buf, size_t *
     *buf = znode_encode_broker(&me, len);
 }
 
+/* Keeps the registered session's client id for a fast restart
+ * (zk_session.c). A failure only costs that: a restarted process waits for
+ * the session to expire. */
+static void save_session_file(coordinator_t *c)
+{
+    assert(c->zh && c->registered);
+    if (c->session_file)
+        c->session_file_saved = zk_session_file_save(c->session_file, zoo_client_id(c->zh)) == 0;
+}
+
 static void on_registered(coordinator_t *c, zk_call_t *call)
 {
     c->registering = false;
@@ -692,6 +737,7 @@ static void on_registered(coordinator_t *c, zk_call_t *call)
     if (call->rc == ZOK) {
         c->registered = true;
         c->session_id = zoo_client_id(c->zh)->client_id;
+        save_session_file(c);
         VLOG_INFO("coord", "re-registered broker %d in a new ZooKeeper session 0x%llx",
                   c->cfg.broker_id, (unsigned long long)c->session_id);
         coord_request_reload(c);
@@ -775,8 +821,13 @@ static void step_down(coordinator_t *c)
  * the controller elects other leaders for this broker's partitions. So
  * step down at once rather than keep taking writes for partitions that
  * another broker now leads, then register again with a new session. */
-static void session_lost(coordinator_t *c, const char *why)
+static void session_lost(coordinator_t *c, const char *why, bool server_may_hold)
 {
+    /* A session declared lost by the client alone may still be alive on
+     * the server, its registration blocking ours until it expires: once
+     * connected again, it is ended (zk_reap_session). */
+    if (server_may_hold && c->zh)
+        c->lost_session = *zoo_client_id(c->zh);
     VLOG_WARN("coord",
               "ZooKeeper session 0x%llx lost (%s); stepping down and re-registering in a new "
               "session",
@@ -827,7 +878,7 @@ static void check_session(coordinator_t *c)
     snprintf(why, sizeof(why),
              "out of reach of ZooKeeper for %lld ms, past the %d ms session timeout",
              (long long)away_ms, timeout_ms);
-    session_lost(c, why);
+    session_lost(c, why, true);
 }
 
 static void on_tick(struct ev_loop *loop, ev_timer *w, int revents)
@@ -850,6 +901,12 @@ void coord_on_watch(coordinator_t *c, const zk_watch_event_t *ev)
     if (ev->state == ZOO_CONNECTED_STATE) {
         VLOG_INFO("coord", "ZooKeeper session connected");
         c->disconnected_since_ms = 0;
+        if (c->lost_session.client_id != 0) {
+            char *connect = connect_string(c);
+            zk_reap_session(c, connect, &c->lost_session);
+            free(connect);
+            memset(&c->lost_session, 0, sizeof(c->lost_session));
+        }
         if (!c->registered)
             register_async(c);
         else
@@ -859,7 +916,7 @@ void coord_on_watch(coordinator_t *c, const zk_watch_event_t *ev)
         if (c->disconnected_since_ms == 0)
             c->disconnected_since_ms = coord_now_ms();
     } else if (ev->state == ZOO_EXPIRED_SESSION_STATE) {
-        session_lost(c, "expired");
+        session_lost(c, "expired", false);
     }
 }
 
@@ -1083,6 +1140,11 @@ static void coordinator_free(coordinator_t *c)
     rpc_glue_stop(c);
     deregister(c);
     zk_close_session(c);
+    zk_reaper_join(c);
+    /* Its session is closed: a restart has nothing to end. */
+    if (c->session_file_saved)
+        zk_session_file_remove(c->session_file);
+    free(c->session_file);
     zk_bridge_destroy(c);
     if (c->load)
         loader_free(c->load);
@@ -1130,6 +1192,8 @@ static coordinator_t *coordinator_new(struct ev_loop *loop, const coordinator_co
     c->cfg.rpc_host = xstrdup(rpc_host);
     c->rpc_bind_host = xstrdup(cfg->rpc_host && cfg->rpc_host[0] ? cfg->rpc_host : rpc_host);
     c->cfg.rack = cfg->rack && cfg->rack[0] ? xstrdup(cfg->rack) : NULL;
+    c->session_file = zk_session_file_path(cfg->session_dir);
+    c->cfg.session_dir = NULL; /* a view: session_file is the owned copy */
     if (c->cfg.zk_session_timeout_ms <= 0)
         c->cfg.zk_session_timeout_ms = 18000;
     if (cb)
@@ -1173,6 +1237,9 @@ static int connect_and_register(coordinator_t *c, char *err, size_t err_size)
         zk_drain(c);
     }
     char *connect = connect_string(c);
+    /* Before this process registers: a registration left by the previous
+     * one goes now rather than after its session timeout. */
+    zk_end_previous_session(c, connect);
     int rc = start_session(c, connect, deadline, err, err_size);
     free(connect);
     if (rc != 0)
@@ -1188,6 +1255,7 @@ static int connect_and_register(coordinator_t *c, char *err, size_t err_size)
         return -1;
     c->registered = true;
     c->session_id = zoo_client_id(c->zh)->client_id;
+    save_session_file(c);
     VLOG_INFO("coord", "registered broker %d (%s:%d, rpc %d) in cluster %s, session 0x%llx",
               c->cfg.broker_id, own_endpoint(c)->host, own_endpoint(c)->port, c->cfg.rpc_port,
               c->cluster_id, (unsigned long long)c->session_id);

@@ -55,6 +55,10 @@ typedef struct md_broker {
      * host:port (znode_decode_broker says so, nothing else). */
     md_endpoint_t *endpoints;
     size_t nendpoints;
+    /* The registration znode's czxid (Kafka's broker epoch): each process,
+     * and each new session of one, registers anew with a larger one. 0 when
+     * not read from ZooKeeper. */
+    int64_t registration_zxid;
 } md_broker_t;
 
 typedef struct md_partition {
@@ -115,6 +119,9 @@ typedef struct coordinator_config {
     int16_t default_replication_factor; /* default.replication.factor */
     bool unclean_leader_election;
     bool auto_leader_rebalance;
+    /* Where the session file is kept for a fast restart (the log
+     * directory, whose lock the caller holds); NULL: none. */
+    const char *session_dir;
 } coordinator_config_t;
 
 /* What this broker must do for its partitions. Both run on the loop. */

@@ -485,6 +485,39 @@ static void test_codec_producer_id_block(void)
         -1);
 }
 
+static void test_session_line(void)
+{
+    char passwd[16], back[16], line[COORD_SESSION_LINE_BYTES + 1], err[96];
+    for (int i = 0; i < 16; i++)
+        passwd[i] = (char)(i * 37 - 100);
+    const int64_t id = 0x100000cb6100004;
+    size_t n = coord_session_line_encode(id, passwd, line);
+    CU_ASSERT_EQUAL(n, COORD_SESSION_LINE_BYTES);
+    CU_ASSERT_EQUAL(strlen(line), n);
+    CU_ASSERT_STRING_EQUAL(line, "vltava-zookeeper-session 1 0100000cb6100004 "
+                                 "9cc1e60b30557a9fc4e90e33587da2c7\n");
+    int64_t got = 0;
+    CU_ASSERT_EQUAL_FATAL(coord_session_line_decode(line, n, &got, back, err, sizeof(err)), 0);
+    CU_ASSERT_EQUAL(got, id);
+    CU_ASSERT_EQUAL(memcmp(back, passwd, 16), 0);
+    /* Every shorter prefix, a longer buffer, each byte broken: refused. */
+    for (size_t cut = 0; cut < n; cut++)
+        CU_ASSERT_EQUAL(coord_session_line_decode(line, cut, &got, back, err, sizeof(err)), -1);
+    char longer[COORD_SESSION_LINE_BYTES + 2];
+    memcpy(longer, line, n);
+    longer[n] = '\n';
+    CU_ASSERT_EQUAL(coord_session_line_decode(longer, n + 1, &got, back, err, sizeof(err)), -1);
+    for (size_t at = 0; at < n; at++) {
+        char bad[COORD_SESSION_LINE_BYTES + 1];
+        memcpy(bad, line, n);
+        bad[at] = '#';
+        CU_ASSERT_EQUAL(coord_session_line_decode(bad, n, &got, back, err, sizeof(err)), -1);
+    }
+    coord_session_line_encode(0, passwd, line);
+    CU_ASSERT_EQUAL(coord_session_line_decode(line, n, &got, back, err, sizeof(err)), -1);
+    CU_ASSERT_STRING_EQUAL(err, "session id 0");
+}
+
 void coord_add_pure_suite(void)
 {
     CU_pSuite s = CU_add_suite("coord_pure", NULL, NULL);
@@ -503,4 +536,5 @@ void coord_add_pure_suite(void)
     CU_add_test(s, "codec: partition state", test_codec_partition_state);
     CU_add_test(s, "codec: controller, epoch, cluster id, config", test_codec_small_payloads);
     CU_add_test(s, "codec: producer id block", test_codec_producer_id_block);
+    CU_add_test(s, "session file line", test_session_line);
 }
