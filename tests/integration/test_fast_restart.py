@@ -10,12 +10,14 @@ expiry, not a speed.
 test_bad_input.test_second_broker_on_a_locked_log_dir_is_refused.)"""
 
 import os
+import socket
 import stat
 import time
 import unittest
 
 import vltava_test as vt
 from test_cluster import consume_all, metadata_v7, partition_state, produce
+from test_zk_cutoff import BlackholeProxy
 
 SESSION_TIMEOUT_MS = 18000
 # Well before the old session could expire.
@@ -31,6 +33,36 @@ def session_file(broker):
 def read_session_file(broker):
     with open(session_file(broker), "rb") as f:
         return f.read()
+
+
+class OneWayProxy(BlackholeProxy):
+    """While cut, drops only what ZooKeeper sends: the broker hears
+    nothing, but its pings and reconnection attempts keep its session alive
+    on the server."""
+
+    def _pump(self, src, dst):
+        from_server = src in self.sockets[1::2]
+        src.settimeout(0.2)
+        while not self.stopping:
+            try:
+                data = src.recv(65536)
+            except socket.timeout:
+                continue
+            except OSError:
+                break
+            if not data:
+                break
+            if self.cut and from_server:
+                continue
+            try:
+                dst.sendall(data)
+            except OSError:
+                break
+        for sock in (src, dst):
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
 
 class FastRestartTest(unittest.TestCase):
@@ -160,6 +192,39 @@ class FastRestartTest(unittest.TestCase):
             ctrl.wait_ready(timeout=BOUND_S, expected_ids=[1, 2, 3])
             c.wait_topic_leaders("ctl", 3)
             self.assertLess(time.monotonic() - t0, BOUND_S)
+
+    def test_session_lost_while_the_server_holds_it_is_closed(self):
+        # The broker hears nothing from ZooKeeper for longer than its session
+        # timeout and gives the session up, while the server, still hearing
+        # from it, keeps the session and its registration. Once the link is
+        # back, the broker closes that session instead of waiting for it to
+        # expire before it can register again.
+        zk_host, zk_port = vt.zookeeper().split(":")
+        proxy = OneWayProxy(zk_host, int(zk_port))
+        self.addCleanup(proxy.close)
+        with vt.Cluster(brokers=1, start=False) as c:  # session timeout 6000 ms
+            b = c.broker(1)
+            b.config["zookeeper.connect"] = "127.0.0.1:%d%s" % (proxy.port, c.chroot)
+            b.start()
+            c.wait_ready()
+            session = c.zk_stat("/brokers/ids/1").ephemeralOwner
+            proxy.cut = True
+            vt.wait_for(lambda: "past the 6000 ms session timeout" in b.log_text(), timeout=30,
+                        what="the broker to give its session up")
+            self.assertEqual(c.zk_stat("/brokers/ids/1").ephemeralOwner, session,
+                             "the server must still hold the old session")
+            proxy.cut = False
+            t0 = time.monotonic()
+
+            def new_session():
+                st = c.zk_stat("/brokers/ids/1")
+                return st is not None and st.ephemeralOwner != session
+
+            vt.wait_for(new_session, timeout=BOUND_S, what="broker 1 registered in a new session")
+            print("\nre-registered %.2f s after the link came back" % (time.monotonic() - t0))
+            vt.wait_for(lambda: "closed the lost ZooKeeper session 0x%x" % session in b.log_text(),
+                        timeout=10, what="the broker to close its lost session")
+            b.wait_ready()
 
     def test_bad_and_stale_session_files(self):
         with vt.Cluster(brokers=1, broker_config=CONFIG) as c:
