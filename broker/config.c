@@ -89,8 +89,9 @@ static const config_option_t config_options[] = {
      "empty: off)"},
     {"zookeeper.connect", OPT_STRING, F(zookeeper_connect), 0, 0, 0, NULL, NULL,
      "ZooKeeper ensemble host:port[,host:port...][/chroot] (required)"},
-    NUM("zookeeper.session.timeout.ms", OPT_INT32, zk_session_timeout_ms, 1000, INT32_MAX, "18000",
-        "ZooKeeper session timeout"),
+    NUM("zookeeper.session.timeout.ms", OPT_INT32, zk_session_timeout_ms, 1000, INT32_MAX, "6000",
+        "ZooKeeper session timeout: how long the partitions of a broker killed and not restarted "
+        "wait for new leaders (Kafka: 18000, for JVM pauses; bench/README.md)"),
     {"log.dirs", OPT_LOG_DIRS, F(log_dir), 0, 0, 0, "/tmp/kafka-logs", NULL,
      "the data directory (exactly one)"},
     {"log.dir", OPT_LOG_DIRS, F(log_dir), 0, 0, 0, NULL, NULL, "alias of log.dirs"},

@@ -1195,7 +1195,7 @@ static coordinator_t *coordinator_new(struct ev_loop *loop, const coordinator_co
     c->session_file = zk_session_file_path(cfg->session_dir);
     c->cfg.session_dir = NULL; /* a view: session_file is the owned copy */
     if (c->cfg.zk_session_timeout_ms <= 0)
-        c->cfg.zk_session_timeout_ms = 18000;
+        c->cfg.zk_session_timeout_ms = 6000; /* zookeeper.session.timeout.ms's default */
     if (cb)
         c->cb = *cb;
     c->controller_epoch_seen = -1;

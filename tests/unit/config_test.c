@@ -73,7 +73,7 @@ static void test_defaults(void)
     CU_ASSERT_EQUAL(cfg.advertised_port, 9092);
     CU_ASSERT_STRING_EQUAL(cfg.rpc_host, host);
     CU_ASSERT_EQUAL(cfg.rpc_port, 9093);
-    CU_ASSERT_EQUAL(cfg.zk_session_timeout_ms, 18000);
+    CU_ASSERT_EQUAL(cfg.zk_session_timeout_ms, 6000);
     CU_ASSERT_STRING_EQUAL(cfg.log_dir, "/tmp/kafka-logs");
     CU_ASSERT_PTR_NULL(cfg.rack);
     CU_ASSERT_EQUAL(cfg.num_partitions, 1);
