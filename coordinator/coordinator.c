@@ -1139,10 +1139,13 @@ static void coordinator_free(coordinator_t *c)
     controller_check_waiters(c, true);
     rpc_glue_stop(c);
     deregister(c);
+    /* zookeeper_close() tells the server only over a live connection;
+     * otherwise the session lives on until it expires, and the file lets a
+     * restart end it. */
+    bool closing_on_server = c->zh && zk_session_state(c) == ZOO_CONNECTED_STATE;
     zk_close_session(c);
     zk_reaper_join(c);
-    /* Its session is closed: a restart has nothing to end. */
-    if (c->session_file_saved)
+    if (c->session_file_saved && closing_on_server)
         zk_session_file_remove(c->session_file);
     free(c->session_file);
     zk_bridge_destroy(c);
