@@ -4,12 +4,15 @@
 For each session timeout: three local brokers (RF 3, min.insync.replicas 2)
 on a ZooKeeper of their own, an acks=all producer writing to every
 partition at a steady rate, then kill -9 of a broker that leads partitions
-and is not the controller (not restarted). Measured from the kill:
+and is not the controller (not restarted; with --restart, restarted at
+once). Measured from the kill:
   leaders: until every partition's state in ZooKeeper names a live leader;
   stall:   the longest gap between two acknowledgements of one partition
            (the produce stall a client sees), and the partition;
 and, over the whole run, any session loss or expiry in the logs of the
-brokers that were not killed (a false expiry under load).
+brokers that were not killed (a false expiry under load). With --restart
+also: until the restarted broker serves (Metadata listing every broker),
+and until it is back in every partition's ISR.
 
     cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release
     cmake --build build-release -j2
@@ -97,7 +100,7 @@ class Load:
         return worst
 
 
-def run_once(timeout_ms, partitions, rate, size, after_s, soak_s):
+def run_once(timeout_ms, partitions, rate, size, after_s, soak_s, restart):
     config = {"zookeeper.session.timeout.ms": str(timeout_ms), "min.insync.replicas": "2",
               "default.replication.factor": "3", "auto.leader.rebalance.enable": "false"}
     with vt.Cluster(brokers=3, name="failover-%d" % timeout_ms, broker_config=config) as c:
@@ -115,6 +118,12 @@ def run_once(timeout_ms, partitions, rate, size, after_s, soak_s):
             led = sorted(p for p, s in states.items() if s[0] == victim.id)
             t_kill = time.monotonic()
             victim.kill()
+            serving_s = isr_s = None
+            if restart:
+                victim.start()
+                vt.wait_for(lambda: victim.serving(expected_ids=[b.id for b in c.brokers]),
+                            timeout=60, interval=0.01, what="the restarted broker to serve")
+                serving_s = time.monotonic() - t_kill
 
             def moved():
                 for p in range(partitions):
@@ -126,6 +135,11 @@ def run_once(timeout_ms, partitions, rate, size, after_s, soak_s):
             vt.wait_for(moved, timeout=timeout_ms / 1000 * 3 + 30, interval=0.01,
                         what="new leaders")
             leaders_s = time.monotonic() - t_kill
+            if restart:
+                vt.wait_for(lambda: all(victim.id in partition_state(c, TOPIC, p)[2]
+                                        for p in range(partitions)),
+                            timeout=60, interval=0.01, what="the restarted broker back in every ISR")
+                isr_s = time.monotonic() - t_kill
             # Until every partition has been acknowledged again for a while.
             vt.wait_for(lambda: all(load.acks[p] and load.acks[p][-1] > t_kill + leaders_s + after_s
                                     for p in range(partitions)),
@@ -140,6 +154,7 @@ def run_once(timeout_ms, partitions, rate, size, after_s, soak_s):
             false_expiries += ["broker %d: %s" % (b.id, line) for line in b.log_text().splitlines()
                                if LOST.search(line)]
         return {"timeout_ms": timeout_ms, "victim": victim.id, "led": led, "leaders_s": leaders_s,
+                "serving_s": serving_s, "isr_s": isr_s,
                 "stall_s": stall_s, "stall_partition": stall_p, "errors": load.errors,
                 "acks": sum(len(v) for v in load.acks.values()), "false_expiries": false_expiries}
 
@@ -152,6 +167,9 @@ def main():
     ap.add_argument("--partitions", type=int, default=6)
     ap.add_argument("--rate", type=float, default=2000, help="records per second")
     ap.add_argument("--size", type=int, default=1024, help="bytes per record")
+    ap.add_argument("--restart", action="store_true",
+                    help="restart the killed broker at once; also time until it serves and is "
+                         "back in every ISR")
     ap.add_argument("--soak", type=float, default=2.0,
                     help="seconds of steady load before the kill (false expiries show here)")
     ap.add_argument("--after", type=float, default=2.0,
@@ -163,18 +181,32 @@ def main():
     try:
         for timeout_ms in [int(t) for t in args.timeouts.split(",")]:
             for i in range(args.runs):
-                r = run_once(timeout_ms, args.partitions, args.rate, args.size, args.after, args.soak)
+                r = run_once(timeout_ms, args.partitions, args.rate, args.size, args.after, args.soak,
+                             args.restart)
                 rows.append(r)
                 print("timeout %5d ms run %d: broker %d (led %s) killed; new leaders after %.2f s; "
                       "longest produce stall %.2f s (partition %d); %d acks, %d errors; "
                       "false expiries: %d" % (timeout_ms, i + 1, r["victim"], r["led"], r["leaders_s"],
                                               r["stall_s"], r["stall_partition"], r["acks"], r["errors"],
                                               len(r["false_expiries"])), flush=True)
+                if args.restart:
+                    print("    restarted: serving after %.2f s, back in every ISR after %.2f s"
+                          % (r["serving_s"], r["isr_s"]), flush=True)
                 for line in r["false_expiries"]:
                     print("    " + line)
     finally:
         if vt._own_zookeeper is not None:
             vt._own_zookeeper.cleanup()
+    if args.restart:
+        print("\n| zookeeper.session.timeout.ms | restarted broker serving (s) | its partitions led "
+              "elsewhere (s) | back in every ISR (s) | longest produce stall (s) |")
+        print("|---|---|---|---|---|")
+        for timeout_ms in sorted({r["timeout_ms"] for r in rows}, reverse=True):
+            rs = [r for r in rows if r["timeout_ms"] == timeout_ms]
+            print("| %d | %s |" % (timeout_ms, " | ".join(
+                "%.2f (%.2f-%.2f)" % (statistics.median(v), min(v), max(v))
+                for v in ([r[k] for r in rs] for k in ("serving_s", "leaders_s", "isr_s", "stall_s")))))
+        return
     print("\n| zookeeper.session.timeout.ms | new leaders after kill -9 (s), median (range) "
           "| longest produce stall (s), median (range) | false expiries |")
     print("|---|---|---|---|")

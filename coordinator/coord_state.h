@@ -216,9 +216,11 @@ char *zk_session_file_path(const char *dir);
 /* Atomically replaces the file with id (0600); -1 after logging why. */
 int zk_session_file_save(const char *path, const clientid_t *id);
 void zk_session_file_remove(const char *path);
-/* Blocking, until deadline_ms: resumes session id through connect (with
- * the chroot), and when the server accepts it deletes its ephemerals
- * (/brokers/ids/<broker_id>, /controller) and closes it. */
+/* Blocking: resumes session id through connect (with the chroot), waiting
+ * for the server's answer until deadline_ms, and when the server accepts
+ * it deletes its ephemerals (/brokers/ids/<broker_id>, /controller) and
+ * closes it; those two calls run on a connection just made, and the client
+ * library fails them if it drops. */
 zk_prev_session_t zk_end_session(const char *connect, const clientid_t *id, int timeout_ms,
                                  int32_t broker_id, int64_t deadline_ms);
 /* Start-up, blocking (about 2 s at most): ends the session named by the
