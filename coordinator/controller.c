@@ -118,6 +118,8 @@ void controller_resign(coordinator_t *c, const char *why)
     c->is_controller = false;
     c->my_controller_epoch = -1;
     c->my_epoch_version = -1;
+    c->push_full = false;
+    coord_push_clear(c);
 }
 
 static void on_election(coordinator_t *c, zk_call_t *call)
@@ -130,6 +132,7 @@ static void on_election(coordinator_t *c, zk_call_t *call)
         if (call->i1 > c->controller_epoch_seen)
             c->controller_epoch_seen = call->i1;
         c->push_pending = true;
+        c->push_full = true; /* a new controller tells every broker everything once */
         VLOG_INFO("coord", "broker %d is now the controller (controller epoch %d)",
                   c->cfg.broker_id, c->my_controller_epoch);
     } else {
@@ -214,10 +217,13 @@ static void on_controller_write(coordinator_t *c, zk_call_t *call)
         if (call->rc == ZOK)
             VLOG_INFO("coord", "deleted topic %s", call->path);
     }
-    /* A refused write is decided again on fresh state, but not at once: a
-     * write that keeps failing must not spin against ZooKeeper. */
+    /* A write that succeeded fires the watches of what it changed, which
+     * bring it into the cache; the partial reload only makes the
+     * controller decide again once they are in. A refused write is
+     * decided again on fresh state, but not at once: a write that keeps
+     * failing must not spin against ZooKeeper. */
     if (call->rc == ZOK)
-        coord_request_reload(c);
+        coord_request_partial_reload(c);
     else
         coord_schedule_retry(c);
 }
@@ -428,6 +434,7 @@ void controller_after_reload(coordinator_t *c, bool controller_exists, int32_t c
         c->is_controller = true;
         c->my_controller_epoch = c->zk_controller_epoch;
         c->my_epoch_version = c->zk_controller_epoch_version;
+        c->push_full = true;
         VLOG_INFO("coord", "broker %d holds /controller: controller with epoch %d",
                   c->cfg.broker_id, c->my_controller_epoch);
     }
@@ -483,7 +490,7 @@ static void on_admin_write(coordinator_t *c, zk_call_t *call)
         w->done(w->arg, KAFKA_REQUEST_TIMED_OUT, "the broker is shutting down");
     } else if (call->rc == ZOK) {
         start_waiting(c, w);
-        coord_request_reload(c);
+        coord_request_topic_reload(c, w->name);
         return; /* c->waiters owns w */
     } else if (fenced_out(c, call)) {
         w->done(w->arg, KAFKA_NOT_CONTROLLER, "this broker is no longer the controller");
@@ -777,6 +784,8 @@ void coordinator_create_partitions(coordinator_t *c, const char *name, int32_t t
 typedef struct isr_op {
     coordinator_done_fn done;
     void *arg;
+    char *topic; /* owned */
+    int32_t partition;
 } isr_op_t;
 
 static void on_isr_written(coordinator_t *c, zk_call_t *call)
@@ -790,9 +799,11 @@ static void on_isr_written(coordinator_t *c, zk_call_t *call)
         op->done(op->arg, KAFKA_REQUEST_TIMED_OUT,
                  call->rc == ZBADVERSION ? "the partition state changed meanwhile"
                                          : "ZooKeeper write failed");
-    free(op);
+    /* Written or not, the state znode is what to read again. */
     if (!c->stopping)
-        coord_request_reload(c);
+        coord_request_state_reload(c, op->topic, op->partition);
+    free(op->topic);
+    free(op);
 }
 
 void coordinator_alter_isr(coordinator_t *c, const char *topic, int32_t partition,
@@ -839,6 +850,8 @@ void coordinator_alter_isr(coordinator_t *c, const char *topic, int32_t partitio
     isr_op_t *op = xcalloc(1, sizeof(*op));
     op->done = done;
     op->arg = arg;
+    op->topic = xstrdup(topic);
+    op->partition = partition;
     zk_call_t *call = zk_call_new(c, on_isr_written, op, NULL);
     call->always_complete = true;
     /* Not fenced by the controller epoch: the leader writes, fenced by the

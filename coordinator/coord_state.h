@@ -72,6 +72,35 @@ typedef struct topic_zk {
 typedef struct loader loader_t;
 typedef struct admin_waiter admin_waiter_t;
 
+/* One partition, by topic name (owned). */
+typedef struct partition_ref {
+    char *topic;
+    int32_t partition;
+} partition_ref_t;
+
+/* What a reload reads beyond the znodes every reload reads (/brokers/ids
+ * and each registration, /controller, /controller_epoch,
+ * /admin/delete_topics: their number does not grow with the partitions).
+ * Watch events add to it: a ZooKeeper watch stays armed until it fires, so
+ * only what fired needs reading (and re-arming). Entries are appended
+ * without deduplication (the loader merges them); past RELOAD_PLAN_MAX
+ * entries a plan reads everything instead. */
+typedef struct reload_plan {
+    bool full;       /* everything (start, new session, a failed reload) */
+    bool topic_list; /* the children of /brokers/topics */
+    char **topics;   /* re-read whole: assignment, config and every state */
+    size_t ntopics;
+    char **configs; /* /config/topics/<t> only */
+    size_t nconfigs;
+    partition_ref_t *states; /* one partition's state znode */
+    size_t nstates;
+} reload_plan_t;
+
+/* Bounds the memory of a plan and of the controller's pending pushes: a
+ * change that big costs about what reading everything costs. */
+#define RELOAD_PLAN_MAX  4096
+#define PUSH_CHANGES_MAX 16384
+
 struct coordinator {
     struct ev_loop *loop;
     coordinator_config_t cfg; /* strings owned (copied at start) */
@@ -118,8 +147,9 @@ struct coordinator {
     int32_t zk_controller_epoch_version;
     uint64_t reloads_done;
 
-    loader_t *load; /* the reload in flight, or NULL */
-    bool reload_dirty;
+    loader_t *load;     /* the reload in flight, or NULL */
+    bool reload_dirty;  /* another reload is due once this one finishes */
+    reload_plan_t plan; /* what the next reload reads */
 
     /* controller */
     bool is_controller;
@@ -131,6 +161,12 @@ struct coordinator {
     size_t ndeleting;
     admin_waiter_t *waiters;
     bool push_pending; /* metadata must be pushed to brokers over RPC */
+    /* What the next push carries: every partition (a new controller, a
+     * broker joined, or too many changes), else the partitions whose
+     * state or replicas changed in the reloads since the last push. */
+    bool push_full;
+    partition_ref_t *push_changes;
+    size_t npush_changes;
 
     struct rpc *rpc;
 
@@ -180,7 +216,18 @@ int64_t zk_last_refused_ms(void);
 
 /* ---- coordinator.c, called by the bridge and the controller ---- */
 void coord_on_watch(coordinator_t *c, const zk_watch_event_t *ev);
+/* A reload of everything: for failures and anything not known to be
+ * narrower. */
 void coord_request_reload(coordinator_t *c);
+/* Reloads of what changed: only the always-read znodes, or with one
+ * topic (new or changed, read whole and the topic list with it), or one
+ * partition's state. */
+void coord_request_partial_reload(coordinator_t *c);
+void coord_request_topic_reload(coordinator_t *c, const char *topic);
+void coord_request_state_reload(coordinator_t *c, const char *topic, int32_t partition);
+/* Forgets the pending push changes (they were pushed, or this broker is no
+ * longer the controller); push_full stays as it is. */
+void coord_push_clear(coordinator_t *c);
 /* A reload (or re-registration) after a short delay: for failures that an
  * immediate retry would only repeat. */
 void coord_schedule_retry(coordinator_t *c);
@@ -199,8 +246,9 @@ bool coord_broker_live_except(void *arg, int32_t id);
 bool coord_leader_restarted(const coordinator_t *c, const md_topic_t *t, int32_t partition);
 /* Replaces one partition's state in the cache when leader_epoch is newer
  * (or equal with a new ISR); fires partition_changed when it concerns this
- * broker. Used by LeaderAndIsr/UpdateMetadata. */
-void coord_apply_partition(coordinator_t *c, const char *topic, const uint8_t topic_id[16],
+ * broker. Used by LeaderAndIsr/UpdateMetadata. False when the cache does
+ * not know the partition (a topic this broker has not read yet). */
+bool coord_apply_partition(coordinator_t *c, const char *topic, const uint8_t topic_id[16],
                            int32_t partition, int32_t leader, int32_t leader_epoch,
                            const int32_t *isr, int32_t nisr);
 

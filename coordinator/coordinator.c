@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "coord_state.h"
+#include "topic_name.h"
 #include "vlog.h"
 #include "xalloc.h"
 
@@ -27,17 +28,36 @@
 
 /* ---- metadata snapshots ---- */
 
+/* Room for one more element in an array grown by doubling: n elements of
+ * size each are in use. */
+static void *grow_for_one(void *array, size_t n, size_t size)
+{
+    if (n != 0 && (n & (n - 1)) != 0)
+        return array; /* not a power of two: there is room */
+    return xrealloc(array, (n ? 2 * n : 1) * size);
+}
+
+/* One topic of a reload: read whole (its assignment, config and every
+ * state), or reused from the cached snapshot with only the state znodes
+ * and config the plan names read again. */
 typedef struct ltopic {
     char *name;
+    bool whole; /* read whole (else reused) */
     bool have_assignment;
     zk_assignment_t a;
     int32_t assignment_version;
-    zk_partition_state_t *states; /* per partition */
-    int32_t *state_versions;      /* -1: missing */
+    zk_partition_state_t *states; /* per partition, nstates */
+    int32_t *state_versions;      /* -1: missing (or, reused, not read) */
     int64_t *state_mzxids;        /* when each state was last written */
+    int32_t nstates;
     char **ckeys, **cvalues;
     size_t nconfigs;
     bool has_config;
+    /* reused topics */
+    uint8_t reuse_id[16];
+    bool *state_read; /* per partition: read again in this reload */
+    bool config_read; /* /config/topics/<t> read again */
+    bool vanished;    /* a znode read again was gone: read it whole next */
 } ltopic_t;
 
 struct loader {
@@ -54,6 +74,7 @@ struct loader {
     int32_t epoch, epoch_version;
     char **deletes;
     size_t ndeletes;
+    reload_plan_t plan; /* what it reads beyond the always-read znodes */
 };
 
 static void md_partition_free(md_partition_t *p)
@@ -193,7 +214,110 @@ static int cmp_topic_pair(const void *a, const void *b)
     return strcmp(((const topic_pair_t *)a)->t.name, ((const topic_pair_t *)b)->t.name);
 }
 
-/* Moves the loader's findings into a new snapshot. */
+/* Takes a state read in this reload into mp, and its version and mzxid
+ * into z. */
+static void take_state(ltopic_t *lt, int32_t p, md_partition_t *mp, topic_zk_t *z)
+{
+    assert(p >= 0 && p < lt->nstates);
+    assert(lt->state_versions[p] >= 0 && lt->states[p].isr);
+    mp->leader = lt->states[p].leader;
+    mp->leader_epoch = lt->states[p].leader_epoch;
+    free(mp->isr);
+    mp->isr = lt->states[p].isr;
+    mp->nisr = lt->states[p].nisr;
+    lt->states[p].isr = NULL;
+    z->state_version[p] = lt->state_versions[p];
+    z->state_mzxid[p] = lt->state_mzxids[p];
+}
+
+/* Takes a topic's config read in this reload (the loader's arrays move). */
+static void take_config(ltopic_t *lt, md_topic_t *t, topic_zk_t *z)
+{
+    t->config_keys = lt->ckeys;
+    t->config_values = lt->cvalues;
+    t->nconfigs = lt->nconfigs;
+    z->has_config = lt->has_config;
+    lt->ckeys = lt->cvalues = NULL;
+    lt->nconfigs = 0;
+}
+
+/* A topic read whole: the loader's findings move into tp. */
+static void build_whole_topic(ltopic_t *lt, const cluster_metadata_t *md, topic_pair_t *tp)
+{
+    assert(lt->have_assignment && lt->nstates == lt->a.npartitions);
+    tp->t.name = lt->name;
+    lt->name = NULL;
+    memcpy(tp->t.id, lt->a.topic_id, 16);
+    tp->t.npartitions = lt->a.npartitions;
+    tp->t.partitions = xcalloc((size_t)lt->a.npartitions, sizeof(md_partition_t));
+    tp->z.assignment_version = lt->assignment_version;
+    tp->z.state_version = xcalloc((size_t)lt->a.npartitions, sizeof(int32_t));
+    tp->z.state_mzxid = xcalloc((size_t)lt->a.npartitions, sizeof(int64_t));
+    for (int32_t p = 0; p < lt->a.npartitions; p++) {
+        md_partition_t *mp = &tp->t.partitions[p];
+        mp->id = p;
+        mp->replicas = lt->a.replicas[p];
+        mp->nreplicas = lt->a.nreplicas[p];
+        lt->a.replicas[p] = NULL;
+        tp->z.state_version[p] = -1;
+        if (lt->state_versions[p] >= 0) {
+            take_state(lt, p, mp, &tp->z);
+        } else {
+            mp->leader = -1;
+            mp->isr = coord_copy_ids(NULL, 0);
+        }
+        partition_set_offline(mp, md);
+    }
+    take_config(lt, &tp->t, &tp->z);
+}
+
+/* A reused topic: a copy of the cached one (old, with its znode versions
+ * oz) with what this reload read again. */
+static void build_reused_topic(ltopic_t *lt, const md_topic_t *old, const topic_zk_t *oz,
+                               const cluster_metadata_t *md, topic_pair_t *tp)
+{
+    assert(!lt->whole && old->npartitions == lt->nstates);
+    assert(memcmp(old->id, lt->reuse_id, 16) == 0);
+    tp->t.name = lt->name;
+    lt->name = NULL;
+    memcpy(tp->t.id, old->id, 16);
+    tp->t.npartitions = old->npartitions;
+    tp->t.partitions = xcalloc((size_t)old->npartitions, sizeof(md_partition_t));
+    tp->z.assignment_version = oz->assignment_version;
+    tp->z.state_version = xcalloc((size_t)old->npartitions, sizeof(int32_t));
+    tp->z.state_mzxid = xcalloc((size_t)old->npartitions, sizeof(int64_t));
+    for (int32_t p = 0; p < old->npartitions; p++) {
+        const md_partition_t *op = &old->partitions[p];
+        md_partition_t *mp = &tp->t.partitions[p];
+        mp->id = p;
+        mp->replicas = coord_copy_ids(op->replicas, op->nreplicas);
+        mp->nreplicas = op->nreplicas;
+        mp->leader = op->leader;
+        mp->leader_epoch = op->leader_epoch;
+        mp->isr = coord_copy_ids(op->isr, op->nisr);
+        mp->nisr = op->nisr;
+        tp->z.state_version[p] = oz->state_version[p];
+        tp->z.state_mzxid[p] = oz->state_mzxid[p];
+        if (lt->state_read[p] && lt->state_versions[p] >= 0)
+            take_state(lt, p, mp, &tp->z);
+        partition_set_offline(mp, md);
+    }
+    if (lt->config_read) {
+        take_config(lt, &tp->t, &tp->z);
+        return;
+    }
+    tp->z.has_config = oz->has_config;
+    tp->t.nconfigs = old->nconfigs;
+    tp->t.config_keys = xcalloc(old->nconfigs + 1, sizeof(char *));
+    tp->t.config_values = xcalloc(old->nconfigs + 1, sizeof(char *));
+    for (size_t k = 0; k < old->nconfigs; k++) {
+        tp->t.config_keys[k] = xstrdup(old->config_keys[k]);
+        tp->t.config_values[k] = xstrdup(old->config_values[k]);
+    }
+}
+
+/* Moves the loader's findings, and what it reused of the cached snapshot,
+ * into a new snapshot. */
 static cluster_metadata_t *metadata_build(coordinator_t *c, loader_t *l, topic_zk_t **zk_out)
 {
     cluster_metadata_t *md = xcalloc(1, sizeof(*md));
@@ -210,44 +334,16 @@ static cluster_metadata_t *metadata_build(coordinator_t *c, loader_t *l, topic_z
     size_t n = 0;
     for (size_t i = 0; i < l->ntopics; i++) {
         ltopic_t *lt = &l->topics[i];
-        if (!lt->have_assignment)
+        if (lt->whole) {
+            if (lt->have_assignment)
+                build_whole_topic(lt, md, &pairs[n++]);
             continue;
-        topic_pair_t *tp = &pairs[n++];
-        tp->t.name = lt->name;
-        lt->name = NULL;
-        memcpy(tp->t.id, lt->a.topic_id, 16);
-        tp->t.npartitions = lt->a.npartitions;
-        tp->t.partitions = xcalloc((size_t)lt->a.npartitions, sizeof(md_partition_t));
-        tp->z.assignment_version = lt->assignment_version;
-        tp->z.has_config = lt->has_config;
-        tp->z.state_version = xcalloc((size_t)lt->a.npartitions, sizeof(int32_t));
-        tp->z.state_mzxid = lt->state_mzxids;
-        lt->state_mzxids = NULL;
-        for (int32_t p = 0; p < lt->a.npartitions; p++) {
-            md_partition_t *mp = &tp->t.partitions[p];
-            mp->id = p;
-            mp->replicas = lt->a.replicas[p];
-            mp->nreplicas = lt->a.nreplicas[p];
-            lt->a.replicas[p] = NULL;
-            tp->z.state_version[p] = lt->state_versions[p];
-            if (lt->state_versions[p] >= 0) {
-                mp->leader = lt->states[p].leader;
-                mp->leader_epoch = lt->states[p].leader_epoch;
-                mp->isr = lt->states[p].isr;
-                mp->nisr = lt->states[p].nisr;
-                lt->states[p].isr = NULL;
-                assert(mp->isr);
-            } else {
-                mp->leader = -1;
-                mp->isr = coord_copy_ids(NULL, 0);
-            }
-            partition_set_offline(mp, md);
         }
-        tp->t.config_keys = lt->ckeys;
-        tp->t.config_values = lt->cvalues;
-        tp->t.nconfigs = lt->nconfigs;
-        lt->ckeys = lt->cvalues = NULL;
-        lt->nconfigs = 0;
+        /* The cache changes shape only when a reload installs, one at a
+         * time: the topic this reload planned to reuse is still there. */
+        const md_topic_t *old = cluster_metadata_topic(c->md, lt->name, strlen(lt->name));
+        assert(old && old->npartitions == lt->nstates);
+        build_reused_topic(lt, old, controller_topic_zk(c, old), md, &pairs[n++]);
     }
     if (n)
         qsort(pairs, n, sizeof(*pairs), cmp_topic_pair);
@@ -337,11 +433,72 @@ static void fire_callbacks(coordinator_t *c, const cluster_metadata_t *old,
     }
 }
 
+void coord_push_clear(coordinator_t *c)
+{
+    for (size_t i = 0; i < c->npush_changes; i++)
+        free(c->push_changes[i].topic);
+    free(c->push_changes);
+    c->push_changes = NULL;
+    c->npush_changes = 0;
+}
+
+static void push_add(coordinator_t *c, const char *topic, int32_t partition)
+{
+    if (c->push_full)
+        return;
+    if (c->npush_changes >= PUSH_CHANGES_MAX) {
+        coord_push_clear(c);
+        c->push_full = true;
+        return;
+    }
+    c->push_changes = grow_for_one(c->push_changes, c->npush_changes, sizeof(partition_ref_t));
+    c->push_changes[c->npush_changes].topic = xstrdup(topic);
+    c->push_changes[c->npush_changes].partition = partition;
+    c->npush_changes++;
+}
+
+static bool same_ids(const int32_t *a, int32_t na, const int32_t *b, int32_t nb)
+{
+    return na == nb && (na == 0 || memcmp(a, b, (size_t)na * sizeof(int32_t)) == 0);
+}
+
+/* The controller's next push carries what changed between old and md:
+ * every partition when the brokers changed (a broker that joined knows
+ * nothing yet), else the partitions whose state or replicas changed. */
+static void note_push_changes(coordinator_t *c, const cluster_metadata_t *old,
+                              const cluster_metadata_t *md)
+{
+    if (!old || old->nbrokers != md->nbrokers) {
+        c->push_full = true;
+    } else {
+        for (size_t i = 0; i < md->nbrokers; i++)
+            if (old->brokers[i].id != md->brokers[i].id)
+                c->push_full = true;
+    }
+    for (size_t i = 0; i < md->ntopics && !c->push_full; i++) {
+        const md_topic_t *t = &md->topics[i];
+        const md_topic_t *ot = same_topic(old, t);
+        for (int32_t p = 0; p < t->npartitions && !c->push_full; p++) {
+            const md_partition_t *np = &t->partitions[p];
+            const md_partition_t *op = ot && p < ot->npartitions ? &ot->partitions[p] : NULL;
+            if (op && op->leader == np->leader && op->leader_epoch == np->leader_epoch &&
+                same_ids(op->isr, op->nisr, np->isr, np->nisr) &&
+                same_ids(op->replicas, op->nreplicas, np->replicas, np->nreplicas))
+                continue;
+            push_add(c, t->name, p);
+        }
+    }
+    if (c->push_full)
+        coord_push_clear(c);
+}
+
 static void install_metadata(coordinator_t *c, cluster_metadata_t *md, topic_zk_t *zk)
 {
     cluster_metadata_t *old = c->md;
     topic_zk_t *old_zk = c->md_zk;
     keep_newer_epochs(old, md);
+    if (c->is_controller)
+        note_push_changes(c, old, md);
     c->md = md;
     c->md_zk = zk;
     rpc_glue_sync_peers(c, old);
@@ -349,22 +506,22 @@ static void install_metadata(coordinator_t *c, cluster_metadata_t *md, topic_zk_
     metadata_free(old, old_zk);
 }
 
-void coord_apply_partition(coordinator_t *c, const char *topic, const uint8_t topic_id[16],
+bool coord_apply_partition(coordinator_t *c, const char *topic, const uint8_t topic_id[16],
                            int32_t partition, int32_t leader, int32_t leader_epoch,
                            const int32_t *isr, int32_t nisr)
 {
     assert(c->md);
     md_topic_t *t = (md_topic_t *)cluster_metadata_topic(c->md, topic, strlen(topic));
     if (!t || memcmp(t->id, topic_id, 16) != 0 || partition < 0 || partition >= t->npartitions)
-        return; /* not known yet: the reload this triggers will bring it */
+        return false;
     md_partition_t *p = &t->partitions[partition];
     if (leader_epoch < p->leader_epoch)
-        return;
+        return true;
     bool changed = leader_epoch > p->leader_epoch || leader != p->leader;
     if (leader_epoch == p->leader_epoch && leader != p->leader) {
         VLOG_WARN("coord", "%s-%d: leader %d at epoch %d conflicts with %d; ignored", topic,
                   partition, leader, leader_epoch, p->leader);
-        return;
+        return true;
     }
     p->leader = leader;
     p->leader_epoch = leader_epoch;
@@ -377,6 +534,63 @@ void coord_apply_partition(coordinator_t *c, const char *topic, const uint8_t to
                   leader, leader_epoch);
         c->cb.partition_changed(c->cb.arg, t, p);
     }
+    return true;
+}
+
+/* ---- reload plans ---- */
+
+static void plan_clear(reload_plan_t *p)
+{
+    for (size_t i = 0; i < p->ntopics; i++)
+        free(p->topics[i]);
+    free(p->topics);
+    for (size_t i = 0; i < p->nconfigs; i++)
+        free(p->configs[i]);
+    free(p->configs);
+    for (size_t i = 0; i < p->nstates; i++)
+        free(p->states[i].topic);
+    free(p->states);
+    memset(p, 0, sizeof(*p));
+}
+
+/* True when the plan takes one more entry; past RELOAD_PLAN_MAX it turns
+ * into a reload of everything (which needs no entries). */
+static bool plan_room(reload_plan_t *p)
+{
+    if (p->full)
+        return false;
+    if (p->ntopics + p->nconfigs + p->nstates < RELOAD_PLAN_MAX)
+        return true;
+    plan_clear(p);
+    p->full = true;
+    return false;
+}
+
+static void plan_add_topic(reload_plan_t *p, const char *topic)
+{
+    p->topic_list = true; /* a topic read whole may be new, or gone */
+    if (!plan_room(p))
+        return;
+    p->topics = grow_for_one(p->topics, p->ntopics, sizeof(char *));
+    p->topics[p->ntopics++] = xstrdup(topic);
+}
+
+static void plan_add_config(reload_plan_t *p, const char *topic)
+{
+    if (!plan_room(p))
+        return;
+    p->configs = grow_for_one(p->configs, p->nconfigs, sizeof(char *));
+    p->configs[p->nconfigs++] = xstrdup(topic);
+}
+
+static void plan_add_state(reload_plan_t *p, const char *topic, int32_t partition)
+{
+    if (!plan_room(p))
+        return;
+    p->states = grow_for_one(p->states, p->nstates, sizeof(partition_ref_t));
+    p->states[p->nstates].topic = xstrdup(topic);
+    p->states[p->nstates].partition = partition;
+    p->nstates++;
 }
 
 /* ---- reload ---- */
@@ -389,14 +603,14 @@ static void loader_free(loader_t *l)
     for (size_t i = 0; i < l->ntopics; i++) {
         ltopic_t *t = &l->topics[i];
         free(t->name);
-        if (t->have_assignment) {
-            for (int32_t p = 0; p < t->a.npartitions; p++)
-                zk_partition_state_clear(&t->states[p]);
+        for (int32_t p = 0; p < t->nstates; p++)
+            zk_partition_state_clear(&t->states[p]);
+        if (t->have_assignment)
             zk_assignment_clear(&t->a);
-        }
         free(t->states);
         free(t->state_versions);
         free(t->state_mzxids);
+        free(t->state_read);
         for (size_t k = 0; k < t->nconfigs; k++) {
             free(t->ckeys[k]);
             free(t->cvalues[k]);
@@ -408,6 +622,7 @@ static void loader_free(loader_t *l)
     for (size_t i = 0; i < l->ndeletes; i++)
         free(l->deletes[i]);
     free(l->deletes);
+    plan_clear(&l->plan);
     free(l);
 }
 
@@ -434,6 +649,12 @@ static void reload_finish(coordinator_t *c, loader_t *l)
         VLOG_DEBUG("coord", "metadata reload failed; retrying");
         coord_schedule_retry(c);
         return;
+    }
+    for (size_t i = 0; i < l->ntopics; i++) {
+        if (l->topics[i].vanished) {
+            plan_add_topic(&c->plan, l->topics[i].name);
+            c->reload_dirty = true;
+        }
     }
     topic_zk_t *zk;
     cluster_metadata_t *md = metadata_build(c, l, &zk);
@@ -532,7 +753,7 @@ static void on_state(coordinator_t *c, zk_call_t *call)
     loader_t *l = call->arg;
     ltopic_t *t = &l->topics[call->i1];
     int32_t p = call->i2;
-    assert(t->have_assignment && p < t->a.npartitions);
+    assert(t->have_assignment && p < t->nstates);
     if (load_rc_ok(l, call)) {
         char err[160];
         if (znode_decode_partition_state((const uint8_t *)call->data, (size_t)call->data_len,
@@ -555,6 +776,7 @@ static void on_topic(coordinator_t *c, zk_call_t *call)
                                     sizeof(err)) == 0) {
             t->have_assignment = true;
             t->assignment_version = call->stat.version;
+            t->nstates = t->a.npartitions;
             t->states = xcalloc((size_t)t->a.npartitions, sizeof(*t->states));
             t->state_versions = xmalloc((size_t)t->a.npartitions * sizeof(int32_t));
             t->state_mzxids = xcalloc((size_t)t->a.npartitions, sizeof(int64_t));
@@ -571,35 +793,139 @@ static void on_topic(coordinator_t *c, zk_call_t *call)
     load_done_one(c, l);
 }
 
+/* A /config/topics/<t> read: its overrides into t. */
+static void on_topic_config_data(ltopic_t *t, const zk_call_t *call)
+{
+    assert(call->rc == ZOK && t->ckeys == NULL);
+    char err[160];
+    t->has_config = true;
+    if (znode_decode_topic_config((const uint8_t *)call->data, (size_t)call->data_len, &t->ckeys,
+                                  &t->cvalues, &t->nconfigs, err, sizeof(err)) != 0)
+        VLOG_ERR("coord", "%s: %s; defaults used", call->path, err);
+}
+
 static void on_topic_config(coordinator_t *c, zk_call_t *call)
 {
     loader_t *l = call->arg;
     ltopic_t *t = &l->topics[call->i1];
-    if (load_rc_ok(l, call)) {
+    if (load_rc_ok(l, call))
+        on_topic_config_data(t, call);
+    load_done_one(c, l);
+}
+
+static int cmp_ltopic(const void *a, const void *b)
+{
+    return strcmp(((const ltopic_t *)a)->name, ((const ltopic_t *)b)->name);
+}
+
+static ltopic_t *loader_topic(loader_t *l, const char *name)
+{
+    ltopic_t key = {.name = (char *)name};
+    return l->ntopics ? bsearch(&key, l->topics, l->ntopics, sizeof(*l->topics), cmp_ltopic) : NULL;
+}
+
+static void on_reused_state(coordinator_t *c, zk_call_t *call)
+{
+    loader_t *l = call->arg;
+    ltopic_t *t = &l->topics[call->i1];
+    int32_t p = call->i2;
+    assert(!t->whole && p >= 0 && p < t->nstates);
+    if (call->rc == ZNONODE) {
+        t->vanished = true; /* the topic is being deleted (or recreated) */
+    } else if (load_rc_ok(l, call)) {
         char err[160];
-        t->has_config = true;
-        if (znode_decode_topic_config((const uint8_t *)call->data, (size_t)call->data_len,
-                                      &t->ckeys, &t->cvalues, &t->nconfigs, err, sizeof(err)) != 0)
-            VLOG_ERR("coord", "%s: %s; defaults used", call->path, err);
+        if (znode_decode_partition_state((const uint8_t *)call->data, (size_t)call->data_len,
+                                         &t->states[p], err, sizeof(err)) == 0) {
+            t->state_versions[p] = call->stat.version;
+            t->state_mzxids[p] = call->stat.mzxid;
+        } else {
+            VLOG_ERR("coord", "%s: %s; previous state kept", call->path, err);
+        }
     }
     load_done_one(c, l);
+}
+
+static void on_reused_config(coordinator_t *c, zk_call_t *call)
+{
+    loader_t *l = call->arg;
+    ltopic_t *t = &l->topics[call->i1];
+    assert(!t->whole && t->config_read);
+    if (call->rc == ZNONODE)
+        t->has_config = false; /* overrides removed: the defaults apply */
+    else if (load_rc_ok(l, call))
+        on_topic_config_data(t, call);
+    load_done_one(c, l);
+}
+
+/* Sets up the reads of the topics named (the children of /brokers/topics,
+ * or the cached topics when the list is not read again): a topic new to
+ * the cache, or named whole in the plan, is read whole; every other one is
+ * reused with the state znodes and configs the plan names read again. */
+static void loader_plan_topics(coordinator_t *c, loader_t *l, char *const *names, size_t n)
+{
+    assert(l->topics == NULL);
+    l->topics = xcalloc(n + 1, sizeof(*l->topics));
+    l->ntopics = n;
+    for (size_t i = 0; i < n; i++)
+        l->topics[i].name = xstrdup(names[i]);
+    if (n)
+        qsort(l->topics, n, sizeof(*l->topics), cmp_ltopic);
+    const reload_plan_t *plan = &l->plan;
+    for (size_t i = 0; i < plan->ntopics; i++) {
+        ltopic_t *t = loader_topic(l, plan->topics[i]);
+        if (t)
+            t->whole = true;
+    }
+    char path[600];
+    for (size_t i = 0; i < n; i++) {
+        ltopic_t *t = &l->topics[i];
+        const md_topic_t *old =
+            c->md && !plan->full ? cluster_metadata_topic(c->md, t->name, strlen(t->name)) : NULL;
+        if (!old || t->whole) {
+            t->whole = true;
+            snprintf(path, sizeof(path), "/brokers/topics/%s", t->name);
+            load_issue(c, l, zk_get, path, on_topic, (int32_t)i, 0, true);
+            snprintf(path, sizeof(path), "/config/topics/%s", t->name);
+            load_issue(c, l, zk_get, path, on_topic_config, (int32_t)i, 0, true);
+            continue;
+        }
+        memcpy(t->reuse_id, old->id, 16);
+        t->nstates = old->npartitions;
+        t->states = xcalloc((size_t)t->nstates + 1, sizeof(*t->states));
+        t->state_versions = xmalloc(((size_t)t->nstates + 1) * sizeof(int32_t));
+        t->state_mzxids = xcalloc((size_t)t->nstates + 1, sizeof(int64_t));
+        t->state_read = xcalloc((size_t)t->nstates + 1, sizeof(bool));
+        for (int32_t p = 0; p < t->nstates; p++)
+            t->state_versions[p] = -1;
+    }
+    for (size_t i = 0; i < plan->nconfigs; i++) {
+        ltopic_t *t = loader_topic(l, plan->configs[i]);
+        if (!t || t->whole || t->config_read)
+            continue;
+        t->config_read = true;
+        snprintf(path, sizeof(path), "/config/topics/%s", t->name);
+        load_issue(c, l, zk_get, path, on_reused_config, (int32_t)(t - l->topics), 0, true);
+    }
+    for (size_t i = 0; i < plan->nstates; i++) {
+        const partition_ref_t *r = &plan->states[i];
+        ltopic_t *t = loader_topic(l, r->topic);
+        if (!t || t->whole || r->partition < 0 || r->partition >= t->nstates ||
+            t->state_read[r->partition])
+            continue;
+        t->state_read[r->partition] = true;
+        snprintf(path, sizeof(path), "/brokers/topics/%s/partitions/%d/state", t->name,
+                 r->partition);
+        load_issue(c, l, zk_get, path, on_reused_state, (int32_t)(t - l->topics), r->partition,
+                   true);
+    }
 }
 
 static void on_topics(coordinator_t *c, zk_call_t *call)
 {
     loader_t *l = call->arg;
-    if (load_rc_ok(l, call) && call->nchildren > 0) {
-        l->topics = xcalloc((size_t)call->nchildren, sizeof(*l->topics));
-        l->ntopics = (size_t)call->nchildren;
-        for (int i = 0; i < call->nchildren; i++) {
-            char path[600];
-            l->topics[i].name = xstrdup(call->children[i]);
-            snprintf(path, sizeof(path), "/brokers/topics/%s", call->children[i]);
-            load_issue(c, l, zk_get, path, on_topic, i, 0, true);
-            snprintf(path, sizeof(path), "/config/topics/%s", call->children[i]);
-            load_issue(c, l, zk_get, path, on_topic_config, i, 0, true);
-        }
-    }
+    if (load_rc_ok(l, call))
+        loader_plan_topics(c, l, call->children,
+                           (size_t)(call->nchildren > 0 ? call->nchildren : 0));
     load_done_one(c, l);
 }
 
@@ -671,19 +997,32 @@ static void reload_start(coordinator_t *c)
     l->controller_id = -1;
     l->epoch = -1;
     l->epoch_version = -1;
+    l->plan = c->plan; /* the plan moves into the loader */
+    memset(&c->plan, 0, sizeof(c->plan));
+    if (!c->md)
+        l->plan.full = true;
     c->load = l;
     /* A guard count so that completions cannot finish the load while it
      * is still being issued. */
     l->pending = 1;
     load_issue(c, l, zk_children, "/brokers/ids", on_broker_ids, 0, 0, true);
-    load_issue(c, l, zk_children, "/brokers/topics", on_topics, 0, 0, true);
+    if (l->plan.full || l->plan.topic_list) {
+        load_issue(c, l, zk_children, "/brokers/topics", on_topics, 0, 0, true);
+    } else {
+        char **names = xcalloc(c->md->ntopics + 1, sizeof(char *));
+        for (size_t i = 0; i < c->md->ntopics; i++)
+            names[i] = c->md->topics[i].name;
+        loader_plan_topics(c, l, names, c->md->ntopics);
+        free(names);
+    }
     load_issue(c, l, zk_exists, "/controller", on_controller_exists, 0, 0, true);
     load_issue(c, l, zk_get, "/controller_epoch", on_epoch, 0, 0, false);
     load_issue(c, l, zk_children, "/admin/delete_topics", on_deletes, 0, 0, true);
     load_done_one(c, l);
 }
 
-void coord_request_reload(coordinator_t *c)
+/* Runs the plan now, or once the reload in flight finishes. */
+static void reload_kick(coordinator_t *c)
 {
     if (c->stopping)
         return;
@@ -692,6 +1031,68 @@ void coord_request_reload(coordinator_t *c)
         return;
     }
     reload_start(c);
+}
+
+void coord_request_reload(coordinator_t *c)
+{
+    if (c->stopping)
+        return;
+    plan_clear(&c->plan);
+    c->plan.full = true;
+    reload_kick(c);
+}
+
+void coord_request_partial_reload(coordinator_t *c)
+{
+    reload_kick(c);
+}
+
+void coord_request_topic_reload(coordinator_t *c, const char *topic)
+{
+    if (c->stopping)
+        return;
+    plan_add_topic(&c->plan, topic);
+    reload_kick(c);
+}
+
+void coord_request_state_reload(coordinator_t *c, const char *topic, int32_t partition)
+{
+    if (c->stopping)
+        return;
+    plan_add_state(&c->plan, topic, partition);
+    reload_kick(c);
+}
+
+/* A watch fired on path: plan the read that re-arms it and brings the
+ * change. Paths are relative to the chroot. */
+static void plan_watched_path(coordinator_t *c, const char *path)
+{
+    static const char topics[] = "/brokers/topics/", configs[] = "/config/topics/";
+    if (strcmp(path, "/brokers/topics") == 0) {
+        c->plan.topic_list = true;
+    } else if (strncmp(path, configs, sizeof(configs) - 1) == 0) {
+        plan_add_config(&c->plan, path + sizeof(configs) - 1);
+    } else if (strncmp(path, topics, sizeof(topics) - 1) == 0) {
+        const char *name = path + sizeof(topics) - 1;
+        const char *slash = strchr(name, '/');
+        char topic[TOPIC_NAME_MAX + 1];
+        int32_t partition;
+        int end = 0;
+        if (!slash) {
+            plan_add_topic(&c->plan, name);
+        } else if ((size_t)(slash - name) <= TOPIC_NAME_MAX &&
+                   sscanf(slash, "/partitions/%d/state%n", &partition, &end) == 1 &&
+                   slash[end] == '\0') {
+            memcpy(topic, name, (size_t)(slash - name));
+            topic[slash - name] = '\0';
+            plan_add_state(&c->plan, topic, partition);
+        } else {
+            c->plan.full = true; /* not a znode we watch: be safe */
+        }
+    } else if (strcmp(path, "/brokers/ids") != 0 && strcmp(path, "/controller") != 0 &&
+               strcmp(path, "/admin/delete_topics") != 0) {
+        c->plan.full = true; /* every reload reads those three */
+    }
 }
 
 /* ---- registration and session ---- */
@@ -895,7 +1296,10 @@ void coord_on_watch(coordinator_t *c, const zk_watch_event_t *ev)
     if (ev->session_gen != c->session_gen)
         return; /* an event of a handle we closed */
     if (ev->type != ZOO_SESSION_EVENT) {
-        coord_request_reload(c);
+        if (!c->stopping) {
+            plan_watched_path(c, ev->path);
+            reload_kick(c);
+        }
         return;
     }
     if (ev->state == ZOO_CONNECTED_STATE) {
@@ -1151,6 +1555,8 @@ static void coordinator_free(coordinator_t *c)
     zk_bridge_destroy(c);
     if (c->load)
         loader_free(c->load);
+    plan_clear(&c->plan);
+    coord_push_clear(c);
     metadata_free(c->md, c->md_zk);
     for (size_t i = 0; i < c->ndelete_requests; i++)
         free(c->delete_requests[i]);

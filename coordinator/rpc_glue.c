@@ -34,15 +34,24 @@ static bool epoch_current(coordinator_t *c, const char *what, int32_t sender, in
     return true;
 }
 
+/* Applies a push's partitions to the cache. This broker's own watches
+ * bring the same changes from ZooKeeper, the source of truth; the push only
+ * brings them sooner. A topic the cache does not know yet (its creation's
+ * watch has not been read) is read whole now. */
 static void apply_partitions(coordinator_t *c, Vltava__PartitionStateInfo **parts, size_t n)
 {
+    const char *requested = NULL; /* the last unknown topic asked for */
     for (size_t i = 0; i < n; i++) {
         const Vltava__PartitionStateInfo *p = parts[i];
         if (p->topic_id.len != 16 || p->leader < -1 || p->leader_epoch < 0 ||
             p->n_isr > COORD_MAX_REPLICAS)
-            continue; /* malformed entry: the reload brings the truth */
-        coord_apply_partition(c, p->topic, p->topic_id.data, p->partition, p->leader,
-                              p->leader_epoch, p->isr, (int32_t)p->n_isr);
+            continue; /* malformed entry: the watches bring the truth */
+        if (coord_apply_partition(c, p->topic, p->topic_id.data, p->partition, p->leader,
+                                  p->leader_epoch, p->isr, (int32_t)p->n_isr))
+            continue;
+        if (!requested || strcmp(requested, p->topic) != 0)
+            coord_request_topic_reload(c, p->topic);
+        requested = p->topic;
     }
 }
 
@@ -61,7 +70,6 @@ static void on_leader_and_isr(void *arg, rpc_request_t *req, int32_t sender, con
         VLOG_DEBUG("coord", "LeaderAndIsr from controller %d (epoch %d): %zu partitions",
                    m->controller_id, m->controller_epoch, m->n_partitions);
         apply_partitions(c, m->partitions, m->n_partitions);
-        coord_request_reload(c);
         error = KAFKA_NONE;
     }
     vltava__leader_and_isr_request__free_unpacked(m, NULL);
@@ -81,7 +89,6 @@ static void on_update_metadata(void *arg, rpc_request_t *req, int32_t sender,
     int16_t error = KAFKA_STALE_CONTROLLER_EPOCH;
     if (epoch_current(c, "UpdateMetadata", sender, m->controller_epoch)) {
         apply_partitions(c, m->partitions, m->n_partitions);
-        coord_request_reload(c);
         error = KAFKA_NONE;
     }
     vltava__update_metadata_request__free_unpacked(m, NULL);
@@ -309,22 +316,50 @@ void controller_push_metadata(coordinator_t *c)
     assert(c->my_controller_epoch >= 0);
     const cluster_metadata_t *md = c->md;
     size_t total = 0;
-    for (size_t i = 0; i < md->ntopics; i++)
-        total += (size_t)md->topics[i].npartitions;
+    if (c->push_full) {
+        for (size_t i = 0; i < md->ntopics; i++)
+            total += (size_t)md->topics[i].npartitions;
+    } else {
+        total = c->npush_changes;
+    }
     Vltava__PartitionStateInfo *infos = xcalloc(total + 1, sizeof(*infos));
     Vltava__PartitionStateInfo **all = xcalloc(total + 1, sizeof(*all));
     Vltava__PartitionStateInfo **mine = xcalloc(total + 1, sizeof(*mine));
     const md_partition_t **parts = xcalloc(total + 1, sizeof(*parts));
     size_t k = 0;
-    for (size_t i = 0; i < md->ntopics; i++) {
-        for (int32_t p = 0; p < md->topics[i].npartitions; p++) {
-            fill_partition(&infos[k], &md->topics[i], &md->topics[i].partitions[p]);
-            parts[k] = &md->topics[i].partitions[p];
+    if (c->push_full) {
+        for (size_t i = 0; i < md->ntopics; i++) {
+            for (int32_t p = 0; p < md->topics[i].npartitions; p++) {
+                fill_partition(&infos[k], &md->topics[i], &md->topics[i].partitions[p]);
+                parts[k] = &md->topics[i].partitions[p];
+                all[k] = &infos[k];
+                k++;
+            }
+        }
+        assert(k == total);
+    } else {
+        /* The changes since the last push; one gone meanwhile (its topic
+         * deleted) is left out, as the receivers' watches tell them. */
+        for (size_t i = 0; i < c->npush_changes; i++) {
+            const partition_ref_t *r = &c->push_changes[i];
+            const md_topic_t *t = cluster_metadata_topic(md, r->topic, strlen(r->topic));
+            if (!t || r->partition >= t->npartitions)
+                continue;
+            fill_partition(&infos[k], t, &t->partitions[r->partition]);
+            parts[k] = &t->partitions[r->partition];
             all[k] = &infos[k];
             k++;
         }
     }
-    assert(k == total);
+    c->push_full = false;
+    coord_push_clear(c);
+    if (k == 0) {
+        free(parts);
+        free(mine);
+        free(all);
+        free(infos);
+        return;
+    }
     Vltava__BrokerRegistration *regs = xcalloc(md->nbrokers + 1, sizeof(*regs));
     Vltava__BrokerRegistration **reg_ptrs = xcalloc(md->nbrokers + 1, sizeof(*reg_ptrs));
     /* Without endpoints: receivers reload the registrations from ZooKeeper. */
