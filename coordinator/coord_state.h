@@ -100,6 +100,9 @@ typedef struct reload_plan {
  * change that big costs about what reading everything costs. */
 #define RELOAD_PLAN_MAX  4096
 #define PUSH_CHANGES_MAX 16384
+/* Reloads in a row after which the controller acts even though more
+ * changes are known to be on their way (see reload_finish). */
+#define RELOAD_ACT_DEFER_MAX 3
 
 struct coordinator {
     struct ev_loop *loop;
@@ -150,6 +153,7 @@ struct coordinator {
     loader_t *load;     /* the reload in flight, or NULL */
     bool reload_dirty;  /* another reload is due once this one finishes */
     reload_plan_t plan; /* what the next reload reads */
+    int acts_deferred;  /* reloads in a row the controller did not act on */
 
     /* controller */
     bool is_controller;

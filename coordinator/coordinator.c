@@ -676,7 +676,17 @@ static void reload_finish(coordinator_t *c, loader_t *l)
 
     install_metadata(c, md, zk);
     c->reloads_done++;
-    controller_after_reload(c, exists, controller_id, owner);
+    /* Changes already known (watches that fired during this reload, the
+     * controller's own writes among them) are not in this snapshot: a
+     * decision on it would be made again, and refused, once they are. So
+     * the controller acts after the next reload, but not after more than
+     * a few in a row, which a steady stream of changes could make. */
+    if (c->reload_dirty && c->acts_deferred < RELOAD_ACT_DEFER_MAX) {
+        c->acts_deferred++;
+    } else {
+        c->acts_deferred = 0;
+        controller_after_reload(c, exists, controller_id, owner);
+    }
     controller_check_waiters(c, false);
     if (c->reload_dirty) {
         c->reload_dirty = false;
