@@ -139,7 +139,12 @@ static void on_election(coordinator_t *c, zk_call_t *call)
         int op = zk_multi_failed_op(call);
         VLOG_DEBUG("coord", "election lost (%s at op %d)", zerror(call->rc), op);
     }
-    coord_request_reload(c);
+    /* The cache is current but for what the election changed (/controller
+     * and /controller_epoch, which every reload reads): a new controller
+     * decides on it at once, without re-reading every partition. A
+     * decision on a stale entry is refused by its version check and made
+     * again after a full reload. */
+    coord_request_partial_reload(c);
 }
 
 static void on_epoch_created(coordinator_t *c, zk_call_t *call)
@@ -147,7 +152,7 @@ static void on_epoch_created(coordinator_t *c, zk_call_t *call)
     c->electing = false;
     if (call->rc != ZOK && call->rc != ZNODEEXISTS)
         VLOG_WARN("coord", "creating /controller_epoch: %s", zerror(call->rc));
-    coord_request_reload(c);
+    coord_request_partial_reload(c);
 }
 
 static void start_election(coordinator_t *c)
