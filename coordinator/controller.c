@@ -254,6 +254,31 @@ bool controller_topic_being_deleted(const coordinator_t *c, const char *name)
     return false;
 }
 
+/* A partition state the controller is writing. */
+typedef struct state_write {
+    char *topic; /* owned */
+    uint8_t topic_id[16];
+    int32_t partition;
+    zk_partition_state_t state; /* isr owned */
+} state_write_t;
+
+/* Once ZooKeeper took it, the state is the controller's own to apply and
+ * push: waiting for its watch and a re-read would add a round trip to
+ * every failover. */
+static void on_state_written(coordinator_t *c, zk_call_t *call)
+{
+    state_write_t *w = call->arg;
+    assert(w != NULL && call->nops == 2);
+    if (call->rc == ZOK && !c->stopping)
+        coord_apply_written_state(c, w->topic, w->topic_id, w->partition, &w->state,
+                                  call->stats[1].version, call->stats[1].mzxid);
+    free(w->topic);
+    zk_partition_state_clear(&w->state);
+    free(w);
+    call->arg = NULL;
+    on_controller_write(c, call);
+}
+
 void controller_write_partition_state(coordinator_t *c, const md_topic_t *t, int32_t partition,
                                       const zk_partition_state_t *next)
 {
@@ -264,7 +289,13 @@ void controller_write_partition_state(coordinator_t *c, const md_topic_t *t, int
     snprintf(path, sizeof(path), "/brokers/topics/%s/partitions/%d/state", t->name, partition);
     size_t len;
     uint8_t *buf = znode_encode_partition_state(next, &len);
-    zk_call_t *call = controller_fenced_call(c, on_controller_write, NULL);
+    state_write_t *w = xcalloc(1, sizeof(*w));
+    w->topic = xstrdup(t->name);
+    memcpy(w->topic_id, t->id, 16);
+    w->partition = partition;
+    w->state = *next;
+    w->state.isr = coord_copy_ids(next->isr, next->nisr);
+    zk_call_t *call = controller_fenced_call(c, on_state_written, w);
     zk_multi_set(call, path, buf, len, z->state_version[partition]);
     free(buf);
     controller_submit_write(c, call);

@@ -255,6 +255,12 @@ bool coord_leader_restarted(const coordinator_t *c, const md_topic_t *t, int32_t
 bool coord_apply_partition(coordinator_t *c, const char *topic, const uint8_t topic_id[16],
                            int32_t partition, int32_t leader, int32_t leader_epoch,
                            const int32_t *isr, int32_t nisr);
+/* A state znode the controller wrote, now at version (and mzxid): applied
+ * as coord_apply_partition does, its version recorded, and the partition
+ * pushed with the controller's next push. */
+void coord_apply_written_state(coordinator_t *c, const char *topic, const uint8_t topic_id[16],
+                               int32_t partition, const zk_partition_state_t *state,
+                               int32_t version, int64_t mzxid);
 
 /* ---- zk_session.c: the previous process's session (fast restart) ---- */
 typedef enum zk_prev_session {

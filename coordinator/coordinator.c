@@ -537,6 +537,27 @@ bool coord_apply_partition(coordinator_t *c, const char *topic, const uint8_t to
     return true;
 }
 
+void coord_apply_written_state(coordinator_t *c, const char *topic, const uint8_t topic_id[16],
+                               int32_t partition, const zk_partition_state_t *state,
+                               int32_t version, int64_t mzxid)
+{
+    assert(c->md && state->nisr >= 0);
+    if (!coord_apply_partition(c, topic, topic_id, partition, state->leader, state->leader_epoch,
+                               state->isr, state->nisr))
+        return;
+    const md_topic_t *t = cluster_metadata_topic(c->md, topic, strlen(topic));
+    assert(t && partition < t->npartitions);
+    topic_zk_t *z = (topic_zk_t *)controller_topic_zk(c, t);
+    /* A re-read may have brought a newer write already. */
+    if (t->partitions[partition].leader_epoch == state->leader_epoch &&
+        version > z->state_version[partition]) {
+        z->state_version[partition] = version;
+        z->state_mzxid[partition] = mzxid;
+    }
+    if (c->is_controller)
+        push_add(c, topic, partition);
+}
+
 /* ---- reload plans ---- */
 
 static void plan_clear(reload_plan_t *p)
