@@ -296,6 +296,7 @@ void controller_write_partition_state(coordinator_t *c, const md_topic_t *t, int
     w->state = *next;
     w->state.isr = coord_copy_ids(next->isr, next->nisr);
     zk_call_t *call = controller_fenced_call(c, on_state_written, w);
+    call->always_complete = true; /* w is freed there, even when stopping */
     zk_multi_set(call, path, buf, len, z->state_version[partition]);
     free(buf);
     controller_submit_write(c, call);
@@ -419,7 +420,9 @@ static void elect_leaders(coordinator_t *c)
                 next.leader =
                     coord_elect_leader(mp->replicas, mp->nreplicas, mp->replicas, mp->nreplicas,
                                        coord_broker_live, c, false, &unclean);
-                next.leader_epoch = 0;
+                /* Past the cached epoch, so that brokers apply it over
+                 * what they hold (the cache's 0 for a missing state). */
+                next.leader_epoch = mp->leader_epoch + 1;
                 next.controller_epoch = c->my_controller_epoch;
                 next.isr = mp->replicas;
                 next.nisr = mp->nreplicas;
@@ -872,6 +875,12 @@ void coordinator_alter_isr(coordinator_t *c, const char *topic, int32_t partitio
         return;
     }
     const topic_zk_t *z = controller_topic_zk(c, t);
+    if (z->state_version[partition] < 0) {
+        /* A version of -1 would write whatever is there: never unfenced. */
+        done(arg, KAFKA_REQUEST_TIMED_OUT, "the partition state has not been read");
+        coord_request_state_reload(c, topic, partition);
+        return;
+    }
     zk_partition_state_t st = {
         .leader = me,
         .leader_epoch = leader_epoch,

@@ -374,13 +374,15 @@ static const md_topic_t *same_topic(const cluster_metadata_t *md, const md_topic
 
 /* Leader epochs never go back: a reload that read a partition state before
  * a newer one arrived over RPC keeps the newer one until ZooKeeper shows it. */
-static void keep_newer_epochs(const cluster_metadata_t *old, cluster_metadata_t *md)
+static void keep_newer_epochs(const cluster_metadata_t *old, const topic_zk_t *old_zk,
+                              cluster_metadata_t *md, topic_zk_t *zk)
 {
     for (size_t i = 0; i < md->ntopics; i++) {
         md_topic_t *t = &md->topics[i];
         const md_topic_t *o = same_topic(old, t);
         if (!o)
             continue;
+        const topic_zk_t *oz = &old_zk[o - old->topics];
         for (int32_t p = 0; p < t->npartitions && p < o->npartitions; p++) {
             md_partition_t *np = &t->partitions[p];
             const md_partition_t *op = &o->partitions[p];
@@ -391,6 +393,12 @@ static void keep_newer_epochs(const cluster_metadata_t *old, cluster_metadata_t 
             free(np->isr);
             np->isr = coord_copy_ids(op->isr, op->nisr);
             np->nisr = op->nisr;
+            /* The controller's own write (coord_apply_written_state) knew
+             * its version: a version is newer exactly when it is larger. */
+            if (oz->state_version[p] > zk[i].state_version[p]) {
+                zk[i].state_version[p] = oz->state_version[p];
+                zk[i].state_mzxid[p] = oz->state_mzxid[p];
+            }
         }
     }
 }
@@ -496,7 +504,7 @@ static void install_metadata(coordinator_t *c, cluster_metadata_t *md, topic_zk_
 {
     cluster_metadata_t *old = c->md;
     topic_zk_t *old_zk = c->md_zk;
-    keep_newer_epochs(old, md);
+    keep_newer_epochs(old, old_zk, md, zk);
     if (c->is_controller)
         note_push_changes(c, old, md);
     c->md = md;
@@ -668,6 +676,7 @@ static void reload_finish(coordinator_t *c, loader_t *l)
     if (l->failed) {
         loader_free(l);
         VLOG_DEBUG("coord", "metadata reload failed; retrying");
+        c->reload_dirty = false; /* the retry reads everything */
         coord_schedule_retry(c);
         return;
     }
@@ -779,6 +788,11 @@ static void on_broker_ids(coordinator_t *c, zk_call_t *call)
     load_done_one(c, l);
 }
 
+static void on_state_watched(coordinator_t *c, zk_call_t *call)
+{
+    load_done_one(c, call->arg);
+}
+
 static void on_state(coordinator_t *c, zk_call_t *call)
 {
     loader_t *l = call->arg;
@@ -793,6 +807,10 @@ static void on_state(coordinator_t *c, zk_call_t *call)
             t->state_mzxids[p] = call->stat.mzxid;
         } else
             VLOG_ERR("coord", "%s: %s; partition treated as offline", call->path, err);
+    } else if (call->rc == ZNONODE) {
+        /* A read of a missing znode arms no watch: an existence watch
+         * brings its creation (the controller recreates it). */
+        load_issue(c, l, zk_exists, call->path, on_state_watched, call->i1, p, true);
     }
     load_done_one(c, l);
 }
