@@ -39,10 +39,17 @@
 #include "txn_coordinator.h"
 #include "vlog.h"
 #include "wall_clock.h"
+#include "worker_pool.h"
 
 #define MAIN_MODULE "broker"
 /* Longest wait for in-flight requests at shutdown (long polls, admin). */
 #define SHUTDOWN_DRAIN_MS 5000
+/* The disk worker pool (fsync, checkpoints, segment deletion): threads, and
+ * jobs queued at once (a full queue defers flushes and checkpoints to the
+ * next tick; 10,000 partitions each with a flush and a file write in
+ * flight fit). */
+#define DISK_WORKER_THREADS 2
+#define DISK_WORKER_QUEUE   32768
 /* The periodic log work runs at least this often. */
 #define TICK_MAX_MS 1000
 
@@ -57,6 +64,7 @@ typedef struct broker {
     struct ev_loop *loop;
     broker_config_t cfg;
     log_manager_t *logs;
+    worker_pool_t *disk_workers; /* the logs' disk work; stopped before they close */
     replica_manager_t *replicas;
     group_coordinator_t *groups;
     producer_id_manager_t *producer_ids;
@@ -172,6 +180,9 @@ static int broker_start(broker_t *b)
         VLOG_ERR(MAIN_MODULE, "log.dirs %s: %s", cfg->log_dir, log_err_str(lerr));
         return 1;
     }
+    /* After recovery, which stays synchronous: nothing serves before it. */
+    b->disk_workers = worker_pool_create(b->loop, DISK_WORKER_THREADS, DISK_WORKER_QUEUE);
+    log_manager_set_worker_pool(b->logs, b->disk_workers);
     b->replicas = replica_manager_new(b->loop, cfg, b->logs);
 
     coordinator_config_t cc = {
@@ -296,10 +307,14 @@ static void broker_stop(broker_t *b)
         replica_manager_free(b->replicas);
         b->replicas = NULL;
     }
+    if (b->disk_workers != NULL)
+        worker_pool_stop(b->disk_workers); /* its completions need the logs */
     if (b->logs != NULL) {
-        log_manager_close(b->logs);
+        log_manager_close(b->logs); /* the final flush and checkpoints: inline */
         b->logs = NULL;
     }
+    worker_pool_free(b->disk_workers);
+    b->disk_workers = NULL;
     /* Last: a request net still held when it was freed reports its latency
      * as its owner completes it. */
     metrics_free(b->metrics);

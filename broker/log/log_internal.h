@@ -15,6 +15,7 @@
 
 #include "partition_log.h"
 #include "record_batch.h" /* the RecordBatch v2 layout */
+#include "worker_pool.h"
 
 #define OFFSET_INDEX_ENTRY_SIZE 8
 #define TIME_INDEX_ENTRY_SIZE   12
@@ -203,6 +204,38 @@ log_err_t log_write_file_atomic(const char *path, const char *content, size_t le
                                 size_t err_size);
 /* fsync a directory so that created, renamed or unlinked names persist. */
 int log_fsync_dir(const char *dir);
+
+/* ---- Disk work off the loop (log_disk.c: any thread) ---- */
+
+/* Bounds the names the jobs build: "<20 digits>.timeindex.deleted",
+ * "leader-epoch-checkpoint", "<20 digits>.snapshot". */
+#define LOG_NAME_MAX       64
+#define LOG_DELETED_SUFFIX ".deleted"
+/* A partition directory being removed: "<dir>.<id>-delete" (Kafka's). */
+#define LOG_DIR_DELETE_SUFFIX "-delete"
+
+/* O_DIRECTORY descriptor of dir for a job's *at() calls, or -1 with errno. */
+int log_open_dir_fd(const char *dir);
+/* Writes name in dir_fd atomically: temp file, fsync, rename, fsync the
+ * directory. 0, or -1 with the failing step and strerror in err. */
+int log_write_file_at(int dir_fd, const char *name, const void *content, size_t len, char *err,
+                      size_t err_size);
+/* fdatasync of each segment's files that exist (.log and indexes) and, if
+ * sync_dir, of the directory. 0, or -1 with the cause in err. */
+int log_sync_segments_at(int dir_fd, const int64_t *bases, int nbases, bool sync_dir, char *err,
+                         size_t err_size);
+/* Renames the segment's files to <name>.deleted (a cheap metadata step on
+ * the loop; Kafka's way): a segment created again at the same base never
+ * meets a pending unlink. 0, or -1 with errno (the caller then unlinks). */
+int log_retire_segment_files(const char *dir, int64_t base_offset);
+/* Unlinks the .deleted files of one retired segment. */
+void log_unlink_retired_at(int dir_fd, int64_t base_offset);
+/* Unlinks everything in dir, then dir. 0, or -1 with the cause in err. */
+int log_remove_dir(const char *dir, char *err, size_t err_size);
+
+/* Gives the log the pool for its fsyncs, checkpoint writes and segment
+ * deletions (NULL: all synchronous, as at start-up). */
+void partition_log_set_worker_pool(partition_log_t *log, worker_pool_t *pool);
 
 /* Simulates a crash for tests: releases everything without flushing,
  * finishing indexes or writing anything. */

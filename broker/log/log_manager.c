@@ -44,6 +44,8 @@ struct log_manager {
     lm_entry_t **buckets;
     size_t nbuckets, count;
     int64_t last_checkpoint_ms; /* -1 until the first tick */
+    worker_pool_t *pool;        /* not owned; NULL: inline */
+    bool checkpoint_in_flight;
 };
 
 /* One checkpoint file's contents. */
@@ -124,6 +126,14 @@ static bool lm_parse_dir_name(const char *name, char *topic, int32_t *partition)
     topic[dash - name] = '\0';
     *partition = (int32_t)v;
     return lm_valid_topic(topic);
+}
+
+/* "<topic>-<partition>.<id>-delete": what partition_log_delete renamed. */
+static bool lm_is_deleted_dir(const char *name)
+{
+    size_t len = strlen(name), suffix = strlen(LOG_DIR_DELETE_SUFFIX);
+    return len > suffix && strcmp(name + len - suffix, LOG_DIR_DELETE_SUFFIX) == 0 &&
+           strchr(name, '.') != NULL;
 }
 
 static void lm_checkpoint_free(lm_checkpoint_t *cp)
@@ -303,6 +313,15 @@ log_err_t log_manager_open(const char *dir, const log_config_t *defaults, log_ma
     while ((de = readdir(d)) != NULL) {
         char topic[LM_TOPIC_MAX + 1];
         int32_t partition;
+        if (lm_is_deleted_dir(de->d_name)) {
+            /* A deletion the last run did not finish. */
+            char *path = xasprintf("%s/%s", dir, de->d_name);
+            char rm_err[512];
+            if (log_remove_dir(path, rm_err, sizeof(rm_err)) != 0)
+                VLOG_WARN("log", "%s", rm_err);
+            free(path);
+            continue;
+        }
         if (!lm_parse_dir_name(de->d_name, topic, &partition))
             continue;
         char *path = xasprintf("%s/%s", dir, de->d_name);
@@ -359,12 +378,12 @@ static void lm_text_append(lm_text_t *t, const char *topic, int32_t partition, i
                                topic, partition, offset);
 }
 
-log_err_t log_manager_checkpoint(log_manager_t *lm)
+static const char *const lm_checkpoint_names[3] = {LM_RECOVERY_CHECKPOINT, LM_HW_CHECKPOINT,
+                                                   LM_START_CHECKPOINT};
+
+/* The three files' contents, from the logs' offsets now. */
+static void lm_checkpoint_texts(const log_manager_t *lm, lm_text_t text[3])
 {
-    assert(lm != NULL);
-    static const char *const names[3] = {LM_RECOVERY_CHECKPOINT, LM_HW_CHECKPOINT,
-                                         LM_START_CHECKPOINT};
-    lm_text_t text[3];
     for (int k = 0; k < 3; k++) {
         text[k] = (lm_text_t){NULL, 0, 0};
         char head[32];
@@ -381,9 +400,16 @@ log_err_t log_manager_checkpoint(log_manager_t *lm)
             lm_text_append(&text[2], e->topic, e->partition, partition_log_start_offset(e->log));
         }
     }
+}
+
+log_err_t log_manager_checkpoint(log_manager_t *lm)
+{
+    assert(lm != NULL);
+    lm_text_t text[3];
+    lm_checkpoint_texts(lm, text);
     log_err_t rc = LOG_OK;
     for (int k = 0; k < 3; k++) {
-        char *path = xasprintf("%s/%s", lm->dir, names[k]);
+        char *path = xasprintf("%s/%s", lm->dir, lm_checkpoint_names[k]);
         char err[512];
         if (log_write_file_atomic(path, text[k].buf, text[k].len, err, sizeof(err)) != LOG_OK) {
             VLOG_ERR("log", "checkpoint: %s", err);
@@ -395,10 +421,80 @@ log_err_t log_manager_checkpoint(log_manager_t *lm)
     return rc;
 }
 
+typedef struct lm_checkpoint_job {
+    log_manager_t *lm; /* outlives the job: the pool stops before close */
+    int dir_fd;        /* owned */
+    lm_text_t text[3]; /* owned */
+    int rc;
+    char err[512];
+} lm_checkpoint_job_t;
+
+static void lm_checkpoint_job_work(void *arg)
+{
+    lm_checkpoint_job_t *job = arg;
+    for (int k = 0; k < 3; k++)
+        if (log_write_file_at(job->dir_fd, lm_checkpoint_names[k], job->text[k].buf,
+                              job->text[k].len, job->err, sizeof(job->err)) != 0)
+            job->rc = -1;
+    close(job->dir_fd);
+}
+
+static void lm_checkpoint_job_done(void *arg)
+{
+    lm_checkpoint_job_t *job = arg;
+    assert(job->lm->checkpoint_in_flight);
+    job->lm->checkpoint_in_flight = false;
+    if (job->rc != 0)
+        VLOG_ERR("log", "%s: checkpoint: %s", job->lm->dir, job->err);
+    for (int k = 0; k < 3; k++)
+        free(job->text[k].buf);
+    free(job);
+}
+
+/* The periodic checkpoint: on the pool, one at a time; inline without. */
+static void lm_checkpoint_async(log_manager_t *lm)
+{
+    if (lm->pool == NULL) {
+        log_manager_checkpoint(lm);
+        return;
+    }
+    if (lm->checkpoint_in_flight)
+        return;
+    int dir_fd = log_open_dir_fd(lm->dir);
+    if (dir_fd < 0) {
+        VLOG_ERR("log", "open %s for a checkpoint: %s", lm->dir, strerror(errno));
+        return;
+    }
+    lm_checkpoint_job_t *job = xcalloc(1, sizeof(*job));
+    job->lm = lm;
+    job->dir_fd = dir_fd;
+    lm_checkpoint_texts(lm, job->text);
+    if (!worker_pool_submit(lm->pool, (uint64_t)(uintptr_t)lm, lm_checkpoint_job_work,
+                            lm_checkpoint_job_done, job)) {
+        close(dir_fd);
+        for (int k = 0; k < 3; k++)
+            free(job->text[k].buf);
+        free(job);
+        return; /* the pool is full: the next interval writes them */
+    }
+    lm->checkpoint_in_flight = true;
+}
+
+void log_manager_set_worker_pool(log_manager_t *lm, worker_pool_t *pool)
+{
+    assert(lm != NULL);
+    assert(!lm->checkpoint_in_flight);
+    lm->pool = pool;
+    for (size_t i = 0; i < lm->nbuckets; i++)
+        for (lm_entry_t *e = lm->buckets[i]; e != NULL; e = e->next)
+            partition_log_set_worker_pool(e->log, pool);
+}
+
 void log_manager_close(log_manager_t *lm)
 {
     if (lm == NULL)
         return;
+    assert(!lm->checkpoint_in_flight); /* the pool was stopped first */
     bool ok = true;
     for (size_t i = 0; i < lm->nbuckets; i++)
         for (lm_entry_t *e = lm->buckets[i]; e != NULL; e = e->next)
@@ -443,6 +539,7 @@ log_err_t log_manager_get_or_create(log_manager_t *lm, const char *topic, int32_
     free(path);
     if (err != LOG_OK)
         return err;
+    partition_log_set_worker_pool(log, lm->pool);
     lm_insert(lm, topic, partition, log);
     *out = log;
     return LOG_OK;
@@ -483,7 +580,7 @@ void log_manager_tick(log_manager_t *lm, int64_t now_ms)
     if (lm->last_checkpoint_ms < 0)
         lm->last_checkpoint_ms = now_ms;
     if (now_ms - lm->last_checkpoint_ms >= LM_CHECKPOINT_INTERVAL_MS) {
-        log_manager_checkpoint(lm);
+        lm_checkpoint_async(lm);
         lm->last_checkpoint_ms = now_ms;
     }
 }

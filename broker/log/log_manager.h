@@ -11,6 +11,7 @@
 #define VLTAVA_LOG_MANAGER_H
 
 #include "partition_log.h"
+#include "worker_pool.h"
 
 typedef struct log_manager log_manager_t;
 
@@ -23,6 +24,15 @@ typedef struct log_manager log_manager_t;
  * Logs open with `defaults`; the broker applies topic overrides later with
  * partition_log_set_config(). */
 log_err_t log_manager_open(const char *dir, const log_config_t *defaults, log_manager_t **out);
+/* From now on the logs' fsyncs (flush.messages, flush.ms), checkpoint
+ * writes (the three offset checkpoints, leader-epoch-checkpoint, and what
+ * other modules write through partition_log_write_file) and segment
+ * deletions run on pool and complete on the loop; NULL: all inline.
+ * Start-up recovery (log_manager_open) and the final flush and
+ * checkpoints (log_manager_close) stay synchronous: stop the pool
+ * (worker_pool_stop) before log_manager_close, so that every completion
+ * has run while the logs exist. */
+void log_manager_set_worker_pool(log_manager_t *lm, worker_pool_t *pool);
 /* Flushes everything, writes the checkpoints and the clean-shutdown marker,
  * closes every log and frees the manager. */
 void log_manager_close(log_manager_t *lm);
@@ -42,7 +52,10 @@ void log_manager_foreach(log_manager_t *lm, log_manager_visit_fn fn, void *arg);
 /* Periodic work for every log (see partition_log_tick) and, every
  * checkpoint interval, the checkpoint files. */
 void log_manager_tick(log_manager_t *lm, int64_t now_ms);
-/* Writes the three checkpoint files now (write to temp, fsync, rename). */
+/* Writes the three checkpoint files now (write to temp, fsync, rename), on
+ * the calling thread. The periodic ones (log_manager_tick) go to the
+ * worker pool when there is one, one write of the three in flight at a
+ * time (a tick meanwhile skips), so an older one never lands last. */
 log_err_t log_manager_checkpoint(log_manager_t *lm);
 const log_config_t *log_manager_defaults(const log_manager_t *lm);
 

@@ -6,10 +6,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "crc32c.h"
@@ -22,6 +25,19 @@
 #define LEADER_EPOCH_FILE "leader-epoch-checkpoint"
 /* Bounds what the epoch checkpoint parser accepts from disk. */
 #define LEADER_EPOCH_MAX_ENTRIES 100000
+
+/* Shared by a log and its disk jobs in flight: a job's completion touches
+ * the log only while log != NULL (log_free clears it). */
+typedef struct log_life {
+    partition_log_t *log; /* loop thread only */
+    int refs;             /* loop thread only: the log's own while it lives, plus one per job */
+    /* The leader-epoch-checkpoint writes: each takes the next sequence
+     * number; a queued write finding a newer one issued skips, and the
+     * writes themselves hold epoch_mu, so the newest content lands last
+     * whichever thread writes it. */
+    atomic_uint_fast64_t epoch_seq;
+    pthread_mutex_t epoch_mu;
+} log_life_t;
 
 typedef struct epoch_entry {
     int32_t epoch;
@@ -48,6 +64,10 @@ struct partition_log {
     int64_t hint_offset; /* -1: none */
     int64_t hint_base;
     int64_t hint_position;
+    worker_pool_t *pool;   /* not owned; NULL: disk work runs inline */
+    log_life_t *life;      /* owned with the jobs in flight */
+    bool flush_in_flight;  /* an fsync job of this log is queued or running */
+    uint64_t truncate_gen; /* bumped whenever the log end moves back */
 };
 
 const char *log_err_str(log_err_t err)
@@ -101,9 +121,300 @@ static void log_check_invariants(const partition_log_t *log)
 #endif
 }
 
+/* ---- disk jobs (the worker pool) ---- */
+
+/* Every job of one log carries the same order key, so they run one at a
+ * time in the order queued: a later write of a file lands last, and a
+ * partition's removal comes after everything queued for it. */
+static uint64_t log_order_key(const partition_log_t *log)
+{
+    return (uint64_t)(uintptr_t)log->life;
+}
+
+static void log_life_release(log_life_t *life)
+{
+    assert(life->refs > 0);
+    if (--life->refs == 0) {
+        assert(life->log == NULL);
+        pthread_mutex_destroy(&life->epoch_mu);
+        free(life);
+    }
+}
+
+/* Queues work/done with a reference on the log's life; false when the log
+ * has no pool or the pool refused (then the caller does the work). */
+static bool log_submit(partition_log_t *log, worker_work_fn work, worker_done_fn done, void *job)
+{
+    if (log->pool == NULL)
+        return false;
+    if (!worker_pool_submit(log->pool, log_order_key(log), work, done, job))
+        return false;
+    log->life->refs++;
+    return true;
+}
+
+void partition_log_set_worker_pool(partition_log_t *log, worker_pool_t *pool)
+{
+    assert(log != NULL);
+    assert(log->life != NULL && log->life->log == log);
+    log->pool = pool;
+}
+
+typedef struct log_epochs_job {
+    log_life_t *life; /* one reference */
+    char *dir;        /* owned; for the message */
+    int dir_fd;       /* owned */
+    uint64_t seq;     /* this write's number in life->epoch_seq */
+    char *content;    /* owned */
+    size_t len;
+    int rc;
+    char err[512];
+} log_epochs_job_t;
+
+static void log_epochs_job_work(void *arg)
+{
+    log_epochs_job_t *job = arg;
+    pthread_mutex_lock(&job->life->epoch_mu);
+    /* A newer write was issued since: this content must not land. */
+    if (atomic_load(&job->life->epoch_seq) == job->seq)
+        job->rc = log_write_file_at(job->dir_fd, LEADER_EPOCH_FILE, job->content, job->len,
+                                    job->err, sizeof(job->err));
+    pthread_mutex_unlock(&job->life->epoch_mu);
+    close(job->dir_fd);
+    job->dir_fd = -1;
+}
+
+static void log_epochs_job_done(void *arg)
+{
+    log_epochs_job_t *job = arg;
+    if (job->rc != 0)
+        VLOG_ERR("log", "%s: %s", job->dir, job->err);
+    log_life_release(job->life);
+    free(job->content);
+    free(job->dir);
+    free(job);
+}
+
+/* Queues the write of content as leader-epoch-checkpoint; false when it
+ * could not be queued (no pool, pool full). */
+static bool log_epochs_write_async(partition_log_t *log, const char *content, size_t len)
+{
+    if (log->pool == NULL)
+        return false;
+    int dir_fd = log_open_dir_fd(log->dir);
+    if (dir_fd < 0)
+        return false;
+    log_epochs_job_t *job = xcalloc(1, sizeof(*job));
+    job->life = log->life;
+    job->dir = xstrdup(log->dir);
+    job->dir_fd = dir_fd;
+    job->content = xstrndup(content, len);
+    job->len = len;
+    job->seq = atomic_fetch_add(&log->life->epoch_seq, 1) + 1;
+    if (log_submit(log, log_epochs_job_work, log_epochs_job_done, job))
+        return true;
+    close(dir_fd);
+    free(job->content);
+    free(job->dir);
+    free(job);
+    return false;
+}
+
+/* Writes content as leader-epoch-checkpoint now, superseding any queued
+ * write (which then skips); waits for one being written. */
+static void log_epochs_write_now(partition_log_t *log, const char *content, size_t len)
+{
+    atomic_fetch_add(&log->life->epoch_seq, 1);
+    char *path = xasprintf("%s/%s", log->dir, LEADER_EPOCH_FILE);
+    char err[512];
+    pthread_mutex_lock(&log->life->epoch_mu);
+    log_err_t rc = log_write_file_atomic(path, content, len, err, sizeof(err));
+    pthread_mutex_unlock(&log->life->epoch_mu);
+    if (rc != LOG_OK)
+        VLOG_ERR("log", "%s", err);
+    free(path);
+}
+
+typedef struct log_flush_job {
+    log_life_t *life; /* one reference */
+    char *dir;        /* owned; for the message */
+    int dir_fd;       /* owned */
+    int64_t *bases;   /* owned: the segments that were dirty */
+    int nbases;
+    bool sync_dir;
+    int64_t target_end;       /* the log end when queued */
+    uint64_t truncate_gen;    /* the log's when queued */
+    int64_t covered_messages; /* unflushed messages this flush covers */
+    int rc;
+    char err[512];
+} log_flush_job_t;
+
+static void log_flush_job_work(void *arg)
+{
+    log_flush_job_t *job = arg;
+    job->rc = log_sync_segments_at(job->dir_fd, job->bases, job->nbases, job->sync_dir, job->err,
+                                   sizeof(job->err));
+    close(job->dir_fd);
+    job->dir_fd = -1;
+}
+
+static void log_flush_job_done(void *arg)
+{
+    log_flush_job_t *job = arg;
+    partition_log_t *log = job->life->log;
+    if (job->rc != 0)
+        VLOG_ERR("log", "%s: %s", job->dir, job->err);
+    if (log != NULL) {
+        assert(log->flush_in_flight);
+        log->flush_in_flight = false;
+        if (job->rc == 0) {
+            /* Bytes above the end of a log truncated meanwhile may be new
+             * ones this fsync did not cover. */
+            int64_t end = log_active(log)->next_offset;
+            int64_t point = job->target_end < end ? job->target_end : end;
+            if (job->truncate_gen == log->truncate_gen && point > log->recovery_point)
+                log->recovery_point = point;
+        } else {
+            for (int i = 0; i < log->nsegs; i++)
+                log->segs[i]->dirty = true;
+            log->dir_dirty = true;
+            log->unflushed_messages += job->covered_messages;
+        }
+    }
+    log_life_release(job->life);
+    free(job->bases);
+    free(job->dir);
+    free(job);
+}
+
+/* The flush policy's fsync: queued to the pool (at most one per log in
+ * flight); inline without a pool. */
+static log_err_t log_flush_async(partition_log_t *log)
+{
+    if (log->pool == NULL)
+        return partition_log_flush(log);
+    if (log->flush_in_flight)
+        return LOG_OK; /* the unflushed count keeps what the next one covers */
+    segment_t *active = log_active(log);
+    if (active->index_fd >= 0) {
+        log_err_t err = segment_write_pending_index(active); /* the page cache only */
+        if (err != LOG_OK)
+            return err;
+    }
+    int dir_fd = log_open_dir_fd(log->dir);
+    if (dir_fd < 0) {
+        VLOG_ERR("log", "open %s for fsync: %s", log->dir, strerror(errno));
+        return LOG_ERR_IO;
+    }
+    log_flush_job_t *job = xcalloc(1, sizeof(*job));
+    job->life = log->life;
+    job->dir = xstrdup(log->dir);
+    job->dir_fd = dir_fd;
+    job->bases = xmalloc((size_t)log->nsegs * sizeof(*job->bases));
+    for (int i = 0; i < log->nsegs; i++)
+        if (log->segs[i]->dirty)
+            job->bases[job->nbases++] = log->segs[i]->base_offset;
+    job->sync_dir = log->dir_dirty;
+    job->target_end = active->next_offset;
+    job->truncate_gen = log->truncate_gen;
+    job->covered_messages = log->unflushed_messages;
+    if (!log_submit(log, log_flush_job_work, log_flush_job_done, job)) {
+        close(dir_fd);
+        free(job->bases);
+        free(job->dir);
+        free(job);
+        return LOG_OK; /* the pool is full: the next tick tries again */
+    }
+    /* Writes from now on set them again. */
+    for (int i = 0; i < log->nsegs; i++)
+        log->segs[i]->dirty = false;
+    log->dir_dirty = false;
+    log->unflushed_messages = 0;
+    log->flush_in_flight = true;
+    return LOG_OK;
+}
+
+typedef struct log_unlink_job {
+    log_life_t *life; /* one reference */
+    int dir_fd;       /* owned */
+    segment_t *seg;   /* owned: closed on the worker */
+    int64_t base_offset;
+} log_unlink_job_t;
+
+static void log_unlink_job_work(void *arg)
+{
+    log_unlink_job_t *job = arg;
+    /* The last close of an unlinked file frees its blocks: on the worker
+     * too, for the same reason as the unlink. */
+    segment_close(job->seg);
+    job->seg = NULL;
+    log_unlink_retired_at(job->dir_fd, job->base_offset);
+    close(job->dir_fd);
+}
+
+static void log_unlink_job_done(void *arg)
+{
+    log_unlink_job_t *job = arg;
+    log_life_release(job->life);
+    free(job);
+}
+
+/* Deletes a segment already out of log->segs: renamed to .deleted here,
+ * closed and unlinked on the worker; all inline without a pool. */
+static void log_discard_segment(partition_log_t *log, segment_t *seg)
+{
+    assert(seg != NULL);
+    log->dir_dirty = true;
+    if (log->pool != NULL && log_retire_segment_files(log->dir, seg->base_offset) == 0) {
+        int dir_fd = log_open_dir_fd(log->dir);
+        if (dir_fd >= 0) {
+            log_unlink_job_t *job = xcalloc(1, sizeof(*job));
+            *job = (log_unlink_job_t){log->life, dir_fd, seg, seg->base_offset};
+            if (log_submit(log, log_unlink_job_work, log_unlink_job_done, job))
+                return;
+            log_unlink_retired_at(dir_fd, seg->base_offset);
+            close(dir_fd);
+            free(job);
+        }
+        /* A .deleted leftover is removed by the next open. */
+        segment_close(seg);
+        return;
+    }
+    segment_delete(log->dir, seg);
+}
+
+typedef struct log_rmdir_job {
+    log_life_t *life; /* one reference */
+    char *dir;        /* owned: the renamed directory */
+    int rc;
+    char err[512];
+} log_rmdir_job_t;
+
+static void log_rmdir_job_work(void *arg)
+{
+    log_rmdir_job_t *job = arg;
+    job->rc = log_remove_dir(job->dir, job->err, sizeof(job->err));
+}
+
+static void log_rmdir_job_done(void *arg)
+{
+    log_rmdir_job_t *job = arg;
+    if (job->rc != 0)
+        VLOG_ERR("log", "%s", job->err);
+    log_life_release(job->life);
+    free(job->dir);
+    free(job);
+}
+
 /* ---- leader-epoch cache ---- */
 
-static log_err_t log_write_epochs(partition_log_t *log)
+/* Kafka's rule (LeaderEpochFileCache): a new epoch is written and fsync'd
+ * before the append that starts it is acknowledged (sync), so the file
+ * never misses an entry the log holds, even after a crash; truncations
+ * only drop entries, and a crash that loses one is repaired by open (it
+ * drops entries past the log end and before its start), so they go to the
+ * worker pool. */
+static void log_write_epochs(partition_log_t *log, bool sync)
 {
     size_t cap = 32 + (size_t)log->nepochs * 34;
     char *text = xmalloc(cap);
@@ -112,14 +423,9 @@ static log_err_t log_write_epochs(partition_log_t *log)
         len += (size_t)snprintf(text + len, cap - len, "%" PRId32 " %" PRId64 "\n",
                                 log->epochs[i].epoch, log->epochs[i].start_offset);
     assert(len < cap);
-    char *path = xasprintf("%s/%s", log->dir, LEADER_EPOCH_FILE);
-    char err[256];
-    log_err_t rc = log_write_file_atomic(path, text, len, err, sizeof(err));
-    if (rc != LOG_OK)
-        VLOG_ERR("log", "%s", err);
-    free(path);
+    if (sync || !log_epochs_write_async(log, text, len))
+        log_epochs_write_now(log, text, len);
     free(text);
-    return rc;
 }
 
 /* Appends one epoch entry to the in-memory cache; the caller keeps the
@@ -169,7 +475,7 @@ static void log_assign_epoch(partition_log_t *log, int32_t epoch, int64_t start_
         return;
     assert(log->nepochs == 0 || log->epochs[log->nepochs - 1].start_offset <= start_offset);
     epochs_push(log, epoch, start_offset);
-    log_write_epochs(log);
+    log_write_epochs(log, true);
 }
 
 /* Drops the epochs that start at or after end_offset. */
@@ -180,7 +486,7 @@ static void log_epochs_truncate_end(partition_log_t *log, int64_t end_offset)
         n--;
     if (n != log->nepochs) {
         log->nepochs = n;
-        log_write_epochs(log);
+        log_write_epochs(log, false);
     }
 }
 
@@ -196,7 +502,7 @@ static void log_epochs_truncate_start(partition_log_t *log, int64_t start_offset
     memmove(log->epochs, log->epochs + keep, (size_t)(log->nepochs - keep) * sizeof(*log->epochs));
     log->nepochs -= keep;
     log->epochs[0].start_offset = start_offset;
-    log_write_epochs(log);
+    log_write_epochs(log, false);
 }
 
 void partition_log_epoch_end_offset(const partition_log_t *log, int32_t epoch, int32_t *found_epoch,
@@ -251,9 +557,8 @@ static int log_find_segment(const partition_log_t *log, int64_t offset)
 static void log_drop_segments_from(partition_log_t *log, int from)
 {
     while (log->nsegs > from) {
-        segment_delete(log->dir, log->segs[log->nsegs - 1]);
         log->nsegs--;
-        log->dir_dirty = true;
+        log_discard_segment(log, log->segs[log->nsegs]);
     }
 }
 
@@ -351,6 +656,9 @@ static void log_unlink_segment(const char *dir, int64_t base_offset)
 
 static void log_free(partition_log_t *log)
 {
+    assert(log->life->log == log);
+    log->life->log = NULL;
+    log_life_release(log->life);
     for (int i = 0; i < log->nsegs; i++)
         segment_close(log->segs[i]);
     free(log->segs);
@@ -372,6 +680,11 @@ log_err_t partition_log_open(const char *dir, const log_config_t *cfg, int64_t r
     partition_log_t *log = xcalloc(1, sizeof(*log));
     log->dir = xstrdup(dir);
     log->cfg = *cfg;
+    log->life = xcalloc(1, sizeof(*log->life));
+    log->life->log = log;
+    log->life->refs = 1;
+    atomic_init(&log->life->epoch_seq, 0);
+    pthread_mutex_init(&log->life->epoch_mu, NULL);
     log->last_flush_ms = -1;
     log->hint_offset = -1;
     int64_t *bases = NULL;
@@ -471,9 +784,44 @@ void partition_log_abandon(partition_log_t *log)
     log_free(log);
 }
 
+/* With a pool: the directory is renamed away at once (Kafka's
+ * "<topic>-<partition>.<id>-delete"; a partition created again gets a
+ * fresh directory) and removed on the worker after every job queued for
+ * it. */
+static bool log_delete_async(partition_log_t *log)
+{
+    if (log->pool == NULL)
+        return false;
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    char *renamed = xasprintf("%s.%" PRIx64 "%09ld" LOG_DIR_DELETE_SUFFIX, log->dir,
+                              (uint64_t)now.tv_sec, now.tv_nsec);
+    if (rename(log->dir, renamed) != 0) {
+        VLOG_WARN("log", "rename %s to %s: %s; deleting in place", log->dir, renamed,
+                  strerror(errno));
+        free(renamed);
+        return false;
+    }
+    log_rmdir_job_t *job = xcalloc(1, sizeof(*job));
+    job->life = log->life;
+    job->dir = renamed;
+    if (!log_submit(log, log_rmdir_job_work, log_rmdir_job_done, job)) {
+        char err[512];
+        if (log_remove_dir(renamed, err, sizeof(err)) != 0)
+            VLOG_ERR("log", "%s", err);
+        free(renamed);
+        free(job);
+    }
+    return true;
+}
+
 log_err_t partition_log_delete(partition_log_t *log)
 {
     assert(log != NULL);
+    if (log_delete_async(log)) {
+        log_free(log);
+        return LOG_OK;
+    }
     log_err_t rc = LOG_OK;
     char *dir = xstrdup(log->dir);
     for (int i = 0; i < log->nsegs; i++) {
@@ -647,7 +995,7 @@ static log_err_t log_after_append(partition_log_t *log, int64_t records)
 {
     log->unflushed_messages += records;
     if (log->unflushed_messages >= log->cfg.flush_messages)
-        return partition_log_flush(log);
+        return log_flush_async(log);
     return LOG_OK;
 }
 
@@ -1048,6 +1396,7 @@ log_err_t partition_log_truncate_to(partition_log_t *log, int64_t offset)
     log_err_t err = segment_find_batch(seg, offset, &pos, &h);
     if (err != LOG_OK)
         return err;
+    log->truncate_gen++;
     /* A batch is kept or dropped whole: truncating inside one drops it. */
     int64_t new_end = pos < seg->size ? h.base_offset : seg->next_offset;
     if (i + 1 < log->nsegs)
@@ -1075,6 +1424,7 @@ log_err_t partition_log_truncate_fully(partition_log_t *log, int64_t offset)
     /* The new segment exists before the last old one goes, so that a
      * refusal by the OS leaves a consistent, if shorter, log. */
     log->hint_offset = -1;
+    log->truncate_gen++;
     log_drop_segments_from(log, 1);
     segment_t *old = log->segs[0];
     segment_t *seg = NULL;
@@ -1089,14 +1439,14 @@ log_err_t partition_log_truncate_fully(partition_log_t *log, int64_t offset)
     if (old->base_offset == offset)
         segment_close(old);
     else
-        segment_delete(log->dir, old);
+        log_discard_segment(log, old);
     log->nsegs = 0;
     log_push_segment(log, seg);
     log->dir_dirty = true;
     log->start_offset = log->high_watermark = log->recovery_point = offset;
     log->unflushed_messages = 0;
     log->nepochs = 0;
-    log_write_epochs(log);
+    log_write_epochs(log, false);
     log_check_invariants(log);
     return LOG_OK;
 }
@@ -1167,6 +1517,12 @@ int64_t partition_log_active_segment_base(const partition_log_t *log)
 log_err_t partition_log_flush(partition_log_t *log)
 {
     assert(log != NULL);
+    if (log->flush_in_flight) {
+        /* Their fsync has not completed: not flushed yet. */
+        for (int i = 0; i < log->nsegs; i++)
+            log->segs[i]->dirty = true;
+        log->dir_dirty = true;
+    }
     for (int i = 0; i < log->nsegs; i++) {
         log_err_t err = segment_sync(log->dir, log->segs[i]);
         if (err != LOG_OK)
@@ -1217,14 +1573,16 @@ static int log_apply_retention(partition_log_t *log, int64_t now_ms)
     }
     if (drop == 0)
         return 0;
-    for (int i = 0; i < drop; i++) {
-        VLOG_INFO("log", "%s: retention deletes segment %" PRId64, log->dir,
-                  log->segs[i]->base_offset);
-        segment_delete(log->dir, log->segs[i]);
-    }
+    segment_t **dropped = xmalloc((size_t)drop * sizeof(*dropped));
+    memcpy(dropped, log->segs, (size_t)drop * sizeof(*log->segs));
     memmove(log->segs, log->segs + drop, (size_t)(log->nsegs - drop) * sizeof(*log->segs));
     log->nsegs -= drop;
-    log->dir_dirty = true;
+    for (int i = 0; i < drop; i++) {
+        VLOG_INFO("log", "%s: retention deletes segment %" PRId64, log->dir,
+                  dropped[i]->base_offset);
+        log_discard_segment(log, dropped[i]);
+    }
+    free(dropped);
     log->hint_offset = -1;
     log->start_offset = log->segs[0]->base_offset;
     if (log->recovery_point < log->start_offset)
@@ -1244,7 +1602,7 @@ int partition_log_tick(partition_log_t *log, int64_t now_ms)
     if (log->last_flush_ms < 0)
         log->last_flush_ms = now_ms;
     if (log->unflushed_messages > 0 && now_ms - log->last_flush_ms >= log->cfg.flush_ms) {
-        if (partition_log_flush(log) == LOG_OK)
+        if (log_flush_async(log) == LOG_OK)
             log->last_flush_ms = now_ms;
     }
     return log_apply_retention(log, now_ms);

@@ -246,7 +246,11 @@ log_err_t partition_log_truncate_to(partition_log_t *log, int64_t offset);
  * restarts empty at `offset`. */
 log_err_t partition_log_truncate_fully(partition_log_t *log, int64_t offset);
 
-/* fsync the active segment and indexes; advances the recovery point. */
+/* fsync every dirty segment, its indexes and the directory, now, on the
+ * calling thread; advances the recovery point. For start-up recovery,
+ * close and tests: the running broker's flushes (flush.messages, flush.ms)
+ * go to the worker pool when the log has one, and advance the recovery
+ * point when the fsync completes. */
 log_err_t partition_log_flush(partition_log_t *log);
 /* Periodic work: time-based roll (segment.ms), flush.ms, retention by
  * retention.ms and retention.bytes (whole segments, never the active one,

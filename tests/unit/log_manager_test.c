@@ -1,6 +1,10 @@
 /* Log manager: partition directories, the three checkpoint files in
  * Kafka's format, the clean-shutdown marker, and recovery without it. */
 #include <CUnit/CUnit.h>
+#include <dirent.h>
+#include <ev.h>
+#include <sched.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -163,9 +167,118 @@ static void test_manager_lock(void)
     free(root);
 }
 
+/* Runs the loop until the pool has nothing pending, or 10 s passed. */
+static void drain_pool(struct ev_loop *loop, worker_pool_t *pool)
+{
+    time_t deadline = time(NULL) + 10;
+    while (worker_pool_pending(pool) > 0 && time(NULL) < deadline) {
+        ev_run(loop, EVRUN_ONCE | EVRUN_NOWAIT);
+        sched_yield();
+    }
+    CU_ASSERT_EQUAL(worker_pool_pending(pool), 0);
+}
+
+static int count_with_suffix(const char *dir, const char *suffix)
+{
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return -1;
+    int n = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        size_t len = strlen(de->d_name), sl = strlen(suffix);
+        n += len >= sl && strcmp(de->d_name + len - sl, suffix) == 0;
+    }
+    closedir(d);
+    return n;
+}
+
+/* With a worker pool: flush.messages fsyncs complete on the loop and only
+ * then move the recovery point; retention renames segments to .deleted and
+ * the worker removes them; the periodic checkpoint lands from the worker;
+ * a partition deleted with its jobs in flight is gone after them and its
+ * completions touch nothing freed (ASan). */
+static void test_manager_worker_pool(void)
+{
+    char *root = log_test_tmpdir();
+    char dir[2048];
+    snprintf(dir, sizeof(dir), "%s/logs", root);
+    log_config_t defaults;
+    log_config_defaults(&defaults);
+    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+    worker_pool_t *pool = worker_pool_create(loop, 2, 64);
+    log_manager_t *lm;
+    CU_ASSERT_EQUAL_FATAL(log_manager_open(dir, &defaults, &lm), LOG_OK);
+    log_manager_set_worker_pool(lm, pool);
+    log_config_t cfg = defaults;
+    cfg.flush_messages = 4; /* two appends of two records */
+    cfg.segment_bytes = 400;
+    cfg.retention_bytes = 800;
+    partition_log_t *a, *b;
+    CU_ASSERT_EQUAL_FATAL(log_manager_get_or_create(lm, "t", 0, &cfg, &a), LOG_OK);
+    CU_ASSERT_EQUAL_FATAL(log_manager_get_or_create(lm, "t", 1, &cfg, &b), LOG_OK);
+    append_n(a, 1);
+    int64_t before = partition_log_recovery_point(a);
+    append_n(a, 1); /* the fourth message queues an fsync */
+    CU_ASSERT_EQUAL(partition_log_recovery_point(a), before);
+    drain_pool(loop, pool);
+    CU_ASSERT_EQUAL(partition_log_recovery_point(a), partition_log_end_offset(a));
+
+    /* Many small segments, then retention down to ~800 bytes. */
+    append_n(a, 30);
+    drain_pool(loop, pool);
+    char pdir[4096];
+    snprintf(pdir, sizeof(pdir), "%s/t-0", dir);
+    int logs_before = count_with_suffix(pdir, ".log");
+    CU_ASSERT(logs_before > 4);
+    partition_log_set_high_watermark(a, partition_log_end_offset(a));
+    log_manager_tick(lm, 1000);
+    CU_ASSERT(partition_log_start_offset(a) > 0);
+    drain_pool(loop, pool);
+    CU_ASSERT_EQUAL(count_with_suffix(pdir, ".deleted"), 0);
+    CU_ASSERT(count_with_suffix(pdir, ".log") < logs_before);
+
+    /* The checkpoint interval passed: written by the worker. */
+    log_manager_tick(lm, 7000);
+    drain_pool(loop, pool);
+    char *start = read_text(dir, "log-start-offset-checkpoint");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(start);
+    char want[64];
+    snprintf(want, sizeof(want), "\nt 0 %lld\n", (long long)partition_log_start_offset(a));
+    CU_ASSERT(strstr(start, want) != NULL);
+    free(start);
+
+    /* Deleted with an fsync and an epoch write queued behind it. */
+    append_n(b, 2);
+    log_append_info_t info;
+    size_t len;
+    uint8_t *batch = log_test_batch(1, 10, 1, 1, &len);
+    CU_ASSERT_EQUAL(partition_log_append(b, batch, len, 3, 0, &info), LOG_OK);
+    free(batch);
+    CU_ASSERT_EQUAL(log_manager_delete(lm, "t", 1), LOG_OK);
+    char bdir[4096];
+    snprintf(bdir, sizeof(bdir), "%s/t-1", dir);
+    CU_ASSERT_FALSE(exists(dir, "t-1"));
+    /* Created again at once: a fresh directory the old jobs never touch. */
+    CU_ASSERT_EQUAL_FATAL(log_manager_get_or_create(lm, "t", 1, &cfg, &b), LOG_OK);
+    drain_pool(loop, pool);
+    CU_ASSERT(exists(dir, "t-1"));
+    CU_ASSERT_EQUAL(count_with_suffix(dir, "-delete"), 0);
+    CU_ASSERT_EQUAL(count_with_suffix(bdir, "leader-epoch-checkpoint"), 0);
+
+    worker_pool_stop(pool);
+    log_manager_close(lm);
+    worker_pool_free(pool);
+    ev_loop_destroy(loop);
+    CU_ASSERT(exists(dir, ".kafka_cleanshutdown"));
+    log_test_rmrf(root);
+    free(root);
+}
+
 void log_test_add_manager(void)
 {
     CU_pSuite s = CU_add_suite("log_manager", NULL, NULL);
     CU_add_test(s, "lifecycle, checkpoints, marker, recovery", test_manager_lifecycle);
     CU_add_test(s, "one opener per directory (.lock)", test_manager_lock);
+    CU_add_test(s, "disk work on a worker pool", test_manager_worker_pool);
 }
