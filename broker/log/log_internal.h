@@ -102,9 +102,12 @@ typedef struct segment {
     int64_t base_offset;
     int64_t next_offset; /* offset after the last batch; == base when empty */
     int64_t size;        /* bytes of valid batches in the .log */
-    int log_fd;          /* always open (reads dup it) */
-    int index_fd;        /* -1 unless this is the active segment */
-    int time_index_fd;   /* -1 unless this is the active segment */
+    char *log_path;      /* owned: <dir>/<base>.log; the index paths derive from it */
+    /* The .log's descriptor while the process-wide descriptor cache holds
+     * it, else -1: use segment_log_fd(), never this field. */
+    int log_fd;
+    struct segment *lru_prev, *lru_next; /* the cache's order while log_fd >= 0 */
+    bool active;                         /* the index files are appended (segment_activate) */
 
     offset_index_entry_t *index;
     uint32_t index_count, index_cap, index_written;
@@ -136,11 +139,21 @@ log_err_t segment_create(const char *dir, int64_t base_offset, segment_t **out);
  * missing or inconsistent. */
 log_err_t segment_open(const char *dir, int64_t base_offset, int32_t index_interval, bool recover,
                        segment_t **out, bool *truncated);
-/* Makes seg the active segment: opens its index files for appending. */
+/* The .log's descriptor, opened (evicting the least recently used one when
+ * the cache is full) if the cache does not hold it; -1 after logging the
+ * path and strerror. Valid until the next segment_log_fd or segment_close
+ * call: use it at once, dup() it to keep it. Loop thread only. */
+int segment_log_fd(segment_t *seg);
+/* Descriptors the cache holds now, and its bound. */
+size_t segment_open_log_fds(void);
+size_t segment_max_log_fds(void);
+
+/* Makes seg the active segment: index entries are appended to its index
+ * files from now on (opened for each write, not kept open). */
 log_err_t segment_activate(const char *dir, segment_t *seg);
 /* Ends the segment's active life: adds the closing time-index entry (so
- * the last entry carries the segment's max timestamp), writes out pending
- * index entries and closes the index files. */
+ * the last entry carries the segment's max timestamp) and writes out
+ * pending index entries. */
 log_err_t segment_finish(segment_t *seg);
 log_err_t segment_write_pending_index(segment_t *seg);
 /* fsync the .log and (through their paths if closed) the index files. */
@@ -156,11 +169,10 @@ void segment_index_batch(segment_t *seg, int32_t index_interval, int64_t positio
 
 /* Reads and sanity-checks the batch header at position (which must be a
  * batch boundary below seg->size). */
-log_err_t segment_read_header(const segment_t *seg, int64_t position, batch_header_t *h);
+log_err_t segment_read_header(segment_t *seg, int64_t position, batch_header_t *h);
 /* Position of the batch containing offset (base <= offset < next), or
  * seg->size if offset >= next_offset. */
-log_err_t segment_find_batch(const segment_t *seg, int64_t offset, int64_t *position,
-                             batch_header_t *h);
+log_err_t segment_find_batch(segment_t *seg, int64_t offset, int64_t *position, batch_header_t *h);
 /* Largest index position whose entry's offset is <= offset (0 if none). */
 int64_t segment_floor_by_offset(const segment_t *seg, int64_t offset);
 /* Largest index position <= position (0 if none). */

@@ -296,7 +296,7 @@ static log_err_t log_flush_async(partition_log_t *log)
     if (log->flush_in_flight)
         return LOG_OK; /* the unflushed count keeps what the next one covers */
     segment_t *active = log_active(log);
-    if (active->index_fd >= 0) {
+    if (active->active) {
         log_err_t err = segment_write_pending_index(active); /* the page cache only */
         if (err != LOG_OK)
             return err;
@@ -650,7 +650,7 @@ static void log_unlink_segment(const char *dir, int64_t base_offset)
 {
     segment_t *seg = xcalloc(1, sizeof(*seg));
     seg->base_offset = base_offset;
-    seg->log_fd = seg->index_fd = seg->time_index_fd = seg->txn_index_fd = -1;
+    seg->log_fd = seg->txn_index_fd = -1;
     segment_delete(dir, seg);
 }
 
@@ -955,11 +955,14 @@ static log_err_t log_write_batches(partition_log_t *log, const uint8_t *batches,
     segment_t *seg = log_active(log);
     int64_t position = seg->size;
     const uint8_t *p = batches;
-    if (log_pwrite_all(seg->log_fd, batches, len, (off_t)position) != 0) {
+    int fd = segment_log_fd(seg); /* reopened if the cache evicted it */
+    if (fd < 0)
+        return LOG_ERR_IO;
+    if (log_pwrite_all(fd, batches, len, (off_t)position) != 0) {
         VLOG_ERR("log", "%s: write segment %" PRId64 ": %s", log->dir, seg->base_offset,
                  strerror(errno));
         /* All-or-nothing: cut whatever part did land. */
-        if (ftruncate(seg->log_fd, (off_t)position) != 0)
+        if (ftruncate(fd, (off_t)position) != 0)
             VLOG_ERR("log", "%s: truncate after failed write: %s", log->dir, strerror(errno));
         return LOG_ERR_IO;
     }
@@ -1167,9 +1170,8 @@ log_err_t partition_log_append_replica(partition_log_t *log, const uint8_t *batc
 /* Where to stop reading seg from position `from` (a batch boundary): before
  * the first batch that would end past from + budget (unless it is the very
  * first one and force_first) or whose last offset is >= max_offset. */
-static log_err_t log_segment_cut(const segment_t *seg, int64_t from, int64_t budget,
-                                 int64_t max_offset, bool force_first, int64_t *cut,
-                                 int64_t *cut_offset)
+static log_err_t log_segment_cut(segment_t *seg, int64_t from, int64_t budget, int64_t max_offset,
+                                 bool force_first, int64_t *cut, int64_t *cut_offset)
 {
     int64_t limit = from + (budget > 0 ? budget : 0);
     if (seg->next_offset <= max_offset && seg->size <= limit) {
@@ -1245,13 +1247,19 @@ log_err_t partition_log_read(partition_log_t *log, int64_t offset, int64_t max_b
     assert(pos < log->segs[i]->size);
     int64_t budget = max_bytes;
     for (; i < log->nsegs && out->nranges < LOG_READ_MAX_RANGES; i++, pos = 0) {
-        const segment_t *seg = log->segs[i];
+        segment_t *seg = log->segs[i];
         int64_t cut, cut_offset;
         err = log_segment_cut(seg, pos, budget, max_offset, out->nranges == 0, &cut, &cut_offset);
         if (err != LOG_OK)
             break;
         if (cut > pos) {
-            int fd = fcntl(seg->log_fd, F_DUPFD_CLOEXEC, 0);
+            /* A dup: the range stays readable whatever the cache closes. */
+            int cached = segment_log_fd(seg);
+            if (cached < 0) {
+                err = LOG_ERR_IO;
+                break;
+            }
+            int fd = fcntl(cached, F_DUPFD_CLOEXEC, 0);
             if (fd < 0) {
                 VLOG_ERR("log", "%s: dup: %s", log->dir, strerror(errno));
                 err = LOG_ERR_IO;
@@ -1320,7 +1328,7 @@ log_err_t partition_log_offset_for_time(partition_log_t *log, int64_t ts, int64_
     *offset = -1;
     *timestamp = -1;
     for (int i = 0; i < log->nsegs; i++) {
-        const segment_t *seg = log->segs[i];
+        segment_t *seg = log->segs[i];
         if (seg->size == 0 || seg->max_timestamp < ts)
             continue;
         for (int64_t pos = segment_floor_by_time(seg, ts); pos < seg->size;) {
@@ -1339,7 +1347,8 @@ log_err_t partition_log_offset_for_time(partition_log_t *log, int64_t ts, int64_
                 size_t size = (size_t)batch_size(&h);
                 uint8_t *buf = xmalloc(size);
                 int64_t rec_offset, rec_ts;
-                if (log_pread_all(seg->log_fd, buf, size, (off_t)pos) == (ssize_t)size &&
+                int fd = segment_log_fd(seg);
+                if (fd >= 0 && log_pread_all(fd, buf, size, (off_t)pos) == (ssize_t)size &&
                     batch_find_timestamp(buf, size, ts, &rec_offset, &rec_ts) == 0) {
                     *offset = rec_offset;
                     *timestamp = rec_ts;
@@ -1547,7 +1556,7 @@ static int64_t log_segment_time(const segment_t *seg)
     if (seg->max_timestamp >= 0)
         return seg->max_timestamp;
     struct stat st;
-    if (fstat(seg->log_fd, &st) != 0)
+    if (stat(seg->log_path, &st) != 0)
         return INT64_MAX;
     return (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
 }

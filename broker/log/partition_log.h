@@ -67,6 +67,17 @@ const char *log_err_str(log_err_t err);
 /* The Kafka ErrorCode a client gets for a refused append or read. */
 int16_t log_err_kafka_error(log_err_t err);
 
+/* Segment .log files are opened on demand through one descriptor cache
+ * shared by every log of the process (least recently used closed first),
+ * so descriptors stay bounded whatever the partition count; index files
+ * are opened for each write. Sets the cache's bound (>= 4; default 1024);
+ * loop thread only. Reads stay valid across evictions: they hand out
+ * dup()ed descriptors. */
+#define LOG_MIN_OPEN_FILES 4
+void partition_log_set_max_open_files(size_t max);
+/* .log descriptors the cache holds now. */
+size_t partition_log_open_files(void);
+
 /* Opens (creating if needed) the partition directory `dir`.
  * clean_shutdown: the log dir's clean-shutdown marker was present, so the
  * segments are trusted and opened without scanning. Otherwise every batch

@@ -67,14 +67,139 @@ ssize_t log_pread_all(int fd, void *buf, size_t len, off_t offset)
     return (ssize_t)done;
 }
 
-static segment_t *segment_alloc(int64_t base_offset)
+/* ---- the .log descriptor cache ---- */
+
+#define LOG_FD_CACHE_DEFAULT 1024
+
+/* Every segment whose .log is open, least recently used first. One per
+ * process, loop thread only. */
+static struct {
+    segment_t *head, *tail;
+    size_t count;
+    size_t capacity;
+} log_fds = {NULL, NULL, 0, LOG_FD_CACHE_DEFAULT};
+
+static void lru_unlink(segment_t *seg)
+{
+    assert(seg->log_fd >= 0 && log_fds.count > 0);
+    if (seg->lru_prev != NULL)
+        seg->lru_prev->lru_next = seg->lru_next;
+    else
+        log_fds.head = seg->lru_next;
+    if (seg->lru_next != NULL)
+        seg->lru_next->lru_prev = seg->lru_prev;
+    else
+        log_fds.tail = seg->lru_prev;
+    seg->lru_prev = seg->lru_next = NULL;
+    log_fds.count--;
+}
+
+static void lru_push(segment_t *seg)
+{
+    assert(seg->log_fd >= 0 && seg->lru_prev == NULL && seg->lru_next == NULL);
+    seg->lru_prev = log_fds.tail;
+    if (log_fds.tail != NULL)
+        log_fds.tail->lru_next = seg;
+    else
+        log_fds.head = seg;
+    log_fds.tail = seg;
+    log_fds.count++;
+}
+
+static void segment_drop_fd(segment_t *seg)
+{
+    if (seg->log_fd < 0)
+        return;
+    lru_unlink(seg);
+    close(seg->log_fd);
+    seg->log_fd = -1;
+}
+
+/* Closes least recently used descriptors until `room` more fit. */
+static void lru_make_room(size_t room)
+{
+    while (log_fds.count > 0 && log_fds.count + room > log_fds.capacity)
+        segment_drop_fd(log_fds.head);
+}
+
+/* Opens path, making room in the cache first; on EMFILE/ENFILE closes one
+ * more cached descriptor and retries, since sockets share the limit. */
+static int lru_open(const char *path, int flags)
+{
+    lru_make_room(1);
+    int fd = open(path, flags | O_CLOEXEC, 0644);
+    if (fd < 0 && (errno == EMFILE || errno == ENFILE) && log_fds.count > 0) {
+        segment_drop_fd(log_fds.head);
+        fd = open(path, flags | O_CLOEXEC, 0644);
+    }
+    return fd;
+}
+
+static void segment_adopt_fd(segment_t *seg, int fd)
+{
+    assert(seg->log_fd < 0 && fd >= 0);
+    seg->log_fd = fd;
+    lru_push(seg);
+    assert(log_fds.count <= log_fds.capacity);
+}
+
+int segment_log_fd(segment_t *seg)
+{
+    assert(seg != NULL && seg->log_path != NULL);
+    if (seg->log_fd >= 0) {
+        if (log_fds.tail != seg) {
+            lru_unlink(seg);
+            lru_push(seg);
+        }
+        return seg->log_fd;
+    }
+    int fd = lru_open(seg->log_path, O_RDWR);
+    if (fd < 0) {
+        VLOG_ERR("log", "open %s: %s", seg->log_path, strerror(errno));
+        return -1;
+    }
+    segment_adopt_fd(seg, fd);
+    return fd;
+}
+
+size_t segment_open_log_fds(void)
+{
+    return log_fds.count;
+}
+
+size_t segment_max_log_fds(void)
+{
+    return log_fds.capacity;
+}
+
+void partition_log_set_max_open_files(size_t max)
+{
+    assert(max >= LOG_MIN_OPEN_FILES);
+    log_fds.capacity = max;
+    lru_make_room(0);
+    assert(log_fds.count <= log_fds.capacity);
+}
+
+size_t partition_log_open_files(void)
+{
+    return log_fds.count;
+}
+
+/* "<dir>/<base><ext>" from the segment's .log path; caller frees. */
+static char *segment_sibling_path(const segment_t *seg, const char *ext)
+{
+    size_t len = strlen(seg->log_path);
+    assert(len > 4 && strcmp(seg->log_path + len - 4, ".log") == 0);
+    return xasprintf("%.*s%s", (int)(len - 4), seg->log_path, ext);
+}
+
+static segment_t *segment_alloc(const char *dir, int64_t base_offset)
 {
     segment_t *seg = xcalloc(1, sizeof(*seg));
     seg->base_offset = base_offset;
     seg->next_offset = base_offset;
+    seg->log_path = segment_path(dir, base_offset, ".log");
     seg->log_fd = -1;
-    seg->index_fd = -1;
-    seg->time_index_fd = -1;
     seg->max_timestamp = -1;
     seg->max_timestamp_offset = -1;
     seg->roll_base_ms = -1;
@@ -161,48 +286,71 @@ static void segment_encode_time_index(const segment_t *seg, uint32_t from, uint3
     }
 }
 
+/* Brings one index file in line with the entries: cuts what it holds
+ * beyond *written, then appends entries [*written, count) encoded into buf
+ * by the caller. The file is opened for this write only: index files hold
+ * no descriptor between writes. */
+static log_err_t segment_sync_index_file(const segment_t *seg, const char *ext, size_t entry_size,
+                                         uint32_t *file_entries, uint32_t *written, uint32_t count,
+                                         const uint8_t *buf)
+{
+    assert(*written <= count);
+    if (*file_entries <= *written && count == *written)
+        return LOG_OK;
+    char *path = segment_sibling_path(seg, ext);
+    log_err_t err = LOG_OK;
+    int fd = lru_open(path, O_RDWR | O_CREAT);
+    if (fd < 0) {
+        err = segment_io_error("open", path);
+        goto out;
+    }
+    if (*file_entries > *written) {
+        if (ftruncate(fd, (off_t)*written * (off_t)entry_size) != 0) {
+            err = segment_io_error("truncate", path);
+            goto out;
+        }
+        *file_entries = *written;
+    }
+    if (count > *written) {
+        if (log_pwrite_all(fd, buf, (size_t)(count - *written) * entry_size,
+                           (off_t)*written * (off_t)entry_size) != 0) {
+            err = segment_io_error("write", path);
+            goto out;
+        }
+        *written = count;
+        *file_entries = count;
+    }
+out:
+    if (fd >= 0)
+        close(fd);
+    free(path);
+    return err;
+}
+
 log_err_t segment_write_pending_index(segment_t *seg)
 {
-    assert(seg->index_fd >= 0 && seg->time_index_fd >= 0);
+    assert(seg->active);
     assert(seg->index_written <= seg->index_count);
-    if (seg->index_file_entries > seg->index_written) {
-        if (ftruncate(seg->index_fd, (off_t)seg->index_written * OFFSET_INDEX_ENTRY_SIZE) != 0)
-            return segment_io_error("truncate index of", "segment");
-        seg->index_file_entries = seg->index_written;
-    }
-    if (seg->time_index_file_entries > seg->time_index_written) {
-        if (ftruncate(seg->time_index_fd, (off_t)seg->time_index_written * TIME_INDEX_ENTRY_SIZE) !=
-            0)
-            return segment_io_error("truncate time index of", "segment");
-        seg->time_index_file_entries = seg->time_index_written;
-    }
     uint32_t n = seg->index_count - seg->index_written;
-    if (n > 0) {
-        uint8_t *buf = xmalloc((size_t)n * OFFSET_INDEX_ENTRY_SIZE);
+    uint8_t *buf = n > 0 ? xmalloc((size_t)n * OFFSET_INDEX_ENTRY_SIZE) : NULL;
+    if (n > 0)
         segment_encode_index(seg, seg->index_written, seg->index_count, buf);
-        int rc = log_pwrite_all(seg->index_fd, buf, (size_t)n * OFFSET_INDEX_ENTRY_SIZE,
-                                (off_t)seg->index_written * OFFSET_INDEX_ENTRY_SIZE);
-        free(buf);
-        if (rc != 0)
-            return segment_io_error("write index of", "segment");
-        seg->index_written = seg->index_count;
-        seg->index_file_entries = seg->index_count;
-        seg->dirty = true;
-    }
+    log_err_t err =
+        segment_sync_index_file(seg, ".index", OFFSET_INDEX_ENTRY_SIZE, &seg->index_file_entries,
+                                &seg->index_written, seg->index_count, buf);
+    free(buf);
+    if (err != LOG_OK)
+        return err;
     n = seg->time_index_count - seg->time_index_written;
-    if (n > 0) {
-        uint8_t *buf = xmalloc((size_t)n * TIME_INDEX_ENTRY_SIZE);
+    buf = n > 0 ? xmalloc((size_t)n * TIME_INDEX_ENTRY_SIZE) : NULL;
+    if (n > 0)
         segment_encode_time_index(seg, seg->time_index_written, seg->time_index_count, buf);
-        int rc = log_pwrite_all(seg->time_index_fd, buf, (size_t)n * TIME_INDEX_ENTRY_SIZE,
-                                (off_t)seg->time_index_written * TIME_INDEX_ENTRY_SIZE);
-        free(buf);
-        if (rc != 0)
-            return segment_io_error("write time index of", "segment");
-        seg->time_index_written = seg->time_index_count;
-        seg->time_index_file_entries = seg->time_index_count;
-        seg->dirty = true;
-    }
-    return LOG_OK;
+    err = segment_sync_index_file(seg, ".timeindex", TIME_INDEX_ENTRY_SIZE,
+                                  &seg->time_index_file_entries, &seg->time_index_written,
+                                  seg->time_index_count, buf);
+    free(buf);
+    seg->dirty = true;
+    return err;
 }
 
 static int segment_open_file(const char *dir, int64_t base, const char *ext, int flags)
@@ -217,22 +365,21 @@ static int segment_open_file(const char *dir, int64_t base, const char *ext, int
 
 log_err_t segment_activate(const char *dir, segment_t *seg)
 {
-    assert(seg->log_fd >= 0);
-    if (seg->index_fd >= 0)
+    assert(seg->log_path != NULL && dir != NULL);
+    if (seg->active)
         return LOG_OK;
-    seg->index_fd = segment_open_file(dir, seg->base_offset, ".index", O_RDWR | O_CREAT);
-    seg->time_index_fd = segment_open_file(dir, seg->base_offset, ".timeindex", O_RDWR | O_CREAT);
-    if (seg->index_fd < 0 || seg->time_index_fd < 0) {
-        if (seg->index_fd >= 0)
-            close(seg->index_fd);
-        if (seg->time_index_fd >= 0)
-            close(seg->time_index_fd);
-        seg->index_fd = seg->time_index_fd = -1;
+    struct stat st_index = {0}, st_time = {0};
+    char *index_path = segment_sibling_path(seg, ".index");
+    char *time_path = segment_sibling_path(seg, ".timeindex");
+    bool ok = (stat(index_path, &st_index) == 0 || errno == ENOENT) &&
+              (stat(time_path, &st_time) == 0 || errno == ENOENT);
+    if (!ok)
+        VLOG_ERR("log", "stat index of %s: %s", seg->log_path, strerror(errno));
+    free(index_path);
+    free(time_path);
+    if (!ok)
         return LOG_ERR_IO;
-    }
-    struct stat st_index, st_time;
-    if (fstat(seg->index_fd, &st_index) != 0 || fstat(seg->time_index_fd, &st_time) != 0)
-        return segment_io_error("stat index of", dir);
+    seg->active = true;
     /* Whatever the files hold beyond the written entries is cut on the
      * next write. */
     seg->index_file_entries =
@@ -253,19 +400,34 @@ log_err_t segment_create(const char *dir, int64_t base_offset, segment_t **out)
 {
     assert(dir != NULL && out != NULL);
     assert(base_offset >= 0);
-    segment_t *seg = segment_alloc(base_offset);
-    seg->log_fd = segment_open_file(dir, base_offset, ".log", O_RDWR | O_CREAT | O_TRUNC);
-    if (seg->log_fd < 0) {
+    segment_t *seg = segment_alloc(dir, base_offset);
+    int fd = lru_open(seg->log_path, O_RDWR | O_CREAT | O_TRUNC);
+    if (fd < 0) {
+        segment_io_error("create", seg->log_path);
         segment_close(seg);
         return LOG_ERR_IO;
     }
+    segment_adopt_fd(seg, fd);
     static const char *const stale[] = {".index", ".timeindex", ".txnindex"};
     for (size_t i = 0; i < sizeof(stale) / sizeof(stale[0]); i++) {
         char *path = segment_path(dir, base_offset, stale[i]);
         unlink(path);
         free(path);
     }
-    log_err_t err = segment_activate(dir, seg);
+    /* Empty index files: a segment without them is rebuilt at open. */
+    log_err_t err = LOG_OK;
+    static const char *const indexes[] = {".index", ".timeindex"};
+    for (size_t i = 0; i < 2 && err == LOG_OK; i++) {
+        char *path = segment_sibling_path(seg, indexes[i]);
+        int index_fd = lru_open(path, O_WRONLY | O_CREAT | O_TRUNC);
+        if (index_fd < 0)
+            err = segment_io_error("create", path);
+        else
+            close(index_fd);
+        free(path);
+    }
+    if (err == LOG_OK)
+        err = segment_activate(dir, seg);
     if (err != LOG_OK) {
         segment_close(seg);
         return err;
@@ -275,7 +437,7 @@ log_err_t segment_create(const char *dir, int64_t base_offset, segment_t **out)
     return LOG_OK;
 }
 
-log_err_t segment_read_header(const segment_t *seg, int64_t position, batch_header_t *h)
+log_err_t segment_read_header(segment_t *seg, int64_t position, batch_header_t *h)
 {
     assert(position >= 0 && position < seg->size);
     uint8_t buf[BATCH_HEADER_SIZE];
@@ -284,7 +446,10 @@ log_err_t segment_read_header(const segment_t *seg, int64_t position, batch_head
                  position);
         return LOG_ERR_IO;
     }
-    ssize_t n = log_pread_all(seg->log_fd, buf, sizeof(buf), (off_t)position);
+    int fd = segment_log_fd(seg);
+    if (fd < 0)
+        return LOG_ERR_IO;
+    ssize_t n = log_pread_all(fd, buf, sizeof(buf), (off_t)position);
     if (n != (ssize_t)sizeof(buf)) {
         VLOG_ERR("log", "segment %" PRId64 ": short read at %" PRId64 ": %s", seg->base_offset,
                  position, n < 0 ? strerror(errno) : "end of file");
@@ -351,8 +516,7 @@ int64_t segment_floor_by_time(const segment_t *seg, int64_t ts)
     return segment_floor_by_offset(seg, seg->base_offset + seg->time_index[lo - 1].rel_offset);
 }
 
-log_err_t segment_find_batch(const segment_t *seg, int64_t offset, int64_t *position,
-                             batch_header_t *h)
+log_err_t segment_find_batch(segment_t *seg, int64_t offset, int64_t *position, batch_header_t *h)
 {
     assert(offset >= seg->base_offset);
     if (offset >= seg->next_offset) {
@@ -413,10 +577,14 @@ static const uint8_t *segment_scanner_get(segment_scanner_t *sc, int64_t pos, si
 static log_err_t segment_recover(segment_t *seg, int32_t index_interval, bool *truncated)
 {
     struct stat st;
-    if (fstat(seg->log_fd, &st) != 0)
-        return segment_io_error("stat", "segment");
+    /* The scan opens no other segment: fd stays valid throughout. */
+    int fd = segment_log_fd(seg);
+    if (fd < 0)
+        return LOG_ERR_IO;
+    if (fstat(fd, &st) != 0)
+        return segment_io_error("stat", seg->log_path);
     segment_reset_indexes(seg);
-    segment_scanner_t sc = {.fd = seg->log_fd, .file_size = st.st_size, .cap = SEGMENT_SCAN_BUFFER};
+    segment_scanner_t sc = {.fd = fd, .file_size = st.st_size, .cap = SEGMENT_SCAN_BUFFER};
     sc.buf = xmalloc(sc.cap);
     int64_t pos = 0, next = seg->base_offset;
     log_err_t why = LOG_OK;
@@ -461,8 +629,8 @@ static log_err_t segment_recover(segment_t *seg, int32_t index_interval, bool *t
         VLOG_WARN("log",
                   "segment %" PRId64 ": truncating %" PRId64 " bytes at position %" PRId64 " (%s)",
                   seg->base_offset, (int64_t)st.st_size - pos, pos, log_err_str(why));
-        if (ftruncate(seg->log_fd, (off_t)pos) != 0)
-            return segment_io_error("truncate", "segment");
+        if (ftruncate(fd, (off_t)pos) != 0)
+            return segment_io_error("truncate", seg->log_path);
         *truncated = true;
     }
     seg->size = pos;
@@ -605,17 +773,18 @@ log_err_t segment_open(const char *dir, int64_t base_offset, int32_t index_inter
                        segment_t **out, bool *truncated)
 {
     assert(dir != NULL && out != NULL && truncated != NULL);
-    segment_t *seg = segment_alloc(base_offset);
+    segment_t *seg = segment_alloc(dir, base_offset);
     *truncated = false;
-    seg->log_fd = segment_open_file(dir, base_offset, ".log", O_RDWR);
-    if (seg->log_fd < 0) {
+    int fd = segment_log_fd(seg);
+    if (fd < 0) {
         segment_close(seg);
         return LOG_ERR_IO;
     }
     struct stat st;
-    if (fstat(seg->log_fd, &st) != 0) {
+    if (fstat(fd, &st) != 0) {
+        segment_io_error("stat", seg->log_path);
         segment_close(seg);
-        return segment_io_error("stat", dir);
+        return LOG_ERR_IO;
     }
     seg->size = st.st_size;
     bool rebuild = recover;
@@ -655,7 +824,7 @@ log_err_t segment_open(const char *dir, int64_t base_offset, int32_t index_inter
 log_err_t segment_finish(segment_t *seg)
 {
     assert(seg != NULL);
-    if (seg->index_fd < 0)
+    if (!seg->active)
         return LOG_OK;
     if (seg->max_timestamp >= 0 &&
         (seg->time_index_count == 0 ||
@@ -663,9 +832,7 @@ log_err_t segment_finish(segment_t *seg)
         segment_push_time_index(seg, seg->max_timestamp,
                                 (uint32_t)(seg->max_timestamp_offset - seg->base_offset));
     log_err_t err = segment_write_pending_index(seg);
-    close(seg->index_fd);
-    close(seg->time_index_fd);
-    seg->index_fd = seg->time_index_fd = -1;
+    seg->active = false;
     return err;
 }
 
@@ -681,23 +848,24 @@ static int segment_fsync_path(const char *dir, int64_t base, const char *ext)
 
 log_err_t segment_sync(const char *dir, segment_t *seg)
 {
-    assert(seg->log_fd >= 0);
+    assert(seg->log_path != NULL);
     if (!seg->dirty)
         return LOG_OK;
-    if (seg->index_fd >= 0) {
+    if (seg->active) {
         log_err_t err = segment_write_pending_index(seg);
         if (err != LOG_OK)
             return err;
-        if (fdatasync(seg->index_fd) != 0 || fdatasync(seg->time_index_fd) != 0)
-            return segment_io_error("fsync index in", dir);
-    } else if (segment_fsync_path(dir, seg->base_offset, ".index") != 0 ||
-               segment_fsync_path(dir, seg->base_offset, ".timeindex") != 0) {
-        return segment_io_error("fsync index in", dir);
     }
+    if (segment_fsync_path(dir, seg->base_offset, ".index") != 0 ||
+        segment_fsync_path(dir, seg->base_offset, ".timeindex") != 0)
+        return segment_io_error("fsync index in", dir);
     if (seg->txn_index_fd >= 0 && fdatasync(seg->txn_index_fd) != 0)
         return segment_io_error("fsync transaction index in", dir);
-    if (fdatasync(seg->log_fd) != 0)
-        return segment_io_error("fsync segment in", dir);
+    int fd = segment_log_fd(seg);
+    if (fd < 0)
+        return LOG_ERR_IO;
+    if (fdatasync(fd) != 0)
+        return segment_io_error("fsync", seg->log_path);
     seg->dirty = false;
     return LOG_OK;
 }
@@ -706,8 +874,11 @@ log_err_t segment_truncate(segment_t *seg, int64_t position, int64_t offset)
 {
     assert(position >= 0 && position <= seg->size);
     assert(offset >= seg->base_offset && offset <= seg->next_offset);
-    if (ftruncate(seg->log_fd, (off_t)position) != 0)
-        return segment_io_error("truncate", "segment");
+    int fd = segment_log_fd(seg);
+    if (fd < 0)
+        return LOG_ERR_IO;
+    if (ftruncate(fd, (off_t)position) != 0)
+        return segment_io_error("truncate", seg->log_path);
     seg->size = position;
     seg->next_offset = offset;
     while (seg->index_count > 0 && seg->index[seg->index_count - 1].position >= position)
@@ -750,12 +921,8 @@ void segment_close(segment_t *seg)
 {
     if (seg == NULL)
         return;
-    if (seg->log_fd >= 0)
-        close(seg->log_fd);
-    if (seg->index_fd >= 0)
-        close(seg->index_fd);
-    if (seg->time_index_fd >= 0)
-        close(seg->time_index_fd);
+    segment_drop_fd(seg);
+    free(seg->log_path);
     if (seg->txn_index_fd >= 0)
         close(seg->txn_index_fd);
     free(seg->index);

@@ -1,5 +1,6 @@
 # The partition log's CUnit suites (crc32c, partition log, recovery,
-# randomized model, log manager, transaction index and control batches).
+# randomized model, log manager, transaction index and control batches,
+# the segment descriptor cache).
 vltava_unit_test(test_log
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/log_test_main.c
           ${CMAKE_CURRENT_LIST_DIR}/log_test_batch.c
@@ -9,4 +10,5 @@ vltava_unit_test(test_log
           ${CMAKE_CURRENT_LIST_DIR}/log_model_test.c
           ${CMAKE_CURRENT_LIST_DIR}/log_manager_test.c
           ${CMAKE_CURRENT_LIST_DIR}/log_txn_test.c
+          ${CMAKE_CURRENT_LIST_DIR}/log_fd_cache_test.c
   LIBS vltava_log vltava_util)

@@ -28,5 +28,6 @@ void log_test_add_recovery(void);
 void log_test_add_model(void);
 void log_test_add_manager(void);
 void log_test_add_txn(void);
+void log_test_add_fd_cache(void);
 
 #endif

@@ -18,5 +18,6 @@ int main(void)
     log_test_add_model();
     log_test_add_manager();
     log_test_add_txn();
+    log_test_add_fd_cache();
     return unit_run_registered();
 }
