@@ -124,6 +124,10 @@ static const config_option_t config_options[] = {
         "300000", "how often retention runs"),
     NUM("log.flush.scheduler.interval.ms", OPT_INT64, flush_scheduler_interval_ms, 1, INT64_MAX,
         "9223372036854775807", "how often logs are checked for a time-based flush"),
+    NUM("log.max.open.files", OPT_INT32, log_max_open_files, 0, INT32_MAX, "0",
+        "segment files (.log) open at once over all partitions, reopened on demand (least "
+        "recently used closed first); at least 4. 0: half the open-file limit, the other half "
+        "left to sockets"),
     {"log.level", OPT_LOG_LEVEL, F(log_level), 0, 0, 0, "info", NULL, "error, warn, info or debug"},
     NUM("offsets.topic.num.partitions", OPT_INT32, groups.offsets_topic_partitions, 1, 1000, "50",
         "partitions of __consumer_offsets (fixed once the topic exists)"),
@@ -916,6 +920,9 @@ static int config_finish(broker_config_t *cfg, char *err, size_t err_size)
         return config_fail(err, err_size, "group.min.session.timeout.ms",
                            "%d is above group.max.session.timeout.ms (%d)",
                            cfg->groups.min_session_timeout_ms, cfg->groups.max_session_timeout_ms);
+    if (cfg->log_max_open_files > 0 && cfg->log_max_open_files < LOG_MIN_OPEN_FILES)
+        return config_fail(err, err_size, "log.max.open.files", "%d is below %d (0: derived)",
+                           cfg->log_max_open_files, LOG_MIN_OPEN_FILES);
     assert(cfg->nlisteners >= 1 && cfg->inter_broker_listener < cfg->nlisteners);
     assert(cfg->log_dir != NULL);
     return 0;

@@ -80,6 +80,7 @@ typedef struct broker_config {
     bool auto_leader_rebalance;         /* auto.leader.rebalance.enable */
     int32_t socket_request_max_bytes;   /* socket.request.max.bytes */
     int32_t max_connections;            /* max.connections */
+    int32_t log_max_open_files;         /* log.max.open.files (0: half the open-file limit) */
     int32_t queued_max_requests;        /* queued.max.requests: pipelined requests per connection */
     int32_t replica_lag_time_max_ms;    /* replica.lag.time.max.ms */
     int64_t producer_id_expiration_ms;  /* producer.id.expiration.ms */

@@ -100,12 +100,12 @@ static void signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
 /* Every partition replica holds open files (segment, indexes), so the
  * default soft limit of 1024 descriptors ends a broker at a few hundred
  * partitions: take the hard limit, as the soft one is only a default. */
-static void raise_open_file_limit(void)
+static uint64_t raise_open_file_limit(void)
 {
     struct rlimit lim;
     if (getrlimit(RLIMIT_NOFILE, &lim) != 0) {
         VLOG_WARN(MAIN_MODULE, "getrlimit(RLIMIT_NOFILE): %s", strerror(errno));
-        return;
+        return 1024;
     }
     rlim_t soft = lim.rlim_cur;
     if (lim.rlim_cur < lim.rlim_max) {
@@ -118,6 +118,22 @@ static void raise_open_file_limit(void)
     }
     VLOG_INFO(MAIN_MODULE, "open files: at most %llu (hard limit %llu)", (unsigned long long)soft,
               (unsigned long long)lim.rlim_max);
+    return soft == RLIM_INFINITY ? UINT64_MAX : (uint64_t)soft;
+}
+
+/* log.max.open.files, or half the open-file limit when 0: segment files
+ * never take the descriptors sockets need. */
+static void bound_segment_files(const broker_config_t *cfg, uint64_t open_file_limit)
+{
+    uint64_t max =
+        cfg->log_max_open_files > 0 ? (uint64_t)cfg->log_max_open_files : open_file_limit / 2;
+    if (max > INT32_MAX)
+        max = INT32_MAX;
+    if (max < LOG_MIN_OPEN_FILES)
+        max = LOG_MIN_OPEN_FILES;
+    partition_log_set_max_open_files((size_t)max);
+    VLOG_INFO(MAIN_MODULE, "segment files: at most %llu open (log.max.open.files%s)",
+              (unsigned long long)max, cfg->log_max_open_files > 0 ? "" : " derived");
 }
 
 /* The startup lines, one per listener (a line of vlog holds one listener
@@ -337,7 +353,7 @@ int main(int argc, char **argv)
     vlog_set_level((enum vlog_level)b.cfg.log_level);
     /* A peer that disappears mid-write is an EPIPE error, not a kill. */
     signal(SIGPIPE, SIG_IGN);
-    raise_open_file_limit();
+    bound_segment_files(&b.cfg, raise_open_file_limit());
 
     b.loop = ev_default_loop(EVFLAG_AUTO);
     if (b.loop == NULL) {
