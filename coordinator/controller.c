@@ -338,7 +338,9 @@ static void delete_topic_znodes(coordinator_t *c, const char *name)
     controller_submit_write(c, call);
 }
 
-/* Decides the partition's next state; false when it stays as it is. */
+/* Decides the partition's next state; false when it stays as it is.
+ * "Live" here is offline_replicas_live: a live broker that can open the
+ * partition's log (offline_replicas.c). */
 static bool next_partition_state(coordinator_t *c, const md_topic_t *t, int32_t partition,
                                  zk_partition_state_t *next)
 {
@@ -346,7 +348,8 @@ static bool next_partition_state(coordinator_t *c, const md_topic_t *t, int32_t 
     const int32_t leader = p->leader;
     /* A restarted leader is a leave and a join (zk_session.c). */
     const bool restarted = coord_leader_restarted(c, t, partition);
-    bool leader_ok = !restarted && leader >= 0 && coord_broker_live(c, leader) &&
+    offline_replicas_ctx_t live_ctx = {c, t->name, p->id};
+    bool leader_ok = !restarted && leader >= 0 && offline_replicas_live(&live_ctx, leader) &&
                      coord_contains(p->replicas, p->nreplicas, leader);
     int32_t new_leader;
     int32_t *isr = xmalloc((size_t)(p->nreplicas + 1) * sizeof(int32_t));
@@ -359,9 +362,9 @@ static bool next_partition_state(coordinator_t *c, const md_topic_t *t, int32_t 
                                               coord_broker_live_except, &others, false, &unclean)
                          : -1;
         if (new_leader < 0)
-            new_leader =
-                coord_elect_leader(p->replicas, p->nreplicas, p->isr, p->nisr, coord_broker_live, c,
-                                   c->cfg.unclean_leader_election, &unclean);
+            new_leader = coord_elect_leader(p->replicas, p->nreplicas, p->isr, p->nisr,
+                                            offline_replicas_live, &live_ctx,
+                                            c->cfg.unclean_leader_election, &unclean);
         if (new_leader == leader && !restarted) {
             free(isr);
             return false; /* still offline */
@@ -376,12 +379,14 @@ static bool next_partition_state(coordinator_t *c, const md_topic_t *t, int32_t 
             isr[nisr++] = new_leader;
         } else {
             for (int32_t i = 0; i < p->nisr; i++)
-                if (p->isr[i] == new_leader ||
-                    (coord_broker_live(c, p->isr[i]) && !(restarted && p->isr[i] == leader)))
+                if (p->isr[i] == new_leader || (offline_replicas_live(&live_ctx, p->isr[i]) &&
+                                                !(restarted && p->isr[i] == leader)))
                     isr[nisr++] = p->isr[i];
         }
+    } else if (offline_replicas_isr_shrink(&live_ctx, p, isr, &nisr)) {
+        new_leader = leader; /* a follower that cannot open its log leaves the ISR */
     } else if (c->cfg.auto_leader_rebalance && p->nreplicas > 0 && p->replicas[0] != leader &&
-               coord_broker_live(c, p->replicas[0]) &&
+               offline_replicas_live(&live_ctx, p->replicas[0]) &&
                coord_contains(p->isr, p->nisr, p->replicas[0])) {
         new_leader = p->replicas[0]; /* the preferred replica is back */
         for (int32_t i = 0; i < p->nisr; i++)

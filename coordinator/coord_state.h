@@ -180,7 +180,8 @@ struct coordinator {
     pthread_t reaper;        /* ends a lost session the server may still hold */
     bool reaper_running;     /* reaper is to be joined */
     _Atomic bool reaper_done;
-    clientid_t lost_session; /* client_id 0: none to end */
+    clientid_t lost_session;          /* client_id 0: none to end */
+    struct offline_replicas *offline; /* offline_replicas.c; NULL until used */
 };
 
 /* ---- bridge (zk_bridge.c) ---- */
@@ -323,5 +324,35 @@ void controller_write_partition_state(coordinator_t *c, const md_topic_t *t, int
 const topic_zk_t *controller_topic_zk(const coordinator_t *c, const md_topic_t *t);
 /* True while /admin/delete_topics/<name> exists. */
 bool controller_topic_being_deleted(const coordinator_t *c, const char *name);
+
+/* ---- offline_replicas.c ---- */
+/* Serves RPC_OFFLINE_REPLICAS (rpc_glue_start) / frees the state
+ * (rpc_glue_stop). */
+void offline_replicas_start(coordinator_t *c);
+void offline_replicas_stop(coordinator_t *c);
+/* The controller's election predicate (controller.c): broker is live and
+ * can open (topic, partition)'s log. arg: an offline_replicas_ctx_t. */
+typedef struct offline_replicas_ctx {
+    coordinator_t *c;
+    const char *topic;
+    int32_t partition;
+} offline_replicas_ctx_t;
+bool offline_replicas_live(void *arg, int32_t broker_id);
+/* The ISR without the members that cannot open the log (isr: room for
+ * p->nisr ids); false, *n untouched, when none is such a member. */
+bool offline_replicas_isr_shrink(void *arg, const md_partition_t *p, int32_t *isr, int32_t *n);
+/* Appends to p->offline the live replicas that cannot open p's log. */
+void offline_replicas_extend(coordinator_t *c, const char *topic, md_partition_t *p);
+/* offline_replicas_extend for every partition of md (a reload's snapshot). */
+void offline_replicas_extend_md(coordinator_t *c, cluster_metadata_t *md);
+/* The storage-offline replicas of (topic, partition) as the controller knows
+ * them (UpdateMetadata carries them): *n ids, valid until the next change. */
+const int32_t *offline_replicas_of(coordinator_t *c, const char *topic, int32_t partition,
+                                   size_t *n);
+/* A non-controller's copy, from an UpdateMetadata's partitions: each
+ * partition named takes the offline replicas it carries (pushes may carry
+ * only the partitions that changed). */
+struct Vltava__PartitionStateInfo;
+void offline_replicas_learn(coordinator_t *c, struct Vltava__PartitionStateInfo **parts, size_t n);
 
 #endif

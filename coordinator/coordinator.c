@@ -505,6 +505,7 @@ static void install_metadata(coordinator_t *c, cluster_metadata_t *md, topic_zk_
     cluster_metadata_t *old = c->md;
     topic_zk_t *old_zk = c->md_zk;
     keep_newer_epochs(old, old_zk, md, zk);
+    offline_replicas_extend_md(c, md);
     if (c->is_controller)
         note_push_changes(c, old, md);
     c->md = md;
@@ -537,6 +538,7 @@ bool coord_apply_partition(coordinator_t *c, const char *topic, const uint8_t to
     p->isr = coord_copy_ids(isr, nisr);
     p->nisr = nisr;
     partition_set_offline(p, c->md);
+    offline_replicas_extend(c, topic, p);
     if (changed && is_replica(p, c->cfg.broker_id) && c->cb.partition_changed) {
         VLOG_INFO("coord", "%s-%d: leader %d, leader epoch %d (from controller)", topic, partition,
                   leader, leader_epoch);

@@ -222,4 +222,19 @@ typedef void (*coordinator_pid_block_fn)(void *arg, int16_t error, int64_t first
 void coordinator_allocate_producer_ids(coordinator_t *c, int32_t count,
                                        coordinator_pid_block_fn done, void *arg);
 
+/* ---- offline replicas (offline_replicas.c) ---- */
+
+typedef struct coord_offline_partition {
+    const char *topic;
+    int32_t partition;
+} coord_offline_partition_t;
+
+/* Replaces the set of partitions this broker holds a replica of but cannot
+ * open the log of (copied). The controller learns it over RPC (type 8),
+ * once per controller and again on each change, removes this broker from
+ * those ISRs, moves their leadership elsewhere and lists the broker in their
+ * offline replicas. Loop thread. */
+void coordinator_report_offline_replicas(coordinator_t *c, const coord_offline_partition_t *parts,
+                                         size_t n);
+
 #endif

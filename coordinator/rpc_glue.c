@@ -88,6 +88,7 @@ static void on_update_metadata(void *arg, rpc_request_t *req, int32_t sender,
     }
     int16_t error = KAFKA_STALE_CONTROLLER_EPOCH;
     if (epoch_current(c, "UpdateMetadata", sender, m->controller_epoch)) {
+        offline_replicas_learn(c, m->partitions, m->n_partitions);
         apply_partitions(c, m->partitions, m->n_partitions);
         error = KAFKA_NONE;
     }
@@ -222,6 +223,7 @@ int rpc_glue_start(coordinator_t *c, char *err, size_t err_size)
     rpc_set_handler(c->rpc, VLTAVA__RPC_TYPE__RPC_LEADER_AND_ISR, on_leader_and_isr, c);
     rpc_set_handler(c->rpc, VLTAVA__RPC_TYPE__RPC_UPDATE_METADATA, on_update_metadata, c);
     rpc_set_handler(c->rpc, VLTAVA__RPC_TYPE__RPC_CREATE_TOPIC, on_create_topic, c);
+    offline_replicas_start(c);
     return 0;
 }
 
@@ -229,6 +231,7 @@ void rpc_glue_stop(coordinator_t *c)
 {
     rpc_free(c->rpc);
     c->rpc = NULL;
+    offline_replicas_stop(c); /* after rpc_free: no report answer can come */
 }
 
 struct rpc *coordinator_rpc(coordinator_t *c)
@@ -277,7 +280,7 @@ static void on_push_answer(void *arg, rpc_status_t status, int32_t error_code,
     free(p);
 }
 
-static void fill_partition(Vltava__PartitionStateInfo *pi, const md_topic_t *t,
+static void fill_partition(coordinator_t *c, Vltava__PartitionStateInfo *pi, const md_topic_t *t,
                            const md_partition_t *p)
 {
     vltava__partition_state_info__init(pi);
@@ -291,6 +294,8 @@ static void fill_partition(Vltava__PartitionStateInfo *pi, const md_topic_t *t,
     pi->n_isr = (size_t)p->nisr;
     pi->replicas = p->replicas;
     pi->n_replicas = (size_t)p->nreplicas;
+    pi->offline_replicas =
+        (int32_t *)offline_replicas_of(c, t->name, p->id, &pi->n_offline_replicas);
 }
 
 static void send_push(coordinator_t *c, int32_t broker_id, uint32_t type, const char *what,
@@ -330,7 +335,7 @@ void controller_push_metadata(coordinator_t *c)
     if (c->push_full) {
         for (size_t i = 0; i < md->ntopics; i++) {
             for (int32_t p = 0; p < md->topics[i].npartitions; p++) {
-                fill_partition(&infos[k], &md->topics[i], &md->topics[i].partitions[p]);
+                fill_partition(c, &infos[k], &md->topics[i], &md->topics[i].partitions[p]);
                 parts[k] = &md->topics[i].partitions[p];
                 all[k] = &infos[k];
                 k++;
@@ -345,7 +350,7 @@ void controller_push_metadata(coordinator_t *c)
             const md_topic_t *t = cluster_metadata_topic(md, r->topic, strlen(r->topic));
             if (!t || r->partition >= t->npartitions)
                 continue;
-            fill_partition(&infos[k], t, &t->partitions[r->partition]);
+            fill_partition(c, &infos[k], t, &t->partitions[r->partition]);
             parts[k] = &t->partitions[r->partition];
             all[k] = &infos[k];
             k++;

@@ -18,6 +18,11 @@ int16_t api_leader_replica(api_context_t *ctx, kslice_t topic, int32_t partition
         *out = rp;
         return KAFKA_NONE;
     }
+    /* Kafka's HostedPartition.Offline: whoever leads, this replica cannot
+     * serve. */
+    if (!rp && replica_manager_offline(ctx->replicas, (const char *)topic.ptr, (size_t)topic.len,
+                                       partition))
+        return KAFKA_KAFKA_STORAGE_ERROR;
     const cluster_metadata_t *md = coordinator_metadata(ctx->coord);
     const md_topic_t *t = cluster_metadata_topic(md, (const char *)topic.ptr, (size_t)topic.len);
     if (!rp && (!t || partition < 0 || partition >= t->npartitions))

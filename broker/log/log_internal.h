@@ -217,6 +217,10 @@ log_err_t log_write_file_atomic(const char *path, const char *content, size_t le
 /* fsync a directory so that created, renamed or unlinked names persist. */
 int log_fsync_dir(const char *dir);
 
+/* Logs an error of the log module and keeps its text as the module's last
+ * error (partition_log_last_error). Loop thread only. */
+void log_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 /* ---- Disk work off the loop (log_disk.c: any thread) ---- */
 
 /* Bounds the names the jobs build: "<20 digits>.timeindex.deleted",

@@ -37,6 +37,11 @@ typedef struct lm_entry {
     struct lm_entry *next;
 } lm_entry_t;
 
+typedef struct lm_failed {
+    char *topic; /* owned */
+    int32_t partition;
+} lm_failed_t;
+
 struct log_manager {
     char *dir;   /* owned */
     int lock_fd; /* <dir>/.lock, flock'ed exclusively while open */
@@ -46,6 +51,11 @@ struct log_manager {
     int64_t last_checkpoint_ms; /* -1 until the first tick */
     worker_pool_t *pool;        /* not owned; NULL: inline */
     bool checkpoint_in_flight;
+    /* Partition directories found at open that could not be opened: a
+     * later log_manager_get_or_create re-validates them in full, as after
+     * an unclean shutdown, since their recovery never ran. */
+    lm_failed_t *failed; /* owned */
+    size_t nfailed;
 };
 
 /* One checkpoint file's contents. */
@@ -227,6 +237,9 @@ static void lm_free(log_manager_t *lm, bool close_logs)
         }
     }
     free(lm->buckets);
+    for (size_t i = 0; i < lm->nfailed; i++)
+        free(lm->failed[i].topic);
+    free(lm->failed);
     free(lm->dir);
     /* Closing the descriptor drops the lock; the file stays, as Kafka's
      * does: removing it would let a second opener lock a different inode. */
@@ -336,8 +349,14 @@ log_err_t log_manager_open(const char *dir, const log_config_t *defaults, log_ma
         err = partition_log_open(path, defaults, rp, clean, &log);
         free(path);
         if (err != LOG_OK) {
-            VLOG_ERR("log", "%s/%s: cannot open: %s", dir, de->d_name, log_err_str(err));
-            break;
+            /* This partition only: the broker starts, and the replica
+             * layer reports it offline. */
+            VLOG_ERR("log", "%s/%s: cannot open (%s); the partition stays offline", dir, de->d_name,
+                     partition_log_last_error());
+            lm->failed = xrealloc(lm->failed, (lm->nfailed + 1) * sizeof(*lm->failed));
+            lm->failed[lm->nfailed++] = (lm_failed_t){xstrdup(topic), partition};
+            err = LOG_OK;
+            continue;
         }
         partition_log_set_high_watermark(log, lm_checkpoint_find(&hw, topic, partition, 0));
         lm_insert(lm, topic, partition, log);
@@ -534,11 +553,22 @@ log_err_t log_manager_get_or_create(log_manager_t *lm, const char *topic, int32_
         VLOG_ERR("log", "refusing partition log for '%s'-%" PRId32, topic, partition);
         return LOG_ERR_IO;
     }
+    size_t failed = lm->nfailed;
+    for (size_t i = 0; i < lm->nfailed && failed == lm->nfailed; i++)
+        if (lm->failed[i].partition == partition && strcmp(lm->failed[i].topic, topic) == 0)
+            failed = i;
     char *path = xasprintf("%s/%s-%" PRId32, lm->dir, topic, partition);
-    log_err_t err = partition_log_open(path, cfg != NULL ? cfg : &lm->defaults, 0, true, &log);
+    /* New partitions open clean (nothing to recover); one that failed at
+     * open is re-validated from its start. */
+    log_err_t err =
+        partition_log_open(path, cfg != NULL ? cfg : &lm->defaults, 0, failed == lm->nfailed, &log);
     free(path);
     if (err != LOG_OK)
         return err;
+    if (failed < lm->nfailed) {
+        free(lm->failed[failed].topic);
+        lm->failed[failed] = lm->failed[--lm->nfailed];
+    }
     partition_log_set_worker_pool(log, lm->pool);
     lm_insert(lm, topic, partition, log);
     *out = log;

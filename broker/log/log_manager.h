@@ -20,7 +20,10 @@ typedef struct log_manager log_manager_t;
  * log_manager_close: LOG_ERR_LOCKED, with the holder's pid in the log, when
  * another process has it), reads the checkpoints and the
  * clean-shutdown marker (then removes the marker: we are running now), and
- * opens every partition directory in it, recovering those that need it.
+ * opens every partition directory in it, recovering those that need it. A
+ * partition directory that cannot be opened (EIO, EACCES, EMFILE...) is
+ * logged with its cause and left out; log_manager_get_or_create tries it
+ * again later, re-validating it in full.
  * Logs open with `defaults`; the broker applies topic overrides later with
  * partition_log_set_config(). */
 log_err_t log_manager_open(const char *dir, const log_config_t *defaults, log_manager_t **out);
@@ -38,8 +41,9 @@ void log_manager_set_worker_pool(log_manager_t *lm, worker_pool_t *pool);
 void log_manager_close(log_manager_t *lm);
 
 partition_log_t *log_manager_get(log_manager_t *lm, const char *topic, int32_t partition);
-/* Returns the existing log or creates an empty one with cfg (NULL: the
- * defaults). */
+/* Returns the existing log or opens (creating if needed) the partition's
+ * directory with cfg (NULL: the defaults). On failure the cause (path,
+ * strerror) is in partition_log_last_error(). */
 log_err_t log_manager_get_or_create(log_manager_t *lm, const char *topic, int32_t partition,
                                     const log_config_t *cfg, partition_log_t **out);
 /* Deletes the partition's directory and forgets it. */

@@ -188,7 +188,7 @@ static void log_epochs_job_done(void *arg)
 {
     log_epochs_job_t *job = arg;
     if (job->rc != 0)
-        VLOG_ERR("log", "%s: %s", job->dir, job->err);
+        log_error("%s: %s", job->dir, job->err);
     log_life_release(job->life);
     free(job->content);
     free(job->dir);
@@ -231,7 +231,7 @@ static void log_epochs_write_now(partition_log_t *log, const char *content, size
     log_err_t rc = log_write_file_atomic(path, content, len, err, sizeof(err));
     pthread_mutex_unlock(&log->life->epoch_mu);
     if (rc != LOG_OK)
-        VLOG_ERR("log", "%s", err);
+        log_error("%s", err);
     free(path);
 }
 
@@ -263,7 +263,7 @@ static void log_flush_job_done(void *arg)
     log_flush_job_t *job = arg;
     partition_log_t *log = job->life->log;
     if (job->rc != 0)
-        VLOG_ERR("log", "%s: %s", job->dir, job->err);
+        log_error("%s: %s", job->dir, job->err);
     if (log != NULL) {
         assert(log->flush_in_flight);
         log->flush_in_flight = false;
@@ -303,7 +303,7 @@ static log_err_t log_flush_async(partition_log_t *log)
     }
     int dir_fd = log_open_dir_fd(log->dir);
     if (dir_fd < 0) {
-        VLOG_ERR("log", "open %s for fsync: %s", log->dir, strerror(errno));
+        log_error("open %s for fsync: %s", log->dir, strerror(errno));
         return LOG_ERR_IO;
     }
     log_flush_job_t *job = xcalloc(1, sizeof(*job));
@@ -337,17 +337,12 @@ static log_err_t log_flush_async(partition_log_t *log)
 typedef struct log_unlink_job {
     log_life_t *life; /* one reference */
     int dir_fd;       /* owned */
-    segment_t *seg;   /* owned: closed on the worker */
     int64_t base_offset;
 } log_unlink_job_t;
 
 static void log_unlink_job_work(void *arg)
 {
     log_unlink_job_t *job = arg;
-    /* The last close of an unlinked file frees its blocks: on the worker
-     * too, for the same reason as the unlink. */
-    segment_close(job->seg);
-    job->seg = NULL;
     log_unlink_retired_at(job->dir_fd, job->base_offset);
     close(job->dir_fd);
 }
@@ -359,28 +354,30 @@ static void log_unlink_job_done(void *arg)
     free(job);
 }
 
-/* Deletes a segment already out of log->segs: renamed to .deleted here,
- * closed and unlinked on the worker; all inline without a pool. */
+/* Deletes a segment already out of log->segs: renamed to .deleted and
+ * closed here (its descriptor belongs to the loop's cache; a still-linked
+ * file closes cheaply), unlinked on the worker, where the blocks are
+ * freed; all inline without a pool. */
 static void log_discard_segment(partition_log_t *log, segment_t *seg)
 {
     assert(seg != NULL);
     log->dir_dirty = true;
-    if (log->pool != NULL && log_retire_segment_files(log->dir, seg->base_offset) == 0) {
-        int dir_fd = log_open_dir_fd(log->dir);
-        if (dir_fd >= 0) {
-            log_unlink_job_t *job = xcalloc(1, sizeof(*job));
-            *job = (log_unlink_job_t){log->life, dir_fd, seg, seg->base_offset};
-            if (log_submit(log, log_unlink_job_work, log_unlink_job_done, job))
-                return;
-            log_unlink_retired_at(dir_fd, seg->base_offset);
-            close(dir_fd);
-            free(job);
-        }
-        /* A .deleted leftover is removed by the next open. */
-        segment_close(seg);
+    if (log->pool == NULL || log_retire_segment_files(log->dir, seg->base_offset) != 0) {
+        segment_delete(log->dir, seg);
         return;
     }
-    segment_delete(log->dir, seg);
+    const int64_t base = seg->base_offset;
+    segment_close(seg);
+    int dir_fd = log_open_dir_fd(log->dir);
+    if (dir_fd < 0)
+        return; /* a .deleted leftover is removed by the next open */
+    log_unlink_job_t *job = xcalloc(1, sizeof(*job));
+    *job = (log_unlink_job_t){log->life, dir_fd, base};
+    if (log_submit(log, log_unlink_job_work, log_unlink_job_done, job))
+        return;
+    log_unlink_retired_at(dir_fd, base);
+    close(dir_fd);
+    free(job);
 }
 
 typedef struct log_rmdir_job {
@@ -400,7 +397,7 @@ static void log_rmdir_job_done(void *arg)
 {
     log_rmdir_job_t *job = arg;
     if (job->rc != 0)
-        VLOG_ERR("log", "%s", job->err);
+        log_error("%s", job->err);
     log_life_release(job->life);
     free(job->dir);
     free(job);
@@ -591,7 +588,7 @@ static log_err_t log_list_segments(const char *dir, int64_t **bases_out, int *co
 {
     DIR *d = opendir(dir);
     if (d == NULL) {
-        VLOG_ERR("log", "opendir %s: %s", dir, strerror(errno));
+        log_error("opendir %s: %s", dir, strerror(errno));
         return LOG_ERR_IO;
     }
     int64_t *bases = NULL;
@@ -674,7 +671,7 @@ log_err_t partition_log_open(const char *dir, const log_config_t *cfg, int64_t r
 {
     assert(dir != NULL && cfg != NULL && out != NULL);
     if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
-        VLOG_ERR("log", "mkdir %s: %s", dir, strerror(errno));
+        log_error("mkdir %s: %s", dir, strerror(errno));
         return LOG_ERR_IO;
     }
     partition_log_t *log = xcalloc(1, sizeof(*log));
@@ -775,7 +772,7 @@ void partition_log_close(partition_log_t *log)
     if (log == NULL)
         return;
     if (segment_finish(log_active(log)) != LOG_OK || partition_log_flush(log) != LOG_OK)
-        VLOG_ERR("log", "%s: flush on close failed; recovery will re-validate", log->dir);
+        log_error("%s: flush on close failed; recovery will re-validate", log->dir);
     log_free(log);
 }
 
@@ -808,7 +805,7 @@ static bool log_delete_async(partition_log_t *log)
     if (!log_submit(log, log_rmdir_job_work, log_rmdir_job_done, job)) {
         char err[512];
         if (log_remove_dir(renamed, err, sizeof(err)) != 0)
-            VLOG_ERR("log", "%s", err);
+            log_error("%s", err);
         free(renamed);
         free(job);
     }
@@ -843,7 +840,7 @@ log_err_t partition_log_delete(partition_log_t *log)
         closedir(d);
     }
     if (rmdir(dir) != 0) {
-        VLOG_ERR("log", "rmdir %s: %s", dir, strerror(errno));
+        log_error("rmdir %s: %s", dir, strerror(errno));
         rc = LOG_ERR_IO;
     }
     free(dir);
@@ -959,11 +956,10 @@ static log_err_t log_write_batches(partition_log_t *log, const uint8_t *batches,
     if (fd < 0)
         return LOG_ERR_IO;
     if (log_pwrite_all(fd, batches, len, (off_t)position) != 0) {
-        VLOG_ERR("log", "%s: write segment %" PRId64 ": %s", log->dir, seg->base_offset,
-                 strerror(errno));
+        log_error("%s: write segment %" PRId64 ": %s", log->dir, seg->base_offset, strerror(errno));
         /* All-or-nothing: cut whatever part did land. */
         if (ftruncate(fd, (off_t)position) != 0)
-            VLOG_ERR("log", "%s: truncate after failed write: %s", log->dir, strerror(errno));
+            log_error("%s: truncate after failed write: %s", log->dir, strerror(errno));
         return LOG_ERR_IO;
     }
     while (p < batches + len) {
@@ -1261,7 +1257,7 @@ log_err_t partition_log_read(partition_log_t *log, int64_t offset, int64_t max_b
             }
             int fd = fcntl(cached, F_DUPFD_CLOEXEC, 0);
             if (fd < 0) {
-                VLOG_ERR("log", "%s: dup: %s", log->dir, strerror(errno));
+                log_error("%s: dup: %s", log->dir, strerror(errno));
                 err = LOG_ERR_IO;
                 break;
             }
@@ -1439,7 +1435,7 @@ log_err_t partition_log_truncate_fully(partition_log_t *log, int64_t offset)
     segment_t *seg = NULL;
     log_err_t err = segment_create(log->dir, offset, &seg);
     if (err != LOG_OK) {
-        VLOG_ERR("log", "%s: cannot start a segment at %" PRId64, log->dir, offset);
+        log_error("%s: cannot start a segment at %" PRId64, log->dir, offset);
         (void)log_follow_end(log); /* err says the log is not what was asked for */
         log_check_invariants(log);
         return err;
@@ -1539,7 +1535,7 @@ log_err_t partition_log_flush(partition_log_t *log)
     }
     if (log->dir_dirty) {
         if (log_fsync_dir(log->dir) != 0) {
-            VLOG_ERR("log", "fsync %s: %s", log->dir, strerror(errno));
+            log_error("fsync %s: %s", log->dir, strerror(errno));
             return LOG_ERR_IO;
         }
         log->dir_dirty = false;

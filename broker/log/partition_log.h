@@ -78,6 +78,11 @@ void partition_log_set_max_open_files(size_t max);
 /* .log descriptors the cache holds now. */
 size_t partition_log_open_files(void);
 
+/* The text of the last error the log module logged on the loop thread (a
+ * failing open, fsync, read... with its path and strerror), "" if none:
+ * for callers that report a failed partition_log_open. */
+const char *partition_log_last_error(void);
+
 /* Opens (creating if needed) the partition directory `dir`.
  * clean_shutdown: the log dir's clean-shutdown marker was present, so the
  * segments are trusted and opened without scanning. Otherwise every batch

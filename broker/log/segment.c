@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,7 +29,7 @@ char *segment_path(const char *dir, int64_t base_offset, const char *ext)
 
 static log_err_t segment_io_error(const char *what, const char *path)
 {
-    VLOG_ERR("log", "%s %s: %s", what, path, strerror(errno));
+    log_error("%s %s: %s", what, path, strerror(errno));
     return LOG_ERR_IO;
 }
 
@@ -65,6 +66,23 @@ ssize_t log_pread_all(int fd, void *buf, size_t len, off_t offset)
         done += (size_t)n;
     }
     return (ssize_t)done;
+}
+
+static char log_last_error[512];
+
+void log_error(const char *fmt, ...)
+{
+    assert(fmt != NULL);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(log_last_error, sizeof(log_last_error), fmt, ap);
+    va_end(ap);
+    VLOG_ERR("log", "%s", log_last_error);
+}
+
+const char *partition_log_last_error(void)
+{
+    return log_last_error;
 }
 
 /* ---- the .log descriptor cache ---- */
@@ -155,7 +173,7 @@ int segment_log_fd(segment_t *seg)
     }
     int fd = lru_open(seg->log_path, O_RDWR);
     if (fd < 0) {
-        VLOG_ERR("log", "open %s: %s", seg->log_path, strerror(errno));
+        log_error("open %s: %s", seg->log_path, strerror(errno));
         return -1;
     }
     segment_adopt_fd(seg, fd);
@@ -358,7 +376,7 @@ static int segment_open_file(const char *dir, int64_t base, const char *ext, int
     char *path = segment_path(dir, base, ext);
     int fd = open(path, flags | O_CLOEXEC, 0644);
     if (fd < 0 && errno != ENOENT)
-        VLOG_ERR("log", "open %s: %s", path, strerror(errno));
+        log_error("open %s: %s", path, strerror(errno));
     free(path);
     return fd;
 }
@@ -374,7 +392,7 @@ log_err_t segment_activate(const char *dir, segment_t *seg)
     bool ok = (stat(index_path, &st_index) == 0 || errno == ENOENT) &&
               (stat(time_path, &st_time) == 0 || errno == ENOENT);
     if (!ok)
-        VLOG_ERR("log", "stat index of %s: %s", seg->log_path, strerror(errno));
+        log_error("stat index of %s: %s", seg->log_path, strerror(errno));
     free(index_path);
     free(time_path);
     if (!ok)
@@ -442,8 +460,8 @@ log_err_t segment_read_header(segment_t *seg, int64_t position, batch_header_t *
     assert(position >= 0 && position < seg->size);
     uint8_t buf[BATCH_HEADER_SIZE];
     if (seg->size - position < BATCH_HEADER_SIZE) {
-        VLOG_ERR("log", "segment %" PRId64 ": partial batch header at %" PRId64, seg->base_offset,
-                 position);
+        log_error("segment %" PRId64 ": partial batch header at %" PRId64, seg->base_offset,
+                  position);
         return LOG_ERR_IO;
     }
     int fd = segment_log_fd(seg);
@@ -451,16 +469,15 @@ log_err_t segment_read_header(segment_t *seg, int64_t position, batch_header_t *
         return LOG_ERR_IO;
     ssize_t n = log_pread_all(fd, buf, sizeof(buf), (off_t)position);
     if (n != (ssize_t)sizeof(buf)) {
-        VLOG_ERR("log", "segment %" PRId64 ": short read at %" PRId64 ": %s", seg->base_offset,
-                 position, n < 0 ? strerror(errno) : "end of file");
+        log_error("segment %" PRId64 ": short read at %" PRId64 ": %s", seg->base_offset, position,
+                  n < 0 ? strerror(errno) : "end of file");
         return LOG_ERR_IO;
     }
     batch_header_decode(buf, h);
     if (h->magic != 2 || h->length < BATCH_HEADER_SIZE - BATCH_LOG_OVERHEAD ||
         batch_size(h) > seg->size - position || h->last_offset_delta < 0 ||
         h->base_offset < seg->base_offset) {
-        VLOG_ERR("log", "segment %" PRId64 ": bad batch header at %" PRId64, seg->base_offset,
-                 position);
+        log_error("segment %" PRId64 ": bad batch header at %" PRId64, seg->base_offset, position);
         return LOG_ERR_IO;
     }
     return LOG_OK;
@@ -534,8 +551,8 @@ log_err_t segment_find_batch(segment_t *seg, int64_t offset, int64_t *position, 
         }
         pos += batch_size(h);
     }
-    VLOG_ERR("log", "segment %" PRId64 ": offset %" PRId64 " not found below %" PRId64,
-             seg->base_offset, offset, seg->next_offset);
+    log_error("segment %" PRId64 ": offset %" PRId64 " not found below %" PRId64, seg->base_offset,
+              offset, seg->next_offset);
     return LOG_ERR_IO;
 }
 

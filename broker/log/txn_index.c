@@ -54,8 +54,8 @@ static log_err_t txn_index_read(const segment_t *seg, uint32_t from, uint32_t co
     const size_t len = (size_t)count * TXN_INDEX_ENTRY_SIZE;
     ssize_t n = log_pread_all(seg->txn_index_fd, buf, len, (off_t)from * TXN_INDEX_ENTRY_SIZE);
     if (n != (ssize_t)len) {
-        VLOG_ERR("log", "segment %" PRId64 ": short read of its .txnindex: %s", seg->base_offset,
-                 n < 0 ? strerror(errno) : "end of file");
+        log_error("segment %" PRId64 ": short read of its .txnindex: %s", seg->base_offset,
+                  n < 0 ? strerror(errno) : "end of file");
         return LOG_ERR_IO;
     }
     return LOG_OK;
@@ -68,8 +68,8 @@ static log_err_t txn_index_read_entry(const segment_t *seg, uint32_t at, log_abo
     if (err != LOG_OK)
         return err;
     if (!txn_entry_decode(buf, e)) {
-        VLOG_ERR("log", "segment %" PRId64 ": .txnindex entry %" PRIu32 " has version %d",
-                 seg->base_offset, at, (buf[0] << 8) | buf[1]);
+        log_error("segment %" PRId64 ": .txnindex entry %" PRIu32 " has version %d",
+                  seg->base_offset, at, (buf[0] << 8) | buf[1]);
         return LOG_ERR_IO;
     }
     return LOG_OK;
@@ -105,8 +105,7 @@ static log_err_t txn_index_cut(segment_t *seg, uint32_t keep)
 {
     assert(seg->txn_index_fd >= 0 && keep <= seg->txn_entries);
     if (ftruncate(seg->txn_index_fd, (off_t)keep * TXN_INDEX_ENTRY_SIZE) != 0) {
-        VLOG_ERR("log", "segment %" PRId64 ": truncate .txnindex: %s", seg->base_offset,
-                 strerror(errno));
+        log_error("segment %" PRId64 ": truncate .txnindex: %s", seg->base_offset, strerror(errno));
         return LOG_ERR_IO;
     }
     seg->txn_entries = keep;
@@ -130,7 +129,7 @@ log_err_t txn_index_load(const char *dir, segment_t *seg)
     if (fd < 0) {
         log_err_t err = LOG_OK;
         if (errno != ENOENT) {
-            VLOG_ERR("log", "open %s: %s", path, strerror(errno));
+            log_error("open %s: %s", path, strerror(errno));
             err = LOG_ERR_IO;
         }
         free(path);
@@ -138,7 +137,7 @@ log_err_t txn_index_load(const char *dir, segment_t *seg)
     }
     struct stat st;
     if (fstat(fd, &st) != 0) {
-        VLOG_ERR("log", "stat %s: %s", path, strerror(errno));
+        log_error("stat %s: %s", path, strerror(errno));
         close(fd);
         free(path);
         return LOG_ERR_IO;
@@ -201,7 +200,7 @@ log_err_t txn_index_append(const char *dir, segment_t *seg, const log_aborted_tx
         char *path = segment_path(dir, seg->base_offset, ".txnindex");
         seg->txn_index_fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
         if (seg->txn_index_fd < 0) {
-            VLOG_ERR("log", "create %s: %s", path, strerror(errno));
+            log_error("create %s: %s", path, strerror(errno));
             free(path);
             return LOG_ERR_IO;
         }
@@ -212,12 +211,11 @@ log_err_t txn_index_append(const char *dir, segment_t *seg, const log_aborted_tx
     txn_entry_encode(e, buf);
     const off_t at = (off_t)seg->txn_entries * TXN_INDEX_ENTRY_SIZE;
     if (log_pwrite_all(seg->txn_index_fd, buf, sizeof(buf), at) != 0) {
-        VLOG_ERR("log", "segment %" PRId64 ": write .txnindex: %s", seg->base_offset,
-                 strerror(errno));
+        log_error("segment %" PRId64 ": write .txnindex: %s", seg->base_offset, strerror(errno));
         /* All-or-nothing: cut whatever part of the entry did land. */
         if (ftruncate(seg->txn_index_fd, at) != 0)
-            VLOG_ERR("log", "segment %" PRId64 ": truncate .txnindex after failed write: %s",
-                     seg->base_offset, strerror(errno));
+            log_error("segment %" PRId64 ": truncate .txnindex after failed write: %s",
+                      seg->base_offset, strerror(errno));
         return LOG_ERR_IO;
     }
     seg->txn_entries++;
@@ -259,8 +257,8 @@ log_err_t txn_index_collect(const segment_t *seg, int64_t fetch_offset, int64_t 
         for (uint32_t i = 0; i < count && *n < max; i++) {
             log_aborted_txn_t e;
             if (!txn_entry_decode(buf + (size_t)i * TXN_INDEX_ENTRY_SIZE, &e)) {
-                VLOG_ERR("log", "segment %" PRId64 ": bad .txnindex entry %" PRIu32,
-                         seg->base_offset, at + i);
+                log_error("segment %" PRId64 ": bad .txnindex entry %" PRIu32, seg->base_offset,
+                          at + i);
                 return LOG_ERR_IO;
             }
             if (e.last_offset >= fetch_offset && e.first_offset < upper_bound)

@@ -72,6 +72,16 @@ typedef struct rm_entry {
     partition_producers_t producers; /* in step with pub.log, leader or follower */
 } rm_entry_t;
 
+/* A partition this broker holds a replica of whose log it cannot open:
+ * offline here, never led; its clients get KAFKA_STORAGE_ERROR. The open
+ * is tried again only on a newer leader epoch for it (a new LeaderAndIsr),
+ * never on a timer: a failing disk is not hammered. */
+typedef struct rm_offline {
+    char *topic; /* owned */
+    int32_t partition;
+    int32_t leader_epoch; /* of the partition_changed whose open failed */
+} rm_offline_t;
+
 /* A follower's fetcher for one leader broker. Lives until the manager is
  * freed (the RPC callback may hold it). */
 typedef struct rm_fetcher {
@@ -113,6 +123,8 @@ struct replica_manager {
     ev_timer expiry_timer; /* producer.id.expiration.check.interval.ms */
     uint64_t isr_shrinks;  /* ISR writes that dropped a replica (metrics) */
     uint64_t isr_expands;  /* ISR writes that added one */
+    rm_offline_t *offline; /* owned; reported to the controller */
+    size_t noffline;
 };
 
 static void rm_fetcher_kick(rm_fetcher_t *f);
@@ -196,6 +208,9 @@ void replica_manager_free(replica_manager_t *rm)
         }
     }
     free(rm->buckets);
+    for (size_t i = 0; i < rm->noffline; i++)
+        free(rm->offline[i].topic);
+    free(rm->offline);
     free(rm);
 }
 
@@ -632,6 +647,46 @@ static void rm_expiry_tick(struct ev_loop *loop, ev_timer *w, int revents)
         VLOG_DEBUG(RM_MODULE, "forgot %lld expired producer entries", (long long)expired);
 }
 
+/* ---- offline partitions ---- */
+
+static size_t rm_offline_find(const replica_manager_t *rm, const char *topic, size_t len,
+                              int32_t partition)
+{
+    for (size_t i = 0; i < rm->noffline; i++)
+        if (rm->offline[i].partition == partition && strlen(rm->offline[i].topic) == len &&
+            memcmp(rm->offline[i].topic, topic, len) == 0)
+            return i;
+    return rm->noffline;
+}
+
+/* Tells the controller the whole set (coordinator_report_offline_replicas
+ * sends only changes, and once to each new controller). */
+static void rm_offline_report(replica_manager_t *rm)
+{
+    if (!rm->coord)
+        return; /* set_coordinator reports */
+    coord_offline_partition_t *parts = xcalloc(rm->noffline + 1, sizeof(*parts));
+    for (size_t i = 0; i < rm->noffline; i++)
+        parts[i] = (coord_offline_partition_t){rm->offline[i].topic, rm->offline[i].partition};
+    coordinator_report_offline_replicas(rm->coord, parts, rm->noffline);
+    free(parts);
+}
+
+static void rm_offline_remove(replica_manager_t *rm, size_t i)
+{
+    assert(i < rm->noffline);
+    free(rm->offline[i].topic);
+    rm->offline[i] = rm->offline[--rm->noffline];
+    rm_offline_report(rm);
+}
+
+bool replica_manager_offline(const replica_manager_t *rm, const char *topic, size_t topic_len,
+                             int32_t partition)
+{
+    assert(rm != NULL && topic != NULL);
+    return rm_offline_find(rm, topic, topic_len, partition) < rm->noffline;
+}
+
 static void rm_partition_changed(void *arg, const md_topic_t *topic, const md_partition_t *p)
 {
     replica_manager_t *rm = arg;
@@ -647,13 +702,33 @@ static void rm_partition_changed(void *arg, const md_topic_t *topic, const md_pa
                   p->id, p->leader, p->leader_epoch, e->pub.leader_epoch);
         return;
     }
+    size_t off = rm_offline_find(rm, topic->name, len, p->id);
+    if (!e && off < rm->noffline && p->leader_epoch <= rm->offline[off].leader_epoch)
+        return; /* still offline: tried again only on a newer epoch */
     if (!e) {
         partition_log_t *log = NULL;
         log_err_t err = log_manager_get_or_create(rm->logs, topic->name, p->id, &cfg, &log);
         if (err != LOG_OK) {
-            VLOG_ERR(RM_MODULE, "%s-%d: cannot open the local log: %s", topic->name, p->id,
-                     log_err_str(err));
+            /* The cause (path and strerror) is the log module's last error. */
+            VLOG_ERR(RM_MODULE,
+                     "%s-%d: offline on this broker (clients get KAFKA_STORAGE_ERROR, the "
+                     "controller moves leadership): cannot open the local log: %s",
+                     topic->name, p->id, partition_log_last_error());
+            if (off == rm->noffline) {
+                rm->offline = xrealloc(rm->offline, (rm->noffline + 1) * sizeof(*rm->offline));
+                rm->offline[rm->noffline++] =
+                    (rm_offline_t){xstrdup(topic->name), p->id, p->leader_epoch};
+                rm_offline_report(rm);
+            } else {
+                rm->offline[off].leader_epoch = p->leader_epoch;
+            }
+            rm_notify(rm, topic->name, p->id);
             return;
+        }
+        if (off < rm->noffline) {
+            VLOG_INFO(RM_MODULE, "%s-%d: the local log opens again; back online", topic->name,
+                      p->id);
+            rm_offline_remove(rm, off);
         }
         e = xcalloc(1, sizeof(*e));
         e->topic = xstrdup(topic->name);
@@ -693,6 +768,9 @@ static void rm_partition_removed(void *arg, const char *topic, int32_t partition
     assert(topic != NULL);
     rm_entry_t **slot = rm_find_slot(rm, topic, strlen(topic), partition);
     rm_entry_t *e = *slot;
+    size_t off = rm_offline_find(rm, topic, strlen(topic), partition);
+    if (off < rm->noffline)
+        rm_offline_remove(rm, off);
     if (e) {
         *slot = e->next;
         rm->nentries--;
@@ -1221,6 +1299,9 @@ void replica_manager_set_coordinator(replica_manager_t *rm, coordinator_t *coord
     assert(coord != NULL);
     rm->coord = coord;
     replica_manager_remove_orphans(rm);
+    /* Even when empty: a controller that knew this broker's earlier set
+     * learns it is gone. */
+    rm_offline_report(rm);
     struct rpc *rpc = coordinator_rpc(coord);
     if (rpc)
         rpc_set_handler(rpc, VLTAVA__RPC_TYPE__RPC_REPLICA_FETCH, rm_on_replica_fetch, rm);

@@ -48,6 +48,14 @@ void replica_manager_topic_config(const replica_manager_t *rm, const md_topic_t 
 const replica_partition_t *replica_manager_get(replica_manager_t *rm, const char *topic,
                                                size_t topic_len, int32_t partition);
 
+/* True when this broker holds a replica of (topic, partition) but cannot
+ * open its log: the partition is offline here (Produce, Fetch and
+ * ListOffsets answer KAFKA_STORAGE_ERROR) and the controller has been told
+ * (coordinator_report_offline_replicas). The open is retried on the next
+ * newer leader epoch for the partition, never on a timer. */
+bool replica_manager_offline(const replica_manager_t *rm, const char *topic, size_t topic_len,
+                             int32_t partition);
+
 /* Who wrote the batches of a leader append: Kafka's AppendOrigin. */
 typedef enum replica_append_origin {
     REPLICA_APPEND_CLIENT,      /* Produce: producer epochs and sequences checked */
