@@ -140,11 +140,13 @@ static void lru_make_room(size_t room)
         segment_drop_fd(log_fds.head);
 }
 
-/* Opens path, making room in the cache first; on EMFILE/ENFILE closes one
- * more cached descriptor and retries, since sockets share the limit. */
-static int lru_open(const char *path, int flags)
+/* Opens path, making room in the cache first when the descriptor is to
+ * join it (cached); on EMFILE/ENFILE closes one cached descriptor and
+ * retries, since sockets share the limit. */
+static int lru_open(const char *path, int flags, bool cached)
 {
-    lru_make_room(1);
+    if (cached)
+        lru_make_room(1);
     int fd = open(path, flags | O_CLOEXEC, 0644);
     if (fd < 0 && (errno == EMFILE || errno == ENFILE) && log_fds.count > 0) {
         segment_drop_fd(log_fds.head);
@@ -171,7 +173,7 @@ int segment_log_fd(segment_t *seg)
         }
         return seg->log_fd;
     }
-    int fd = lru_open(seg->log_path, O_RDWR);
+    int fd = lru_open(seg->log_path, O_RDWR, true);
     if (fd < 0) {
         log_error("open %s: %s", seg->log_path, strerror(errno));
         return -1;
@@ -317,7 +319,7 @@ static log_err_t segment_sync_index_file(const segment_t *seg, const char *ext, 
         return LOG_OK;
     char *path = segment_sibling_path(seg, ext);
     log_err_t err = LOG_OK;
-    int fd = lru_open(path, O_RDWR | O_CREAT);
+    int fd = lru_open(path, O_RDWR | O_CREAT, false); /* closed below */
     if (fd < 0) {
         err = segment_io_error("open", path);
         goto out;
@@ -419,7 +421,7 @@ log_err_t segment_create(const char *dir, int64_t base_offset, segment_t **out)
     assert(dir != NULL && out != NULL);
     assert(base_offset >= 0);
     segment_t *seg = segment_alloc(dir, base_offset);
-    int fd = lru_open(seg->log_path, O_RDWR | O_CREAT | O_TRUNC);
+    int fd = lru_open(seg->log_path, O_RDWR | O_CREAT | O_TRUNC, true);
     if (fd < 0) {
         segment_io_error("create", seg->log_path);
         segment_close(seg);
@@ -437,7 +439,7 @@ log_err_t segment_create(const char *dir, int64_t base_offset, segment_t **out)
     static const char *const indexes[] = {".index", ".timeindex"};
     for (size_t i = 0; i < 2 && err == LOG_OK; i++) {
         char *path = segment_sibling_path(seg, indexes[i]);
-        int index_fd = lru_open(path, O_WRONLY | O_CREAT | O_TRUNC);
+        int index_fd = lru_open(path, O_WRONLY | O_CREAT | O_TRUNC, false);
         if (index_fd < 0)
             err = segment_io_error("create", path);
         else
