@@ -11,9 +11,11 @@
  * Stop: close the metrics endpoint (a scrape reads every module's state) ->
  * stop accepting and answer in-flight requests (bounded) -> leave
  * ZooKeeper (ephemeral registration gone at once) -> release what the API
- * layer still holds -> close connections -> flush logs, write checkpoints
- * and the clean-shutdown marker -> exit 0. The coordinator stops before the
- * logs close so that no partition callback can reach a closed log.
+ * layer still holds -> close connections -> stop the disk worker pool (its
+ * queued fsyncs, checkpoints and deletions finish) -> flush logs, write
+ * checkpoints and the clean-shutdown marker -> exit 0. The coordinator
+ * stops before the logs close so that no partition callback can reach a
+ * closed log.
  *
  * Exit codes: 0 clean stop or --help, 1 start failed, 2 bad configuration.
  */

@@ -407,9 +407,10 @@ static void log_rmdir_job_done(void *arg)
 
 /* Kafka's rule (LeaderEpochFileCache): a new epoch is written and fsync'd
  * before the append that starts it is acknowledged (sync), so the file
- * never misses an entry the log holds, even after a crash; truncations
- * only drop entries, and a crash that loses one is repaired by open (it
- * drops entries past the log end and before its start), so they go to the
+ * never misses an entry the log holds, even after a crash, and so is a
+ * full clear (truncate_fully); truncations of either end only drop
+ * entries, and a crash that loses one is repaired by open (it drops
+ * entries past the log end and before its start), so they go to the
  * worker pool. */
 static void log_write_epochs(partition_log_t *log, bool sync)
 {
@@ -1451,7 +1452,7 @@ log_err_t partition_log_truncate_fully(partition_log_t *log, int64_t offset)
     log->start_offset = log->high_watermark = log->recovery_point = offset;
     log->unflushed_messages = 0;
     log->nepochs = 0;
-    log_write_epochs(log, false);
+    log_write_epochs(log, true); /* Kafka's clearAndFlush: synchronous */
     log_check_invariants(log);
     return LOG_OK;
 }
