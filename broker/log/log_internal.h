@@ -123,7 +123,7 @@ typedef struct segment {
     int64_t roll_base_ms;         /* when the first append landed; -1: unknown */
     bool dirty;                   /* bytes or index entries not yet fsync'd */
 
-    int txn_index_fd;        /* the .txnindex; -1 while the segment has none */
+    bool has_txn_index;      /* the .txnindex exists (opened for each use, never kept) */
     uint32_t txn_entries;    /* whole entries in it (the file's exact size / 34) */
     int64_t txn_last_offset; /* the last entry's last offset; -1 when none */
 } segment_t;
@@ -144,6 +144,8 @@ log_err_t segment_open(const char *dir, int64_t base_offset, int32_t index_inter
  * path and strerror. Valid until the next segment_log_fd or segment_close
  * call: use it at once, dup() it to keep it. Loop thread only. */
 int segment_log_fd(segment_t *seg);
+/* "<dir>/<base><ext>" from the segment's .log path; caller frees. */
+char *segment_sibling_path(const segment_t *seg, const char *ext);
 /* Descriptors the cache holds now, and its bound. */
 size_t segment_open_log_fds(void);
 size_t segment_max_log_fds(void);

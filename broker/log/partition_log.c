@@ -648,7 +648,7 @@ static void log_unlink_segment(const char *dir, int64_t base_offset)
 {
     segment_t *seg = xcalloc(1, sizeof(*seg));
     seg->base_offset = base_offset;
-    seg->log_fd = seg->txn_index_fd = -1;
+    seg->log_fd = -1;
     segment_delete(dir, seg);
 }
 

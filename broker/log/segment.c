@@ -206,7 +206,7 @@ size_t partition_log_open_files(void)
 }
 
 /* "<dir>/<base><ext>" from the segment's .log path; caller frees. */
-static char *segment_sibling_path(const segment_t *seg, const char *ext)
+char *segment_sibling_path(const segment_t *seg, const char *ext)
 {
     size_t len = strlen(seg->log_path);
     assert(len > 4 && strcmp(seg->log_path + len - 4, ".log") == 0);
@@ -223,7 +223,6 @@ static segment_t *segment_alloc(const char *dir, int64_t base_offset)
     seg->max_timestamp = -1;
     seg->max_timestamp_offset = -1;
     seg->roll_base_ms = -1;
-    seg->txn_index_fd = -1;
     seg->txn_last_offset = -1;
     return seg;
 }
@@ -878,7 +877,7 @@ log_err_t segment_sync(const char *dir, segment_t *seg)
     if (segment_fsync_path(dir, seg->base_offset, ".index") != 0 ||
         segment_fsync_path(dir, seg->base_offset, ".timeindex") != 0)
         return segment_io_error("fsync index in", dir);
-    if (seg->txn_index_fd >= 0 && fdatasync(seg->txn_index_fd) != 0)
+    if (seg->has_txn_index && segment_fsync_path(dir, seg->base_offset, ".txnindex") != 0)
         return segment_io_error("fsync transaction index in", dir);
     int fd = segment_log_fd(seg);
     if (fd < 0)
@@ -942,8 +941,6 @@ void segment_close(segment_t *seg)
         return;
     segment_drop_fd(seg);
     free(seg->log_path);
-    if (seg->txn_index_fd >= 0)
-        close(seg->txn_index_fd);
     free(seg->index);
     free(seg->time_index);
     free(seg);

@@ -45,14 +45,29 @@ static bool txn_entry_decode(const uint8_t *p, log_aborted_txn_t *e)
     return p[0] == 0 && p[1] == TXN_INDEX_VERSION;
 }
 
+/* Opens the segment's .txnindex for one operation: the file holds no
+ * descriptor between uses, so descriptors do not grow with the segments
+ * that have aborted transactions. -1 after logging the path and cause
+ * (ENOENT included unless flags create it). */
+static int txn_index_open(const segment_t *seg, int flags)
+{
+    char *path = segment_sibling_path(seg, ".txnindex");
+    int fd = open(path, flags | O_CLOEXEC, 0644);
+    if (fd < 0)
+        log_error("open %s: %s", path, strerror(errno));
+    free(path);
+    return fd;
+}
+
 /* Reads entries [from, from + count) into buf (count * TXN_INDEX_ENTRY_SIZE
  * bytes). */
-static log_err_t txn_index_read(const segment_t *seg, uint32_t from, uint32_t count, uint8_t *buf)
+static log_err_t txn_index_read(const segment_t *seg, int fd, uint32_t from, uint32_t count,
+                                uint8_t *buf)
 {
-    assert(seg->txn_index_fd >= 0);
+    assert(fd >= 0 && seg->has_txn_index);
     assert(count <= seg->txn_entries && from <= seg->txn_entries - count);
     const size_t len = (size_t)count * TXN_INDEX_ENTRY_SIZE;
-    ssize_t n = log_pread_all(seg->txn_index_fd, buf, len, (off_t)from * TXN_INDEX_ENTRY_SIZE);
+    ssize_t n = log_pread_all(fd, buf, len, (off_t)from * TXN_INDEX_ENTRY_SIZE);
     if (n != (ssize_t)len) {
         log_error("segment %" PRId64 ": short read of its .txnindex: %s", seg->base_offset,
                   n < 0 ? strerror(errno) : "end of file");
@@ -61,10 +76,11 @@ static log_err_t txn_index_read(const segment_t *seg, uint32_t from, uint32_t co
     return LOG_OK;
 }
 
-static log_err_t txn_index_read_entry(const segment_t *seg, uint32_t at, log_aborted_txn_t *e)
+static log_err_t txn_index_read_entry(const segment_t *seg, int fd, uint32_t at,
+                                      log_aborted_txn_t *e)
 {
     uint8_t buf[TXN_INDEX_ENTRY_SIZE];
-    log_err_t err = txn_index_read(seg, at, 1, buf);
+    log_err_t err = txn_index_read(seg, fd, at, 1, buf);
     if (err != LOG_OK)
         return err;
     if (!txn_entry_decode(buf, e)) {
@@ -77,7 +93,7 @@ static log_err_t txn_index_read_entry(const segment_t *seg, uint32_t at, log_abo
 
 /* The first entry whose last offset is >= offset (txn_entries when none):
  * a binary search, one 34-byte read a step. */
-static log_err_t txn_index_lower_bound(const segment_t *seg, int64_t offset, uint32_t *at)
+static log_err_t txn_index_lower_bound(const segment_t *seg, int fd, int64_t offset, uint32_t *at)
 {
     uint32_t lo = 0, hi = seg->txn_entries;
     if (seg->txn_entries == 0 || seg->txn_last_offset < offset) {
@@ -87,7 +103,7 @@ static log_err_t txn_index_lower_bound(const segment_t *seg, int64_t offset, uin
     while (lo < hi) {
         uint32_t mid = lo + (hi - lo) / 2;
         log_aborted_txn_t e;
-        log_err_t err = txn_index_read_entry(seg, mid, &e);
+        log_err_t err = txn_index_read_entry(seg, fd, mid, &e);
         if (err != LOG_OK)
             return err;
         if (e.last_offset < offset)
@@ -101,10 +117,10 @@ static log_err_t txn_index_lower_bound(const segment_t *seg, int64_t offset, uin
 }
 
 /* Cuts the file to its first `keep` entries. */
-static log_err_t txn_index_cut(segment_t *seg, uint32_t keep)
+static log_err_t txn_index_cut(segment_t *seg, int fd, uint32_t keep)
 {
-    assert(seg->txn_index_fd >= 0 && keep <= seg->txn_entries);
-    if (ftruncate(seg->txn_index_fd, (off_t)keep * TXN_INDEX_ENTRY_SIZE) != 0) {
+    assert(fd >= 0 && keep <= seg->txn_entries);
+    if (ftruncate(fd, (off_t)keep * TXN_INDEX_ENTRY_SIZE) != 0) {
         log_error("segment %" PRId64 ": truncate .txnindex: %s", seg->base_offset, strerror(errno));
         return LOG_ERR_IO;
     }
@@ -113,7 +129,7 @@ static log_err_t txn_index_cut(segment_t *seg, uint32_t keep)
     seg->dirty = true;
     if (keep > 0) {
         log_aborted_txn_t last;
-        log_err_t err = txn_index_read_entry(seg, keep - 1, &last);
+        log_err_t err = txn_index_read_entry(seg, fd, keep - 1, &last);
         if (err != LOG_OK)
             return err;
         seg->txn_last_offset = last.last_offset;
@@ -123,7 +139,7 @@ static log_err_t txn_index_cut(segment_t *seg, uint32_t keep)
 
 log_err_t txn_index_load(const char *dir, segment_t *seg)
 {
-    assert(seg->txn_index_fd < 0 && seg->txn_entries == 0);
+    assert(!seg->has_txn_index && seg->txn_entries == 0);
     char *path = segment_path(dir, seg->base_offset, ".txnindex");
     int fd = open(path, O_RDWR | O_CLOEXEC);
     if (fd < 0) {
@@ -150,7 +166,7 @@ log_err_t txn_index_load(const char *dir, segment_t *seg)
     if (file_entries > max_entries)
         file_entries = max_entries;
     assert(file_entries >= 0 && file_entries <= UINT32_MAX);
-    seg->txn_index_fd = fd;
+    seg->has_txn_index = true;
     seg->txn_entries = (uint32_t)file_entries;
     seg->txn_last_offset = -1;
 
@@ -164,8 +180,9 @@ log_err_t txn_index_load(const char *dir, segment_t *seg)
         uint32_t count = seg->txn_entries - valid;
         if (count > TXN_INDEX_CHUNK)
             count = TXN_INDEX_CHUNK;
-        log_err_t err = txn_index_read(seg, valid, count, buf);
+        log_err_t err = txn_index_read(seg, fd, valid, count, buf);
         if (err != LOG_OK) {
+            close(fd);
             free(path);
             return err;
         }
@@ -184,8 +201,9 @@ log_err_t txn_index_load(const char *dir, segment_t *seg)
     if ((int64_t)valid * TXN_INDEX_ENTRY_SIZE != st.st_size) {
         VLOG_WARN("log", "%s: keeping %" PRIu32 " of its entries (%" PRId64 " bytes)", path, valid,
                   (int64_t)st.st_size);
-        err = txn_index_cut(seg, valid);
+        err = txn_index_cut(seg, fd, valid);
     }
+    close(fd);
     free(path);
     return err;
 }
@@ -196,28 +214,27 @@ log_err_t txn_index_append(const char *dir, segment_t *seg, const log_aborted_tx
     assert(e->last_offset >= seg->base_offset && e->last_offset < seg->next_offset);
     assert(e->last_offset > seg->txn_last_offset && seg->txn_entries < UINT32_MAX);
     *created = false;
-    if (seg->txn_index_fd < 0) {
-        char *path = segment_path(dir, seg->base_offset, ".txnindex");
-        seg->txn_index_fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-        if (seg->txn_index_fd < 0) {
-            log_error("create %s: %s", path, strerror(errno));
-            free(path);
-            return LOG_ERR_IO;
-        }
-        free(path);
+    (void)dir;
+    int fd = txn_index_open(seg, seg->has_txn_index ? O_RDWR : O_RDWR | O_CREAT | O_TRUNC);
+    if (fd < 0)
+        return LOG_ERR_IO;
+    if (!seg->has_txn_index) {
+        seg->has_txn_index = true;
         *created = true;
     }
     uint8_t buf[TXN_INDEX_ENTRY_SIZE];
     txn_entry_encode(e, buf);
     const off_t at = (off_t)seg->txn_entries * TXN_INDEX_ENTRY_SIZE;
-    if (log_pwrite_all(seg->txn_index_fd, buf, sizeof(buf), at) != 0) {
+    if (log_pwrite_all(fd, buf, sizeof(buf), at) != 0) {
         log_error("segment %" PRId64 ": write .txnindex: %s", seg->base_offset, strerror(errno));
         /* All-or-nothing: cut whatever part of the entry did land. */
-        if (ftruncate(seg->txn_index_fd, at) != 0)
+        if (ftruncate(fd, at) != 0)
             log_error("segment %" PRId64 ": truncate .txnindex after failed write: %s",
                       seg->base_offset, strerror(errno));
+        close(fd);
         return LOG_ERR_IO;
     }
+    close(fd);
     seg->txn_entries++;
     seg->txn_last_offset = e->last_offset;
     seg->dirty = true;
@@ -228,22 +245,44 @@ log_err_t txn_index_truncate(segment_t *seg, int64_t offset)
 {
     if (seg->txn_entries == 0 || seg->txn_last_offset < offset)
         return LOG_OK;
+    int fd = txn_index_open(seg, O_RDWR);
+    if (fd < 0)
+        return LOG_ERR_IO;
     uint32_t keep;
-    log_err_t err = txn_index_lower_bound(seg, offset, &keep);
-    if (err != LOG_OK)
-        return err;
-    err = txn_index_cut(seg, keep);
+    log_err_t err = txn_index_lower_bound(seg, fd, offset, &keep);
+    if (err == LOG_OK)
+        err = txn_index_cut(seg, fd, keep);
+    close(fd);
     assert(err != LOG_OK || seg->txn_last_offset < offset);
     return err;
 }
+
+static log_err_t txn_index_collect_from(const segment_t *seg, int fd, int64_t fetch_offset,
+                                        int64_t upper_bound, log_aborted_txn_t *out, size_t max,
+                                        size_t *n, bool *complete);
 
 log_err_t txn_index_collect(const segment_t *seg, int64_t fetch_offset, int64_t upper_bound,
                             log_aborted_txn_t *out, size_t max, size_t *n, bool *complete)
 {
     assert(*n <= max);
     *complete = false;
+    if (seg->txn_entries == 0 || seg->txn_last_offset < fetch_offset)
+        return LOG_OK;
+    int fd = txn_index_open(seg, O_RDONLY);
+    if (fd < 0)
+        return LOG_ERR_IO;
+    log_err_t err =
+        txn_index_collect_from(seg, fd, fetch_offset, upper_bound, out, max, n, complete);
+    close(fd);
+    return err;
+}
+
+static log_err_t txn_index_collect_from(const segment_t *seg, int fd, int64_t fetch_offset,
+                                        int64_t upper_bound, log_aborted_txn_t *out, size_t max,
+                                        size_t *n, bool *complete)
+{
     uint32_t at;
-    log_err_t err = txn_index_lower_bound(seg, fetch_offset, &at);
+    log_err_t err = txn_index_lower_bound(seg, fd, fetch_offset, &at);
     if (err != LOG_OK)
         return err;
     uint8_t buf[TXN_INDEX_CHUNK * TXN_INDEX_ENTRY_SIZE];
@@ -251,7 +290,7 @@ log_err_t txn_index_collect(const segment_t *seg, int64_t fetch_offset, int64_t 
         uint32_t count = seg->txn_entries - at;
         if (count > TXN_INDEX_CHUNK)
             count = TXN_INDEX_CHUNK;
-        err = txn_index_read(seg, at, count, buf);
+        err = txn_index_read(seg, fd, at, count, buf);
         if (err != LOG_OK)
             return err;
         for (uint32_t i = 0; i < count && *n < max; i++) {

@@ -90,7 +90,18 @@ static void test_bound_and_reopen(void)
             CU_ASSERT_TRUE(partition_log_open_files() <= FDC_SLOTS);
         }
     }
+    /* Aborted-transaction entries in several segments of every log: the
+     * .txnindex files hold no descriptor either. */
+    for (int i = 0; i < FDC_LOGS; i++)
+        for (int64_t last = 2; last < 3 * FDC_BATCHES; last += 20)
+            CU_ASSERT_EQUAL(partition_log_add_aborted_txn(logs[i].log, 7, last - 1, last, last),
+                            LOG_OK);
     CU_ASSERT_TRUE(open_fds() <= fds_before + FDC_SLOTS);
+    log_aborted_txn_t txns[16];
+    size_t ntxns;
+    CU_ASSERT_EQUAL(partition_log_collect_aborted_txns(logs[1].log, 0, INT64_MAX, txns, 16, &ntxns),
+                    LOG_OK);
+    CU_ASSERT_EQUAL(ntxns, (size_t)((3 * FDC_BATCHES - 2 + 19) / 20));
     int64_t end0 = partition_log_end_offset(logs[0].log);
     CU_ASSERT_EQUAL(end0, 3 * FDC_BATCHES);
     for (int i = 0; i < FDC_LOGS; i++)
