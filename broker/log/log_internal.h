@@ -195,8 +195,7 @@ log_err_t segment_truncate(segment_t *seg, int64_t position, int64_t offset);
 log_err_t txn_index_load(const char *dir, segment_t *seg);
 /* Appends an entry whose last offset lies in the segment and after its last
  * entry's, creating the file first if needed (*created then). */
-log_err_t txn_index_append(const char *dir, segment_t *seg, const log_aborted_txn_t *e,
-                           bool *created);
+log_err_t txn_index_append(segment_t *seg, const log_aborted_txn_t *e, bool *created);
 /* Drops the entries whose last offset is >= offset. */
 log_err_t txn_index_truncate(segment_t *seg, int64_t offset);
 /* Adds to out[*n..max) the entries with last_offset >= fetch_offset and

@@ -1479,7 +1479,7 @@ log_err_t partition_log_add_aborted_txn(partition_log_t *log, int64_t producer_i
     segment_t *seg = log->segs[log_find_segment(log, last_offset)];
     const log_aborted_txn_t e = {producer_id, first_offset, last_offset, last_stable_offset};
     bool created;
-    log_err_t err = txn_index_append(log->dir, seg, &e, &created);
+    log_err_t err = txn_index_append(seg, &e, &created);
     if (created)
         log->dir_dirty = true;
     assert(err != LOG_OK || seg->txn_last_offset == last_offset);

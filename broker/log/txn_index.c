@@ -208,13 +208,11 @@ log_err_t txn_index_load(const char *dir, segment_t *seg)
     return err;
 }
 
-log_err_t txn_index_append(const char *dir, segment_t *seg, const log_aborted_txn_t *e,
-                           bool *created)
+log_err_t txn_index_append(segment_t *seg, const log_aborted_txn_t *e, bool *created)
 {
     assert(e->last_offset >= seg->base_offset && e->last_offset < seg->next_offset);
     assert(e->last_offset > seg->txn_last_offset && seg->txn_entries < UINT32_MAX);
     *created = false;
-    (void)dir;
     int fd = txn_index_open(seg, seg->has_txn_index ? O_RDWR : O_RDWR | O_CREAT | O_TRUNC);
     if (fd < 0)
         return LOG_ERR_IO;
