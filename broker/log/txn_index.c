@@ -47,16 +47,33 @@ static bool txn_entry_decode(const uint8_t *p, log_aborted_txn_t *e)
 
 /* Opens the segment's .txnindex for one operation: the file holds no
  * descriptor between uses, so descriptors do not grow with the segments
- * that have aborted transactions. -1 after logging the path and cause
- * (ENOENT included unless flags create it). */
+ * that have aborted transactions. -1 with errno, after logging the path
+ * and cause unless it is ENOENT (see txn_index_lost). */
 static int txn_index_open(const segment_t *seg, int flags)
 {
     char *path = segment_sibling_path(seg, ".txnindex");
     int fd = open(path, flags | O_CLOEXEC, 0644);
-    if (fd < 0)
-        log_error("open %s: %s", path, strerror(errno));
+    int saved = errno;
+    if (fd < 0 && saved != ENOENT)
+        log_error("open %s: %s", path, strerror(saved));
     free(path);
+    errno = saved;
     return fd;
+}
+
+/* The file of a segment that has one vanished (removed behind the broker's
+ * back): its entries are lost, the segment has none from now on (the
+ * replica layer's replay of producer state adds them again). Then true. */
+static bool txn_index_lost(segment_t *seg, int open_errno)
+{
+    if (open_errno != ENOENT || !seg->has_txn_index)
+        return false;
+    VLOG_WARN("log", "segment %" PRId64 ": its .txnindex is gone; %" PRIu32 " entries lost",
+              seg->base_offset, seg->txn_entries);
+    seg->has_txn_index = false;
+    seg->txn_entries = 0;
+    seg->txn_last_offset = -1;
+    return true;
 }
 
 /* Reads entries [from, from + count) into buf (count * TXN_INDEX_ENTRY_SIZE
@@ -214,6 +231,8 @@ log_err_t txn_index_append(segment_t *seg, const log_aborted_txn_t *e, bool *cre
     assert(e->last_offset > seg->txn_last_offset && seg->txn_entries < UINT32_MAX);
     *created = false;
     int fd = txn_index_open(seg, seg->has_txn_index ? O_RDWR : O_RDWR | O_CREAT | O_TRUNC);
+    if (fd < 0 && txn_index_lost(seg, errno))
+        fd = txn_index_open(seg, O_RDWR | O_CREAT | O_TRUNC);
     if (fd < 0)
         return LOG_ERR_IO;
     if (!seg->has_txn_index) {
@@ -245,7 +264,7 @@ log_err_t txn_index_truncate(segment_t *seg, int64_t offset)
         return LOG_OK;
     int fd = txn_index_open(seg, O_RDWR);
     if (fd < 0)
-        return LOG_ERR_IO;
+        return txn_index_lost(seg, errno) ? LOG_OK : LOG_ERR_IO;
     uint32_t keep;
     log_err_t err = txn_index_lower_bound(seg, fd, offset, &keep);
     if (err == LOG_OK)
@@ -267,8 +286,11 @@ log_err_t txn_index_collect(const segment_t *seg, int64_t fetch_offset, int64_t 
     if (seg->txn_entries == 0 || seg->txn_last_offset < fetch_offset)
         return LOG_OK;
     int fd = txn_index_open(seg, O_RDONLY);
-    if (fd < 0)
+    if (fd < 0) {
+        if (errno == ENOENT)
+            log_error("segment %" PRId64 ": its .txnindex is gone", seg->base_offset);
         return LOG_ERR_IO;
+    }
     log_err_t err =
         txn_index_collect_from(seg, fd, fetch_offset, upper_bound, out, max, n, complete);
     close(fd);
