@@ -456,6 +456,7 @@ static void controller_act(coordinator_t *c)
     for (size_t i = 0; i < c->ndelete_requests; i++)
         delete_topic_znodes(c, c->delete_requests[i]);
     elect_leaders(c);
+    reassign_act(c); /* once elections wrote nothing (same state znodes) */
     if (c->push_pending) {
         c->push_pending = false;
         controller_push_metadata(c);
@@ -752,6 +753,13 @@ static int16_t validate_new_partitions(const coordinator_t *c, const char *name,
                  "topic currently has %d partitions, which is higher than the requested %d",
                  t->npartitions, total_count);
         return KAFKA_INVALID_PARTITIONS;
+    }
+    for (int32_t p = 0; p < t->npartitions; p++) {
+        if (t->partitions[p].nadding > 0 || t->partitions[p].nremoving > 0) {
+            /* The new assignment would drop the reassignment (as Kafka). */
+            snprintf(msg, msg_size, "a partition reassignment of the topic is in progress");
+            return KAFKA_REASSIGNMENT_IN_PROGRESS;
+        }
     }
     int32_t rf = t->partitions[0].nreplicas;
     if ((size_t)rf > c->md->nbrokers) {

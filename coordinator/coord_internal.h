@@ -40,12 +40,22 @@ typedef struct zk_partition_state {
     int32_t nisr;
 } zk_partition_state_t;
 
-/* Decoded /brokers/topics/<t>: partition i's replicas at replicas[i]. */
+/* Decoded /brokers/topics/<t>: partition i's replicas at replicas[i].
+ * adding/removing (per partition, a reassignment in progress) may be NULL
+ * arrays in a struct given to the encoder: no reassignment anywhere; the
+ * decoder always fills them (empty lists for none). The decoder checks
+ * that both are subsets of the replicas, disjoint, and leave a non-empty
+ * target (replicas minus removing). */
 typedef struct zk_assignment {
     uint8_t topic_id[16];
     int32_t npartitions;
     int32_t **replicas;
     int32_t *nreplicas;
+    int32_t **adding;
+    int32_t *nadding;
+    int32_t **removing;
+    int32_t *nremoving;
+    int32_t *reassign_epoch; /* per partition; NULL in the encoder: all 0 */
 } zk_assignment_t;
 
 /* Encoders return an xmalloc'd buffer the caller frees; *len is its size.
@@ -94,6 +104,26 @@ uint8_t *znode_encode_topic_config(const char *const *keys, const char *const *v
 /* *keys and *values are xmalloc'd arrays of xmalloc'd strings. */
 int znode_decode_topic_config(const uint8_t *buf, size_t len, char ***keys, char ***values,
                               size_t *n, char *err, size_t err_size);
+
+/* One entry of /admin/reassign_partitions. */
+typedef struct zk_reassign_target {
+    char *topic; /* owned */
+    int32_t partition;
+    int32_t *replicas; /* owned */
+    int32_t nreplicas;
+} zk_reassign_target_t;
+
+/* At most this many entries in /admin/reassign_partitions. */
+#define COORD_MAX_REASSIGN_ENTRIES 10000
+
+uint8_t *znode_encode_reassign_request(const zk_reassign_target_t *targets, size_t n, size_t *len);
+/* Entries are decoded as written (validation is the controller's: an
+ * invalid entry is dropped with a log line, not the whole znode); only the
+ * bounds (entries, replicas per entry) and a topic name's presence are
+ * checked here. *out is an xmalloc'd array freed by zk_reassign_targets_free. */
+int znode_decode_reassign_request(const uint8_t *buf, size_t len, zk_reassign_target_t **out,
+                                  size_t *n, char *err, size_t err_size);
+void zk_reassign_targets_free(zk_reassign_target_t *targets, size_t n);
 
 uint8_t *znode_encode_delete_request(const char *topic, int32_t requested_by, size_t *len);
 

@@ -355,4 +355,11 @@ const int32_t *offline_replicas_of(coordinator_t *c, const char *topic, int32_t 
 struct Vltava__PartitionStateInfo;
 void offline_replicas_learn(coordinator_t *c, struct Vltava__PartitionStateInfo **parts, size_t n);
 
+/* ---- reassign.c ---- */
+/* The controller's reassignment decisions on fresh state (after each
+ * reload, from controller_act, once no other controller write is in
+ * flight): the leader epoch bump of a new replica set, the completion of
+ * reassignments whose target is in the ISR. */
+void reassign_act(coordinator_t *c);
+
 #endif

@@ -82,6 +82,8 @@ static void md_partition_free(md_partition_t *p)
     free(p->replicas);
     free(p->isr);
     free(p->offline);
+    free(p->adding);
+    free(p->removing);
 }
 
 static void md_topic_free(md_topic_t *t)
@@ -259,6 +261,13 @@ static void build_whole_topic(ltopic_t *lt, const cluster_metadata_t *md, topic_
         mp->replicas = lt->a.replicas[p];
         mp->nreplicas = lt->a.nreplicas[p];
         lt->a.replicas[p] = NULL;
+        mp->adding = lt->a.adding[p];
+        mp->nadding = lt->a.nadding[p];
+        lt->a.adding[p] = NULL;
+        mp->removing = lt->a.removing[p];
+        mp->nremoving = lt->a.nremoving[p];
+        lt->a.removing[p] = NULL;
+        mp->reassign_epoch = lt->a.reassign_epoch[p];
         tp->z.state_version[p] = -1;
         if (lt->state_versions[p] >= 0) {
             take_state(lt, p, mp, &tp->z);
@@ -292,6 +301,11 @@ static void build_reused_topic(ltopic_t *lt, const md_topic_t *old, const topic_
         mp->id = p;
         mp->replicas = coord_copy_ids(op->replicas, op->nreplicas);
         mp->nreplicas = op->nreplicas;
+        mp->adding = coord_copy_ids(op->adding, op->nadding);
+        mp->nadding = op->nadding;
+        mp->removing = coord_copy_ids(op->removing, op->nremoving);
+        mp->nremoving = op->nremoving;
+        mp->reassign_epoch = op->reassign_epoch;
         mp->leader = op->leader;
         mp->leader_epoch = op->leader_epoch;
         mp->isr = coord_copy_ids(op->isr, op->nisr);

@@ -71,6 +71,15 @@ typedef struct md_partition {
     int32_t nisr;
     int32_t *offline; /* replicas not on a live broker */
     int32_t noffline;
+    /* A reassignment in progress (both empty when none): replicas being
+     * added and being removed, subsets of replicas. Owned like replicas. */
+    int32_t *adding;
+    int32_t nadding;
+    int32_t *removing;
+    int32_t nremoving;
+    /* The leader epoch the state must reach for the replica set above to
+     * be known by every replica (0: none; see proto/znodes.proto). */
+    int32_t reassign_epoch;
 } md_partition_t;
 
 typedef struct md_topic {
@@ -236,5 +245,34 @@ typedef struct coord_offline_partition {
  * offline replicas. Loop thread. */
 void coordinator_report_offline_replicas(coordinator_t *c, const coord_offline_partition_t *parts,
                                          size_t n);
+
+/* ---- partition reassignment (reassign.c) ----
+ * AlterPartitionReassignments as Kafka's ZooKeeper-mode controller does it
+ * (KIP-455): the topic znode gets replicas = target ++ original (distinct),
+ * with the adding and removing replicas; the controller then bumps the
+ * leader epoch (every replica learns the set), waits until the whole target
+ * is in the ISR, moves leadership into the target if needed and writes
+ * replicas = target. */
+typedef struct coordinator_reassign_item {
+    const char *topic; /* the caller's, valid until done */
+    int32_t partition;
+    const int32_t *replicas; /* the caller's; NULL: cancel the reassignment */
+    int32_t nreplicas;
+    int16_t error;     /* out: Kafka error code */
+    char message[160]; /* out: "" when none */
+} coordinator_reassign_item_t;
+
+/* Starts (or cancels) the items' reassignments. Each item gets its error
+ * once the change is written (not finished, as Kafka answers):
+ * NOT_CONTROLLER on a broker that is not the controller;
+ * UNKNOWN_TOPIC_OR_PARTITION (also for a topic being deleted);
+ * INVALID_REPLICA_ASSIGNMENT for an empty list, a broker twice or a broker
+ * not registered; NO_REASSIGNMENT_IN_PROGRESS for a cancel of nothing;
+ * INVALID_REQUEST for a partition listed twice; REQUEST_TIMED_OUT when
+ * ZooKeeper failed or the topic changed meanwhile. Invalid items change
+ * nothing. done(arg) runs exactly once on the loop, possibly before this
+ * returns; items must stay valid until then. */
+void coordinator_alter_reassignments(coordinator_t *c, coordinator_reassign_item_t *items,
+                                     size_t nitems, void (*done)(void *arg), void *arg);
 
 #endif

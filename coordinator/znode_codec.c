@@ -255,6 +255,16 @@ uint8_t *znode_encode_assignment(const zk_assignment_t *a, size_t *len)
         parts[i].partition = i;
         parts[i].n_replicas = (size_t)a->nreplicas[i];
         parts[i].replicas = a->replicas[i];
+        if (a->adding) {
+            parts[i].n_adding_replicas = (size_t)a->nadding[i];
+            parts[i].adding_replicas = a->adding[i];
+        }
+        if (a->removing) {
+            parts[i].n_removing_replicas = (size_t)a->nremoving[i];
+            parts[i].removing_replicas = a->removing[i];
+        }
+        if (a->reassign_epoch)
+            parts[i].reassign_leader_epoch = a->reassign_epoch[i];
         ptrs[i] = &parts[i];
     }
     m.n_partitions = (size_t)a->npartitions;
@@ -263,6 +273,44 @@ uint8_t *znode_encode_assignment(const zk_assignment_t *a, size_t *len)
     free(ptrs);
     free(parts);
     return buf;
+}
+
+/* A partition's adding and removing replicas (already checked: its
+ * replicas are valid ids): each a subset of the replicas, disjoint, and
+ * the target (replicas minus removing) not empty. */
+static bool reassignment_valid(const Vltava__PartitionReplicas *p, char *err, size_t err_size)
+{
+    if (!ids_valid(p->adding_replicas, p->n_adding_replicas, err, err_size, "adding replicas") ||
+        !ids_valid(p->removing_replicas, p->n_removing_replicas, err, err_size,
+                   "removing replicas"))
+        return false;
+    const int32_t nr = (int32_t)p->n_replicas;
+    for (size_t i = 0; i < p->n_adding_replicas; i++) {
+        if (!coord_contains(p->replicas, nr, p->adding_replicas[i]) ||
+            coord_contains(p->removing_replicas, (int32_t)p->n_removing_replicas,
+                           p->adding_replicas[i])) {
+            snprintf(err, err_size, "partition %d adds broker %d, not a replica or also removed",
+                     p->partition, p->adding_replicas[i]);
+            return false;
+        }
+    }
+    for (size_t i = 0; i < p->n_removing_replicas; i++) {
+        if (!coord_contains(p->replicas, nr, p->removing_replicas[i])) {
+            snprintf(err, err_size, "partition %d removes broker %d, not a replica", p->partition,
+                     p->removing_replicas[i]);
+            return false;
+        }
+    }
+    if (p->reassign_leader_epoch < 0) {
+        snprintf(err, err_size, "partition %d has reassignment leader epoch %d", p->partition,
+                 p->reassign_leader_epoch);
+        return false;
+    }
+    if (p->n_removing_replicas >= p->n_replicas) {
+        snprintf(err, err_size, "partition %d removes every replica", p->partition);
+        return false;
+    }
+    return true;
 }
 
 int znode_decode_assignment(const uint8_t *buf, size_t len, zk_assignment_t *out, char *err,
@@ -288,6 +336,11 @@ int znode_decode_assignment(const uint8_t *buf, size_t len, zk_assignment_t *out
     int32_t *nreplicas = xcalloc(n, sizeof(*nreplicas));
     out->replicas = replicas;
     out->nreplicas = nreplicas;
+    out->adding = xcalloc(n, sizeof(*out->adding));
+    out->nadding = xcalloc(n, sizeof(*out->nadding));
+    out->removing = xcalloc(n, sizeof(*out->removing));
+    out->nremoving = xcalloc(n, sizeof(*out->nremoving));
+    out->reassign_epoch = xcalloc(n, sizeof(*out->reassign_epoch));
     out->npartitions = (int32_t)n;
     for (size_t i = 0; i < n; i++) {
         const Vltava__PartitionReplicas *p = m->partitions[i];
@@ -301,8 +354,17 @@ int znode_decode_assignment(const uint8_t *buf, size_t len, zk_assignment_t *out
         }
         if (!ids_valid(p->replicas, p->n_replicas, err, err_size, "replica list"))
             goto fail;
+        if (!reassignment_valid(p, err, err_size))
+            goto fail;
         replicas[p->partition] = coord_copy_ids(p->replicas, (int32_t)p->n_replicas);
         nreplicas[p->partition] = (int32_t)p->n_replicas;
+        out->adding[p->partition] =
+            coord_copy_ids(p->adding_replicas, (int32_t)p->n_adding_replicas);
+        out->nadding[p->partition] = (int32_t)p->n_adding_replicas;
+        out->removing[p->partition] =
+            coord_copy_ids(p->removing_replicas, (int32_t)p->n_removing_replicas);
+        out->nremoving[p->partition] = (int32_t)p->n_removing_replicas;
+        out->reassign_epoch[p->partition] = p->reassign_leader_epoch;
     }
     memcpy(out->topic_id, m->topic_id.data, 16);
     rc = 0;
@@ -316,11 +378,95 @@ out:
 
 void zk_assignment_clear(zk_assignment_t *a)
 {
-    for (int32_t i = 0; i < a->npartitions && a->replicas; i++)
-        free(a->replicas[i]);
+    for (int32_t i = 0; i < a->npartitions; i++) {
+        if (a->replicas)
+            free(a->replicas[i]);
+        if (a->adding)
+            free(a->adding[i]);
+        if (a->removing)
+            free(a->removing[i]);
+    }
     free(a->replicas);
     free(a->nreplicas);
+    free(a->adding);
+    free(a->nadding);
+    free(a->removing);
+    free(a->nremoving);
+    free(a->reassign_epoch);
     memset(a, 0, sizeof(*a));
+}
+
+/* ---- /admin/reassign_partitions ---- */
+
+uint8_t *znode_encode_reassign_request(const zk_reassign_target_t *targets, size_t n, size_t *len)
+{
+    assert(n <= COORD_MAX_REASSIGN_ENTRIES);
+    Vltava__ReassignPartitionsRequest m = VLTAVA__REASSIGN_PARTITIONS_REQUEST__INIT;
+    Vltava__ReassignmentTarget *entries = xcalloc(n + 1, sizeof(*entries));
+    Vltava__ReassignmentTarget **ptrs = xcalloc(n + 1, sizeof(*ptrs));
+    for (size_t i = 0; i < n; i++) {
+        assert(targets[i].topic && targets[i].nreplicas >= 0);
+        vltava__reassignment_target__init(&entries[i]);
+        entries[i].topic = targets[i].topic;
+        entries[i].partition = targets[i].partition;
+        entries[i].n_replicas = (size_t)targets[i].nreplicas;
+        entries[i].replicas = targets[i].replicas;
+        ptrs[i] = &entries[i];
+    }
+    m.n_partitions = n;
+    m.partitions = ptrs;
+    uint8_t *buf = coord_pack_message(&m.base, len);
+    free(ptrs);
+    free(entries);
+    return buf;
+}
+
+int znode_decode_reassign_request(const uint8_t *buf, size_t len, zk_reassign_target_t **out,
+                                  size_t *n, char *err, size_t err_size)
+{
+    *out = NULL;
+    *n = 0;
+    Vltava__ReassignPartitionsRequest *m = (Vltava__ReassignPartitionsRequest *)unpack_message(
+        &vltava__reassign_partitions_request__descriptor, buf, len, err, err_size);
+    if (!m)
+        return -1;
+    int rc = -1;
+    if (m->n_partitions > COORD_MAX_REASSIGN_ENTRIES) {
+        snprintf(err, err_size, "reassignment request has %zu entries (max %d)", m->n_partitions,
+                 COORD_MAX_REASSIGN_ENTRIES);
+        goto out;
+    }
+    for (size_t i = 0; i < m->n_partitions; i++) {
+        const Vltava__ReassignmentTarget *t = m->partitions[i];
+        if (!t->topic[0] || t->n_replicas > COORD_MAX_REPLICAS) {
+            snprintf(err, err_size, "reassignment entry %zu has no topic or over %d replicas", i,
+                     COORD_MAX_REPLICAS);
+            goto out;
+        }
+    }
+    *out = xcalloc(m->n_partitions + 1, sizeof(**out));
+    for (size_t i = 0; i < m->n_partitions; i++) {
+        const Vltava__ReassignmentTarget *t = m->partitions[i];
+        (*out)[i].topic = xstrdup(t->topic);
+        (*out)[i].partition = t->partition;
+        (*out)[i].replicas = coord_copy_ids(t->replicas, (int32_t)t->n_replicas);
+        (*out)[i].nreplicas = (int32_t)t->n_replicas;
+    }
+    *n = m->n_partitions;
+    rc = 0;
+out:
+    protobuf_c_message_free_unpacked(&m->base, NULL);
+    return rc;
+}
+
+void zk_reassign_targets_free(zk_reassign_target_t *targets, size_t n)
+{
+    assert(n <= COORD_MAX_REASSIGN_ENTRIES);
+    for (size_t i = 0; i < n; i++) {
+        free(targets[i].topic);
+        free(targets[i].replicas);
+    }
+    free(targets);
 }
 
 /* ---- partition state ---- */

@@ -51,6 +51,10 @@ static const api_entry_t api_table[KAFKA_API_KEY_COUNT] = {
     [KAFKA_API_DESCRIBE_CONFIGS] = {0, 2, 4, api_handle_describe_configs, "DescribeConfigs"},
     [KAFKA_API_CREATE_PARTITIONS] = {0, 1, 2, api_handle_create_partitions, "CreatePartitions"},
     [KAFKA_API_DELETE_GROUPS] = {0, 2, 2, api_handle_delete_groups, "DeleteGroups"},
+    [KAFKA_API_ALTER_PARTITION_REASSIGNMENTS] = {0, 0, 0, api_handle_alter_partition_reassignments,
+                                                 "AlterPartitionReassignments"},
+    [KAFKA_API_LIST_PARTITION_REASSIGNMENTS] = {0, 0, 0, api_handle_list_partition_reassignments,
+                                                "ListPartitionReassignments"},
     [KAFKA_API_OFFSET_DELETE] = {0, 0, -1, api_handle_offset_delete, "OffsetDelete"},
     [KAFKA_API_DESCRIBE_TRANSACTIONS] = {0, 0, 0, api_handle_describe_transactions,
                                          "DescribeTransactions"},
@@ -99,6 +103,8 @@ static const api_top_error_t api_top_errors[KAFKA_API_KEY_COUNT] = {
     [KAFKA_API_END_TXN] = {0, INT16_MAX},
     [KAFKA_API_OFFSET_DELETE] = {INT16_MAX, INT16_MAX},
     [KAFKA_API_LIST_TRANSACTIONS] = {0, INT16_MAX},
+    [KAFKA_API_ALTER_PARTITION_REASSIGNMENTS] = {0, INT16_MAX},
+    [KAFKA_API_LIST_PARTITION_REASSIGNMENTS] = {0, INT16_MAX},
 };
 
 /* A request answered (or given up) now: its latency, and the answer's

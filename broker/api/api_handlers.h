@@ -31,6 +31,11 @@ api_result_t api_handle_describe_configs(api_context_t *ctx, kafka_request_t *re
                                          kafka_response_t *resp);
 api_result_t api_handle_init_producer_id(api_context_t *ctx, kafka_request_t *req,
                                          kafka_response_t *resp);
+/* Partition reassignment (api_reassign.c), answered by the controller. */
+api_result_t api_handle_alter_partition_reassignments(api_context_t *ctx, kafka_request_t *req,
+                                                      kafka_response_t *resp);
+api_result_t api_handle_list_partition_reassignments(api_context_t *ctx, kafka_request_t *req,
+                                                     kafka_response_t *resp);
 /* Consumer groups (api_group.c, api_offsets.c), answered by ctx->groups. */
 api_result_t api_handle_join_group(api_context_t *ctx, kafka_request_t *req,
                                    kafka_response_t *resp);

@@ -156,6 +156,8 @@ const char *kafka_error_name(int error_code)
         return "GROUP_MAX_SIZE_REACHED";
     case KAFKA_FENCED_INSTANCE_ID:
         return "FENCED_INSTANCE_ID";
+    case KAFKA_NO_REASSIGNMENT_IN_PROGRESS:
+        return "NO_REASSIGNMENT_IN_PROGRESS";
     case KAFKA_GROUP_SUBSCRIBED_TO_TOPIC:
         return "GROUP_SUBSCRIBED_TO_TOPIC";
     case KAFKA_INVALID_RECORD:
