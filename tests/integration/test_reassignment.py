@@ -1,0 +1,269 @@
+"""Partition reassignment (issue 10 §3): AlterPartitionReassignments v0 and
+ListPartitionReassignments v0 through the controller, over the wire.
+
+- Bad input gets Kafka's errors and changes nothing (the topic znode keeps
+  its bytes): unknown broker, a broker twice, an empty list
+  (INVALID_REPLICA_ASSIGNMENT), an unknown topic or partition
+  (UNKNOWN_TOPIC_OR_PARTITION), a cancel of nothing
+  (NO_REASSIGNMENT_IN_PROGRESS), a non-controller (NOT_CONTROLLER); a
+  malformed request closes only its connection.
+- A reassignment to a paused broker stays in progress (List shows its
+  adding and removing replicas); cancelling it restores the original
+  replicas.
+- A partition moved under an acks=all load (confluent_kafka producer): the
+  new replica set in Metadata, leadership moved off a removed leader, the
+  removed replica's log gone from its disk, every acknowledged record read
+  back, the replicas byte-identical.
+"""
+
+import os
+import signal
+import threading
+import time
+import unittest
+
+import vltava_test as vt
+from vltava_test import Dec, Enc, KafkaConnection
+
+ALTER = 45
+LIST = 46
+NONE = 0
+UNKNOWN_TOPIC_OR_PARTITION = 3
+INVALID_REPLICA_ASSIGNMENT = 39
+NOT_CONTROLLER = 41
+INVALID_REQUEST = 42
+NO_REASSIGNMENT_IN_PROGRESS = 85
+
+
+def alter_body(topics, timeout_ms=60000):
+    """topics: [(name, [(partition, replicas or None)])]."""
+    e = Enc(True).i32(timeout_ms)
+
+    def partition(e, p):
+        e.i32(p[0]).array(p[1], lambda e, r: e.i32(r)).tags()
+
+    e.array(topics, lambda e, t: e.str_(t[0]).array(t[1], partition).tags())
+    return e.tags().bytes()
+
+
+def alter(port, topics):
+    """(top error, {(topic, partition): (error, message)})."""
+    with KafkaConnection(port, timeout=30) as conn:
+        d = Dec(conn.request(ALTER, 0, alter_body(topics), flexible=True), True)
+    d.i32()
+    top = d.i16()
+    d.str_()
+    out = {}
+
+    def partition(d, name):
+        p, err, msg = d.i32(), d.i16(), d.str_()
+        d.tags()
+        out[(name, p)] = (err, msg)
+
+    def topic(d):
+        name = d.str_()
+        d.array(lambda d: partition(d, name))
+        d.tags()
+
+    d.array(topic)
+    d.end("AlterPartitionReassignments response")
+    return top, out
+
+
+def list_reassignments(port, topics=None):
+    """(top error, {(topic, partition): (replicas, adding, removing)}).
+    topics: None (all) or [(name, [partitions])]."""
+    e = Enc(True).i32(30000)
+    e.array(topics, lambda e, t: e.str_(t[0]).array(t[1], lambda e, p: e.i32(p)).tags())
+    with KafkaConnection(port, timeout=30) as conn:
+        d = Dec(conn.request(LIST, 0, e.tags().bytes(), flexible=True), True)
+    d.i32()
+    top = d.i16()
+    d.str_()
+    out = {}
+
+    def ids(d):
+        return d.array(lambda d: d.i32())
+
+    def partition(d, name):
+        p = d.i32()
+        out[(name, p)] = (ids(d), ids(d), ids(d))
+        d.tags()
+
+    def topic(d):
+        name = d.str_()
+        d.array(lambda d: partition(d, name))
+        d.tags()
+
+    d.array(topic)
+    d.end("ListPartitionReassignments response")
+    return top, out
+
+
+def partition_md(c, topic, partition, broker=None):
+    """{"leader", "replicas", "isr"} from the Metadata of a serving broker."""
+    for b in [broker] if broker else c.brokers:
+        if not b.alive() or b.paused:
+            continue
+        try:
+            p = vt.raw_metadata(b.port, topics=[topic])["topics"][topic]["partitions"][partition]
+            return p
+        except (OSError, ValueError, KeyError):
+            continue
+    raise AssertionError("no broker answered Metadata")
+
+
+def controller(c):
+    return c.broker(c.controller_id())
+
+
+def everywhere(c, topic, partition, pred):
+    """pred holds for the partition in every serving broker's Metadata."""
+    return all(pred(partition_md(c, topic, partition, b)) for b in c.brokers if b.alive() and not b.paused)
+
+
+class BadInputTest(unittest.TestCase):
+    def test_bad_input_changes_nothing_and_cancel_restores(self):
+        # A long session timeout: a paused broker stays registered (live)
+        # for the whole reassignment that waits for it.
+        cfg = {"zookeeper.session.timeout.ms": 30000}
+        with vt.Cluster(brokers=3, broker_config=cfg) as c:
+            c.create_topic("t", partitions=3, rf=2)
+            ctl = controller(c)
+            before = c.zk_get("/brokers/topics/t")
+            # A partition and a broker outside its replicas that is not the
+            # controller (the test pauses that broker).
+            part, replicas, other = min((q, partition_md(c, "t", q)["replicas"], i)
+                                        for q in range(3) for i in (1, 2, 3)
+                                        if i != ctl.id and i not in partition_md(c, "t", q)["replicas"])
+
+            cases = [
+                ([("t", [(0, [replicas[0], 99])])], ("t", 0), INVALID_REPLICA_ASSIGNMENT),
+                ([("t", [(0, [replicas[0], replicas[0]])])], ("t", 0), INVALID_REPLICA_ASSIGNMENT),
+                ([("t", [(0, [])])], ("t", 0), INVALID_REPLICA_ASSIGNMENT),
+                ([("t", [(7, [1, 2])])], ("t", 7), UNKNOWN_TOPIC_OR_PARTITION),
+                ([("nope", [(0, [1, 2])])], ("nope", 0), UNKNOWN_TOPIC_OR_PARTITION),
+                ([("t", [(1, None)])], ("t", 1), NO_REASSIGNMENT_IN_PROGRESS),
+            ]
+            for topics, key, want in cases:
+                top, res = alter(ctl.port, topics)
+                self.assertEqual(top, NONE)
+                self.assertEqual(res[key][0], want, "%r: %r" % (topics, res))
+                self.assertTrue(res[key][1], "an error comes with a message")
+            # One bad item does not stop a good one's validation, and the
+            # same partition twice is refused.
+            top, res = alter(ctl.port, [("t", [(0, [replicas[0], 99]), (0, replicas)])])
+            self.assertEqual(res[("t", 0)][0], INVALID_REQUEST)
+            # A non-controller answers NOT_CONTROLLER, top level (Kafka's).
+            non = [b for b in c.brokers if b.id != ctl.id][0]
+            top, res = alter(non.port, [("t", [(0, [1, 2, 3])])])
+            self.assertEqual((top, res), (NOT_CONTROLLER, {}))
+            self.assertEqual(list_reassignments(non.port)[0], NOT_CONTROLLER)
+            # Malformed: a partition array longer than the bytes that follow.
+            with KafkaConnection(ctl.port) as bad:
+                body = Enc(True).i32(1000).bytes() + b"\x02\x02t\x7f\x00"
+                bad.send(ALTER, 0, body, flexible=True)
+                self.assertIsNone(bad.recv_frame(), "a malformed request closes its connection")
+            self.assertEqual(c.zk_get("/brokers/topics/t"), before, "bad input changed the topic znode")
+            self.assertEqual(list_reassignments(ctl.port), (NONE, {}))
+
+            # In progress: the new replica is paused, so it cannot join the ISR.
+            target = [other, replicas[1]]
+            pb = c.broker(other)
+            pb.pause()
+            try:
+                top, res = alter(ctl.port, [("t", [(part, target)])])
+                self.assertEqual((top, res[("t", part)][0]), (NONE, NONE), res)
+                want = (target + [replicas[0]], [other], [replicas[0]])
+                vt.wait_for(lambda: list_reassignments(ctl.port)[1].get(("t", part)) == want, timeout=30,
+                            what="t-%d listed as in progress" % part)
+                self.assertEqual(list_reassignments(ctl.port, [("t", [(part + 1) % 3])]), (NONE, {}))
+                self.assertEqual(partition_md(c, "t", part, ctl)["replicas"], target + [replicas[0]])
+                # Cancel: back to the original replicas.
+                top, res = alter(ctl.port, [("t", [(part, None)])])
+                self.assertEqual((top, res[("t", part)][0]), (NONE, NONE), res)
+                vt.wait_for(lambda: list_reassignments(ctl.port) == (NONE, {}), timeout=30,
+                            what="the cancelled reassignment gone from the list")
+                # The original set, as Kafka restores it (replicas minus
+                # adding, in the order of the reassignment's replica list).
+                vt.wait_for(lambda: everywhere(c, "t", part, lambda p: sorted(p["replicas"]) == sorted(replicas)
+                                               and p["leader"] in replicas),
+                            timeout=30, what="t-%d back on its original replicas" % part)
+            finally:
+                pb.resume()
+            # The resumed broker learns it is no replica and keeps no log of it.
+            vt.wait_for(lambda: not os.path.isdir(os.path.join(pb.datadir, "t-%d" % part)), timeout=30,
+                        what="the cancelled replica's log removed")
+
+
+class MoveUnderLoadTest(unittest.TestCase):
+    def test_move_partition_under_acks_all_load(self):
+        from confluent_kafka import Producer
+
+        cfg = {"min.insync.replicas": 2, "replica.lag.time.max.ms": 3000,
+               "unclean.leader.election.enable": "false"}
+        with vt.Cluster(brokers=3, broker_config=cfg) as c:
+            c.create_topic("moved", partitions=1, rf=2)
+            p0 = partition_md(c, "moved", 0)
+            old_leader = p0["leader"]
+            kept = [r for r in p0["replicas"] if r != old_leader][0]
+            added = [i for i in (1, 2, 3) if i not in p0["replicas"]][0]
+            target = [added, kept]  # the leader is removed: leadership must move
+            acked, failures = {}, []
+            stop = threading.Event()
+
+            def report(err, msg):
+                if err is None:
+                    acked[msg.offset()] = msg.value()
+                else:
+                    failures.append(str(err))
+
+            def produce():
+                p = Producer({"bootstrap.servers": c.bootstrap, "acks": "all", "linger.ms": 2,
+                              "message.timeout.ms": 60000, "retry.backoff.ms": 100,
+                              "topic.metadata.refresh.interval.ms": 1000, "enable.idempotence": False})
+                n = 0
+                while not stop.is_set():
+                    p.produce("moved", value=b"v-%08d" % n, partition=0, on_delivery=report)
+                    n += 1
+                    p.poll(0)
+                    if n % 20 == 0:
+                        p.poll(0.01)
+                p.flush(120)
+
+            t = threading.Thread(target=produce)
+            t.start()
+            try:
+                vt.wait_for(lambda: len(acked) >= 2000, timeout=60, what="acknowledgements before the move")
+                ctl = controller(c)
+                top, res = alter(ctl.port, [("moved", [(0, target)])])
+                self.assertEqual((top, res[("moved", 0)][0]), (NONE, NONE), res)
+                vt.wait_for(lambda: everywhere(c, "moved", 0, lambda p: p["replicas"] == target
+                                               and p["leader"] in target),
+                            timeout=60, what="moved-0 on its new replicas everywhere")
+                self.assertEqual(list_reassignments(ctl.port), (NONE, {}))
+                moved_at = len(acked)
+                vt.wait_for(lambda: len(acked) >= moved_at + 2000, timeout=60,
+                            what="acknowledgements after the move")
+            finally:
+                stop.set()
+                t.join(180)
+            self.assertFalse(t.is_alive(), "producer did not finish")
+            self.assertEqual(failures, [])
+            # The removed replica's log is gone from its disk.
+            gone = c.broker(old_leader)
+            vt.wait_for(lambda: not os.path.isdir(os.path.join(gone.datadir, "moved-0")), timeout=30,
+                        what="the removed replica's log deleted")
+            # Every acknowledged record is read back at its offset.
+            from test_replication import consume_partition, wait_replicas_identical
+            records, _hw = consume_partition(c, "moved", 0)
+            got = dict(records)
+            lost = [o for o, v in acked.items() if got.get(o) != v]
+            self.assertEqual(lost[:10], [], "%d acknowledged records lost or changed" % len(lost))
+            vt.wait_for(lambda: sorted(partition_md(c, "moved", 0)["isr"]) == sorted(target), timeout=60,
+                        what="full ISR on the new replicas")
+            wait_replicas_identical(c, "moved", 0, target)
+
+
+if __name__ == "__main__":
+    unittest.main()
