@@ -8,6 +8,7 @@ int main(void)
     if (CU_initialize_registry() != CUE_SUCCESS)
         return 2;
     coord_add_pure_suite();
+    coord_add_reassign_suite();
     coord_add_rpc_suite();
     coord_add_zk_suite();
     return unit_run_registered();
