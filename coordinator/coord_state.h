@@ -171,6 +171,7 @@ struct coordinator {
     bool push_full;
     partition_ref_t *push_changes;
     size_t npush_changes;
+    bool reassign_reading; /* reassign.c: /admin/reassign_partitions read in flight */
 
     struct rpc *rpc;
 

@@ -367,7 +367,9 @@ static void state_within(coordinator_t *c, const md_partition_t *p, const int32_
     assert(next->nisr <= p->nisr + 1);
 }
 
-static void on_completion_written(coordinator_t *c, zk_call_t *call)
+/* The completion of the controller's own reassignment writes (counted in
+ * controller_writes_inflight). */
+static void on_reassign_write(coordinator_t *c, zk_call_t *call)
 {
     assert(c->controller_writes_inflight > 0);
     c->controller_writes_inflight--;
@@ -401,7 +403,7 @@ static void complete_topic(coordinator_t *c, const md_topic_t *t, const bool *re
     const topic_zk_t *z = controller_topic_zk(c, t);
     zk_assignment_t a = view_of(t);
     int32_t **targets = xcalloc((size_t)t->npartitions, sizeof(int32_t *));
-    zk_call_t *call = controller_fenced_call(c, on_completion_written, NULL);
+    zk_call_t *call = controller_fenced_call(c, on_reassign_write, NULL);
     char path[TOPIC_PATH_MAX];
     for (int32_t q = 0; q < t->npartitions; q++) {
         if (!ready[q])
@@ -473,6 +475,142 @@ static bool act_on_topic(coordinator_t *c, const md_topic_t *t, size_t ti)
     return wrote;
 }
 
+/* ---- /admin/reassign_partitions (Kafka's ZooKeeper-mode request) ---- */
+
+#define REQUEST_PATH "/admin/reassign_partitions"
+
+/* The entries of the request znode being started, as a request of our
+ * own: owned here, freed when it is answered. */
+typedef struct zk_request_run {
+    coordinator_reassign_item_t *items;
+    zk_reassign_target_t *targets; /* the items' topics and replicas */
+    size_t n;
+} zk_request_run_t;
+
+static void zk_request_run_done(void *arg)
+{
+    zk_request_run_t *run = arg;
+    for (size_t i = 0; i < run->n; i++)
+        if (run->items[i].error != KAFKA_NONE)
+            VLOG_WARN("coord", "%s: %s-%d not started: %s (%s)", REQUEST_PATH, run->items[i].topic,
+                      run->items[i].partition, kafka_error_name(run->items[i].error),
+                      run->items[i].message);
+    zk_reassign_targets_free(run->targets, run->n);
+    free(run->items);
+    free(run);
+}
+
+/* What the controller does with one entry of the request znode. */
+typedef enum { ENTRY_DROP, ENTRY_WAIT, ENTRY_START } entry_fate_t;
+
+static entry_fate_t entry_fate(coordinator_t *c, const zk_reassign_target_t *e)
+{
+    coordinator_reassign_item_t probe = {.topic = e->topic,
+                                         .partition = e->partition,
+                                         .replicas = e->replicas,
+                                         .nreplicas = e->nreplicas};
+    validate_item(c, &probe, NULL, 0);
+    if (probe.error != KAFKA_NONE) {
+        VLOG_WARN("coord", "%s: %s-%d dropped: %s (%s)", REQUEST_PATH, e->topic, e->partition,
+                  kafka_error_name(probe.error), probe.message);
+        return ENTRY_DROP;
+    }
+    const md_topic_t *t = cluster_metadata_topic(c->md, e->topic, strlen(e->topic));
+    const md_partition_t *p = &t->partitions[e->partition];
+    int32_t *target = xmalloc((size_t)p->nreplicas * sizeof(int32_t));
+    int32_t n = ids_minus(p->replicas, p->nreplicas, p->removing, p->nremoving, target);
+    bool same = n == e->nreplicas && memcmp(target, e->replicas, (size_t)n * sizeof(int32_t)) == 0;
+    free(target);
+    if (!same)
+        return ENTRY_START;
+    return in_progress(p) ? ENTRY_WAIT : ENTRY_DROP; /* dropped: done */
+}
+
+/* Acts on the request znode's entries on the cache just reloaded: starts
+ * the new ones, rewrites the znode without the finished and invalid ones
+ * (deletes it once none is left). */
+static void act_on_request(coordinator_t *c, zk_reassign_target_t *entries, size_t n,
+                           int32_t version)
+{
+    zk_request_run_t *run = xcalloc(1, sizeof(*run));
+    run->items = xcalloc(n + 1, sizeof(*run->items));
+    run->targets = xcalloc(n + 1, sizeof(*run->targets));
+    zk_reassign_target_t *kept = xcalloc(n + 1, sizeof(*kept));
+    size_t nkept = 0;
+    for (size_t i = 0; i < n; i++) {
+        entry_fate_t fate = entry_fate(c, &entries[i]);
+        if (fate != ENTRY_DROP)
+            kept[nkept++] = entries[i]; /* views into entries */
+        if (fate != ENTRY_START)
+            continue;
+        zk_reassign_target_t *copy = &run->targets[run->n];
+        copy->topic = xstrdup(entries[i].topic);
+        copy->partition = entries[i].partition;
+        copy->replicas = coord_copy_ids(entries[i].replicas, entries[i].nreplicas);
+        copy->nreplicas = entries[i].nreplicas;
+        run->items[run->n] = (coordinator_reassign_item_t){.topic = copy->topic,
+                                                           .partition = copy->partition,
+                                                           .replicas = copy->replicas,
+                                                           .nreplicas = copy->nreplicas};
+        run->n++;
+    }
+    if (nkept < n) {
+        zk_call_t *call = controller_fenced_call(c, on_reassign_write, NULL);
+        if (nkept == 0) {
+            zk_multi_delete(call, REQUEST_PATH, version);
+        } else {
+            size_t len;
+            uint8_t *buf = znode_encode_reassign_request(kept, nkept, &len);
+            zk_multi_set(call, REQUEST_PATH, buf, len, version);
+            free(buf);
+        }
+        VLOG_INFO("coord", "%s: %zu entr%s left", REQUEST_PATH, nkept, nkept == 1 ? "y" : "ies");
+        controller_submit_write(c, call);
+    }
+    free(kept);
+    if (run->n > 0)
+        coordinator_alter_reassignments(c, run->items, run->n, zk_request_run_done, run);
+    else
+        zk_request_run_done(run);
+}
+
+static bool request_still_current(const coordinator_t *c, const zk_call_t *call)
+{
+    return !c->stopping && c->is_controller && c->md && call->session_gen == c->session_gen;
+}
+
+static void on_request_data(coordinator_t *c, zk_call_t *call)
+{
+    assert(c->reassign_reading);
+    c->reassign_reading = false;
+    if (!request_still_current(c, call) || call->rc != ZOK)
+        return; /* gone meanwhile: its watch (or the next election) reloads */
+    zk_reassign_target_t *entries;
+    size_t n;
+    char err[160];
+    if (znode_decode_reassign_request((const uint8_t *)call->data, (size_t)call->data_len, &entries,
+                                      &n, err, sizeof(err)) != 0) {
+        /* Kafka deletes a request it cannot parse; so do we. */
+        VLOG_ERR("coord", "%s: %s; request deleted", REQUEST_PATH, err);
+        entries = NULL;
+        n = 0;
+    }
+    if (c->controller_writes_inflight == 0)
+        act_on_request(c, entries, n, call->stat.version);
+    /* else: their completion reloads and reads it again */
+    zk_reassign_targets_free(entries, n);
+}
+
+static void on_request_exists(coordinator_t *c, zk_call_t *call)
+{
+    assert(c->reassign_reading);
+    if (!request_still_current(c, call) || call->rc != ZOK) {
+        c->reassign_reading = false; /* absent: the watch set tells us of its creation */
+        return;
+    }
+    zk_get(c, zk_call_new(c, on_request_data, NULL, REQUEST_PATH), true);
+}
+
 void reassign_act(coordinator_t *c)
 {
     assert(c->is_controller);
@@ -484,5 +622,11 @@ void reassign_act(coordinator_t *c)
         if (controller_topic_being_deleted(c, t->name))
             continue;
         act_on_topic(c, t, i);
+    }
+    /* The request znode is read only by the controller, after each reload
+     * (its watch brings a reload when it is created or changed). */
+    if (!c->reassign_reading && c->controller_writes_inflight == 0) {
+        c->reassign_reading = true;
+        zk_exists(c, zk_call_new(c, on_request_exists, NULL, REQUEST_PATH), true);
     }
 }

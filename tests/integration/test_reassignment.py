@@ -10,6 +10,9 @@ ListPartitionReassignments v0 through the controller, over the wire.
 - A reassignment to a paused broker stays in progress (List shows its
   adding and removing replicas); cancelling it restores the original
   replicas.
+- /admin/reassign_partitions (Kafka's ZooKeeper-mode request, a protobuf
+  ReassignPartitionsRequest here): the controller starts its entries, drops
+  an invalid one, and deletes the znode once every entry is done.
 - A partition moved under an acks=all load (confluent_kafka producer): the
   new replica set in Metadata, leadership moved off a removed leader, the
   removed replica's log gone from its disk, every acknowledged record read
@@ -98,6 +101,30 @@ def list_reassignments(port, topics=None):
     d.array(topic)
     d.end("ListPartitionReassignments response")
     return top, out
+
+
+def _varint(v):
+    out = b""
+    while True:
+        b = v & 0x7F
+        v >>= 7
+        if v:
+            out += bytes([b | 0x80])
+        else:
+            return out + bytes([b])
+
+
+def reassign_request_znode(entries):
+    """proto/znodes.proto ReassignPartitionsRequest of [(topic, partition,
+    replicas)], hand-encoded (field 1: ReassignmentTarget {1: topic, 2:
+    partition, 3: packed replicas})."""
+    out = b""
+    for topic, partition, replicas in entries:
+        packed = b"".join(_varint(r) for r in replicas)
+        t = topic.encode()
+        msg = b"\x0a" + _varint(len(t)) + t + b"\x10" + _varint(partition) + b"\x1a" + _varint(len(packed)) + packed
+        out += b"\x0a" + _varint(len(msg)) + msg
+    return out
 
 
 def partition_md(c, topic, partition, broker=None):
@@ -194,6 +221,28 @@ class BadInputTest(unittest.TestCase):
             # The resumed broker learns it is no replica and keeps no log of it.
             vt.wait_for(lambda: not os.path.isdir(os.path.join(pb.datadir, "t-%d" % part)), timeout=30,
                         what="the cancelled replica's log removed")
+
+
+class ZooKeeperRequestTest(unittest.TestCase):
+    def test_request_znode_is_acted_on_and_deleted(self):
+        with vt.Cluster(brokers=3) as c:
+            c.create_topic("z", partitions=2, rf=1)
+            moves = []
+            for q in range(2):
+                (r,) = partition_md(c, "z", q)["replicas"]
+                moves.append((q, [r % 3 + 1, (r + 1) % 3 + 1]))
+            entries = [("z", q, reps) for q, reps in moves] + [("z", 0, [1, 99]), ("nope", 0, [1])]
+            # The invalid entries name a partition a valid one names too, and
+            # an unknown topic: both are dropped, the valid ones done.
+            entries = entries[:2] + entries[3:]
+            c.zk().create(c.zk_path("/admin/reassign_partitions"), reassign_request_znode(entries))
+            for q, reps in moves:
+                vt.wait_for(lambda: everywhere(c, "z", q, lambda p: p["replicas"] == reps
+                                               and sorted(p["isr"]) == sorted(reps)),
+                            timeout=60, what="z-%d moved to %s" % (q, reps))
+            vt.wait_for(lambda: c.zk_get("/admin/reassign_partitions") is None, timeout=30,
+                        what="the request znode deleted")
+            self.assertEqual(list_reassignments(controller(c).port), (NONE, {}))
 
 
 class MoveUnderLoadTest(unittest.TestCase):
