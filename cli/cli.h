@@ -320,7 +320,30 @@ struct cli_seek_target {
 /* Parses earliest | latest | OFFSET | @TIMESTAMP_MS; false on anything else. */
 bool cli_parse_seek_target(const char *text, struct cli_seek_target *target);
 
+/* ---- Partition reassignment (cli_reassign.c) ---- */
+
+/* One partition in a rebalance plan: its replicas, replaced in place by the
+ * plan (same count); changed says whether they differ. */
+struct cli_plan_partition {
+    int32_t *replicas; /* the caller's */
+    int32_t nreplicas;
+    bool changed;
+};
+
+/* Plans replicas over the live brokers (brokers[0..nbrokers), any order):
+ * replicas on brokers not in the list move to live ones; then replica
+ * counts per broker are made to differ by at most one, moving followers
+ * before leaders and never two replicas of a partition onto one broker;
+ * then the preferred leaders (first replicas) are spread the same way by
+ * reordering replicas. Moves only what must move. Returns the number of
+ * partitions changed. Pure. */
+int cli_rebalance_plan(const int32_t *brokers, int nbrokers, struct cli_plan_partition *parts,
+                       int nparts);
+
 /* ---- Commands (argv[0] is the last command word) ---- */
+int cli_cmd_topic_move(int argc, char **argv, struct cli_globals *g);
+int cli_cmd_cluster_reassignments(int argc, char **argv, struct cli_globals *g);
+int cli_cmd_cluster_rebalance(int argc, char **argv, struct cli_globals *g);
 
 int cli_cmd_topic(int argc, char **argv, struct cli_globals *g);
 int cli_cmd_cluster(int argc, char **argv, struct cli_globals *g);

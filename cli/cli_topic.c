@@ -26,6 +26,7 @@ static const char topic_usage[] =
     "  describe NAME\n"
     "  delete NAME\n"
     "  add-partitions NAME -n COUNT\n"
+    "  move NAME -p PARTITION (--replicas IDS | --cancel) [--wait]\n"
     "\n"
     "See vltava topic SUBCOMMAND --help, and vltava --help for the global\n"
     "options and exit codes.\n";
@@ -801,6 +802,7 @@ int cli_cmd_topic(int argc, char **argv, struct cli_globals *g)
         {"describe", topic_describe},
         {"delete", topic_delete},
         {"add-partitions", topic_add_partitions},
+        {"move", cli_cmd_topic_move},
     };
     return cli_run_subcommand(argc, argv, g, topic_usage, subs, sizeof(subs) / sizeof(subs[0]));
 }

@@ -22,8 +22,11 @@ static const char main_usage[] =
     "  topic describe NAME\n"
     "  topic delete NAME\n"
     "  topic add-partitions NAME -n COUNT\n"
+    "  topic move NAME -p PARTITION (--replicas IDS | --cancel) [--wait]\n"
     "  cluster info\n"
     "  cluster health [--local]\n"
+    "  cluster reassignments\n"
+    "  cluster rebalance [--dry-run] [--wait]\n"
     "  produce TOPIC [-k SEP] [--acks 0|1|all] [-p PARTITION]\n"
     "  consume TOPIC [-o beginning|end|OFFSET|-N] [-n COUNT] [-p PARTITION] [-e]\n"
     "                [-f FORMAT] [-g GROUP]\n"
@@ -58,13 +61,17 @@ static const char main_usage[] =
     "  9  cluster health: not healthy (the reasons are printed)\n";
 
 static const char cluster_usage[] =
-    "Usage: vltava cluster info|health [OPTIONS] [GLOBAL OPTIONS]\n"
+    "Usage: vltava cluster info|health|reassignments|rebalance [OPTIONS]\n"
+    "       [GLOBAL OPTIONS]\n"
     "\n"
     "Subcommands:\n"
     "  info     brokers (id, host, port, rack), controller id and cluster id\n"
     "  health   controller, live brokers, brokers down, leaderless and\n"
     "           under-replicated partitions; exit code 0 only when healthy\n"
     "           (--local: only the broker at the first --brokers address)\n"
+    "  reassignments  partition reassignments in progress\n"
+    "  rebalance      spread replicas and preferred leaders evenly over the live\n"
+    "                 brokers ([--dry-run] [--wait])\n"
     "\n"
     "See vltava --help for the global options and exit codes.\n";
 
@@ -115,8 +122,11 @@ int main(int argc, char **argv)
     if (strcmp(name, "txn") == 0)
         return cli_cmd_txn(rest_argc, rest_argv, &globals);
     if (strcmp(name, "cluster") == 0) {
-        static const struct cli_subcommand subs[] = {{"info", cli_cmd_cluster},
-                                                     {"health", cli_cmd_cluster_health}};
+        static const struct cli_subcommand subs[] = {
+            {"info", cli_cmd_cluster},
+            {"health", cli_cmd_cluster_health},
+            {"reassignments", cli_cmd_cluster_reassignments},
+            {"rebalance", cli_cmd_cluster_rebalance}};
         return cli_run_subcommand(rest_argc, rest_argv, &globals, cluster_usage, subs,
                                   sizeof(subs) / sizeof(subs[0]));
     }

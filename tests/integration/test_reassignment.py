@@ -19,14 +19,19 @@ ListPartitionReassignments v0 through the controller, over the wire.
   back, the replicas byte-identical.
 """
 
+import json
 import os
 import signal
+import sys
 import threading
 import time
 import unittest
 
 import vltava_test as vt
 from vltava_test import Dec, Enc, KafkaConnection
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fault"))
+import segments  # noqa: E402  (tests/fault/segments.py: replica comparison)
 
 ALTER = 45
 LIST = 46
@@ -191,6 +196,14 @@ class BadInputTest(unittest.TestCase):
                 body = Enc(True).i32(1000).bytes() + b"\x02\x02t\x7f\x00"
                 bad.send(ALTER, 0, body, flexible=True)
                 self.assertIsNone(bad.recv_frame(), "a malformed request closes its connection")
+            # The CLI says what the controller answered, with Kafka's exit codes.
+            out = vt.run_cli("-b", c.bootstrap, "topic", "move", "t", "-p", "0", "--replicas", "1,99")
+            self.assertEqual(out.returncode, 1, out.stderr)
+            self.assertIn("INVALID_REPLICA_ASSIGNMENT", out.stderr)
+            out = vt.run_cli("-b", c.bootstrap, "topic", "move", "t", "-p", "9", "--replicas", "1,2")
+            self.assertEqual(out.returncode, 4, out.stderr)
+            out = vt.run_cli("-b", c.bootstrap, "topic", "move", "t", "-p", "0", "--cancel")
+            self.assertIn("NO_REASSIGNMENT_IN_PROGRESS", out.stderr)
             self.assertEqual(c.zk_get("/brokers/topics/t"), before, "bad input changed the topic znode")
             self.assertEqual(list_reassignments(ctl.port), (NONE, {}))
 
@@ -206,6 +219,13 @@ class BadInputTest(unittest.TestCase):
                             what="t-%d listed as in progress" % part)
                 self.assertEqual(list_reassignments(ctl.port, [("t", [(part + 1) % 3])]), (NONE, {}))
                 self.assertEqual(partition_md(c, "t", part, ctl)["replicas"], target + [replicas[0]])
+                out = vt.run_cli("-b", c.live_bootstrap(), "--format", "json", "cluster", "reassignments",
+                                 check=True)
+                self.assertEqual(json.loads(out.stdout), [{"topic": "t", "partition": part,
+                                                           "replicas": want[0], "adding": want[1],
+                                                           "removing": want[2]}])
+                out = vt.run_cli("-b", c.live_bootstrap(), "cluster", "reassignments", check=True)
+                self.assertIn("ADDING", out.stdout)
                 # Cancel: back to the original replicas.
                 top, res = alter(ctl.port, [("t", [(part, None)])])
                 self.assertEqual((top, res[("t", part)][0]), (NONE, NONE), res)
@@ -312,6 +332,136 @@ class MoveUnderLoadTest(unittest.TestCase):
             vt.wait_for(lambda: sorted(partition_md(c, "moved", 0)["isr"]) == sorted(target), timeout=60,
                         what="full ISR on the new replicas")
             wait_replicas_identical(c, "moved", 0, target)
+
+
+class Load:
+    """A confluent_kafka producer (acks=all) sending to every partition of
+    topic from a thread until stop(); acked maps (partition, offset) to
+    the value acknowledged there."""
+
+    def __init__(self, c, topic, partitions):
+        self.c, self.topic, self.partitions = c, topic, partitions
+        self.acked, self.failures = {}, []
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._run)
+        self.thread.start()
+
+    def _report(self, err, msg):
+        if err is None:
+            self.acked[(msg.partition(), msg.offset())] = msg.value()
+        else:
+            self.failures.append(str(err))
+
+    def _run(self):
+        from confluent_kafka import Producer
+
+        p = Producer({"bootstrap.servers": self.c.bootstrap, "acks": "all", "linger.ms": 2,
+                      "message.timeout.ms": 120000, "retry.backoff.ms": 100,
+                      "topic.metadata.refresh.interval.ms": 1000, "enable.idempotence": False})
+        n = 0
+        while not self._stop.is_set():
+            p.produce(self.topic, value=b"v-%08d" % n, partition=n % self.partitions, on_delivery=self._report)
+            n += 1
+            p.poll(0)
+            if n % 20 == 0:
+                p.poll(0.01)
+        self.unflushed = p.flush(180)
+
+    def wait_acked(self, count, what):
+        vt.wait_for(lambda: len(self.acked) >= count, timeout=120, what=what)
+
+    def stop(self):
+        self._stop.set()
+        self.thread.join(240)
+        assert not self.thread.is_alive(), "producer did not finish"
+
+
+def check_no_loss_and_identical(test, c, load, topic, partitions):
+    """Every acknowledged record read back at its offset; every partition's
+    replicas (as Metadata lists them) byte-identical once in sync, and the
+    partition directories on disk exactly those replicas (segments.py
+    compares the batches below the high watermark)."""
+    from test_replication import consume_partition, wait_replicas_identical
+
+    test.assertEqual(load.failures, [])
+    test.assertEqual(load.unflushed, 0)
+    for q in range(partitions):
+        records, _hw = consume_partition(c, topic, q)
+        got = dict(records)
+        lost = [o for (pp, o), v in load.acked.items() if pp == q and got.get(o) != v]
+        test.assertEqual(lost[:10], [], "%s-%d: %d acknowledged records lost" % (topic, q, len(lost)))
+        replicas = partition_md(c, topic, q)["replicas"]
+        vt.wait_for(lambda: sorted(partition_md(c, topic, q)["isr"]) == sorted(replicas), timeout=60,
+                    what="full ISR of %s-%d" % (topic, q))
+        wait_replicas_identical(c, topic, q, replicas)
+        vt.wait_for(lambda: sorted(b.id for b in c.brokers
+                                   if os.path.isdir(os.path.join(b.datadir, "%s-%d" % (topic, q)))) == sorted(replicas),
+                    timeout=30, what="%s-%d on disk exactly on its replicas %s" % (topic, q, replicas))
+    divergences, nparts, _nbatches = segments.compare_replicas({b.id: b.datadir for b in c.brokers}, [topic])
+    test.assertEqual(divergences, [])
+    test.assertEqual(nparts, partitions)
+
+
+class CliMoveTest(unittest.TestCase):
+    def test_topic_move_wait(self):
+        with vt.Cluster(brokers=3) as c:
+            c.create_topic("m", partitions=1, rf=2)
+            replicas = partition_md(c, "m", 0)["replicas"]
+            target = [i for i in (1, 2, 3) if i not in replicas] + [replicas[0]]
+            load = Load(c, "m", 1)
+            try:
+                load.wait_acked(1000, "acknowledgements before the move")
+                out = vt.run_cli("-b", c.bootstrap, "--timeout", "120", "topic", "move", "m", "-p", "0",
+                                 "--replicas", ",".join(map(str, target)), "--wait", check=True)
+                self.assertIn("Moved m-0 to replicas %s" % ",".join(map(str, target)), out.stdout)
+                # --wait returned: the move is done as every broker sees it.
+                vt.wait_for(lambda: everywhere(c, "m", 0, lambda p: p["replicas"] == target), timeout=30,
+                            what="m-0 on %s everywhere" % target)
+                out = vt.run_cli("-b", c.bootstrap, "cluster", "reassignments", check=True)
+                self.assertIn("No partition reassignment in progress", out.stdout)
+                load.wait_acked(len(load.acked) + 1000, "acknowledgements after the move")
+            finally:
+                load.stop()
+            check_no_loss_and_identical(self, c, load, "m", 1)
+
+
+class RebalanceTest(unittest.TestCase):
+    PARTITIONS = 8
+
+    def test_fourth_broker_joins_and_rebalance_moves_replicas_onto_it(self):
+        cfg = {"min.insync.replicas": 2, "replica.lag.time.max.ms": 5000,
+               "unclean.leader.election.enable": "false"}
+        c = vt.Cluster(brokers=4, broker_config=cfg, start=False)
+        with c:
+            for b in c.brokers[:3]:
+                b.start()
+            c.wait_ready()
+            c.create_topic("r", partitions=self.PARTITIONS, rf=3)
+            load = Load(c, "r", self.PARTITIONS)
+            try:
+                load.wait_acked(3000, "acknowledgements before the fourth broker")
+                c.brokers[3].start()
+                c.wait_ready()
+                out = vt.run_cli("-b", c.live_bootstrap(), "cluster", "rebalance", "--dry-run", check=True)
+                self.assertIn("Planned", out.stdout)
+                self.assertEqual(c.zk_get("/admin/reassign_partitions"), None)
+                self.assertTrue(all(4 not in partition_md(c, "r", q)["replicas"] for q in range(self.PARTITIONS)),
+                                "--dry-run moved something")
+                out = vt.run_cli("-b", c.live_bootstrap(), "--timeout", "180", "cluster", "rebalance", "--wait",
+                                 check=True, timeout=240)
+                self.assertIn("Done:", out.stdout)
+                load.wait_acked(len(load.acked) + 3000, "acknowledgements after the rebalance")
+            finally:
+                load.stop()
+            per_broker = {i: 0 for i in (1, 2, 3, 4)}
+            for q in range(self.PARTITIONS):
+                for r in partition_md(c, "r", q)["replicas"]:
+                    per_broker[r] += 1
+            # 24 replicas over 4 brokers: 6 each.
+            self.assertEqual(per_broker, {1: 6, 2: 6, 3: 6, 4: 6})
+            check_no_loss_and_identical(self, c, load, "r", self.PARTITIONS)
+            out = vt.run_cli("-b", c.live_bootstrap(), "cluster", "rebalance", "--dry-run", check=True)
+            self.assertIn("Balanced: nothing to move", out.stdout)
 
 
 if __name__ == "__main__":
