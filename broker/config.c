@@ -128,6 +128,13 @@ static const config_option_t config_options[] = {
         "segment files (.log) open at once over all partitions, reopened on demand (least "
         "recently used closed first); at least 4. 0: half the open-file limit, the other half "
         "left to sockets"),
+
+    NUM("leader.replication.throttled.rate", OPT_INT64, leader_replication_throttled_rate, 1,
+        INT64_MAX, "9223372036854775807",
+        "bytes/s a leader sends to the replicas a reassignment adds (the default: unthrottled)"),
+    NUM("follower.replication.throttled.rate", OPT_INT64, follower_replication_throttled_rate, 1,
+        INT64_MAX, "9223372036854775807",
+        "bytes/s a replica a reassignment adds fetches (the default: unthrottled)"),
     {"log.level", OPT_LOG_LEVEL, F(log_level), 0, 0, 0, "info", NULL, "error, warn, info or debug"},
     NUM("offsets.topic.num.partitions", OPT_INT32, groups.offsets_topic_partitions, 1, 1000, "50",
         "partitions of __consumer_offsets (fixed once the topic exists)"),

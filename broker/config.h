@@ -87,6 +87,10 @@ typedef struct broker_config {
     int32_t producer_id_expiration_check_interval_ms; /* producer.id.expiration.check.interval.ms */
     int64_t retention_check_interval_ms;              /* log.retention.check.interval.ms */
     int64_t flush_scheduler_interval_ms;              /* log.flush.scheduler.interval.ms */
+    /* leader.replication.throttled.rate, follower.replication.throttled.rate:
+     * bytes/s copied onto replicas a reassignment adds; INT64_MAX: unthrottled. */
+    int64_t leader_replication_throttled_rate;
+    int64_t follower_replication_throttled_rate;
     int log_level; /* log.level: error|warn|info|debug (vlog levels) */
     /* Topic defaults: log.segment.bytes, log.roll.ms, log.retention.ms,
      * log.retention.bytes, message.max.bytes, log.flush.interval.messages,

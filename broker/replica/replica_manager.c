@@ -32,6 +32,7 @@
 #include "partition_producers.h"
 #include "record_batch.h"
 #include "replica_logic.h"
+#include "replica_throttle.h"
 #include "rpc.h"
 #include "rpc.pb-c.h"
 #include "vlog.h"
@@ -125,6 +126,11 @@ struct replica_manager {
     uint64_t isr_expands;  /* ISR writes that added one */
     rm_offline_t *offline; /* owned; reported to the controller */
     size_t noffline;
+
+    /* leader./follower.replication.throttled.rate: the copy onto replicas
+     * a reassignment adds (rm_*_throttle below). */
+    replica_throttle_t leader_throttle;
+    replica_throttle_t follower_throttle;
 };
 
 static void rm_fetcher_kick(rm_fetcher_t *f);
@@ -185,6 +191,10 @@ replica_manager_t *replica_manager_new(struct ev_loop *loop, const struct broker
     rm->logs = logs;
     rm->nbuckets = RM_INITIAL_BUCKETS;
     rm->buckets = xcalloc(rm->nbuckets, sizeof(*rm->buckets));
+    replica_throttle_init(&rm->leader_throttle, cfg->leader_replication_throttled_rate,
+                          rm_now_ms(rm));
+    replica_throttle_init(&rm->follower_throttle, cfg->follower_replication_throttled_rate,
+                          rm_now_ms(rm));
     return rm;
 }
 
@@ -876,6 +886,60 @@ int replica_manager_remove_orphans(replica_manager_t *rm)
 
 /* ---- leader: serving ReplicaFetch ---- */
 
+/* ---- replication throttles (partition reassignment) ----
+ * Only the copy onto a replica that a reassignment adds and that is not in
+ * the ISR is throttled (Kafka: the throttled replicas of a reassignment,
+ * ISR members exempt), so acks=all traffic to the in-sync followers never
+ * waits on the bucket. */
+
+/* True when `id` is a replica that the partition's reassignment adds and
+ * that is not in its ISR, as this broker's metadata shows. */
+static bool rm_copy_throttled(const replica_manager_t *rm, const char *topic, int32_t partition,
+                              int32_t id)
+{
+    if (!rm->coord)
+        return false;
+    const cluster_metadata_t *md = coordinator_metadata(rm->coord);
+    const md_topic_t *t = cluster_metadata_topic(md, topic, strlen(topic));
+    if (!t || partition < 0 || partition >= t->npartitions)
+        return false;
+    const md_partition_t *p = &t->partitions[partition];
+    return replica_contains(p->adding, p->nadding, id) && !replica_contains(p->isr, p->nisr, id);
+}
+
+/* Leader side: false when what e serves to sender must wait for the bucket. */
+static bool rm_leader_throttle_allows(replica_manager_t *rm, const rm_entry_t *e, int32_t sender)
+{
+    if (!replica_throttle_enabled(&rm->leader_throttle) ||
+        !rm_copy_throttled(rm, e->topic, e->partition, sender))
+        return true;
+    return replica_throttle_allows(&rm->leader_throttle, rm_now_ms(rm));
+}
+
+static void rm_leader_throttle_record(replica_manager_t *rm, const rm_entry_t *e, int32_t sender,
+                                      size_t bytes)
+{
+    if (replica_throttle_enabled(&rm->leader_throttle) &&
+        rm_copy_throttled(rm, e->topic, e->partition, sender))
+        replica_throttle_consume(&rm->leader_throttle, (int64_t)bytes, rm_now_ms(rm));
+}
+
+/* Follower side: true when e is fetched for this broker as an added
+ * replica (throttled) and the bucket is empty: leave it out for now. */
+static bool rm_follower_throttle_holds(replica_manager_t *rm, const rm_entry_t *e)
+{
+    return replica_throttle_enabled(&rm->follower_throttle) &&
+           rm_copy_throttled(rm, e->topic, e->partition, rm_own_id(rm)) &&
+           !replica_throttle_allows(&rm->follower_throttle, rm_now_ms(rm));
+}
+
+static void rm_follower_throttle_record(replica_manager_t *rm, const rm_entry_t *e, size_t bytes)
+{
+    if (replica_throttle_enabled(&rm->follower_throttle) &&
+        rm_copy_throttled(rm, e->topic, e->partition, rm_own_id(rm)))
+        replica_throttle_consume(&rm->follower_throttle, (int64_t)bytes, rm_now_ms(rm));
+}
+
 /* One partition of a ReplicaFetch. Returns true when the answer for it is
  * worth sending now (data, an error, or a divergence). */
 static bool rm_serve_partition(replica_manager_t *rm, int32_t sender,
@@ -932,7 +996,7 @@ static bool rm_serve_partition(replica_manager_t *rm, int32_t sender,
     rm_update_high_watermark(rm, e);
     d->high_watermark = partition_log_high_watermark(log);
     rm_maybe_alter_isr(rm, e);
-    if (fp->fetch_offset == leo || *budget <= 0)
+    if (fp->fetch_offset == leo || *budget <= 0 || !rm_leader_throttle_allows(rm, e, sender))
         return false;
     int64_t limit = *budget < RM_FETCH_PARTITION_BYTES ? *budget : RM_FETCH_PARTITION_BYTES;
     uint8_t *buf;
@@ -948,6 +1012,7 @@ static bool rm_serve_partition(replica_manager_t *rm, int32_t sender,
     d->records.data = buf; /* freed by rm_fetch_answer */
     d->records.len = len;
     *budget -= (int64_t)len;
+    rm_leader_throttle_record(rm, e, sender, len);
     return len > 0;
 }
 
@@ -1122,6 +1187,18 @@ static void rm_fetcher_back_off(rm_fetcher_t *f)
     f->backoff_ms = f->backoff_ms * 2 > RM_BACKOFF_MAX_MS ? RM_BACKOFF_MAX_MS : f->backoff_ms * 2;
 }
 
+/* Every partition f would fetch waits for the follower bucket: fetch
+ * again once it holds a byte (the back-off timer, not doubled). */
+static void rm_fetcher_wait_throttle(rm_fetcher_t *f)
+{
+    replica_manager_t *rm = f->rm;
+    assert(!f->in_flight && !ev_is_active(&f->backoff));
+    int64_t wait_ms = replica_throttle_wait_ms(&rm->follower_throttle, rm_now_ms(rm));
+    ev_timer_init(&f->backoff, rm_backoff_fired, (double)(wait_ms > 0 ? wait_ms : 1) / 1000.0, 0.);
+    f->backoff.data = f;
+    ev_timer_start(rm->loop, &f->backoff);
+}
+
 /* Applies one partition of the leader's answer. Returns false on an error
  * worth backing off for. */
 static bool rm_apply_partition(replica_manager_t *rm, rm_fetcher_t *f,
@@ -1184,6 +1261,7 @@ static bool rm_apply_partition(replica_manager_t *rm, rm_fetcher_t *f,
             return false;
         }
         partition_producers_apply(&e->producers, log, d->records.data, d->records.len);
+        rm_follower_throttle_record(rm, e, d->records.len);
     }
     /* Never back; the log clamps it to what we hold. */
     if (d->high_watermark > partition_log_high_watermark(log)) {
@@ -1233,12 +1311,16 @@ static void rm_fetcher_kick(rm_fetcher_t *f)
     struct rpc *rpc = coordinator_rpc(rm->coord);
     if (!rpc)
         return;
-    size_t cap = 16, n = 0;
+    size_t cap = 16, n = 0, held = 0;
     Vltava__ReplicaFetchPartition *parts = xmalloc(cap * sizeof(*parts));
     for (size_t i = 0; i < rm->nbuckets && n < RM_FETCH_MAX_PARTITIONS; i++) {
         for (rm_entry_t *e = rm->buckets[i]; e && n < RM_FETCH_MAX_PARTITIONS; e = e->next) {
             if (!rm_follows(e, f->leader_id))
                 continue;
+            if (rm_follower_throttle_holds(rm, e)) {
+                held++;
+                continue;
+            }
             if (n == cap) {
                 cap *= 2;
                 parts = xrealloc(parts, cap * sizeof(*parts));
@@ -1254,6 +1336,8 @@ static void rm_fetcher_kick(rm_fetcher_t *f)
     }
     if (n == 0) {
         free(parts);
+        if (held > 0)
+            rm_fetcher_wait_throttle(f);
         return;
     }
     Vltava__ReplicaFetchPartition **ptrs = xmalloc(n * sizeof(*ptrs));

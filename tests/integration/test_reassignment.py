@@ -265,12 +265,21 @@ class ZooKeeperRequestTest(unittest.TestCase):
             self.assertEqual(list_reassignments(controller(c).port), (NONE, {}))
 
 
+THROTTLE_RATE = 400000  # bytes/s, leader and follower side
+PRELOAD_BYTES = 4 << 20
+
+
 class MoveUnderLoadTest(unittest.TestCase):
     def test_move_partition_under_acks_all_load(self):
+        """The copy onto the added replica is throttled (400 KB/s each side)
+        so that the reassignment is seen in progress; the in-sync follower
+        is not, so acks=all keeps being answered meanwhile."""
         from confluent_kafka import Producer
 
         cfg = {"min.insync.replicas": 2, "replica.lag.time.max.ms": 3000,
-               "unclean.leader.election.enable": "false"}
+               "unclean.leader.election.enable": "false",
+               "leader.replication.throttled.rate": THROTTLE_RATE,
+               "follower.replication.throttled.rate": THROTTLE_RATE}
         with vt.Cluster(brokers=3, broker_config=cfg) as c:
             c.create_topic("moved", partitions=1, rf=2)
             p0 = partition_md(c, "moved", 0)
@@ -291,28 +300,40 @@ class MoveUnderLoadTest(unittest.TestCase):
                 p = Producer({"bootstrap.servers": c.bootstrap, "acks": "all", "linger.ms": 2,
                               "message.timeout.ms": 60000, "retry.backoff.ms": 100,
                               "topic.metadata.refresh.interval.ms": 1000, "enable.idempotence": False})
+                # A preload the throttled copy takes seconds over, then a
+                # load well below the throttle.
+                big = b"x" * 1000
+                for n in range(PRELOAD_BYTES // len(big)):
+                    p.produce("moved", value=b"p-%08d-" % n + big, partition=0, on_delivery=report)
+                    p.poll(0)
                 n = 0
                 while not stop.is_set():
                     p.produce("moved", value=b"v-%08d" % n, partition=0, on_delivery=report)
                     n += 1
-                    p.poll(0)
-                    if n % 20 == 0:
-                        p.poll(0.01)
+                    p.poll(0.005)
                 p.flush(120)
 
             t = threading.Thread(target=produce)
             t.start()
             try:
-                vt.wait_for(lambda: len(acked) >= 2000, timeout=60, what="acknowledgements before the move")
+                vt.wait_for(lambda: len(acked) >= PRELOAD_BYTES // 1000 + 200, timeout=120,
+                            what="acknowledgements before the move")
                 ctl = controller(c)
                 top, res = alter(ctl.port, [("moved", [(0, target)])])
                 self.assertEqual((top, res[("moved", 0)][0]), (NONE, NONE), res)
+                want = (target + [old_leader], [added], [old_leader])
+                vt.wait_for(lambda: list_reassignments(ctl.port)[1].get(("moved", 0)) == want, timeout=30,
+                            what="moved-0 listed as in progress")
+                during = len(acked)
+                vt.wait_for(lambda: len(acked) >= during + 100, timeout=30,
+                            what="acks=all answered during the throttled copy")
                 vt.wait_for(lambda: everywhere(c, "moved", 0, lambda p: p["replicas"] == target
                                                and p["leader"] in target),
-                            timeout=60, what="moved-0 on its new replicas everywhere")
-                self.assertEqual(list_reassignments(ctl.port), (NONE, {}))
+                            timeout=120, what="moved-0 on its new replicas everywhere")
+                vt.wait_for(lambda: list_reassignments(controller(c).port) == (NONE, {}), timeout=30,
+                            what="no reassignment listed")
                 moved_at = len(acked)
-                vt.wait_for(lambda: len(acked) >= moved_at + 2000, timeout=60,
+                vt.wait_for(lambda: len(acked) >= moved_at + 500, timeout=60,
                             what="acknowledgements after the move")
             finally:
                 stop.set()

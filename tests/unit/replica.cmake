@@ -5,6 +5,8 @@
 vltava_unit_test(test_replica
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/replica_logic_test.c
           ${CMAKE_CURRENT_LIST_DIR}/producer_state_test.c
+          ${CMAKE_CURRENT_LIST_DIR}/replica_throttle_test.c
+          ${CMAKE_SOURCE_DIR}/broker/replica/replica_throttle.c
           ${CMAKE_SOURCE_DIR}/broker/replica/replica_logic.c
           ${CMAKE_SOURCE_DIR}/broker/replica/producer_state.c
   LIBS vltava_util)

@@ -7,6 +7,7 @@
 #include "replica_logic.h"
 
 void producer_state_suite(void);
+void replica_throttle_suite(void);
 
 static void test_progress_caught_up(void)
 {
@@ -121,6 +122,7 @@ int main(void)
     CU_add_test(s, "same set", test_same_set);
     CU_add_test(s, "KIP-279 truncation offset", test_truncation_offset);
     producer_state_suite();
+    replica_throttle_suite();
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
     unsigned failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
