@@ -521,9 +521,16 @@ static entry_fate_t entry_fate(coordinator_t *c, const zk_reassign_target_t *e)
     int32_t n = ids_minus(p->replicas, p->nreplicas, p->removing, p->nremoving, target);
     bool same = n == e->nreplicas && memcmp(target, e->replicas, (size_t)n * sizeof(int32_t)) == 0;
     free(target);
-    if (!same)
-        return ENTRY_START;
-    return in_progress(p) ? ENTRY_WAIT : ENTRY_DROP; /* dropped: done */
+    if (same)
+        return in_progress(p) ? ENTRY_WAIT : ENTRY_DROP; /* dropped: done */
+    if (in_progress(p)) {
+        /* Another reassignment of it runs (an API request overrides the
+         * znode's, as Kafka's removes the partition from the znode). */
+        VLOG_WARN("coord", "%s: %s-%d dropped: another reassignment of it is in progress",
+                  REQUEST_PATH, e->topic, e->partition);
+        return ENTRY_DROP;
+    }
+    return ENTRY_START;
 }
 
 /* Acts on the request znode's entries on the cache just reloaded: starts

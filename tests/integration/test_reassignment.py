@@ -13,6 +13,8 @@ ListPartitionReassignments v0 through the controller, over the wire.
 - /admin/reassign_partitions (Kafka's ZooKeeper-mode request, a protobuf
   ReassignPartitionsRequest here): the controller starts its entries, drops
   an invalid one, and deletes the znode once every entry is done.
+- A reassignment in progress survives a controller failover: its state is
+  in the topic znode, and the new controller completes it.
 - A partition moved under an acks=all load (confluent_kafka producer): the
   new replica set in Metadata, leadership moved off a removed leader, the
   removed replica's log gone from its disk, every acknowledged record read
@@ -241,6 +243,50 @@ class BadInputTest(unittest.TestCase):
             # The resumed broker learns it is no replica and keeps no log of it.
             vt.wait_for(lambda: not os.path.isdir(os.path.join(pb.datadir, "t-%d" % part)), timeout=30,
                         what="the cancelled replica's log removed")
+
+
+class ControllerFailoverTest(unittest.TestCase):
+    def test_new_controller_completes_a_reassignment_in_progress(self):
+        cfg = {"zookeeper.session.timeout.ms": 30000}
+        with vt.Cluster(brokers=3, broker_config=cfg) as c:
+            c.create_topic("f", partitions=1, rf=2)
+            ctl = controller(c)
+            replicas = partition_md(c, "f", 0)["replicas"]
+            added = [i for i in (1, 2, 3) if i not in replicas][0]
+            if added == ctl.id:  # the broker paused below must not be the controller
+                c.broker(ctl.id).stop()
+                c.broker(ctl.id).start()
+                vt.wait_for(lambda: c.controller_id() not in (-1, ctl.id), timeout=30, what="a new controller")
+                c.wait_ready()
+                ctl = controller(c)
+            # With three brokers, rf 2 and added not the controller, the
+            # controller is a replica: the target drops it.
+            self.assertIn(ctl.id, replicas)
+            kept = [r for r in replicas if r != ctl.id][0]
+            target = [added, kept]
+            pb = c.broker(added)
+            pb.pause()
+            try:
+                top, res = alter(ctl.port, [("f", [(0, target)])])
+                self.assertEqual((top, res[("f", 0)][0]), (NONE, NONE), res)
+                vt.wait_for(lambda: ("f", 0) in list_reassignments(ctl.port)[1], timeout=30,
+                            what="f-0 in progress")
+                self.assertEqual(ctl.stop(), 0)
+                successor = c.broker(kept)
+                vt.wait_for(lambda: vt.raw_metadata(successor.port, topics=[])["controller_id"] == kept,
+                            timeout=60, what="broker %d elected controller" % kept)
+                self.assertIn(("f", 0), list_reassignments(successor.port)[1],
+                              "the new controller sees the reassignment in progress")
+            finally:
+                pb.resume()
+            vt.wait_for(lambda: everywhere(c, "f", 0, lambda p: p["replicas"] == target), timeout=60,
+                        what="the new controller completing f-0's move")
+            self.assertEqual(list_reassignments(c.broker(kept).port), (NONE, {}))
+            # The old controller, restarted, keeps no copy of the partition.
+            ctl.start()
+            c.wait_ready()
+            vt.wait_for(lambda: not os.path.isdir(os.path.join(ctl.datadir, "f-0")), timeout=30,
+                        what="the removed replica's log deleted after its restart")
 
 
 class ZooKeeperRequestTest(unittest.TestCase):
