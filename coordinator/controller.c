@@ -105,6 +105,7 @@ void controller_check_waiters(coordinator_t *c, bool stopping)
                              : "timed out waiting for the change to reach the metadata");
         admin_waiter_free(w);
     }
+    reassign_check_waiters(c, stopping);
 }
 
 /* ---- election ---- */

@@ -172,6 +172,7 @@ struct coordinator {
     partition_ref_t *push_changes;
     size_t npush_changes;
     bool reassign_reading; /* reassign.c: /admin/reassign_partitions read in flight */
+    struct alter_write *reassign_waiting; /* reassign.c: written, waiting for the cache */
 
     struct rpc *rpc;
 
@@ -362,5 +363,8 @@ void offline_replicas_learn(coordinator_t *c, struct Vltava__PartitionStateInfo 
  * flight): the leader epoch bump of a new replica set, the completion of
  * reassignments whose target is in the ISR. */
 void reassign_act(coordinator_t *c);
+/* Answers the reassignment requests whose write this broker's cache now
+ * shows (every one when stopping); from controller_check_waiters. */
+void reassign_check_waiters(coordinator_t *c, bool stopping);
 
 #endif

@@ -36,8 +36,17 @@
 
 /* ---- the request: validation and the topic znode write ---- */
 
-/* One topic's share of a request: a write in flight. */
+/* How long a written request waits for this broker's cache to show it
+ * before it is answered anyway (the write succeeded). */
+#define ALTER_CACHE_WAIT_MS 10000
+
+/* One topic's share of a request: a write in flight, then (once written)
+ * in c->reassign_waiting until the cache shows it, so that the client's
+ * next ListPartitionReassignments agrees with the answer. */
 typedef struct alter_write {
+    struct alter_write *next; /* in c->reassign_waiting */
+    uint64_t reload_target;   /* c->reloads_done that shows the write */
+    int64_t deadline_ms;
     coordinator_reassign_item_t *items; /* the request's, not owned */
     size_t *idx;                        /* owned: items of this topic */
     size_t nidx;
@@ -233,9 +242,44 @@ static void on_alter_written(coordinator_t *c, zk_call_t *call)
         it->error = error;
         snprintf(it->message, sizeof(it->message), "%s", msg);
     }
-    if (!c->stopping)
-        coord_request_reload(c);
-    alter_write_finish(w);
+    if (c->stopping) {
+        alter_write_finish(w);
+        return;
+    }
+    /* The reload that shows the write: the next one, or the one after the
+     * reload running now (which may have read the topic before it). */
+    w->reload_target = c->reloads_done + (c->load ? 2 : 1);
+    coord_request_reload(c);
+    if (error != KAFKA_NONE) {
+        alter_write_finish(w);
+        return;
+    }
+    w->deadline_ms = coord_now_ms() + ALTER_CACHE_WAIT_MS;
+    w->next = c->reassign_waiting;
+    c->reassign_waiting = w;
+}
+
+void reassign_check_waiters(coordinator_t *c, bool stopping)
+{
+    alter_write_t *done = NULL, **pp = &c->reassign_waiting;
+    const int64_t now = coord_now_ms();
+    while (*pp) {
+        alter_write_t *w = *pp;
+        if (stopping || c->reloads_done >= w->reload_target || now >= w->deadline_ms) {
+            *pp = w->next;
+            w->next = done;
+            done = w;
+        } else {
+            pp = &w->next;
+        }
+    }
+    /* Answered once the list is consistent: an answer may start requests. */
+    while (done) {
+        alter_write_t *w = done;
+        done = w->next;
+        assert(w->nidx > 0);
+        alter_write_finish(w);
+    }
 }
 
 /* Writes the topic znode of items[idx[0..nidx)] (all of one topic, valid). */
