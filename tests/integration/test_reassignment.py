@@ -520,11 +520,15 @@ class RebalanceTest(unittest.TestCase):
             finally:
                 load.stop()
             per_broker = {i: 0 for i in (1, 2, 3, 4)}
+            preferred = {i: 0 for i in (1, 2, 3, 4)}
             for q in range(self.PARTITIONS):
-                for r in partition_md(c, "r", q)["replicas"]:
+                replicas = partition_md(c, "r", q)["replicas"]
+                preferred[replicas[0]] += 1
+                for r in replicas:
                     per_broker[r] += 1
-            # 24 replicas over 4 brokers: 6 each.
+            # 24 replicas over 4 brokers: 6 each; 8 preferred leaders: 2 each.
             self.assertEqual(per_broker, {1: 6, 2: 6, 3: 6, 4: 6})
+            self.assertEqual(preferred, {1: 2, 2: 2, 3: 2, 4: 2})
             check_no_loss_and_identical(self, c, load, "r", self.PARTITIONS)
             out = vt.run_cli("-b", c.live_bootstrap(), "cluster", "rebalance", "--dry-run", check=True)
             self.assertIn("Balanced: nothing to move", out.stdout)
