@@ -363,6 +363,9 @@ void offline_replicas_learn(coordinator_t *c, struct Vltava__PartitionStateInfo 
  * flight): the leader epoch bump of a new replica set, the completion of
  * reassignments whose target is in the ISR. */
 void reassign_act(coordinator_t *c);
+/* True while p is being reassigned (adding or removing replicas). Kafka's
+ * automatic leader rebalance leaves such partitions alone. */
+bool reassign_in_progress(const md_partition_t *p);
 /* Answers the reassignment requests whose write this broker's cache now
  * shows (every one when stopping); from controller_check_waiters. */
 void reassign_check_waiters(coordinator_t *c, bool stopping);

@@ -62,8 +62,9 @@ static void item_fail(coordinator_reassign_item_t *it, int16_t error, const char
     snprintf(it->message, sizeof(it->message), "%s", msg);
 }
 
-static bool in_progress(const md_partition_t *p)
+bool reassign_in_progress(const md_partition_t *p)
 {
+    assert(p->nadding >= 0 && p->nremoving >= 0);
     return p->nadding > 0 || p->nremoving > 0;
 }
 
@@ -89,7 +90,7 @@ static void validate_item(const coordinator_t *c, coordinator_reassign_item_t *i
     }
     const md_partition_t *p = &t->partitions[it->partition];
     if (!it->replicas) {
-        if (!in_progress(p))
+        if (!reassign_in_progress(p))
             item_fail(it, KAFKA_NO_REASSIGNMENT_IN_PROGRESS,
                       "No reassignment of the partition is in progress.");
         return;
@@ -503,7 +504,7 @@ static bool act_on_topic(coordinator_t *c, const md_topic_t *t, size_t ti)
             wrote = true;
             continue;
         }
-        if (in_progress(p) && target_in_sync(c, p)) {
+        if (reassign_in_progress(p) && target_in_sync(c, p)) {
             if (!ready)
                 ready = xcalloc((size_t)t->npartitions, sizeof(bool));
             ready[q] = true;
@@ -566,8 +567,8 @@ static entry_fate_t entry_fate(coordinator_t *c, const zk_reassign_target_t *e)
     bool same = n == e->nreplicas && memcmp(target, e->replicas, (size_t)n * sizeof(int32_t)) == 0;
     free(target);
     if (same)
-        return in_progress(p) ? ENTRY_WAIT : ENTRY_DROP; /* dropped: done */
-    if (in_progress(p)) {
+        return reassign_in_progress(p) ? ENTRY_WAIT : ENTRY_DROP; /* dropped: done */
+    if (reassign_in_progress(p)) {
         /* Another reassignment of it runs (an API request overrides the
          * znode's, as Kafka's removes the partition from the znode). */
         VLOG_WARN("coord", "%s: %s-%d dropped: another reassignment of it is in progress",
