@@ -168,6 +168,25 @@ int32_t coord_elect_leader(const int32_t *replicas, int32_t nreplicas, const int
                            int32_t nisr, broker_live_fn live, void *live_arg, bool unclean,
                            bool *unclean_used);
 
+/* ---- partition reassignment (reassign.c) ------------------------------- */
+
+/* A partition's replica set while it is reassigned. Arrays xmalloc'd,
+ * owned by the struct (coord_replica_set_clear). */
+typedef struct coord_replica_set {
+    int32_t *full, nfull; /* the replicas written */
+    int32_t *adding, nadding;
+    int32_t *removing, nremoving;
+} coord_replica_set_t;
+
+/* p reassigned to target (ntarget > 0, distinct ids), Kafka's
+ * ReplicaAssignment.reassignTo: with original = p's replicas minus its
+ * adding ones, full = target ++ original (distinct), adding = full -
+ * original, removing = full - target. Reassigning to the original cancels:
+ * no adding, no removing. */
+void coord_reassign_to(const md_partition_t *p, const int32_t *target, int32_t ntarget,
+                       coord_replica_set_t *out);
+void coord_replica_set_clear(coord_replica_set_t *s);
+
 /* True when id is among ids[0..n). */
 bool coord_contains(const int32_t *ids, int32_t n, int32_t id);
 /* An xmalloc'd copy of ids[0..n), never NULL (even for n == 0). */

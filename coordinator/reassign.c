@@ -128,18 +128,8 @@ static int32_t ids_minus(const int32_t *ids, int32_t n, const int32_t *minus, in
     return k;
 }
 
-/* The new replica set of p reassigned to target (Kafka's
- * ReplicaAssignment.reassignTo): full = target ++ original (distinct),
- * adding = full - original, removing = full - target. Arrays xmalloc'd,
- * owned by the caller. */
-typedef struct new_set {
-    int32_t *full, nfull;
-    int32_t *adding, nadding;
-    int32_t *removing, nremoving;
-} new_set_t;
-
-static void reassign_to(const md_partition_t *p, const int32_t *target, int32_t ntarget,
-                        new_set_t *out)
+void coord_reassign_to(const md_partition_t *p, const int32_t *target, int32_t ntarget,
+                       coord_replica_set_t *out)
 {
     assert(ntarget > 0);
     int32_t *orig = xmalloc((size_t)(p->nreplicas + 1) * sizeof(int32_t));
@@ -161,7 +151,7 @@ static void reassign_to(const md_partition_t *p, const int32_t *target, int32_t 
     free(orig);
 }
 
-static void new_set_clear(new_set_t *s)
+void coord_replica_set_clear(coord_replica_set_t *s)
 {
     free(s->full);
     free(s->adding);
@@ -287,17 +277,17 @@ void reassign_check_waiters(coordinator_t *c, bool stopping)
 static void write_topic(coordinator_t *c, const md_topic_t *t, alter_write_t *w)
 {
     zk_assignment_t a = view_of(t);
-    new_set_t *sets = xcalloc(w->nidx, sizeof(*sets));
+    coord_replica_set_t *sets = xcalloc(w->nidx, sizeof(*sets));
     for (size_t i = 0; i < w->nidx; i++) {
         const coordinator_reassign_item_t *it = &w->items[w->idx[i]];
         const md_partition_t *p = &t->partitions[it->partition];
-        new_set_t *s = &sets[i];
+        coord_replica_set_t *s = &sets[i];
         if (it->replicas) {
-            reassign_to(p, it->replicas, it->nreplicas, s);
+            coord_reassign_to(p, it->replicas, it->nreplicas, s);
         } else { /* cancel: back to the original replicas */
             int32_t *orig = xmalloc((size_t)p->nreplicas * sizeof(int32_t));
             int32_t norig = ids_minus(p->replicas, p->nreplicas, p->adding, p->nadding, orig);
-            reassign_to(p, orig, norig, s);
+            coord_reassign_to(p, orig, norig, s);
             free(orig);
         }
         const int32_t q = it->partition;
@@ -321,7 +311,7 @@ static void write_topic(coordinator_t *c, const md_topic_t *t, alter_write_t *w)
     call->always_complete = true;
     free(buf);
     for (size_t i = 0; i < w->nidx; i++)
-        new_set_clear(&sets[i]);
+        coord_replica_set_clear(&sets[i]);
     free(sets);
     view_free(&a);
     zk_multi_submit(c, call);

@@ -120,8 +120,60 @@ static void test_reassign_request_round_trip(void)
                     -1);
 }
 
+/* ---- Kafka's ReplicaAssignment.reassignTo ---- */
+
+static void expect_ids(const int32_t *got, int32_t n, const int32_t *want, int32_t nwant)
+{
+    CU_ASSERT_EQUAL_FATAL(n, nwant);
+    for (int32_t i = 0; i < n; i++)
+        CU_ASSERT_EQUAL(got[i], want[i]);
+}
+
+static void test_reassign_to(void)
+{
+    /* Start: [1,2,3] to [4,5,1]. */
+    int32_t r[] = {1, 2, 3}, t1[] = {4, 5, 1};
+    md_partition_t p = {.replicas = r, .nreplicas = 3};
+    coord_replica_set_t s;
+    coord_reassign_to(&p, t1, 3, &s);
+    expect_ids(s.full, s.nfull, (int32_t[]){4, 5, 1, 2, 3}, 5);
+    expect_ids(s.adding, s.nadding, (int32_t[]){4, 5}, 2);
+    expect_ids(s.removing, s.nremoving, (int32_t[]){2, 3}, 2);
+    /* Re-targeted while in progress: the original stays [1,2,3]. */
+    md_partition_t q = {.replicas = s.full,
+                        .nreplicas = s.nfull,
+                        .adding = s.adding,
+                        .nadding = s.nadding,
+                        .removing = s.removing,
+                        .nremoving = s.nremoving};
+    int32_t t2[] = {6, 1};
+    coord_replica_set_t s2;
+    coord_reassign_to(&q, t2, 2, &s2);
+    expect_ids(s2.full, s2.nfull, (int32_t[]){6, 1, 2, 3}, 4);
+    expect_ids(s2.adding, s2.nadding, (int32_t[]){6}, 1);
+    expect_ids(s2.removing, s2.nremoving, (int32_t[]){2, 3}, 2);
+    coord_replica_set_clear(&s2);
+    /* Cancelled: back to the original set, nothing added or removed (in
+     * the order of the replica list, as Kafka's). */
+    int32_t orig[] = {1, 2, 3};
+    coord_reassign_to(&q, orig, 3, &s2);
+    expect_ids(s2.full, s2.nfull, orig, 3);
+    CU_ASSERT_EQUAL(s2.nadding, 0);
+    CU_ASSERT_EQUAL(s2.nremoving, 0);
+    coord_replica_set_clear(&s2);
+    coord_replica_set_clear(&s);
+    /* A reorder only: nothing added or removed. */
+    int32_t t3[] = {3, 1, 2};
+    coord_reassign_to(&p, t3, 3, &s);
+    expect_ids(s.full, s.nfull, t3, 3);
+    CU_ASSERT_EQUAL(s.nadding + s.nremoving, 0);
+    coord_replica_set_clear(&s);
+}
+
 void coord_add_reassign_suite(void)
 {
+    CU_add_test(CU_add_suite("coord_reassign_to", NULL, NULL), "Kafka's reassignTo",
+                test_reassign_to);
     CU_pSuite s = CU_add_suite("coord_reassign", NULL, NULL);
     CU_add_test(s, "assignment reassignment round trip", test_assignment_reassignment_round_trip);
     CU_add_test(s, "assignment without reassignment fields",
