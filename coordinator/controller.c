@@ -756,7 +756,7 @@ static int16_t validate_new_partitions(const coordinator_t *c, const char *name,
         return KAFKA_INVALID_PARTITIONS;
     }
     for (int32_t p = 0; p < t->npartitions; p++) {
-        if (t->partitions[p].nadding > 0 || t->partitions[p].nremoving > 0) {
+        if (reassign_in_progress(&t->partitions[p])) {
             /* The new assignment would drop the reassignment (as Kafka). */
             snprintf(msg, msg_size, "a partition reassignment of the topic is in progress");
             return KAFKA_REASSIGNMENT_IN_PROGRESS;

@@ -263,7 +263,8 @@ typedef struct coordinator_reassign_item {
 } coordinator_reassign_item_t;
 
 /* Starts (or cancels) the items' reassignments. Each item gets its error
- * once the change is written (not finished, as Kafka answers):
+ * once the change is written and this broker's cache shows it (not once
+ * the reassignment finished, as Kafka answers):
  * NOT_CONTROLLER on a broker that is not the controller;
  * UNKNOWN_TOPIC_OR_PARTITION (also for a topic being deleted);
  * INVALID_REPLICA_ASSIGNMENT for an empty list, a broker twice or a broker

@@ -43,6 +43,7 @@ INVALID_REPLICA_ASSIGNMENT = 39
 NOT_CONTROLLER = 41
 INVALID_REQUEST = 42
 NO_REASSIGNMENT_IN_PROGRESS = 85
+REASSIGNMENT_IN_PROGRESS = 60
 
 
 def alter_body(topics, timeout_ms=60000):
@@ -228,6 +229,15 @@ class BadInputTest(unittest.TestCase):
                                                            "removing": want[2]}])
                 out = vt.run_cli("-b", c.live_bootstrap(), "cluster", "reassignments", check=True)
                 self.assertIn("ADDING", out.stdout)
+                # Adding partitions meanwhile would drop the reassignment: refused, as Kafka.
+                from confluent_kafka import KafkaException
+                from confluent_kafka.admin import AdminClient, NewPartitions
+                admin = AdminClient({"bootstrap.servers": c.live_bootstrap()})
+                fut = admin.create_partitions([NewPartitions("t", 4)], request_timeout=20)["t"]
+                with self.assertRaises(KafkaException) as refused:
+                    fut.result(timeout=30)
+                self.assertEqual(refused.exception.args[0].code(), REASSIGNMENT_IN_PROGRESS)
+                del admin
                 # Cancel: back to the original replicas.
                 top, res = alter(ctl.port, [("t", [(part, None)])])
                 self.assertEqual((top, res[("t", part)][0]), (NONE, NONE), res)
