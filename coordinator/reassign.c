@@ -41,11 +41,13 @@
 #define ALTER_CACHE_WAIT_MS 10000
 
 /* One topic's share of a request: a write in flight, then (once written)
- * in c->reassign_waiting until the cache shows it, so that the client's
- * next ListPartitionReassignments agrees with the answer. */
+ * in c->reassign_waiting until the cache shows it (the topic znode at the
+ * version written), so that the client's next ListPartitionReassignments
+ * agrees with the answer. */
 typedef struct alter_write {
     struct alter_write *next; /* in c->reassign_waiting */
-    uint64_t reload_target;   /* c->reloads_done that shows the write */
+    uint8_t topic_id[16];     /* the topic written */
+    int32_t written_version;  /* its znode's version after the write */
     int64_t deadline_ms;
     coordinator_reassign_item_t *items; /* the request's, not owned */
     size_t *idx;                        /* owned: items of this topic */
@@ -237,17 +239,29 @@ static void on_alter_written(coordinator_t *c, zk_call_t *call)
         alter_write_finish(w);
         return;
     }
-    /* The reload that shows the write: the next one, or the one after the
-     * reload running now (which may have read the topic before it). */
-    w->reload_target = c->reloads_done + (c->load ? 2 : 1);
     coord_request_reload(c);
     if (error != KAFKA_NONE) {
         alter_write_finish(w);
         return;
     }
+    /* The cache shows the write once it holds the topic znode at the
+     * version the set made (op 1; op 0 is the fence): whichever reload
+     * reads the topic again (its watch fired). */
+    assert(call->nops == 2);
+    w->written_version = call->stats[1].version;
     w->deadline_ms = coord_now_ms() + ALTER_CACHE_WAIT_MS;
     w->next = c->reassign_waiting;
     c->reassign_waiting = w;
+}
+
+/* True when c's cache shows w's write (or the topic is gone since). */
+static bool cache_shows(const coordinator_t *c, const alter_write_t *w)
+{
+    const char *name = w->items[w->idx[0]].topic;
+    const md_topic_t *t = c->md ? cluster_metadata_topic(c->md, name, strlen(name)) : NULL;
+    if (!t || memcmp(t->id, w->topic_id, 16) != 0)
+        return true;
+    return controller_topic_zk(c, t)->assignment_version >= w->written_version;
 }
 
 void reassign_check_waiters(coordinator_t *c, bool stopping)
@@ -256,7 +270,7 @@ void reassign_check_waiters(coordinator_t *c, bool stopping)
     const int64_t now = coord_now_ms();
     while (*pp) {
         alter_write_t *w = *pp;
-        if (stopping || c->reloads_done >= w->reload_target || now >= w->deadline_ms) {
+        if (stopping || now >= w->deadline_ms || cache_shows(c, w)) {
             *pp = w->next;
             w->next = done;
             done = w;
@@ -306,6 +320,7 @@ static void write_topic(coordinator_t *c, const md_topic_t *t, alter_write_t *w)
     uint8_t *buf = znode_encode_assignment(&a, &len);
     char path[TOPIC_PATH_MAX];
     snprintf(path, sizeof(path), "/brokers/topics/%s", t->name);
+    memcpy(w->topic_id, t->id, 16);
     zk_call_t *call = controller_fenced_call(c, on_alter_written, w);
     zk_multi_set(call, path, buf, len, controller_topic_zk(c, t)->assignment_version);
     call->always_complete = true;
