@@ -128,7 +128,6 @@ static const config_option_t config_options[] = {
         "segment files (.log) open at once over all partitions, reopened on demand (least "
         "recently used closed first); at least 4. 0: half the open-file limit, the other half "
         "left to sockets"),
-
     NUM("leader.replication.throttled.rate", OPT_INT64, leader_replication_throttled_rate, 1,
         INT64_MAX, "9223372036854775807",
         "bytes/s a leader sends to the replicas a reassignment adds (the default: unthrottled)"),

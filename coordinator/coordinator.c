@@ -445,7 +445,11 @@ static void fire_callbacks(coordinator_t *c, const cluster_metadata_t *old,
             const md_partition_t *op =
                 ot && p < ot->npartitions && is_replica(&ot->partitions[p], me) ? &ot->partitions[p]
                                                                                 : NULL;
-            if (op && op->leader == np->leader && op->leader_epoch == np->leader_epoch)
+            /* A new replica set at the same epoch (a reassignment's topic
+             * znode read after its state) is news to the leader too. */
+            if (op && op->leader == np->leader && op->leader_epoch == np->leader_epoch &&
+                op->nreplicas == np->nreplicas &&
+                memcmp(op->replicas, np->replicas, (size_t)np->nreplicas * sizeof(int32_t)) == 0)
                 continue;
             VLOG_INFO("coord", "%s-%d: leader %d, leader epoch %d (%s)", nt->name, p, np->leader,
                       np->leader_epoch, np->leader == me ? "leading" : "following");

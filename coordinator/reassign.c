@@ -453,34 +453,41 @@ static void complete_topic(coordinator_t *c, const md_topic_t *t, const bool *re
     const topic_zk_t *z = controller_topic_zk(c, t);
     zk_assignment_t a = view_of(t);
     int32_t **targets = xcalloc((size_t)t->npartitions, sizeof(int32_t *));
-    zk_call_t *call = controller_fenced_call(c, on_reassign_write, NULL);
-    char path[TOPIC_PATH_MAX];
     for (int32_t q = 0; q < t->npartitions; q++) {
         if (!ready[q])
             continue;
         const md_partition_t *p = &t->partitions[q];
         targets[q] = xmalloc((size_t)p->nreplicas * sizeof(int32_t));
-        int32_t n = ids_minus(p->replicas, p->nreplicas, p->removing, p->nremoving, targets[q]);
-        assert(n > 0);
         a.replicas[q] = targets[q];
-        a.nreplicas[q] = n;
+        a.nreplicas[q] =
+            ids_minus(p->replicas, p->nreplicas, p->removing, p->nremoving, targets[q]);
+        assert(a.nreplicas[q] > 0);
         a.nadding[q] = a.nremoving[q] = 0;
-        zk_partition_state_t next;
-        state_within(c, p, targets[q], n, &next);
-        size_t len;
-        uint8_t *buf = znode_encode_partition_state(&next, &len);
-        snprintf(path, sizeof(path), "/brokers/topics/%s/partitions/%d/state", t->name, q);
-        zk_multi_set(call, path, buf, len, z->state_version[q]);
-        free(buf);
-        VLOG_INFO("coord", "%s-%d: reassignment complete: %d replica(s), leader %d -> %d, epoch %d",
-                  t->name, q, n, p->leader, next.leader, next.leader_epoch);
-        zk_partition_state_clear(&next);
     }
+    /* The topic znode first: brokers get its watch event before the
+     * states', so that a reload reading only the first has the new
+     * replica set before it sees the new epoch. */
+    zk_call_t *call = controller_fenced_call(c, on_reassign_write, NULL);
+    char path[TOPIC_PATH_MAX];
     size_t len;
     uint8_t *buf = znode_encode_assignment(&a, &len);
     snprintf(path, sizeof(path), "/brokers/topics/%s", t->name);
     zk_multi_set(call, path, buf, len, z->assignment_version);
     free(buf);
+    for (int32_t q = 0; q < t->npartitions; q++) {
+        if (!ready[q])
+            continue;
+        const md_partition_t *p = &t->partitions[q];
+        zk_partition_state_t next;
+        state_within(c, p, targets[q], a.nreplicas[q], &next);
+        buf = znode_encode_partition_state(&next, &len);
+        snprintf(path, sizeof(path), "/brokers/topics/%s/partitions/%d/state", t->name, q);
+        zk_multi_set(call, path, buf, len, z->state_version[q]);
+        free(buf);
+        VLOG_INFO("coord", "%s-%d: reassignment complete: %d replica(s), leader %d -> %d, epoch %d",
+                  t->name, q, a.nreplicas[q], p->leader, next.leader, next.leader_epoch);
+        zk_partition_state_clear(&next);
+    }
     for (int32_t q = 0; q < t->npartitions; q++)
         free(targets[q]);
     free(targets);

@@ -126,7 +126,6 @@ struct replica_manager {
     uint64_t isr_expands;  /* ISR writes that added one */
     rm_offline_t *offline; /* owned; reported to the controller */
     size_t noffline;
-
     /* leader./follower.replication.throttled.rate: the copy onto replicas
      * a reassignment adds (rm_*_throttle below). */
     replica_throttle_t leader_throttle;
@@ -697,6 +696,40 @@ bool replica_manager_offline(const replica_manager_t *rm, const char *topic, siz
     return rm_offline_find(rm, topic, topic_len, partition) < rm->noffline;
 }
 
+/* The leader learns a new replica set at the same leader epoch (a
+ * reassignment's topic znode read after its state): progress is kept for
+ * the replicas that stay, starts unknown for the added ones, and the
+ * removed ones are forgotten, so that neither the ISR it wants nor the
+ * replicas it serves name a broker that is no longer a replica. */
+static void rm_refresh_replicas(replica_manager_t *rm, rm_entry_t *e, const md_partition_t *p)
+{
+    assert(e->pub.is_leader);
+    int32_t n = p->nreplicas < REPLICA_MAX_REPLICAS ? p->nreplicas : REPLICA_MAX_REPLICAS;
+    if (n == e->nreplicas && memcmp(e->replicas, p->replicas, (size_t)n * sizeof(int32_t)) == 0)
+        return;
+    replica_progress_t kept[REPLICA_MAX_REPLICAS];
+    int32_t nkept = 0;
+    const int64_t now = rm_now_ms(rm);
+    for (int32_t i = 0; i < n; i++) {
+        if (p->replicas[i] == rm_own_id(rm))
+            continue;
+        const replica_progress_t *old = rm_progress(e, p->replicas[i]);
+        if (old)
+            kept[nkept] = *old;
+        else
+            replica_progress_reset(&kept[nkept], p->replicas[i], now);
+        nkept++;
+    }
+    memcpy(e->progress, kept, (size_t)nkept * sizeof(kept[0]));
+    e->nprogress = nkept;
+    memcpy(e->replicas, p->replicas, (size_t)n * sizeof(int32_t));
+    e->nreplicas = n;
+    assert(e->nprogress <= e->nreplicas);
+    VLOG_INFO(RM_MODULE, "%s-%d: replica set now %d broker(s) at epoch %d", e->topic, e->partition,
+              n, e->pub.leader_epoch);
+    rm_update_high_watermark(rm, e);
+}
+
 static void rm_partition_changed(void *arg, const md_topic_t *topic, const md_partition_t *p)
 {
     replica_manager_t *rm = arg;
@@ -758,6 +791,8 @@ static void rm_partition_changed(void *arg, const md_topic_t *topic, const md_pa
 
     bool was_leader = e->pub.is_leader;
     bool new_epoch = p->leader_epoch != e->pub.leader_epoch || p->leader != e->pub.leader_id;
+    if (was_leader && !new_epoch)
+        rm_refresh_replicas(rm, e, p);
     e->pub.leader_id = p->leader;
     e->pub.leader_epoch = p->leader_epoch;
     e->pub.is_leader = p->leader == rm_own_id(rm);
