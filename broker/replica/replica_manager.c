@@ -48,6 +48,11 @@
 #define RM_MAX_PARKED            256  /* parked follower fetches */
 #define RM_BACKOFF_MIN_MS        50
 #define RM_BACKOFF_MAX_MS        2000
+/* After a refused ISR write, how long the leader waits before proposing
+ * again: every follower fetch asks, so without it a refusal the leader
+ * cannot fix (the coordinator already knows a newer leader, and tells us
+ * on the loop's next turn) repeats at the fetch rate. */
+#define RM_ISR_RETRY_MS 100
 
 #define RM_MODULE          "replica"
 #define RM_INITIAL_BUCKETS 64
@@ -67,6 +72,7 @@ typedef struct rm_entry {
     int32_t pending_isr[REPLICA_MAX_REPLICAS]; /* being written */
     int32_t npending_isr;
     bool isr_write_in_flight;
+    int64_t isr_retry_after_ms; /* no ISR proposal before (rm_now_ms) */
     int64_t epoch_start_offset; /* our log end when this leadership began */
     replica_progress_t progress[REPLICA_MAX_REPLICAS];
     int32_t nprogress;
@@ -543,6 +549,7 @@ static void rm_become_leader(replica_manager_t *rm, rm_entry_t *e, const md_part
         if (e->replicas[i] != rm_own_id(rm))
             replica_progress_reset(&e->progress[e->nprogress++], e->replicas[i], now);
     e->isr_write_in_flight = false;
+    e->isr_retry_after_ms = 0;
     e->npending_isr = 0;
     e->epoch_start_offset = partition_log_end_offset(e->pub.log);
     rm_update_high_watermark(rm, e);
@@ -588,6 +595,7 @@ static void rm_isr_written(void *arg, int16_t error_code, const char *message)
         } else {
             VLOG_INFO(RM_MODULE, "%s-%d: ISR change not written (%d: %s); will decide again",
                       op->topic, op->partition, error_code, message ? message : "");
+            e->isr_retry_after_ms = rm_now_ms(rm) + RM_ISR_RETRY_MS;
         }
         e->npending_isr = 0;
     }
@@ -598,7 +606,8 @@ static void rm_isr_written(void *arg, int16_t error_code, const char *message)
 /* Writes the ISR the leader wants when it differs from the current one. */
 static void rm_maybe_alter_isr(replica_manager_t *rm, rm_entry_t *e)
 {
-    if (!e->pub.is_leader || e->isr_write_in_flight || !rm->coord || rm->stopping)
+    if (!e->pub.is_leader || e->isr_write_in_flight || !rm->coord || rm->stopping ||
+        rm_now_ms(rm) < e->isr_retry_after_ms)
         return;
     /* A follower whose broker is gone from the cluster (stopped, or its
      * session expired) is not waited for until the lag runs out: acks=all
