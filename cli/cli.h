@@ -209,6 +209,8 @@ rd_kafka_event_t *cli_admin_wait(rd_kafka_queue_t *q, rd_kafka_event_type_t want
 
 struct cli_raw_broker {
     int32_t id;
+    char *host; /* advertised host of the listener asked; owned */
+    int32_t port;
     char *rack; /* NULL when the broker has none; owned */
 };
 
@@ -257,6 +259,22 @@ bool cli_raw_metadata_fetch(const struct cli_globals *g, const char *topic,
  * caller made (cli_connect_bootstrap), which may carry more requests. */
 bool cli_raw_metadata_exchange(int fd, const char *topic, struct cli_raw_metadata *md, char *why,
                                size_t whylen);
+
+/* Sends one request frame (req_len bytes, size prefix included) to the
+ * controller and reads its answer: asks a bootstrap broker for Metadata
+ * v7, connects to the endpoint the controller advertises there and runs
+ * cli_raw_exchange on it, all within what is left of the phase. *resp is
+ * the caller's (xmalloc'd; the answer after its size field), *len its size
+ * in [min_size, max_size]; *controller_id the broker asked (-1 when none
+ * was known). False with the reason in why: no broker reachable, no
+ * controller, the controller unreachable or silent. An answer such as
+ * NOT_CONTROLLER (the controller moved meanwhile) is the caller's to
+ * decode. Used by the admin requests librdkafka 2.0.2 lacks
+ * (ElectLeaders, AlterPartitionReassignments). */
+bool cli_raw_controller_exchange(const struct cli_globals *g, const uint8_t *req, size_t req_len,
+                                 uint32_t min_size, uint32_t max_size, const char *what,
+                                 uint8_t **resp, size_t *len, int32_t *controller_id, char *why,
+                                 size_t whylen);
 
 /* ---- Cluster health (cli_cluster.c) ---- */
 

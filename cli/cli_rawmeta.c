@@ -74,8 +74,10 @@ static bool read_i32_array(kreader_t *r, int32_t **out, int32_t *count)
 
 void cli_raw_metadata_free(struct cli_raw_metadata *md)
 {
-    for (int32_t i = 0; i < md->nbrokers; i++)
+    for (int32_t i = 0; i < md->nbrokers; i++) {
+        free(md->brokers[i].host);
         free(md->brokers[i].rack);
+    }
     free(md->brokers);
     for (int32_t i = 0; i < md->npartitions; i++)
         free(md->partitions[i].offline);
@@ -93,12 +95,10 @@ static bool decode_brokers(kreader_t *r, struct cli_raw_metadata *md)
     md->brokers = xcalloc((size_t)n + 1, sizeof(*md->brokers));
     for (int32_t i = 0; i < n; i++) {
         struct cli_raw_broker *b = &md->brokers[i];
-        kslice_t host;
-        int32_t port;
         if (!kr_i32(r, &b->id))
             return false;
-        md->nbrokers = i + 1; /* from here on b->rack is freed on error */
-        if (!kr_nullable_string_v(r, false, &host) || !kr_i32(r, &port) ||
+        md->nbrokers = i + 1; /* from here on b->host and b->rack are freed on error */
+        if (!read_string(r, &b->host) || b->host == NULL || !kr_i32(r, &b->port) ||
             !read_string(r, &b->rack))
             return false;
     }
@@ -256,5 +256,65 @@ bool cli_raw_metadata_fetch(const struct cli_globals *g, const char *topic,
         return false;
     bool ok = cli_raw_metadata_exchange(fd, topic, md, why, whylen);
     close(fd);
+    return ok;
+}
+
+/* ---- One request to the controller ---- */
+
+/* Connects to broker id's advertised endpoint as md lists it, within what is
+ * left of the phase; -1 with the reason in why. */
+static int connect_broker(const struct cli_globals *g, const struct cli_raw_metadata *md,
+                          int32_t id, char *why, size_t whylen)
+{
+    for (int32_t i = 0; i < md->nbrokers; i++) {
+        const struct cli_raw_broker *b = &md->brokers[i];
+        if (b->id != id)
+            continue;
+        char addr[300];
+        /* An IPv6 literal needs brackets before its port. */
+        bool v6 = strchr(b->host, ':') != NULL;
+        snprintf(addr, sizeof(addr), v6 ? "[%s]:%d" : "%s:%d", b->host, b->port);
+        return cli_connect_bootstrap(addr, cli_wait_deadline_ms(g), why, whylen);
+    }
+    snprintf(why, whylen, "the controller (broker %d) is not among the live brokers", id);
+    return -1;
+}
+
+bool cli_raw_controller_exchange(const struct cli_globals *g, const uint8_t *req, size_t req_len,
+                                 uint32_t min_size, uint32_t max_size, const char *what,
+                                 uint8_t **resp, size_t *len, int32_t *controller_id, char *why,
+                                 size_t whylen)
+{
+    assert(req != NULL && req_len > 4);
+    assert(resp != NULL && len != NULL);
+    *resp = NULL;
+    *len = 0;
+    *controller_id = -1;
+    int fd = cli_connect_bootstrap(g->brokers, cli_wait_deadline_ms(g), why, whylen);
+    if (fd < 0)
+        return false;
+    struct cli_raw_metadata md;
+    if (!cli_raw_metadata_exchange(fd, NULL, &md, why, whylen)) {
+        close(fd);
+        return false;
+    }
+    bool ok = false;
+    if (md.controller_id < 0) {
+        snprintf(why, whylen, "the cluster has no controller");
+        goto out;
+    }
+    *controller_id = md.controller_id;
+    /* The bootstrap connection serves when it reached the controller, but
+     * a broker's own id is not in its Metadata answer: always connect to
+     * the endpoint the controller advertises. */
+    close(fd);
+    fd = connect_broker(g, &md, md.controller_id, why, whylen);
+    if (fd < 0)
+        goto out;
+    ok = cli_raw_exchange(fd, req, req_len, min_size, max_size, what, resp, len, why, whylen);
+out:
+    if (fd >= 0)
+        close(fd);
+    cli_raw_metadata_free(&md);
     return ok;
 }
