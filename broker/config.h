@@ -100,6 +100,11 @@ typedef struct broker_config {
     log_config_t log_defaults;
     group_config_t groups; /* offsets.*, group.* settings */
     txn_config_t txns;     /* transaction.*, transactional.id.* settings */
+    /* leader.imbalance.check.interval.seconds (1..86400) and
+     * leader.imbalance.per.broker.percentage (0..100): the automatic
+     * leader rebalance (auto.leader.rebalance.enable). */
+    int32_t leader_imbalance_check_interval_s;
+    int32_t leader_imbalance_per_broker_percentage;
 } broker_config_t;
 
 /* Fills cfg from defaults, the file named by --config FILE (or a first

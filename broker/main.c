@@ -218,6 +218,8 @@ static int broker_start(broker_t *b)
         .unclean_leader_election = cfg->unclean_leader_election,
         .auto_leader_rebalance = cfg->auto_leader_rebalance,
         .session_dir = cfg->log_dir, /* locked by log_manager_open above */
+        .leader_imbalance_check_interval_s = cfg->leader_imbalance_check_interval_s,
+        .leader_imbalance_per_broker_percentage = cfg->leader_imbalance_per_broker_percentage,
     };
     coordinator_callbacks_t cb = replica_manager_callbacks(b->replicas);
     if (coordinator_start(b->loop, &cc, &cb, &b->coord, err, sizeof(err)) != 0) {

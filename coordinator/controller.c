@@ -106,6 +106,7 @@ void controller_check_waiters(coordinator_t *c, bool stopping)
         admin_waiter_free(w);
     }
     reassign_check_waiters(c, stopping);
+    leader_election_check(c, stopping);
 }
 
 /* ---- election ---- */
@@ -303,6 +304,72 @@ void controller_write_partition_state(coordinator_t *c, const md_topic_t *t, int
     controller_submit_write(c, call);
 }
 
+/* One multi of controller_write_partition_states. Owned by its call. */
+typedef struct state_batch {
+    controller_batch_done_fn done;
+    void *arg;
+    size_t first, count;
+} state_batch_t;
+
+static void on_partition_states_written(coordinator_t *c, zk_call_t *call)
+{
+    state_batch_t *b = call->arg;
+    call->arg = NULL;
+    if (c->stopping) { /* the accounting and the reload end with the coordinator */
+        free(b);
+        return;
+    }
+    bool written = call->rc == ZOK;
+    bool fenced = !written && zk_multi_failed_op(call) == 0;
+    on_controller_write(c, call);
+    if (b->done)
+        b->done(c, b->arg, b->first, b->count, written, fenced);
+    free(b);
+}
+
+/* Bounds on one multi of controller_write_partition_states: well within
+ * jute.maxbuffer (1 MiB) whatever the names, and a stale version refuses
+ * at most this many decisions at once. */
+#define STATE_BATCH_MAX_OPS   1000
+#define STATE_BATCH_MAX_BYTES (512 * 1024)
+
+size_t controller_write_partition_states(coordinator_t *c, const controller_state_write_t *w,
+                                         size_t n, controller_batch_done_fn done, void *arg)
+{
+    size_t multis = 0;
+    assert(c->is_controller);
+    assert(w != NULL || n == 0);
+    size_t i = 0;
+    while (i < n) {
+        state_batch_t *b = xcalloc(1, sizeof(*b));
+        b->done = done;
+        b->arg = arg;
+        b->first = i;
+        zk_call_t *call = controller_fenced_call(c, on_partition_states_written, b);
+        call->always_complete = true; /* frees b even while stopping */
+        size_t bytes = 0;
+        while (i < n && b->count < STATE_BATCH_MAX_OPS && bytes < STATE_BATCH_MAX_BYTES) {
+            const md_topic_t *t = w[i].topic;
+            const int32_t p = w[i].partition;
+            assert(p >= 0 && p < t->npartitions);
+            assert(w[i].next.leader_epoch > t->partitions[p].leader_epoch);
+            char path[700];
+            int plen =
+                snprintf(path, sizeof(path), "/brokers/topics/%s/partitions/%d/state", t->name, p);
+            size_t len;
+            uint8_t *buf = znode_encode_partition_state(&w[i].next, &len);
+            zk_multi_set(call, path, buf, len, controller_topic_zk(c, t)->state_version[p]);
+            free(buf);
+            bytes += (size_t)plen + len + 64; /* 64: the op's own framing, generously */
+            b->count++;
+            i++;
+        }
+        controller_submit_write(c, call);
+        multis++;
+    }
+    return multis;
+}
+
 static void delete_topic_znodes(coordinator_t *c, const char *name)
 {
     for (size_t i = 0; i < c->ndeleting; i++)
@@ -386,13 +453,9 @@ static bool next_partition_state(coordinator_t *c, const md_topic_t *t, int32_t 
         }
     } else if (offline_replicas_isr_shrink(&live_ctx, p, isr, &nisr)) {
         new_leader = leader; /* a follower that cannot open its log leaves the ISR */
-    } else if (c->cfg.auto_leader_rebalance && p->nreplicas > 0 && p->replicas[0] != leader &&
-               offline_replicas_live(&live_ctx, p->replicas[0]) &&
-               coord_contains(p->isr, p->nisr, p->replicas[0])) {
-        new_leader = p->replicas[0]; /* the preferred replica is back */
-        for (int32_t i = 0; i < p->nisr; i++)
-            isr[nisr++] = p->isr[i];
     } else {
+        /* A live leader stays: moving leadership back to the preferred
+         * replica is the rebalance's (leader_election.c), on its interval. */
         free(isr);
         return false;
     }

@@ -187,6 +187,30 @@ void coord_reassign_to(const md_partition_t *p, const int32_t *target, int32_t n
                        coord_replica_set_t *out);
 void coord_replica_set_clear(coord_replica_set_t *s);
 
+/* Kafka's ElectLeaders decision for one partition (the rules above
+ * coordinator_elect_leaders): KAFKA_NONE with next->leader, ->leader_epoch
+ * (p's + 1) and ->isr (xmalloc'd, the caller's; zk_partition_state_clear)
+ * set, next->controller_epoch left to the caller; else
+ * KAFKA_ELECTION_NOT_NEEDED, KAFKA_PREFERRED_LEADER_NOT_AVAILABLE or
+ * KAFKA_ELIGIBLE_LEADERS_NOT_AVAILABLE with next untouched. */
+int16_t coord_decide_election(const md_partition_t *p, coordinator_election_type_t type,
+                              broker_live_fn live, void *live_arg, zk_partition_state_t *next);
+
+/* One partition of a cluster_metadata_t: topics[topic].partitions[partition]. */
+typedef struct coord_tp {
+    size_t topic;
+    int32_t partition;
+} coord_tp_t;
+
+/* Kafka's automatic leader rebalance check: per broker B, of the partitions
+ * whose first replica is B (topics with skip_topic[t] left out; NULL: none),
+ * the share led by another (or by none); when it exceeds percentage %, those
+ * whose first replica is live and in the ISR are returned (xmalloc'd, the
+ * caller's; *n of them, NULL when none) for a PREFERRED election. */
+coord_tp_t *coord_rebalance_candidates(const cluster_metadata_t *md, const bool *skip_topic,
+                                       int32_t percentage, broker_live_fn live, void *live_arg,
+                                       size_t *n);
+
 /* True when id is among ids[0..n). */
 bool coord_contains(const int32_t *ids, int32_t n, int32_t id);
 /* An xmalloc'd copy of ids[0..n), never NULL (even for n == 0). */

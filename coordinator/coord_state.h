@@ -173,6 +173,7 @@ struct coordinator {
     size_t npush_changes;
     bool reassign_reading; /* reassign.c: /admin/reassign_partitions read in flight */
     struct alter_write *reassign_waiting; /* reassign.c: written, waiting for the cache */
+    struct leader_elections *elections;   /* leader_election.c's; NULL until first used */
 
     struct rpc *rpc;
 
@@ -322,6 +323,34 @@ void controller_submit_write(coordinator_t *c, zk_call_t *call);
  * next->leader_epoch must be newer than the cached one. */
 void controller_write_partition_state(coordinator_t *c, const md_topic_t *t, int32_t partition,
                                       const zk_partition_state_t *next);
+/* One decision for controller_write_partition_states; topic points into
+ * c->md, next is the caller's. */
+typedef struct controller_state_write {
+    const md_topic_t *topic;
+    int32_t partition;
+    zk_partition_state_t next;
+} controller_state_write_t;
+/* Runs once per multi of controller_write_partition_states with the range
+ * [first, first + count) of w it held: written, or refused (fenced: on the
+ * controller epoch, this broker no longer being the controller). Not
+ * called once the coordinator is stopping. */
+typedef void (*controller_batch_done_fn)(coordinator_t *c, void *arg, size_t first, size_t count,
+                                         bool written, bool fenced);
+/* controller_write_partition_state for many partitions: as few fenced
+ * multis as fit well within jute.maxbuffer (at most 1000 writes each), so
+ * that electing thousands of leaders is not thousands of round trips.
+ * Each multi is all or nothing: one stale version refuses all it holds.
+ * Completions re-read the state as controller_write_partition_state's do,
+ * then call done (may be NULL). Returns how many multis it sent. */
+size_t controller_write_partition_states(coordinator_t *c, const controller_state_write_t *w,
+                                         size_t n, controller_batch_done_fn done, void *arg);
+/* ---- leader_election.c ---- */
+/* Moves ElectLeaders requests on (answers, re-decisions, timeouts) and runs
+ * the automatic leader rebalance when due: after every reload and on the
+ * tick (from controller_check_waiters). stopping: answers every request
+ * REQUEST_TIMED_OUT and frees the state. */
+void leader_election_check(coordinator_t *c, bool stopping);
+
 /* t's znode versions; t must point into c->md. */
 const topic_zk_t *controller_topic_zk(const coordinator_t *c, const md_topic_t *t);
 /* True while /admin/delete_topics/<name> exists. */

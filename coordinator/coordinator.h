@@ -131,6 +131,11 @@ typedef struct coordinator_config {
     /* Where the session file is kept for a fast restart (the log
      * directory, whose lock the caller holds); NULL: none. */
     const char *session_dir;
+    /* leader.imbalance.check.interval.seconds (0: Kafka's 300) and
+     * leader.imbalance.per.broker.percentage (0..100): see
+     * coordinator_elect_leaders. */
+    int32_t leader_imbalance_check_interval_s;
+    int32_t leader_imbalance_per_broker_percentage;
 } coordinator_config_t;
 
 /* What this broker must do for its partitions. Both run on the loop. */
@@ -275,5 +280,48 @@ typedef struct coordinator_reassign_item {
  * returns; items must stay valid until then. */
 void coordinator_alter_reassignments(coordinator_t *c, coordinator_reassign_item_t *items,
                                      size_t nitems, void (*done)(void *arg), void *arg);
+
+/* ---- Leader elections (leader_election.c) ----
+ * Kafka's ElectLeaders, run by the controller. PREFERRED: a partition led
+ * by its first replica needs none (ELECTION_NOT_NEEDED); one whose first
+ * replica is not live or not in the ISR gets PREFERRED_LEADER_NOT_AVAILABLE;
+ * otherwise the first replica leads, the ISR kept, the leader epoch bumped.
+ * UNCLEAN: a partition with a live leader needs none; otherwise the first
+ * live ISR member leads (the ISR keeps its live members), else the first
+ * live replica (the ISR is that replica alone), else
+ * ELIGIBLE_LEADERS_NOT_AVAILABLE. Also UNKNOWN_TOPIC_OR_PARTITION,
+ * INVALID_TOPIC_EXCEPTION (the topic is being deleted), NOT_CONTROLLER, and
+ * REQUEST_TIMED_OUT for an election not seen through in time.
+ *
+ * With auto.leader.rebalance.enable, the controller also checks every
+ * leader.imbalance.check.interval.seconds, per broker, the share of the
+ * partitions whose first replica it is that another broker leads: above
+ * leader.imbalance.per.broker.percentage it runs PREFERRED elections for
+ * those whose first replica is live and in the ISR. */
+typedef enum coordinator_election_type {
+    COORDINATOR_ELECTION_PREFERRED = 0, /* Kafka's ElectionType values */
+    COORDINATOR_ELECTION_UNCLEAN = 1,
+} coordinator_election_type_t;
+
+/* One partition to elect a leader for, and its outcome. */
+typedef struct coordinator_election {
+    const char *topic; /* the caller's */
+    int32_t partition;
+    int16_t error;       /* set before done runs */
+    const char *message; /* set before done runs: a static string, or NULL */
+} coordinator_election_t;
+
+typedef void (*coordinator_elections_done_fn)(void *arg);
+
+/* Elects leaders for elections[0..n) (n <= COORDINATOR_MAX_ELECTIONS): the
+ * writes, then the wait until this broker's metadata shows each new leader,
+ * bounded by timeout_ms (<= 0: 30 s). elections stays the caller's and must
+ * live until done, which runs exactly once on the loop, possibly before
+ * this returns (nothing to write) and at the latest when the coordinator
+ * stops. A topic named twice is elected once but answered in both. */
+#define COORDINATOR_MAX_ELECTIONS 1000000
+void coordinator_elect_leaders(coordinator_t *c, coordinator_election_type_t type,
+                               coordinator_election_t *elections, size_t n, int32_t timeout_ms,
+                               coordinator_elections_done_fn done, void *arg);
 
 #endif

@@ -608,6 +608,8 @@ static void describe_broker(api_context_t *ctx, kwriter_t *w, int16_t version, b
         {.name = "log.segment.bytes"},
         {.name = "log.retention.ms"},
         {.name = "log.retention.bytes"},
+        {.name = "leader.imbalance.check.interval.seconds"},
+        {.name = "leader.imbalance.per.broker.percentage"},
     };
     const size_t nall = sizeof(all) / sizeof(all[0]);
     snprintf(all[0].value, sizeof(all[0].value), "%d", c->broker_id);
@@ -630,6 +632,8 @@ static void describe_broker(api_context_t *ctx, kwriter_t *w, int16_t version, b
     snprintf(all[14].value, sizeof(all[14].value), "%lld", (long long)c->log_defaults.retention_ms);
     snprintf(all[15].value, sizeof(all[15].value), "%lld",
              (long long)c->log_defaults.retention_bytes);
+    snprintf(all[16].value, sizeof(all[16].value), "%d", c->leader_imbalance_check_interval_s);
+    snprintf(all[17].value, sizeof(all[17].value), "%d", c->leader_imbalance_per_broker_percentage);
     size_t count_at = kw_reserve_i32(w); /* the entries' count, once known */
     int32_t n = 0;
     for (size_t i = 0; i < nall; i++) {

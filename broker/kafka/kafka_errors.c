@@ -156,6 +156,10 @@ const char *kafka_error_name(int error_code)
         return "GROUP_MAX_SIZE_REACHED";
     case KAFKA_FENCED_INSTANCE_ID:
         return "FENCED_INSTANCE_ID";
+    case KAFKA_ELIGIBLE_LEADERS_NOT_AVAILABLE:
+        return "ELIGIBLE_LEADERS_NOT_AVAILABLE";
+    case KAFKA_ELECTION_NOT_NEEDED:
+        return "ELECTION_NOT_NEEDED";
     case KAFKA_NO_REASSIGNMENT_IN_PROGRESS:
         return "NO_REASSIGNMENT_IN_PROGRESS";
     case KAFKA_GROUP_SUBSCRIBED_TO_TOPIC:
