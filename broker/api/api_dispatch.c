@@ -51,6 +51,7 @@ static const api_entry_t api_table[KAFKA_API_KEY_COUNT] = {
     [KAFKA_API_DESCRIBE_CONFIGS] = {0, 2, 4, api_handle_describe_configs, "DescribeConfigs"},
     [KAFKA_API_CREATE_PARTITIONS] = {0, 1, 2, api_handle_create_partitions, "CreatePartitions"},
     [KAFKA_API_DELETE_GROUPS] = {0, 2, 2, api_handle_delete_groups, "DeleteGroups"},
+    [KAFKA_API_ELECT_LEADERS] = {0, 2, 2, api_handle_elect_leaders, "ElectLeaders"},
     [KAFKA_API_ALTER_PARTITION_REASSIGNMENTS] = {0, 0, 0, api_handle_alter_partition_reassignments,
                                                  "AlterPartitionReassignments"},
     [KAFKA_API_LIST_PARTITION_REASSIGNMENTS] = {0, 0, 0, api_handle_list_partition_reassignments,

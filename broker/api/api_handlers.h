@@ -29,6 +29,9 @@ api_result_t api_handle_find_coordinator(api_context_t *ctx, kafka_request_t *re
                                          kafka_response_t *resp);
 api_result_t api_handle_describe_configs(api_context_t *ctx, kafka_request_t *req,
                                          kafka_response_t *resp);
+/* ElectLeaders (api_elect_leaders.c), run by the controller. */
+api_result_t api_handle_elect_leaders(api_context_t *ctx, kafka_request_t *req,
+                                      kafka_response_t *resp);
 api_result_t api_handle_init_producer_id(api_context_t *ctx, kafka_request_t *req,
                                          kafka_response_t *resp);
 /* Partition reassignment (api_reassign.c), answered by the controller. */
