@@ -315,6 +315,28 @@ bool cli_decode_describe_configs_self(const uint8_t *frame, size_t len, int32_t 
 
 int cli_cmd_cluster_health(int argc, char **argv, struct cli_globals *g);
 
+/* ---- Leader elections (cli_elect.c) ---- */
+
+/* One partition's answer to ElectLeaders. */
+struct cli_election_result {
+    char *topic; /* owned */
+    int32_t partition;
+    int16_t error;
+    char *message; /* owned; NULL when none */
+};
+
+/* Decodes an ElectLeaders v1 answer (after its size prefix) to the request
+ * with correlation_id: the top-level error and every partition's result
+ * (*results xmalloc'd, the caller's: cli_election_results_free). Counts and
+ * lengths are checked against the bytes left before anything is
+ * allocated; false (nothing allocated) when malformed. */
+bool cli_decode_elect_leaders_v1(const uint8_t *frame, size_t len, int32_t correlation_id,
+                                 int16_t *top_error, struct cli_election_result **results,
+                                 int32_t *nresults);
+void cli_election_results_free(struct cli_election_result *results, int32_t n);
+
+int cli_cmd_cluster_elect_leaders(int argc, char **argv, struct cli_globals *g);
+
 /* ---- Consumer groups (cli_group.c) ---- */
 
 /* Kafka refuses only the empty group id; a protocol string holds at most

@@ -27,6 +27,7 @@ static const char main_usage[] =
     "  cluster health [--local]\n"
     "  cluster reassignments\n"
     "  cluster rebalance [--dry-run] [--wait]\n"
+    "  cluster elect-leaders [--unclean] [--topic TOPIC [--partition P]]\n"
     "  produce TOPIC [-k SEP] [--acks 0|1|all] [-p PARTITION]\n"
     "  consume TOPIC [-o beginning|end|OFFSET|-N] [-n COUNT] [-p PARTITION] [-e]\n"
     "                [-f FORMAT] [-g GROUP]\n"
@@ -61,8 +62,8 @@ static const char main_usage[] =
     "  9  cluster health: not healthy (the reasons are printed)\n";
 
 static const char cluster_usage[] =
-    "Usage: vltava cluster info|health|reassignments|rebalance [OPTIONS]\n"
-    "       [GLOBAL OPTIONS]\n"
+    "Usage: vltava cluster info|health|reassignments|rebalance|elect-leaders\n"
+    "       [OPTIONS] [GLOBAL OPTIONS]\n"
     "\n"
     "Subcommands:\n"
     "  info     brokers (id, host, port, rack), controller id and cluster id\n"
@@ -72,6 +73,7 @@ static const char cluster_usage[] =
     "  reassignments  partition reassignments in progress\n"
     "  rebalance      spread replicas and preferred leaders evenly over the live\n"
     "                 brokers ([--dry-run] [--wait])\n"
+    "  elect-leaders  preferred (or --unclean) leader elections by the controller\n"
     "\n"
     "See vltava --help for the global options and exit codes.\n";
 
@@ -126,7 +128,8 @@ int main(int argc, char **argv)
             {"info", cli_cmd_cluster},
             {"health", cli_cmd_cluster_health},
             {"reassignments", cli_cmd_cluster_reassignments},
-            {"rebalance", cli_cmd_cluster_rebalance}};
+            {"rebalance", cli_cmd_cluster_rebalance},
+            {"elect-leaders", cli_cmd_cluster_elect_leaders}};
         return cli_run_subcommand(rest_argc, rest_argv, &globals, cluster_usage, subs,
                                   sizeof(subs) / sizeof(subs[0]));
     }

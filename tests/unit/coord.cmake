@@ -3,6 +3,7 @@
 # ZooKeeper (VLTAVA_TEST_ZK from tests/run.sh, or one it starts itself).
 vltava_unit_test(test_coord
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/coord_main.c ${CMAKE_CURRENT_LIST_DIR}/coord_pure_test.c
+          ${CMAKE_CURRENT_LIST_DIR}/coord_election_test.c
           ${CMAKE_CURRENT_LIST_DIR}/coord_zk_test.c ${CMAKE_CURRENT_LIST_DIR}/coord_rpc_test.c
           ${CMAKE_CURRENT_LIST_DIR}/coord_reassign_test.c
   LIBS vltava_coordinator vltava_rpc vltava_log vltava_kafka vltava_proto vltava_util)

@@ -9,6 +9,7 @@ int main(void)
         return 2;
     coord_add_pure_suite();
     coord_add_reassign_suite();
+    coord_add_election_suite();
     coord_add_rpc_suite();
     coord_add_zk_suite();
     return unit_run_registered();

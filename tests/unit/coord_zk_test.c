@@ -160,6 +160,8 @@ static coordinator_t *start_broker(const char *connect, int32_t id, broker_rec_t
         .default_partitions = 1,
         .default_replication_factor = 1,
         .auto_leader_rebalance = true,
+        .leader_imbalance_check_interval_s =
+            1, /* the preferred leader back within the test's waits */
     };
     coordinator_callbacks_t cb = {
         .arg = rec, .partition_changed = on_changed, .partition_removed = on_removed};
