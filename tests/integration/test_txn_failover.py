@@ -32,7 +32,10 @@ PARTITIONS = 6
 class TxnFailoverTest(vt.SharedClusterTest):
     @classmethod
     def setUpClass(cls):
-        cfg = th.txn_broker_config(3, **{"replica.lag.time.max.ms": 2000})
+        # The rebalance check every second: tearDown waits for the preferred
+        # leaders to return.
+        cfg = th.txn_broker_config(3, **{"replica.lag.time.max.ms": 2000,
+                                         "leader.imbalance.check.interval.seconds": 1})
         cls.cluster = vt.Cluster(brokers=3, name="txn-failover", broker_config=cfg)
         cls.cluster.create_topic(TOPIC, partitions=PARTITIONS, rf=1)
 
