@@ -16,14 +16,15 @@
 
 #include "cli_output.h"
 #include "kafka_codec.h"
+#include "kafka_errors.h"
 #include "xalloc.h"
 
 #define ELECT_CORRELATION_ID 0x656c6374 /* "elct" */
 #define ELECT_MAX_RESPONSE   (64 << 20)
 #define ELECT_MAX_RESULTS    1000000
 /* Kafka's error codes the command names in its output and exit code. */
-#define KAFKA_ERR_NOT_CONTROLLER             41
-#define KAFKA_ERR_ELECTION_NOT_NEEDED        84
+#define KAFKA_ERR_NOT_CONTROLLER      41
+#define KAFKA_ERR_ELECTION_NOT_NEEDED 84
 /* Attempts when the controller moved between the Metadata and the request. */
 #define ELECT_ATTEMPTS 3
 
@@ -129,7 +130,7 @@ void cli_election_results_free(struct cli_election_result *results, int32_t n)
 
 static const char *error_name(int16_t code)
 {
-    return code == 0 ? "NONE" : rd_kafka_err2name((rd_kafka_resp_err_t)code);
+    return kafka_error_name(code); /* Kafka's names, not librdkafka's */
 }
 
 /* What the command reports for one partition: "elected", "not needed", or

@@ -61,6 +61,7 @@ typedef struct election_request {
     void *arg;
     bool answered;
     int batches_inflight;
+    uint64_t decided_at_reload; /* c->reloads_done when last decided */
 } election_request_t;
 
 typedef struct leader_elections {
@@ -293,6 +294,7 @@ static void decide_and_write(coordinator_t *c, election_request_t *r)
         it->expect_leader = w[k].next.leader;
         it->expect_epoch = w[k].next.leader_epoch;
     }
+    r->decided_at_reload = c->reloads_done;
     if (nw > 0)
         r->batches_inflight += (int)controller_write_partition_states(c, w, nw, on_batch_done, r);
     for (size_t k = 0; k < nw; k++)
@@ -345,7 +347,8 @@ static bool request_progress(coordinator_t *c, election_request_t *r, int64_t no
         return true;
     }
     /* A refused batch is decided again once the state was re-read. */
-    if (to_decide && r->batches_inflight == 0 && state_settled(c) && c->is_controller)
+    if (to_decide && r->batches_inflight == 0 && state_settled(c) && c->is_controller &&
+        c->reloads_done > r->decided_at_reload)
         decide_and_write(c, r);
     for (size_t i = 0; i < r->n; i++)
         if (r->items[i].state != ITEM_DONE)

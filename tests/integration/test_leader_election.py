@@ -139,7 +139,7 @@ class LeaderElectionTest(unittest.TestCase):
             self.assertExit(p, EXIT_UNKNOWN_TOPIC)
             p = vltava("cluster", "elect-leaders", "--topic", "pe", "--partition", 99, brokers=c.bootstrap)
             self.assertExit(p, EXIT_UNKNOWN_TOPIC)
-            self.assertIn(b"UNKNOWN_TOPIC_OR_PART", p.stdout)
+            self.assertIn(b"UNKNOWN_TOPIC_OR_PARTITION", p.stdout)
             # usage
             p = vltava("cluster", "elect-leaders", "--partition", 1, brokers=c.bootstrap)
             self.assertExit(p, 2)
