@@ -351,6 +351,62 @@ static void test_metadata_every_truncation(void)
     }
 }
 
+/* An ElectLeaders v1 answer: topic "t" with partition 0 elected and
+ * partition 2 PREFERRED_LEADER_NOT_AVAILABLE (80) with a message. */
+static void elect_frame(struct frame *f)
+{
+    f->len = 0;
+    put_i32(f, CID);
+    put_i32(f, 0); /* throttle */
+    put_i16(f, 0); /* top-level error */
+    put_i32(f, 1);
+    put_str(f, "t");
+    put_i32(f, 2);
+    put_i32(f, 0);
+    put_i16(f, 0);
+    put_str(f, NULL);
+    put_i32(f, 2);
+    put_i16(f, 80);
+    put_str(f, "down");
+}
+
+static void test_elect_leaders_decode(void)
+{
+    struct frame f;
+    elect_frame(&f);
+    int16_t top = -1;
+    struct cli_election_result *res = NULL;
+    int32_t n = -1;
+    CU_ASSERT_FATAL(cli_decode_elect_leaders_v1(f.b, f.len, CID, &top, &res, &n));
+    CU_ASSERT_EQUAL(top, 0);
+    CU_ASSERT_EQUAL_FATAL(n, 2);
+    CU_ASSERT_STRING_EQUAL(res[0].topic, "t");
+    CU_ASSERT_EQUAL(res[0].partition, 0);
+    CU_ASSERT_EQUAL(res[0].error, 0);
+    CU_ASSERT_PTR_NULL(res[0].message);
+    CU_ASSERT_EQUAL(res[1].partition, 2);
+    CU_ASSERT_EQUAL(res[1].error, 80);
+    CU_ASSERT_STRING_EQUAL(res[1].message, "down");
+    cli_election_results_free(res, n);
+    CU_ASSERT_FALSE(cli_decode_elect_leaders_v1(f.b, f.len, CID + 1, &top, &res, &n));
+    /* every truncation is refused, with nothing left allocated (ASan) */
+    for (size_t len = 0; len < f.len; len++) {
+        uint8_t *copy = malloc(len ? len : 1);
+        memcpy(copy, f.b, len);
+        CU_ASSERT_FALSE(cli_decode_elect_leaders_v1(copy, len, CID, &top, &res, &n));
+        CU_ASSERT_PTR_NULL(res);
+        free(copy);
+    }
+    /* a partition count beyond the frame, and trailing bytes */
+    elect_frame(&f);
+    f.len -= 4 + 8 + 12; /* back before the partition count */
+    put_i32(&f, 1000000);
+    CU_ASSERT_FALSE(cli_decode_elect_leaders_v1(f.b, f.len, CID, &top, &res, &n));
+    elect_frame(&f);
+    put_i16(&f, 0);
+    CU_ASSERT_FALSE(cli_decode_elect_leaders_v1(f.b, f.len, CID, &top, &res, &n));
+}
+
 /* Every frame here must be refused, and nothing may leak (ASan checks). */
 static void refuse(struct frame *f, const char *what)
 {
@@ -595,6 +651,7 @@ int main(void)
     CU_add_test(s, "metadata v7 valid", test_metadata_valid);
     CU_add_test(s, "metadata v7 every truncation", test_metadata_every_truncation);
     CU_add_test(s, "metadata v7 bad fields", test_metadata_bad_fields);
+    CU_add_test(s, "ElectLeaders v1 answers", test_elect_leaders_decode);
     CU_add_test(s, "value parsers", test_parsers);
     CU_add_test(s, "group ids and seek targets", test_group_values);
     CU_basic_set_mode(CU_BRM_VERBOSE);
