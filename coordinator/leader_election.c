@@ -242,26 +242,45 @@ static void on_batch_done(coordinator_t *c, void *arg, size_t first, size_t coun
     leader_election_check(c, false);
 }
 
-/* The write of this round for (t, partition), or nw when none. */
-static size_t find_write(const controller_state_write_t *w, size_t nw, const md_topic_t *t,
-                         int32_t partition)
+/* An item to decide, in the order that puts repeats of a partition side
+ * by side. */
+typedef struct decide_key {
+    const char *topic;
+    int32_t partition;
+    size_t item;
+} decide_key_t;
+
+static int compare_keys(const void *a, const void *b)
 {
-    for (size_t k = 0; k < nw; k++)
-        if (w[k].topic == t && w[k].partition == partition)
-            return k;
-    return nw;
+    const decide_key_t *x = a, *y = b;
+    int c = strcmp(x->topic, y->topic);
+    if (c != 0)
+        return c;
+    if (x->partition != y->partition)
+        return (x->partition > y->partition) - (x->partition < y->partition);
+    return (x->item > y->item) - (x->item < y->item);
+}
+
+static bool same_partition(const decide_key_t *a, const decide_key_t *b)
+{
+    return a->partition == b->partition && strcmp(a->topic, b->topic) == 0;
 }
 
 static void decide_and_write(coordinator_t *c, election_request_t *r)
 {
     assert(c->is_controller);
     assert(r->batches_inflight == 0 && !r->answered);
-    controller_state_write_t *w = xcalloc(r->n + 1, sizeof(*w));
+    decide_key_t *keys = xcalloc(r->n + 1, sizeof(*keys));
+    size_t nkeys = 0;
+    for (size_t i = 0; i < r->n; i++)
+        if (r->items[i].state == ITEM_DECIDE)
+            keys[nkeys++] = (decide_key_t){r->elections[i].topic, r->elections[i].partition, i};
+    qsort(keys, nkeys, sizeof(*keys), compare_keys);
+    controller_state_write_t *w = xcalloc(nkeys + 1, sizeof(*w));
     size_t nw = 0;
-    for (size_t i = 0; i < r->n; i++) {
+    for (size_t k = 0; k < nkeys; k++) {
+        const size_t i = keys[k].item;
         election_item_t *it = &r->items[i];
-        if (it->state != ITEM_DECIDE)
-            continue;
         const coordinator_election_t *e = &r->elections[i];
         const md_topic_t *t = cluster_metadata_topic(c->md, e->topic, strlen(e->topic));
         if (!t || e->partition < 0 || e->partition >= t->npartitions) {
@@ -272,28 +291,35 @@ static void decide_and_write(coordinator_t *c, election_request_t *r)
             item_finish(r, i, KAFKA_INVALID_TOPIC_EXCEPTION, "The topic is being deleted");
             continue;
         }
-        size_t k = find_write(w, nw, t, e->partition);
-        if (k == nw) { /* not named before in this request */
-            const md_partition_t *p = &t->partitions[e->partition];
-            zk_partition_state_t next;
-            int16_t error = coord_decide_election(p, r->type, coord_broker_live, c, &next);
-            if (error != KAFKA_NONE) {
-                item_finish(r, i, error, message_for(error));
-                continue;
+        const bool repeat = k > 0 && same_partition(&keys[k - 1], &keys[k]);
+        if (repeat) { /* answered as the first naming of it is */
+            const election_item_t *first = &r->items[keys[k - 1].item];
+            if (first->state == ITEM_DONE) {
+                item_finish(r, i, r->elections[keys[k - 1].item].error,
+                            r->elections[keys[k - 1].item].message);
+            } else {
+                *it = *first;
             }
-            next.controller_epoch = c->my_controller_epoch;
-            VLOG_INFO("coord", "%s-%d: %s election, leader %d -> %d, leader epoch %d", t->name,
-                      e->partition,
-                      r->type == COORDINATOR_ELECTION_PREFERRED ? "preferred" : "unclean",
-                      p->leader, next.leader, next.leader_epoch);
-            w[nw++] =
-                (controller_state_write_t){.topic = t, .partition = e->partition, .next = next};
+            continue;
         }
+        const md_partition_t *p = &t->partitions[e->partition];
+        zk_partition_state_t next;
+        int16_t error = coord_decide_election(p, r->type, coord_broker_live, c, &next);
+        if (error != KAFKA_NONE) {
+            item_finish(r, i, error, message_for(error));
+            continue;
+        }
+        next.controller_epoch = c->my_controller_epoch;
+        VLOG_INFO("coord", "%s-%d: %s election, leader %d -> %d, leader epoch %d", t->name,
+                  e->partition, r->type == COORDINATOR_ELECTION_PREFERRED ? "preferred" : "unclean",
+                  p->leader, next.leader, next.leader_epoch);
         it->state = ITEM_WRITING;
-        it->write_index = k;
-        it->expect_leader = w[k].next.leader;
-        it->expect_epoch = w[k].next.leader_epoch;
+        it->write_index = nw;
+        it->expect_leader = next.leader;
+        it->expect_epoch = next.leader_epoch;
+        w[nw++] = (controller_state_write_t){.topic = t, .partition = e->partition, .next = next};
     }
+    free(keys);
     r->decided_at_reload = c->reloads_done;
     if (nw > 0)
         r->batches_inflight += (int)controller_write_partition_states(c, w, nw, on_batch_done, r);

@@ -142,6 +142,9 @@ static void new_chroot(char *out, size_t size)
     snprintf(out, size, "%s/coordtest-%d-%d/vltava", zk_hosts, (int)getpid(), ++chroot_seq);
 }
 
+/* auto.leader.rebalance.enable of the brokers start_broker starts. */
+static bool start_with_rebalance = true;
+
 static coordinator_t *start_broker(const char *connect, int32_t id, broker_rec_t *rec, char *err,
                                    size_t err_size)
 {
@@ -159,7 +162,7 @@ static coordinator_t *start_broker(const char *connect, int32_t id, broker_rec_t
         .rpc_port = free_port(),
         .default_partitions = 1,
         .default_replication_factor = 1,
-        .auto_leader_rebalance = true,
+        .auto_leader_rebalance = start_with_rebalance,
         .leader_imbalance_check_interval_s =
             1, /* the preferred leader back within the test's waits */
     };
@@ -806,6 +809,130 @@ static void test_leader_alters_isr(void)
     coordinator_stop(c1);
 }
 
+typedef struct elect_wait {
+    int done;
+} elect_wait_t;
+
+static void elections_done(void *arg)
+{
+    ((elect_wait_t *)arg)->done++;
+}
+
+static bool elected(void *arg)
+{
+    return ((elect_wait_t *)arg)->done > 0;
+}
+
+/* Writes partition p of "e" as led by `leader` (the ISR kept), as if a
+ * failover had moved it; returns the leader epoch written. */
+static int32_t move_leader(const char *connect, int32_t p, int32_t leader)
+{
+    zhandle_t *zh = raw_client(connect);
+    char path[128], buf[256];
+    snprintf(path, sizeof(path), "/brokers/topics/e/partitions/%d/state", p);
+    int len = sizeof(buf);
+    struct Stat st;
+    CU_ASSERT_EQUAL_FATAL(zoo_get(zh, path, 0, buf, &len, &st), ZOK);
+    zk_partition_state_t ps;
+    char derr[100];
+    CU_ASSERT_EQUAL_FATAL(
+        znode_decode_partition_state((uint8_t *)buf, (size_t)len, &ps, derr, sizeof(derr)), 0);
+    int32_t epoch = ps.leader_epoch + 1;
+    ps.leader = leader;
+    ps.leader_epoch = epoch;
+    size_t glen;
+    uint8_t *g = znode_encode_partition_state(&ps, &glen);
+    CU_ASSERT_EQUAL(zoo_set(zh, path, (char *)g, (int)glen, st.version), ZOK);
+    free(g);
+    zk_partition_state_clear(&ps);
+    zookeeper_close(zh);
+    return epoch;
+}
+
+typedef struct leader_wait {
+    coordinator_t *c;
+    int32_t partition, leader;
+} leader_wait_t;
+
+static bool leader_is(void *arg)
+{
+    leader_wait_t *w = arg;
+    const md_topic_t *t = topic(w->c, "e");
+    return t && t->partitions[w->partition].leader == w->leader;
+}
+
+static void test_elect_leaders(void)
+{
+    char connect[256], err[256];
+    new_chroot(connect, sizeof(connect));
+    broker_rec_t r1 = {0}, r2 = {0};
+    start_with_rebalance = false; /* only the elections asked for move leaders */
+    coordinator_t *c1 = start_broker(connect, 1, &r1, err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c1);
+    coordinator_t *c2 = start_broker(connect, 2, &r2, err, sizeof(err));
+    start_with_rebalance = true;
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c2);
+    for (int i = 0; i < 100 && coordinator_metadata(c1)->nbrokers < 2; i++)
+        run_until(is_controller, c2, 20);
+    CU_ASSERT_TRUE_FATAL(coordinator_is_controller(c1));
+    CU_ASSERT_EQUAL(create_topic(c1, "e", 2, 2, NULL, NULL, false), KAFKA_NONE);
+    wait_topic_t seen = {c2, "e", 2};
+    CU_ASSERT_TRUE_FATAL(run_until(topic_as_expected, &seen, 5000));
+    const md_partition_t *p0 = &topic(c1, "e")->partitions[0];
+    const int32_t preferred = p0->replicas[0], other = p0->replicas[1];
+    move_leader(connect, 0, other);
+    leader_wait_t moved = {c1, 0, other};
+    CU_ASSERT_TRUE_FATAL(run_until(leader_is, &moved, 5000));
+
+    /* Not the controller: NOT_CONTROLLER at once. */
+    coordinator_election_t one = {.topic = "e", .partition = 0};
+    elect_wait_t w = {0};
+    coordinator_elect_leaders(c2, COORDINATOR_ELECTION_PREFERRED, &one, 1, 5000, elections_done,
+                              &w);
+    CU_ASSERT_EQUAL(w.done, 1);
+    CU_ASSERT_EQUAL(one.error, KAFKA_NOT_CONTROLLER);
+
+    /* The controller: partition 0 named twice, answered twice, elected
+     * once; the rest answered with Kafka's errors. */
+    coordinator_election_t e[] = {{.topic = "e", .partition = 0},
+                                  {.topic = "e", .partition = 1},
+                                  {.topic = "e", .partition = 9},
+                                  {.topic = "no", .partition = 0},
+                                  {.topic = "e", .partition = 0}};
+    memset(&w, 0, sizeof(w));
+    coordinator_elect_leaders(c1, COORDINATOR_ELECTION_PREFERRED, e, 5, 10000, elections_done, &w);
+    CU_ASSERT_EQUAL(w.done, 0); /* its write is in flight */
+    CU_ASSERT_TRUE_FATAL(run_until(elected, &w, 10000));
+    CU_ASSERT_EQUAL(w.done, 1);
+    CU_ASSERT_EQUAL(e[0].error, KAFKA_NONE);
+    CU_ASSERT_EQUAL(e[1].error, KAFKA_ELECTION_NOT_NEEDED);
+    CU_ASSERT_EQUAL(e[2].error, KAFKA_UNKNOWN_TOPIC_OR_PARTITION);
+    CU_ASSERT_EQUAL(e[3].error, KAFKA_UNKNOWN_TOPIC_OR_PARTITION);
+    CU_ASSERT_EQUAL(e[4].error, KAFKA_NONE);
+    /* answered once the controller's own cache shows it */
+    CU_ASSERT_EQUAL(topic(c1, "e")->partitions[0].leader, preferred);
+    leader_wait_t back = {c2, 0, preferred};
+    CU_ASSERT_TRUE(run_until(leader_is, &back, 5000));
+
+    /* Unclean with a live leader: not needed. */
+    memset(&w, 0, sizeof(w));
+    coordinator_elect_leaders(c1, COORDINATOR_ELECTION_UNCLEAN, &one, 1, 5000, elections_done, &w);
+    CU_ASSERT_TRUE(run_until(elected, &w, 5000));
+    CU_ASSERT_EQUAL(one.error, KAFKA_ELECTION_NOT_NEEDED);
+
+    /* Stopping answers an election in flight, once. */
+    move_leader(connect, 0, other);
+    CU_ASSERT_TRUE_FATAL(run_until(leader_is, &moved, 5000));
+    memset(&w, 0, sizeof(w));
+    coordinator_elect_leaders(c1, COORDINATOR_ELECTION_PREFERRED, &one, 1, 10000, elections_done,
+                              &w);
+    CU_ASSERT_EQUAL(w.done, 0);
+    coordinator_stop(c1);
+    CU_ASSERT_EQUAL(w.done, 1);
+    CU_ASSERT(one.error == KAFKA_NONE || one.error == KAFKA_REQUEST_TIMED_OUT);
+    coordinator_stop(c2);
+}
+
 typedef struct pid_result {
     int done;
     int16_t error;
@@ -891,6 +1018,7 @@ void coord_add_zk_suite(void)
     CU_add_test(s, "deposed controller cannot write", test_deposed_controller_cannot_write);
     CU_add_test(s, "stale controller RPCs ignored", test_stale_controller_rpcs_ignored);
     CU_add_test(s, "the leader alters the ISR", test_leader_alters_isr);
+    CU_add_test(s, "leader elections on demand", test_elect_leaders);
     CU_add_test(s, "producer-id blocks never overlap", test_producer_id_blocks);
     CU_add_test(s, "stop answers admin requests in flight",
                 test_stop_answers_admin_requests_in_flight);
