@@ -83,6 +83,8 @@ static void test_defaults(void)
     CU_ASSERT_TRUE(cfg.delete_topic_enable);
     CU_ASSERT_FALSE(cfg.unclean_leader_election);
     CU_ASSERT_TRUE(cfg.auto_leader_rebalance);
+    CU_ASSERT_EQUAL(cfg.leader_imbalance_check_interval_s, 300);
+    CU_ASSERT_EQUAL(cfg.leader_imbalance_per_broker_percentage, 10);
     CU_ASSERT_EQUAL(cfg.socket_request_max_bytes, 104857600);
     CU_ASSERT_EQUAL(cfg.max_connections, INT32_MAX);
     CU_ASSERT_EQUAL(cfg.queued_max_requests, 500);
@@ -261,6 +263,10 @@ static void test_refusals(void)
                    "invalid value '0'");
     expect_refused(REQUIRED "num.partitions=\n", "num.partitions", "invalid value ''");
     expect_refused(REQUIRED "group.max.size=10001\n", "group.max.size", "invalid value");
+    expect_refused(REQUIRED "leader.imbalance.check.interval.seconds=0\n",
+                   "leader.imbalance.check.interval.seconds", "invalid value '0'");
+    expect_refused(REQUIRED "leader.imbalance.per.broker.percentage=101\n",
+                   "leader.imbalance.per.broker.percentage", "invalid value '101'");
     expect_refused(REQUIRED "offset.metadata.max.bytes=40000\n", "offset.metadata.max.bytes",
                    "invalid value");
     expect_refused(REQUIRED
