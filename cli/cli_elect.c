@@ -222,6 +222,16 @@ static int32_t topic_partitions(const struct cli_globals *g, const char *topic, 
     return n;
 }
 
+/* The request's TimeoutMs: what is left of the phase, less a margin, so
+ * that the controller's answer (REQUEST_TIMED_OUT for what it did not see
+ * through) arrives before the connection's own deadline. */
+static int32_t server_timeout_ms(const struct cli_globals *g)
+{
+    int left = cli_wait_ms(g);
+    assert(left >= 1);
+    return left > 2000 ? left - 1000 : left / 2 + 1;
+}
+
 static int elect(const struct cli_globals *g, bool unclean, const char *topic, int64_t partition)
 {
     int32_t one = (int32_t)partition, npartitions = 0;
@@ -242,7 +252,7 @@ static int elect(const struct cli_globals *g, bool unclean, const char *topic, i
         kwriter_t req;
         kw_init(&req, 64);
         build_request(&req, unclean, topic, partition >= 0 ? &one : NULL, npartitions,
-                      cli_wait_ms(g));
+                      server_timeout_ms(g));
         uint8_t *frame = NULL;
         size_t len = 0;
         char why[512];
