@@ -157,6 +157,34 @@ class LeaderElectionTest(unittest.TestCase):
             self.assertIn("leader rebalance:", ctrl.log_text())
 
 
+    def test_unclean_election_elects_an_out_of_sync_replica(self):
+        config = {"auto.leader.rebalance.enable": "false", "replica.lag.time.max.ms": 1000}
+        with vt.Cluster(brokers=2, broker_config=config) as c:
+            c.create_topic("u", partitions=1, rf=2)
+            md = partitions_of(c.brokers[0].port, "u")[0]
+            leader = c.broker(md["leader"])
+            follower = next(b for b in c.brokers if b.id != leader.id)
+            follower.stop()
+            vt.wait_for(lambda: partitions_of(leader.port, "u")[0]["isr"] == [leader.id], timeout=60,
+                        what="the ISR to shrink to the leader")
+            leader.stop()
+            follower.start()
+            c.wait_ready()
+            # only an out-of-sync replica is live: offline, as unclean
+            # elections are off
+            vt.wait_for(lambda: vt.raw_metadata(follower.port, [])["controller_id"] == follower.id, timeout=60,
+                        what="broker %d to be the controller" % follower.id)
+            md = partitions_of(follower.port, "u")[0]
+            self.assertEqual((md["leader"], md["isr"]), (-1, [leader.id]))
+            top, res = elect_leaders(follower.port, 1, {"u": [0]}, election_type=PREFERRED)
+            self.assertEqual(res[("u", 0)][0], PREFERRED_LEADER_NOT_AVAILABLE)
+            p = vltava("cluster", "elect-leaders", "--unclean", "--topic", "u", brokers=c.live_bootstrap())
+            self.assertExit(p, EXIT_OK)
+            self.assertIn(b"elected", p.stdout)
+            md = partitions_of(follower.port, "u")[0]
+            self.assertEqual((md["leader"], md["isr"]), (follower.id, [follower.id]))
+            self.assertIn("unclean election", follower.log_text())
+
 class ElectLeadersWireTest(unittest.TestCase):
     """One cluster, auto rebalance off: a broker that is not the controller
     is stopped, so that partitions whose preferred replica it is are led
