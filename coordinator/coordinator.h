@@ -318,7 +318,7 @@ typedef void (*coordinator_elections_done_fn)(void *arg);
  * bounded by timeout_ms (<= 0: 30 s). elections stays the caller's and must
  * live until done, which runs exactly once on the loop, possibly before
  * this returns (nothing to write) and at the latest when the coordinator
- * stops. A topic named twice is elected once but answered in both. */
+ * stops. A partition named twice is elected once and answered in both. */
 #define COORDINATOR_MAX_ELECTIONS 1000000
 void coordinator_elect_leaders(coordinator_t *c, coordinator_election_type_t type,
                                coordinator_election_t *elections, size_t n, int32_t timeout_ms,
