@@ -309,21 +309,31 @@ typedef struct state_batch {
     controller_batch_done_fn done;
     void *arg;
     size_t first, count;
+    state_write_t *writes; /* count of them, owned: op k + 1 writes writes[k] */
 } state_batch_t;
 
+/* As on_state_written, for every state of the multi. */
 static void on_partition_states_written(coordinator_t *c, zk_call_t *call)
 {
     state_batch_t *b = call->arg;
+    assert(b != NULL && call->nops == (int)b->count + 1);
     call->arg = NULL;
-    if (c->stopping) { /* the accounting and the reload end with the coordinator */
-        free(b);
-        return;
+    const bool written = call->rc == ZOK;
+    const bool fenced = !written && zk_multi_failed_op(call) == 0;
+    for (size_t k = 0; k < b->count; k++) {
+        state_write_t *w = &b->writes[k];
+        if (written && !c->stopping)
+            coord_apply_written_state(c, w->topic, w->topic_id, w->partition, &w->state,
+                                      call->stats[k + 1].version, call->stats[k + 1].mzxid);
+        free(w->topic);
+        zk_partition_state_clear(&w->state);
     }
-    bool written = call->rc == ZOK;
-    bool fenced = !written && zk_multi_failed_op(call) == 0;
-    on_controller_write(c, call);
-    if (b->done)
-        b->done(c, b->arg, b->first, b->count, written, fenced);
+    free(b->writes);
+    if (!c->stopping) { /* the accounting and the reload end with the coordinator */
+        on_controller_write(c, call);
+        if (b->done)
+            b->done(c, b->arg, b->first, b->count, written, fenced);
+    }
     free(b);
 }
 
@@ -347,8 +357,10 @@ size_t controller_write_partition_states(coordinator_t *c, const controller_stat
         b->first = i;
         zk_call_t *call = controller_fenced_call(c, on_partition_states_written, b);
         call->always_complete = true; /* frees b even while stopping */
+        const size_t most = n - i < STATE_BATCH_MAX_OPS ? n - i : STATE_BATCH_MAX_OPS;
+        b->writes = xcalloc(most, sizeof(*b->writes));
         size_t bytes = 0;
-        while (i < n && b->count < STATE_BATCH_MAX_OPS && bytes < STATE_BATCH_MAX_BYTES) {
+        while (b->count < most && bytes < STATE_BATCH_MAX_BYTES) {
             const md_topic_t *t = w[i].topic;
             const int32_t p = w[i].partition;
             assert(p >= 0 && p < t->npartitions);
@@ -361,6 +373,12 @@ size_t controller_write_partition_states(coordinator_t *c, const controller_stat
             zk_multi_set(call, path, buf, len, controller_topic_zk(c, t)->state_version[p]);
             free(buf);
             bytes += (size_t)plen + len + 64; /* 64: the op's own framing, generously */
+            state_write_t *copy = &b->writes[b->count];
+            copy->topic = xstrdup(t->name);
+            memcpy(copy->topic_id, t->id, 16);
+            copy->partition = p;
+            copy->state = w[i].next;
+            copy->state.isr = coord_copy_ids(w[i].next.isr, w[i].next.nisr);
             b->count++;
             i++;
         }

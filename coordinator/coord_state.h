@@ -340,8 +340,9 @@ typedef void (*controller_batch_done_fn)(coordinator_t *c, void *arg, size_t fir
  * multis as fit well within jute.maxbuffer (at most 1000 writes each), so
  * that electing thousands of leaders is not thousands of round trips.
  * Each multi is all or nothing: one stale version refuses all it holds.
- * Completions re-read the state as controller_write_partition_state's do,
- * then call done (may be NULL). Returns how many multis it sent. */
+ * A written multi's states go into the cache and the next push as
+ * controller_write_partition_state's do; then done (may be NULL) runs.
+ * Returns how many multis it sent. */
 size_t controller_write_partition_states(coordinator_t *c, const controller_state_write_t *w,
                                          size_t n, controller_batch_done_fn done, void *arg);
 /* ---- leader_election.c ---- */
