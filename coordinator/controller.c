@@ -365,6 +365,7 @@ size_t controller_write_partition_states(coordinator_t *c, const controller_stat
             const int32_t p = w[i].partition;
             assert(p >= 0 && p < t->npartitions);
             assert(w[i].next.leader_epoch > t->partitions[p].leader_epoch);
+            assert(controller_topic_zk(c, t)->state_version[p] >= 0); /* -1 writes over anything */
             char path[700];
             int plen =
                 snprintf(path, sizeof(path), "/brokers/topics/%s/partitions/%d/state", t->name, p);

@@ -291,6 +291,12 @@ static void decide_and_write(coordinator_t *c, election_request_t *r)
             item_finish(r, i, KAFKA_INVALID_TOPIC_EXCEPTION, "The topic is being deleted");
             continue;
         }
+        if (controller_topic_zk(c, t)->state_version[e->partition] < 0) {
+            /* Not read yet (or missing): a version of -1 would write over
+             * whatever is there. Decided once a reload has read it. */
+            coord_request_state_reload(c, t->name, e->partition);
+            continue;
+        }
         const bool repeat = k > 0 && same_partition(&keys[k - 1], &keys[k]);
         if (repeat) { /* answered as the first naming of it is */
             const election_item_t *first = &r->items[keys[k - 1].item];
@@ -413,6 +419,8 @@ static void rebalance(coordinator_t *c, leader_elections_t *le)
     for (size_t i = 0; i < n; i++) {
         const md_topic_t *t = &c->md->topics[tps[i].topic];
         const md_partition_t *p = &t->partitions[tps[i].partition];
+        if (controller_topic_zk(c, t)->state_version[tps[i].partition] < 0)
+            continue; /* not read yet: never an unconditional write */
         zk_partition_state_t next;
         if (coord_decide_election(p, COORDINATOR_ELECTION_PREFERRED, coord_broker_live, c, &next) !=
             KAFKA_NONE)
