@@ -309,8 +309,10 @@ static void decide_and_write(coordinator_t *c, election_request_t *r)
             continue;
         }
         const md_partition_t *p = &t->partitions[e->partition];
+        /* Live: a live broker that can open the partition's log. */
+        offline_replicas_ctx_t live = {c, t->name, e->partition};
         zk_partition_state_t next;
-        int16_t error = coord_decide_election(p, r->type, coord_broker_live, c, &next);
+        int16_t error = coord_decide_election(p, r->type, offline_replicas_live, &live, &next);
         if (error != KAFKA_NONE) {
             item_finish(r, i, error, message_for(error));
             continue;
@@ -421,9 +423,12 @@ static void rebalance(coordinator_t *c, leader_elections_t *le)
         const md_partition_t *p = &t->partitions[tps[i].partition];
         if (controller_topic_zk(c, t)->state_version[tps[i].partition] < 0)
             continue; /* not read yet: never an unconditional write */
+        if (reassign_in_progress(p))
+            continue; /* left alone, as Kafka's rebalance does */
+        offline_replicas_ctx_t live = {c, t->name, tps[i].partition};
         zk_partition_state_t next;
-        if (coord_decide_election(p, COORDINATOR_ELECTION_PREFERRED, coord_broker_live, c, &next) !=
-            KAFKA_NONE)
+        if (coord_decide_election(p, COORDINATOR_ELECTION_PREFERRED, offline_replicas_live, &live,
+                                  &next) != KAFKA_NONE)
             continue;
         next.controller_epoch = c->my_controller_epoch;
         w[nw++] =
