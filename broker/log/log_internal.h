@@ -144,6 +144,11 @@ log_err_t segment_open(const char *dir, int64_t base_offset, int32_t index_inter
  * path and strerror. Valid until the next segment_log_fd or segment_close
  * call: use it at once, dup() it to keep it. Loop thread only. */
 int segment_log_fd(segment_t *seg);
+/* A dup of the .log's descriptor that the caller owns (CLOEXEC), for a
+ * read whose range must stay readable whatever the cache closes; on
+ * EMFILE/ENFILE closes one other cached descriptor and retries once, as
+ * opening does. -1 after logging the path and strerror. */
+int segment_dup_log_fd(segment_t *seg);
 /* "<dir>/<base><ext>" from the segment's .log path; caller frees. */
 char *segment_sibling_path(const segment_t *seg, const char *ext);
 /* Descriptors the cache holds now, and its bound. */

@@ -1251,14 +1251,8 @@ log_err_t partition_log_read(partition_log_t *log, int64_t offset, int64_t max_b
             break;
         if (cut > pos) {
             /* A dup: the range stays readable whatever the cache closes. */
-            int cached = segment_log_fd(seg);
-            if (cached < 0) {
-                err = LOG_ERR_IO;
-                break;
-            }
-            int fd = fcntl(cached, F_DUPFD_CLOEXEC, 0);
+            int fd = segment_dup_log_fd(seg);
             if (fd < 0) {
-                log_error("%s: dup: %s", log->dir, strerror(errno));
                 err = LOG_ERR_IO;
                 break;
             }

@@ -182,6 +182,24 @@ int segment_log_fd(segment_t *seg)
     return fd;
 }
 
+int segment_dup_log_fd(segment_t *seg)
+{
+    int cached = segment_log_fd(seg);
+    if (cached < 0)
+        return -1;
+    int fd = fcntl(cached, F_DUPFD_CLOEXEC, 0);
+    /* segment_log_fd made seg the most recently used: the head is another
+     * segment's whenever the cache holds two or more. */
+    if (fd < 0 && (errno == EMFILE || errno == ENFILE) && log_fds.count > 1) {
+        assert(log_fds.head != seg);
+        segment_drop_fd(log_fds.head);
+        fd = fcntl(cached, F_DUPFD_CLOEXEC, 0);
+    }
+    if (fd < 0)
+        log_error("dup %s: %s", seg->log_path, strerror(errno));
+    return fd;
+}
+
 size_t segment_open_log_fds(void)
 {
     return log_fds.count;

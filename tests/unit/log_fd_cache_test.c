@@ -1,9 +1,13 @@
 /* The .log descriptor cache: the bound holds with many more segments than
  * slots, an evicted active segment reopens for the next append, reads of
- * evicted segments reopen, and ranges handed out before an eviction stay
- * readable. */
+ * evicted segments reopen, ranges handed out before an eviction stay
+ * readable, and a read's dup at the process's descriptor limit closes a
+ * cached descriptor for it. */
 #include <CUnit/CUnit.h>
 #include <dirent.h>
+#include <fcntl.h>
+#include <sys/resource.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -151,8 +155,75 @@ static void test_bound_and_reopen(void)
     free(root);
 }
 
+static log_err_t append_small(partition_log_t *log, uint32_t seed)
+{
+    size_t len;
+    uint8_t *b = log_test_batch(2, 50, 100 + seed, seed, &len);
+    log_append_info_t info;
+    log_err_t err = partition_log_append(log, b, len, 0, 0, &info);
+    free(b);
+    return err;
+}
+
+/* With every descriptor of the process in use, a read still gets its dup:
+ * one cached .log descriptor (another log's) is closed for it. */
+static void test_read_dup_emfile(void)
+{
+    char *root = log_test_tmpdir();
+    char da[2048], db[2048];
+    snprintf(da, sizeof(da), "%s/a", root);
+    snprintf(db, sizeof(db), "%s/b", root);
+    log_config_t cfg;
+    log_config_defaults(&cfg);
+    partition_log_t *a, *b;
+    CU_ASSERT_EQUAL_FATAL(partition_log_open(da, &cfg, 0, true, &a), LOG_OK);
+    CU_ASSERT_EQUAL_FATAL(partition_log_open(db, &cfg, 0, true, &b), LOG_OK);
+    CU_ASSERT_EQUAL(append_small(a, 1), LOG_OK);
+    CU_ASSERT_EQUAL(append_small(b, 2), LOG_OK); /* both .log descriptors cached */
+    size_t cached = partition_log_open_files();
+    CU_ASSERT(cached >= 2);
+
+    struct rlimit saved;
+    CU_ASSERT_EQUAL_FATAL(getrlimit(RLIMIT_NOFILE, &saved), 0);
+    int null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    CU_ASSERT_FATAL(null_fd >= 0);
+    struct rlimit low = saved;
+    low.rlim_cur = (rlim_t)null_fd + 64;
+    CU_ASSERT_EQUAL_FATAL(setrlimit(RLIMIT_NOFILE, &low), 0);
+    int fillers[128];
+    int nfill = 0;
+    while (nfill < 128) {
+        int fd = dup(null_fd);
+        if (fd < 0)
+            break;
+        fillers[nfill++] = fd;
+    }
+    CU_ASSERT(nfill < 128); /* the limit was reached */
+    log_read_t rd;
+    log_err_t err = partition_log_read(a, 0, 1 << 20, INT64_MAX, &rd);
+    CU_ASSERT_EQUAL(err, LOG_OK);
+    CU_ASSERT_EQUAL(rd.nranges, 1);
+    CU_ASSERT_EQUAL(partition_log_open_files(), cached - 1);
+    partition_log_read_release(&rd);
+    for (int i = 0; i < nfill; i++)
+        close(fillers[i]);
+    close(null_fd);
+    CU_ASSERT_EQUAL(setrlimit(RLIMIT_NOFILE, &saved), 0);
+
+    uint8_t *data;
+    size_t len;
+    CU_ASSERT_EQUAL(test_read(b, 0, 1 << 20, INT64_MAX, &data, &len, &rd), LOG_OK);
+    CU_ASSERT(len > 0);
+    free(data);
+    partition_log_close(a);
+    partition_log_close(b);
+    log_test_rmrf(root);
+    free(root);
+}
+
 void log_test_add_fd_cache(void)
 {
     CU_pSuite s = CU_add_suite("log_fd_cache", NULL, NULL);
     CU_add_test(s, "bound, evicted active segment, reads", test_bound_and_reopen);
+    CU_add_test(s, "a read's dup on EMFILE evicts one descriptor", test_read_dup_emfile);
 }
