@@ -14,6 +14,10 @@ int16_t api_leader_replica(api_context_t *ctx, kslice_t topic, int32_t partition
     *out = NULL;
     const replica_partition_t *rp =
         replica_manager_get(ctx->replicas, (const char *)topic.ptr, (size_t)topic.len, partition);
+    /* An fsync of its log failed: offline, though the replica layer's
+     * next tick has not dropped it yet. */
+    if (rp && partition_log_failed(rp->log))
+        return KAFKA_KAFKA_STORAGE_ERROR;
     if (rp && rp->is_leader) {
         *out = rp;
         return KAFKA_NONE;

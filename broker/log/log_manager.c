@@ -545,6 +545,11 @@ log_err_t log_manager_get_or_create(log_manager_t *lm, const char *topic, int32_
 {
     assert(lm != NULL && topic != NULL && out != NULL);
     partition_log_t *log = log_manager_get(lm, topic, partition);
+    if (log != NULL && partition_log_failed(log)) {
+        log_error("%s-%" PRId32 ": an fsync of its log failed; offline until a restart", topic,
+                  partition);
+        return LOG_ERR_IO;
+    }
     if (log != NULL) {
         *out = log;
         return LOG_OK;

@@ -64,9 +64,15 @@ struct partition_log {
     int64_t hint_offset; /* -1: none */
     int64_t hint_base;
     int64_t hint_position;
-    worker_pool_t *pool;   /* not owned; NULL: disk work runs inline */
-    log_life_t *life;      /* owned with the jobs in flight */
-    bool flush_in_flight;  /* an fsync job of this log is queued or running */
+    worker_pool_t *pool;  /* not owned; NULL: disk work runs inline */
+    log_life_t *life;     /* owned with the jobs in flight */
+    bool flush_in_flight; /* an fsync job of this log is queued or running */
+    /* An fsync of this log's data failed. Linux reports a writeback error
+     * once and may drop the failed pages or mark them clean, so a retry
+     * would "succeed" over lost data: the log is never flushed, written or
+     * read again, and its recovery point stays where it was, until a
+     * restart re-validates it (Kafka takes the log dir offline). */
+    bool sync_failed;
     uint64_t truncate_gen; /* bumped whenever the log end moves back */
 };
 
@@ -235,6 +241,23 @@ static void log_epochs_write_now(partition_log_t *log, const char *content, size
     free(path);
 }
 
+/* Marks the log failed for good (see sync_failed): nothing of it is
+ * flushed again, so no later fsync can report a success over pages the
+ * kernel dropped. */
+static void log_sync_failed(partition_log_t *log)
+{
+    log->sync_failed = true;
+    for (int i = 0; i < log->nsegs; i++)
+        log->segs[i]->dirty = false;
+    log->dir_dirty = false;
+}
+
+bool partition_log_failed(const partition_log_t *log)
+{
+    assert(log != NULL);
+    return log->sync_failed;
+}
+
 typedef struct log_flush_job {
     log_life_t *life; /* one reference */
     char *dir;        /* owned; for the message */
@@ -263,22 +286,20 @@ static void log_flush_job_done(void *arg)
     log_flush_job_t *job = arg;
     partition_log_t *log = job->life->log;
     if (job->rc != 0)
-        log_error("%s: %s", job->dir, job->err);
+        log_error("%s: %s; the partition goes offline until a restart re-validates it", job->dir,
+                  job->err);
     if (log != NULL) {
         assert(log->flush_in_flight);
         log->flush_in_flight = false;
-        if (job->rc == 0) {
+        if (job->rc == 0 && !log->sync_failed) {
             /* Bytes above the end of a log truncated meanwhile may be new
              * ones this fsync did not cover. */
             int64_t end = log_active(log)->next_offset;
             int64_t point = job->target_end < end ? job->target_end : end;
             if (job->truncate_gen == log->truncate_gen && point > log->recovery_point)
                 log->recovery_point = point;
-        } else {
-            for (int i = 0; i < log->nsegs; i++)
-                log->segs[i]->dirty = true;
-            log->dir_dirty = true;
-            log->unflushed_messages += job->covered_messages;
+        } else if (job->rc != 0) {
+            log_sync_failed(log);
         }
     }
     log_life_release(job->life);
@@ -291,6 +312,8 @@ static void log_flush_job_done(void *arg)
  * flight); inline without a pool. */
 static log_err_t log_flush_async(partition_log_t *log)
 {
+    if (log->sync_failed)
+        return LOG_ERR_IO;
     if (log->pool == NULL)
         return partition_log_flush(log);
     if (log->flush_in_flight)
@@ -772,6 +795,10 @@ void partition_log_close(partition_log_t *log)
 {
     if (log == NULL)
         return;
+    if (log->sync_failed) {
+        log_free(log); /* left for the next start's recovery */
+        return;
+    }
     if (segment_finish(log_active(log)) != LOG_OK || partition_log_flush(log) != LOG_OK)
         log_error("%s: flush on close failed; recovery will re-validate", log->dir);
     log_free(log);
@@ -950,6 +977,8 @@ static log_err_t log_maybe_roll(partition_log_t *log, size_t len, int64_t record
 static log_err_t log_write_batches(partition_log_t *log, const uint8_t *batches, size_t len,
                                    int64_t now_ms)
 {
+    if (log->sync_failed)
+        return LOG_ERR_IO;
     segment_t *seg = log_active(log);
     int64_t position = seg->size;
     const uint8_t *p = batches;
@@ -1223,6 +1252,8 @@ log_err_t partition_log_read(partition_log_t *log, int64_t offset, int64_t max_b
     for (int i = 0; i < LOG_READ_MAX_RANGES; i++)
         out->ranges[i].fd = -1;
     out->first_offset = out->next_offset = offset;
+    if (log->sync_failed)
+        return LOG_ERR_IO; /* the page cache may hold what the disk lost */
     int64_t end = log_active(log)->next_offset;
     if (offset < log->start_offset || offset > end)
         return LOG_ERR_OUT_OF_RANGE;
@@ -1517,6 +1548,8 @@ int64_t partition_log_active_segment_base(const partition_log_t *log)
 log_err_t partition_log_flush(partition_log_t *log)
 {
     assert(log != NULL);
+    if (log->sync_failed)
+        return LOG_ERR_IO;
     if (log->flush_in_flight) {
         /* Their fsync has not completed: not flushed yet. */
         for (int i = 0; i < log->nsegs; i++)
@@ -1525,12 +1558,16 @@ log_err_t partition_log_flush(partition_log_t *log)
     }
     for (int i = 0; i < log->nsegs; i++) {
         log_err_t err = segment_sync(log->dir, log->segs[i]);
-        if (err != LOG_OK)
+        if (err != LOG_OK) {
+            /* segment_sync logged the cause with the path. */
+            log_sync_failed(log);
             return err;
+        }
     }
     if (log->dir_dirty) {
         if (log_fsync_dir(log->dir) != 0) {
             log_error("fsync %s: %s", log->dir, strerror(errno));
+            log_sync_failed(log);
             return LOG_ERR_IO;
         }
         log->dir_dirty = false;
@@ -1595,6 +1632,8 @@ static int log_apply_retention(partition_log_t *log, int64_t now_ms)
 int partition_log_tick(partition_log_t *log, int64_t now_ms)
 {
     assert(log != NULL);
+    if (log->sync_failed)
+        return 0;
     segment_t *active = log_active(log);
     if (active->size > 0 && active->roll_base_ms >= 0 &&
         now_ms - active->roll_base_ms >= log->cfg.segment_ms)

@@ -268,6 +268,14 @@ log_err_t partition_log_truncate_fully(partition_log_t *log, int64_t offset);
  * go to the worker pool when the log has one, and advance the recovery
  * point when the fsync completes. */
 log_err_t partition_log_flush(partition_log_t *log);
+/* True once an fsync of this log's data failed (here, on close, or in a
+ * flush on the worker pool). Linux reports a writeback error once and may
+ * drop the failed pages, so nothing is retried: from then on appends,
+ * reads and flushes answer LOG_ERR_IO, the recovery point stays where it
+ * was, and the log manager writes no clean-shutdown marker, so the next
+ * start re-validates the log from there. The replica layer takes the
+ * partition offline. */
+bool partition_log_failed(const partition_log_t *log);
 /* Periodic work: time-based roll (segment.ms), flush.ms, retention by
  * retention.ms and retention.bytes (whole segments, never the active one,
  * never above the high watermark). Returns the segments deleted. */

@@ -141,6 +141,7 @@ struct replica_manager {
 static void rm_fetcher_kick(rm_fetcher_t *f);
 static void rm_kick_all(replica_manager_t *rm);
 static void rm_wake_parked(replica_manager_t *rm, const int32_t *senders, int32_t nsenders);
+static void rm_offline_failed_logs(replica_manager_t *rm);
 static bool rm_update_high_watermark(replica_manager_t *rm, rm_entry_t *e);
 static void rm_maybe_alter_isr(replica_manager_t *rm, rm_entry_t *e);
 
@@ -642,6 +643,7 @@ static void rm_isr_tick(struct ev_loop *loop, ev_timer *w, int revents)
     replica_manager_t *rm = w->data;
     (void)loop;
     (void)revents;
+    rm_offline_failed_logs(rm);
     for (size_t i = 0; i < rm->nbuckets; i++)
         for (rm_entry_t *e = rm->buckets[i]; e; e = e->next)
             if (e->pub.is_leader)
@@ -696,6 +698,44 @@ static void rm_offline_remove(replica_manager_t *rm, size_t i)
     free(rm->offline[i].topic);
     rm->offline[i] = rm->offline[--rm->noffline];
     rm_offline_report(rm);
+}
+
+/* A partition whose log failed an fsync (partition_log_failed) goes
+ * offline as one whose open failed does: its entry is dropped (the log
+ * stays in the log manager refusing everything, until a restart
+ * re-validates it) and the controller learns it, so leadership moves. */
+static void rm_offline_failed_logs(replica_manager_t *rm)
+{
+    bool added = false;
+    for (size_t i = 0; i < rm->nbuckets; i++) {
+        for (rm_entry_t **slot = &rm->buckets[i]; *slot != NULL;) {
+            rm_entry_t *e = *slot;
+            if (!partition_log_failed(e->pub.log)) {
+                slot = &e->next;
+                continue;
+            }
+            *slot = e->next;
+            rm->nentries--;
+            VLOG_ERR(RM_MODULE,
+                     "%s-%d: offline on this broker (clients get KAFKA_STORAGE_ERROR, the "
+                     "controller moves leadership): an fsync of %s failed; a restart "
+                     "re-validates it",
+                     e->topic, e->partition, partition_log_dir(e->pub.log));
+            assert(rm_offline_find(rm, e->topic, e->topic_len, e->partition) == rm->noffline);
+            rm->offline = xrealloc(rm->offline, (rm->noffline + 1) * sizeof(*rm->offline));
+            /* e->topic moves to the offline entry. */
+            rm->offline[rm->noffline++] =
+                (rm_offline_t){e->topic, e->partition, e->pub.leader_epoch};
+            partition_producers_destroy(&e->producers);
+            rm_notify(rm, e->topic, e->partition);
+            free(e);
+            added = true;
+        }
+    }
+    if (added) {
+        rm_offline_report(rm);
+        rm_wake_parked(rm, NULL, 0);
+    }
 }
 
 bool replica_manager_offline(const replica_manager_t *rm, const char *topic, size_t topic_len,

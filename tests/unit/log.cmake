@@ -1,6 +1,6 @@
 # The partition log's CUnit suites (crc32c, partition log, recovery,
 # randomized model, log manager, transaction index and control batches,
-# the segment descriptor cache).
+# the segment descriptor cache, failed fsyncs).
 vltava_unit_test(test_log
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/log_test_main.c
           ${CMAKE_CURRENT_LIST_DIR}/log_test_batch.c
@@ -11,4 +11,7 @@ vltava_unit_test(test_log
           ${CMAKE_CURRENT_LIST_DIR}/log_manager_test.c
           ${CMAKE_CURRENT_LIST_DIR}/log_txn_test.c
           ${CMAKE_CURRENT_LIST_DIR}/log_fd_cache_test.c
+          ${CMAKE_CURRENT_LIST_DIR}/log_fsync_test.c
   LIBS vltava_log vltava_util)
+# log_fsync_test.c makes fdatasync fail on demand.
+target_link_options(test_log PRIVATE -Wl,--wrap=fdatasync)

@@ -29,5 +29,6 @@ void log_test_add_model(void);
 void log_test_add_manager(void);
 void log_test_add_txn(void);
 void log_test_add_fd_cache(void);
+void log_test_add_fsync(void);
 
 #endif

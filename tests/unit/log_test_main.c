@@ -19,5 +19,6 @@ int main(void)
     log_test_add_manager();
     log_test_add_txn();
     log_test_add_fd_cache();
+    log_test_add_fsync();
     return unit_run_registered();
 }
