@@ -200,6 +200,11 @@ static void fetch_partition(fetch_build_t *b, kafka_response_t *resp, kslice_t t
             }
         }
     }
+    /* Kafka's maybeDownConvertStorageError: a Fetch v5 or older client
+     * may not know KAFKA_STORAGE_ERROR and would give up for good;
+     * NOT_LEADER_OR_FOLLOWER makes it refresh its metadata and retry. */
+    if (error == KAFKA_KAFKA_STORAGE_ERROR && b->version <= 5)
+        error = KAFKA_NOT_LEADER_OR_FOLLOWER;
     if (error != KAFKA_NONE)
         out->has_error = true;
 

@@ -1,7 +1,8 @@
 """Offline partitions (issue 10 §4): a broker that cannot open a partition's
 log (here its directory was replaced by a regular file before a restart)
-serves that partition to nobody: Produce, Fetch and ListOffsets answer
-KAFKA_STORAGE_ERROR (56), its log names the cause (the path and strerror),
+serves that partition to nobody: Produce, Fetch (v6 on) and ListOffsets
+answer KAFKA_STORAGE_ERROR (56), Fetch v4 and v5 NOT_LEADER_OR_FOLLOWER (as
+Kafka's maybeDownConvertStorageError: older clients take 56 as fatal), its log names the cause (the path and strerror),
 the controller moves leadership to another in-sync replica and drops the
 broker from the ISR, and every broker's Metadata (v5) lists it among the
 partition's offline replicas. Its other partitions keep working, and a real
@@ -16,6 +17,7 @@ import vltava_test as vt
 from vltava_test import KafkaConnection, Reader, Writer
 
 KAFKA_STORAGE_ERROR = 56
+NOT_LEADER_OR_FOLLOWER = 6
 
 
 def config(_broker_id):
@@ -53,6 +55,33 @@ def produce_error(port, topic, partition, value):
     return vt.read_produce_response(body)[(topic, partition)][0]
 
 
+def fetch_error(port, topic, partition, version):
+    """The partition's error in a Fetch v4, v5 or v6 answer (from offset 0)."""
+    assert 4 <= version <= 6
+
+    def part(w, p):
+        w.i32(p).i64(0)
+        if version >= 5:
+            w.i64(-1)  # log_start_offset
+        w.i32(1 << 20)
+    body = (Writer().i32(-1).i32(0).i32(1).i32(1 << 20).i8(0)
+            .array([topic], lambda w, t: w.string(t).array([partition], part)).bytes())
+    with KafkaConnection(port, timeout=30) as conn:
+        r = Reader(conn.request(1, version, body))
+    r.i32()  # throttle time
+    for _topic in range(r.i32()):
+        r.string()
+        for _part in range(r.i32()):
+            pid, err, _hw, _lso = r.i32(), r.i16(), r.i64(), r.i64()
+            if version >= 5:
+                r.i64()  # log_start_offset
+            r.array(lambda x: (x.i64(), x.i64()))
+            r.bytes_()
+            if pid == partition:
+                return err
+    raise AssertionError("Fetch answer without %s-%d" % (topic, partition))
+
+
 class StorageOfflineTest(unittest.TestCase):
     def test_unopenable_partition_is_offline_and_leadership_moves(self):
         with vt.Cluster(brokers=3, broker_config=config) as c:
@@ -85,7 +114,9 @@ class StorageOfflineTest(unittest.TestCase):
 
             # The victim answers KAFKA_STORAGE_ERROR for s-0, on every path.
             self.assertEqual(produce_error(vport, "s", 0, b"refused"), KAFKA_STORAGE_ERROR)
-            self.assertEqual(vt.raw_fetch(vport, "s", 0, 0)["error"], KAFKA_STORAGE_ERROR)
+            self.assertEqual(fetch_error(vport, "s", 0, 6), KAFKA_STORAGE_ERROR)
+            self.assertEqual(fetch_error(vport, "s", 0, 5), NOT_LEADER_OR_FOLLOWER)
+            self.assertEqual(vt.raw_fetch(vport, "s", 0, 0)["error"], NOT_LEADER_OR_FOLLOWER)
             self.assertEqual(vt.raw_list_offsets(vport, "s", 0, -1)[0], KAFKA_STORAGE_ERROR)
             log = c.broker(victim).log_text()
             self.assertIn("s-0: offline on this broker", log)
