@@ -606,6 +606,13 @@ void log_manager_foreach(log_manager_t *lm, log_manager_visit_fn fn, void *arg)
     }
 }
 
+void log_manager_foreach_failed(const log_manager_t *lm, log_manager_failed_fn fn, void *arg)
+{
+    assert(lm != NULL && fn != NULL);
+    for (size_t i = 0; i < lm->nfailed; i++)
+        fn(arg, lm->failed[i].topic, lm->failed[i].partition);
+}
+
 void log_manager_tick(log_manager_t *lm, int64_t now_ms)
 {
     assert(lm != NULL);

@@ -53,6 +53,12 @@ typedef void (*log_manager_visit_fn)(void *arg, const char *topic, int32_t parti
                                      partition_log_t *log);
 void log_manager_foreach(log_manager_t *lm, log_manager_visit_fn fn, void *arg);
 
+/* The partition directories log_manager_open found but could not open,
+ * that have not opened since: the replica layer starts with them offline,
+ * so that its first report to the controller names them. */
+typedef void (*log_manager_failed_fn)(void *arg, const char *topic, int32_t partition);
+void log_manager_foreach_failed(const log_manager_t *lm, log_manager_failed_fn fn, void *arg);
+
 /* Periodic work for every log (see partition_log_tick) and, every
  * checkpoint interval, the checkpoint files. */
 void log_manager_tick(log_manager_t *lm, int64_t now_ms);

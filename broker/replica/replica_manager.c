@@ -187,6 +187,16 @@ static void rm_grow(replica_manager_t *rm)
     rm->nbuckets = n;
 }
 
+/* Seeds the offline set with a partition whose log failed to open at
+ * start. Epoch -1: the first partition_changed for it tries the open again
+ * (re-validating it in full). */
+static void rm_offline_seed(void *arg, const char *topic, int32_t partition)
+{
+    replica_manager_t *rm = arg;
+    rm->offline = xrealloc(rm->offline, (rm->noffline + 1) * sizeof(*rm->offline));
+    rm->offline[rm->noffline++] = (rm_offline_t){xstrdup(topic), partition, -1};
+}
+
 replica_manager_t *replica_manager_new(struct ev_loop *loop, const struct broker_config *cfg,
                                        log_manager_t *logs)
 {
@@ -201,6 +211,10 @@ replica_manager_t *replica_manager_new(struct ev_loop *loop, const struct broker
                           rm_now_ms(rm));
     replica_throttle_init(&rm->follower_throttle, cfg->follower_replication_throttled_rate,
                           rm_now_ms(rm));
+    /* Known offline before any partition_changed: the first report to the
+     * controller (set_coordinator) must not clear them, or it could elect
+     * this broker until a failing open is reported again. */
+    log_manager_foreach_failed(logs, rm_offline_seed, rm);
     return rm;
 }
 
@@ -1467,8 +1481,17 @@ void replica_manager_set_coordinator(replica_manager_t *rm, coordinator_t *coord
     assert(coord != NULL);
     rm->coord = coord;
     replica_manager_remove_orphans(rm);
+    /* Failed opens of partitions no longer assigned here are no concern of
+     * the controller's. */
+    const cluster_metadata_t *md = coordinator_metadata(coord);
+    for (size_t i = rm->noffline; i-- > 0;)
+        if (!md_assigns(md, rm->offline[i].topic, rm->offline[i].partition, rm_own_id(rm))) {
+            free(rm->offline[i].topic);
+            rm->offline[i] = rm->offline[--rm->noffline];
+        }
     /* Even when empty: a controller that knew this broker's earlier set
-     * learns it is gone. */
+     * learns it is gone. Partitions whose log failed to open at start are
+     * in it already (replica_manager_new). */
     rm_offline_report(rm);
     struct rpc *rpc = coordinator_rpc(coord);
     if (rpc)

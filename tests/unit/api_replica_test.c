@@ -388,6 +388,48 @@ static void test_remove_unknown_is_harmless(void)
     CU_ASSERT_EQUAL(events, before + 1);
 }
 
+/* A partition whose log failed to open at start is offline from the
+ * moment the replica manager exists, before any partition_changed (so the
+ * first report to the controller names it); the first partition_changed
+ * tries the open again, and a later epoch once the disk is fixed brings it
+ * back. The segment file is a directory, which fails the open for root too. */
+static void test_failed_at_start_is_offline_at_once(void)
+{
+    char dir[64];
+    snprintf(dir, sizeof(dir), "/tmp/vltava-api-replica-XXXXXX");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
+    char bad[256], seg[512];
+    snprintf(bad, sizeof(bad), "%s/bad-0", dir);
+    snprintf(seg, sizeof(seg), "%s/00000000000000000000.log", bad);
+    CU_ASSERT_EQUAL_FATAL(mkdir(bad, 0755), 0);
+    CU_ASSERT_EQUAL_FATAL(mkdir(seg, 0755), 0);
+    log_manager_t *lm;
+    CU_ASSERT_EQUAL_FATAL(log_manager_open(dir, &cfg.log_defaults, &lm), LOG_OK);
+    CU_ASSERT_PTR_NULL(log_manager_get(lm, "bad", 0));
+    replica_manager_t *r = replica_manager_new(NULL, &cfg, lm);
+    CU_ASSERT_TRUE(replica_manager_offline(r, "bad", 3, 0));
+    CU_ASSERT_FALSE(replica_manager_offline(r, "bad", 3, 1));
+
+    coordinator_callbacks_t c = replica_manager_callbacks(r);
+    topic_fixture_t f;
+    fixture(&f, "bad", 0, 1, 0);
+    c.partition_changed(c.arg, &f.topic, &f.part);
+    CU_ASSERT_TRUE(replica_manager_offline(r, "bad", 3, 0));
+    CU_ASSERT_PTR_NULL(replica_manager_get(r, "bad", 3, 0));
+
+    CU_ASSERT_EQUAL_FATAL(rmdir(seg), 0);
+    fixture(&f, "bad", 0, 1, 1);
+    c.partition_changed(c.arg, &f.topic, &f.part);
+    CU_ASSERT_FALSE(replica_manager_offline(r, "bad", 3, 0));
+    CU_ASSERT_PTR_NOT_NULL(replica_manager_get(r, "bad", 3, 0));
+
+    replica_manager_free(r);
+    log_manager_close(lm);
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    CU_ASSERT_EQUAL(system(cmd), 0);
+}
+
 void api_replica_suite(void)
 {
     CU_pSuite s = CU_add_suite("api_replica", setup, teardown);
@@ -398,4 +440,6 @@ void api_replica_suite(void)
     CU_add_test(s, "min.insync.replicas before the append", test_min_insync_refuses_before_append);
     CU_add_test(s, "transactions and the last stable offset",
                 test_transactions_and_last_stable_offset);
+    CU_add_test(s, "a log that failed to open at start is offline at once",
+                test_failed_at_start_is_offline_at_once);
 }
