@@ -149,6 +149,65 @@ class StorageOfflineTest(unittest.TestCase):
             cons.close()
             self.assertEqual(sorted(got), sorted([b"before"] + [b"v-%d" % i for i in range(40)]))
 
+    def test_failed_fsync_takes_the_partition_offline(self):
+        """A partition whose fdatasync fails (an LD_PRELOAD shim fails it
+        with EIO in a directory holding ".fail-fdatasync") goes offline on
+        that broker at once and for good: no retry, KAFKA_STORAGE_ERROR to
+        clients, the controller moves leadership and lists the replica
+        offline, and the broker's log names the file and the error."""
+        shim = vt.program_bin("libpreload_fail_fdatasync.so")
+        saved = {k: os.environ.get(k) for k in ("LD_PRELOAD", "ASAN_OPTIONS")}
+        os.environ["LD_PRELOAD"] = shim
+        # The sanitizer runtime is then not first in the library list.
+        os.environ["ASAN_OPTIONS"] = ":".join(
+            x for x in (saved["ASAN_OPTIONS"], "verify_asan_link_order=0") if x)
+
+        def flush_each(broker_id):
+            return dict(config(broker_id), **{"log.flush.interval.messages": 1})
+        try:
+            with vt.Cluster(brokers=3, broker_config=flush_each) as c:
+                c.create_topic("f", partitions=1, rf=3)
+                victim = metadata_v5(c.brokers[0].port, "f")[0]["leader"]
+                vport = c.broker(victim).port
+                self.assertEqual(produce_error(vport, "f", 0, b"before"), 0)
+                pdir = os.path.join(c.broker(victim).datadir, "f-0")
+                open(os.path.join(pdir, ".fail-fdatasync"), "wb").close()
+                # Its fsync fails; acks=all, so the followers hold it
+                # whatever this answer is.
+                produce_error(vport, "f", 0, b"during")
+                others = [b.id for b in c.brokers if b.id != victim]
+
+                def moved():
+                    for b in c.brokers:
+                        p = metadata_v5(b.port, "f")[0]
+                        if p["leader"] not in others or victim in p["isr"] or \
+                                victim not in p["offline"]:
+                            return False
+                    return True
+                vt.wait_for(moved, timeout=60,
+                            what="f-0 led elsewhere, broker %d out of the ISR and listed offline"
+                            % victim)
+                self.assertEqual(produce_error(vport, "f", 0, b"refused"), KAFKA_STORAGE_ERROR)
+                self.assertEqual(fetch_error(vport, "f", 0, 6), KAFKA_STORAGE_ERROR)
+                self.assertEqual(fetch_error(vport, "f", 0, 4), NOT_LEADER_OR_FOLLOWER)
+                # The trigger gone, the partition stays offline here: a
+                # retried fsync could "succeed" over pages the kernel dropped.
+                os.unlink(os.path.join(pdir, ".fail-fdatasync"))
+                self.assertEqual(produce_error(vport, "f", 0, b"still"), KAFKA_STORAGE_ERROR)
+                self.assertIn(victim, metadata_v5(c.brokers[0].port, "f")[0]["offline"])
+                log = c.broker(victim).log_text()
+                self.assertIn("f-0: offline on this broker", log)
+                self.assertRegex(log, r"f-0: fsync \S+\.(log|index|timeindex|txnindex): "
+                                 r"Input/output error")
+                leader = metadata_v5(c.brokers[0].port, "f")[0]["leader"]
+                self.assertEqual(produce_error(c.broker(leader).port, "f", 0, b"after"), 0)
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+
 
 if __name__ == "__main__":
     unittest.main()
