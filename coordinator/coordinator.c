@@ -724,6 +724,8 @@ static void reload_finish(coordinator_t *c, loader_t *l)
     int64_t owner = l->controller_owner;
     loader_free(l);
 
+    assert(!c->reload_installing);
+    c->reload_installing = true;
     install_metadata(c, md, zk);
     c->reloads_done++;
     /* Changes already known (watches that fired during this reload, the
@@ -738,7 +740,8 @@ static void reload_finish(coordinator_t *c, loader_t *l)
         controller_after_reload(c, exists, controller_id, owner);
     }
     controller_check_waiters(c, false);
-    if (c->reload_dirty) {
+    c->reload_installing = false;
+    if (c->reload_dirty && !c->load) {
         c->reload_dirty = false;
         reload_start(c);
     }
@@ -1095,7 +1098,7 @@ static void reload_kick(coordinator_t *c)
 {
     if (c->stopping)
         return;
-    if (c->load) {
+    if (c->load || c->reload_installing) {
         c->reload_dirty = true;
         return;
     }
