@@ -425,6 +425,19 @@ static void delete_topic_znodes(coordinator_t *c, const char *name)
     controller_submit_write(c, call);
 }
 
+/* The election predicate after a restarted leader: offline_replicas_live
+ * (a live broker that can open the log), except the restarted leader. */
+typedef struct live_other {
+    offline_replicas_ctx_t *live;
+    int32_t except;
+} live_other_t;
+
+static bool live_other_replica(void *arg, int32_t id)
+{
+    const live_other_t *o = arg;
+    return id != o->except && offline_replicas_live(o->live, id);
+}
+
 /* Decides the partition's next state; false when it stays as it is.
  * "Live" here is offline_replicas_live: a live broker that can open the
  * partition's log (offline_replicas.c). */
@@ -443,11 +456,10 @@ static bool next_partition_state(coordinator_t *c, const md_topic_t *t, int32_t 
     int32_t nisr = 0;
     if (!leader_ok) {
         bool unclean = false;
-        live_except_t others = {.c = c, .except = leader};
-        new_leader = restarted
-                         ? coord_elect_leader(p->replicas, p->nreplicas, p->isr, p->nisr,
-                                              coord_broker_live_except, &others, false, &unclean)
-                         : -1;
+        live_other_t others = {.live = &live_ctx, .except = leader};
+        new_leader = restarted ? coord_elect_leader(p->replicas, p->nreplicas, p->isr, p->nisr,
+                                                    live_other_replica, &others, false, &unclean)
+                               : -1;
         if (new_leader < 0)
             new_leader = coord_elect_leader(p->replicas, p->nreplicas, p->isr, p->nisr,
                                             offline_replicas_live, &live_ctx,
