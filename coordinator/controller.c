@@ -515,18 +515,25 @@ static void elect_leaders(coordinator_t *c)
             size_t len;
             uint8_t *buf;
             if (z->state_version[p] < 0) {
-                /* A state znode lost to a partial write: recreate it. */
+                /* A state znode lost to a partial write: recreate it,
+                 * the ISR the original replicas only (those a
+                 * reassignment adds may have no log yet). */
+                int32_t *orig = xmalloc((size_t)(mp->nreplicas + 1) * sizeof(int32_t));
+                int32_t norig = 0;
+                for (int32_t r = 0; r < mp->nreplicas; r++)
+                    if (!coord_contains(mp->adding, mp->nadding, mp->replicas[r]))
+                        orig[norig++] = mp->replicas[r];
                 bool unclean;
-                next.leader =
-                    coord_elect_leader(mp->replicas, mp->nreplicas, mp->replicas, mp->nreplicas,
-                                       coord_broker_live, c, false, &unclean);
+                next.leader = coord_elect_leader(orig, norig, orig, norig, coord_broker_live, c,
+                                                 false, &unclean);
                 /* Past the cached epoch, so that brokers apply it over
                  * what they hold (the cache's 0 for a missing state). */
                 next.leader_epoch = mp->leader_epoch + 1;
                 next.controller_epoch = c->my_controller_epoch;
-                next.isr = mp->replicas;
-                next.nisr = mp->nreplicas;
+                next.isr = orig;
+                next.nisr = norig;
                 buf = znode_encode_partition_state(&next, &len);
+                free(orig);
                 call = controller_fenced_call(c, on_controller_write, NULL);
                 zk_multi_create(call, path, buf, len, ZOO_PERSISTENT);
                 free(buf);
