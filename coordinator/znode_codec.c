@@ -277,7 +277,8 @@ uint8_t *znode_encode_assignment(const zk_assignment_t *a, size_t *len)
 
 /* A partition's adding and removing replicas (already checked: its
  * replicas are valid ids): each a subset of the replicas, disjoint, and
- * the target (replicas minus removing) not empty. */
+ * neither the target (replicas minus removing) nor the original replicas
+ * (replicas minus adding) empty. */
 static bool reassignment_valid(const Vltava__PartitionReplicas *p, char *err, size_t err_size)
 {
     if (!ids_valid(p->adding_replicas, p->n_adding_replicas, err, err_size, "adding replicas") ||
@@ -308,6 +309,12 @@ static bool reassignment_valid(const Vltava__PartitionReplicas *p, char *err, si
     }
     if (p->n_removing_replicas >= p->n_replicas) {
         snprintf(err, err_size, "partition %d removes every replica", p->partition);
+        return false;
+    }
+    /* Adding ids are distinct replicas: all of them added leaves no
+     * original replica, which a cancel would reassign to. */
+    if (p->n_adding_replicas >= p->n_replicas) {
+        snprintf(err, err_size, "partition %d adds every replica (no original one)", p->partition);
         return false;
     }
     return true;

@@ -83,6 +83,7 @@ static void test_assignment_refuses_inconsistent_reassignment(void)
     expect_refused(encode_one(replicas, 3, NULL, 0, outsider, 1, 0, &len), &len, "not a replica");
     expect_refused(encode_one(replicas, 3, both, 1, both, 1, 0, &len), &len, "also removed");
     expect_refused(encode_one(replicas, 3, NULL, 0, all, 3, 0, &len), &len, "every replica");
+    expect_refused(encode_one(replicas, 3, all, 3, NULL, 0, 0, &len), &len, "no original");
     expect_refused(encode_one(replicas, 3, dup, 2, NULL, 0, 0, &len), &len, "twice");
     expect_refused(encode_one(replicas, 3, NULL, 0, NULL, 0, -1, &len), &len, "epoch");
 }
