@@ -33,6 +33,10 @@
 #include "xalloc.h"
 
 #define TOPIC_PATH_MAX 700
+/* The replicas a leader tracks (REPLICA_MAX_REPLICAS, broker/replica),
+ * fewer than a topic znode may list (COORD_MAX_REPLICAS). */
+#define REASSIGN_MAX_REPLICAS 16
+_Static_assert(REASSIGN_MAX_REPLICAS <= COORD_MAX_REPLICAS, "a replica set must fit a topic znode");
 
 /* ---- the request: validation and the topic znode write ---- */
 
@@ -70,8 +74,48 @@ bool reassign_in_progress(const md_partition_t *p)
     return p->nadding > 0 || p->nremoving > 0;
 }
 
+static bool live_in_isr(coordinator_t *c, const md_partition_t *p, int32_t id)
+{
+    return coord_broker_live(c, id) && coord_contains(p->isr, p->nisr, id);
+}
+
+/* The replica set a request writes for p: to it->replicas, or back to the
+ * original replicas (replicas minus adding) for a cancel. */
+static void requested_set(const md_partition_t *p, const coordinator_reassign_item_t *it,
+                          coord_replica_set_t *s)
+{
+    if (it->replicas) {
+        coord_reassign_to(p, it->replicas, it->nreplicas, s);
+        return;
+    }
+    int32_t *orig = xmalloc((size_t)(p->nreplicas + 1) * sizeof(int32_t));
+    int32_t norig = 0;
+    for (int32_t i = 0; i < p->nreplicas; i++)
+        if (!coord_contains(p->adding, p->nadding, p->replicas[i]))
+            orig[norig++] = p->replicas[i];
+    coord_reassign_to(p, orig, norig, s);
+    free(orig);
+}
+
+/* Checks the replica set the request writes: no more replicas than a
+ * leader tracks. */
+static void validate_set(coordinator_t *c, const md_partition_t *p, coordinator_reassign_item_t *it)
+{
+    (void)c;
+    coord_replica_set_t s;
+    requested_set(p, it, &s);
+    char msg[160];
+    if (s.nfull > REASSIGN_MAX_REPLICAS) {
+        snprintf(msg, sizeof(msg),
+                 "The new and the original replicas together are %d brokers, more than %d.",
+                 s.nfull, REASSIGN_MAX_REPLICAS);
+        item_fail(it, KAFKA_INVALID_REPLICA_ASSIGNMENT, msg);
+    }
+    coord_replica_set_clear(&s);
+}
+
 /* Kafka's checks, before anything is written. */
-static void validate_item(const coordinator_t *c, coordinator_reassign_item_t *it,
+static void validate_item(coordinator_t *c, coordinator_reassign_item_t *it,
                           const coordinator_reassign_item_t *earlier, size_t nearlier)
 {
     assert(it->topic != NULL);
@@ -95,6 +139,8 @@ static void validate_item(const coordinator_t *c, coordinator_reassign_item_t *i
         if (!reassign_in_progress(p))
             item_fail(it, KAFKA_NO_REASSIGNMENT_IN_PROGRESS,
                       "No reassignment of the partition is in progress.");
+        else
+            validate_set(c, p, it);
         return;
     }
     if (it->nreplicas == 0 || it->nreplicas > COORD_MAX_REPLICAS) {
@@ -116,6 +162,7 @@ static void validate_item(const coordinator_t *c, coordinator_reassign_item_t *i
             return;
         }
     }
+    validate_set(c, p, it);
 }
 
 /* ids[0..n) without those in minus, into out (room for n); returns the count. */
@@ -296,14 +343,7 @@ static void write_topic(coordinator_t *c, const md_topic_t *t, alter_write_t *w)
         const coordinator_reassign_item_t *it = &w->items[w->idx[i]];
         const md_partition_t *p = &t->partitions[it->partition];
         coord_replica_set_t *s = &sets[i];
-        if (it->replicas) {
-            coord_reassign_to(p, it->replicas, it->nreplicas, s);
-        } else { /* cancel: back to the original replicas */
-            int32_t *orig = xmalloc((size_t)p->nreplicas * sizeof(int32_t));
-            int32_t norig = ids_minus(p->replicas, p->nreplicas, p->adding, p->nadding, orig);
-            coord_reassign_to(p, orig, norig, s);
-            free(orig);
-        }
+        requested_set(p, it, s);
         const int32_t q = it->partition;
         a.replicas[q] = s->full;
         a.nreplicas[q] = s->nfull;
@@ -380,11 +420,6 @@ void coordinator_alter_reassignments(coordinator_t *c, coordinator_reassign_item
 }
 
 /* ---- the controller's decisions after each reload ---- */
-
-static bool live_in_isr(coordinator_t *c, const md_partition_t *p, int32_t id)
-{
-    return coord_broker_live(c, id) && coord_contains(p->isr, p->nisr, id);
-}
 
 /* The leader for replica set ids: the current one when it is among them
  * and live, else the first of them live and in the ISR, else -1. */
