@@ -98,18 +98,28 @@ static void requested_set(const md_partition_t *p, const coordinator_reassign_it
 }
 
 /* Checks the replica set the request writes: no more replicas than a
- * leader tracks. */
+ * leader tracks, and (when it replaces one in progress, which drops
+ * replicas at once) a live ISR member among them: the replicas dropped
+ * delete their logs. */
 static void validate_set(coordinator_t *c, const md_partition_t *p, coordinator_reassign_item_t *it)
 {
-    (void)c;
     coord_replica_set_t s;
     requested_set(p, it, &s);
+    bool in_sync = false;
+    for (int32_t i = 0; i < s.nfull && !in_sync; i++)
+        in_sync = live_in_isr(c, p, s.full[i]);
     char msg[160];
     if (s.nfull > REASSIGN_MAX_REPLICAS) {
         snprintf(msg, sizeof(msg),
                  "The new and the original replicas together are %d brokers, more than %d.",
                  s.nfull, REASSIGN_MAX_REPLICAS);
         item_fail(it, KAFKA_INVALID_REPLICA_ASSIGNMENT, msg);
+    } else if (reassign_in_progress(p) && !in_sync) {
+        item_fail(it, KAFKA_INVALID_REPLICA_ASSIGNMENT,
+                  it->replicas ? "No replica kept by the new reassignment is a live in-sync "
+                                 "replica: the replicas it drops hold the only copy."
+                               : "No original replica is a live in-sync replica: the replicas "
+                                 "being added hold the only copy; cancel once one is back.");
     }
     coord_replica_set_clear(&s);
 }
@@ -449,6 +459,12 @@ static void state_within(coordinator_t *c, const md_partition_t *p, const int32_
             next->isr[next->nisr++] = p->isr[i];
     if (next->leader >= 0 && !coord_contains(next->isr, next->nisr, next->leader))
         next->isr[next->nisr++] = next->leader; /* a live replica kept as leader */
+    if (next->nisr == 0) {
+        /* Offline: keep the last ISR, as elect_leaders does, so that its
+         * members (and only they) can lead again cleanly; never empty. */
+        for (int32_t i = 0; i < p->nisr; i++)
+            next->isr[next->nisr++] = p->isr[i];
+    }
     assert(next->nisr <= p->nisr + 1);
 }
 

@@ -10,6 +10,8 @@ ListPartitionReassignments v0 through the controller, over the wire.
 - A reassignment to a paused broker stays in progress (List shows its
   adding and removing replicas); cancelling it restores the original
   replicas.
+- A cancel or re-target that would drop every live in-sync replica (the
+  adding ones held the only copy) is refused, INVALID_REPLICA_ASSIGNMENT.
 - /admin/reassign_partitions (Kafka's ZooKeeper-mode request, a protobuf
   ReassignPartitionsRequest here): the controller starts its entries, drops
   an invalid one, and deletes the znode once every entry is done.
@@ -252,6 +254,46 @@ class BadInputTest(unittest.TestCase):
             # The resumed broker learns it is no replica and keeps no log of it.
             vt.wait_for(lambda: not os.path.isdir(os.path.join(pb.datadir, "t-%d" % part)), timeout=30,
                         what="the cancelled replica's log removed")
+
+
+class CancelKeepsTheOnlyCopyTest(unittest.TestCase):
+    def test_cancel_refused_when_only_adding_replicas_are_in_sync(self):
+        # A partition on broker o moved to [n, p] with p paused: n joins the
+        # ISR, then o stops and n leads. A cancel (back to [o]) would drop
+        # n and p at once, and with them the only live copy; so would a
+        # re-target to [p] (the set [p, o]: n dropped). Both refused,
+        # INVALID_REPLICA_ASSIGNMENT, nothing written. The reassignment
+        # then completes once p is back.
+        cfg = {"zookeeper.session.timeout.ms": 30000}
+        with vt.Cluster(brokers=3, broker_config=cfg) as c:
+            c.create_topic("k", partitions=3, rf=1)
+            ctl = controller(c)
+            part, o = min((q, partition_md(c, "k", q)["replicas"][0]) for q in range(3)
+                          if partition_md(c, "k", q)["replicas"][0] != ctl.id)
+            n = ctl.id
+            p = [i for i in (1, 2, 3) if i not in (o, n)][0]
+            pb = c.broker(p)
+            pb.pause()
+            try:
+                top, res = alter(ctl.port, [("k", [(part, [n, p])])])
+                self.assertEqual((top, res[("k", part)][0]), (NONE, NONE), res)
+                vt.wait_for(lambda: n in partition_md(c, "k", part, ctl)["isr"], timeout=30,
+                            what="broker %d in k-%d's ISR" % (n, part))
+                self.assertEqual(c.broker(o).stop(), 0)
+                vt.wait_for(lambda: partition_md(c, "k", part, ctl)["leader"] == n, timeout=30,
+                            what="broker %d leading k-%d" % (n, part))
+                before = c.zk_get("/brokers/topics/k")
+                for replicas in (None, [p]):
+                    top, res = alter(ctl.port, [("k", [(part, replicas)])])
+                    self.assertEqual((top, res[("k", part)][0]), (NONE, INVALID_REPLICA_ASSIGNMENT),
+                                     "%r: %r" % (replicas, res))
+                    self.assertIn("in-sync", res[("k", part)][1])
+                self.assertEqual(c.zk_get("/brokers/topics/k"), before, "a refused request wrote")
+                self.assertTrue(os.path.isdir(os.path.join(c.broker(n).datadir, "k-%d" % part)))
+            finally:
+                pb.resume()
+            vt.wait_for(lambda: partition_md(c, "k", part, ctl)["replicas"] == [n, p], timeout=60,
+                        what="k-%d's move completed" % part)
 
 
 class ControllerFailoverTest(unittest.TestCase):
