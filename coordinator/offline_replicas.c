@@ -178,11 +178,12 @@ static void or_apply_report(coordinator_t *c, int32_t broker, Vltava__OfflineRep
                   broker);
     /* The reload ends in controller_act, which decides again with the
      * table, and in a push that carries it to every broker: a full one,
-     * since a partition whose state does not change must carry it too. */
+     * since a partition whose state does not change must carry it too.
+     * Nothing in ZooKeeper changed: a partial reload suffices. */
     c->push_pending = true;
     c->push_full = true;
     coord_push_clear(c);
-    coord_request_reload(c);
+    coord_request_partial_reload(c);
 }
 
 static void on_offline_replicas(void *arg, rpc_request_t *req, int32_t sender,

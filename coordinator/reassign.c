@@ -296,8 +296,10 @@ static void on_alter_written(coordinator_t *c, zk_call_t *call)
         alter_write_finish(w);
         return;
     }
-    coord_request_reload(c);
+    /* A written topic znode fires its watch, which brings it into the
+     * cache; a refused one is read again. */
     if (error != KAFKA_NONE) {
+        coord_request_topic_reload(c, w->items[w->idx[0]].topic);
         alter_write_finish(w);
         return;
     }
@@ -479,8 +481,11 @@ static void on_reassign_write(coordinator_t *c, zk_call_t *call)
     else if (call->rc != ZOK)
         VLOG_INFO("coord", "reassignment completion refused (%s at op %d); re-reading the state",
                   zerror(call->rc), zk_multi_failed_op(call));
+    /* A write that succeeded fires the watches of what it changed; the
+     * partial reload only makes the controller decide again (as
+     * on_controller_write). */
     if (call->rc == ZOK)
-        coord_request_reload(c);
+        coord_request_partial_reload(c);
     else
         coord_schedule_retry(c);
 }
