@@ -120,6 +120,10 @@ static int suite_clean(void)
 typedef struct broker_rec {
     int changed, removed;
     int32_t last_leader;
+    /* When set, the next partition_changed asks it for two reloads, as
+     * an offline replicas report or an ISR change from a callback does
+     * (install_metadata runs the callbacks). */
+    coordinator_t *reload_from_callback;
 } broker_rec_t;
 
 static void on_changed(void *arg, const md_topic_t *t, const md_partition_t *p)
@@ -128,6 +132,11 @@ static void on_changed(void *arg, const md_topic_t *t, const md_partition_t *p)
     broker_rec_t *r = arg;
     r->changed++;
     r->last_leader = p->leader;
+    if (r->reload_from_callback) {
+        coord_request_reload(r->reload_from_callback);
+        coord_request_partial_reload(r->reload_from_callback);
+        r->reload_from_callback = NULL;
+    }
 }
 
 static void on_removed(void *arg, const char *topic, int32_t partition)
@@ -1009,6 +1018,98 @@ static void test_producer_id_blocks(void)
     coordinator_stop(c1);
 }
 
+typedef struct state_wait {
+    coordinator_t *c;
+    int32_t after_epoch;
+} state_wait_t;
+
+static bool state_recreated(void *arg)
+{
+    state_wait_t *w = arg;
+    const md_topic_t *t = topic(w->c, "s");
+    return t && t->partitions[0].leader_epoch > w->after_epoch;
+}
+
+/* A state znode lost while its partition is reassigned: the controller
+ * recreates it with the original replicas only as ISR (an adding replica
+ * may have no log). */
+static void test_recreated_state_names_original_replicas(void)
+{
+    char connect[256], err[256];
+    new_chroot(connect, sizeof(connect));
+    broker_rec_t rec = {0};
+    coordinator_t *c = start_broker(connect, 1, &rec, err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_EQUAL_FATAL(create_topic(c, "s", 1, 1, NULL, NULL, false), KAFKA_NONE);
+    const int32_t epoch = topic(c, "s")->partitions[0].leader_epoch;
+
+    /* One multi: the topic in a reassignment [1] -> [2] (2 adding), and
+     * its state znode gone. */
+    zhandle_t *zh = raw_client(connect);
+    char buf[1024];
+    int len = sizeof(buf);
+    struct Stat st;
+    CU_ASSERT_EQUAL_FATAL(zoo_get(zh, "/brokers/topics/s", 0, buf, &len, &st), ZOK);
+    zk_assignment_t a;
+    char derr[160];
+    CU_ASSERT_EQUAL_FATAL(
+        znode_decode_assignment((uint8_t *)buf, (size_t)len, &a, derr, sizeof(derr)), 0);
+    int32_t full[] = {2, 1}, adding[] = {2}, removing[] = {1};
+    int32_t *orig_replicas = a.replicas[0], *orig_adding = a.adding[0],
+            *orig_removing = a.removing[0];
+    int32_t orig_n = a.nreplicas[0];
+    a.replicas[0] = full;
+    a.nreplicas[0] = 2;
+    a.adding[0] = adding;
+    a.nadding[0] = 1;
+    a.removing[0] = removing;
+    a.nremoving[0] = 1;
+    size_t elen;
+    uint8_t *enc = znode_encode_assignment(&a, &elen);
+    a.replicas[0] = orig_replicas;
+    a.nreplicas[0] = orig_n;
+    a.adding[0] = orig_adding;
+    a.removing[0] = orig_removing;
+    zk_assignment_clear(&a);
+    zoo_op_t ops[2];
+    zoo_op_result_t results[2];
+    zoo_set_op_init(&ops[0], "/brokers/topics/s", (char *)enc, (int)elen, st.version, NULL);
+    zoo_delete_op_init(&ops[1], "/brokers/topics/s/partitions/0/state", -1);
+    CU_ASSERT_EQUAL(zoo_multi(zh, 2, ops, results), ZOK);
+    free(enc);
+    zookeeper_close(zh);
+
+    state_wait_t w = {c, epoch};
+    CU_ASSERT_TRUE_FATAL(run_until(state_recreated, &w, 10000));
+    const md_partition_t *p = &topic(c, "s")->partitions[0];
+    CU_ASSERT_EQUAL(p->leader, 1);
+    CU_ASSERT_EQUAL(p->nisr, 1);
+    CU_ASSERT_EQUAL(p->isr[0], 1);
+    coordinator_stop(c);
+}
+
+/* Reloads asked for from a callback of install_metadata run after it, one
+ * loader at a time (a reload started inside it made reload_finish start
+ * another over it). */
+static void test_reload_asked_from_callback(void)
+{
+    char connect[256], err[256];
+    new_chroot(connect, sizeof(connect));
+    broker_rec_t rec = {0};
+    coordinator_t *c = start_broker(connect, 1, &rec, err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    const uint64_t before = c->reloads_done;
+    rec.reload_from_callback = c;
+    CU_ASSERT_EQUAL(create_topic(c, "cb1", 1, 1, NULL, NULL, false), KAFKA_NONE);
+    CU_ASSERT_PTR_NULL(rec.reload_from_callback);
+    CU_ASSERT_TRUE(c->reloads_done > before);
+    /* Reloads go on: the next topic reaches the cache. */
+    CU_ASSERT_EQUAL(create_topic(c, "cb2", 1, 1, NULL, NULL, false), KAFKA_NONE);
+    wait_topic_t w = {c, "cb2", 1};
+    CU_ASSERT_TRUE(run_until(topic_as_expected, &w, 10000));
+    coordinator_stop(c);
+}
+
 void coord_add_zk_suite(void)
 {
     CU_pSuite s = CU_add_suite("coord_zookeeper", suite_init, suite_clean);
@@ -1018,6 +1119,9 @@ void coord_add_zk_suite(void)
     CU_add_test(s, "deposed controller cannot write", test_deposed_controller_cannot_write);
     CU_add_test(s, "stale controller RPCs ignored", test_stale_controller_rpcs_ignored);
     CU_add_test(s, "the leader alters the ISR", test_leader_alters_isr);
+    CU_add_test(s, "reloads asked for from a callback", test_reload_asked_from_callback);
+    CU_add_test(s, "a recreated state names the original replicas",
+                test_recreated_state_names_original_replicas);
     CU_add_test(s, "leader elections on demand", test_elect_leaders);
     CU_add_test(s, "producer-id blocks never overlap", test_producer_id_blocks);
     CU_add_test(s, "stop answers admin requests in flight",
