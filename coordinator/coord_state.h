@@ -152,12 +152,12 @@ struct coordinator {
 
     loader_t *load;     /* the reload in flight, or NULL */
     bool reload_dirty;  /* another reload is due once this one finishes */
+    reload_plan_t plan; /* what the next reload reads */
+    int acts_deferred;  /* reloads in a row the controller did not act on */
     /* reload_finish is installing a snapshot and acting on it: callbacks
      * run from there may ask for reloads, which only mark reload_dirty
      * (a reload started there would be replaced by reload_finish's). */
     bool reload_installing;
-    reload_plan_t plan; /* what the next reload reads */
-    int acts_deferred;  /* reloads in a row the controller did not act on */
 
     /* controller */
     bool is_controller;
