@@ -92,6 +92,12 @@ typedef struct broker_config {
     int64_t leader_replication_throttled_rate;
     int64_t follower_replication_throttled_rate;
     int log_level; /* log.level: error|warn|info|debug (vlog levels) */
+    /* controlled.shutdown.enable, .max.retries, .retry.backoff.ms and
+     * .request.timeout.ms (see broker/main.c) */
+    bool controlled_shutdown_enable;
+    int32_t controlled_shutdown_max_retries;
+    int32_t controlled_shutdown_retry_backoff_ms;
+    int32_t controlled_shutdown_request_timeout_ms;
     /* Topic defaults: log.segment.bytes, log.roll.ms, log.retention.ms,
      * log.retention.bytes, message.max.bytes, log.flush.interval.messages,
      * log.flush.interval.ms, log.index.interval.bytes,

@@ -8,6 +8,13 @@
  * controller election, metadata) -> API context -> Kafka listeners ->
  * metrics sources -> periodic log work -> run.
  *
+ * Controlled shutdown (controlled.shutdown.enable): on the first SIGTERM or
+ * SIGINT the loop keeps serving while the controller moves this broker's
+ * leadership (coordinator_controlled_shutdown), up to
+ * controlled.shutdown.max.retries attempts, each bounded by
+ * controlled.shutdown.request.timeout.ms, controlled.shutdown.retry.backoff.ms
+ * apart; then the stop below. A second signal skips what remains of it.
+ *
  * Stop: close the metrics endpoint (a scrape reads every module's state) ->
  * stop accepting and answer in-flight requests (bounded) -> leave
  * ZooKeeper (ephemeral registration gone at once) -> release what the API
@@ -36,6 +43,7 @@
 #include "metrics.h"
 #include "net.h"
 #include "group_coordinator.h"
+#include "kafka_errors.h"
 #include "producer_ids.h"
 #include "replica_manager.h"
 #include "txn_coordinator.h"
@@ -81,6 +89,14 @@ typedef struct broker {
     ev_signal sigterm;
     ev_signal sigint;
     int stop_signal;
+    /* The controlled shutdown: attempts made, whether one is in flight,
+     * whether it is over (the loop is breaking: late answers are ignored),
+     * and the wait between attempts. */
+    int32_t shutdown_attempts;
+    int32_t shutdown_led_before; /* at the first attempt */
+    bool shutdown_inflight;
+    bool shutdown_over;
+    ev_timer shutdown_backoff;
 } broker_t;
 
 static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
@@ -90,13 +106,104 @@ static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
     log_manager_tick(b->logs, wall_clock_ms());
 }
 
+/* The controlled shutdown is over (done or given up): stop as before. */
+static void shutdown_finish(broker_t *b)
+{
+    assert(b->stop_signal != 0);
+    b->shutdown_over = true;
+    ev_timer_stop(b->loop, &b->shutdown_backoff);
+    ev_break(b->loop, EVBREAK_ALL);
+}
+
+static void shutdown_attempt(broker_t *b);
+
+static void shutdown_answered(void *arg, const coordinator_shutdown_result_t *res)
+{
+    broker_t *b = arg;
+    assert(res != NULL);
+    b->shutdown_inflight = false;
+    if (b->shutdown_over)
+        return; /* a second signal ended it; this is the stop's late answer */
+    if (b->shutdown_attempts == 1)
+        b->shutdown_led_before = res->led_before;
+    const int32_t max = b->cfg.controlled_shutdown_max_retries;
+    char why[256];
+    if (res->error == KAFKA_NONE && res->remaining_replicated == 0) {
+        int32_t moved = b->shutdown_led_before - res->remaining;
+        VLOG_INFO(MAIN_MODULE, "controlled shutdown: %d partitions moved, %d remain",
+                  moved > 0 ? moved : 0, res->remaining);
+        /* No longer a follower either: a replica that fetched on would
+         * rejoin ISRs the controller just took it out of, and leave them
+         * only when the lag runs out after it stops. */
+        replica_manager_stop(b->replicas);
+        shutdown_finish(b);
+        return;
+    }
+    if (res->error == KAFKA_NONE)
+        snprintf(why, sizeof(why),
+                 "%d partitions with other replicas still led here (no other in-sync replica)",
+                 res->remaining_replicated);
+    else
+        snprintf(why, sizeof(why), "%s (error %d)",
+                 res->message ? res->message : kafka_error_name(res->error), res->error);
+    if (b->shutdown_attempts >= max) {
+        VLOG_WARN(MAIN_MODULE, "controlled shutdown gave up after %d attempts: %s",
+                  b->shutdown_attempts, why);
+        shutdown_finish(b);
+        return;
+    }
+    VLOG_INFO(MAIN_MODULE, "controlled shutdown attempt %d of %d failed: %s; retrying in %d ms",
+              b->shutdown_attempts, max, why, b->cfg.controlled_shutdown_retry_backoff_ms);
+    ev_timer_set(&b->shutdown_backoff, b->cfg.controlled_shutdown_retry_backoff_ms / 1000.0, 0.);
+    ev_timer_start(b->loop, &b->shutdown_backoff);
+}
+
+static void shutdown_attempt(broker_t *b)
+{
+    assert(!b->shutdown_inflight && !b->shutdown_over);
+    assert(b->shutdown_attempts < b->cfg.controlled_shutdown_max_retries);
+    b->shutdown_attempts++;
+    b->shutdown_inflight = true;
+    /* done may run before this returns */
+    coordinator_controlled_shutdown(b->coord, b->cfg.controlled_shutdown_request_timeout_ms,
+                                    shutdown_answered, b);
+}
+
+static void shutdown_backoff_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    broker_t *b = w->data;
+    (void)loop;
+    (void)revents;
+    if (!b->shutdown_over)
+        shutdown_attempt(b);
+}
+
 static void signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
 {
     broker_t *b = w->data;
-    if (b->stop_signal == 0)
-        VLOG_INFO(MAIN_MODULE, "signal %d: shutting down", w->signum);
+    if (b->stop_signal != 0) {
+        if (!b->shutdown_over)
+            VLOG_INFO(MAIN_MODULE, "signal %d again: skipping the rest of the controlled shutdown",
+                      w->signum);
+        shutdown_finish(b);
+        return;
+    }
     b->stop_signal = w->signum;
-    ev_break(loop, EVBREAK_ALL);
+    if (!b->cfg.controlled_shutdown_enable || b->coord == NULL) {
+        VLOG_INFO(MAIN_MODULE, "signal %d: shutting down", w->signum);
+        shutdown_finish(b);
+        return;
+    }
+    if (b->cfg.controlled_shutdown_max_retries == 0) {
+        VLOG_WARN(MAIN_MODULE,
+                  "signal %d: controlled shutdown gave up after 0 attempts: "
+                  "controlled.shutdown.max.retries is 0",
+                  w->signum);
+        shutdown_finish(b);
+        return;
+    }
+    VLOG_INFO(MAIN_MODULE, "signal %d: controlled shutdown (a second signal skips it)", w->signum);
+    shutdown_attempt(b);
 }
 
 /* Every partition replica holds open files (segment, indexes), so the
@@ -368,6 +475,8 @@ int main(int argc, char **argv)
     ev_signal_init(&b.sigterm, signal_cb, SIGTERM);
     ev_signal_init(&b.sigint, signal_cb, SIGINT);
     b.sigterm.data = b.sigint.data = &b;
+    ev_timer_init(&b.shutdown_backoff, shutdown_backoff_cb, 0., 0.);
+    b.shutdown_backoff.data = &b;
     ev_signal_start(b.loop, &b.sigterm);
     ev_signal_start(b.loop, &b.sigint);
 
@@ -376,6 +485,8 @@ int main(int argc, char **argv)
         ev_run(b.loop, 0);
         VLOG_INFO(MAIN_MODULE, "stopping");
     }
+    b.shutdown_over = true; /* an attempt still in flight ends in coordinator_stop */
+    ev_timer_stop(b.loop, &b.shutdown_backoff);
     broker_stop(&b);
     ev_signal_stop(b.loop, &b.sigterm);
     ev_signal_stop(b.loop, &b.sigint);

@@ -435,7 +435,7 @@ typedef struct live_other {
 static bool live_other_replica(void *arg, int32_t id)
 {
     const live_other_t *o = arg;
-    return id != o->except && offline_replicas_live(o->live, id);
+    return id != o->except && controlled_shutdown_electable(o->live, id);
 }
 
 /* Decides the partition's next state; false when it stays as it is.
@@ -462,7 +462,7 @@ static bool next_partition_state(coordinator_t *c, const md_topic_t *t, int32_t 
                                : -1;
         if (new_leader < 0)
             new_leader = coord_elect_leader(p->replicas, p->nreplicas, p->isr, p->nisr,
-                                            offline_replicas_live, &live_ctx,
+                                            controlled_shutdown_electable, &live_ctx,
                                             c->cfg.unclean_leader_election, &unclean);
         if (new_leader == leader && !restarted) {
             free(isr);
@@ -524,8 +524,8 @@ static void elect_leaders(coordinator_t *c)
                     if (!coord_contains(mp->adding, mp->nadding, mp->replicas[r]))
                         orig[norig++] = mp->replicas[r];
                 bool unclean;
-                next.leader = coord_elect_leader(orig, norig, orig, norig, coord_broker_live, c,
-                                                 false, &unclean);
+                next.leader = coord_elect_leader(orig, norig, orig, norig,
+                                                 controlled_shutdown_eligible, c, false, &unclean);
                 /* Past the cached epoch, so that brokers apply it over
                  * what they hold (the cache's 0 for a missing state). */
                 next.leader_epoch = mp->leader_epoch + 1;
@@ -563,6 +563,7 @@ static void controller_act(coordinator_t *c)
         c->push_pending = false;
         controller_push_metadata(c);
     }
+    controlled_shutdown_act(c);
 }
 
 void controller_after_reload(coordinator_t *c, bool controller_exists, int32_t controller_id,

@@ -71,6 +71,7 @@ typedef struct topic_zk {
 
 typedef struct loader loader_t;
 typedef struct admin_waiter admin_waiter_t;
+typedef struct controlled_shutdown controlled_shutdown_t;
 
 /* One partition, by topic name (owned). */
 typedef struct partition_ref {
@@ -178,6 +179,9 @@ struct coordinator {
     bool reassign_reading; /* reassign.c: /admin/reassign_partitions read in flight */
     struct alter_write *reassign_waiting; /* reassign.c: written, waiting for the cache */
     struct leader_elections *elections;   /* leader_election.c's; NULL until first used */
+
+    /* controlled_shutdown.c's state; NULL until first used */
+    controlled_shutdown_t *shutdown;
 
     struct rpc *rpc;
 
@@ -403,5 +407,22 @@ bool reassign_in_progress(const md_partition_t *p);
 /* Answers the reassignment requests whose write this broker's cache now
  * shows (every one when stopping); from controller_check_waiters. */
 void reassign_check_waiters(coordinator_t *c, bool stopping);
+
+/* ---- controlled_shutdown.c ---- */
+struct rpc_request;
+/* The RPC_CONTROLLED_SHUTDOWN handler (arg: the coordinator). */
+void controlled_shutdown_on_request(void *arg, struct rpc_request *req, int32_t sender,
+                                    const uint8_t *payload, size_t len);
+/* The controller's pass for the shutting-down brokers, on fresh state:
+ * from controller_act, after its own decisions and push. */
+void controlled_shutdown_act(coordinator_t *c);
+/* A broker_live_fn for every election: live and not shutting down. */
+bool controlled_shutdown_eligible(void *arg, int32_t id);
+/* The same for the elections that also need the partition's log:
+ * offline_replicas_live and not shutting down. arg: an
+ * offline_replicas_ctx_t. */
+bool controlled_shutdown_electable(void *arg, int32_t id);
+/* Answers what waits (the RPC channel must still exist) and frees. */
+void controlled_shutdown_free(coordinator_t *c);
 
 #endif

@@ -1613,6 +1613,7 @@ static void coordinator_free(coordinator_t *c)
     ev_timer_stop(c->loop, &c->retry_timer);
     ev_timer_stop(c->loop, &c->tick_timer);
     controller_check_waiters(c, true);
+    controlled_shutdown_free(c);
     rpc_glue_stop(c);
     deregister(c);
     /* zookeeper_close() tells the server only over a live connection;

@@ -324,4 +324,27 @@ void coordinator_elect_leaders(coordinator_t *c, coordinator_election_type_t typ
                                coordinator_election_t *elections, size_t n, int32_t timeout_ms,
                                coordinator_elections_done_fn done, void *arg);
 
+/* One attempt at a controlled shutdown (Kafka's ControlledShutdown): asks
+ * the controller (over the RPC channel; the controller itself runs the
+ * same logic locally) to move the leadership of every partition this
+ * broker leads to another live in-sync replica and to remove it from the
+ * ISRs it is in; the controller answers once those changes are written
+ * and in its metadata, and from then on elects this broker nowhere until
+ * its registration leaves /brokers/ids. done runs on the loop exactly once
+ * (possibly before this returns): error NONE with what this broker still
+ * leads; NOT_CONTROLLER (none known, unreachable, or no longer it);
+ * REQUEST_TIMED_OUT (no answer within timeout_ms, or the writes did not
+ * complete at the controller); BROKER_NOT_AVAILABLE (the controller does
+ * not see this broker registered). The caller retries. */
+typedef struct coordinator_shutdown_result {
+    int16_t error;
+    const char *message;          /* NULL when none; valid during the call */
+    int32_t led_before;           /* partitions this broker led when the attempt started */
+    int32_t remaining;            /* partitions it still leads (error NONE) */
+    int32_t remaining_replicated; /* of those, with more than one replica */
+} coordinator_shutdown_result_t;
+typedef void (*coordinator_shutdown_fn)(void *arg, const coordinator_shutdown_result_t *res);
+void coordinator_controlled_shutdown(coordinator_t *c, int32_t timeout_ms,
+                                     coordinator_shutdown_fn done, void *arg);
+
 #endif

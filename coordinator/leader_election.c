@@ -312,7 +312,8 @@ static void decide_and_write(coordinator_t *c, election_request_t *r)
         /* Live: a live broker that can open the partition's log. */
         offline_replicas_ctx_t live = {c, t->name, e->partition};
         zk_partition_state_t next;
-        int16_t error = coord_decide_election(p, r->type, offline_replicas_live, &live, &next);
+        int16_t error =
+            coord_decide_election(p, r->type, controlled_shutdown_electable, &live, &next);
         if (error != KAFKA_NONE) {
             item_finish(r, i, error, message_for(error));
             continue;
@@ -414,7 +415,8 @@ static void rebalance(coordinator_t *c, leader_elections_t *le)
     for (size_t t = 0; t < c->md->ntopics; t++)
         skip[t] = controller_topic_being_deleted(c, c->md->topics[t].name);
     size_t n;
-    coord_tp_t *tps = coord_rebalance_candidates(c->md, skip, pct, coord_broker_live, c, &n);
+    coord_tp_t *tps =
+        coord_rebalance_candidates(c->md, skip, pct, controlled_shutdown_eligible, c, &n);
     free(skip);
     controller_state_write_t *w = xcalloc(n + 1, sizeof(*w));
     size_t nw = 0;
@@ -427,8 +429,8 @@ static void rebalance(coordinator_t *c, leader_elections_t *le)
             continue; /* left alone, as Kafka's rebalance does */
         offline_replicas_ctx_t live = {c, t->name, tps[i].partition};
         zk_partition_state_t next;
-        if (coord_decide_election(p, COORDINATOR_ELECTION_PREFERRED, offline_replicas_live, &live,
-                                  &next) != KAFKA_NONE)
+        if (coord_decide_election(p, COORDINATOR_ELECTION_PREFERRED, controlled_shutdown_electable,
+                                  &live, &next) != KAFKA_NONE)
             continue;
         next.controller_epoch = c->my_controller_epoch;
         w[nw++] =

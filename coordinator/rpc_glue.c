@@ -224,6 +224,8 @@ int rpc_glue_start(coordinator_t *c, char *err, size_t err_size)
     rpc_set_handler(c->rpc, VLTAVA__RPC_TYPE__RPC_UPDATE_METADATA, on_update_metadata, c);
     rpc_set_handler(c->rpc, VLTAVA__RPC_TYPE__RPC_CREATE_TOPIC, on_create_topic, c);
     offline_replicas_start(c);
+    rpc_set_handler(c->rpc, VLTAVA__RPC_TYPE__RPC_CONTROLLED_SHUTDOWN,
+                    controlled_shutdown_on_request, c);
     return 0;
 }
 
