@@ -128,7 +128,7 @@ static void shutdown_answered(void *arg, const coordinator_shutdown_result_t *re
         b->shutdown_led_before = res->led_before;
     const int32_t max = b->cfg.controlled_shutdown_max_retries;
     char why[256];
-    if (res->error == KAFKA_NONE && res->remaining_replicated == 0) {
+    if (res->error == KAFKA_NONE && res->remaining_movable == 0) {
         int32_t moved = b->shutdown_led_before - res->remaining;
         VLOG_INFO(MAIN_MODULE, "controlled shutdown: %d partitions moved, %d remain",
                   moved > 0 ? moved : 0, res->remaining);
@@ -141,8 +141,9 @@ static void shutdown_answered(void *arg, const coordinator_shutdown_result_t *re
     }
     if (res->error == KAFKA_NONE)
         snprintf(why, sizeof(why),
-                 "%d partitions with other replicas still led here (no other in-sync replica)",
-                 res->remaining_replicated);
+                 "%d partitions still led here have no other in-sync replica yet (their other "
+                 "replicas are live but out of the ISR)",
+                 res->remaining_movable);
     else
         snprintf(why, sizeof(why), "%s (error %d)",
                  res->message ? res->message : kafka_error_name(res->error), res->error);

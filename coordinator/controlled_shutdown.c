@@ -75,6 +75,7 @@ struct controlled_shutdown {
     coordinator_t *c;
     cs_member_t members[CS_MAX_MEMBERS];
     size_t nmembers;
+    bool reload_wanted; /* a member was forgotten: decide again (from the timer) */
     cs_waiter_t *waiters;
     size_t nwaiters;
     ev_timer timer; /* the next pass outside a reload, or the earliest deadline */
@@ -119,8 +120,10 @@ static void cs_forget(controlled_shutdown_t *cs, int32_t id, const char *why)
     assert(cs->nmembers > 0);
     VLOG_INFO(CS_MODULE, "broker %d leaves the shutting-down set: %s", id, why);
     *m = cs->members[--cs->nmembers];
-    /* It may lead again: the controller decides again on fresh state. */
-    coord_request_reload(cs->c);
+    /* It may lead again: the controller decides again on fresh state, from
+     * the timer (this may run inside a reload's completion). */
+    cs->reload_wanted = true;
+    cs_arm_timer(cs, 0.);
 }
 
 static void on_registration_stat(coordinator_t *c, zk_call_t *call)
@@ -169,21 +172,32 @@ static void cs_join(controlled_shutdown_t *cs, int32_t id)
 
 /* ---- answers ---- */
 
-static int32_t cs_count_led(const cluster_metadata_t *md, int32_t id, int32_t *replicated)
+/* True when p has a replica other than `me` on a live broker: one that may
+ * yet be (or become) in sync and take p over. */
+static bool cs_movable(const cluster_metadata_t *md, const md_partition_t *p, int32_t me)
 {
-    int32_t n = 0, nrep = 0;
+    for (int32_t i = 0; i < p->nreplicas; i++)
+        if (p->replicas[i] != me && cluster_metadata_broker(md, p->replicas[i]))
+            return true;
+    return false;
+}
+
+/* Partitions `id` leads; *movable: of those, the ones cs_movable. */
+static int32_t cs_count_led(const cluster_metadata_t *md, int32_t id, int32_t *movable)
+{
+    int32_t n = 0, nmov = 0;
     for (size_t i = 0; md && i < md->ntopics; i++) {
         for (int32_t p = 0; p < md->topics[i].npartitions; p++) {
             const md_partition_t *mp = &md->topics[i].partitions[p];
             if (mp->leader != id)
                 continue;
             n++;
-            nrep += mp->nreplicas > 1;
+            nmov += cs_movable(md, mp, id);
         }
     }
-    if (replicated)
-        *replicated = nrep;
-    assert(nrep <= n);
+    if (movable)
+        *movable = nmov;
+    assert(nmov <= n);
     return n;
 }
 
@@ -237,7 +251,7 @@ static void cs_answer(coordinator_t *c, cs_waiter_t *w, int16_t error, const cha
             .led_before = w->led_before,
         };
         if (error == KAFKA_NONE)
-            res.remaining = cs_count_led(c->md, w->broker_id, &res.remaining_replicated);
+            res.remaining = cs_count_led(c->md, w->broker_id, &res.remaining_movable);
         w->local_done(w->local_arg, &res);
     }
     free(w);
@@ -388,6 +402,10 @@ static void cs_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
     (void)revents;
     controlled_shutdown_t *cs = w->data;
     coordinator_t *c = cs->c;
+    if (cs->reload_wanted) {
+        cs->reload_wanted = false;
+        coord_request_reload(c);
+    }
     if (!c->is_controller) {
         cs_answer_all(c, -1, KAFKA_NOT_CONTROLLER, "this broker is no longer the controller");
         return;
@@ -531,13 +549,14 @@ static void on_shutdown_answer(void *arg, rpc_status_t status, int32_t error_cod
                 const md_topic_t *t =
                     a->c->md ? cluster_metadata_topic(a->c->md, rp->topic, strlen(rp->topic))
                              : NULL;
-                /* Unknown here: counted as replicated, so that it is tried again. */
-                bool replicated = !t || rp->partition < 0 || rp->partition >= t->npartitions ||
-                                  t->partitions[rp->partition].nreplicas > 1;
-                res.remaining_replicated += replicated;
+                /* Unknown here: counted as movable, so that it is tried again. */
+                bool movable =
+                    !t || rp->partition < 0 || rp->partition >= t->npartitions ||
+                    cs_movable(a->c->md, &t->partitions[rp->partition], a->c->cfg.broker_id);
+                res.remaining_movable += movable;
                 if (i < 8)
                     VLOG_INFO(CS_MODULE, "controlled shutdown: still leading %s-%d%s", rp->topic,
-                              rp->partition, replicated ? "" : " (replication factor 1)");
+                              rp->partition, movable ? "" : " (no other live replica)");
             }
             vltava__controlled_shutdown_response__free_unpacked(r, NULL);
         }

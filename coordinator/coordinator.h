@@ -338,10 +338,12 @@ void coordinator_elect_leaders(coordinator_t *c, coordinator_election_type_t typ
  * not see this broker registered). The caller retries. */
 typedef struct coordinator_shutdown_result {
     int16_t error;
-    const char *message;          /* NULL when none; valid during the call */
-    int32_t led_before;           /* partitions this broker led when the attempt started */
-    int32_t remaining;            /* partitions it still leads (error NONE) */
-    int32_t remaining_replicated; /* of those, with more than one replica */
+    const char *message; /* NULL when none; valid during the call */
+    int32_t led_before;  /* partitions this broker led when the attempt started */
+    int32_t remaining;   /* partitions it still leads (error NONE) */
+    /* Of those, the ones with another replica on a live broker: it may yet
+     * join the ISR, so another attempt may move them. */
+    int32_t remaining_movable;
 } coordinator_shutdown_result_t;
 typedef void (*coordinator_shutdown_fn)(void *arg, const coordinator_shutdown_result_t *res);
 void coordinator_controlled_shutdown(coordinator_t *c, int32_t timeout_ms,
