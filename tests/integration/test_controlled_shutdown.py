@@ -10,6 +10,7 @@ idempotent, acks=all). The longest produce stall (a record's wait from
 produce() to its acknowledgement) is printed, not asserted on:
 bench/rolling_restart.py measures it on a Release build."""
 
+import os
 import re
 import signal
 import threading
@@ -33,12 +34,21 @@ class LoadProducer:
     """An idempotent acks=all producer on its own thread, at a steady rate,
     recording every acknowledgement and each record's wait."""
 
-    def __init__(self, bootstrap, rate=400):
+    def __init__(self, bootstrap, rate=400, client_config=None):
         from confluent_kafka import Producer
-        self.producer = Producer({
-            "bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True,
-            "linger.ms": 5, "message.timeout.ms": 120000, "retry.backoff.ms": 50,
-            "topic.metadata.refresh.interval.ms": 1000})
+        # reconnect.backoff.max.ms: the Java client's 1 s rather than
+        # librdkafka's 10 s. A restarted broker refuses connections for a
+        # fraction of a second; librdkafka's backoff then grows (with jitter)
+        # to several seconds, during which it does not reach the broker that
+        # the next stop moves leaders to: a client-side stall, not the
+        # broker's.
+        conf = {"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True,
+                "linger.ms": 5, "message.timeout.ms": 120000, "retry.backoff.ms": 50,
+                "topic.metadata.refresh.interval.ms": 1000, "reconnect.backoff.max.ms": 1000}
+        conf.update(client_config or {})
+        if os.environ.get("VLTAVA_RDKAFKA_DEBUG"):  # e.g. "eos,msg,protocol,broker"
+            conf["debug"] = os.environ["VLTAVA_RDKAFKA_DEBUG"]
+        self.producer = Producer(conf)
         self.rate = rate
         self.sent = 0
         self.acked = {}  # value -> (partition, offset)
