@@ -286,7 +286,7 @@ static void cs_add_waiter(controlled_shutdown_t *cs, cs_waiter_t *w)
     /* A broker asking again gave up on its earlier request. */
     cs_answer_all(cs->c, w->broker_id, KAFKA_REQUEST_TIMED_OUT, "superseded by a newer request");
     assert(cs->nwaiters < CS_MAX_WAITERS);
-    w->deadline_ms = coord_now_ms() + CS_SERVE_TIMEOUT_MS;
+    assert(w->deadline_ms > 0);
     w->next = cs->waiters;
     cs->waiters = w;
     cs->nwaiters++;
@@ -297,48 +297,57 @@ static void cs_add_waiter(controlled_shutdown_t *cs, cs_waiter_t *w)
 
 /* ---- the controller's decision ---- */
 
-/* ISR minus the shutting-down brokers, into out (room for nisr). */
-static int32_t cs_isr_without_members(const coordinator_t *c, const md_partition_t *p, int32_t *out)
+bool coord_shutdown_next_state(const md_partition_t *p, broker_live_fn live, broker_live_fn leaving,
+                               void *arg, int32_t *leader, int32_t *isr, int32_t *nisr)
 {
-    int32_t n = 0;
-    for (int32_t i = 0; i < p->nisr; i++)
-        if (!cs_shutting_down(c, p->isr[i]))
-            out[n++] = p->isr[i];
-    assert(n <= p->nisr);
-    return n;
-}
-
-/* The partition's next state for the shutting-down set; false when it
- * stays as it is. next->isr is xmalloc'd (the caller clears next). */
-static bool cs_next_state(coordinator_t *c, const md_partition_t *p, zk_partition_state_t *next)
-{
-    const bool leader_leaving = p->leader >= 0 && cs_shutting_down(c, p->leader);
+    assert(p->nisr >= 0 && p->nreplicas >= 0);
+    const bool leader_leaving = p->leader >= 0 && leaving(arg, p->leader);
     bool isr_has_member = false;
     for (int32_t i = 0; i < p->nisr; i++)
-        isr_has_member = isr_has_member || cs_shutting_down(c, p->isr[i]);
+        isr_has_member = isr_has_member || leaving(arg, p->isr[i]);
     /* An offline partition's ISR is the list of who may lead again; a
      * partition whose leader is gone is the usual election's. */
-    if (!leader_leaving && (!isr_has_member || p->leader < 0 || !coord_broker_live(c, p->leader)))
+    if (!leader_leaving && (!isr_has_member || p->leader < 0 || !live(arg, p->leader)))
         return false;
     int32_t new_leader = p->leader;
     if (leader_leaving) {
         new_leader = -1;
         for (int32_t i = 0; i < p->nreplicas && new_leader < 0; i++) {
             int32_t r = p->replicas[i];
-            if (controlled_shutdown_eligible(c, r) && coord_contains(p->isr, p->nisr, r))
+            if (live(arg, r) && !leaving(arg, r) && coord_contains(p->isr, p->nisr, r))
                 new_leader = r;
         }
         if (new_leader < 0)
             return false; /* it keeps leading: listed as remaining */
     }
+    int32_t n = 0;
+    for (int32_t i = 0; i < p->nisr; i++)
+        if (!leaving(arg, p->isr[i]))
+            isr[n++] = p->isr[i];
+    if (!coord_contains(isr, n, new_leader))
+        return false; /* a leader outside its own ISR: left to the usual election */
+    assert(new_leader >= 0 && n >= 1 && n <= p->nisr);
+    *leader = new_leader;
+    *nisr = n;
+    return true;
+}
+
+static bool cs_leaving(void *arg, int32_t id)
+{
+    return cs_shutting_down(arg, id);
+}
+
+/* The partition's next state for the shutting-down set; false when it
+ * stays as it is. next->isr is xmalloc'd (the caller clears next). */
+static bool cs_next_state(coordinator_t *c, const md_partition_t *p, zk_partition_state_t *next)
+{
     int32_t *isr = xmalloc((size_t)(p->nisr + 1) * sizeof(int32_t));
-    int32_t nisr = cs_isr_without_members(c, p, isr);
-    if (!coord_contains(isr, nisr, new_leader)) {
-        free(isr); /* a leader outside its own ISR: left to the usual election */
+    int32_t leader, nisr;
+    if (!coord_shutdown_next_state(p, coord_broker_live, cs_leaving, c, &leader, isr, &nisr)) {
+        free(isr);
         return false;
     }
-    assert(new_leader >= 0 && nisr >= 1);
-    next->leader = new_leader;
+    next->leader = leader;
     next->leader_epoch = p->leader_epoch + 1;
     next->controller_epoch = c->my_controller_epoch;
     next->isr = isr;
@@ -505,6 +514,7 @@ void controlled_shutdown_on_request(void *arg, rpc_request_t *req, int32_t sende
     cs_waiter_t *w = xcalloc(1, sizeof(*w));
     w->broker_id = id;
     w->req = req;
+    w->deadline_ms = coord_now_ms() + CS_SERVE_TIMEOUT_MS;
     cs_add_waiter(cs, w);
 }
 
@@ -565,9 +575,10 @@ static void on_shutdown_answer(void *arg, rpc_status_t status, int32_t error_cod
     free(a);
 }
 
-/* The local request of the controller itself. */
-static void cs_ask_self(coordinator_t *c, int32_t led_before, coordinator_shutdown_fn done,
-                        void *arg)
+/* The local request of the controller itself, bounded by timeout_ms as
+ * the RPC would be. */
+static void cs_ask_self(coordinator_t *c, int32_t led_before, int32_t timeout_ms,
+                        coordinator_shutdown_fn done, void *arg)
 {
     controlled_shutdown_t *cs = cs_get(c);
     VLOG_INFO(CS_MODULE, "broker %d is the controller: controlled shutdown runs locally",
@@ -577,6 +588,7 @@ static void cs_ask_self(coordinator_t *c, int32_t led_before, coordinator_shutdo
     w->local_done = done;
     w->local_arg = arg;
     w->led_before = led_before;
+    w->deadline_ms = coord_now_ms() + timeout_ms;
     cs_add_waiter(cs, w);
 }
 
@@ -588,7 +600,7 @@ void coordinator_controlled_shutdown(coordinator_t *c, int32_t timeout_ms,
     const int32_t me = c->cfg.broker_id;
     int32_t led_before = cs_count_led(c->md, me, NULL);
     if (c->is_controller && !c->stopping) {
-        cs_ask_self(c, led_before, done, arg);
+        cs_ask_self(c, led_before, timeout_ms, done, arg);
         return;
     }
     coordinator_shutdown_result_t res = {.error = KAFKA_NOT_CONTROLLER, .led_before = led_before};

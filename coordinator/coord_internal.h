@@ -211,6 +211,16 @@ coord_tp_t *coord_rebalance_candidates(const cluster_metadata_t *md, const bool 
                                        int32_t percentage, broker_live_fn live, void *live_arg,
                                        size_t *n);
 
+/* Controlled shutdown (controlled_shutdown.c): partition p's next leader
+ * and ISR while the brokers `leaving` says are shutting down. Their ISR
+ * places go; a partition one of them leads goes to the first replica in
+ * assignment order that is live, not leaving and in the ISR. False (and
+ * nothing written) when p stays as it is: nobody leaving leads it or is in
+ * its ISR, no replica can take it over, or its leader is offline or dead
+ * (the usual election's). isr must have room for p->nisr ids. */
+bool coord_shutdown_next_state(const md_partition_t *p, broker_live_fn live, broker_live_fn leaving,
+                               void *arg, int32_t *leader, int32_t *isr, int32_t *nisr);
+
 /* True when id is among ids[0..n). */
 bool coord_contains(const int32_t *ids, int32_t n, int32_t id);
 /* An xmalloc'd copy of ids[0..n), never NULL (even for n == 0). */

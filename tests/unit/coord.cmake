@@ -6,6 +6,7 @@ vltava_unit_test(test_coord
           ${CMAKE_CURRENT_LIST_DIR}/coord_election_test.c
           ${CMAKE_CURRENT_LIST_DIR}/coord_zk_test.c ${CMAKE_CURRENT_LIST_DIR}/coord_rpc_test.c
           ${CMAKE_CURRENT_LIST_DIR}/coord_reassign_test.c
+          ${CMAKE_CURRENT_LIST_DIR}/coord_shutdown_test.c
   LIBS vltava_coordinator vltava_rpc vltava_log vltava_kafka vltava_proto vltava_util)
 target_compile_definitions(test_coord PRIVATE THREADED)
 set_tests_properties(test_coord PROPERTIES

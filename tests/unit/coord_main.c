@@ -10,6 +10,7 @@ int main(void)
     coord_add_pure_suite();
     coord_add_reassign_suite();
     coord_add_election_suite();
+    coord_add_shutdown_suite();
     coord_add_rpc_suite();
     coord_add_zk_suite();
     return unit_run_registered();

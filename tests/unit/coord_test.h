@@ -5,4 +5,5 @@ void coord_add_zk_suite(void);
 void coord_add_rpc_suite(void);
 void coord_add_reassign_suite(void);
 void coord_add_election_suite(void);
+void coord_add_shutdown_suite(void);
 #endif
