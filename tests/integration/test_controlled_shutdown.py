@@ -199,7 +199,7 @@ class RollingRestartTest(unittest.TestCase):
                     samples += sampler.samples
                     self.assertEqual(sampler.leaderless, [],
                                      "partitions without a leader while broker %d stopped" % victim)
-                    self.assertGreater(sampler.samples, 10)
+                    self.assertGreater(sampler.samples, 0)
                     acked_before = len(load.acked)
                     vt.wait_for(lambda: len(load.acked) > acked_before + 200, timeout=60,
                                 what="acknowledgements after broker %d's restart" % victim)
