@@ -128,7 +128,7 @@ def main():
             leader = cs.partitions_state(c, ids)[p]["leader"]
             for off, value in cs.read_partition(c.broker(leader).port, p):
                 read[value] = (p, off)
-        lost = [v for v, at in load.acked.items() if read.get(v) != at]
+        lost = [v for v, at in load.acked.items() if v not in read or not cs.same_place(at, read[v])]
         print("records acknowledged %d, failed %d, lost %d; longest produce stall %.3f s; "
               "p99 wait %.3f s; leaderless Metadata samples %d of %d"
               % (len(load.acked), len(load.failures), len(lost), all_waits[-1],
