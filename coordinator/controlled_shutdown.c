@@ -94,17 +94,18 @@ static cs_member_t *cs_member(controlled_shutdown_t *cs, int32_t id)
     return NULL;
 }
 
-static bool cs_shutting_down(const coordinator_t *c, int32_t id)
+bool controlled_shutdown_leaving(const coordinator_t *c, int32_t id)
 {
     if (!c->shutdown)
         return false;
+    assert(c->shutdown->c == c);
     return cs_member(c->shutdown, id) != NULL;
 }
 
 bool controlled_shutdown_eligible(void *arg, int32_t id)
 {
     coordinator_t *c = arg;
-    return coord_broker_live(c, id) && !cs_shutting_down(c, id);
+    return coord_broker_live(c, id) && !controlled_shutdown_leaving(c, id);
 }
 
 bool controlled_shutdown_electable(void *arg, int32_t id)
@@ -334,7 +335,7 @@ bool coord_shutdown_next_state(const md_partition_t *p, broker_live_fn live, bro
 
 static bool cs_leaving(void *arg, int32_t id)
 {
-    return cs_shutting_down(arg, id);
+    return controlled_shutdown_leaving(arg, id);
 }
 
 /* The partition's next state for the shutting-down set; false when it

@@ -422,6 +422,9 @@ bool controlled_shutdown_eligible(void *arg, int32_t id);
  * offline_replicas_live and not shutting down. arg: an
  * offline_replicas_ctx_t. */
 bool controlled_shutdown_electable(void *arg, int32_t id);
+/* True while broker id is in the shutting-down set (for elections that
+ * combine it with a predicate of their own). */
+bool controlled_shutdown_leaving(const coordinator_t *c, int32_t id);
 /* Answers what waits (the RPC channel must still exist) and frees. */
 void controlled_shutdown_free(coordinator_t *c);
 
