@@ -420,7 +420,9 @@ static void cs_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
         cs_answer_all(c, -1, KAFKA_NOT_CONTROLLER, "this broker is no longer the controller");
         return;
     }
-    if (c->controller_writes_inflight == 0 && !c->load)
+    /* Not waiting for a reload in flight: one that ZooKeeper does not
+     * answer would hold up even a broker with nothing to move. */
+    if (c->controller_writes_inflight == 0)
         controlled_shutdown_act(c);
     const int64_t now = coord_now_ms();
     int64_t next = INT64_MAX;
