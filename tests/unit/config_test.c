@@ -85,6 +85,10 @@ static void test_defaults(void)
     CU_ASSERT_TRUE(cfg.auto_leader_rebalance);
     CU_ASSERT_EQUAL(cfg.leader_imbalance_check_interval_s, 300);
     CU_ASSERT_EQUAL(cfg.leader_imbalance_per_broker_percentage, 10);
+    CU_ASSERT_TRUE(cfg.controlled_shutdown_enable); /* Kafka's controlled.shutdown.* defaults */
+    CU_ASSERT_EQUAL(cfg.controlled_shutdown_max_retries, 3);
+    CU_ASSERT_EQUAL(cfg.controlled_shutdown_retry_backoff_ms, 5000);
+    CU_ASSERT_EQUAL(cfg.controlled_shutdown_request_timeout_ms, 30000);
     CU_ASSERT_EQUAL(cfg.socket_request_max_bytes, 104857600);
     CU_ASSERT_EQUAL(cfg.max_connections, INT32_MAX);
     CU_ASSERT_EQUAL(cfg.queued_max_requests, 500);
@@ -262,6 +266,10 @@ static void test_refusals(void)
     expect_refused(REQUIRED "socket.request.max.bytes=0\n", "socket.request.max.bytes",
                    "invalid value '0'");
     expect_refused(REQUIRED "num.partitions=\n", "num.partitions", "invalid value ''");
+    expect_refused(REQUIRED "controlled.shutdown.max.retries=-1\n",
+                   "controlled.shutdown.max.retries", "invalid value '-1'");
+    expect_refused(REQUIRED "controlled.shutdown.request.timeout.ms=0\n",
+                   "controlled.shutdown.request.timeout.ms", "invalid value '0'");
     expect_refused(REQUIRED "group.max.size=10001\n", "group.max.size", "invalid value");
     expect_refused(REQUIRED "leader.imbalance.check.interval.seconds=0\n",
                    "leader.imbalance.check.interval.seconds", "invalid value '0'");
