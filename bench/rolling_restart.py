@@ -78,6 +78,8 @@ def main():
         load._report = timed_report
         load.start()
         vt.wait_for(lambda: len(load.acked) >= 2 * args.rate, timeout=60, what="warm-up")
+        steady_from = time.monotonic()
+        vt.wait_for(lambda: time.monotonic() >= steady_from + 2.0, timeout=5, what="2 s of load")
         total_leaderless = total_samples = 0
         rows = []
         first_stop = time.monotonic()
@@ -118,11 +120,13 @@ def main():
         # from the first SIGTERM on (the warm-up's first records wait for
         # the producer id and the first Metadata)
         all_waits = sorted(w for s, w, _p in waits if s >= first_stop)
+        steady = sorted(w for s, w, _p in waits if steady_from <= s < first_stop)
+        print("without restarts (2 s before the first SIGTERM): longest wait %.3f s, p99 %.3f s"
+              % (steady[-1], steady[int(len(steady) * 0.99)]))
         if os.environ.get("BENCH_VERBOSE"):
-            for s, w, p in sorted(waits, key=lambda x: -x[1])[:15]:
-                print("  wait %.3f s: sent at +%.3f s, partition %d" % (w, s - first_stop, p))
-            for r in rows:
-                pass
+            for s, w, p in sorted((x for x in waits if x[0] >= first_stop), key=lambda x: -x[1])[:5]:
+                print("  wait %.3f s: sent at +%.3f s (%.3f), partition %d"
+                      % (w, s - first_stop, time.time() - (time.monotonic() - s), p))
         read = {}
         for p in range(args.partitions):
             leader = cs.partitions_state(c, ids)[p]["leader"]
