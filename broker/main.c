@@ -60,6 +60,10 @@
  * flight fit). */
 #define DISK_WORKER_THREADS 2
 #define DISK_WORKER_QUEUE   32768
+/* After a successful controlled shutdown, how long at most (and how often)
+ * the broker waits for its own metadata to show the moves. */
+#define SHUTDOWN_SETTLE_MAX_MS  2000
+#define SHUTDOWN_SETTLE_POLL_MS 10
 /* The periodic log work runs at least this often. */
 #define TICK_MAX_MS 1000
 
@@ -97,6 +101,11 @@ typedef struct broker {
     bool shutdown_inflight;
     bool shutdown_over;
     ev_timer shutdown_backoff;
+    /* Then the wait for this broker's own metadata: what it may still lead
+     * (the controller's answer), until when. */
+    int32_t shutdown_remaining;
+    double shutdown_settle_since; /* ev_now() */
+    ev_timer shutdown_settle;
 } broker_t;
 
 static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
@@ -112,7 +121,48 @@ static void shutdown_finish(broker_t *b)
     assert(b->stop_signal != 0);
     b->shutdown_over = true;
     ev_timer_stop(b->loop, &b->shutdown_backoff);
+    ev_timer_stop(b->loop, &b->shutdown_settle);
     ev_break(b->loop, EVBREAK_ALL);
+}
+
+static int32_t partitions_led_here(const broker_t *b)
+{
+    const cluster_metadata_t *md = coordinator_metadata(b->coord);
+    int32_t n = 0;
+    for (size_t i = 0; md != NULL && i < md->ntopics; i++)
+        for (int32_t p = 0; p < md->topics[i].npartitions; p++)
+            n += md->topics[i].partitions[p].leader == b->cfg.broker_id;
+    assert(n >= 0);
+    return n;
+}
+
+/* The controller answers once its own metadata shows the moves; the push
+ * that tells this broker may come after the answer. Until it has come,
+ * this broker still takes itself for the leader, and a produce request
+ * waiting for acks=all on a moved partition would be cut off by the stop
+ * (the client cannot tell whether it was written) instead of answered
+ * NOT_LEADER_OR_FOLLOWER. So the stop waits for it, a bounded time. */
+static void shutdown_settle_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    broker_t *b = w->data;
+    (void)loop;
+    (void)revents;
+    assert(!b->shutdown_over);
+    int32_t led = partitions_led_here(b);
+    int64_t waited_ms = (int64_t)((ev_now(b->loop) - b->shutdown_settle_since) * 1000.0);
+    if (led > b->shutdown_remaining && waited_ms < SHUTDOWN_SETTLE_MAX_MS)
+        return; /* the repeat timer polls again */
+    if (led > b->shutdown_remaining)
+        VLOG_WARN(MAIN_MODULE,
+                  "controlled shutdown: this broker's metadata still shows %d "
+                  "partitions led here after %lld ms; stopping anyway",
+                  led, (long long)waited_ms);
+    else if (waited_ms >= SHUTDOWN_SETTLE_POLL_MS)
+        VLOG_INFO(MAIN_MODULE,
+                  "controlled shutdown: this broker's metadata showed the moves %lld ms "
+                  "after the answer",
+                  (long long)waited_ms);
+    shutdown_finish(b);
 }
 
 static void shutdown_attempt(broker_t *b);
@@ -136,7 +186,10 @@ static void shutdown_answered(void *arg, const coordinator_shutdown_result_t *re
          * rejoin ISRs the controller just took it out of, and leave them
          * only when the lag runs out after it stops. */
         replica_manager_stop(b->replicas);
-        shutdown_finish(b);
+        b->shutdown_remaining = res->remaining;
+        b->shutdown_settle_since = ev_now(b->loop);
+        ev_timer_set(&b->shutdown_settle, 0., SHUTDOWN_SETTLE_POLL_MS / 1000.0);
+        ev_timer_start(b->loop, &b->shutdown_settle);
         return;
     }
     if (res->error == KAFKA_NONE)
@@ -478,6 +531,8 @@ int main(int argc, char **argv)
     b.sigterm.data = b.sigint.data = &b;
     ev_timer_init(&b.shutdown_backoff, shutdown_backoff_cb, 0., 0.);
     b.shutdown_backoff.data = &b;
+    ev_timer_init(&b.shutdown_settle, shutdown_settle_cb, 0., 0.);
+    b.shutdown_settle.data = &b;
     ev_signal_start(b.loop, &b.sigterm);
     ev_signal_start(b.loop, &b.sigint);
 
@@ -488,6 +543,7 @@ int main(int argc, char **argv)
     }
     b.shutdown_over = true; /* an attempt still in flight ends in coordinator_stop */
     ev_timer_stop(b.loop, &b.shutdown_backoff);
+    ev_timer_stop(b.loop, &b.shutdown_settle);
     broker_stop(&b);
     ev_signal_stop(b.loop, &b.sigterm);
     ev_signal_stop(b.loop, &b.sigint);
