@@ -434,14 +434,15 @@ void coordinator_alter_reassignments(coordinator_t *c, coordinator_reassign_item
 /* ---- the controller's decisions after each reload ---- */
 
 /* The leader for replica set ids: the current one when it is among them
- * and live, else the first of them live and in the ISR, else -1. */
+ * and live, else the first of them live, in the ISR and not shutting down,
+ * else -1. */
 static int32_t leader_within(coordinator_t *c, const md_partition_t *p, const int32_t *ids,
                              int32_t n)
 {
     if (p->leader >= 0 && coord_contains(ids, n, p->leader) && coord_broker_live(c, p->leader))
         return p->leader;
     for (int32_t i = 0; i < n; i++)
-        if (live_in_isr(c, p, ids[i]))
+        if (live_in_isr(c, p, ids[i]) && controlled_shutdown_eligible(c, ids[i]))
             return ids[i];
     return -1;
 }
