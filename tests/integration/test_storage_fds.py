@@ -14,6 +14,10 @@ TOPICS = ["many-a", "many-b"]  # 1,000 partitions each, a topic's most
 PER_TOPIC = 1000
 PARTITIONS = PER_TOPIC * len(TOPICS)
 BOUND = 256
+# Besides the cache, each of the broker's two disk workers opens the file it
+# fsyncs for the moment of the fsync (broker/log/log_disk.c).
+DISK_WORKERS = 2
+LIMIT = BOUND + DISK_WORKERS
 
 
 def config(_broker_id):
@@ -60,13 +64,13 @@ class StorageFdsTest(unittest.TestCase):
             for topic in TOPICS:
                 c.create_topic(topic, partitions=PER_TOPIC, rf=1, timeout=300)
             logs, total = open_segment_files(b)
-            self.assertLessEqual(logs, BOUND)
+            self.assertLessEqual(logs, LIMIT)
             for topic in TOPICS:
                 for chunk in range(0, PER_TOPIC, 500):
                     parts = list(range(chunk, chunk + 500))
                     errors = produce_all(b.port, topic, parts, b"v")
                     self.assertEqual(errors, {p: 0 for p in parts})
-                    self.assertLessEqual(open_segment_files(b)[0], BOUND)
+                    self.assertLessEqual(open_segment_files(b)[0], LIMIT)
             with KafkaConnection(b.port, timeout=60) as conn:
                 for topic in TOPICS:
                     for p in range(PER_TOPIC):
@@ -76,16 +80,16 @@ class StorageFdsTest(unittest.TestCase):
                                   for _o, _ts, _k, v, _h in vt.decode_records(batch)]
                         self.assertEqual(values, [b"v-%d" % p], "%s-%d" % (topic, p))
                         if p % 250 == 0:
-                            self.assertLessEqual(open_segment_files(b)[0], BOUND)
+                            self.assertLessEqual(open_segment_files(b)[0], LIMIT)
             logs, total = open_segment_files(b)
-            self.assertLessEqual(logs, BOUND)
+            self.assertLessEqual(logs, LIMIT)
             print("broker with %d partitions: %d segment files open (bound %d), %d descriptors"
                   % (PARTITIONS, logs, BOUND, total))
             # A restart opens (and checks) every partition within the bound.
             b.stop()
             b.start()
             b.wait_ready(timeout=300)
-            self.assertLessEqual(open_segment_files(b)[0], BOUND)
+            self.assertLessEqual(open_segment_files(b)[0], LIMIT)
             for topic in TOPICS:
                 errors = produce_all(b.port, topic, [0, PER_TOPIC - 1], b"w")
                 self.assertEqual(errors, {0: 0, PER_TOPIC - 1: 0})
