@@ -25,99 +25,25 @@
 #include "kafka_codec.h"
 #include "xalloc.h"
 
-#define API_METADATA         3
 #define API_ALTER_REASSIGN   45
 #define API_LIST_REASSIGN    46
 #define KAFKA_NOT_CONTROLLER 41
 #define RAW_CORRELATION_ID   0x72617373 /* "rass" */
 #define RAW_MAX_RESPONSE     (16 << 20)
-#define MAX_BROKERS          10000
 #define MAX_REPLICAS         64
 /* Partitions one AlterPartitionReassignments may name (the broker's bound). */
 #define MAX_ALTER_ITEMS  10000
 #define POLL_INTERVAL_MS 200
 
-/* ---- The controller's endpoint (raw Metadata v1) ---- */
+/* ---- Requests to the controller ---- */
 
-struct controller_endpoint {
-    int32_t id;
-    char host[256];
-    int32_t port;
-};
-
-static void put_header(kwriter_t *w, int16_t api_key, bool flexible)
+static void put_header(kwriter_t *w, int16_t api_key)
 {
     kw_i16(w, api_key);
-    kw_i16(w, api_key == API_METADATA ? 1 : 0);
+    kw_i16(w, 0); /* both APIs exist in v0 only */
     kw_i32(w, RAW_CORRELATION_ID);
     kw_string_v(w, false, "vltava", -1); /* client id: classic even in header v2 */
-    kw_tags_v(w, flexible);
-}
-
-/* Decodes a Metadata v1 answer to the controller's id and endpoint. */
-static bool decode_controller(const uint8_t *frame, size_t len, struct controller_endpoint *ep)
-{
-    kreader_t r;
-    kr_init(&r, frame, len);
-    int32_t correlation, nbrokers, controller;
-    if (!kr_i32(&r, &correlation) || correlation != RAW_CORRELATION_ID ||
-        !kr_array_v(&r, false, 12, &nbrokers) || nbrokers < 0 || nbrokers > MAX_BROKERS)
-        return false;
-    /* The brokers come before the controller id: remember where. */
-    const kreader_t brokers = r;
-    for (int32_t i = 0; i < nbrokers; i++) {
-        int32_t id, port;
-        kslice_t host, rack;
-        if (!kr_i32(&r, &id) || !kr_string_v(&r, false, &host) || !kr_i32(&r, &port) ||
-            !kr_nullable_string_v(&r, false, &rack))
-            return false;
-    }
-    if (!kr_i32(&r, &controller))
-        return false;
-    ep->id = controller;
-    r = brokers;
-    for (int32_t i = 0; i < nbrokers; i++) {
-        int32_t id, port;
-        kslice_t host, rack;
-        kr_i32(&r, &id); /* read once above */
-        kr_string_v(&r, false, &host);
-        kr_i32(&r, &port);
-        kr_nullable_string_v(&r, false, &rack);
-        if (id == controller && host.len > 0 && (size_t)host.len < sizeof(ep->host)) {
-            memcpy(ep->host, host.ptr, (size_t)host.len);
-            ep->host[host.len] = '\0';
-            ep->port = port;
-            return true;
-        }
-    }
-    return false; /* no controller, or one without an endpoint here */
-}
-
-static bool find_controller(const struct cli_globals *g, struct controller_endpoint *ep, char *why,
-                            size_t whylen)
-{
-    memset(ep, 0, sizeof(*ep));
-    int fd = cli_connect_bootstrap(g->brokers, cli_wait_deadline_ms(g), why, whylen);
-    if (fd < 0)
-        return false;
-    kwriter_t req;
-    kw_init(&req, 64);
-    size_t size_at = kw_reserve_i32(&req);
-    put_header(&req, API_METADATA, false);
-    kw_array_v(&req, false, 0); /* no topics */
-    kw_patch_i32(&req, size_at, (int32_t)(req.len - size_at - 4));
-    uint8_t *resp = NULL;
-    size_t len = 0;
-    bool ok = cli_raw_exchange(fd, req.buf, req.len, 8, RAW_MAX_RESPONSE, "Metadata", &resp, &len,
-                               why, whylen);
-    close(fd);
-    kw_free(&req);
-    if (ok && !decode_controller(resp, len, ep)) {
-        snprintf(why, whylen, "no controller is known to the cluster");
-        ok = false;
-    }
-    free(resp);
-    return ok;
+    kw_tags_v(w, true);
 }
 
 /* Sends body (after a header v2 of api_key) to the controller; *resp is
@@ -127,25 +53,18 @@ static bool controller_exchange(const struct cli_globals *g, int16_t api_key, co
                                 const char *what, uint8_t **frame, kreader_t *resp, char *why,
                                 size_t whylen)
 {
-    struct controller_endpoint ep;
+    assert(api_key == API_ALTER_REASSIGN || api_key == API_LIST_REASSIGN);
     *frame = NULL;
-    if (!find_controller(g, &ep, why, whylen))
-        return false;
-    char addr[300];
-    snprintf(addr, sizeof(addr), "%s:%d", ep.host, ep.port);
-    int fd = cli_connect_bootstrap(addr, cli_wait_deadline_ms(g), why, whylen);
-    if (fd < 0)
-        return false;
     kwriter_t req;
     kw_init(&req, 256 + body->len);
     size_t size_at = kw_reserve_i32(&req);
-    put_header(&req, api_key, true);
+    put_header(&req, api_key);
     kw_raw(&req, body->buf, body->len);
     kw_patch_i32(&req, size_at, (int32_t)(req.len - size_at - 4));
     size_t len = 0;
-    bool ok =
-        cli_raw_exchange(fd, req.buf, req.len, 5, RAW_MAX_RESPONSE, what, frame, &len, why, whylen);
-    close(fd);
+    int32_t controller = -1;
+    bool ok = cli_raw_controller_exchange(g, req.buf, req.len, 5, RAW_MAX_RESPONSE, what, frame,
+                                          &len, &controller, why, whylen);
     kw_free(&req);
     if (!ok)
         return false;
@@ -153,7 +72,8 @@ static bool controller_exchange(const struct cli_globals *g, int16_t api_key, co
     int32_t correlation;
     if (!kr_i32(resp, &correlation) || correlation != RAW_CORRELATION_ID ||
         !kr_tags_v(resp, true)) {
-        snprintf(why, whylen, "malformed answer to the %s request", what);
+        snprintf(why, whylen, "malformed answer to the %s request from broker %d", what,
+                 controller);
         free(*frame);
         *frame = NULL;
         return false;
