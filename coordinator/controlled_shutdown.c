@@ -62,6 +62,7 @@ typedef struct cs_member {
 typedef struct cs_waiter {
     struct cs_waiter *next;
     int32_t broker_id;
+    int64_t broker_epoch; /* its registration czxid; 0: unknown */
     int64_t deadline_ms;
     rpc_request_t *req; /* answered exactly once; NULL for a local one */
     coordinator_shutdown_fn local_done;
@@ -158,14 +159,14 @@ static void cs_check_registration(coordinator_t *c, cs_member_t *m)
     zk_exists(c, call, false);
 }
 
-static void cs_join(controlled_shutdown_t *cs, int32_t id)
+static void cs_join(controlled_shutdown_t *cs, int32_t id, int64_t broker_epoch)
 {
     if (cs_member(cs, id))
         return;
     assert(cs->nmembers < CS_MAX_MEMBERS);
     cs_member_t *m = &cs->members[cs->nmembers++];
     m->id = id;
-    m->czxid = -1;
+    m->czxid = broker_epoch > 0 ? broker_epoch : -1; /* else the first read sets it */
     m->check_inflight = false;
     VLOG_INFO(CS_MODULE, "broker %d is shutting down: moving its leadership and ISR places", id);
     cs_check_registration(cs->c, m);
@@ -291,7 +292,7 @@ static void cs_add_waiter(controlled_shutdown_t *cs, cs_waiter_t *w)
     w->next = cs->waiters;
     cs->waiters = w;
     cs->nwaiters++;
-    cs_join(cs, w->broker_id);
+    cs_join(cs, w->broker_id, w->broker_epoch);
     /* Decide now rather than at the next reload: nothing may change. */
     cs_arm_timer(cs, 0.);
 }
@@ -497,6 +498,7 @@ void controlled_shutdown_on_request(void *arg, rpc_request_t *req, int32_t sende
         return;
     }
     int32_t id = m->broker_id;
+    int64_t epoch = m->broker_epoch;
     vltava__controlled_shutdown_request__free_unpacked(m, NULL);
     controlled_shutdown_t *cs = cs_get(c);
     int16_t error = KAFKA_NONE;
@@ -504,6 +506,9 @@ void controlled_shutdown_on_request(void *arg, rpc_request_t *req, int32_t sende
         error = KAFKA_NOT_CONTROLLER;
     else if (id != sender || !coord_broker_live(c, id))
         error = KAFKA_BROKER_NOT_AVAILABLE; /* as Kafka answers an unknown broker */
+    else if (epoch > 0 && cluster_metadata_broker(c->md, id)->registration_zxid > 0 &&
+             epoch != cluster_metadata_broker(c->md, id)->registration_zxid)
+        error = KAFKA_STALE_BROKER_EPOCH; /* an earlier process's, or one not read yet */
     else if (cs->nwaiters >= CS_MAX_WAITERS ||
              (!cs_member(cs, id) && cs->nmembers >= CS_MAX_MEMBERS))
         error = KAFKA_REQUEST_TIMED_OUT;
@@ -516,6 +521,7 @@ void controlled_shutdown_on_request(void *arg, rpc_request_t *req, int32_t sende
     VLOG_INFO(CS_MODULE, "broker %d asks for a controlled shutdown", id);
     cs_waiter_t *w = xcalloc(1, sizeof(*w));
     w->broker_id = id;
+    w->broker_epoch = epoch;
     w->req = req;
     w->deadline_ms = coord_now_ms() + CS_SERVE_TIMEOUT_MS;
     cs_add_waiter(cs, w);
@@ -588,6 +594,8 @@ static void cs_ask_self(coordinator_t *c, int32_t led_before, int32_t timeout_ms
               c->cfg.broker_id);
     cs_waiter_t *w = xcalloc(1, sizeof(*w));
     w->broker_id = c->cfg.broker_id;
+    const md_broker_t *self = cluster_metadata_broker(c->md, c->cfg.broker_id);
+    w->broker_epoch = self ? self->registration_zxid : 0;
     w->local_done = done;
     w->local_arg = arg;
     w->led_before = led_before;
@@ -616,6 +624,8 @@ void coordinator_controlled_shutdown(coordinator_t *c, int32_t timeout_ms,
     }
     Vltava__ControlledShutdownRequest m = VLTAVA__CONTROLLED_SHUTDOWN_REQUEST__INIT;
     m.broker_id = me;
+    const md_broker_t *self = cluster_metadata_broker(c->md, me);
+    m.broker_epoch = self ? self->registration_zxid : 0;
     size_t len;
     uint8_t *buf = coord_pack_message(&m.base, &len);
     cs_attempt_t *a = xcalloc(1, sizeof(*a));

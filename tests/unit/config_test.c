@@ -87,8 +87,8 @@ static void test_defaults(void)
     CU_ASSERT_EQUAL(cfg.leader_imbalance_per_broker_percentage, 10);
     CU_ASSERT_TRUE(cfg.controlled_shutdown_enable); /* Kafka's controlled.shutdown.* defaults */
     CU_ASSERT_EQUAL(cfg.controlled_shutdown_max_retries, 3);
-    CU_ASSERT_EQUAL(cfg.controlled_shutdown_retry_backoff_ms, 5000);
-    CU_ASSERT_EQUAL(cfg.controlled_shutdown_request_timeout_ms, 30000);
+    CU_ASSERT_EQUAL(cfg.controlled_shutdown_retry_backoff_ms, 1000);
+    CU_ASSERT_EQUAL(cfg.controlled_shutdown_request_timeout_ms, 5000);
     CU_ASSERT_EQUAL(cfg.socket_request_max_bytes, 104857600);
     CU_ASSERT_EQUAL(cfg.max_connections, INT32_MAX);
     CU_ASSERT_EQUAL(cfg.queued_max_requests, 500);
