@@ -97,6 +97,10 @@ typedef struct rm_fetcher {
     bool in_flight;
     int32_t backoff_ms;
     ev_timer backoff;
+    /* Where the next request starts its walk of the partition table: a
+     * leader may be followed for more partitions than one request names
+     * (RM_FETCH_MAX_PARTITIONS), and each must get its turn. */
+    size_t next_bucket;
 } rm_fetcher_t;
 
 /* A follower's fetch the leader holds until data arrives or max_wait. */
@@ -1411,8 +1415,10 @@ static void rm_fetcher_kick(rm_fetcher_t *f)
         return;
     size_t cap = 16, n = 0, held = 0;
     Vltava__ReplicaFetchPartition *parts = xmalloc(cap * sizeof(*parts));
-    for (size_t i = 0; i < rm->nbuckets && n < RM_FETCH_MAX_PARTITIONS; i++) {
-        for (rm_entry_t *e = rm->buckets[i]; e && n < RM_FETCH_MAX_PARTITIONS; e = e->next) {
+    const size_t nb = rm->nbuckets;
+    size_t b = f->next_bucket < nb ? f->next_bucket : 0;
+    for (size_t k = 0; k < nb && n < RM_FETCH_MAX_PARTITIONS; k++, b = (b + 1) % nb) {
+        for (rm_entry_t *e = rm->buckets[b]; e && n < RM_FETCH_MAX_PARTITIONS; e = e->next) {
             if (!rm_follows(e, f->leader_id))
                 continue;
             if (rm_follower_throttle_holds(rm, e)) {
@@ -1432,6 +1438,10 @@ static void rm_fetcher_kick(rm_fetcher_t *f)
             p->last_fetched_epoch = partition_log_latest_epoch(e->pub.log);
         }
     }
+    /* Full: the next request starts at the bucket this one stopped in (b
+     * moved one past it), so the partitions after the cap are next. */
+    if (n >= RM_FETCH_MAX_PARTITIONS)
+        f->next_bucket = (b + nb - 1) % nb;
     if (n == 0) {
         free(parts);
         if (held > 0)
