@@ -145,15 +145,20 @@ static void add_election(elect_op_t *op, size_t *cap, const char *topic, int32_t
 }
 
 /* Every partition in the metadata (a null topic list). */
-static void add_all(elect_op_t *op, const cluster_metadata_t *md)
+/* Every partition of the cluster into op; false (op partly filled) when
+ * there are more than the coordinator takes in one request. */
+static bool add_all(elect_op_t *op, const cluster_metadata_t *md)
 {
     size_t cap = 0;
     op->topics = xcalloc(md->ntopics + 1, sizeof(char *));
     for (size_t t = 0; t < md->ntopics; t++) {
+        if (op->n + (size_t)md->topics[t].npartitions > COORDINATOR_MAX_ELECTIONS)
+            return false;
         op->topics[op->ntopics++] = xstrdup(md->topics[t].name);
         for (int32_t p = 0; p < md->topics[t].npartitions; p++)
             add_election(op, &cap, op->topics[t], p);
     }
+    return true;
 }
 
 /* Reads the topic list into op; false when malformed. */
@@ -205,8 +210,11 @@ api_result_t api_handle_elect_leaders(api_context_t *ctx, kafka_request_t *req,
         op_free(op);
         return API_REFUSE(req, "malformed ElectLeaders request");
     }
-    if (op->all)
-        add_all(op, coordinator_metadata(ctx->coord));
+    if (op->all && !add_all(op, coordinator_metadata(ctx->coord))) {
+        op_free(op);
+        return API_REFUSE(req, "ElectLeaders for every partition: more than the 1,000,000 "
+                               "one request may name; name the topics");
+    }
     sort_unique(op);
     op->req = req;
     op->resp = resp;
