@@ -217,6 +217,10 @@ static void cs_respond_rpc(coordinator_t *c, cs_waiter_t *w, int16_t error)
         ptrs = xcalloc(cap + 1, sizeof(*ptrs));
         for (size_t i = 0; i < c->md->ntopics && n < cap; i++) {
             const md_topic_t *t = &c->md->topics[i];
+            /* Not moved, and going away: not worth another attempt (Kafka
+             * leaves out topics queued for deletion too). */
+            if (controller_topic_being_deleted(c, t->name))
+                continue;
             for (int32_t p = 0; p < t->npartitions && n < cap; p++) {
                 if (t->partitions[p].leader != w->broker_id)
                     continue;
