@@ -61,6 +61,17 @@ class CheckTopicTest(unittest.TestCase):
         self.assertEqual(r["inconsistent"], 1)
         self.assertEqual(r["lost"], 1)
 
+    def test_acknowledgement_without_offset(self):
+        # Present: fine, its position unchecked; absent: lost.
+        produced = self.produced + [ack("i-4", 0, None)]
+        log = dict(self.log)
+        log[(0, 2)] = "i-4"
+        r = self.check(produced=produced, log=log)
+        self.assertEqual(r["violations"], 0, r)
+        self.assertEqual(r["acked_without_offset"], 1)
+        r = self.check(produced=produced)
+        self.assertEqual(r["lost"], 1)
+
     def test_duplicates_count_against_idempotence_only(self):
         log = dict(self.log)
         log[(0, 2)] = "i-2"
