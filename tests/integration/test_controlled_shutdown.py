@@ -151,20 +151,7 @@ def same_place(acked_at, read_at):
 
 def read_partition(port, partition):
     """Every (offset, value) below the high watermark."""
-    out, offset = [], 0
-    while True:
-        f = vt.raw_fetch(port, TOPIC, partition, offset, max_bytes=4 << 20,
-                         partition_max_bytes=4 << 20)
-        if f["error"] != 0:
-            raise OSError("fetch error %d" % f["error"])
-        batches = vt.parse_record_batches(f["records"])
-        for b in batches:
-            for off, _ts, _key, value, _h in vt.decode_records(b):
-                if off >= offset:
-                    out.append((off, value))
-            offset = b["last_offset"] + 1
-        if offset >= f["high_watermark"] or not batches:
-            return out
+    return vt.read_below_high_watermark(port, TOPIC, partition)[0]
 
 
 class RollingRestartTest(unittest.TestCase):

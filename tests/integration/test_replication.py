@@ -63,22 +63,8 @@ def consume_partition(c, topic, partition, timeout=60):
     deadline = time.monotonic() + timeout
     while True:
         leader, _isr = partition_state(c, topic, partition)
-        out, offset = [], 0
         try:
-            port = c.broker(leader).port
-            while True:
-                f = vt.raw_fetch(port, topic, partition, offset, max_bytes=4 << 20,
-                                 partition_max_bytes=4 << 20)
-                if f["error"] != 0:
-                    raise OSError("fetch error %d" % f["error"])
-                batches = vt.parse_record_batches(f["records"])
-                for b in batches:
-                    for off, _ts, _key, value, _h in vt.decode_records(b):
-                        if off >= offset:
-                            out.append((off, value))
-                    offset = b["last_offset"] + 1
-                if offset >= f["high_watermark"] or not batches:
-                    return out, f["high_watermark"]
+            return vt.read_below_high_watermark(c.broker(leader).port, topic, partition)
         except (OSError, KeyError):
             if time.monotonic() > deadline:
                 raise

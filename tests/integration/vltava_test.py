@@ -784,6 +784,24 @@ def raw_fetch(port, topic, partition, offset, max_wait_ms=0, min_bytes=1, max_by
     raise AssertionError("Fetch answer without %s-%d" % (topic, partition))
 
 
+def read_below_high_watermark(port, topic, partition):
+    """(every (offset, value) below the high watermark, the high watermark),
+    read with Fetch from the broker at port; OSError on a Fetch error."""
+    out, offset = [], 0
+    while True:
+        f = raw_fetch(port, topic, partition, offset, max_bytes=4 << 20, partition_max_bytes=4 << 20)
+        if f["error"] != 0:
+            raise OSError("fetch error %d" % f["error"])
+        batches = parse_record_batches(f["records"])
+        for b in batches:
+            for off, _ts, _key, value, _h in decode_records(b):
+                if off >= offset:
+                    out.append((off, value))
+            offset = b["last_offset"] + 1
+        if offset >= f["high_watermark"] or not batches:
+            return out, f["high_watermark"]
+
+
 def raw_list_offsets(port, topic, partition, timestamp, timeout=10, isolation_level=None):
     """ListOffsets v1 (v2 when isolation_level is given): (error, timestamp,
     offset). timestamp -2 = earliest, -1 = latest."""
