@@ -248,12 +248,6 @@ void coord_push_clear(coordinator_t *c);
  * immediate retry would only repeat. */
 void coord_schedule_retry(coordinator_t *c);
 bool coord_broker_live(void *arg, int32_t id);
-/* coord_broker_live, except one broker (arg: a live_except_t). */
-typedef struct live_except {
-    const coordinator_t *c;
-    int32_t except;
-} live_except_t;
-bool coord_broker_live_except(void *arg, int32_t id);
 /* True when partition `partition` of t (in c->md) is led by a broker
  * whose current registration is newer than the leadership: a restarted
  * process that never took it, which the controller treats as a leave and

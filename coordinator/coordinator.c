@@ -163,12 +163,6 @@ bool coord_broker_live(void *arg, int32_t id)
     return cluster_metadata_broker(c->md, id) != NULL;
 }
 
-bool coord_broker_live_except(void *arg, int32_t id)
-{
-    const live_except_t *e = arg;
-    return id != e->except && coord_broker_live((void *)e->c, id);
-}
-
 /* The partition's state was last written before its leader's current
  * registration was created: no process of that registration took the
  * leadership, since a controller elects only registered brokers and a
